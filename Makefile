@@ -1,0 +1,126 @@
+# aegis-run: one C binary embedding Lua 5.4.  See README.md.
+#   make            build bin/aegis-run (installs missing Debian packages first)
+#   make demo       run the quickstart on the embedded default store
+#   make test       every spec; ends with "N passed, N failed"
+#   make test-asan  the same under AddressSanitizer + UBSan
+#   make test-valgrind   the same under valgrind memcheck
+#   make bench      every benchmark under bench/
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+override CFLAGS += -std=c11 -Wall -Wextra -Wshadow -Wundef -Wwrite-strings \
+                   -Wmissing-prototypes -Wstrict-prototypes -fvisibility=hidden
+PKGS := lua5.4 lua5.4-cjson sqlite3 libpq libcurl libcrypto tree-sitter
+
+# Debian packages: what the build, the tests and the demo need.
+DEB := gcc make pkg-config openssl ca-certificates lua5.4 liblua5.4-dev \
+       lua-cjson lua-cjson-dev lua-busted libsqlite3-dev sqlite3 libpq-dev \
+       postgresql libcurl4-openssl-dev libssl-dev libtree-sitter-dev
+DEB_NPM := npm
+DEB_BENCH := hyperfine
+DEB_VALGRIND := valgrind
+
+GRAMMAR_DIR := build/grammar
+GRAMMAR_OBJ := $(GRAMMAR_DIR)/typescript_parser.o $(GRAMMAR_DIR)/typescript_scanner.o \
+               $(GRAMMAR_DIR)/tsx_parser.o $(GRAMMAR_DIR)/tsx_scanner.o
+
+SRC := $(sort $(wildcard runtime/*.c))
+BINDINGS := $(filter runtime/l%.c,$(SRC))
+EMBED := $(shell find lua providers rulepacks pipelines -type f \( -name '*.lua' -o -name '*.json' \) 2>/dev/null | sort)
+HDR := $(wildcard runtime/*.h)
+
+OBJ := $(patsubst runtime/%.c,build/obj/%.o,$(SRC)) build/obj/embed.o build/obj/modules.o
+ASAN_OBJ := $(patsubst runtime/%.c,build/asan/%.o,$(SRC)) build/asan/embed.o build/asan/modules.o
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+Q := @
+.PHONY: all deps deps-npm demo test test-asan test-valgrind bench clean lint
+.DEFAULT_GOAL := all
+
+all: bin/aegis-run
+
+deps:
+	$(Q)tools/deps.sh $(DEB)
+	$(Q)command -v npm >/dev/null 2>&1 || tools/deps.sh $(DEB_NPM)
+
+# Read pkg-config only once the packages are there.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS = $(shell pkg-config --libs $(PKGS))
+
+bin/aegis-run: $(OBJ) $(GRAMMAR_OBJ) | deps
+	@mkdir -p bin
+	@echo LINK $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(OBJ) $(GRAMMAR_OBJ) $(PKG_LIBS) -lm
+
+build/obj/%.o: runtime/%.c $(HDR) | deps
+	@mkdir -p $(@D)
+	@echo CC $<
+	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iruntime -c -o $@ $<
+
+build/obj/%.o: build/gen/%.c runtime/host.h | deps
+	@mkdir -p $(@D)
+	@echo CC $<
+	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iruntime -c -o $@ $<
+
+build/gen/embed.c: tools/embed.lua $(EMBED) | deps
+	@mkdir -p $(@D)
+	@echo GEN $@
+	$(Q)lua5.4 tools/embed.lua $@ $(EMBED)
+
+build/gen/modules.c: tools/modules.sh $(BINDINGS)
+	@mkdir -p $(@D)
+	@echo GEN $@
+	$(Q)tools/modules.sh $@ $(BINDINGS)
+
+# The grammar: fetched from npm with its integrity checked, never committed.
+$(GRAMMAR_DIR)/package/package.json: tools/grammar.sh | deps
+	$(Q)tools/grammar.sh $(GRAMMAR_DIR)
+	@touch $@
+
+# Third-party generated C: compiled without our warning list.
+$(GRAMMAR_DIR)/%_parser.o: $(GRAMMAR_DIR)/package/package.json
+	@echo CC grammar $*/parser.c
+	$(Q)$(CC) -O2 -std=c11 -w -I$(GRAMMAR_DIR)/package/$*/src -c -o $@ $(GRAMMAR_DIR)/package/$*/src/parser.c
+$(GRAMMAR_DIR)/%_scanner.o: $(GRAMMAR_DIR)/package/package.json
+	@echo CC grammar $*/scanner.c
+	$(Q)$(CC) -O2 -std=c11 -w -I$(GRAMMAR_DIR)/package/$*/src -c -o $@ $(GRAMMAR_DIR)/package/$*/src/scanner.c
+
+# Sanitizer build: same sources, its own objects, grammar shared.
+build/asan/aegis-run: $(ASAN_OBJ) $(GRAMMAR_OBJ) | deps
+	@echo LINK $@
+	$(Q)$(CC) $(ASAN_FLAGS) $(LDFLAGS) -o $@ $(ASAN_OBJ) $(GRAMMAR_OBJ) $(PKG_LIBS) -lm
+build/asan/%.o: runtime/%.c $(HDR) | deps
+	@mkdir -p $(@D)
+	@echo CC asan $<
+	$(Q)$(CC) -O1 -g $(filter-out -O2,$(CFLAGS)) $(ASAN_FLAGS) $(PKG_CFLAGS) -Iruntime -c -o $@ $<
+build/asan/%.o: build/gen/%.c runtime/host.h | deps
+	@mkdir -p $(@D)
+	$(Q)$(CC) -O1 -g $(filter-out -O2,$(CFLAGS)) $(ASAN_FLAGS) $(PKG_CFLAGS) -Iruntime -c -o $@ $<
+
+demo: bin/aegis-run
+	$(Q)cd examples && ../bin/aegis-run quickstart.lua
+
+test: bin/aegis-run
+	$(Q)tools/test.sh bin/aegis-run
+
+test-asan: build/asan/aegis-run
+	$(Q)ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tools/lsan.supp:print_suppressions=0 \
+	  tools/test.sh build/asan/aegis-run
+
+test-valgrind: bin/aegis-run
+	$(Q)tools/deps.sh $(DEB_VALGRIND)
+	$(Q)AEGIS_WRAP="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --suppressions=$(CURDIR)/tools/valgrind.supp" \
+	  tools/test.sh bin/aegis-run
+
+bench: bin/aegis-run
+	$(Q)tools/deps.sh $(DEB_BENCH)
+	$(Q)for b in bench/*/run.sh; do echo "== $$b"; $$b || exit 1; done
+
+lint:
+	$(Q)command -v luacheck >/dev/null || tools/deps.sh lua-check
+	$(Q)luacheck --std lua54 lua providers rulepacks pipelines spec examples
+
+clean:
+	rm -rf bin build/obj build/asan build/gen

@@ -1,0 +1,60 @@
+/*
+** lauxag.c: helpers shared by the Lua bindings.
+*/
+#define _POSIX_C_SOURCE 200809L
+#include <stdarg.h>
+#include <time.h>
+
+#include "lauxag.h"
+
+int agL_pushfail (lua_State *L, int status, const char *fmt, ...) {
+  va_list ap;
+  luaL_pushfail(L);
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  lua_pushstring(L, ag_errcode(status));
+  return 3;
+}
+
+void agL_newclass (lua_State *L, const char *tname,
+                   const luaL_Reg *meth, const luaL_Reg *metameth) {
+  luaL_newmetatable(L, tname);  /* [mt] (sets __name) */
+  luaL_setfuncs(L, metameth, 0);
+  lua_newtable(L);              /* [mt, methods] */
+  luaL_setfuncs(L, meth, 0);
+  lua_setfield(L, -2, "__index");  /* mt.__index = methods */
+  lua_pop(L, 1);
+}
+
+int agL_traceback (lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) {  /* not a string: try __tostring, then a msg field */
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+      msg = lua_tostring(L, -1);
+    else if (lua_type(L, 1) == LUA_TTABLE &&
+             lua_getfield(L, 1, "msg") == LUA_TSTRING)
+      msg = lua_tostring(L, -1);
+    else
+      msg = lua_pushfstring(L, "(error object is a %s value)",
+                            luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+int agL_pcall (lua_State *L, int nargs, int nresults) {
+  int base = lua_gettop(L) - nargs;  /* function index */
+  int status;
+  lua_pushcfunction(L, agL_traceback);
+  lua_insert(L, base);
+  status = lua_pcall(L, nargs, nresults, base);
+  lua_remove(L, base);
+  return status;
+}
+
+double agL_monotonic (void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
