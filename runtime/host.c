@@ -44,13 +44,17 @@ static void *l_alloc (void *ud, void *ptr, size_t osize, size_t nsize) {
   return p;
 }
 
+/* One state per process: its allocator state is static, so nothing of it
+** is left to free when a script ends the process with os.exit. */
+static ag_alloc the_alloc;
+
 lua_State *ag_host_new (void) {
-  ag_alloc *a = calloc(1, sizeof *a);
-  if (a == NULL) return NULL;
+  ag_alloc *a = &the_alloc;
+  memset(a, 0, sizeof *a);
   const char *fail = getenv("AEGIS_ALLOC_FAIL_AFTER");
   a->fail_after = (fail != NULL && *fail != '\0') ? strtol(fail, NULL, 10) : -1;
   lua_State *L = lua_newstate(l_alloc, a);
-  if (L == NULL) { free(a); return NULL; }
+  if (L == NULL) return NULL;
   lua_setwarnf(L, NULL, NULL);
   return L;
 }
@@ -62,10 +66,7 @@ ag_alloc *ag_host_alloc (lua_State *L) {
 }
 
 void ag_host_close (lua_State *L) {
-  if (L == NULL) return;
-  ag_alloc *a = ag_host_alloc(L);
-  lua_close(L);
-  free(a);
+  if (L != NULL) lua_close(L);
 }
 
 /* }====================================================== */

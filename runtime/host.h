@@ -36,7 +36,7 @@ extern const ag_embedded ag_embedded_files[];  /* build/gen/embed.c; sorted */
 /* Creates the state with aegis's allocator.  NULL when out of memory. */
 lua_State *ag_host_new(void);
 
-/* Closes the state and frees the allocator state.  NULL is a no-op. */
+/* Closes the state.  NULL is a no-op. */
 void ag_host_close(lua_State *L);
 
 /* Opens the standard libraries, preloads every aegis module and installs
