@@ -1,0 +1,398 @@
+/*
+** lsandbox.c: aegis.core.sandbox, the C half of the script sandbox.
+**
+** Three jobs, none of which Lua code can do for itself:
+**  - closes the `("").dump` hole once for the whole state: the string
+**    metatable's __index becomes a copy of the string library without
+**    `dump` (and with a `rep` that cannot spin on empty strings), and the
+**    metatable answers getmetatable with false;
+**  - runs a function under a budget (`call`): a count hook shared by every
+**    coroutine the function creates checks an instruction limit and a
+**    wall-clock deadline, and the host allocator's limit caps memory;
+**  - getcwd, which the config loader needs to find the nearest
+**    aegis.config.lua and plain Lua cannot do.
+** The documented API is lua/aegis/sandbox.lua.
+*/
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#include "host.h"
+#include "lauxag.h"
+
+/*
+** The hook runs every HOOK_EVERY VM instructions.  In 5.4 any count hook
+** makes the VM call luaG_traceexec on every instruction, so the cost
+** (about 2x on a tight arithmetic loop, within noise on string-heavy code;
+** docs/sandbox.md) is the same for 100, 1000 or 100000; 1000 keeps the
+** overshoot past a limit small and the clock reads rare.
+*/
+#define HOOK_EVERY 1000
+
+/* Marks the table the message handler returns (registry-free: address). */
+static const char handled_key = 0;
+
+/*
+** {======================================================
+** Budgeted calls
+** =======================================================
+*/
+
+enum { TRIP_NONE = 0, TRIP_INSTRUCTIONS, TRIP_TIME };
+
+/*
+** One budgeted call.  Lives on the C stack of sandbox_call; `current`
+** points at the innermost one, so the hook (which gets no user data) and
+** the message handler find it.  One process runs one state, and a
+** budgeted call never yields, so a static pointer is enough.
+*/
+typedef struct run {
+  lua_Integer limit;       /* instructions; 0: none */
+  lua_Integer count;       /* instructions so far, in every thread of the run */
+  double seconds;          /* as given, for the message */
+  double deadline;         /* monotonic seconds; 0: none */
+  int tripped;             /* TRIP_*: once set, every instruction raises */
+  lua_Integer trip_limit;  /* the limit that ran out (maybe an enclosing run's) */
+  double trip_seconds;
+  const char *source;      /* the chunk's source ("@x.lua"), to find its frames */
+  char where[LUA_IDSIZE + 24];  /* "x.lua:3:" where the budget ran out */
+  struct run *prev;        /* enclosing run, for nested calls */
+} run;
+
+static run *current = NULL;
+
+/*
+** The count hook.  Coroutines created during the run inherit it
+** (lua_newthread copies the creator's hook), so the counter is the run's,
+** not the thread's.  A thread left with the hook after its run ended
+** (a coroutine that escaped) drops it.  Once the budget is out the hook
+** re-arms at count 1 and raises on every instruction, so a pcall in the
+** script cannot swallow the error (Redis script_lua.c does the same).
+*/
+static void hook (lua_State *L, lua_Debug *ar) {
+  run *r = current;
+  if (r == NULL) {
+    lua_sethook(L, NULL, 0, 0);
+    return;
+  }
+  if (!r->tripped) {
+    int every = lua_gethookcount(L);
+    double now = 0;
+    for (run *p = r; p != NULL && !r->tripped; p = p->prev) {
+      p->count += every;  /* a nested run's instructions are its parents' too */
+      if (p->limit > 0 && p->count > p->limit) {
+        r->tripped = TRIP_INSTRUCTIONS;
+        r->trip_limit = p->limit;
+      }
+      else if (p->deadline > 0) {
+        if (now == 0) now = agL_monotonic();
+        if (now > p->deadline) {
+          r->tripped = TRIP_TIME;
+          r->trip_seconds = p->seconds;
+        }
+      }
+    }
+    if (!r->tripped) {
+      if (every != HOOK_EVERY)  /* a coroutine left at 1 by an earlier run */
+        lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY);
+      return;
+    }
+    if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
+      snprintf(r->where, sizeof r->where, "%s:%d:", ar->short_src, ar->currentline);
+    else
+      r->where[0] = '\0';
+  }
+  lua_sethook(L, hook, LUA_MASKCOUNT, 1);
+  lua_pushliteral(L, "sandbox: budget exceeded");  /* replaced by call's message */
+  lua_error(L);
+}
+
+/*
+** "x.lua:3: " for the innermost frame of the script's own chunk, or ""
+** (pushed).  Gives a position to errors raised with a non-string value.
+*/
+static void pushwhere (lua_State *L, const char *source) {
+  lua_Debug ar;
+  for (int level = 1; lua_getstack(L, level, &ar); level++) {
+    if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0 &&
+        source != NULL && strcmp(ar.source, source) == 0) {
+      lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+      return;
+    }
+  }
+  lua_pushliteral(L, "");
+}
+
+/* __tostring of the value at 1, under its own pcall: [.., s] or [..] */
+static int calltostring (lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
+/*
+** Message handler of the budgeted call.  Runs on the failing thread with
+** the hook still armed; it is C, so the hook never fires in it, and a
+** user __tostring it calls runs under its own pcall (and the budget).
+** Returns {msg = string, traceback = string, value = original} marked
+** with handled_key, or the bare value when the budget ran out (the caller
+** builds that message).  Stack: [value].
+*/
+static int msgh (lua_State *L) {
+  run *r = current;
+  if (r == NULL || r->tripped) return 1;
+  lua_settop(L, 1);
+  if (lua_type(L, 1) == LUA_TSTRING)
+    lua_pushvalue(L, 1);                                 /* [v, msg] */
+  else {
+    pushwhere(L, r->source);                             /* [v, where] */
+    int ok = 0;
+    if (luaL_getmetafield(L, 1, "__tostring") != LUA_TNIL) {
+      lua_pop(L, 1);
+      lua_pushcfunction(L, calltostring);
+      lua_pushvalue(L, 1);
+      ok = lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING;
+      if (!ok) lua_pop(L, 1);
+    }
+    if (!ok && lua_type(L, 1) == LUA_TNUMBER) {
+      lua_pushvalue(L, 1);
+      lua_tostring(L, -1);
+      ok = 1;
+    }
+    if (!ok)
+      lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    lua_concat(L, 2);                                    /* [v, msg] */
+    if (r->tripped) return 1;  /* the budget ran out inside __tostring */
+  }
+  lua_createtable(L, 0, 4);                              /* [v, msg, t] */
+  luaL_traceback(L, L, lua_tostring(L, 2), 1);
+  lua_setfield(L, -2, "traceback");
+  lua_pushvalue(L, 2);
+  lua_setfield(L, -2, "msg");
+  lua_pushvalue(L, 1);
+  lua_setfield(L, -2, "value");
+  lua_pushboolean(L, 1);
+  lua_rawsetp(L, -2, &handled_key);
+  return 1;
+}
+
+/* "%.4g" of x in buf: budgets read "0.5 s", "64 MiB". */
+static const char *fmtnum (char *buf, size_t n, double x) {
+  snprintf(buf, n, "%.4g", x);
+  return buf;
+}
+
+/*
+** call(instructions, seconds, memory, source, f, ...)
+**   -> true, ...results
+**   -> false, kind, msg, traceback|nil, value
+** Runs f(...) under the budget: `instructions` (0: no limit), `seconds` of
+** wall time (0: none), `memory` bytes on top of what the state uses now
+** (0: no cap).  kind is "runtime", "budget" or "memory".  `source` is the
+** chunk name of the script ("@x.lua"), used to give non-string errors a
+** position.  The hook and the memory limit the thread had before are put
+** back on every path.
+*/
+static int sandbox_call (lua_State *L) {
+  lua_Integer limit = luaL_checkinteger(L, 1);
+  double seconds = luaL_checknumber(L, 2);
+  lua_Integer memory = luaL_checkinteger(L, 3);
+  const char *source = luaL_checkstring(L, 4);
+  luaL_checktype(L, 5, LUA_TFUNCTION);
+  luaL_argcheck(L, limit >= 0, 1, "must be non-negative");
+  luaL_argcheck(L, seconds >= 0, 2, "must be non-negative");
+  luaL_argcheck(L, memory >= 0, 3, "must be non-negative");
+  int nargs = lua_gettop(L) - 5;
+  char num[32];
+  ag_alloc *a = ag_host_alloc(L);
+  size_t oldlimit = a->limit;
+  lua_Hook oldhook = lua_gethook(L);
+  int oldmask = lua_gethookmask(L);
+  int oldcount = lua_gethookcount(L);
+  run r;
+  memset(&r, 0, sizeof r);
+  r.limit = limit;
+  r.seconds = seconds;
+  r.deadline = seconds > 0 ? agL_monotonic() + seconds : 0;
+  r.source = source;
+  r.prev = current;
+  lua_pushcfunction(L, msgh);
+  lua_insert(L, 5);                              /* [.., msgh, f, args...] */
+  if (memory > 0) {
+    size_t cap = a->used + (size_t)memory;
+    if (cap < a->used) cap = (size_t)-1;         /* overflow: no cap */
+    if (oldlimit == 0 || cap < oldlimit) a->limit = cap;
+  }
+  /* no limit anywhere in the chain: no hook, so no per-instruction cost */
+  int hooked = 0;
+  for (run *p = &r; p != NULL; p = p->prev)
+    if (p->limit > 0 || p->deadline > 0) hooked = 1;
+  current = &r;
+  if (hooked) lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY);
+  int status = lua_pcall(L, nargs, LUA_MULTRET, 5);
+  /* restore before anything that can allocate or raise */
+  if (hooked) lua_sethook(L, oldhook, oldmask, oldcount);
+  current = r.prev;
+  a->limit = oldlimit;
+  if (status == LUA_OK) {
+    int nres = lua_gettop(L) - 5;
+    luaL_checkstack(L, 1, "too many results");
+    lua_pushboolean(L, 1);
+    lua_replace(L, 5);                           /* msgh -> true */
+    return nres + 1;
+  }
+  lua_settop(L, 6);                              /* [.., msgh, err] */
+  lua_pushboolean(L, 0);
+  if (r.tripped) {
+    lua_pushliteral(L, "budget");
+    const char *where = r.where[0] ? r.where : "";
+    const char *sp = r.where[0] ? " " : "";
+    if (r.tripped == TRIP_INSTRUCTIONS)
+      lua_pushfstring(L, "%s%ssandbox: instruction budget exceeded (%I instructions)",
+                      where, sp, (LUAI_UACINT)r.trip_limit);
+    else
+      lua_pushfstring(L, "%s%ssandbox: time budget exceeded (%s s)", where, sp,
+                      fmtnum(num, sizeof num, r.trip_seconds));
+    lua_pushnil(L);
+    lua_pushnil(L);
+    return 5;
+  }
+  if (status == LUA_ERRMEM) {
+    lua_pushliteral(L, "memory");
+    if (memory > 0)
+      lua_pushfstring(L, "sandbox: memory budget exceeded (%s MiB)",
+                      fmtnum(num, sizeof num, (double)memory / (1024.0 * 1024.0)));
+    else
+      lua_pushliteral(L, "sandbox: not enough memory");
+    lua_pushnil(L);
+    lua_pushnil(L);
+    return 5;
+  }
+  lua_pushliteral(L, "runtime");                 /* [.., err, false, kind] */
+  if (lua_type(L, 6) == LUA_TTABLE &&
+      lua_rawgetp(L, 6, &handled_key) == LUA_TBOOLEAN) {
+    lua_pop(L, 1);
+    lua_getfield(L, 6, "msg");
+    lua_getfield(L, 6, "traceback");
+    lua_getfield(L, 6, "value");
+    return 5;
+  }
+  if (lua_type(L, 6) == LUA_TTABLE) lua_pop(L, 1);  /* the rawgetp result */
+  /* LUA_ERRERR, or an error the handler could not wrap */
+  if (status == LUA_ERRERR)
+    lua_pushliteral(L, "sandbox: error in error handling");
+  else if (lua_type(L, 6) == LUA_TSTRING)
+    lua_pushvalue(L, 6);
+  else
+    lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 6));
+  lua_pushnil(L);
+  lua_pushvalue(L, 6);
+  return 5;
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** The string metatable
+** =======================================================
+*/
+
+/*
+** string.rep that returns at once when the result is empty.  The stock
+** one loops n times even then, inside one C call the hook cannot stop:
+** ("").rep("", math.maxinteger) would hang the host.  Upvalue 1: the
+** stock rep.
+*/
+static int str_rep (lua_State *L) {
+  size_t l, lsep;
+  luaL_checklstring(L, 1, &l);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  luaL_optlstring(L, 3, "", &lsep);
+  if (n <= 0 || l + lsep == 0) {
+    lua_pushliteral(L, "");
+    return 1;
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
+/*
+** Makes the string metatable's __index a copy of the string library
+** without `dump` (and with the safe `rep`), and sets __metatable = false
+** so getmetatable("") no longer hands out the metatable.  Host code keeps
+** string.dump through the global `string`.  Idempotent: a second call
+** copies the copy.  Pushes the copy.
+*/
+static void protectstrings (lua_State *L) {
+  lua_pushliteral(L, "");
+  if (!lua_getmetatable(L, -1))                  /* [s, mt] */
+    luaL_error(L, "sandbox: strings have no metatable");
+  lua_remove(L, -2);                             /* [mt] */
+  lua_newtable(L);                               /* [mt, copy] */
+  if (lua_getfield(L, -2, "__index") == LUA_TTABLE) {  /* [mt, copy, lib] */
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {                    /* [mt, copy, lib, k, v] */
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);                         /* [mt, copy, lib, k, k, v] */
+      lua_rawset(L, -5);
+    }
+  }
+  lua_pop(L, 1);                                 /* [mt, copy] */
+  lua_pushnil(L);
+  lua_setfield(L, -2, "dump");
+  if (lua_getfield(L, -1, "rep") == LUA_TFUNCTION) {  /* [mt, copy, rep] */
+    lua_pushcclosure(L, str_rep, 1);
+    lua_setfield(L, -2, "rep");
+  }
+  else lua_pop(L, 1);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "__index");                /* mt.__index = copy */
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -3, "__metatable");            /* getmetatable("") -> false */
+  lua_remove(L, -2);                             /* [copy] */
+}
+
+/* }====================================================== */
+
+
+/* getcwd() -> string | nil, msg, code */
+static int sandbox_getcwd (lua_State *L) {
+  char buf[PATH_MAX];
+  if (getcwd(buf, sizeof buf) == NULL)
+    return agL_pushfail(L, AG_EIO, "sandbox: getcwd: %s", strerror(errno));
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+/* instructions() -> instructions counted so far in the innermost run, or nil */
+static int sandbox_instructions (lua_State *L) {
+  if (current == NULL) lua_pushnil(L);
+  else lua_pushinteger(L, current->count);
+  return 1;
+}
+
+static const luaL_Reg funcs[] = {
+  {"call", sandbox_call},
+  {"getcwd", sandbox_getcwd},
+  {"instructions", sandbox_instructions},
+  {NULL, NULL}
+};
+
+AGLIB_API int luaopen_aegis_core_sandbox(lua_State *L);
+AGLIB_API int luaopen_aegis_core_sandbox (lua_State *L) {
+  luaL_newlib(L, funcs);                         /* [M] */
+  protectstrings(L);                             /* [M, copy] */
+  lua_setfield(L, -2, "string");                 /* M.string = copy */
+  lua_pushinteger(L, HOOK_EVERY);
+  lua_setfield(L, -2, "hook_every");
+  return 1;
+}
