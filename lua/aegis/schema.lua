@@ -23,6 +23,7 @@ local math_type, tointeger, type, pairs, rawequal = math.type, math.tointeger, t
 local getmetatable, setmetatable, tostring = getmetatable, setmetatable, tostring
 
 local NULL = json.null
+local HUGE = math.huge
 
 --- Issues kept per parse; the rest are counted.
 M.MAX_ISSUES = 20
@@ -119,7 +120,7 @@ local function ctx_acquire(root)
 end
 
 local function ctx_release(ctx)
-  for i = #ctx, 1, -1 do ctx[i] = nil end
+  -- path slots need no clearing: a check sets ctx[d] before looking deeper
   ctx.issues, ctx.root = nil, nil
   pool[#pool + 1] = ctx
 end
@@ -168,9 +169,10 @@ end
 --[[ {======================================================
 ** Checking
 **
-** run(self, v, ctx, d) applies the modifiers (default, optional, nullable,
-** refinements) around the kind's check; both return the value to keep,
-** which is `v` itself unless something had to change.
+** Every schema has `_run(self, v, ctx, d)`: its kind's check when it has no
+** modifiers, else `run`, which applies them (default, optional, nullable,
+** refinements) around the check. Both return the value to keep, which is
+** `v` itself unless something had to change. One call per value checked.
 ** ======================================================= ]]
 
 local function run(self, v, ctx, d)
@@ -199,9 +201,9 @@ local function run(self, v, ctx, d)
   return out
 end
 
--- Whether a member changed in a way `~=` cannot see: 3.0 became 3.
-local function became_integer(num, old, new)
-  return num and math_type(old) == 'float' and math_type(new) == 'integer'
+local function check_plain_string(self, v, ctx, d)
+  if type(v) ~= 'string' then return mismatch(ctx, d, self, v) end
+  return v
 end
 
 local function check_string(self, v, ctx, d)
@@ -230,7 +232,7 @@ end
 
 local function check_number(self, v, ctx, d)
   if type(v) ~= 'number' then return mismatch(ctx, d, self, v) end
-  if v ~= v or v == math.huge or v == -math.huge then
+  if v ~= v or v == HUGE or v == -HUGE then
     issue(ctx, d, 'expected finite number, got ' .. number_text(v))
     return v
   end
@@ -248,6 +250,11 @@ local function check_integer(self, v, ctx, d)
     v = i
   end
   return check_range(self, v, ctx, d)
+end
+
+local function check_plain_integer(self, v, ctx, d)
+  if math_type(v) == 'integer' then return v end
+  return check_integer(self, v, ctx, d)
 end
 
 local function check_boolean(self, v, ctx, d)
@@ -296,8 +303,10 @@ local function check_object(self, v, ctx, d)
     local k = keys[i]
     local old = v[k]
     ctx[d1] = k
-    local new = run(fields[i], old, ctx, d1)
-    if not rawequal(new, old) or became_integer(nums[i], old, new) then
+    local f = fields[i]
+    local new = f._run(f, old, ctx, d1)
+    -- `~=` cannot see 3.0 becoming 3: nums[i] says whether f can do that
+    if new ~= old or nums[i] and math_type(old) == 'float' and math_type(new) == 'integer' then
       if out == nil then out = shallow_copy(v) end
       out[k] = new
     end
@@ -332,8 +341,8 @@ local function check_array(self, v, ctx, d)
     local old = v[i]
     if old ~= nil then present = present + 1 end
     ctx[d1] = i
-    local new = run(item, old, ctx, d1)
-    if not rawequal(new, old) or became_integer(num, old, new) then
+    local new = item._run(item, old, ctx, d1)
+    if new ~= old or num and math_type(old) == 'float' and math_type(new) == 'integer' then
       if out == nil then out = shallow_copy(v) end
       out[i] = new
     end
@@ -364,10 +373,10 @@ local function record_entries(self, v, ctx, d, keys)
   local function entry(k, old)
     ctx[d1] = k
     ctx.key = true
-    run(key, k, ctx, d1)
+    key._run(key, k, ctx, d1)
     ctx.key = false
-    local new = run(value, old, ctx, d1)
-    if not rawequal(new, old) or became_integer(num, old, new) then
+    local new = value._run(value, old, ctx, d1)
+    if new ~= old or num and math_type(old) == 'float' and math_type(new) == 'integer' then
       if out == nil then out = shallow_copy(v) end
       out[k] = new
     end
@@ -421,13 +430,15 @@ local function check_union(self, v, ctx, d)
   local options = self.options
   local n0 = ctx.n
   for i = 1, #options do
-    local out = run(options[i], v, ctx, d)
+    local o = options[i]
+    local out = o._run(o, v, ctx, d)
     if ctx.n == n0 then return out end
     rollback(ctx, n0)
   end
   -- none fit: explain with the option meant for v, else list what fits
   for i = 1, #options do
-    if meant_for(options[i], v) then return run(options[i], v, ctx, d) end
+    local o = options[i]
+    if meant_for(o, v) then return o._run(o, v, ctx, d) end
   end
   return mismatch(ctx, d, self, v)
 end
@@ -460,7 +471,7 @@ end
 function Schema:parse(value, name)
   local ctx = ctx_acquire(name or self.name or 'value')
   -- if a refinement raises (a bug), ctx is simply not returned to the pool
-  local out = run(self, value, ctx, 0)
+  local out = self._run(self, value, ctx, 0)
   local err
   if ctx.n > 0 then err = fail(ctx); out = nil end
   ctx_release(ctx)
@@ -512,7 +523,7 @@ local function check_opts(opts, n, fname, allowed)
 end
 
 local function new(kind, check, expect, props)
-  props.kind, props._check, props._expect = kind, check, expect
+  props.kind, props._check, props._run, props._expect = kind, check, check, expect
   return setmetatable(props, Schema)
 end
 
@@ -551,7 +562,8 @@ function M.string(opts)
     argcheck(ok, 1, 'string', 'invalid pattern ' .. quote(opts.pattern) .. ': ' .. tostring(err):gsub('^.-: ', ''))
   end
   argcheck(opts.format == nil or FORMATS[opts.format], 1, 'string', 'unknown format ' .. show(opts.format))
-  return new('string', check_string, 'string', {
+  local plain = not (opts.min or opts.max or opts.pattern)
+  return new('string', plain and check_plain_string or check_string, 'string', {
     min = opts.min, max = opts.max, pattern = opts.pattern, format = opts.format,
     description = opts.description,
   })
@@ -564,7 +576,7 @@ end
 function M.number(opts)
   opts = check_opts(opts, 1, 'number', { min = 'number', max = 'number', integer = 'boolean', description = 'string' })
   if opts.integer then
-    return new('integer', check_integer, 'integer', { min = opts.min, max = opts.max, description = opts.description })
+    return M.integer({ min = opts.min, max = opts.max, description = opts.description })
   end
   return new('number', check_number, 'number', { min = opts.min, max = opts.max, description = opts.description })
 end
@@ -575,7 +587,8 @@ end
 ---@return aegis.schema.Schema
 function M.integer(opts)
   opts = check_opts(opts, 1, 'integer', { min = 'number', max = 'number', description = 'string' })
-  return new('integer', check_integer, 'integer', { min = opts.min, max = opts.max, description = opts.description })
+  local plain = not (opts.min or opts.max)
+  return new('integer', plain and check_plain_integer or check_integer, 'integer', { min = opts.min, max = opts.max, description = opts.description })
 end
 
 --- A boolean.
@@ -722,6 +735,7 @@ end
 function Schema:optional()
   local t = clone(self)
   t._optional = true
+  t._run = run
   return t
 end
 
@@ -730,6 +744,7 @@ end
 function Schema:nullable()
   local t = clone(self)
   t._nullable = true
+  t._run = run
   return t
 end
 
@@ -769,6 +784,7 @@ function Schema:default(value)
   local t = clone(self)
   t._default = mark_arrays(self, dv)
   t._default_table = type(dv) == 'table'
+  t._run = run
   return t
 end
 
@@ -786,6 +802,7 @@ function Schema:refine(fn, msg)
   list[#list + 1] = fn
   list[#list + 1] = msg or 'invalid value'
   t._refines = list
+  t._run = run
   return t
 end
 
