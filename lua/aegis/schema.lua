@@ -366,25 +366,27 @@ local function check_array(self, v, ctx, d)
   return out or v
 end
 
-local function record_entries(self, v, ctx, d, keys)
-  local key, value, num = self.key, self.value, self._num
-  local out
-  local d1 = d + 1
-  local function entry(k, old)
-    ctx[d1] = k
-    ctx.key = true
-    key._run(key, k, ctx, d1)
-    ctx.key = false
-    local new = value._run(value, old, ctx, d1)
-    if new ~= old or num and math_type(old) == 'float' and math_type(new) == 'integer' then
-      if out == nil then out = shallow_copy(v) end
-      out[k] = new
-    end
+-- Checks one entry of a record; returns `out`, the copy made so far, if any.
+local function record_entry(self, v, ctx, d1, k, old, out)
+  local key, value = self.key, self.value
+  ctx[d1] = k
+  ctx.key = true
+  key._run(key, k, ctx, d1)
+  ctx.key = false
+  local new = value._run(value, old, ctx, d1)
+  if new ~= old or self._num and math_type(old) == 'float' and math_type(new) == 'integer' then
+    if out == nil then out = shallow_copy(v) end
+    out[k] = new
   end
+  return out
+end
+
+local function record_entries(self, v, ctx, d, keys)
+  local out
   if keys then
-    for i = 1, #keys do entry(keys[i], v[keys[i]]) end
+    for i = 1, #keys do out = record_entry(self, v, ctx, d + 1, keys[i], v[keys[i]], out) end
   else
-    for k, old in pairs(v) do entry(k, old) end
+    for k, old in pairs(v) do out = record_entry(self, v, ctx, d + 1, k, old, out) end
   end
   return out or v
 end
