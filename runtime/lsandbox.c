@@ -68,6 +68,25 @@ typedef struct run {
 static run *current = NULL;
 
 /*
+** Records where the budget ran out: the innermost frame of the script's
+** own chunk (so a loop stopped inside an aegis module called by the
+** script still names the script's line), else the running function.
+*/
+static void setwhere (lua_State *L, lua_Debug *ar, run *r) {
+  lua_Debug up;
+  r->where[0] = '\0';
+  for (int level = 0; lua_getstack(L, level, &up); level++) {
+    if (lua_getinfo(L, "Sl", &up) && up.currentline > 0 &&
+        strcmp(up.source, r->source) == 0) {
+      snprintf(r->where, sizeof r->where, "%s:%d:", up.short_src, up.currentline);
+      return;
+    }
+  }
+  if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
+    snprintf(r->where, sizeof r->where, "%s:%d:", ar->short_src, ar->currentline);
+}
+
+/*
 ** The count hook.  Coroutines created during the run inherit it
 ** (lua_newthread copies the creator's hook), so the counter is the run's,
 ** not the thread's.  A thread left with the hook after its run ended
@@ -103,10 +122,7 @@ static void hook (lua_State *L, lua_Debug *ar) {
         lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY);
       return;
     }
-    if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
-      snprintf(r->where, sizeof r->where, "%s:%d:", ar->short_src, ar->currentline);
-    else
-      r->where[0] = '\0';
+    setwhere(L, ar, r);
   }
   lua_sethook(L, hook, LUA_MASKCOUNT, 1);
   lua_pushliteral(L, "sandbox: budget exceeded");  /* replaced by call's message */
@@ -239,14 +255,16 @@ static int sandbox_call (lua_State *L) {
   if (hooked) lua_sethook(L, oldhook, oldmask, oldcount);
   current = r.prev;
   a->limit = oldlimit;
-  if (status == LUA_OK) {
+  if (status == LUA_OK && !r.tripped) {
     int nres = lua_gettop(L) - 5;
     luaL_checkstack(L, 1, "too many results");
     lua_pushboolean(L, 1);
     lua_replace(L, 5);                           /* msgh -> true */
     return nres + 1;
   }
-  lua_settop(L, 6);                              /* [.., msgh, err] */
+  lua_settop(L, 6);  /* [.., msgh, err]; err is the first result when the
+                     ** script ended normally after a coroutine of it ran
+                     ** out of budget */
   lua_pushboolean(L, 0);
   if (r.tripped) {
     lua_pushliteral(L, "budget");
@@ -373,6 +391,29 @@ static int sandbox_getcwd (lua_State *L) {
   return 1;
 }
 
+/*
+** tripped() -> boolean: whether the innermost run's budget ran out.  The
+** error the hook raises reaches message handlers with hooks off (lua_error
+** inside a hook), so aegis.sandbox's xpcall and coroutine wrappers check
+** this before running any script code there.
+*/
+static int sandbox_tripped (lua_State *L) {
+  lua_pushboolean(L, current != NULL && current->tripped);
+  return 1;
+}
+
+/*
+** charge(n): counts n instructions against the innermost run and its
+** parents, for work done in C on the script's behalf (table.move slices);
+** the next hook call stops the run if that went over.  No-op outside a run.
+*/
+static int sandbox_charge (lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, n >= 0, 1, "must be non-negative");
+  for (run *p = current; p != NULL; p = p->prev) p->count += n;
+  return 0;
+}
+
 /* instructions() -> instructions counted so far in the innermost run, or nil */
 static int sandbox_instructions (lua_State *L) {
   if (current == NULL) lua_pushnil(L);
@@ -382,8 +423,10 @@ static int sandbox_instructions (lua_State *L) {
 
 static const luaL_Reg funcs[] = {
   {"call", sandbox_call},
+  {"charge", sandbox_charge},
   {"getcwd", sandbox_getcwd},
   {"instructions", sandbox_instructions},
+  {"tripped", sandbox_tripped},
   {NULL, NULL}
 };
 

@@ -59,6 +59,13 @@ function M.declare(section, schema)
   rebuild()
 end
 
+--- Removes a section declared with `declare` (for tests).
+---@param section string
+function M.undeclare(section)
+  sections[section] = nil
+  rebuild()
+end
+
 local script_budget = sandbox.defaults.script
 
 M.declare('store', s.string({ min = 1 }):optional()
@@ -127,14 +134,14 @@ end
 -- A plain copy of what the config file returned: raw reads only (no
 -- metamethod of the script's runs outside its budget), no metatables,
 -- no cycles.
-local function plain(v, path, seen)
+local function plain(v, where, path, seen)
   if type(v) ~= 'table' then return v end
-  if seen[v] then errors.raise('config', '%s: tables may not contain themselves', path) end
+  if seen[v] then errors.raise('config', '%s%s: a table may not contain itself', where, path) end
   seen[v] = true
   local t = {}
   for k, x in next, v do
     local kp = type(k) == 'string' and (path == '' and k or path .. '.' .. k) or ('%s[%s]'):format(path, tostring(k))
-    t[k] = plain(x, kp, seen)
+    t[k] = plain(x, where, kp, seen)
   end
   seen[v] = nil
   return t
@@ -190,7 +197,7 @@ function M.validate(t, name)
   end
   local cfg, err = M.schemas.config:parse(t, 'config')
   if err then return nil, errors.new('config', where .. schema_message(err)) end
-  if cfg == t then cfg = plain(t, '', {}) end  -- never hand out the caller's table
+  if cfg == t then cfg = plain(t, where, '', {}) end  -- never hand out the caller's table
   local env_store = os.getenv('AEGIS_STORE')
   if env_store ~= nil and env_store ~= '' then cfg.store = env_store end
   return cfg
@@ -228,7 +235,7 @@ function M.load(opts)
       errors.raise('config', '%s', res.msg)
     end
     t = res
-    if type(t) == 'table' then t = plain(t, '', {}) end
+    if type(t) == 'table' then t = plain(t, ("config '%s': "):format(path), '', {}) end
   end
   local cfg, err = M.validate(t, path)
   if not cfg then error(err, 0) end

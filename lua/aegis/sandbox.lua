@@ -102,21 +102,34 @@ local function metatable_functions()
     return nil
   end
   local function sb_setmetatable(t, mt)
-    if type(mt) == 'table' then
+    if type(t) ~= 'table' then
+      error("bad argument #1 to 'setmetatable' (table expected, got " .. type(t) .. ')', 2)
+    end
+    local mtt = type(mt)
+    if mtt ~= 'table' and mtt ~= 'nil' then
+      error("bad argument #2 to 'setmetatable' (nil or table expected)", 2)
+    end
+    local old = getmetatable(t)
+    if old ~= nil and (type(old) ~= 'table' or rawget(old, '__metatable') ~= nil) then
+      error('cannot change a protected metatable', 2)
+    end
+    if mtt == 'table' then
       if rawget(mt, '__gc') ~= nil then
         error('sandbox: __gc metamethods are not allowed', 2)
       end
       own[mt] = true
     end
-    return setmetatable(t, mt)
+    setmetatable(t, mt)
+    return t
   end
   return sb_getmetatable, sb_setmetatable
 end
 
 -- table.move in slices, so the hook runs between them: the stock one moves
 -- any range inside one C call (table.move({}, 1, math.maxinteger - 1, 2)
--- would never return).
-local SLICE = 1 << 16
+-- would never return). Each element moved counts as an instruction.
+local SLICE = 1 << 12
+local charge = core.charge
 local tmove = table.move
 local function safe_move(a1, f0, e0, t0, a2)
   local f, e, t = math.tointeger(f0), math.tointeger(e0), math.tointeger(t0)
@@ -129,15 +142,55 @@ local function safe_move(a1, f0, e0, t0, a2)
   if t > f and t <= e and a1 == a2 then  -- overlapping, forwards: copy from the end
     for i = n, 0, -SLICE do
       local j = i < SLICE and 0 or i - SLICE + 1
+      charge(i - j + 1)
       tmove(a1, f + j, f + i, t + j, a2)
     end
   else
     for i = 0, n, SLICE do
       local j = n - i < SLICE and n or i + SLICE - 1
+      charge(j - i + 1)
       tmove(a1, f + i, f + j, t + i, a2)
     end
   end
   return a2
+end
+
+-- When the budget runs out, the hook raises from inside a hook, so Lua
+-- calls the message handler with hooks off, and a coroutine that dies of it
+-- keeps hooks off for the __close metamethods that closing it would run.
+-- These wrappers run no script code in those two places once the budget is
+-- out (core.tripped()); otherwise they behave as the stock functions.
+local coroutine_create, coroutine_resume, coroutine_close = coroutine.create, coroutine.resume, coroutine.close
+local tripped = core.tripped
+
+local function sb_xpcall(f, handler, ...)
+  if type(handler) ~= 'function' then
+    error("bad argument #2 to 'xpcall' (function expected, got " .. type(handler) .. ')', 2)
+  end
+  return xpcall(f, function(m)
+    if tripped() then return m end
+    return handler(m)
+  end, ...)
+end
+
+local function sb_close(co)
+  if tripped() then return false, 'sandbox: budget exceeded' end
+  return coroutine_close(co)
+end
+
+-- coroutine.wrap as the stock one (lcorolib.c auxwrap): errors propagate
+-- with the caller's position, and a failed coroutine is closed.
+local function sb_wrap(f)
+  local co = coroutine_create(f)
+  local function finish(ok, ...)
+    if ok then return ... end
+    local err = ...
+    if not tripped() then coroutine_close(co) end
+    error(err, 2)
+  end
+  return function(...)
+    return finish(coroutine_resume(co, ...))
+  end
 end
 
 --- Options of `sandbox.env`.
@@ -180,7 +233,11 @@ function M.env(opts)
   math_.randomseed = function(...) return rt:randomseed(...) end
   base.math = flat_proxy(math_, 'math')
   base.utf8 = flat_proxy(utf8, 'utf8')
-  base.coroutine = flat_proxy(coroutine, 'coroutine')
+  base.xpcall = sb_xpcall
+  local co = {}
+  for k, v in pairs(coroutine) do co[k] = v end
+  co.wrap, co.close = sb_wrap, sb_close
+  base.coroutine = flat_proxy(co, 'coroutine')
   base.os = flat_proxy({
     time = function(t) return rt:time(t) end,
     clock = function() return rt:clock() end,
