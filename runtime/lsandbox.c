@@ -59,7 +59,7 @@ typedef struct run {
   double deadline;         /* monotonic seconds; 0: none */
   int tripped;             /* TRIP_*: once set, every instruction raises */
   lua_Integer trip_limit;  /* the limit that ran out (maybe an enclosing run's) */
-  double trip_seconds;
+  double trip_seconds;     /* the deadline's seconds, likewise */
   const char *source;      /* the chunk's source ("@x.lua"), to find its frames */
   char where[LUA_IDSIZE + 24];  /* "x.lua:3:" where the budget ran out */
   struct run *prev;        /* enclosing run, for nested calls */
@@ -197,6 +197,31 @@ static int msgh (lua_State *L) {
   return 1;
 }
 
+/*
+** Whether the error at idx (a string, or the msg of msgh's table) ends
+** with `tail`.  Raw reads: no metamethod of the script runs here, outside
+** its budget.
+*/
+static int endswith (lua_State *L, int idx, const char *tail) {
+  int t;
+  if (lua_type(L, idx) == LUA_TTABLE) {
+    lua_pushliteral(L, "msg");
+    t = lua_rawget(L, idx);
+  }
+  else {
+    lua_pushvalue(L, idx);
+    t = lua_type(L, -1);
+  }
+  int r = 0;
+  if (t == LUA_TSTRING) {
+    size_t n, k = strlen(tail);
+    const char *s = lua_tolstring(L, -1, &n);
+    r = n >= k && memcmp(s + n - k, tail, k) == 0;
+  }
+  lua_pop(L, 1);
+  return r;
+}
+
 /* "%.4g" of x in buf: budgets read "0.5 s", "64 MiB". */
 static const char *fmtnum (char *buf, size_t n, double x) {
   snprintf(buf, n, "%.4g", x);
@@ -280,7 +305,9 @@ static int sandbox_call (lua_State *L) {
     lua_pushnil(L);
     return 5;
   }
-  if (status == LUA_ERRMEM) {
+  /* a memory error that crossed a coroutine boundary arrives as a runtime
+  ** error with Lua's fixed message (lua_error cannot keep LUA_ERRMEM) */
+  if (status == LUA_ERRMEM || (memory > 0 && endswith(L, 6, "not enough memory"))) {
     lua_pushliteral(L, "memory");
     if (memory > 0)
       lua_pushfstring(L, "sandbox: memory budget exceeded (%s MiB)",
@@ -367,7 +394,8 @@ static void protectstrings (lua_State *L) {
   lua_pop(L, 1);                                 /* [mt, copy] */
   lua_pushnil(L);
   lua_setfield(L, -2, "dump");
-  if (lua_getfield(L, -1, "rep") == LUA_TFUNCTION) {  /* [mt, copy, rep] */
+  if (lua_getfield(L, -1, "rep") == LUA_TFUNCTION &&  /* [mt, copy, rep] */
+      lua_tocfunction(L, -1) != str_rep) {       /* not wrapped yet */
     lua_pushcclosure(L, str_rep, 1);
     lua_setfield(L, -2, "rep");
   }

@@ -18,7 +18,6 @@
 local core = require('aegis.core.sandbox')
 local errors = require('aegis.errors')
 local runtime = require('aegis.runtime')
-local s = require('aegis.schema')
 local sandbox = require('aegis.sandbox')
 
 local M = {}
@@ -27,20 +26,78 @@ local M = {}
 M.FILE = 'aegis.config.lua'
 
 local MiB = 1024 * 1024
+local script_budget = sandbox.defaults.script
 
--- Top-level sections: name -> schema. `declare` adds to it.
-local sections = {}
+-- aegis.schema is loaded only when a schema is needed: a config file to
+-- check, a section declared, or the schemas asked for. Running a script
+-- with no aegis.config.lua stays off that path (start-up, DESIGN.md §9).
+local s
+local sections  -- top-level name -> schema, once built
 
---- The data models of this module, for `aegis-run schema export`.
+--- The data models of this module, for `aegis-run schema export`
+--- (`schemas.config`, built on first use).
 ---@type table<string, aegis.schema.Schema>
 M.schemas = {}
 
 local function rebuild()
-  M.schemas.config = s.object(sections, {
+  local schema = s.object(sections, {
     name = 'config',
     description = 'aegis.config.lua: the table the project configuration file returns',
   })
-  s.register('config', M.schemas.config)
+  rawset(M.schemas, 'config', schema)
+  s.register('config', schema)
+end
+
+-- The built-in sections. Their defaults are `defaults()`'s.
+local function builtin()
+  s = require('aegis.schema')
+  sections = {
+    store = s.string({ min = 1 }):optional()
+      :describe('Store URL (sqlite:PATH or postgres://...); $AEGIS_STORE overrides it'),
+    sandbox = s.object({
+      instructions = s.integer({ min = 0 }):default(script_budget.instructions)
+        :describe('Lua VM instructions a script may run, across its coroutines; 0: no limit'),
+      seconds = s.number({ min = 0 }):default(script_budget.seconds)
+        :describe('Wall-clock seconds a script may run; 0: no deadline'),
+      memory_mb = s.integer({ min = 0, max = 1 << 30 }):default(script_budget.memory // MiB)
+        :describe('MiB a script may allocate on top of what aegis-run uses; 0: no cap'),
+    }):default({}):describe('Budget of pipeline scripts'),
+    env_allow = s.array(s.string({ min = 1 })):default(runtime.default_env_allow)
+      :describe("Environment variables scripts may read with os.getenv ('NAME_*' matches a prefix);"
+        .. ' names that look like secrets are never readable'),
+    paths = s.array(s.string({ min = 1 })):default({})
+      :describe('Directories searched for providers/, rulepacks/ and pipelines/, before $AEGIS_PATH'),
+  }
+  rebuild()
+end
+
+local function ensure()
+  if sections == nil then builtin() end
+end
+
+setmetatable(M.schemas, {
+  __index = function(_, k)
+    if k == 'config' then
+      ensure()
+      return rawget(M.schemas, 'config')
+    end
+  end,
+})
+
+-- What the built-in sections hold when a file sets nothing: the schema's
+-- defaults, without loading the schema (a spec checks they agree).
+local function defaults()
+  local allow = {}
+  for i, v in ipairs(runtime.default_env_allow) do allow[i] = v end
+  return {
+    sandbox = {
+      instructions = script_budget.instructions,
+      seconds = script_budget.seconds,
+      memory_mb = script_budget.memory // MiB,
+    },
+    env_allow = allow,
+    paths = {},
+  }
 end
 
 --- Adds a top-level section to the configuration (for modules that have
@@ -52,6 +109,7 @@ function M.declare(section, schema)
   if type(section) ~= 'string' or not section:find('^[%a_][%w_]*$') then
     error("bad argument #1 to 'declare' (section name expected)", 2)
   end
+  ensure()
   if getmetatable(schema) ~= getmetatable(s.any()) then
     error("bad argument #2 to 'declare' (aegis.schema schema expected)", 2)
   end
@@ -62,27 +120,14 @@ end
 --- Removes a section declared with `declare` (for tests).
 ---@param section string
 function M.undeclare(section)
+  ensure()
   sections[section] = nil
   rebuild()
 end
 
-local script_budget = sandbox.defaults.script
-
-M.declare('store', s.string({ min = 1 }):optional()
-  :describe('Store URL (sqlite:PATH or postgres://...); $AEGIS_STORE overrides it'))
-M.declare('sandbox', s.object({
-  instructions = s.integer({ min = 0 }):default(script_budget.instructions)
-    :describe('Lua VM instructions a script may run, across its coroutines; 0: no limit'),
-  seconds = s.number({ min = 0 }):default(script_budget.seconds)
-    :describe('Wall-clock seconds a script may run; 0: no deadline'),
-  memory_mb = s.integer({ min = 0 }):default(script_budget.memory // MiB)
-    :describe('MiB a script may allocate on top of what aegis-run uses; 0: no cap'),
-}):default({}):describe('Budget of pipeline scripts'))
-M.declare('env_allow', s.array(s.string({ min = 1 })):default(runtime.default_env_allow)
-  :describe("Environment variables scripts may read with os.getenv ('NAME_*' matches a prefix);"
-    .. ' names that look like secrets are never readable'))
-M.declare('paths', s.array(s.string({ min = 1 })):default({})
-  :describe('Directories searched for providers/, rulepacks/ and pipelines/, before $AEGIS_PATH'))
+-- Whoever loaded aegis.schema before this module may be about to read its
+-- registry (aegis-run schema export): register now.
+if package.loaded['aegis.schema'] then ensure() end
 
 -- {====================================================== finding the file
 
@@ -195,9 +240,16 @@ function M.validate(t, name)
   if type(t) ~= 'table' then
     return nil, errors.new('config', where .. 'must return a table, got ' .. type(t))
   end
-  local cfg, err = M.schemas.config:parse(t, 'config')
-  if err then return nil, errors.new('config', where .. schema_message(err)) end
-  if cfg == t then cfg = plain(t, where, '', {}) end  -- never hand out the caller's table
+  local cfg
+  if next(t) == nil and sections == nil then
+    cfg = defaults()
+  else
+    ensure()
+    local err
+    cfg, err = M.schemas.config:parse(t, 'config')
+    if err then return nil, errors.new('config', where .. schema_message(err)) end
+    if cfg == t then cfg = plain(t, where, '', {}) end  -- never hand out the caller's table
+  end
   local env_store = os.getenv('AEGIS_STORE')
   if env_store ~= nil and env_store ~= '' then cfg.store = env_store end
   return cfg

@@ -15,7 +15,9 @@ M.default_env_allow = { 'HOME', 'USER', 'LANG', 'LC_ALL', 'TZ', 'CI' }
 
 -- Upper-case fragments of names that hold secrets: never shown to scripts,
 -- whatever the allow-list says.
-local secret_words = { 'KEY', 'TOKEN', 'SECRET', 'PASSW', 'PASSPHRASE', 'CREDENTIAL', 'PRIVATE', 'AUTH', 'COOKIE', 'SESSION' }
+local secret_words = {
+  'KEY', 'TOKEN', 'SECRET', 'PASSW', 'PASSPHRASE', 'CREDENTIAL', 'PRIVATE', 'AUTH', 'COOKIE', 'SESSION',
+}
 
 --- Tells whether an environment variable (name, and value when known) looks
 --- like it holds a secret: a name containing KEY, TOKEN, SECRET, PASSWORD,
@@ -47,7 +49,7 @@ local function describe(kind, key)
   return kind
 end
 
-local function diverged(self, pos, expected, kind, key)
+local function diverged(pos, expected, kind, key)
   error(errors.new('replay', ('runtime: replay diverged at entry %d: expected %s, got %s'):format(
     pos, expected, describe(kind, key))), 3)
 end
@@ -63,10 +65,10 @@ local function input(self, kind, key, read)
   end
   local e = self._journal[pos]
   if e == nil then
-    diverged(self, pos, 'end of journal', kind, key)
+    diverged(pos, 'end of journal', kind, key)
   end
   if e.kind ~= kind or e.key ~= key then
-    diverged(self, pos, describe(e.kind, e.key), kind, key)
+    diverged(pos, describe(e.kind, e.key), kind, key)
   end
   self._entries[pos] = e
   return e.value
@@ -77,7 +79,8 @@ end
 ---@field mode? 'record'|'replay' Default 'record'
 ---@field entries? aegis.runtime.Entry[] The journal to replay (replay mode)
 ---@field seed? integer Seed for the random generator instead of a fresh one (record mode)
----@field env_allow? string[] Variables `getenv` may read; 'NAME_*' matches a prefix (default `runtime.default_env_allow`)
+---@field env_allow? string[] Variables `getenv` may read; 'NAME_*' matches a prefix
+---  (default `runtime.default_env_allow`)
 ---@field getenv? fun(name: string): string? Where record mode reads variables (default os.getenv)
 
 --- Creates a runtime.

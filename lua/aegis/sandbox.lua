@@ -11,7 +11,7 @@ local errors = require('aegis.errors')
 local runtime = require('aegis.runtime')
 
 local debug_getinfo = debug.getinfo
-local rawget, rawset, rawequal, next, type, error, select = rawget, rawset, rawequal, next, type, error, select
+local rawget, rawset, next, type, error = rawget, rawset, next, type, error
 local tostring, setmetatable, getmetatable, pairs = tostring, setmetatable, getmetatable, pairs
 
 local M = {}
@@ -161,6 +161,7 @@ end
 -- These wrappers run no script code in those two places once the budget is
 -- out (core.tripped()); otherwise they behave as the stock functions.
 local coroutine_create, coroutine_resume, coroutine_close = coroutine.create, coroutine.resume, coroutine.close
+local coroutine_status = coroutine.status
 local tripped = core.tripped
 
 local function sb_xpcall(f, handler, ...)
@@ -178,14 +179,18 @@ local function sb_close(co)
   return coroutine_close(co)
 end
 
--- coroutine.wrap as the stock one (lcorolib.c auxwrap): errors propagate
--- with the caller's position, and a failed coroutine is closed.
+-- coroutine.wrap as the stock one (lcorolib.c auxwrap): a coroutine that
+-- died of an error is closed (its __close handlers run, and one of them
+-- may replace the error), and string errors get the caller's position.
 local function sb_wrap(f)
   local co = coroutine_create(f)
   local function finish(ok, ...)
     if ok then return ... end
     local err = ...
-    if not tripped() then coroutine_close(co) end
+    if coroutine_status(co) == 'dead' and not tripped() then
+      local closed, cerr = coroutine_close(co)
+      if not closed then err = cerr end
+    end
     error(err, 2)
   end
   return function(...)
@@ -294,11 +299,17 @@ local function display(name)
   return name
 end
 
+-- A budget field: a non-negative number; instructions and memory are
+-- integers (a float is rounded down).
 local function budget_value(budget, key, default)
   local v = budget[key]
   if v == nil or v == false then return default end
-  if type(v) ~= 'number' or v < 0 or v ~= v then
+  if type(v) ~= 'number' or not (v >= 0) then
     error(("bad argument #1 to 'run' (budget.%s must be a non-negative number)"):format(key), 3)
+  end
+  if key ~= 'seconds' then
+    v = math.tointeger(v) or (v < 0x1p63 and math.tointeger(math.floor(v)))
+    if not v then error(("bad argument #1 to 'run' (budget.%s is too large)"):format(key), 3) end
   end
   return v
 end
@@ -331,8 +342,6 @@ function M.run(opts)
   local instructions = budget_value(budget, 'instructions', d.instructions)
   local seconds = budget_value(budget, 'seconds', d.seconds)
   local memory = budget_value(budget, 'memory', d.memory)
-  instructions = math.tointeger(instructions) or math.floor(instructions)
-  memory = math.tointeger(memory) or math.floor(memory)
   local env = opts.env or M.env()
   local args = opts.args or {}
 

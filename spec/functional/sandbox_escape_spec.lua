@@ -82,7 +82,8 @@ describe('sandbox escapes', function()
     end)
 
     it('cannot modify the string metatable', function()
-      refused('setmetatable("", {})', "(command line):1: bad argument #1 to 'setmetatable' (table expected, got string)")
+      refused('setmetatable("", {})',
+        "(command line):1: bad argument #1 to 'setmetatable' (table expected, got string)")
       refused('getmetatable("").__index = {}', "(command line):1: attempt to index a nil value")
     end)
 
@@ -128,8 +129,8 @@ describe('sandbox escapes', function()
     it('stops a loop that resumes many coroutines', function()
       local r = run('coroutine_many.lua')
       assert.equal(1, r.code)
-      assert.matches('^aegis%-run: coroutine_many%.lua:%d: sandbox: instruction budget exceeded %(200000 instructions%)\n$',
-        r.stderr)
+      assert.matches('^aegis%-run: coroutine_many%.lua:%d: sandbox: instruction budget exceeded'
+        .. ' %(200000 instructions%)\n$', r.stderr)
     end)
 
     it('stops a looping xpcall handler', function()

@@ -45,7 +45,8 @@ describe('aegis-run SCRIPT', function()
       assert.equal('aegis-run: (command line): exit code 300 out of range (0..255)\n', r.stderr)
       r = run({ '-e', 'return "done"' })
       assert.equal(1, r.code)
-      assert.equal('aegis-run: (command line): returned a string (expected nil, a boolean or an exit code 0..255)\n', r.stderr)
+      assert.equal('aegis-run: (command line): returned a string (expected nil, a boolean or an exit code 0..255)\n',
+        r.stderr)
     end)
 
     it('is 1 with one line naming file and line on a runtime error', function()
@@ -118,7 +119,8 @@ describe('aegis-run SCRIPT', function()
 
   describe('configuration', function()
     it('takes the budget from aegis.config.lua', function()
-      local r = run({ '-e', 'while true do end' }, { cwd = project({}, 'return { sandbox = { instructions = 50000 } }') })
+      local cwd = project({}, 'return { sandbox = { instructions = 50000 } }')
+      local r = run({ '-e', 'while true do end' }, { cwd = cwd })
       assert.equal(1, r.code)
       assert.equal('aegis-run: (command line):1: sandbox: instruction budget exceeded (50000 instructions)\n', r.stderr)
     end)
@@ -139,8 +141,8 @@ describe('aegis-run SCRIPT', function()
       assert.equal("aegis-run: aegis.config.lua:2: unexpected symbol near '='\n", r.stderr)
       r = run({ '-e', 'return 0' }, { cwd = project({}, 'return { stroe = 1 }') })
       assert.equal(2, r.code)
-      assert.equal("aegis-run: config 'aegis.config.lua': stroe: unknown key (known keys: env_allow, paths, sandbox, store)\n",
-        r.stderr)
+      assert.equal("aegis-run: config 'aegis.config.lua': stroe: unknown key"
+        .. ' (known keys: env_allow, paths, sandbox, store)\n', r.stderr)
     end)
 
     it('lets $AEGIS_STORE override store', function()

@@ -122,9 +122,11 @@ describe('aegis.config', function()
     it('requires a table', function()
       local dir = project()
       h.write(dir .. '/aegis.config.lua', 'return "x"')
-      assert.equal(("config '%s/aegis.config.lua': must return a table, got string"):format(dir), load_error({ dir = dir }))
+      assert.equal(("config '%s/aegis.config.lua': must return a table, got string"):format(dir),
+        load_error({ dir = dir }))
       h.write(dir .. '/aegis.config.lua', '-- nothing')
-      assert.equal(("config '%s/aegis.config.lua': must return a table, got nil"):format(dir), load_error({ dir = dir }))
+      assert.equal(("config '%s/aegis.config.lua': must return a table, got nil"):format(dir),
+        load_error({ dir = dir }))
     end)
 
     it('reports a syntax error with file and line', function()
@@ -156,7 +158,8 @@ describe('aegis.config', function()
     it('refuses an unknown nested key', function()
       local dir = project()
       h.write(dir .. '/aegis.config.lua', 'return { sandbox = { instrucions = 5 } }')
-      assert.equal(("config '%s/aegis.config.lua': sandbox.instrucions: unknown key"):format(dir), load_error({ dir = dir }))
+      assert.equal(("config '%s/aegis.config.lua': sandbox.instrucions: unknown key"):format(dir),
+        load_error({ dir = dir }))
     end)
 
     it('names the path of a value of the wrong type', function()
@@ -175,7 +178,8 @@ describe('aegis.config', function()
     it('reads the returned table raw: its metamethods never run', function()
       local dir = project()
       h.write(dir .. '/aegis.config.lua',
-        'return setmetatable({}, { __index = function() while true do end end, __pairs = function() while true do end end })')
+        'return setmetatable({}, { __index = function() while true do end end,\n'
+        .. '  __pairs = function() while true do end end })')
       assert.same(DEFAULTS, config.load({ dir = dir }))
     end)
 
@@ -193,7 +197,8 @@ describe('aegis.config', function()
     end)
 
     it('raises on misuse', function()
-      assert.error_matches(function() config.load({ path = 3 }) end, "bad argument #1 to 'load' %(path must be a string%)")
+      assert.error_matches(function() config.load({ path = 3 }) end,
+        "bad argument #1 to 'load' %(path must be a string%)")
     end)
   end)
 
@@ -244,6 +249,25 @@ describe('aegis.config', function()
     it('raises on misuse', function()
       assert.error_matches(function() config.declare('a b', s.any()) end, 'section name expected')
       assert.error_matches(function() config.declare('x', {}) end, 'aegis.schema schema expected')
+    end)
+  end)
+
+  describe('without a file', function()
+    it('gives the schema defaults without loading aegis.schema', function()
+      local saved = { config = package.loaded['aegis.config'], schema = package.loaded['aegis.schema'] }
+      package.loaded['aegis.config'], package.loaded['aegis.schema'] = nil, nil
+      local ok, err = pcall(function()
+        local fresh = require('aegis.config')
+        local cfg = fresh.validate({})
+        assert.is_nil(package.loaded['aegis.schema'])
+        local parsed = fresh.schemas.config:parse({}, 'config')
+        assert.is_not_nil(package.loaded['aegis.schema'])
+        assert.same(parsed, cfg)
+        assert.same(DEFAULTS, cfg)
+      end)
+      package.loaded['aegis.config'], package.loaded['aegis.schema'] = saved.config, saved.schema
+      s.register('config', config.schemas.config)
+      assert(ok, err)
     end)
   end)
 

@@ -94,7 +94,9 @@ describe('aegis.runtime', function()
     end)
 
     it('knows when a replay has not used the whole journal', function()
-      local rep = runtime.new({ mode = 'replay', entries = { { kind = 'time', value = 5 }, { kind = 'clock', value = 1 } } })
+      local rep = runtime.new({ mode = 'replay', entries = {
+        { kind = 'time', value = 5 }, { kind = 'clock', value = 1 },
+      } })
       rep:time()
       assert.is_false(rep:finished())
     end)
@@ -151,7 +153,8 @@ describe('aegis.runtime', function()
         env_allow = { 'MYAPP_*', 'OPENAI_API_KEY', 'GITHUB_TOKEN', 'DB_PASSWORD', 'AWS_SECRET_ACCESS_KEY' },
         getenv = fake_env(env),
       })
-      for _, name in ipairs({ 'MYAPP_API_KEY', 'OPENAI_API_KEY', 'GITHUB_TOKEN', 'DB_PASSWORD', 'AWS_SECRET_ACCESS_KEY' }) do
+      local names = { 'MYAPP_API_KEY', 'OPENAI_API_KEY', 'GITHUB_TOKEN', 'DB_PASSWORD', 'AWS_SECRET_ACCESS_KEY' }
+      for _, name in ipairs(names) do
         assert.is_nil(rt:getenv(name), name)
       end
       assert.same({}, rt:entries())
@@ -160,7 +163,9 @@ describe('aegis.runtime', function()
     end)
 
     it('tells secret-looking names', function()
-      for _, n in ipairs({ 'API_KEY', 'openai_api_key', 'X_TOKEN', 'CLIENT_SECRET', 'PGPASSWORD', 'MY_PASSWD', 'GOOGLE_APPLICATION_CREDENTIALS' }) do
+      local names = { 'API_KEY', 'openai_api_key', 'X_TOKEN', 'CLIENT_SECRET', 'PGPASSWORD', 'MY_PASSWD',
+        'GOOGLE_APPLICATION_CREDENTIALS' }
+      for _, n in ipairs(names) do
         assert.is_true(runtime.is_secret(n), n)
       end
       for _, n in ipairs({ 'HOME', 'LANG', 'CI', 'PATH' }) do
@@ -171,7 +176,8 @@ describe('aegis.runtime', function()
     end)
 
     it('raises on misuse', function()
-      assert.error_matches(function() runtime.new():getenv(1) end, "bad argument #1 to 'getenv' %(string expected, got number%)")
+      assert.error_matches(function() runtime.new():getenv(1) end,
+        "bad argument #1 to 'getenv' %(string expected, got number%)")
     end)
   end)
 
@@ -179,15 +185,15 @@ describe('aegis.runtime', function()
     it('draws what math.random draws after the same seed', function()
       local rt = runtime.new({ seed = 12345 })
       local got, want = {}, {}
-      for i = 1, 20 do got[#got + 1] = rt:random(1, 1000) end
-      for i = 1, 5 do got[#got + 1] = rt:random(7) end
+      for _ = 1, 20 do got[#got + 1] = rt:random(1, 1000) end
+      for _ = 1, 5 do got[#got + 1] = rt:random(7) end
       got[#got + 1] = rt:random()
       got[#got + 1] = rt:random(0)
       got[#got + 1] = rt:random(-5, 5)
       got[#got + 1] = rt:random(math.mininteger, math.maxinteger)
       math.randomseed(12345)
-      for i = 1, 20 do want[#want + 1] = math.random(1, 1000) end
-      for i = 1, 5 do want[#want + 1] = math.random(7) end
+      for _ = 1, 20 do want[#want + 1] = math.random(1, 1000) end
+      for _ = 1, 5 do want[#want + 1] = math.random(7) end
       want[#want + 1] = math.random()
       want[#want + 1] = math.random(0)
       want[#want + 1] = math.random(-5, 5)

@@ -57,7 +57,8 @@ describe('aegis.sandbox', function()
     end)
 
     it('gives os only time, clock, date and getenv', function()
-      local keys = succeeds('local t = {} for k in pairs(os) do t[#t + 1] = k end table.sort(t) return table.concat(t, " ")')
+      local keys = succeeds(
+        'local t = {} for k in pairs(os) do t[#t + 1] = k end table.sort(t) return table.concat(t, " ")')
       assert.equal('clock date getenv time', keys)
       assert.is_nil(succeeds('return os.execute'))
       assert.is_nil(succeeds('return os.exit'))
@@ -75,7 +76,8 @@ describe('aegis.sandbox', function()
     end)
 
     it('raises on misuse', function()
-      assert.error_matches(function() sandbox.env({ globals = 3 }) end, "bad argument #1 to 'env' %(globals must be a table%)")
+      assert.error_matches(function() sandbox.env({ globals = 3 }) end,
+        "bad argument #1 to 'env' %(globals must be a table%)")
       assert.error_matches(function() sandbox.env({ globals = { [1] = true } }) end, 'globals must have string keys')
     end)
   end)
@@ -202,7 +204,8 @@ describe('aegis.sandbox', function()
 
   describe('run', function()
     it('returns the results and passes args as ...', function()
-      assert.same({ 'b', 'a', 2 }, { succeeds('local a, b = ... return b, a, select("#", ...)', { args = { 'a', 'b' } }) })
+      assert.same({ 'b', 'a', 2 },
+        { succeeds('local a, b = ... return b, a, select("#", ...)', { args = { 'a', 'b' } }) })
     end)
 
     it('reports a syntax error with file and line', function()
@@ -260,6 +263,11 @@ describe('aegis.sandbox', function()
       assert.error_matches(function() sandbox.run({ source = '' }) end, 'name must be a string')
       assert.error_matches(function() sandbox.run({ source = '', name = 'x', budget = { seconds = -1 } }) end,
         'budget.seconds must be a non%-negative number')
+      assert.error_matches(function() sandbox.run({ source = '', name = 'x', budget = { memory = 0 / 0 } }) end,
+        'budget.memory must be a non%-negative number')
+      assert.error_matches(function() sandbox.run({ source = '', name = 'x', budget = { instructions = 1e300 } }) end,
+        'budget.instructions is too large')
+      assert.is_true(sandbox.run({ source = '', name = 'x', budget = { instructions = 1e6 + 0.5, seconds = 1 / 0 } }))
     end)
   end)
 
