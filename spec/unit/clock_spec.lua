@@ -1,0 +1,26 @@
+local clock = require('aegis.clock')
+
+describe('aegis.clock', function()
+  it('monotonic gives float seconds that never go back', function()
+    local a = clock.monotonic()
+    local b = clock.monotonic()
+    assert.equal('float', math.type(a))
+    assert.is_true(b >= a)
+  end)
+
+  it('monotonic_ns gives integer nanoseconds on the same clock', function()
+    local a = clock.monotonic_ns()
+    local s = clock.monotonic()
+    local b = clock.monotonic_ns()
+    assert.equal('integer', math.type(a))
+    assert.is_true(b >= a)
+    assert.is_true(a / 1e9 <= s + 1e-6 and s <= b / 1e9 + 1e-6)
+  end)
+
+  it('now gives float seconds since the epoch, agreeing with os.time', function()
+    local t = clock.now()
+    assert.equal('float', math.type(t))
+    assert.is_true(math.abs(t - os.time()) <= 1)
+    assert.is_true(t > 1.5e9) -- after 2017
+  end)
+end)
