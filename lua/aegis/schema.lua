@@ -1060,8 +1060,12 @@ function M.names()
   return t
 end
 
+-- Whether a path exists: opening it (a directory opens too) fails with
+-- ENOENT only when it does not.
 local function exists(p)
-  return os.rename(p, p) ~= nil
+  local f, _, errno = io.open(p, 'rb')
+  if f then f:close() return true end
+  return errno ~= 2
 end
 
 local function shell_quote(str)
