@@ -122,7 +122,7 @@ bench: bin/aegis-run
 
 lint:
 	$(Q)command -v luacheck >/dev/null || tools/deps.sh lua-check
-	$(Q)luacheck --std lua54 lua providers rulepacks pipelines spec examples
+	$(Q)luacheck lua providers rulepacks pipelines spec examples bench
 
 clean:
 	rm -rf bin build/obj build/asan build/gen
