@@ -250,13 +250,20 @@ static int run (pg_store *s, const char *sql, size_t len, const ag_store_value *
   }
 }
 
+/* PQcmdTuples also counts the rows of a SELECT; changes are writes only,
+** as in SQLite. */
+static int writes (const char *tag) {
+  return strncmp(tag, "INSERT ", 7) == 0 || strncmp(tag, "UPDATE ", 7) == 0 ||
+         strncmp(tag, "DELETE ", 7) == 0 || strncmp(tag, "MERGE ", 6) == 0;
+}
+
 static int pg_exec (ag_store *b, const char *sql, size_t len,
                     const ag_store_value *p, int n, int64_t *changes, char *err) {
   pg_store *s = PG(b);
   PGresult *res;
   int rc = run(s, sql, len, p, n, n == 0, &res, err);
   if (rc) return rc;
-  *changes = strtoll(PQcmdTuples(res), NULL, 10);
+  *changes = writes(PQcmdStatus(res)) ? strtoll(PQcmdTuples(res), NULL, 10) : 0;
   PQclear(res);
   return AG_OK;
 }

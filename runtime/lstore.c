@@ -59,8 +59,10 @@ static const char *pushhead (lua_State *L, const char *sql) {
   while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r') sql++;
   size_t n = strcspn(sql, "\r\n");
   while (n > 0 && (sql[n - 1] == ' ' || sql[n - 1] == '\t')) n--;
-  if (n > 60) return lua_pushfstring(L, "%.57s...", sql);
-  lua_pushlstring(L, sql, n);
+  if (n <= 60) return lua_pushlstring(L, sql, n);
+  lua_pushlstring(L, sql, 57);
+  lua_pushliteral(L, "...");
+  lua_concat(L, 2);
   return lua_tostring(L, -1);
 }
 
