@@ -67,7 +67,8 @@ local option_types = {
 }
 
 ---@class aegis.store.OpenOpts
----@field synchronous? 'normal'|'full' SQLite durability: 'full' for data that must survive power loss (default 'normal')
+---@field synchronous? 'normal'|'full' SQLite durability: 'full' for data that must survive power loss
+--- (default 'normal')
 ---@field busy_timeout? number SQLite: seconds to wait for another writer's lock (default 10)
 ---@field connect_timeout? number PostgreSQL: seconds to connect (default 5; libpq's minimum is 2)
 ---@field statement_timeout? number PostgreSQL: seconds a statement may run (default 30; 0: no limit)
@@ -90,7 +91,7 @@ function M.open(url, opts)
     local want = option_types[k]
     if not want then argerror(2, 'open', ("unknown option '%s'"):format(tostring(k))) end
     if type(v) ~= want then argerror(2, 'open', ("option '%s': %s expected, got %s"):format(k, want, type(v))) end
-    if want == 'number' and not (v >= 0) then argerror(2, 'open', ("option '%s' must be >= 0"):format(k)) end
+    if want == 'number' and (v ~= v or v < 0) then argerror(2, 'open', ("option '%s' must be >= 0"):format(k)) end
   end
   if opts and opts.synchronous and opts.synchronous ~= 'normal' and opts.synchronous ~= 'full' then
     argerror(2, 'open', "option 'synchronous' must be 'normal' or 'full'")
