@@ -11,11 +11,11 @@
 #include "ag_err.h"
 
 #define AG_PQ_SYMBOLS(X) \
-  X(PQclear) X(PQcmdTuples) X(PQconnectdbParams) X(PQdescribePrepared) \
-  X(PQerrorMessage) X(PQexec) X(PQexecParams) X(PQexecPrepared) X(PQfinish) \
-  X(PQfname) X(PQftype) X(PQgetisnull) X(PQgetlength) X(PQgetvalue) \
-  X(PQlibVersion) X(PQnfields) X(PQnparams) X(PQntuples) X(PQprepare) \
-  X(PQreset) X(PQresultErrorField) X(PQresultStatus) X(PQserverVersion) \
+  X(PQclear) X(PQcmdStatus) X(PQcmdTuples) X(PQconnectdbParams) \
+  X(PQdescribePrepared) X(PQerrorMessage) X(PQexec) X(PQexecPrepared) \
+  X(PQfinish) X(PQfname) X(PQftype) X(PQgetisnull) X(PQgetlength) \
+  X(PQgetvalue) X(PQlibVersion) X(PQnfields) X(PQnparams) X(PQntuples) \
+  X(PQprepare) X(PQreset) X(PQresultErrorField) X(PQresultStatus) \
   X(PQsetNoticeProcessor) X(PQstatus) X(PQtransactionStatus)
 
 typedef struct ag_pq_api {

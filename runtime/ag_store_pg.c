@@ -22,9 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
-
+#include "ag_pq.h"
 #include "ag_store.h"
+
+/* libpq, loaded by the first open (ag_dl.h says why). */
+static const ag_pq_api *pq;
 
 /* Type OIDs (catalog/pg_type.h, stable across versions). */
 #define BOOLOID 16
@@ -73,21 +75,21 @@ static int status_of (const char *state) {
 }
 
 static int lost (pg_store *s) {
-  return PQstatus(s->conn) == CONNECTION_BAD;
+  return pq->PQstatus(s->conn) == CONNECTION_BAD;
 }
 
 /* Turns a failed result (NULL too) into a status and message. */
 static int fail (pg_store *s, PGresult *res, char *err) {
-  if (lost(s)) return first_line(err, AG_ECONN, PQerrorMessage(s->conn));
-  const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-  const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-  if (msg == NULL) msg = PQerrorMessage(s->conn);
+  if (lost(s)) return first_line(err, AG_ECONN, pq->PQerrorMessage(s->conn));
+  const char *state = res ? pq->PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+  const char *msg = res ? pq->PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+  if (msg == NULL) msg = pq->PQerrorMessage(s->conn);
   if (res == NULL && (msg == NULL || *msg == '\0')) return ag_seterr(err, AG_ENOMEM, "not enough memory");
   return first_line(err, status_of(state), msg);
 }
 
 static int ok (PGresult *res) {
-  ExecStatusType st = PQresultStatus(res);
+  ExecStatusType st = pq->PQresultStatus(res);
   return res != NULL && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ||
                          st == PGRES_EMPTY_QUERY);
 }
@@ -99,9 +101,9 @@ static int session_setup (pg_store *s, char *err) {
            "SET statement_timeout = %ld; SET lock_timeout = %ld; SET bytea_output = 'hex'",
            (long)(s->base.opts.statement_timeout * 1000),
            (long)(s->base.opts.lock_timeout * 1000));
-  PGresult *res = PQexec(s->conn, sql);
+  PGresult *res = pq->PQexec(s->conn, sql);
   int rc = ok(res) ? AG_OK : fail(s, res, err);
-  PQclear(res);
+  pq->PQclear(res);
   return rc;
 }
 
@@ -109,14 +111,14 @@ static int reconnect (pg_store *s, char *err) {
   s->forget = 1;
   ag_store__cache_clear(&s->base);
   s->forget = 0;
-  PQreset(s->conn);
-  if (lost(s)) return first_line(err, AG_ECONN, PQerrorMessage(s->conn));
+  pq->PQreset(s->conn);
+  if (lost(s)) return first_line(err, AG_ECONN, pq->PQerrorMessage(s->conn));
   return session_setup(s, err);
 }
 
 /* Safe to send again after the connection broke under this statement? */
 static int idle (pg_store *s) {
-  return s->base.depth == 0 && PQtransactionStatus(s->conn) == PQTRANS_IDLE;
+  return s->base.depth == 0 && pq->PQtransactionStatus(s->conn) == PQTRANS_IDLE;
 }
 
 static int grow_params (pg_store *s, int n) {
@@ -182,21 +184,21 @@ static int prepare (pg_store *s, const char *sql, size_t len, ag_store_stmt **ou
   char name[32];
   unsigned id = ++s->next_id;
   snprintf(name, sizeof name, "aegis_%u", id);
-  PGresult *res = PQprepare(s->conn, name, sql, 0, NULL);
+  PGresult *res = pq->PQprepare(s->conn, name, sql, 0, NULL);
   if (!ok(res)) {
     int rc = fail(s, res, err);
-    PQclear(res);
+    pq->PQclear(res);
     return rc;
   }
-  PQclear(res);
-  res = PQdescribePrepared(s->conn, name);
+  pq->PQclear(res);
+  res = pq->PQdescribePrepared(s->conn, name);
   if (!ok(res)) {
     int rc = fail(s, res, err);
-    PQclear(res);
+    pq->PQclear(res);
     return rc;  /* the statement leaks on the server until reset: rare */
   }
-  int nparams = PQnparams(res);
-  PQclear(res);
+  int nparams = pq->PQnparams(res);
+  pq->PQclear(res);
   ag_store_stmt *e = ag_store__cache_add(&s->base, sql, len);
   if (e == NULL) return ag_seterr(err, AG_ENOMEM, "not enough memory");
   e->id = id;
@@ -216,13 +218,13 @@ static int run (pg_store *s, const char *sql, size_t len, const ag_store_value *
   *out = NULL;
   for (;;) {
     if (lost(s)) {  /* known before sending: a reset is safe outside a transaction */
-      if (s->base.depth > 0) return first_line(err, AG_ECONN, PQerrorMessage(s->conn));
+      if (s->base.depth > 0) return first_line(err, AG_ECONN, pq->PQerrorMessage(s->conn));
       if ((rc = reconnect(s, err)) != AG_OK) return rc;
     }
     int was_idle = idle(s);
     PGresult *res = NULL;
     ag_store_stmt *e = NULL;
-    if (simple) res = PQexec(s->conn, sql);
+    if (simple) res = pq->PQexec(s->conn, sql);
     else {
       if ((rc = prepare(s, sql, len, &e, err)) != AG_OK) {
         if (rc == AG_ECONN && lost(s) && was_idle && !retried++) continue;
@@ -234,16 +236,16 @@ static int run (pg_store *s, const char *sql, size_t len, const ag_store_value *
       if ((rc = set_params(s, p, n, err)) != AG_OK) return rc;
       char name[32];
       snprintf(name, sizeof name, "aegis_%u", e->id);
-      res = PQexecPrepared(s->conn, name, n, s->values, s->lengths, s->formats, 0);
+      res = pq->PQexecPrepared(s->conn, name, n, s->values, s->lengths, s->formats, 0);
     }
     if (ok(res)) {
       *out = res;
       return AG_OK;
     }
     rc = fail(s, res, err);
-    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *state = res ? pq->PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     int stale = state != NULL && strcmp(state, "0A000") == 0 && e != NULL;
-    PQclear(res);
+    pq->PQclear(res);
     if (stale) ag_store__cache_drop(&s->base, e);  /* "cached plan must not change result type" */
     if ((lost(s) || stale) && was_idle && !retried++) continue;
     return rc;
@@ -263,8 +265,8 @@ static int pg_exec (ag_store *b, const char *sql, size_t len,
   PGresult *res;
   int rc = run(s, sql, len, p, n, n == 0, &res, err);
   if (rc) return rc;
-  *changes = writes(PQcmdStatus(res)) ? strtoll(PQcmdTuples(res), NULL, 10) : 0;
-  PQclear(res);
+  *changes = writes(pq->PQcmdStatus(res)) ? strtoll(pq->PQcmdTuples(res), NULL, 10) : 0;
+  pq->PQclear(res);
   return AG_OK;
 }
 
@@ -274,7 +276,7 @@ static int pg_query (ag_store *b, const char *sql, size_t len,
   int rc = run(s, sql, len, p, n, 0, &s->res, err);
   if (rc) return rc;
   s->row = -1;
-  s->nrows = PQntuples(s->res);
+  s->nrows = pq->PQntuples(s->res);
   return AG_OK;
 }
 
@@ -286,11 +288,11 @@ static int pg_step (ag_store *b, int *row, char *err) {
 }
 
 static int pg_ncolumns (ag_store *b) {
-  return PQnfields(PG(b)->res);
+  return pq->PQnfields(PG(b)->res);
 }
 
 static const char *pg_column_name (ag_store *b, int i) {
-  const char *name = PQfname(PG(b)->res, i);
+  const char *name = pq->PQfname(PG(b)->res, i);
   return name != NULL ? name : "?";
 }
 
@@ -325,13 +327,13 @@ static int decode_bytea (pg_store *s, const char *t, size_t n, ag_store_value *v
 
 static int pg_column (ag_store *b, int i, ag_store_value *v, char *err) {
   pg_store *s = PG(b);
-  if (PQgetisnull(s->res, s->row, i)) {
+  if (pq->PQgetisnull(s->res, s->row, i)) {
     v->type = AG_STORE_NULL;
     return AG_OK;
   }
-  const char *t = PQgetvalue(s->res, s->row, i);
-  size_t n = (size_t)PQgetlength(s->res, s->row, i);
-  switch (PQftype(s->res, i)) {
+  const char *t = pq->PQgetvalue(s->res, s->row, i);
+  size_t n = (size_t)pq->PQgetlength(s->res, s->row, i);
+  switch (pq->PQftype(s->res, i)) {
     case INT2OID: case INT4OID: case INT8OID: case OIDOID:
       v->type = AG_STORE_INT;
       v->u.i = strtoll(t, NULL, 10);
@@ -356,7 +358,7 @@ static int pg_column (ag_store *b, int i, ag_store_value *v, char *err) {
 
 static void pg_reset (ag_store *b) {
   pg_store *s = PG(b);
-  PQclear(s->res);
+  pq->PQclear(s->res);
   s->res = NULL;
   s->row = s->nrows = 0;
 }
@@ -379,7 +381,7 @@ static int pg_lock (ag_store *b, const char *key, char *err) {
 static int pg_txstatus (ag_store *b) {
   pg_store *s = PG(b);
   if (lost(s)) return -1;
-  switch (PQtransactionStatus(s->conn)) {
+  switch (pq->PQtransactionStatus(s->conn)) {
     case PQTRANS_IDLE: return 0;
     case PQTRANS_INERROR: return 2;
     case PQTRANS_UNKNOWN: return -1;
@@ -393,20 +395,20 @@ static int pg_txstatus (ag_store *b) {
 */
 static void pg_evict (ag_store *b, ag_store_stmt *e) {
   pg_store *s = PG(b);
-  PGTransactionStatusType st = PQtransactionStatus(s->conn);
+  PGTransactionStatusType st = pq->PQtransactionStatus(s->conn);
   if (s->forget || lost(s) || (st != PQTRANS_IDLE && st != PQTRANS_INTRANS))
     return;
   char sql[48];
   snprintf(sql, sizeof sql, "DEALLOCATE aegis_%u", e->id);
-  PQclear(PQexec(s->conn, sql));
+  pq->PQclear(pq->PQexec(s->conn, sql));
 }
 
 static void pg_close (ag_store *b) {
   pg_store *s = PG(b);
   s->forget = 1;  /* the session's end frees the server's statements */
   ag_store__cache_clear(b);
-  PQclear(s->res);
-  PQfinish(s->conn);
+  pq->PQclear(s->res);
+  pq->PQfinish(s->conn);
   free(s->buf);
   free(s->values);
   free(s->lengths);
@@ -446,20 +448,21 @@ int ag_store__pg_open (const char *conninfo, const ag_store_opts *o,
     "aegis-run", "UTF8", timeout, "1", "10", "5", "3", "30000", conninfo, NULL,
   };
   *out = NULL;
+  if (pq == NULL && (pq = ag_pq(err)) == NULL) return AG_EUNSUPPORTED;
   pg_store *s = calloc(1, sizeof *s);
   if (s == NULL) return ag_seterr(err, AG_ENOMEM, "not enough memory");
   ag_store__init(&s->base, &pg_backend, o);
   s->forget = 1;  /* until connected, nothing is prepared */
-  s->conn = PQconnectdbParams(keys, values, 1);
+  s->conn = pq->PQconnectdbParams(keys, values, 1);
   int rc;
   if (s->conn == NULL) rc = ag_seterr(err, AG_ENOMEM, "not enough memory");
-  else if (lost(s)) rc = first_line(err, AG_ECONN, PQerrorMessage(s->conn));
+  else if (lost(s)) rc = first_line(err, AG_ECONN, pq->PQerrorMessage(s->conn));
   else {
-    PQsetNoticeProcessor(s->conn, ignore_notice, NULL);  /* kept by PQreset */
+    pq->PQsetNoticeProcessor(s->conn, ignore_notice, NULL);  /* kept by PQreset */
     rc = session_setup(s, err);
   }
   if (rc != AG_OK) {
-    PQfinish(s->conn);
+    pq->PQfinish(s->conn);
     free(s);
     return rc;
   }

@@ -1,14 +1,6 @@
 local h = require('spec.helpers')
 local cjson = require('cjson')
 
--- h.needs(b), callable from here: spec/helpers.lua calls `pending` as a
--- global, but busted gives it only to spec files' environments.
-local function needs(b)
-  if b.url ~= nil then return true end
-  pending('needs $AEGIS_PG_URL (make test starts a throwaway PostgreSQL)')
-  return false
-end
-
 local function lines(s)
   local out = {}
   for l in s:gmatch('[^\n]+') do out[#out + 1] = l end
@@ -19,7 +11,7 @@ describe('aegis-run store', function()
   for _, b in ipairs(h.store_backends()) do
     describe(b.name, function()
       it('info --json describes the store', function()
-        if not needs(b) then return end
+        if not h.needs(b) then return end
         local r = h.run({ 'store', 'info', '--store', b.url, '--json' })
         assert.equal(0, r.code, r.stderr)
         assert.equal('', r.stderr)
@@ -41,7 +33,7 @@ describe('aegis-run store', function()
       end)
 
       it('info lists migrated components', function()
-        if not needs(b) then return end
+        if not h.needs(b) then return end
         local store = require('aegis.store')
         local comp = ('cli_%d'):format(math.random(1, 999999999))
         do
@@ -58,7 +50,7 @@ describe('aegis-run store', function()
       end)
 
       it('migrate says what it did', function()
-        if not needs(b) then return end
+        if not h.needs(b) then return end
         local r = h.run({ 'store', 'migrate', '--store', b.url })
         assert.equal(0, r.code, r.stderr)
         assert.equal('store: no migrations registered, nothing to do\n', r.stdout)

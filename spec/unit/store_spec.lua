@@ -8,14 +8,6 @@ local function uniq(prefix)
   return ('%s_%d_%d'):format(prefix, counter, math.random(1, 999999999))
 end
 
--- h.needs(b), callable from here: spec/helpers.lua calls `pending` as a
--- global, but busted gives it only to spec files' environments.
-local function needs(b)
-  if b.url ~= nil then return true end
-  pending('needs $AEGIS_PG_URL (make test starts a throwaway PostgreSQL)')
-  return false
-end
-
 local function pick(b, sqlite, postgres)
   return b.name == 'sqlite' and sqlite or postgres
 end
@@ -104,7 +96,7 @@ describe('aegis.store', function()
       end
 
       it('opens with kind and url, and closes', function()
-        if not needs(b) then return end
+        if not h.needs(b) then return end
         local db = open()
         assert.equal(b.name, db.kind)
         assert.equal(store.redact(b.url), db.url)
@@ -114,7 +106,7 @@ describe('aegis.store', function()
       end)
 
       it('raises on a closed store', function()
-        if not needs(b) then return end
+        if not h.needs(b) then return end
         local db = open()
         db:close()
         assert.error_matches(function() db:exec('SELECT 1') end, 'attempt to use a closed store')
@@ -124,7 +116,7 @@ describe('aegis.store', function()
       end)
 
       it('closes on scope exit and on garbage collection', function()
-        if not needs(b) then return end
+        if not h.needs(b) then return end
         if b.name == 'sqlite' then
           -- the last connection to close removes the WAL file
           local url = 'sqlite:' .. h.tmpdir() .. '/gc.db'
@@ -167,7 +159,7 @@ describe('aegis.store', function()
       end)
 
       it('round-trips every value type', function()
-        if not needs(b) then return end
+        if not h.needs(b) then return end
         local db <close> = open()
         local t = uniq('types')
         db:exec(('CREATE TABLE %s (id INTEGER PRIMARY KEY, i BIGINT, f DOUBLE PRECISION, s TEXT, b %s, o BOOLEAN)')
@@ -206,7 +198,7 @@ describe('aegis.store', function()
       end)
 
       it('binds NULL from nil, store.null and trailing nils', function()
-        if not needs(b) then return end
+        if not h.needs(b) then return end
         local db <close> = open()
         local t = uniq('nulls')
         db:exec(('CREATE TABLE %s (id INTEGER, a TEXT, c INTEGER)'):format(t))
@@ -220,7 +212,7 @@ describe('aegis.store', function()
       end)
 
       it('counts changed rows, and none for other statements', function()
-        if not needs(b) then return end
+        if not h.needs(b) then return end
         local db <close> = open()
         local t = uniq('changes')
         assert.equal(0, db:exec(('CREATE TABLE %s (x INTEGER)'):format(t)))
@@ -233,7 +225,7 @@ describe('aegis.store', function()
       end)
 
       it('runs several statements in one exec without values', function()
-        if not needs(b) then return end
+        if not h.needs(b) then return end
         local db <close> = open()
         local t = uniq('multi')
         assert.equal(2, db:exec(('CREATE TABLE %s (x INTEGER);\n-- a comment\nINSERT INTO %s VALUES (1);'
@@ -243,7 +235,7 @@ describe('aegis.store', function()
       end)
 
       it('refuses several statements with values, or in a query', function()
-        if not needs(b) then return end
+        if not h.needs(b) then return end
         local db <close> = open()
         -- SQLite finds the second statement itself; PostgreSQL refuses to prepare it
         local r, msg, code = db:exec('SELECT $1; SELECT 2', 1)
@@ -257,7 +249,7 @@ describe('aegis.store', function()
       end)
 
       it('refuses a wrong number of values', function()
-        if not needs(b) then return end
+        if not h.needs(b) then return end
         local db <close> = open()
         local r, msg, code = db:query('SELECT $1 AS a, $2 AS b', 1)
         assert.is_nil(r)
@@ -270,7 +262,7 @@ describe('aegis.store', function()
       end)
 
       it('refuses parameters not written $n', function()
-        if not needs(b) then return end
+        if not h.needs(b) then return end
         local db <close> = open()
         local r, msg, code = db:query('SELECT :name AS a', 1)
         assert.is_nil(r)
@@ -282,7 +274,7 @@ describe('aegis.store', function()
       end)
 
       it('refuses text with a NUL byte, and takes it as a blob', function()
-        if not needs(b) then return end
+        if not h.needs(b) then return end
         local db <close> = open()
         local t = uniq('nul')
         db:exec(('CREATE TABLE %s (s TEXT, b %s)'):format(t, pick(b, 'BLOB', 'BYTEA')))
@@ -295,7 +287,7 @@ describe('aegis.store', function()
       end)
 
       it('raises on values that cannot be bound and on a bad statement argument', function()
-        if not needs(b) then return end
+        if not h.needs(b) then return end
         local db <close> = open()
         assert.error_matches(function() db:exec('SELECT $1', {}) end,
           "bad argument #2 to 'exec' %(cannot bind a table")
@@ -307,7 +299,7 @@ describe('aegis.store', function()
       end)
 
       it('returns SQL errors with the first line of the statement', function()
-        if not needs(b) then return end
+        if not h.needs(b) then return end
         local db <close> = open()
         local r, msg, code = db:query('\n  SELECT nope FROM nowhere_at_all\n  WHERE 1 = 1')
         assert.is_nil(r)
@@ -320,7 +312,7 @@ describe('aegis.store', function()
       end)
 
       it('returns constraint violations as constraint', function()
-        if not needs(b) then return end
+        if not h.needs(b) then return end
         local db <close> = open()
         local t = uniq('uniq')
         db:exec(('CREATE TABLE %s (k TEXT PRIMARY KEY)'):format(t))
@@ -332,7 +324,7 @@ describe('aegis.store', function()
       end)
 
       it('returns the first row or nil', function()
-        if not needs(b) then return end
+        if not h.needs(b) then return end
         local db <close> = open()
         local t = uniq('first')
         db:exec(('CREATE TABLE %s (x INTEGER)'):format(t))
@@ -346,7 +338,7 @@ describe('aegis.store', function()
       end)
 
       it('reuses prepared statements and bounds their cache', function()
-        if not needs(b) then return end
+        if not h.needs(b) then return end
         local db <close> = open()
         local sql = 'SELECT $1 + 1 AS v -- ' .. uniq('reuse')
         for k = 1, 5 do assert.equal(k + 1, db:first(sql, k).v) end
@@ -366,7 +358,7 @@ describe('aegis.store', function()
       end)
 
       it('commits a transaction and returns what fn returns', function()
-        if not needs(b) then return end
+        if not h.needs(b) then return end
         local db <close> = open()
         local t = uniq('txc')
         db:exec(('CREATE TABLE %s (x INTEGER)'):format(t))
@@ -384,7 +376,7 @@ describe('aegis.store', function()
       end)
 
       it('rolls back and raises again when fn raises, leaving no transaction open', function()
-        if not needs(b) then return end
+        if not h.needs(b) then return end
         local db <close> = open()
         local t = uniq('txr')
         db:exec(('CREATE TABLE %s (x INTEGER)'):format(t))
@@ -404,7 +396,7 @@ describe('aegis.store', function()
       end)
 
       it('rolls back when fn returns nil, msg, code', function()
-        if not needs(b) then return end
+        if not h.needs(b) then return end
         local db <close> = open()
         local t = uniq('txn')
         db:exec(('CREATE TABLE %s (x INTEGER PRIMARY KEY)'):format(t))
@@ -420,7 +412,7 @@ describe('aegis.store', function()
       end)
 
       it('nests transactions as savepoints', function()
-        if not needs(b) then return end
+        if not h.needs(b) then return end
         local db <close> = open()
         local t = uniq('txs')
         db:exec(('CREATE TABLE %s (x INTEGER)'):format(t))
@@ -450,7 +442,7 @@ describe('aegis.store', function()
       end)
 
       it('recovers from a failed statement inside a transaction', function()
-        if not needs(b) then return end
+        if not h.needs(b) then return end
         local db <close> = open()
         local t = uniq('txf')
         db:exec(('CREATE TABLE %s (x INTEGER)'):format(t))
@@ -469,7 +461,7 @@ describe('aegis.store', function()
       end)
 
       it('takes a lock key, and reports busy when another connection holds the lock', function()
-        if not needs(b) then return end
+        if not h.needs(b) then return end
         local db <close> = open()
         local db2 <close> = assert(store.open(b.url, { busy_timeout = 0.05, lock_timeout = 0.05 }))
         local t = uniq('busy')
@@ -495,7 +487,7 @@ describe('aegis.store', function()
       end)
 
       it('applies migrations once and re-runs as a no-op', function()
-        if not needs(b) then return end
+        if not h.needs(b) then return end
         local db <close> = open()
         local comp, t = uniq('comp'), uniq('mig')
         local steps = {
@@ -519,7 +511,7 @@ describe('aegis.store', function()
       end)
 
       it('refuses a store migrated past what the code knows', function()
-        if not needs(b) then return end
+        if not h.needs(b) then return end
         local db <close> = open()
         local comp = uniq('newer')
         assert.equal(1, db:migrate(comp, { 'SELECT 1' }))
@@ -531,7 +523,7 @@ describe('aegis.store', function()
       end)
 
       it('rolls back a failed migration step entirely', function()
-        if not needs(b) then return end
+        if not h.needs(b) then return end
         local db <close> = open()
         local comp, t1, t2, t3 = uniq('fail'), uniq('m1'), uniq('m2'), uniq('m3')
         local steps = {
@@ -553,7 +545,7 @@ describe('aegis.store', function()
       end)
 
       it('applies each step once when three processes migrate at once', function()
-        if not needs(b) then return end
+        if not h.needs(b) then return end
         local dir = h.tmpdir()
         local comp, t = uniq('race'), uniq('race_log')
         local go = dir .. '/go'
@@ -710,7 +702,7 @@ end)
     local pg = { name = 'postgres', url = os.getenv('AEGIS_PG_URL') }
 
     it('hides the password in db.url and in tostring', function()
-      if not needs(pg) then return end
+      if not h.needs(pg) then return end
       local url = pg.url:gsub('^postgresql://aegis@', 'postgresql://aegis:s3cr3t@')
       local db <close> = assert(store.open(url))
       assert.equal(pg.url:gsub('^postgresql://aegis@', 'postgresql://aegis:***@'), db.url)
@@ -718,7 +710,7 @@ end)
     end)
 
     it('sets the session up: timeouts, application_name', function()
-      if not needs(pg) then return end
+      if not h.needs(pg) then return end
       local db <close> = assert(store.open(pg.url, { statement_timeout = 12, lock_timeout = 3 }))
       assert.equal('12s', db:first('SHOW statement_timeout').statement_timeout)
       assert.equal('3s', db:first('SHOW lock_timeout').lock_timeout)
@@ -727,7 +719,7 @@ end)
     end)
 
     it('returns timeout when a statement runs past statement_timeout', function()
-      if not needs(pg) then return end
+      if not h.needs(pg) then return end
       local db <close> = assert(store.open(pg.url, { statement_timeout = 0.05 }))
       local r, msg, code = db:exec('SELECT pg_sleep(5)')
       assert.is_nil(r)
@@ -736,7 +728,7 @@ end)
     end)
 
     it('reports a transaction aborted by an ignored error instead of committing', function()
-      if not needs(pg) then return end
+      if not h.needs(pg) then return end
       local db <close> = assert(store.open(pg.url))
       local t = uniq('aborted')
       db:exec(('CREATE TABLE %s (x INTEGER)'):format(t))
@@ -752,7 +744,7 @@ end)
     end)
 
     it('prepares a statement again when a schema change invalidates it', function()
-      if not needs(pg) then return end
+      if not h.needs(pg) then return end
       local db <close> = assert(store.open(pg.url))
       local t = uniq('stale')
       db:exec(('CREATE TABLE %s (a INTEGER); INSERT INTO %s VALUES (1)'):format(t, t))
@@ -771,7 +763,7 @@ end)
     end)
 
     it('reconnects and prepares again after losing an idle connection', function()
-      if not needs(pg) then return end
+      if not h.needs(pg) then return end
       local db <close> = assert(store.open(pg.url))
       local killer <close> = assert(store.open(pg.url))
       local sql = 'SELECT $1::int + 1 AS v'
@@ -783,7 +775,7 @@ end)
     end)
 
     it('reports conn, and rolls back, when the connection is lost inside a transaction', function()
-      if not needs(pg) then return end
+      if not h.needs(pg) then return end
       local db <close> = assert(store.open(pg.url))
       local killer <close> = assert(store.open(pg.url))
       local t = uniq('lost')
