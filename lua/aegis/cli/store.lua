@@ -122,7 +122,7 @@ local function info(args)
   local db <close> = open(o.store)
   local r = describe(db, url)
   if o.json then
-    io.stdout:write(require('cjson').encode(r), '\n')
+    io.stdout:write(require('aegis.json').encode(r), '\n')
     return 0
   end
   local lines = { ('backend:      %s'):format(r.backend), ('url:          %s'):format(r.url) }
