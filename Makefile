@@ -10,7 +10,9 @@ CC ?= cc
 CFLAGS ?= -O2 -g
 override CFLAGS += -std=c11 -Wall -Wextra -Wshadow -Wundef -Wwrite-strings \
                    -Wmissing-prototypes -Wstrict-prototypes -fvisibility=hidden
-PKGS := lua5.4 lua5.4-cjson sqlite3 libpq libcurl libcrypto tree-sitter
+# libpq and libcurl give headers only: they are dlopen-ed on first use (ag_dl.h)
+PKGS := lua5.4 lua5.4-cjson sqlite3 libcrypto tree-sitter
+PKGS_DL := libpq libcurl
 
 # Debian packages: what the build, the tests and the demo need.
 DEB := gcc make pkg-config openssl ca-certificates lua5.4 liblua5.4-dev \
@@ -44,7 +46,7 @@ deps:
 	$(Q)command -v npm >/dev/null 2>&1 || tools/deps.sh $(DEB_NPM)
 
 # Read pkg-config only once the packages are there.
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(PKGS_DL))
 PKG_LIBS = $(shell pkg-config --libs $(PKGS))
 
 bin/aegis-run: $(OBJ) $(GRAMMAR_OBJ) | deps
@@ -120,7 +122,7 @@ bench: bin/aegis-run
 
 lint:
 	$(Q)command -v luacheck >/dev/null || tools/deps.sh lua-check
-	$(Q)luacheck --std lua54 lua providers rulepacks pipelines spec examples
+	$(Q)luacheck lua providers rulepacks pipelines spec examples bench
 
 clean:
 	rm -rf bin build/obj build/asan build/gen

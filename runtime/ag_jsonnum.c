@@ -3,7 +3,8 @@
 ** 7.1.12.1, the number form RFC 8785 section 3.2.2.3 adopts).
 **
 ** Digits: the shortest precision p in 1..17 whose correctly rounded
-** "%.*e" output reads back (strtod) as the same double.  glibc's printf
+** "%.*e" output reads back (strtod) as the same double (found by binary
+** search).  glibc's printf
 ** and strtod are exact, so that is the closest p-digit decimal, which is
 ** what ECMAScript asks for.  One case needs more: when x is a power of two
 ** the interval of decimals that read back as x is narrower below x than
@@ -16,17 +17,6 @@
 #include <string.h>
 
 #include "ag_jsonnum.h"
-
-/* "%.*e" digits of x: digits[0..p-1] and decimal exponent e (x ~ d.ddd e). */
-static void sci (double x, int p, char digits[17], int *e) {
-  char buf[40];
-  snprintf(buf, sizeof buf, "%.*e", p - 1, x);
-  const char *s = buf;
-  int i = 0;
-  for (; *s != 'e'; s++)
-    if (*s != '.') digits[i++] = *s;
-  *e = atoi(s + 1);
-}
 
 static double readback (const char *digits, int p, int e) {
   char buf[40];
@@ -50,28 +40,55 @@ static void increment (char digits[17], int p, int *e) {
   }
 }
 
-/* Shortest round-trip digits of x > 0; returns k, sets *e. */
-static int shortest (double x, char digits[17], int *e) {
-  int p;
-  for (p = 1; p < 17; p++) {
-    sci(x, p, digits, e);
-    double y = readback(digits, p, *e);
-    if (y == x) break;
-    if (y < x) {  /* the power-of-two case: try the candidate above */
-      char up[17];
-      int eu = *e;
-      memcpy(up, digits, (size_t)p);
-      increment(up, p, &eu);
-      if (readback(up, p, eu) == x) {
-        memcpy(digits, up, (size_t)p);
-        *e = eu;
-        break;
-      }
+/*
+** The p-digit decimal for x, if one reads back as x: digits[0..p-1] and
+** decimal exponent *e (x ~ d.ddd * 10^e).  Returns 0 when none does.
+*/
+static int digits_at (double x, int p, char digits[17], int *e) {
+  char buf[40];
+  snprintf(buf, sizeof buf, "%.*e", p - 1, x);
+  double y = strtod(buf, NULL);
+  const char *s = buf;
+  for (int i = 0; *s != 'e'; s++)
+    if (*s != '.') digits[i++] = *s;
+  *e = atoi(s + 1);
+  if (y == x) return 1;
+  if (y < x) {  /* the power-of-two case: try the candidate above */
+    char up[17];
+    int eu = *e;
+    memcpy(up, digits, (size_t)p);
+    increment(up, p, &eu);
+    if (readback(up, p, eu) == x) {
+      memcpy(digits, up, (size_t)p);
+      *e = eu;
+      return 1;
     }
   }
-  if (p == 17) sci(x, 17, digits, e);  /* 17 digits always read back */
-  while (p > 1 && digits[p - 1] == '0') p--;
-  return p;
+  return 0;
+}
+
+/*
+** Shortest round-trip digits of x > 0; returns their count k, sets *e.
+** Binary search over p: if p digits read back, so do p + 1 (the closest
+** p+1-digit decimal is at least as close), and 17 always do.
+*/
+static int shortest (double x, char digits[17], int *e) {
+  int lo = 1, hi = 17, found = 0;
+  char d[17];
+  int de;
+  while (lo < hi) {
+    int mid = (lo + hi) / 2;
+    if (digits_at(x, mid, d, &de)) {
+      hi = mid;
+      memcpy(digits, d, (size_t)mid);
+      *e = de;
+      found = mid;
+    }
+    else lo = mid + 1;
+  }
+  if (found != hi) digits_at(x, hi, digits, e);  /* hi == 17, not tried */
+  while (hi > 1 && digits[hi - 1] == '0') hi--;
+  return hi;
 }
 
 size_t ag_jsonnum_format (double x, char out[AG_JSONNUM_MAX]) {

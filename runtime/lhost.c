@@ -6,12 +6,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-#include <libpq-fe.h>
 #include <openssl/crypto.h>
 #include <sqlite3.h>
 #include <tree_sitter/api.h>
 
+#include "ag_curl.h"
+#include "ag_pq.h"
 #include "host.h"
 #include "lauxag.h"
 
@@ -52,10 +52,16 @@ static int host_versions (lua_State *L) {
   lua_newtable(L);
   setstr(L, "lua", LUA_RELEASE);
   setstr(L, "sqlite", sqlite3_libversion());
-  int pq = PQlibVersion();
-  lua_pushfstring(L, "%d.%d", pq / 10000, pq % 10000);
+  char err[AG_ERRLEN];
+  const ag_pq_api *pq = ag_pq(err);
+  if (pq != NULL) {
+    int v = pq->PQlibVersion();
+    lua_pushfstring(L, "%d.%d", v / 10000, v % 10000);
+  }
+  else lua_pushstring(L, err);
   lua_setfield(L, -2, "libpq");
-  setstr(L, "curl", curl_version_info(CURLVERSION_NOW)->version);
+  const ag_curl_api *curl = ag_curl(err);
+  setstr(L, "curl", curl ? curl->curl_version_info(CURLVERSION_NOW)->version : err);
   setstr(L, "openssl", OpenSSL_version(OPENSSL_VERSION));
   lua_pushinteger(L, TREE_SITTER_LANGUAGE_VERSION);
   lua_setfield(L, -2, "tree_sitter_abi");

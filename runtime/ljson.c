@@ -146,7 +146,8 @@ typedef struct Enc {
   size_t nkeys, capkeys;
   const void **seen;    /* open tables, outermost first (cycle check) */
   Seg *path;            /* path[i]: step from open table i to its child */
-  int depth, capdepth;
+  size_t capseen, cappath;
+  int depth;
   int indent;
 } Enc;
 
@@ -163,11 +164,10 @@ static void *grow (lua_State *L, Enc *E, void *p, size_t *cap, size_t need,
 static void release (Enc *E) {
   if (E->buf) E->alloc(E->ud, E->buf, E->cap, 0);
   if (E->keys) E->alloc(E->ud, E->keys, E->capkeys * sizeof(Key), 0);
-  if (E->seen) E->alloc(E->ud, E->seen, (size_t)E->capdepth * sizeof(void *), 0);
-  if (E->path) E->alloc(E->ud, E->path, (size_t)E->capdepth * sizeof(Seg), 0);
+  if (E->seen) E->alloc(E->ud, E->seen, E->capseen * sizeof(void *), 0);
+  if (E->path) E->alloc(E->ud, E->path, E->cappath * sizeof(Seg), 0);
   E->buf = NULL, E->keys = NULL, E->seen = NULL, E->path = NULL;
-  E->cap = E->capkeys = 0;
-  E->capdepth = 0;
+  E->cap = E->capkeys = E->capseen = E->cappath = 0;
 }
 
 static int enc_gc (lua_State *L) {
@@ -300,20 +300,20 @@ static void newline (lua_State *L, Enc *E, int depth) {
 
 static void encode (lua_State *L, Enc *E, int idx);
 
-/* Opens table `idx` as a level: depth and cycle checks. */
+/*
+** Opens table `idx` as a level, after the depth and cycle checks (a table
+** met twice side by side is fine; one inside itself is not).
+*/
 static void enter (lua_State *L, Enc *E, int idx) {
   const void *p = lua_topointer(L, idx);
   if (E->depth >= MAXDEPTH)
     encerror(L, E, "nesting deeper than %d levels", MAXDEPTH);
   for (int i = 0; i < E->depth; i++)
     if (E->seen[i] == p) encerror(L, E, "cannot encode a cycle");
-  if (E->depth == E->capdepth) {
-    size_t cap = (size_t)E->capdepth, cap2 = cap;
-    E->seen = grow(L, E, E->seen, &cap, cap + 1, sizeof(void *));
-    E->path = grow(L, E, E->path, &cap2, cap2 + 1, sizeof(Seg));
-    E->capdepth = (int)cap;
-  }
-  luaL_checkstack(L, 4, "json: nesting too deep");
+  if ((size_t)E->depth == E->capseen)
+    E->seen = grow(L, E, E->seen, &E->capseen, E->capseen + 1, sizeof(void *));
+  if ((size_t)E->depth == E->cappath)
+    E->path = grow(L, E, E->path, &E->cappath, E->cappath + 1, sizeof(Seg));
   E->seen[E->depth++] = p;
 }
 
@@ -367,7 +367,7 @@ static void encode_table (lua_State *L, Enc *E, int t) {
   lua_Integer nint = 0, minint = LUA_MAXINTEGER, maxint = 0;
   size_t base = E->nkeys;
   int marked = 0;
-  enter(L, E, t);
+  luaL_checkstack(L, 4, "json: nesting too deep");
   if (lua_getmetatable(L, t)) {  /* [.., mt] */
     marked = lua_rawequal(L, -1, ARRAYMT);
     lua_pop(L, 1);
@@ -388,22 +388,18 @@ static void encode_table (lua_State *L, Enc *E, int t) {
       if (i < minint) minint = i;
       if (i > maxint) maxint = i;
     }
-    else {
-      const char *what = lua_type(L, -1) == LUA_TNUMBER ? "float" : luaL_typename(L, -1);
-      E->depth--;  /* the path names the table, not a child */
-      encerror(L, E, "cannot encode a %s key", what);
-    }
+    else
+      encerror(L, E, "cannot encode a %s key",
+               lua_type(L, -1) == LUA_TNUMBER ? "float" : luaL_typename(L, -1));
   }
-  size_t nstr = E->nkeys - base;
-  E->depth--;  /* errors below name the table, not a child */
-  if (nstr > 0 && (nint > 0 || marked))
+  if (E->nkeys > base && (nint > 0 || marked))
     encerror(L, E, "cannot encode a table that mixes array and object keys");
   if (nint > 0 && (minint != 1 || maxint != nint))
     encerror(L, E, "cannot encode a sparse array (keys are not 1..n)");
   for (size_t i = base; i < E->nkeys; i++)
     if (!validutf8(E->keys[i].s, E->keys[i].n))
       encerror(L, E, "cannot encode a key that is not valid UTF-8");
-  E->depth++;
+  enter(L, E, t);
   if (nint > 0 || marked) encode_array(L, E, t, nint);
   else encode_object(L, E, t, base);
   E->nkeys = base;
@@ -505,6 +501,13 @@ static size_t emptyarray (const unsigned char *s, size_t n, size_t i) {
   return (j < n && s[j] == ']') ? j : 0;
 }
 
+/* nil, "json: <what> at character <i + 1>", "parse" */
+static int prepfail (lua_State *L, const char *what, size_t i) {
+  char pos[24];
+  snprintf(pos, sizeof pos, "%zu", i + 1);
+  return agL_pushfail(L, AG_EPARSE, "json: %s at character %s", what, pos);
+}
+
 /*
 ** prepare(s) -> text | nil, msg, 'parse'.  Refuses NUL bytes (cjson reads
 ** up to the first one) and invalid UTF-8 (RFC 8259 text is UTF-8), and
@@ -517,11 +520,11 @@ static int json_prepare (lua_State *L) {
   for (size_t i = 0; i < n; i++) {
     unsigned c = s[i];
     if (c == 0)
-      return agL_pushfail(L, AG_EPARSE, "json: NUL byte at character %d", (int)i + 1);
+      return prepfail(L, "NUL byte", i);
     if (c >= 0x80) {
       size_t len = utf8seq(s + i, n - i);
       if (len == 0)
-        return agL_pushfail(L, AG_EPARSE, "json: invalid UTF-8 at character %d", (int)i + 1);
+        return prepfail(L, "invalid UTF-8", i);
       i += len - 1;
     }
     else if (instr) {

@@ -71,11 +71,15 @@ static int uuid_v6 (lua_State *L) {
   unsigned char b[16];
   if (lua_isnoneornil(L, 1)) t = next_ts();
   else {
+    /* In integers where it matters: ticks since 1582 pass 2^53 in 1610,
+    ** so a double would drop the low bits of a current timestamp. */
     lua_Number secs = luaL_checknumber(L, 1);
-    lua_Number ticks = floor(secs * 1e7) + (lua_Number)GREGORIAN_OFFSET;
-    luaL_argcheck(L, ticks >= 0 && ticks < (lua_Number)TS_LIMIT, 1,
+    luaL_argcheck(L, secs >= -(lua_Number)(GREGORIAN_OFFSET / 10000000) &&
+                     secs < (lua_Number)((TS_LIMIT - GREGORIAN_OFFSET) / 10000000), 1,
                   "time out of the UUID range (1582..5236)");
-    t = (uint64_t)ticks;
+    lua_Number whole = floor(secs);
+    int64_t frac = (int64_t)llround((secs - whole) * 1e7);  /* 0..1e7 */
+    t = (uint64_t)((int64_t)whole * 10000000 + frac + (int64_t)GREGORIAN_OFFSET);
   }
   randbytes(L, b + 8, 8);  /* clock sequence and node: random */
   b[0] = (unsigned char)(t >> 52);
@@ -121,7 +125,10 @@ static int uuid_time (lua_State *L) {
   uint64_t t = 0;
   for (int i = 0; i < 6; i++) t = t << 8 | b[i];
   t = t << 12 | (uint64_t)(b[6] & 0x0f) << 8 | b[7];
-  lua_pushnumber(L, ((lua_Number)t - (lua_Number)GREGORIAN_OFFSET) / 1e7);
+  int64_t d = (int64_t)t - (int64_t)GREGORIAN_OFFSET;  /* ticks since 1970 */
+  int64_t whole = d / 10000000, frac = d % 10000000;
+  if (frac < 0) whole--, frac += 10000000;  /* floor division */
+  lua_pushnumber(L, (lua_Number)whole + (lua_Number)frac / 1e7);
   return 1;
 }
 

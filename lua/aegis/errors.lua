@@ -62,7 +62,10 @@ end
 --- Turns the `nil, msg, code` of a failed call into a raised error, and
 --- passes the results of a successful one through: `errors.check(db:exec(...))`.
 function M.check(ok, msg, code, ...)
-  if ok == nil then error(M.new(code or 'error', msg or 'unknown error'), 2) end
+  if ok == nil then
+    if M.is(msg) then error(msg, 2) end  -- already an error object (schema:parse)
+    error(M.new(code or 'error', msg or 'unknown error'), 2)
+  end
   return ok, msg, code, ...
 end
 

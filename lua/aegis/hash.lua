@@ -34,7 +34,8 @@ end
 ---@return string? code 'not_found' when the file does not exist, else 'io'
 function M.sha256_file(path)
   check_string(path, 1, 'sha256_file')
-  return core.sha256_file(path)
+  local hex, err, code = core.sha256_file(path)
+  return hex, err, code
 end
 
 --- Creates a streaming SHA-256 hasher. Feed it with `h:update(s)` (returns

@@ -19,7 +19,7 @@ local json = require('aegis.json')
 
 local M = {}
 
-local math_type, tointeger, type, pairs, rawequal = math.type, math.tointeger, type, pairs, rawequal
+local math_type, tointeger, type, pairs = math.type, math.tointeger, type, pairs
 local getmetatable, setmetatable, tostring = getmetatable, setmetatable, tostring
 
 local NULL = json.null
@@ -590,7 +590,8 @@ end
 function M.integer(opts)
   opts = check_opts(opts, 1, 'integer', { min = 'number', max = 'number', description = 'string' })
   local plain = not (opts.min or opts.max)
-  return new('integer', plain and check_plain_integer or check_integer, 'integer', { min = opts.min, max = opts.max, description = opts.description })
+  return new('integer', plain and check_plain_integer or check_integer, 'integer',
+    { min = opts.min, max = opts.max, description = opts.description })
 end
 
 --- A boolean.
@@ -962,7 +963,9 @@ local export = {
     if sc.pattern then
       local re = M.regex(sc.pattern)
       if re then node.pattern = re
-      else node['$comment'] = 'pattern ' .. quote(sc.pattern) .. ' (Lua) has no simple regex form; checked by aegis only' end
+      else
+        node['$comment'] = 'pattern ' .. quote(sc.pattern) .. ' (Lua) has no simple regex form; checked by aegis only'
+      end
     end
     return node
   end,
@@ -1057,8 +1060,12 @@ function M.names()
   return t
 end
 
+-- Whether a path exists: opening it (a directory opens too) fails with
+-- ENOENT only when it does not.
 local function exists(p)
-  return os.rename(p, p) ~= nil
+  local f, _, errno = io.open(p, 'rb')
+  if f then f:close() return true end
+  return errno ~= 2
 end
 
 local function shell_quote(str)

@@ -200,7 +200,8 @@ describe('aegis.schema', function()
 
     it('refuses a table that is not a sequence, naming a stray key', function()
       assert.equal("value: expected array, got table with key 'x'", issue(s.array(s.integer()), { 1, 2, x = 3 }))
-      assert.equal('value: expected array, got table with key 5', issue(s.array(s.integer():optional()), { 1, [5] = 2 }))
+      assert.equal('value: expected array, got table with key 5',
+        issue(s.array(s.integer():optional()), { 1, [5] = 2 }))
       assert.equal('value[2]: expected integer, got nil', issue(s.array(s.integer()), { 1, nil, 3 }))
     end)
 
@@ -340,13 +341,16 @@ describe('aegis.schema', function()
     it('raises on bad constructor arguments', function()
       assert.has_error(function() s.string({ min = -1 }) end,
         "bad argument #1 to 'string' (option 'min' must be a non-negative integer)")
-      assert.has_error(function() s.string({ minimum = 1 }) end, "bad argument #1 to 'string' (unknown option 'minimum')")
+      assert.has_error(function() s.string({ minimum = 1 }) end,
+        "bad argument #1 to 'string' (unknown option 'minimum')")
       assert.has_error(function() s.string({ pattern = '[a' }) end,
         "bad argument #1 to 'string' (invalid pattern '[a': malformed pattern (missing ']'))")
       assert.has_error(function() s.string({ format = 'email-ish' }) end,
         "bad argument #1 to 'string' (unknown format 'email-ish')")
-      assert.has_error(function() s.object({ a = 'string' }) end, "bad argument #1 to 'object' (field 'a' is not a schema)")
-      assert.has_error(function() s.object({ s.string() }) end, "bad argument #1 to 'object' (field names must be strings)")
+      assert.has_error(function() s.object({ a = 'string' }) end,
+        "bad argument #1 to 'object' (field 'a' is not a schema)")
+      assert.has_error(function() s.object({ s.string() }) end,
+        "bad argument #1 to 'object' (field names must be strings)")
       assert.has_error(function() s.array('x') end, "bad argument #1 to 'array' (schema expected)")
       assert.has_error(function() s.record(s.integer(), s.any()) end,
         "bad argument #1 to 'record' (key schema must be a string, enum or literal)")
@@ -522,7 +526,8 @@ describe('aegis.schema', function()
       files, err, code = s.export(dir .. '/file')
       assert.is_nil(files)
       assert.equal('io', code)
-      assert.matches("^schema: export '" .. dir:gsub('%p', '%%%0') .. "/file/[^']+%.schema%.json': not a directory$", err)
+      local want = "^schema: export '" .. dir:gsub('%p', '%%%0') .. "/file/[^']+%.schema%.json': not a directory$"
+      assert.matches(want, err)
     end)
   end)
 end)

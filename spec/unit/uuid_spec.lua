@@ -61,6 +61,13 @@ describe('aegis.uuid', function()
       assert.equal('00000000-0000-6000-', uuid.v6({ time = -12219292800 }):sub(1, 19))
     end)
 
+    it('keeps every 100 ns tick of a present-day time (integer arithmetic)', function()
+      local ticks = 1700000000 * 10000000 + 1234567 + 0x01B21DD213814000
+      local want = ('%08x-%04x-%04x-'):format(ticks >> 28, (ticks >> 12) & 0xffff, 0x6000 | (ticks & 0xfff))
+      assert.equal(want, uuid.v6({ time = 1700000000.1234567 }):sub(1, 19))
+      assert.equal(1700000000.1234567, uuid.time(uuid.v6({ time = 1700000000.1234567 })))
+    end)
+
     it('sorts given times in time order', function()
       assert.is_true(uuid.v6({ time = 1e9 }) < uuid.v6({ time = 1e9 + 1e-7 }))
       assert.is_true(uuid.v6({ time = 1e9 }) < uuid.v6({ time = 2e9 }))

@@ -1,4 +1,5 @@
 ---@meta
+-- luacheck: ignore
 error('Cannot require a meta file')
 
 --- A streaming SHA-256 hasher from `aegis.hash.sha256_new()`. Holds one

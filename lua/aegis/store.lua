@@ -1,0 +1,308 @@
+--- One storage interface over SQLite and PostgreSQL.
+---
+--- ```lua
+--- local store = require('aegis.store')
+--- local db <close> = assert(store.open('sqlite:.aegis/aegis.db'))
+--- assert(db:migrate('notes', { 'CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)' }))
+--- db:exec('INSERT INTO notes (id, body) VALUES ($1, $2)', 1, 'hello')
+--- for _, row in ipairs(assert(db:query('SELECT id, body FROM notes'))) do print(row.id, row.body) end
+--- ```
+---
+--- Parameters are `$1, $2, ...` on both backends; results are tables keyed by
+--- column name, with NULL columns absent. Expected failures return
+--- `nil, msg, code` (codes: invalid, io, busy, timeout, conn, constraint, sql,
+--- corrupt, unsupported, nomem); misuse raises. See docs/store.md.
+local core = require('aegis.core.store')
+
+local M = {}
+
+--- The URL used when none is given and $AEGIS_STORE is unset.
+M.DEFAULT_URL = core.DEFAULT_URL
+
+--- Binds as SQL NULL where a plain `nil` would be awkward (in the middle of
+--- a table.unpack, say). The same value as `cjson.null`. Result rows never
+--- contain it: NULL columns are simply absent.
+M.null = core.null
+
+local Db = core.Db
+
+local function argerror(n, fname, msg)
+  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
+end
+
+local function checktype(v, n, fname, want, optional)
+  if (v == nil and optional) or type(v) == want then return end
+  argerror(n, fname, ('%s expected, got %s'):format(want, type(v) == 'nil' and 'no value' or type(v)))
+end
+
+--- Marks a string as bytes: it binds as BLOB on SQLite and bytea on
+--- PostgreSQL, and reads back as the same Lua string.
+---@param s string
+---@return aegis.store.Blob
+function M.blob(s)
+  checktype(s, 1, 'blob', 'string')
+  return core.blob(s)
+end
+
+--- Gives the URL `open` uses when called without one: $AEGIS_STORE when set
+--- and non-empty, else `sqlite:.aegis/aegis.db`.
+---@return string
+function M.default_url()
+  local env = os.getenv('AEGIS_STORE')
+  if env and env ~= '' then return env end
+  return M.DEFAULT_URL
+end
+
+--- Replaces the password of a store URL or conninfo string with `***`.
+---@param url string
+---@return string
+function M.redact(url)
+  checktype(url, 1, 'redact', 'string')
+  return core.redact(url)
+end
+
+local option_types = {
+  synchronous = 'string', busy_timeout = 'number', connect_timeout = 'number',
+  statement_timeout = 'number', lock_timeout = 'number',
+}
+
+---@class aegis.store.OpenOpts
+---@field synchronous? 'normal'|'full' SQLite durability: 'full' for data that must survive power loss
+--- (default 'normal')
+---@field busy_timeout? number SQLite: seconds to wait for another writer's lock (default 10)
+---@field connect_timeout? number PostgreSQL: seconds to connect (default 5; libpq's minimum is 2)
+---@field statement_timeout? number PostgreSQL: seconds a statement may run (default 30; 0: no limit)
+---@field lock_timeout? number PostgreSQL: seconds to wait for a lock (default 10; 0: no limit)
+
+--- Opens a store. `url` is `sqlite:PATH` (`sqlite::memory:` for memory),
+--- `postgres://...`/`postgresql://...`, or a libpq conninfo string
+--- (`host=/run/pg dbname=aegis`); without one, `store.default_url()`. Only the
+--- default `sqlite:.aegis/aegis.db` creates its directory (mode 0700).
+--- A failed open leaves nothing behind: a SQLite file it created is removed.
+---@param url? string
+---@param opts? aegis.store.OpenOpts
+---@return aegis.store.Db? db
+---@return string? err `store: open '<url, password redacted>': <detail>`
+---@return string? code 'invalid' (unknown URL), 'io', 'corrupt', 'busy' or 'conn'
+function M.open(url, opts)
+  checktype(url, 1, 'open', 'string', true)
+  checktype(opts, 2, 'open', 'table', true)
+  for k, v in pairs(opts or {}) do
+    local want = option_types[k]
+    if not want then argerror(2, 'open', ("unknown option '%s'"):format(tostring(k))) end
+    if type(v) ~= want then argerror(2, 'open', ("option '%s': %s expected, got %s"):format(k, want, type(v))) end
+    if want == 'number' and (v ~= v or v < 0) then argerror(2, 'open', ("option '%s' must be >= 0"):format(k)) end
+  end
+  if opts and opts.synchronous and opts.synchronous ~= 'normal' and opts.synchronous ~= 'full' then
+    argerror(2, 'open', "option 'synchronous' must be 'normal' or 'full'")
+  end
+  local create_dir = false
+  if url == nil then
+    url = M.default_url()
+    create_dir = url == M.DEFAULT_URL
+  end
+  return core.open(url, opts, create_dir)
+end
+
+-- Messages of nested calls lose their own "store: " so they read as one line.
+local function inner(msg)
+  return (tostring(msg):gsub('^store: ', ''))
+end
+
+--- Runs `fn(db)` in a transaction: `BEGIN IMMEDIATE` on SQLite, `BEGIN` on
+--- PostgreSQL, a SAVEPOINT when already inside one. It commits when `fn`
+--- returns and rolls back when `fn` raises (the error is raised again) or
+--- returns `nil, msg[, code]` (those are returned). `opts.lock` serialises
+--- on a key: `pg_advisory_xact_lock(hashtextextended(key, 0))` on PostgreSQL,
+--- held to the end of the outermost transaction; SQLite's BEGIN IMMEDIATE
+--- already serialises writers. No transaction is ever left open.
+---@param fn fun(db: aegis.store.Db): ...
+---@param opts? {lock?: string}
+---@return any ... the results of fn, or nil, msg, code ('busy' when the lock or write lock was not had in time)
+function Db:tx(fn, opts)
+  if type(fn) ~= 'function' then
+    local mt = getmetatable(fn)
+    if not (mt and mt.__call) then argerror(1, 'tx', 'function expected, got ' .. type(fn)) end
+  end
+  checktype(opts, 2, 'tx', 'table', true)
+  local key = opts and opts.lock
+  if key ~= nil and type(key) ~= 'string' then argerror(2, 'tx', "option 'lock' must be a string") end
+  local level, msg, code = self:_begin(key)
+  if not level then return nil, msg, code end
+  local r = table.pack(pcall(fn, self))
+  if not r[1] then
+    pcall(self._rollback, self, level)  -- a closed store needs no rollback
+    error(r[2], 0)
+  end
+  if r[2] == nil and r[3] ~= nil then
+    pcall(self._rollback, self, level)
+    return nil, r[3], r[4]
+  end
+  local ok, cmsg, ccode = self:_commit(level)
+  if not ok then return nil, cmsg, ccode end
+  return table.unpack(r, 2, r.n)
+end
+
+local MIGRATIONS = {
+  sqlite = [[CREATE TABLE IF NOT EXISTS aegis_migrations (
+  component TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+  PRIMARY KEY (component, version))]],
+  postgres = [[CREATE TABLE IF NOT EXISTS aegis_migrations (
+  component TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+  PRIMARY KEY (component, version))]],
+}
+
+-- Advisory lock key that serialises migrations across processes (PostgreSQL).
+local MIGRATION_LOCK = 'aegis_migrations'
+
+-- true when aegis_migrations exists; nil, msg, code on failure
+local function has_migrations(db)
+  local row, msg, code
+  if db.kind == 'sqlite' then
+    row, msg, code = db:first("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'aegis_migrations'")
+  else
+    row, msg, code = db:first("SELECT 1 AS x WHERE to_regclass('aegis_migrations') IS NOT NULL")
+  end
+  if msg then return nil, msg, code end
+  return row ~= nil
+end
+
+--- Gives the schema version recorded for `component` (0 when none).
+---@param component string
+---@return integer? version
+---@return string? err
+---@return string? code
+function Db:version(component)
+  checktype(component, 1, 'version', 'string')
+  local exists, msg, code = has_migrations(self)
+  if exists == nil then return nil, msg, code end
+  if not exists then return 0 end
+  local row
+  row, msg, code = self:first('SELECT max(version) AS v FROM aegis_migrations WHERE component = $1', component)
+  if msg then return nil, msg, code end
+  return row and row.v or 0
+end
+
+--- Gives every migrated component with its version: `{component = version}`.
+---@return table<string, integer>? versions
+---@return string? err
+---@return string? code
+function Db:versions()
+  local exists, msg, code = has_migrations(self)
+  if exists == nil then return nil, msg, code end
+  local out = {}
+  if not exists then return out end
+  local rows
+  rows, msg, code = self:query('SELECT component, max(version) AS v FROM aegis_migrations GROUP BY component')
+  if not rows then return nil, msg, code end
+  for _, r in ipairs(rows) do out[r.component] = r.v end
+  return out
+end
+
+local function step_sql(step, kind)
+  if type(step) == 'string' then return step end
+  return step[kind]
+end
+
+--- Brings `component`'s schema forward. `steps[v]` is the SQL of version v:
+--- a string for both backends, or `{sqlite = '...', postgres = '...'}`;
+--- several statements are allowed. Versions above the recorded one are
+--- applied in order, each in its own transaction with its record in
+--- `aegis_migrations`, serialised across processes (BEGIN IMMEDIATE, or an
+--- advisory lock), so each runs exactly once. A failed step leaves nothing
+--- of itself behind. Forward-only: a store already past `#steps` is refused.
+---@param component string
+---@param steps (string|{sqlite?: string, postgres?: string})[]
+---@return integer? version the version reached (#steps)
+---@return string? err `store: migrate '<component>': ...`
+---@return string? code 'unsupported' when the store is newer than the code, else the failing statement's code
+function Db:migrate(component, steps)
+  checktype(component, 1, 'migrate', 'string')
+  if component == '' then argerror(1, 'migrate', 'component name is empty') end
+  checktype(steps, 2, 'migrate', 'table')
+  for v, step in ipairs(steps) do
+    local sql = type(step) == 'table' and step[self.kind] or step
+    if type(sql) ~= 'string' then
+      argerror(2, 'migrate', ('step %d has no SQL for %s'):format(v, self.kind))
+    end
+  end
+  local target = #steps
+  local function fail(msg, code)
+    return nil, ("store: migrate '%s': %s"):format(component, inner(msg)), code
+  end
+  local function too_new(v)
+    return ('database is at version %d, this aegis-run knows up to %d'):format(v, target)
+  end
+
+  local current, msg, code = self:version(component)
+  if not current then return fail(msg, code) end
+  if current > target then return fail(too_new(current), 'unsupported') end
+  if current == target then return current end
+
+  local ok
+  ok, msg, code = self:tx(function(db)
+    return db:exec(MIGRATIONS[db.kind])
+  end, { lock = MIGRATION_LOCK })
+  if not ok then return fail(msg, code) end
+
+  for v = current + 1, target do
+    ok, msg, code = self:tx(function(db)
+      local now, m, c = db:version(component)  -- again, under the lock
+      if not now then return nil, m, c end
+      if now > target then return nil, too_new(now), 'unsupported' end
+      if now >= v then return now end  -- another process applied it
+      local _, em, ec = db:exec(step_sql(steps[v], db.kind))
+      if em then return nil, ('version %d: %s'):format(v, inner(em)), ec end
+      _, em, ec = db:exec('INSERT INTO aegis_migrations (component, version) VALUES ($1, $2)', component, v)
+      if em then return nil, em, ec end
+      return v
+    end, { lock = MIGRATION_LOCK })
+    if not ok then return fail(msg, code) end
+  end
+  return target
+end
+
+local registry = {}
+
+--- Registers `component`'s migration steps, for `aegis-run store migrate`
+--- and `store.migrate_all`. A module that owns tables calls this when loaded.
+---@param component string
+---@param steps (string|{sqlite?: string, postgres?: string})[]
+function M.register(component, steps)
+  checktype(component, 1, 'register', 'string')
+  checktype(steps, 2, 'register', 'table')
+  registry[component] = steps
+end
+
+--- Gives the registered components, sorted by name.
+---@return {component: string, steps: table}[]
+function M.registered()
+  local out = {}
+  for name, steps in pairs(registry) do out[#out + 1] = { component = name, steps = steps } end
+  table.sort(out, function(a, b) return a.component < b.component end)
+  return out
+end
+
+--- Applies every registered component's migrations, in name order.
+---@param db aegis.store.Db
+---@return {component: string, from: integer, to: integer}[]? done
+---@return string? err
+---@return string? code
+function M.migrate_all(db)
+  local done = {}
+  for _, r in ipairs(M.registered()) do
+    local from, msg, code = db:version(r.component)
+    if not from then return nil, msg, code end
+    local to
+    to, msg, code = db:migrate(r.component, r.steps)
+    if not to then return nil, msg, code end
+    done[#done + 1] = { component = r.component, from = from, to = to }
+  end
+  return done
+end
+
+return M
