@@ -60,8 +60,8 @@ end
 
 -- A deep read-only view: tables read through it come back as read-only
 -- views too (memoised in `cache`, one per environment), so no path from
--- `aegis` reaches a mutable host table.
-local function deep_proxy(real, name, cache)
+-- `aegis` reaches a mutable host table. Keys in `hide` read as nil.
+local function deep_proxy(real, name, cache, hide)
   local p = cache[real]
   if p then return p end
   local function wrap(k, v)
@@ -69,12 +69,16 @@ local function deep_proxy(real, name, cache)
     return v
   end
   p = setmetatable({}, {
-    __index = function(_, k) return wrap(k, real[k]) end,
+    __index = function(_, k)
+      if hide and hide[k] then return nil end
+      return wrap(k, real[k])
+    end,
     __newindex = readonly_error(name),
     __len = function() return #real end,
     __pairs = function()
       local function iter(_, k)
         local nk, nv = next(real, k)
+        while nk ~= nil and hide and hide[nk] do nk, nv = next(real, nk) end
         if nk == nil then return nil end
         return nk, wrap(nk, nv)
       end
@@ -198,6 +202,11 @@ local function sb_wrap(f)
   end
 end
 
+-- Modules of `aegis` scripts do not see. A script's clock, randomness and
+-- environment already go through its run's runtime (os, math); one it made
+-- itself would read variables around the allow-list and outside the journal.
+local hidden_modules = { runtime = true }
+
 --- Options of `sandbox.env`.
 ---@class aegis.sandbox.EnvOpts
 ---@field runtime? aegis.Runtime Journal for clock, random and environment reads (default: a new record-mode one)
@@ -250,7 +259,7 @@ function M.env(opts)
     getenv = function(name) return rt:getenv(name) end,
   }, 'os')
   if opts.aegis ~= false then
-    base.aegis = deep_proxy(require('aegis'), 'aegis', setmetatable({}, { __mode = 'k' }))
+    base.aegis = deep_proxy(require('aegis'), 'aegis', setmetatable({}, { __mode = 'k' }), hidden_modules)
   end
 
   local env = {}
@@ -304,7 +313,7 @@ end
 local function budget_value(budget, key, default)
   local v = budget[key]
   if v == nil or v == false then return default end
-  if type(v) ~= 'number' or not (v >= 0) then
+  if type(v) ~= 'number' or v < 0 or v ~= v then
     error(("bad argument #1 to 'run' (budget.%s must be a non-negative number)"):format(key), 3)
   end
   if key ~= 'seconds' then

@@ -3,12 +3,17 @@ local h = require('spec.helpers')
 local FIX = os.getenv('PWD') .. '/spec/fixtures/sandbox/'
 
 -- A project directory (with .git, so no aegis.config.lua above it is used)
--- holding the named fixtures and, when given, aegis.config.lua.
+-- holding the named fixtures (and files given as name = text) and, when
+-- given, aegis.config.lua.
 local function project(fixtures, config)
   local dir = h.tmpdir()
   os.execute('mkdir ' .. h.shell_quote(dir .. '/.git'))
-  for _, name in ipairs(fixtures or {}) do
-    h.write(dir .. '/' .. name, assert(h.read(FIX .. name)))
+  for k, v in pairs(fixtures or {}) do
+    if type(k) == 'string' then
+      h.write(dir .. '/' .. k, v)
+    else
+      h.write(dir .. '/' .. v, assert(h.read(FIX .. v)))
+    end
   end
   if config then h.write(dir .. '/aegis.config.lua', config) end
   return dir
@@ -72,9 +77,11 @@ describe('aegis-run SCRIPT', function()
     end)
 
     it('is 1 with one line on a syntax error', function()
-      local r = run({ 'syntax_error.lua' }, { cwd = project({ 'syntax_error.lua' }) })
+      -- not a fixture file: luacheck would trip over it
+      local cwd = project({ ['syntax_error.lua'] = 'local x = 1\nlocal y = = 2\n' })
+      local r = run({ 'syntax_error.lua' }, { cwd = cwd })
       assert.equal(1, r.code)
-      assert.equal("aegis-run: syntax_error.lua:3: unexpected symbol near '='\n", r.stderr)
+      assert.equal("aegis-run: syntax_error.lua:2: unexpected symbol near '='\n", r.stderr)
     end)
 
     it('is 2 when the script cannot be opened', function()

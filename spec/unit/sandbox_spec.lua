@@ -169,6 +169,13 @@ describe('aegis.sandbox', function()
       assert.is_true(succeeds('local n = 0 for k, v in pairs(aegis) do n = n + 1 end return n > 0'))
     end)
 
+    it('hides aegis.runtime: the run has one already', function()
+      assert.is_table(require('aegis').runtime)  -- loaded, so pairs would meet it
+      assert.is_nil(succeeds('return aegis.runtime'))
+      assert.is_false(succeeds('for k in pairs(aegis) do if k == "runtime" then return true end end return false'))
+      assert.is_true(succeeds('for k in pairs(aegis) do if k == "version" then return true end end return false'))
+    end)
+
     it('never hands out the host modules themselves', function()
       assert.is_false(succeeds('return rawequal(aegis.errors, nil) or rawget(aegis, "errors") ~= nil'))
       local got = succeeds('return aegis.errors')
