@@ -47,9 +47,15 @@ function M.run(args, opts)
   local cmd = {}
   if opts.cwd then cmd[#cmd + 1] = 'cd ' .. shell_quote(opts.cwd) .. ' &&' end
   cmd[#cmd + 1] = 'env'
+  local unset, set = {}, {}
   for k, v in pairs(opts.env or {}) do
-    if v == false then cmd[#cmd + 1] = '-u ' .. k else cmd[#cmd + 1] = k .. '=' .. shell_quote(v) end
+    if v == false then unset[#unset + 1] = '-u ' .. k else set[#set + 1] = k .. '=' .. shell_quote(v) end
   end
+  table.sort(unset)
+  table.sort(set)
+  -- env takes its options (-u) before the assignments
+  table.move(unset, 1, #unset, #cmd + 1, cmd)
+  table.move(set, 1, #set, #cmd + 1, cmd)
   cmd[#cmd + 1] = shell_quote(opts.bin or M.bin)
   for _, a in ipairs(args) do cmd[#cmd + 1] = shell_quote(a) end
   if opts.stdin then

@@ -68,9 +68,6 @@ describe('aegis-run SCRIPT', function()
     end)
 
     it("makes that the script's own traceback", function()
-      -- lua/aegis/cli/init.lua's handler replaces err.traceback with the
-      -- host's stack; it should keep one the error already has.
-      pending('needs the CLI handler to keep an existing err.traceback')
       local r = run({ 'runtime_error.lua' }, { cwd = project({ 'runtime_error.lua' }), env = { AEGIS_DEBUG = '1' } })
       assert.matches('\n%s*runtime_error%.lua:3: in local \'f\'', r.stderr)
       assert.matches('\n%s*runtime_error%.lua:5: in main chunk', r.stderr)

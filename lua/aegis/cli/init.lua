@@ -124,7 +124,8 @@ end
 -- gives anything else, a bug, a traceback.
 local function handler(e)
   if errors.is(e) then
-    if os.getenv('AEGIS_DEBUG') then e.traceback = debug.traceback('', 2) end
+    -- a script's error already carries the script's own traceback
+    if os.getenv('AEGIS_DEBUG') and e.traceback == nil then e.traceback = debug.traceback('', 2) end
     return e
   end
   return errors.new('internal', debug.traceback(tostring(e), 2))
