@@ -100,7 +100,7 @@ build/asan/%.o: build/gen/%.c runtime/host.h | deps
 	$(Q)$(CC) -O1 -g $(filter-out -O2,$(CFLAGS)) $(ASAN_FLAGS) $(PKG_CFLAGS) -Iruntime -c -o $@ $<
 
 demo: bin/aegis-run
-	$(Q)cd examples && ../bin/aegis-run quickstart.lua
+	$(Q)cd examples && ../bin/aegis-run quickstart.lua && ../bin/aegis-run store info
 
 test: bin/aegis-run
 	$(Q)tools/test.sh bin/aegis-run

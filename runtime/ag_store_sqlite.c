@@ -389,6 +389,9 @@ static int configure (sq_store *s, const ag_store_opts *o, char *err) {
   int rc;
   sqlite3_extended_result_codes(s->db, 1);
   sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
+  /* Scripts reach SQL through aegis.store; ATTACH would let them open or
+  ** create any file, and aegis itself never attaches. */
+  sqlite3_limit(s->db, SQLITE_LIMIT_ATTACHED, 0);
   s->busy_ms = (int)(o->busy_timeout * 1000);
   sqlite3_busy_timeout(s->db, s->busy_ms);
   snprintf(sql, sizeof sql,

@@ -1,0 +1,18 @@
+local h = require('spec.helpers')
+
+describe('examples/quickstart.lua (make demo)', function()
+  it('stores its blocks once, in the default SQLite store of the directory it runs in', function()
+    local dir = h.tmpdir()
+    h.write(dir .. '/quickstart.lua', assert(h.read('examples/quickstart.lua')))
+    local first = h.run({ 'quickstart.lua' }, { cwd = dir, env = { AEGIS_STORE = false } })
+    assert.equal(0, first.code, first.stderr)
+    assert.matches('store sqlite:%.aegis/aegis%.db: 3 new block%(s%), 3 in all', first.stdout)
+    assert.matches("block%.kind: expected one of .*got 'todo'", first.stdout)
+    local again = h.run({ 'quickstart.lua' }, { cwd = dir, env = { AEGIS_STORE = false } })
+    assert.equal(0, again.code, again.stderr)
+    assert.matches('0 new block%(s%), 3 in all', again.stdout)
+    -- the request key is the SHA-256 of the canonical request, whatever the order
+    local key = first.stdout:match('request key: (%x+)')
+    assert.equal(require('aegis.hash').sha256('{"messages":["hello"],"model":"demo-model","temperature":0}'), key)
+  end)
+end)
