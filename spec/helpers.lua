@@ -56,6 +56,9 @@ function M.run(args, opts)
   -- env takes its options (-u) before the assignments
   table.move(unset, 1, #unset, #cmd + 1, cmd)
   table.move(set, 1, #set, #cmd + 1, cmd)
+  -- make test-valgrind wraps every process it starts, these too
+  local wrap = os.getenv('AEGIS_WRAP')
+  if wrap and wrap ~= '' and not opts.bin then cmd[#cmd + 1] = wrap end
   cmd[#cmd + 1] = shell_quote(opts.bin or M.bin)
   for _, a in ipairs(args) do cmd[#cmd + 1] = shell_quote(a) end
   if opts.stdin then
