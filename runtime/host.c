@@ -99,9 +99,9 @@ const ag_embedded *ag_host_embedded (const char *path) {
 /*
 ** Searcher for "aegis" and "aegis.*" (package.searchers[2], after the
 ** preload table that holds the C modules).  Tries `<name>.lua` then
-** `<name>/init.lua`, on disk under $AEGIS_LUA_DIR when that is set, else
-** in the binary under "lua/".  Chunk names are real paths, so tracebacks
-** read "lua/aegis/cli/init.lua:12:".
+** `<name>/init.lua`, on disk under $AEGIS_LUA_DIR when that is set (as
+** source), else in the binary under "lua/" (as bytecode).  Chunk names
+** are real paths, so tracebacks read "lua/aegis/cli/init.lua:12:".
 */
 static int searcher_aegis (lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
@@ -121,9 +121,9 @@ static int searcher_aegis (lua_State *L) {
     else {
       const ag_embedded *e = ag_host_embedded(path);
       if (e == NULL) { lua_pop(L, 1); continue; }
-      const char *chunk = lua_pushfstring(L, "@%s", path);
-      status = luaL_loadbufferx(L, e->data, e->len, chunk, "t");
-      lua_remove(L, -2);  /* chunk name */
+      /* bytecode made at build time by tools/embed.lua; it carries its
+      ** own chunk name, "@lua/aegis/..." */
+      status = luaL_loadbufferx(L, e->data, e->len, path, "b");
     }
     if (status != LUA_OK)
       return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s",
