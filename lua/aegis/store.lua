@@ -45,12 +45,27 @@ function M.blob(s)
 end
 
 --- Gives the URL `open` uses when called without one: $AEGIS_STORE when set
---- and non-empty, else `sqlite:.aegis/aegis.db`.
----@return string
+--- and non-empty; else the configuration's `store` (a relative `sqlite:` path
+--- is taken from the directory of `aegis.config.lua`); else `.aegis/aegis.db`
+--- in the project root, the directory of `aegis.config.lua` or, without
+--- one, the current directory.
+---@return string url
+---@return boolean builtin True for the built-in default, whose directory `open` may create
 function M.default_url()
   local env = os.getenv('AEGIS_STORE')
-  if env and env ~= '' then return env end
-  return M.DEFAULT_URL
+  if env and env ~= '' then return env, false end
+  local config = require('aegis.config')
+  local url, file = config.get().store, config.file()
+  local root = file and file:match('^(.*)/[^/]*$')
+  if url == nil then
+    if root then return 'sqlite:' .. root .. '/.aegis/aegis.db', true end
+    return M.DEFAULT_URL, true
+  end
+  local path = url:match('^sqlite:(.*)$')
+  if root and path and path ~= ':memory:' and path:sub(1, 1) ~= '/' then
+    return 'sqlite:' .. root .. '/' .. path, false
+  end
+  return url, false
 end
 
 --- Replaces the password of a store URL or conninfo string with `***`.
@@ -77,7 +92,7 @@ local option_types = {
 --- Opens a store. `url` is `sqlite:PATH` (`sqlite::memory:` for memory),
 --- `postgres://...`/`postgresql://...`, or a libpq conninfo string
 --- (`host=/run/pg dbname=aegis`); without one, `store.default_url()`. Only the
---- default `sqlite:.aegis/aegis.db` creates its directory (mode 0700).
+--- built-in default (`.aegis/aegis.db`) creates its directory (mode 0700).
 --- A failed open leaves nothing behind: a SQLite file it created is removed.
 ---@param url? string
 ---@param opts? aegis.store.OpenOpts
@@ -97,10 +112,7 @@ function M.open(url, opts)
     argerror(2, 'open', "option 'synchronous' must be 'normal' or 'full'")
   end
   local create_dir = false
-  if url == nil then
-    url = M.default_url()
-    create_dir = url == M.DEFAULT_URL
-  end
+  if url == nil then url, create_dir = M.default_url() end
   return core.open(url, opts, create_dir)
 end
 
