@@ -5,6 +5,7 @@
 #   make test-asan  the same under AddressSanitizer + UBSan
 #   make test-valgrind   the same under valgrind memcheck
 #   make bench      every benchmark under bench/
+#   make docs       regenerate docs/api.md from the Lua doc comments
 
 CC ?= cc
 CFLAGS ?= -O2 -g
@@ -36,7 +37,7 @@ ASAN_OBJ := $(patsubst runtime/%.c,build/asan/%.o,$(SRC)) build/asan/embed.o bui
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 Q := @
-.PHONY: all deps deps-npm demo test test-asan test-valgrind bench clean lint
+.PHONY: all deps deps-npm demo docs test test-asan test-valgrind bench clean lint
 .DEFAULT_GOAL := all
 
 all: bin/aegis-run
@@ -119,6 +120,11 @@ test-valgrind: bin/aegis-run
 bench: bin/aegis-run
 	$(Q)tools/deps.sh $(DEB_BENCH)
 	$(Q)for b in bench/*/run.sh; do echo "== $$b"; $$b || exit 1; done
+
+# The Lua API reference, from the doc comments (spec/unit/docs_spec.lua checks it is current).
+API_SRC = $(shell find lua/aegis -name '*.lua' -not -path '*/_meta/*' -not -path '*/cli/*' | sort) lua/aegis/cli/init.lua
+docs: | deps
+	$(Q)lua5.4 tools/apidoc.lua $(API_SRC) > docs/api.md
 
 lint:
 	$(Q)command -v luacheck >/dev/null || tools/deps.sh lua-check
