@@ -236,14 +236,25 @@ int ag_proc_run (const ag_proc_spec *spec, ag_proc_result *res, char err[AG_ERRL
 #endif
 
   double deadline = spec->timeout > 0 ? t0 + spec->timeout : 0;
-  double kill_at = 0, drain_until = 0, hard_stop = 0;
+  double kill_at = 0, drain_until = 0;
   int tick = 1;
   for (;;) {
     if (!exited) {
-      pid_t w = waitpid(pid, &status, WNOHANG);
-      if (w == pid || (w < 0 && errno == ECHILD)) {
-        if (w < 0) status = -1;  /* SIGCHLD ignored elsewhere: reaped by the kernel, status unknown */
+      /* Look without reaping: while the leader is a zombie its group id
+      ** cannot be reused, so killing the group is safe.  Whatever the
+      ** tool left running in its group dies with it. */
+      siginfo_t si;
+      memset(&si, 0, sizeof si);
+      int w = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT);
+      if (w == 0 && si.si_pid == pid) {
+        kill(-pid, SIGKILL);
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
         exited = 1;
+      } else if (w < 0 && errno == ECHILD) {
+        status = -1;  /* SIGCHLD ignored elsewhere: reaped by the kernel, status unknown */
+        exited = 1;
+      }
+      if (exited) {
         res->seconds = now() - t0;
         closefd(&in[1]);
         closefd(&pidfd);
@@ -261,19 +272,13 @@ int ag_proc_run (const ag_proc_spec *spec, ag_proc_result *res, char err[AG_ERRL
       kill(-pid, SIGKILL);
       killed = 1;
     }
-    /* At least 50 ms after exit for what is already in the pipes. */
+    /* The group is gone; what still holds the pipes escaped it (setsid).
+    ** Give it `grace` (at least 50 ms), take what is there, stop reading. */
     if (exited && drain_until == 0) drain_until = t + (spec->grace > 0.05 ? spec->grace : 0.05);
-    if (exited && hard_stop == 0 && t >= drain_until) {
-      /* Something the child started still holds the pipes: end the group
-      ** (the leader is reaped, so a success means others were there). */
-      if (kill(-pid, SIGKILL) == 0) res->stragglers_killed = 1;
-      hard_stop = drain_until + (spec->grace > 0.05 ? spec->grace : 0.05);
-    }
-    if (hard_stop > 0 && t >= hard_stop) {
-      /* It escaped the group (setsid) and keeps the pipes: take what is
-      ** there and stop reading. */
+    if (exited && t >= drain_until) {
       if (out[0] >= 0 && drain(out[0], &so) < 0) { rc = ag_seterr(err, AG_ENOMEM, "stdout: out of memory"); goto done; }
       if (er[0] >= 0 && drain(er[0], &se) < 0) { rc = ag_seterr(err, AG_ENOMEM, "stderr: out of memory"); goto done; }
+      res->pipes_held = 1;
       break;
     }
 
@@ -281,8 +286,7 @@ int ag_proc_run (const ag_proc_spec *spec, ag_proc_result *res, char err[AG_ERRL
 #define EARLIEST(x) do { if ((x) > 0 && (next == 0 || (x) < next)) next = (x); } while (0)
     if (!exited && deadline > 0 && !res->timed_out) EARLIEST(deadline);
     if (res->timed_out && !killed) EARLIEST(kill_at);
-    if (exited && hard_stop == 0) EARLIEST(drain_until);
-    EARLIEST(hard_stop);
+    if (exited) EARLIEST(drain_until);
 #undef EARLIEST
     int wait_ms = next > 0 ? ms_until(next, t) : -1;
     if (!exited && pidfd < 0) {
@@ -324,8 +328,6 @@ int ag_proc_run (const ag_proc_spec *spec, ag_proc_result *res, char err[AG_ERRL
       if (r == 1) closefd(&er[0]);
     }
   }
-  /* A timed-out group gets SIGKILL now if anything survived SIGTERM. */
-  if (res->timed_out && !killed) kill(-pid, SIGKILL);
   pid = -1;
   if (status == -1) {
     res->exit_code = -1;

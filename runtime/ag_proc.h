@@ -4,6 +4,10 @@
 ** a cap each, and enforces a timeout on the whole group (SIGTERM, then
 ** SIGKILL after a grace period).  No Lua types.
 **
+** When the child exits, whatever is left in its process group is killed
+** (SIGKILL) before the child is reaped: nothing a tool starts outlives
+** it, unless it left the group (setsid).
+**
 ** The child is started with posix_spawn: its own process group, default
 ** signal dispositions, an empty signal mask, every descriptor above 2
 ** closed.  The parent polls the three pipes (and a pidfd when the kernel
@@ -30,8 +34,8 @@ typedef struct ag_proc_spec {
   size_t in_len;
   double timeout;     /* seconds before the group is sent SIGTERM; <= 0: none */
   double grace;       /* seconds from SIGTERM to SIGKILL, and how long the
-                      ** pipes are drained after the child exits while
-                      ** something it started still holds them */
+                      ** pipes are still read after the child exits while
+                      ** something outside its group holds them */
   size_t cap;         /* bytes kept of stdout and of stderr, each */
 } ag_proc_spec;
 
@@ -44,8 +48,9 @@ typedef struct ag_proc_result {
   int exit_code;              /* exit status, or -1 when a signal ended it */
   int signal;                 /* the signal that ended it, or 0 */
   int timed_out;              /* the timeout passed and the group was signalled */
-  int stragglers_killed;      /* processes left in the group after the child
-                              ** exited held the pipes past `grace`; they were killed */
+  int pipes_held;             /* after the child exited, something outside
+                              ** its group held stdout or stderr open past
+                              ** `grace`; reading stopped there */
   double seconds;             /* wall time from spawn to reaping */
 } ag_proc_result;
 

@@ -9,7 +9,7 @@
 **            grace? (default 2), cap? (default 16 MiB)}
 **     result {stdout, stderr, stdout_truncated, stderr_truncated,
 **             stdout_bytes, stderr_bytes, stdin_written, exit?, signal?,
-**             signal_name?, timed_out, stragglers_killed, seconds}
+**             signal_name?, timed_out, pipes_held, seconds}
 */
 #define _GNU_SOURCE  /* sigabbrev_np */
 #include <signal.h>
@@ -148,7 +148,7 @@ static int proc_run (lua_State *L) {
     setint(L, "exit", r->exit_code);
   }
   setbool(L, "timed_out", r->timed_out);
-  setbool(L, "stragglers_killed", r->stragglers_killed);
+  setbool(L, "pipes_held", r->pipes_held);
   lua_pushnumber(L, r->seconds);
   lua_setfield(L, -2, "seconds");
   ag_proc_result_free(&b->r);  /* copied; the box's __gc finds nothing */
