@@ -262,6 +262,9 @@ local function build_env(env, prog)
   end
   for i, name in ipairs(env) do
     if type(name) ~= 'string' then argerror(1, 'run', ('env[%d] must be a variable name'):format(i)) end
+    if not name:find('^[%a_][%w_]*$') then
+      argerror(1, 'run', ("env name '%s' is not a variable name"):format(name))
+    end
     if runtime.is_secret(name) then
       return nil, ("trace: run '%s': will not pass '%s' from the environment (it looks like a secret); "
         .. 'give its value explicitly'):format(prog, name)
