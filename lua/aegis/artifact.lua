@@ -114,7 +114,8 @@ end
 
 local function checkhash(h, n, fname)
   if type(h) ~= 'string' or #h ~= 64 or h:find('[^0-9a-f]') then
-    argerror(n, fname, 'SHA-256 hex expected, got ' .. (type(h) == 'string' and ("'" .. h:sub(1, 70) .. "'") or type(h)))
+    local got = type(h) == 'string' and ("'" .. h:sub(1, 70) .. "'") or type(h)
+    argerror(n, fname, 'SHA-256 hex expected, got ' .. got)
   end
 end
 

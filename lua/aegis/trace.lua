@@ -169,7 +169,8 @@ M.config_schema = s.object({
     :describe("Programs aegis.trace.run may start: a name looked up in aegis-run's PATH ('tsc'), an exact path, "
       .. "or an argv prefix ({'npx', 'tsc'}); empty: none. An allowed interpreter (node, sh, python) lets "
       .. 'pipelines run anything'),
-  timeout = s.number({ min = 0 }):default(600):describe('Seconds a tool may run unless run() says otherwise; 0: no limit'),
+  timeout = s.number({ min = 0 }):default(600)
+    :describe('Seconds a tool may run unless run() says otherwise; 0: no limit'),
 }):default({}):describe('External tools pipelines may run (aegis.trace.run)')
 config.declare('tools', M.config_schema)
 
@@ -544,10 +545,20 @@ function M.get(id, db)
   end)
 end
 
+--- Options of `trace.list`.
+---@class aegis.trace.ListOpts
+---@field db? aegis.store.Db
+---@field checkpoint? string
+---@field thread? string
+---@field span? string
+---@field kind? string
+---@field output? boolean Include stdout and stderr
+---@field limit? integer At most this many
+
 --- Lists tool traces, oldest first, filtered by checkpoint, thread, span
 --- and kind (all that are given). Rows leave out stdout and stderr unless
 --- `output` is true.
----@param opts? {db?: aegis.store.Db, checkpoint?: string, thread?: string, span?: string, kind?: string, output?: boolean, limit?: integer}
+---@param opts? aegis.trace.ListOpts
 ---@return table[]? traces `tool_trace` records
 ---@return string? err
 ---@return string? code
@@ -583,13 +594,16 @@ local SCRATCH_KINDS = { note = true, code = true, test = true, lint = true }
 
 --- Appends an entry to a thread's scratchpad. Text that looks like a
 --- provider key is stored as `***` (see `trace.redact`).
----@param opts {thread: string, checkpoint?: string, kind: 'note'|'code'|'test'|'lint', text: string, db?: aegis.store.Db}
+---@param opts {thread: string, checkpoint?: string, kind: 'note'|'code'|'test'|'lint', text: string,
+---  db?: aegis.store.Db}
 ---@return integer? id Its position: entries read back in id order
 ---@return string? err
 ---@return string? code
 function M.scratch(opts)
   if type(opts) ~= 'table' then argerror(1, 'scratch', 'table expected, got ' .. type(opts)) end
-  if type(opts.thread) ~= 'string' or opts.thread == '' then argerror(1, 'scratch', 'thread must be a non-empty string') end
+  if type(opts.thread) ~= 'string' or opts.thread == '' then
+    argerror(1, 'scratch', 'thread must be a non-empty string')
+  end
   optstring(opts.checkpoint, 1, 'scratch', 'checkpoint')
   if not SCRATCH_KINDS[opts.kind] then
     argerror(1, 'scratch', ("kind must be 'note', 'code', 'test' or 'lint', got %s"):format(
@@ -730,7 +744,8 @@ end
 --- `gaps` says what could not be joined.
 ---@param h string Artifact SHA-256
 ---@param db? aegis.store.Db
----@return table? provenance `{artifact, links, checkpoints, spans, scaffolds, traces, gaps}`; nil when there is no such artifact
+---@return table? provenance `{artifact, links, checkpoints, spans, scaffolds, traces, gaps}`; nil when
+---  there is no such artifact
 ---@return string? err
 ---@return string? code
 function M.provenance(h, db)

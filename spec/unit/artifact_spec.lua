@@ -159,12 +159,15 @@ describe('aegis.artifact', function()
     assert.error_matches(function() artifact.put('x', 5) end, "bad argument #2 to 'put' %(table expected")
     assert.error_matches(function() artifact.put('x', { media_type = 1 }) end, 'media_type must be a string')
     assert.error_matches(function() artifact.put('x', { db = 'sqlite:x' }) end, 'db must be an aegis.store handle')
-    assert.error_matches(function() artifact.put('x', { checkpoint = '' }) end, 'checkpoint must be a non%-empty string')
-    assert.error_matches(function() artifact.put('x', { blocks = 'b' }) end, 'blocks must be a list of block hashes')
-    assert.error_matches(function() artifact.put('x', { path = 'p', blocks = { 1 } }) end, 'blocks%[1%] must be a string')
-    assert.error_matches(function() artifact.get('abc') end, "bad argument #1 to 'get' %(SHA%-256 hex expected, got 'abc'%)")
+    local put = artifact.put
+    assert.error_matches(function() put('x', { checkpoint = '' }) end, 'checkpoint must be a non%-empty string')
+    assert.error_matches(function() put('x', { blocks = 'b' }) end, 'blocks must be a list of block hashes')
+    assert.error_matches(function() put('x', { path = 'p', blocks = { 1 } }) end, 'blocks%[1%] must be a string')
+    assert.error_matches(function() artifact.get('abc') end,
+      "bad argument #1 to 'get' %(SHA%-256 hex expected, got 'abc'%)")
     assert.error_matches(function() artifact.get(hx:upper()) end, 'SHA%-256 hex expected')
-    assert.error_matches(function() artifact.info(nil) end, "bad argument #1 to 'info' %(SHA%-256 hex expected, got nil%)")
+    assert.error_matches(function() artifact.info(nil) end,
+      "bad argument #1 to 'info' %(SHA%-256 hex expected, got nil%)")
     assert.error_matches(function() artifact.links(1) end, "bad argument #1 to 'links'")
     assert.error_matches(function() artifact.link('x') end, "bad argument #1 to 'link' %(table expected")
     assert.error_matches(function() artifact.link({ hash = hx, role = 'made' }) end,
