@@ -292,6 +292,7 @@ static int fs_write_atomic (lua_State *L) {
   size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;  /* with the '/' */
   const char *base = path + dirlen;
   size_t baselen = strlen(base);
+  if (baselen == 0) return fail(L, EISDIR, "write", path);  /* "x/", as open(2) says */
   if (baselen > TMP_BASE_MAX) baselen = TMP_BASE_MAX;
   /* Every string is built before the first fd is opened: nothing below
   ** that point can raise. */

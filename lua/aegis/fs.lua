@@ -45,9 +45,11 @@ local function checkopts(opts, n, fname)
   return opts or {}
 end
 
--- nil, reason, code from aegis.core.fs's nil, "fs: <action> '<path>':
--- <reason>", code. The prefix is known exactly, so it is cut, not matched.
-local function reason(msg, code, action, path)
+-- aegis.core.fs's result, with its failure `nil, "fs: <action> '<path>':
+-- <reason>", code` turned into `nil, reason, code`. The prefix is known
+-- exactly, so it is cut, not matched. A plain nil passes.
+local function result(action, path, r, msg, code)
+  if r ~= nil or msg == nil then return r end
   local prefix = ("fs: %s '%s': "):format(action, path)
   if msg:sub(1, #prefix) == prefix then msg = msg:sub(#prefix + 1) end
   return nil, msg, code
@@ -60,9 +62,7 @@ end
 ---@return string? code 'not_found' or 'io'
 function M.read(path)
   checkpath(path, 1, 'read')
-  local data, msg, code = core.read(path)
-  if data == nil then return reason(msg, code, 'read', path) end
-  return data
+  return result('read', path, core.read(path))
 end
 
 --- Writes a whole file atomically: the data goes to a temporary file in
@@ -79,9 +79,7 @@ end
 function M.write(path, data)
   checkpath(path, 1, 'write')
   checkstring(data, 2, 'write')
-  local ok, msg, code = core.write_atomic(path, data)
-  if not ok then return reason(msg, code, 'write', path) end
-  return true
+  return result('write', path, core.write_atomic(path, data))
 end
 
 --- The names in a directory, without '.' and '..', sorted by bytes.
@@ -91,9 +89,7 @@ end
 ---@return string? code 'not_found' or 'io'
 function M.list(dir)
   checkpath(dir, 1, 'list')
-  local names, msg, code = core.readdir(dir)
-  if names == nil then return reason(msg, code, 'readdir', dir) end
-  return names
+  return result('readdir', dir, core.readdir(dir))
 end
 
 local function parent(path)
@@ -120,7 +116,7 @@ local function mkdir_p(path, mode)
     ok, msg, code = core.mkdir(path, mode)
     if ok or isdir(path) then return true end
   end
-  return reason(msg, code, 'mkdir', path)
+  return result('mkdir', path, nil, msg, code)
 end
 
 --- Options of `fs.mkdir`.
@@ -144,12 +140,10 @@ function M.mkdir(path, opts)
     error("bad argument #2 to 'mkdir' (mode must be an integer 0 to 0o7777)", 2)
   end
   if opts.parents then
-    -- trailing slashes would make every parent look like a new segment
+    -- 'a/b/' -> 'a/b', so that parent() finds 'a'
     return mkdir_p(path:gsub('(.)/+$', '%1'), mode)
   end
-  local ok, msg, code = core.mkdir(path, mode)
-  if not ok then return reason(msg, code, 'mkdir', path) end
-  return true
+  return result('mkdir', path, core.mkdir(path, mode))
 end
 
 --- What `fs.stat` finds.
@@ -174,9 +168,7 @@ end
 function M.stat(path, opts)
   checkpath(path, 1, 'stat')
   opts = checkopts(opts, 2, 'stat')
-  local st, msg, code = core.stat(path, opts.follow ~= false)
-  if st == nil and msg ~= nil then return reason(msg, code, 'stat', path) end
-  return st
+  return result('stat', path, core.stat(path, opts.follow ~= false))
 end
 
 --- Whether something is at a path (following links: a dangling link is
@@ -188,9 +180,7 @@ end
 ---@return string? code 'io'
 function M.exists(path)
   checkpath(path, 1, 'exists')
-  local found, msg, code = core.exists(path)
-  if found == nil then return reason(msg, code, 'stat', path) end
-  return found
+  return result('stat', path, core.exists(path))
 end
 
 --- The current directory, absolute.

@@ -22,6 +22,26 @@ local function fds()
   return #assert(fs.list('/proc/self/fd'))
 end
 
+-- Runs f(arg) under memory caps of 2^lo .. 2^hi bytes; some must run out
+-- (part way, with an fd or DIR* open), and none may leave a descriptor open
+-- once the collector has run.
+local function releases_on_oom(f, arg, lo, hi)
+  local sandbox = require('aegis.core.sandbox')
+  local before, failed = fds(), 0
+  for k = lo, hi do
+    collectgarbage()  -- little garbage for the emergency collection to free
+    local ok, kind = sandbox.call(0, 0, 1 << k, '@spec', f, arg)
+    if not ok then
+      assert.equal('memory', kind)
+      failed = failed + 1
+    end
+  end
+  assert.is_true(failed > 0)
+  collectgarbage()
+  collectgarbage()
+  assert.equal(before, fds())
+end
+
 describe('aegis.fs', function()
   describe('read', function()
     it('returns the whole file, byte for byte', function()
@@ -62,20 +82,7 @@ describe('aegis.fs', function()
     it('closes the file when memory runs out while reading', function()
       local dir = h.tmpdir()
       h.write(dir .. '/big', ('y'):rep(1 << 20))
-      local sandbox = require('aegis.core.sandbox')
-      local before, failed = fds(), 0
-      for k = 6, 21 do
-        collectgarbage()  -- little garbage for the emergency collection to free
-        local ok, kind = sandbox.call(0, 0, 1 << k, '@spec', core.read, dir .. '/big')
-        if not ok then
-          assert.equal('memory', kind)
-          failed = failed + 1
-        end
-      end
-      assert.is_true(failed > 0)
-      collectgarbage()
-      collectgarbage()
-      assert.equal(before, fds())
+      releases_on_oom(core.read, dir .. '/big', 6, 21)
     end)
   end)
 
@@ -130,6 +137,8 @@ describe('aegis.fs', function()
       sh('mkdir ' .. q(dir .. '/d'))
       h.write(dir .. '/d/inside', 'kept')
       assert.same({ nil, 'Is a directory', 'io' }, { fs.write(dir .. '/d', 'x') })
+      assert.same({ nil, 'Is a directory', 'io' }, { fs.write(dir .. '/d/', 'x') })
+      assert.same({ nil, 'Is a directory', 'io' }, { fs.write(dir .. '/new/', 'x') })
       assert.same({ 'd' }, fs.list(dir))
       assert.same({ 'inside' }, fs.list(dir .. '/d'))
       assert.equal('kept', h.read(dir .. '/d/inside'))
@@ -162,7 +171,8 @@ describe('aegis.fs', function()
     it('raises on misuse', function()
       assert.has_error(function() fs.write(nil, 'x') end, "bad argument #1 to 'write' (string expected, got nil)")
       assert.has_error(function() fs.write('x', 1) end, "bad argument #2 to 'write' (string expected, got number)")
-      assert.error_matches(function() fs.write('a\0b', '') end, "bad argument #1 to 'write' %(path contains a NUL byte%)")
+      assert.error_matches(function() fs.write('a\0b', '') end,
+        "bad argument #1 to 'write' %(path contains a NUL byte%)")
     end)
   end)
 
@@ -192,20 +202,7 @@ describe('aegis.fs', function()
     it('closes the directory when memory runs out while listing', function()
       local dir = h.tmpdir()
       for i = 1, 200 do h.write(('%s/entry-%03d'):format(dir, i), '') end
-      local sandbox = require('aegis.core.sandbox')
-      local before, failed = fds(), 0
-      for k = 4, 15 do
-        collectgarbage()  -- little garbage for the emergency collection to free
-        local ok, kind = sandbox.call(0, 0, 1 << k, '@spec', core.readdir, dir)
-        if not ok then
-          assert.equal('memory', kind)
-          failed = failed + 1
-        end
-      end
-      assert.is_true(failed > 0)
-      collectgarbage()
-      collectgarbage()
-      assert.equal(before, fds())
+      releases_on_oom(core.readdir, dir, 4, 15)
     end)
 
     it('raises on misuse', function()
