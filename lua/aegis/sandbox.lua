@@ -205,7 +205,8 @@ end
 -- Modules of `aegis` scripts do not see. A script's clock, randomness and
 -- environment already go through its run's runtime (os, math); one it made
 -- itself would read variables around the allow-list and outside the journal.
-local hidden_modules = { runtime = true }
+-- `fs` would read and write files outside the journal (DESIGN.md §7).
+local hidden_modules = { fs = true, runtime = true }
 
 --- Options of `sandbox.env`.
 ---@class aegis.sandbox.EnvOpts
