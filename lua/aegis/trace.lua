@@ -512,6 +512,30 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $
   return res, id
 end
 
+--- The module with `run` bound to a runtime: every run is journaled in
+--- `rt` (record) or answered from it (replay), and a `runtime` option other
+--- than `rt` raises. This is what a sandboxed script should see as
+--- `aegis.trace`, so its tool runs cannot leave the journal.
+---@param rt aegis.Runtime
+---@return table trace A table with the functions of this module, `run` bound to `rt`
+function M.bind(rt)
+  if type(rt) ~= 'table' or (rt.mode ~= 'record' and rt.mode ~= 'replay') then
+    argerror(1, 'bind', 'aegis.runtime object expected')
+  end
+  local bound = {}
+  for k, v in pairs(M) do bound[k] = v end
+  bound.bind = nil
+  bound.run = function(opts)
+    if type(opts) ~= 'table' then argerror(1, 'run', 'table expected, got ' .. type(opts)) end
+    if opts.runtime ~= nil and opts.runtime ~= rt then argerror(1, 'run', 'runtime is bound to this script') end
+    local copy = {}
+    for k, v in pairs(opts) do copy[k] = v end
+    copy.runtime = rt
+    return M.run(copy)
+  end
+  return bound
+end
+
 local TRACE_COLS = 'id, kind, program, argv, cwd, env, stdin_sha256, stdin_size, stdout_truncated, '
   .. 'stderr_truncated, exit_code, term_signal, timed_out, duration, inputs, span, checkpoint, thread, '
   .. 'replayed, created_at'

@@ -286,6 +286,27 @@ describe('aegis.trace', function()
         assert.matches('expected end of journal, got tool', err.msg)
       end)
 
+      it('bind gives a module whose run always goes through one runtime', function()
+        if not h.needs(b) then return end
+        local db <close> = open(b)
+        local rec = runtime.new({ mode = 'record' })
+        local bound = trace.bind(rec)
+        assert.equal(trace.get, bound.get)
+        assert.is_nil(bound.bind)
+        local res = assert(bound.run({ db = db, argv = { 'printf', 'bound' } }))
+        assert.equal('bound', res.stdout)
+        assert.equal(1, #rec:entries())
+        assert.equal('tool', rec:entries()[1].kind)
+        assert.error_matches(function() bound.run({ db = db, argv = { 'true' }, runtime = runtime.new() }) end,
+          'runtime is bound to this script')
+        assert.error_matches(function() bound.run('x') end, "bad argument #1 to 'run' %(table expected")
+        assert.error_matches(function() trace.bind({}) end,
+          "bad argument #1 to 'bind' %(aegis.runtime object expected%)")
+        local rep = trace.bind(runtime.new({ mode = 'replay', entries = rec:entries() }))
+        local again = assert(rep.run({ db = db, argv = { 'printf', 'bound' } }))
+        assert.is_true(again.replayed)
+      end)
+
       it('journals a failure to start so that a replay fails the same way', function()
         if not h.needs(b) then return end
         local db <close> = open(b)
