@@ -153,6 +153,31 @@ describe('aegis.artifact', function()
     end)
   end
 
+  it('uses the default store ($AEGIS_STORE) when given no db, opening and closing it per call', function()
+    local dir = h.tmpdir()
+    local spec = h.write(dir .. '/default_store_spec.lua', [[
+      describe('default store', function()
+        it('works', function()
+          local artifact = require('aegis.artifact')
+          local trace = require('aegis.trace')
+          local hx = assert(artifact.put('via the default store', { checkpoint = 'ck' }))
+          assert.equal('via the default store', artifact.get(hx))
+          assert.equal(1, #assert(artifact.links(hx)))
+          assert(trace.scratch({ thread = 't', kind = 'note', text = 'n' }))
+          assert.equal(1, #assert(trace.scratchpad({ thread = 't' })))
+          assert.equal('ck', assert(trace.provenance(hx)).checkpoints[1].id)
+        end)
+      end)]])
+    local lua_dir = os.getenv('AEGIS_LUA_DIR')  -- relative to here; the child runs elsewhere
+    if lua_dir and lua_dir:sub(1, 1) ~= '/' then lua_dir = os.getenv('PWD') .. '/' .. lua_dir end
+    local r = h.run({ 'test', spec }, { cwd = dir,
+      env = { AEGIS_STORE = 'sqlite:' .. dir .. '/default.db', AEGIS_LUA_DIR = lua_dir or false } })
+    assert.equal(0, r.code, r.stdout .. r.stderr)
+    assert.matches('1 passed, 0 failed', r.stdout)
+    local db <close> = assert(store.open('sqlite:' .. dir .. '/default.db'))
+    assert.equal(1, assert(db:first('SELECT count(*) AS n FROM artifacts')).n)
+  end)
+
   it('raises on misuse', function()
     local hx = hash.sha256('x')
     assert.error_matches(function() artifact.put(5) end, "bad argument #1 to 'put' %(string expected, got number%)")
