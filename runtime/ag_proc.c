@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -68,6 +69,27 @@ static int above2 (int fd) {
   int nfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
   close(fd);
   return nfd;
+}
+
+/* Checks before spawning that `prog` (relative to `cwd` when it is a
+** relative path) is an executable regular file.  posix_spawn reports exec
+** failures too, but not everywhere (under valgrind the child exits 127). */
+static int check_exec (const char *prog, const char *cwd, char err[AG_ERRLEN]) {
+  char full[8192];
+  const char *p = prog;
+  if (prog[0] != '/' && cwd != NULL) {
+    if ((size_t)snprintf(full, sizeof full, "%s/%s", cwd, prog) >= sizeof full)
+      return ag_seterr(err, AG_EINVAL, "program path too long");
+    p = full;
+  }
+  struct stat st;
+  if (stat(p, &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return ag_seterr(err, AG_ENOTFOUND, "program '%s' not found", prog);
+    return ag_seterr(err, AG_EIO, "start '%s': %s", prog, strerror(errno));
+  }
+  if (!S_ISREG(st.st_mode)) return ag_seterr(err, AG_EIO, "start '%s': %s", prog, strerror(EACCES));
+  if (access(p, X_OK) != 0) return ag_seterr(err, AG_EIO, "start '%s': %s", prog, strerror(errno));
+  return AG_OK;
 }
 
 static void closefd (int *fd) {
@@ -154,8 +176,9 @@ int ag_proc_run (const ag_proc_spec *spec, ag_proc_result *res, char err[AG_ERRL
     if (!S_ISDIR(st.st_mode))
       return ag_seterr(err, AG_EIO, "cwd '%s': %s", spec->cwd, strerror(ENOTDIR));
   }
+  int rc = check_exec(prog, spec->cwd, err);
+  if (rc != AG_OK) return rc;
 
-  int rc = AG_OK;
   int in[2] = {-1, -1}, out[2] = {-1, -1}, er[2] = {-1, -1};
   int pidfd = -1;
   int fa_init = 0, at_init = 0, sigs_blocked = 0, epipe = 0;
