@@ -227,6 +227,30 @@ end
 
 local current, current_path
 
+-- Sections that modules outside the foundation declare, by the module that
+-- declares them: a config that uses one loads that module first, so its
+-- key is known without loading every module at start-up.
+local declared_by = {
+  tools = 'aegis.trace',
+  providers = 'aegis.provider',
+  prices = 'aegis.provider',
+}
+
+-- Loads the modules that declare the sections `t` uses and are not known yet.
+local function declare_used(t)
+  for key in pairs(t) do
+    local mod = declared_by[key]
+    if mod and (sections == nil or sections[key] == nil) then
+      local ok, err = pcall(require, mod)
+      if not ok then
+        -- a module this build lacks leaves the key unknown; a broken one is a bug
+        if not tostring(err):find("module '" .. mod .. "' not found", 1, true) then error(err, 0) end
+        declared_by[key] = nil
+      end
+    end
+  end
+end
+
 --- Validates a config table (what aegis.config.lua returns) and fills the
 --- defaults. `name` is the file, for the message.
 ---@param t any
@@ -239,6 +263,7 @@ function M.validate(t, name)
     return nil, errors.new('config', where .. 'must return a table, got ' .. type(t))
   end
   local cfg
+  declare_used(t)
   if next(t) == nil and sections == nil then
     cfg = defaults()
   else

@@ -61,8 +61,9 @@ end
 -- A deep read-only view: tables read through it come back as read-only
 -- views too (memoised in `cache`, one per environment), so no path from
 -- `aegis` reaches a mutable host table. Keys that `hide` maps to true read
--- as nil; a key it maps to a table hides those keys one level down.
-local function deep_proxy(real, name, cache, hide)
+-- as nil; a key it maps to a table hides those keys one level down. A key in
+-- `bound` reads as the view of `bound[k]()` instead (made on first read).
+local function deep_proxy(real, name, cache, hide, bound)
   local p = cache[real]
   if p then return p end
   local function wrap(k, v)
@@ -75,6 +76,11 @@ local function deep_proxy(real, name, cache, hide)
   p = setmetatable({}, {
     __index = function(_, k)
       if hide and hide[k] == true then return nil end
+      if bound and bound[k] then
+        local v = bound[k]()
+        bound[k] = function() return v end
+        return wrap(k, v)
+      end
       return wrap(k, real[k])
     end,
     __newindex = readonly_error(name),
@@ -270,7 +276,9 @@ function M.env(opts)
     getenv = function(name) return rt:getenv(name) end,
   }, 'os')
   if opts.aegis ~= false then
-    base.aegis = deep_proxy(require('aegis'), 'aegis', setmetatable({}, { __mode = 'k' }), hidden_modules)
+    -- tools run through the script's journal, so a replay never runs them
+    local bound = { trace = function() return require('aegis.trace').bind(rt) end }
+    base.aegis = deep_proxy(require('aegis'), 'aegis', setmetatable({}, { __mode = 'k' }), hidden_modules, bound)
   end
 
   local env = {}

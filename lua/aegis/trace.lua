@@ -313,38 +313,16 @@ local function join(dir, p)
   return dir .. '/' .. p
 end
 
--- Journals `read()`'s result under (kind, key) in `rt`, or in replay mode
--- returns the journaled one. Uses `rt:record` when the runtime has it;
--- otherwise mirrors aegis.runtime's own journaling (same entries, same
--- divergence error). Failures (nil, msg, code) are journaled as
--- {error=, code=} so a replay fails the same way.
+-- Journals `read()`'s result under (kind, key) in `rt` (aegis.runtime's
+-- `record`), or in replay mode returns the journaled one. Failures
+-- (nil, msg, code) are journaled as {error=, code=} so a replay fails the
+-- same way.
 local function journaled(rt, kind, key, read)
-  local function wrap()
-    local v, msg, code = read()
-    if v == nil then return { error = msg, code = code } end
-    return v
-  end
-  local v
-  if type(rt.record) == 'function' then
-    v = rt:record(kind, key, wrap)
-  else
-    local pos = #rt._entries + 1
-    if rt.mode == 'record' then
-      v = wrap()
-      rt._entries[pos] = { kind = kind, key = key, value = v }
-    else
-      local e = rt._journal[pos]
-      local got = ("%s '%s'"):format(kind, key)
-      if e == nil or e.kind ~= kind or e.key ~= key then
-        local want = e == nil and 'end of journal'
-          or (e.key ~= nil and ("%s '%s'"):format(e.kind, e.key) or e.kind)
-        error(errors.new('replay', ('runtime: replay diverged at entry %d: expected %s, got %s'):format(
-          pos, want, got)), 3)
-      end
-      rt._entries[pos] = e
-      v = e.value
-    end
-  end
+  local v = rt:record(kind, key, function()
+    local r, msg, code = read()
+    if r == nil then return { error = msg, code = code } end
+    return r
+  end)
   if type(v) == 'table' and v.error ~= nil then return nil, v.error, v.code end
   return v
 end

@@ -4,10 +4,6 @@ local errors = require('aegis.errors')
 local fs = require('aegis.fs')
 local store = require('aegis.store')
 
--- Modules that register their tables with store.register when loaded; a
--- module that owns tables adds its name here so `store migrate` sees it.
-local SCHEMA_MODULES = {}
-
 local usage = [[
 usage: aegis-run store info [--store URL] [--json]
        aegis-run store migrate [--store URL]
@@ -154,7 +150,7 @@ local function migrate(args)
     io.stdout:write(migrate_usage, '\n')
     return 0
   end
-  for _, name in ipairs(SCHEMA_MODULES) do require(name) end
+  require('aegis.modules').load_all()
   local db <close> = open(o.store)
   local done = check(store.migrate_all(db))
   if #done == 0 then
