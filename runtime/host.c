@@ -39,8 +39,10 @@ static void *l_alloc (void *ud, void *ptr, size_t osize, size_t nsize) {
       if (a->fail_after == 0) return NULL;
       a->fail_after--;
     }
-    if (a->limit != 0 && a->used + grow > a->limit)
+    if (a->limit != 0 && a->used + grow > a->limit) {
+      a->limit_hits++;  /* tells a budget stop from a real shortage */
       return NULL;
+    }
   }
   void *p = realloc(ptr, nsize);
   if (p == NULL) return NULL;

@@ -19,6 +19,7 @@ typedef struct ag_alloc {
   size_t used;
   size_t peak;
   size_t limit;
+  size_t limit_hits; /* growths refused because of `limit`, ever */
   long fail_after;   /* growths left before all fail; < 0: never */
 } ag_alloc;
 
