@@ -503,9 +503,7 @@ static size_t emptyarray (const unsigned char *s, size_t n, size_t i) {
 
 /* nil, "json: <what> at character <i + 1>", "parse" */
 static int prepfail (lua_State *L, const char *what, size_t i) {
-  char pos[24];
-  snprintf(pos, sizeof pos, "%zu", i + 1);
-  return agL_pushfail(L, AG_EPARSE, "json: %s at character %s", what, pos);
+  return agL_pushfail(L, AG_EPARSE, "json: %s at character %zu", what, i + 1);
 }
 
 /*
