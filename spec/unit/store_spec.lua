@@ -640,6 +640,24 @@ end)
       assert.is_true(os.execute('test ! -e ' .. h.shell_quote(dir .. '/missing')))
     end)
 
+    -- both used to read "directory '...' does not exist"
+    it('says why a directory cannot be used or made', function()
+      local dir = h.tmpdir()
+      h.write(dir .. '/file', 'x')
+      local url = 'sqlite:' .. dir .. '/file/sub/x.db'
+      local db, msg, code = store.open(url)
+      assert.is_nil(db)
+      assert.equal(("store: open '%s': directory '%s/file/sub': Not a directory"):format(url, dir), msg)
+      assert.equal('io', code)
+      -- creating the directory, as the default store does: a dangling link is in the way
+      os.execute('ln -s ' .. h.shell_quote(dir .. '/nowhere') .. ' ' .. h.shell_quote(dir .. '/link'))
+      url = 'sqlite:' .. dir .. '/link/x.db'
+      db, msg, code = require('aegis.core.store').open(url, nil, true)
+      assert.is_nil(db)
+      assert.equal(("store: open '%s': cannot create directory '%s/link': File exists"):format(url, dir), msg)
+      assert.equal('io', code)
+    end)
+
     it('removes a file it created when initialisation fails', function()
       local dir = h.tmpdir()
       os.execute('mkdir ' .. h.shell_quote(dir .. '/x.db-wal'))  -- WAL cannot be opened
