@@ -137,6 +137,8 @@ static int searcher_aegis (lua_State *L) {
       status = luaL_loadbufferx(L, e->data, e->len, chunk, "t");
       lua_remove(L, -2);  /* chunk name */
     }
+    if (status == LUA_ERRMEM)  /* as it is: a handler can tell it apart */
+      return lua_error(L);
     if (status != LUA_OK)
       return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s",
                         name, path, lua_tostring(L, -1));

@@ -63,6 +63,10 @@ describe('aegis.store', function()
       assert.error_matches(function() store.blob(1) end, "bad argument #1 to 'blob' %(string expected, got number%)")
     end)
 
+    it('shows a blob with its size', function()
+      assert.equal('aegis.store.Blob (3 bytes)', tostring(store.blob('abc')))
+    end)
+
     it('defaults to $AEGIS_STORE, else sqlite:.aegis/aegis.db', function()
       -- make test unsets AEGIS_STORE; a developer's shell may not
       local env = os.getenv('AEGIS_STORE')
