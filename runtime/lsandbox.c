@@ -315,7 +315,7 @@ static int sandbox_call (lua_State *L) {
   ** is the one whose limit was in force: an enclosing run's may be the
   ** tighter one.  Anything else is the machine running out. */
   int capped = a->limit_hits != hits;
-  if (status == LUA_ERRMEM || (capped && endswith(L, 6, "not enough memory"))) {
+  if (status == LUA_ERRMEM || ((memory > 0 || capped) && endswith(L, 6, "not enough memory"))) {
     const run *owner = NULL;
     for (const run *p = &r; capped && p != NULL && owner == NULL; p = p->prev)
       if (p->cap != 0 && p->cap == inforce) owner = p;
