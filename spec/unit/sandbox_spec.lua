@@ -449,5 +449,11 @@ describe('aegis.core.sandbox call', function()
     end))
     assert.same({ true, false, 'memory', 'sandbox: memory budget exceeded (2 MiB)' },
       { r[1], r[2], r[3], r[4] })
+    -- the same, the error arriving through a coroutine as a plain runtime error
+    r = table.pack(core.call(0, 0, 2 * MiB, '@outer', function()
+      return core.call(0, 0, 0, '@inner', function() coroutine.wrap(bomb)() end)
+    end))
+    assert.same({ true, false, 'memory', 'sandbox: memory budget exceeded (2 MiB)' },
+      { r[1], r[2], r[3], r[4] })
   end)
 end)
