@@ -2,9 +2,10 @@
 """Test tooling only: a small threaded HTTP server for the aegis.http specs.
 
 Listens on 127.0.0.1 and on 127.0.0.2 ("another host", still loopback), and
-with --tls CERT KEY also on 127.0.0.1 over TLS.  Prints one JSON line with the
+for each --tls CERT KEY also on 127.0.0.1 over TLS.  Prints one JSON line with the
 ports, then serves until /_quit, until its parent process goes away, or after
---lifetime seconds.  Every request but /_log and /_clear is logged.
+--lifetime seconds.  Every request but /_log and /_clear is logged, with the number of requests
+of its group (query parameter g, else its path) in flight when it arrived.
 
 Routes (query parameters in brackets):
   /echo                 200, JSON {method, path, headers, body, host}
@@ -18,6 +19,7 @@ Routes (query parameters in brackets):
   /redirect             [to=URL, code=302]
   /reset                reads the request, then resets the connection
   /sleep                answers after ms milliseconds [ms]
+  /garbage              answers with bytes that are not HTTP
   /_log  /_clear  /_quit
 An absolute request URI (a proxy request) is answered 200 with
 {"proxied": true, "url": ...} and logged with proxied=true.
@@ -37,6 +39,7 @@ from urllib.parse import parse_qs, urlsplit
 
 LOG = []
 LOCK = threading.Lock()
+INFLIGHT = {}  # group (query g=, else path) -> requests in flight
 
 
 class Server(ThreadingHTTPServer):
@@ -74,6 +77,18 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def _handle(self):
+        u = urlsplit(self.path)
+        group = parse_qs(u.query).get("g", [u.path])[0]
+        with LOCK:
+            INFLIGHT[group] = INFLIGHT.get(group, 0) + 1
+            self.inflight = INFLIGHT[group]
+        try:
+            self._route()
+        finally:
+            with LOCK:
+                INFLIGHT[group] -= 1
+
+    def _route(self):
         body = self._read_body()
         proxied = self.path.startswith("http://") or self.path.startswith("https://")
         u = urlsplit(self.path)
@@ -84,6 +99,7 @@ class Handler(BaseHTTPRequestHandler):
                 LOG.append({"method": self.command, "path": u.path,
                             "host": self.server.server_address[0],
                             "headers": self._headers(), "proxied": proxied,
+                            "inflight": self.inflight, "peer": self.client_address[1],
                             "t": time.monotonic()})
         if proxied:
             return self._send(200, json.dumps({"proxied": True, "url": self.path}).encode())
@@ -193,6 +209,10 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.close()
             return
+        if p == "/garbage":
+            self.wfile.write(b"SPEAKS NO HTTP\r\n\r\n")
+            self.close_connection = True
+            return
         if p == "/sleep":
             time.sleep(int(arg("ms", "1000")) / 1000)
             return self._send(200, b"ok", ctype="text/plain")
@@ -214,12 +234,11 @@ def serve(host, tls=None):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), action="append", default=[])
     ap.add_argument("--lifetime", type=float, default=600)
     a = ap.parse_args()
     ports = {"port": serve("127.0.0.1"), "port2": serve("127.0.0.2")}
-    if a.tls:
-        ports["tls_port"] = serve("127.0.0.1", a.tls)
+    ports["tls_ports"] = [serve("127.0.0.1", pair) for pair in a.tls]
     sys.stdout.write(json.dumps(ports) + "\n")
     sys.stdout.flush()
     parent, end = os.getppid(), time.monotonic() + a.lifetime
