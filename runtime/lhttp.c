@@ -27,6 +27,10 @@
 #define HTTP_BATCH "aegis.http.Batch"
 #define HTTP_SSE "aegis.http.Sse"
 
+/* Registry key of the state's session (its address; the metatable's name
+** is a different key). */
+static const char SESSION_KEY = 0;
+
 typedef struct LSession { ag_http *h; } LSession;
 
 /* Where a transfer's callback is: fns[i], fns at an absolute index. */
@@ -131,7 +135,7 @@ static int session_gc (lua_State *L) {
 ** libcurl cannot be loaded.  Leaves the stack as it found it. */
 static ag_http *session (lua_State *L, char err[AG_ERRLEN]) {
   LSession *s;
-  if (lua_getfield(L, LUA_REGISTRYINDEX, HTTP_SESSION) == LUA_TUSERDATA) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &SESSION_KEY) == LUA_TUSERDATA) {
     s = (LSession *)lua_touserdata(L, -1);
     lua_pop(L, 1);
     if (s->h != NULL) return s->h;
@@ -144,20 +148,20 @@ static ag_http *session (lua_State *L, char err[AG_ERRLEN]) {
     lua_pop(L, 1);
     return NULL;
   }
-  lua_setfield(L, LUA_REGISTRYINDEX, HTTP_SESSION);  /* [] */
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &SESSION_KEY);  /* [] */
   return s->h;
 }
 
 /* close(): closes every kept connection; the next request opens anew. */
 static int http_close (lua_State *L) {
-  if (lua_getfield(L, LUA_REGISTRYINDEX, HTTP_SESSION) == LUA_TUSERDATA) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &SESSION_KEY) == LUA_TUSERDATA) {
     LSession *s = (LSession *)lua_touserdata(L, -1);
     ag_http_close(s->h);
     s->h = NULL;
   }
   lua_pop(L, 1);
   lua_pushnil(L);
-  lua_setfield(L, LUA_REGISTRYINDEX, HTTP_SESSION);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &SESSION_KEY);
   return 0;
 }
 
