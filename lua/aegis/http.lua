@@ -146,7 +146,7 @@ end
 ---@param req aegis.http.Request
 ---@return aegis.http.Response? res
 ---@return string? err Message: "http: <METHOD> '<url>': <why>"
----@return string? code 'timeout', 'conn', 'tls', 'too_large', 'aborted', 'truncated', 'redirect', 'proto', 'nomem' or 'unsupported'
+---@return string? code 'timeout', 'conn', 'tls', 'too_large', 'aborted', 'truncated', 'redirect', 'proto', ...
 function M.request(req)
   return core.request(normalise(req, 'request', 1, ''))
 end
@@ -176,10 +176,10 @@ function M.close()
   core.close()
 end
 
---- Blocks for `seconds` (nanosleep, resumed after signals).
----@param seconds number
-function M.sleep(seconds)
-  core.sleep(seconds)
+--- Blocks for `s` seconds (nanosleep, resumed after signals).
+---@param s number
+function M.sleep(s)
+  core.sleep(s)
 end
 
 --- Gets `url` as messages show it: without user info, fragment or query

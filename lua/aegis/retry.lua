@@ -27,6 +27,8 @@ local M = {}
 ---@field wait? number Seconds the server asked for
 ---@field reason? string Why: 'status', 'transport', 'quota', 'x-should-retry'
 
+---@class aegis.retry.PolicyOpts Fields of aegis.retry.Policy, each optional
+
 local Policy = {}
 Policy.__index = Policy
 
@@ -46,7 +48,7 @@ end
 --- `random(0, min(cap, base * 2^(n-1)))` before retry n, unless the server
 --- asked for a wait: then `wait + random(0, min(retry_after_jitter,
 --- base * 2^(n-1)))`, or no retry at all when the wait exceeds `max_wait`.
----@param opts? {max_retries?: integer, base?: number, cap?: number, max_wait?: number, retry_after_jitter?: number, sleep?: fun(s: number), now?: fun(): number, wall?: fun(): number, random?: fun(lo: number, hi: number): number, breaker?: aegis.retry.Breaker, on_retry?: fun(n: integer, wait: number, subject: table)}
+---@param opts? aegis.retry.PolicyOpts
 ---@return aegis.retry.Policy
 function M.policy(opts)
   opts = opts or {}

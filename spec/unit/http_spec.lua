@@ -65,9 +65,10 @@ describe('aegis.http SSE parser (C)', function()
     assert.is_nil(ok)
     assert.equal('http: sse: callback: boom', err)
     assert.equal('aborted', code)
-    ok, err = core.sse_parse({ 'data: 1\n\n' }, function() error(setmetatable({}, { __tostring = function() return 'obj' end })) end)
+    local obj = setmetatable({}, { __tostring = function() return 'obj' end })
+    err = select(2, core.sse_parse({ 'data: 1\n\n' }, function() error(obj) end))
     assert.equal('http: sse: callback: obj', err)
-    ok, err = core.sse_parse({ 'data: 1\n\n' }, function() error({ msg = 'table msg' }) end)
+    err = select(2, core.sse_parse({ 'data: 1\n\n' }, function() error({ msg = 'table msg' }) end))
     assert.equal('http: sse: callback: table msg', err)
   end)
 end)
@@ -127,9 +128,10 @@ describe('aegis.http', function()
 
   describe('failures', function()
     it('conn: connection refused', function()
-      local port = srv.port  -- a port nobody listens on: the server's, after a bind check
-      local sock = io.popen('python3 -c "import socket; s=socket.socket(); s.bind((\'127.0.0.1\', 0)); print(s.getsockname()[1])"')
-      port = sock:read('l')
+      -- a port nobody listens on: one the kernel just handed out and took back
+      local sock = io.popen('python3 -c "import socket; s=socket.socket(); '
+        .. 's.bind((\'127.0.0.1\', 0)); print(s.getsockname()[1])"')
+      local port = sock:read('l')
       sock:close()
       local res, err, code = http.request({ url = 'http://127.0.0.1:' .. port .. '/x?key=abc' })
       assert.is_nil(res)
@@ -231,7 +233,8 @@ describe('aegis.http', function()
   describe('streams', function()
     it('calls on_event per event, with an empty body unless keep_body', function()
       local evs = {}
-      local res = assert(http.request({ url = srv:url('/sse?n=4&event=delta'), on_event = function(ev) evs[#evs + 1] = ev end }))
+      local res = assert(http.request({ url = srv:url('/sse?n=4&event=delta'),
+        on_event = function(ev) evs[#evs + 1] = ev end }))
       assert.equal(200, res.status)
       assert.equal(4, res.events)
       assert.equal('', res.body)
@@ -270,7 +273,8 @@ describe('aegis.http', function()
     end)
 
     it('stops early when the callback returns false (not an error)', function()
-      local res = assert(http.request({ url = srv:url('/sse?n=50&delay_ms=5'), on_event = function() return false end }))
+      local res = assert(http.request({ url = srv:url('/sse?n=50&delay_ms=5'),
+        on_event = function() return false end }))
       assert.equal(200, res.status)
       assert.is_true(res.stopped)
       assert.equal(1, res.events)
@@ -288,10 +292,11 @@ describe('aegis.http', function()
       assert.matches("stream ended in the middle of an event$", err)
       assert.equal(1, #evs)
       -- a final event without its blank line is discarded too
-      res, _, code = http.request({ url = srv:url('/raw?frame=close&c=' .. support.b64url('data: 1\n')),
+      res, err, code = http.request({ url = srv:url('/raw?frame=close&c=' .. support.b64url('data: 1\n')),
         on_event = function(ev) evs[#evs + 1] = ev end })
       assert.is_nil(res)
       assert.equal('truncated', code)
+      assert.matches('stream ended in the middle of an event$', err)
       assert.equal(1, #evs)
     end)
 
@@ -377,8 +382,10 @@ describe('aegis.http', function()
         follow_redirects = true, headers = { Authorization = 'Bearer same-origin', ['x-api-key'] = 'k1' } }))
       local echo = json.decode(res.body)
       assert.equal(1, res.redirects)
-      assert.same({ 'POST', 'b', 'Bearer same-origin', 'k1' }, { echo.method, echo.body, echo.headers.authorization, echo.headers['x-api-key'] })
-      res = assert(http.request({ method = 'POST', body = 'b', url = srv:url('/redirect?code=303&to=/echo'), follow_redirects = true }))
+      assert.same({ 'POST', 'b', 'Bearer same-origin', 'k1' },
+        { echo.method, echo.body, echo.headers.authorization, echo.headers['x-api-key'] })
+      res = assert(http.request({ method = 'POST', body = 'b', url = srv:url('/redirect?code=303&to=/echo'),
+        follow_redirects = true }))
       echo = json.decode(res.body)
       assert.same({ 'GET', '' }, { echo.method, echo.body })
     end)
@@ -387,7 +394,8 @@ describe('aegis.http', function()
       srv:clear()
       local target = srv.base2 .. '/echo'
       local res = assert(http.request({ url = srv:url('/redirect?code=307&to=' .. target), method = 'POST', body = '{}',
-        follow_redirects = true, headers = { Authorization = 'Bearer sk-redirect-canary', ['x-api-key'] = 'sk-redirect-canary',
+        follow_redirects = true, headers = { Authorization = 'Bearer sk-redirect-canary',
+          ['x-api-key'] = 'sk-redirect-canary',
           ['api-key'] = 'sk-redirect-canary', Cookie = 'session=sk-redirect-canary', ['X-Kept'] = 'kept' } }))
       assert.equal(200, res.status)
       local log = srv:log()
@@ -402,7 +410,8 @@ describe('aegis.http', function()
       assert.is_nil(log[2].headers.authorization)
       -- and not on a later hop back to the first host either
       srv:clear()
-      res = assert(http.request({ url = srv:url('/redirect?to=' .. srv.base2 .. '/redirect%3Fto%3D' .. srv.base .. '/echo'),
+      local back = srv.base2 .. '/redirect%3Fto%3D' .. srv.base .. '/echo'
+      res = assert(http.request({ url = srv:url('/redirect?to=' .. back),
         follow_redirects = true, headers = { Authorization = 'Bearer sk-redirect-canary' } }))
       assert.equal(2, res.redirects)
       assert.is_nil(json.decode(res.body).headers.authorization)
@@ -415,7 +424,9 @@ describe('aegis.http', function()
       assert.equal('redirect', code)
       assert.matches("^http: GET 'http://127%.0%.0%.1:%d+/redirect%?%.%.%.': redirect to a file: URL refused$", err)
       res, err, code = http.request({ url = srv:url('/redirect?to=ftp://127.0.0.1/x'), follow_redirects = true })
+      assert.is_nil(res)
       assert.equal('redirect', code)
+      assert.matches('redirect to a ftp: URL refused$', err)
       res, err, code = http.request({ url = srv:url('/redirect?to=/redirect%3Fto%3D/echo'), follow_redirects = 1 })
       assert.is_nil(res)
       assert.equal('redirect', code)
@@ -521,7 +532,8 @@ describe('aegis.http', function()
     end)
 
     it('refuses a certificate for another host, even from a trusted CA', function()
-      local res, err, code = http.request({ url = 'https://127.0.0.1:' .. tls.tls_ports[2] .. '/echo', ca_file = dir .. '/ca.pem' })
+      local res, err, code = http.request({ url = 'https://127.0.0.1:' .. tls.tls_ports[2] .. '/echo',
+        ca_file = dir .. '/ca.pem' })
       assert.is_nil(res)
       assert.equal('tls', code)
       assert.matches('127%.0%.0%.1', err)

@@ -10,7 +10,7 @@ local function fake(opts)
   opts.sleep = function(s) f.waits[#f.waits + 1] = s; f.t = f.t + s end
   opts.now = function() return f.t end
   opts.wall = function() return 1000000 + f.t end
-  opts.random = opts.random or function(lo, hi) return hi end
+  opts.random = opts.random or function(_, hi) return hi end
   f.policy = retry.policy(opts)
   return f
 end
@@ -53,10 +53,12 @@ describe('aegis.retry', function()
 
     it('never retries a quota or spend-limit 429 (OpenAI and Anthropic forms)', function()
       local bodies = {
-        '{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}',
+        '{"error":{"message":"You exceeded your current quota","type":"insufficient_quota",'
+          .. '"param":null,"code":"insufficient_quota"}}',
         '{"error":{"type":"insufficient_quota","code":"project_spend_limit_exceeded"}}',
         '{"error":{"type":"requests","code":"credit_balance_exhausted"}}',
-        '{"type":"error","error":{"type":"rate_limit_error","message":"spend cap","details":{"error_code":"enforced_spend_limit_reached"}}}',
+        '{"type":"error","error":{"type":"rate_limit_error","message":"spend cap",'
+          .. '"details":{"error_code":"enforced_spend_limit_reached"}}}',
       }
       for _, b in ipairs(bodies) do
         local v = c(response(429, { ['x-should-retry'] = 'true' }, b))
