@@ -691,6 +691,10 @@ int ag_http_close (ag_http *h) {
   return AG_OK;
 }
 
+int ag_http_busy (const ag_http *h) {
+  return h != NULL && h->busy;
+}
+
 int ag_http_run (ag_http *h, ag_http_req *const *reqs, size_t n,
                  size_t concurrency) {
   const ag_curl_api *c = h->c;

@@ -145,8 +145,12 @@ typedef struct ag_http ag_http;
 ** session; free with ag_http_close. */
 int ag_http_open(ag_http **out, char err[AG_ERRLEN]);
 
-/* Closes every connection and frees the session.  NULL is a no-op. */
+/* Closes every connection and frees the session.  NULL is a no-op.  Not
+** while ag_http_run runs on it (from a callback): see ag_http_busy. */
 int ag_http_close(ag_http *h);
+
+/* Non-zero while ag_http_run runs on `h` (so inside its callbacks). */
+int ag_http_busy(const ag_http *h);
 
 /*
 ** Runs `n` requests, at most `concurrency` in flight at once, and fills

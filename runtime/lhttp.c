@@ -156,6 +156,8 @@ static ag_http *session (lua_State *L, char err[AG_ERRLEN]) {
 static int http_close (lua_State *L) {
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &SESSION_KEY) == LUA_TUSERDATA) {
     LSession *s = (LSession *)lua_touserdata(L, -1);
+    if (ag_http_busy(s->h))  /* the multi handle is in use below us */
+      return luaL_error(L, "http: close cannot be called from inside an on_event callback");
     ag_http_close(s->h);
     s->h = NULL;
   }

@@ -1,7 +1,8 @@
 -- bench/http/client.lua: the aegis side of bench/http/run.sh, run inside
 -- aegis-run (`aegis-run test bench/http/client.lua`, the one way to reach
 -- aegis.http outside the sandbox).  Reads BENCH_URL, BENCH_MODE (seq|all),
--- BENCH_N, BENCH_BODY; writes the seconds the N requests took to BENCH_OUT.
+-- BENCH_N, BENCH_BODY; writes the wall and CPU seconds the N requests took
+-- to BENCH_OUT.
 local http = require('aegis.http')
 local clock = require('aegis.clock')
 
@@ -10,7 +11,7 @@ local n, body = tonumber(os.getenv('BENCH_N')), os.getenv('BENCH_BODY')
 local req = { method = 'POST', url = url, body = body, headers = { ['content-type'] = 'application/json' } }
 
 assert(http.request(req))  -- warm: libcurl loaded, connection open
-local t0 = clock.monotonic()
+local t0, c0 = clock.monotonic(), os.clock()
 if mode == 'seq' then
   for _ = 1, n do
     local res = assert(http.request(req))
@@ -22,5 +23,5 @@ else
   for _, res in ipairs(http.all(reqs, { concurrency = 64 })) do assert(res.status == 200, res.err) end
 end
 local f = assert(io.open(os.getenv('BENCH_OUT'), 'w'))
-f:write(('%.6f\n'):format(clock.monotonic() - t0))
+f:write(('%.6f %.6f\n'):format(clock.monotonic() - t0, os.clock() - c0))
 f:close()

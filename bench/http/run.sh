@@ -6,9 +6,11 @@
 #        (curl: one process, N URLs; aegis: http.request N times)
 #   all: M POSTs, 64 in flight (curl --parallel --parallel-max 64;
 #        aegis: http.all with concurrency 64)
-# curl's per-request time is (T(N) - T(1)) / (N - 1), so its process start-up
-# is not counted; aegis's is timed inside the process after one warm request.
-# Rounds alternate the two; medians are printed with the ratio.
+# Wall time per request, and the client's own CPU time per request (what
+# the client costs, whatever the server's speed).  curl's figures are
+# (T(N) - T(1)) / (N - 1), so its process start-up is not counted; aegis's
+# are timed inside the process after one warm request.  Rounds alternate the
+# two; medians are printed with the ratios (aegis / curl).
 # usage: bench/http/run.sh [N=200] [M=640] [ROUNDS=3]
 set -eu
 cd "$(dirname "$0")/../.."
@@ -30,7 +32,12 @@ else
 fi
 body='{"model":"m","messages":[{"role":"user","content":"hello"}]}'
 
-now() { date +%s.%N; }
+# run CMD...: prints "wall cpu" seconds of the command (cpu: user + system)
+run() {
+  python3 -c 'import resource, subprocess, sys, time
+t = time.monotonic(); subprocess.run(sys.argv[1:], check=True); w = time.monotonic() - t
+r = resource.getrusage(resource.RUSAGE_CHILDREN); print(w, r.ru_utime + r.ru_stime)' "$@"
+}
 # curl_config FILE COUNT: COUNT POSTs of $body to $url, bodies discarded
 curl_config() {
   { printf 'data = "%s"\n' "$(printf %s "$body" | sed 's/"/\\"/g')"
@@ -39,10 +46,9 @@ curl_config() {
   } >"$1"
 }
 curl_config "$tmp/c1" 1; curl_config "$tmp/cn" "$n"; curl_config "$tmp/cm" "$m"
-curl_time() {  # curl_time CONFIG [parallel]
-  t0=$(now)
-  if [ "${2:-}" = par ]; then curl -s --no-progress-meter -f --parallel --parallel-max 64 -K "$1"; else curl -s -f -K "$1"; fi
-  t1=$(now); echo "$t1 - $t0" | bc -l
+curl_time() {  # curl_time CONFIG [par]
+  if [ "${2:-}" = par ]; then run curl -s --no-progress-meter -f --parallel --parallel-max 64 -K "$1"
+  else run curl -s -f -K "$1"; fi
 }
 aegis_time() {  # aegis_time MODE COUNT
   BENCH_URL=$url BENCH_MODE=$1 BENCH_N=$2 BENCH_BODY=$body BENCH_OUT=$tmp/out \
@@ -53,7 +59,7 @@ aegis_time() {  # aegis_time MODE COUNT
 r=0
 while [ $r -lt "$rounds" ]; do
   c1=$(curl_time "$tmp/c1"); cn=$(curl_time "$tmp/cn")
-  echo "$c1 $cn" >>"$tmp/curl_seq"
+  echo "$c1 $cn" >>"$tmp/curl_seq"  # wall1 cpu1 wallN cpuN
   aegis_time seq "$n" >>"$tmp/aegis_seq"
   c1p=$(curl_time "$tmp/c1" par); cm=$(curl_time "$tmp/cm" par)
   echo "$c1p $cm" >>"$tmp/curl_all"
@@ -65,22 +71,32 @@ lua5.4 - "$tmp" "$n" "$m" "$url" <<'LUA'
 local dir, n, m, url = arg[1], tonumber(arg[2]), tonumber(arg[3]), arg[4]
 local function lines(f) local t = {} for l in io.lines(dir .. '/' .. f) do t[#t + 1] = l end return t end
 local function median(t) table.sort(t) return t[(#t + 1) // 2] end
+-- medians of per-request wall and cpu seconds
 local function curl(f, k)
-  local t = {}
+  local w, c = {}, {}
   for _, l in ipairs(lines(f)) do
-    local one, all = l:match('(%S+) (%S+)')
-    t[#t + 1] = (tonumber(all) - tonumber(one)) / (k - 1)
+    local w1, c1, wk, ck = l:match('(%S+) (%S+) (%S+) (%S+)')
+    w[#w + 1] = (tonumber(wk) - tonumber(w1)) / (k - 1)
+    c[#c + 1] = (tonumber(ck) - tonumber(c1)) / (k - 1)
   end
-  return median(t)
+  return median(w), median(c)
 end
 local function aegis(f, k)
-  local t = {}
-  for _, l in ipairs(lines(f)) do t[#t + 1] = tonumber(l) / k end
-  return median(t)
+  local w, c = {}, {}
+  for _, l in ipairs(lines(f)) do
+    local wk, ck = l:match('(%S+) (%S+)')
+    w[#w + 1] = tonumber(wk) / k
+    c[#c + 1] = tonumber(ck) / k
+  end
+  return median(w), median(c)
 end
 print(('server: %s'):format(url))
-local cs, as = curl('curl_seq', n), aegis('aegis_seq', n)
-print(('seq  %4d POSTs, kept alive    curl %7.1f us/req   aegis.http %7.1f us/req   ratio %.2f'):format(n, cs * 1e6, as * 1e6, as / cs))
-local ca, aa = curl('curl_all', m), aegis('aegis_all', m)
-print(('all  %4d POSTs, 64 in flight  curl %7.1f us/req   aegis.http %7.1f us/req   ratio %.2f'):format(m, ca * 1e6, aa * 1e6, aa / ca))
+local fmt = '%s  %4d POSTs, %-13s wall: curl %6.1f  aegis %6.1f us/req (ratio %.2f)'
+  .. '   client cpu: curl %5.1f  aegis %5.1f us/req (ratio %.2f)'
+local cw, cc = curl('curl_seq', n)
+local aw, ac = aegis('aegis_seq', n)
+print(fmt:format('seq', n, 'kept alive', cw * 1e6, aw * 1e6, aw / cw, cc * 1e6, ac * 1e6, ac / cc))
+cw, cc = curl('curl_all', m)
+aw, ac = aegis('aegis_all', m)
+print(fmt:format('all', m, '64 in flight', cw * 1e6, aw * 1e6, aw / cw, cc * 1e6, ac * 1e6, ac / cc))
 LUA

@@ -10,7 +10,8 @@ of its group (query parameter g, else its path) in flight when it arrived.
 Routes (query parameters in brackets):
   /echo                 200, JSON {method, path, headers, body, host}
   /status/N             status N [h=Name:Value ...] [body=text]
-  /sse                  SSE stream of n events [n, delay_ms, event]
+  /sse                  SSE stream of n events [n, delay_ms, event, size=
+                        bytes of data per event instead of {"i": n}]
   /raw                  raw body chunks [c=base64url ..., delay_ms,
                         frame=chunked|close, cut=1 (no final chunk), status,
                         ct=content type]
@@ -127,13 +128,14 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(int(p[len("/status/"):]), text, [(k, v.strip()) for k, v in hs])
         if p == "/sse":
             n, delay = int(arg("n", "3")), int(arg("delay_ms", "0")) / 1000
-            event = arg("event")
+            event, size = arg("event"), int(arg("size", "0"))
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             for i in range(n):
-                ev = (("event: %s\n" % event) if event else "") + 'data: {"i": %d}\n\n' % (i + 1)
+                data = ("x" * size) if size else '{"i": %d}' % (i + 1)
+                ev = (("event: %s\n" % event) if event else "") + "data: %s\n\n" % data
                 self._chunk(ev.encode())
                 if delay:
                     time.sleep(delay)

@@ -179,6 +179,15 @@ describe('aegis.http', function()
       assert.equal(100000, #res.body)
     end)
 
+    it('too_large: a 100 MiB answer stops at the default 32 MiB cap (B3)', function()
+      for _, cl in ipairs({ '1', '0' }) do
+        local res, err, code = http.request({ url = srv:url('/huge?n=104857600&cl=' .. cl) })
+        assert.is_nil(res)
+        assert.equal('too_large', code)
+        assert.matches('response larger than 33554432 bytes$', err)
+      end
+    end)
+
     it('truncated: a body cut before its end', function()
       local res, err, code = http.request({ url = srv:url('/raw?ct=text/plain&cut=1&c=' .. support.b64url('partial')) })
       assert.is_nil(res)
@@ -314,6 +323,25 @@ describe('aegis.http', function()
       assert.is_nil(res)
       assert.equal('aborted', code)
       assert.matches('callback: .*cannot be made from inside an on_event callback', err)
+    end)
+
+    it('takes a 1 MiB single-line event, and caps it like any body', function()
+      local sizes = {}
+      local res = assert(http.request({ url = srv:url('/sse?n=2&size=1048576'),
+        on_event = function(ev) sizes[#sizes + 1] = #ev.data end }))
+      assert.equal(2, res.events)
+      assert.same({ 1048576, 1048576 }, sizes)
+      local _, _, code = http.request({ url = srv:url('/sse?n=1&size=1048576'), max_bytes = 65536,
+        on_event = function() end })
+      assert.equal('too_large', code)
+    end)
+
+    it('refuses close() from inside a callback', function()
+      local res, err, code = http.request({ url = srv:url('/sse?n=2'), on_event = function() http.close() end })
+      assert.is_nil(res)
+      assert.equal('aborted', code)
+      assert.matches('callback: .*close cannot be called from inside an on_event callback', err)
+      assert.equal(200, assert(http.request({ url = srv:url('/echo') })).status)
     end)
 
     it('reports the byte cap on streams too', function()
