@@ -20,6 +20,7 @@ local M = {}
 ---@field wall fun(): number Wall-clock seconds, for HTTP dates (default aegis.clock.now)
 ---@field random fun(lo: number, hi: number): number Uniform in [lo, hi] (default math.random)
 ---@field breaker? aegis.retry.Breaker Consulted before, and told after, every attempt
+---@field budget? aegis.retry.Budget Shared cap on retries as a share of calls
 ---@field on_retry? fun(n: integer, wait: number, subject: table) Called before each wait
 
 ---@class aegis.retry.Verdict
@@ -57,7 +58,8 @@ function M.policy(opts)
     max_retries = opts.max_retries or 2, base = opts.base or 0.5, cap = opts.cap or 8,
     max_wait = opts.max_wait or 60, retry_after_jitter = opts.retry_after_jitter or 1,
     sleep = opts.sleep or core.sleep, now = opts.now or clock.monotonic, wall = opts.wall or clock.now,
-    random = opts.random or uniform, breaker = opts.breaker, on_retry = opts.on_retry,
+    random = opts.random or uniform, breaker = opts.breaker, budget = opts.budget,
+    on_retry = opts.on_retry,
   }, Policy)
   check(math.type(p.max_retries) == 'integer' and p.max_retries >= 0, 'policy', 1,
     'max_retries must be a non-negative integer')
@@ -70,6 +72,8 @@ function M.policy(opts)
   check(p.on_retry == nil or type(p.on_retry) == 'function', 'policy', 1, 'on_retry must be a function')
   check(p.breaker == nil or getmetatable(p.breaker) == M._Breaker, 'policy', 1,
     'breaker must come from retry.breaker')
+  check(p.budget == nil or getmetatable(p.budget) == M._Budget, 'policy', 1,
+    'budget must come from retry.budget')
   return p
 end
 
@@ -181,7 +185,8 @@ end
 
 --- Runs `attempt(n)` (n = 1, 2, ...) until `classify` calls its outcome
 --- not retryable, the retries are spent, the server asks for a wait past
---- `max_wait`, or the policy's breaker is open. Gives back what the last
+--- `max_wait`, the policy's budget has no retry left, or its breaker is
+--- open. Gives back what the last
 --- attempt returned (a response, or `nil, msg, code`), or
 --- `nil, msg, 'circuit_open'` when the breaker refused the attempt.
 ---@param policy? aegis.retry.Policy From retry.policy (or its options)
@@ -195,8 +200,9 @@ function M.run(policy, attempt, classify)
   check(type(attempt) == 'function', 'run', 2, 'function expected')
   classify = classify or function(s) return M.classify_http(s, policy.wall()) end
   check(type(classify) == 'function', 'run', 3, 'function expected')
-  local br = policy.breaker
+  local br, budget = policy.breaker, policy.budget
   local n = 0
+  if budget then budget:deposit() end
   while true do
     n = n + 1
     if br then
@@ -212,10 +218,11 @@ function M.run(policy, attempt, classify)
       if v.retryable then br:failure() else br:success() end
     end
     if not v.retryable or n > policy.max_retries then return table.unpack(r, 1, r.n) end
+    if v.wait ~= nil and v.wait > policy.max_wait then return table.unpack(r, 1, r.n) end  -- fail fast
+    if budget and not budget:withdraw() then return table.unpack(r, 1, r.n) end
     local backoff = math.min(policy.cap, policy.base * 2 ^ (n - 1))
     local wait
     if v.wait ~= nil then
-      if v.wait > policy.max_wait then return table.unpack(r, 1, r.n) end  -- fail fast
       wait = v.wait + policy.random(0, math.min(policy.retry_after_jitter, backoff))
     else
       wait = policy.random(0, backoff)
@@ -300,6 +307,47 @@ function Breaker:reset()
   self.state = 'closed'
   self.failures = 0
   self.opened_at = nil
+end
+
+-- }==================================================================
+
+-- {==================================================================
+-- Retry budgets
+-- ==================================================================
+
+---@class aegis.retry.Budget
+---@field calls integer Calls counted so far
+---@field retries integer Retries granted so far
+local Budget = {}
+Budget.__index = Budget
+M._Budget = Budget
+
+--- Makes a retry budget to share between the policies of many concurrent
+--- calls (RELIABILITY.md L4): a retry is granted only while retries stay
+--- within `min + ratio * calls`, so a sick endpoint gets at most `ratio`
+--- more traffic, not `max_retries` times more. Defaults: ratio 0.2, min 10.
+---@param opts? {ratio?: number, min?: integer}
+---@return aegis.retry.Budget
+function M.budget(opts)
+  opts = opts or {}
+  check(type(opts) == 'table', 'budget', 1, 'table expected')
+  local b = setmetatable({ ratio = opts.ratio or 0.2, min = opts.min or 10, calls = 0, retries = 0 }, Budget)
+  check(positive(b.ratio), 'budget', 1, 'ratio must be a non-negative number')
+  check(math.type(b.min) == 'integer' and b.min >= 0, 'budget', 1, 'min must be a non-negative integer')
+  return b
+end
+
+--- Counts one call (`run` does it once per call).
+function Budget:deposit()
+  self.calls = self.calls + 1
+end
+
+--- Takes one retry from the budget if there is one left.
+---@return boolean granted
+function Budget:withdraw()
+  if self.retries + 1 > self.min + self.ratio * self.calls then return false end
+  self.retries = self.retries + 1
+  return true
 end
 
 -- }==================================================================

@@ -177,6 +177,36 @@ describe('aegis.retry', function()
     end)
   end)
 
+  describe('budget (L4)', function()
+    it('keeps retries within min + ratio * calls across the calls that share it', function()
+      local budget = retry.budget({ ratio = 0.2, min = 0 })
+      local f = fake({ budget = budget })
+      local attempts = 0
+      for i = 1, 64 do
+        -- every fifth call meets a 529 on its first two attempts
+        local a = scripted(i % 5 == 0 and { response(529), response(529), response(200) } or { response(200) })
+        retry.run(f.policy, a.fn)
+        attempts = attempts + a.n
+      end
+      assert.equal(64, budget.calls)
+      assert.equal(12, budget.retries)  -- floor(0.2 * 64) = 12 of the 24 asked for
+      assert.is_true(attempts <= 1.2 * 64, attempts)
+    end)
+
+    it('grants min retries before any ratio, and checks its options', function()
+      local budget = retry.budget({ ratio = 0, min = 2 })
+      local f = fake({ budget = budget })
+      local a = scripted({ response(503) })
+      retry.run(f.policy, a.fn)
+      assert.equal(3, a.n)
+      a = scripted({ response(503) })
+      retry.run(f.policy, a.fn)
+      assert.equal(1, a.n)  -- the budget is spent
+      assert.error_matches(function() retry.budget({ min = -1 }) end, 'min must be a non%-negative integer')
+      assert.error_matches(function() retry.policy({ budget = {} }) end, 'budget must come from retry.budget')
+    end)
+  end)
+
   describe('full jitter (L4)', function()
     it('spreads 64 first retries: at most 25 % inside any 50 ms window', function()
       math.randomseed(20261128)  -- the real generator, a fixed seed: no flakes
