@@ -153,6 +153,7 @@ local function oversize_plan(n)
     status = 200,
     headers = { ['content-type'] = 'application/json' },
     chunks = { { data = '{"padding":"' }, { data = block, rep = math.max(1, n // #block) } },
+    chunked = false,  -- with a Content-Length, as a big reply usually comes
   }
 end
 
