@@ -3,6 +3,7 @@ local json = require('aegis.json')
 local emu = require('spec.fixtures.emulator.client')
 
 local OPENAI = { authorization = 'Bearer sk-test' }
+local EPHEMERAL = { type = 'ephemeral' }
 local ANTHROPIC = { ['x-api-key'] = 'sk-test', ['anthropic-version'] = '2023-06-01' }
 
 local function decode(s) return assert(json.decode(s)) end
@@ -210,9 +211,10 @@ describe('aegis-run emulate', function()
     end)
 
     it('writes the cache at a breakpoint, then reads it, with the 5m/1h split', function()
-      local tools = { { name = 'read', description = string.rep('reads a file. ', 400), input_schema = { type = 'object' },
+      local tools = { { name = 'read', description = string.rep('reads a file. ', 400),
+                        input_schema = { type = 'object' },
                         cache_control = { type = 'ephemeral', ttl = '1h' } } }
-      local system = { { type = 'text', text = string.rep('Style rules. ', 400), cache_control = { type = 'ephemeral' } } }
+      local system = { { type = 'text', text = string.rep('Style rules. ', 400), cache_control = EPHEMERAL } }
       local function ask(q)
         return decode(e:post('/anthropic/v1/messages', messages({ tools = tools, system = system,
           messages = { { role = 'user', content = q } } }), ANTHROPIC).body).usage
@@ -236,11 +238,11 @@ describe('aegis-run emulate', function()
 
     it('finds an earlier breakpoint within 20 blocks before a moved one', function()
       local long = string.rep('Context line. ', 400)
-      local turns = { { role = 'user', content = { { type = 'text', text = long, cache_control = { type = 'ephemeral' } } } } }
+      local turns = { { role = 'user', content = { { type = 'text', text = long, cache_control = EPHEMERAL } } } }
       local u1 = decode(e:post('/anthropic/v1/messages', messages({ messages = turns }), ANTHROPIC).body).usage
       turns[1].content[1].cache_control = nil
       turns[2] = { role = 'assistant', content = 'ok' }
-      turns[3] = { role = 'user', content = { { type = 'text', text = 'next', cache_control = { type = 'ephemeral' } } } }
+      turns[3] = { role = 'user', content = { { type = 'text', text = 'next', cache_control = EPHEMERAL } } }
       local u2 = decode(e:post('/anthropic/v1/messages', messages({ messages = turns }), ANTHROPIC).body).usage
       assert.equal(u1.cache_creation_input_tokens, u2.cache_read_input_tokens)
       assert.is_true(u2.cache_creation_input_tokens > 0)
@@ -272,12 +274,14 @@ describe('aegis-run emulate', function()
     it('needs x-api-key and anthropic-version, checked for presence only', function()
       local r = e:post('/anthropic/v1/messages', messages(), { ['anthropic-version'] = '2023-06-01' })
       assert.equal(401, r.status)
-      assert.same({ type = 'error', error = { type = 'authentication_error', message = 'x-api-key header is required' } },
+      assert.same({ type = 'error',
+                    error = { type = 'authentication_error', message = 'x-api-key header is required' } },
         decode(r.body))
       r = e:post('/anthropic/v1/messages', messages(), { ['x-api-key'] = 'k' })
       assert.equal(400, r.status)
       assert.equal('anthropic-version: header is required', decode(r.body).error.message)
-      r = e:post('/anthropic/v1/messages', messages(), { authorization = 'Bearer tok', ['anthropic-version'] = '2023-06-01' })
+      r = e:post('/anthropic/v1/messages', messages(),
+        { authorization = 'Bearer tok', ['anthropic-version'] = '2023-06-01' })
       assert.equal(200, r.status)
     end)
 
@@ -294,7 +298,8 @@ describe('aegis-run emulate', function()
       local r = e:post('/anthropic/v1/messages', '{nope', ANTHROPIC)
       assert.equal(400, r.status)
       assert.equal('invalid_request_error', decode(r.body).error.type)
-      r = e:post('/anthropic/v1/messages', { model = 'claude-sonnet-4-5', messages = { { role = 'user', content = 'x' } } },
+      r = e:post('/anthropic/v1/messages',
+        { model = 'claude-sonnet-4-5', messages = { { role = 'user', content = 'x' } } },
         ANTHROPIC)
       assert.equal(400, r.status)
       assert.equal('max_tokens: Field required', decode(r.body).error.message)
@@ -371,7 +376,8 @@ describe('aegis-run emulate', function()
 
   describe('faults', function()
     it('applies queued faults in order, per route, and logs each attempt', function()
-      e:faults({ { status = 429, headers = { ['retry-after'] = '2' } }, { status = 529 }, { reset = true } }, 'anthropic')
+      e:faults({ { status = 429, headers = { ['retry-after'] = '2' } }, { status = 529 }, { reset = true } },
+        'anthropic')
       local r1 = e:post('/anthropic/v1/messages', messages(), ANTHROPIC)
       assert.equal(429, r1.status)
       assert.equal('2', r1.headers['retry-after'])
@@ -391,7 +397,8 @@ describe('aegis-run emulate', function()
         assert.equal(i, entry.seq)
         seen[i] = { entry.route, entry.fault, entry.status }
       end
-      assert.same({ { 'anthropic', 'status:429', 429 }, { 'openai', json.null, 200 }, { 'anthropic', 'status:529', 529 },
+      assert.same({ { 'anthropic', 'status:429', 429 }, { 'openai', json.null, 200 },
+        { 'anthropic', 'status:529', 529 },
         { 'anthropic', 'reset', json.null }, { 'anthropic', json.null, 200 } }, seen)
     end)
 
@@ -407,7 +414,8 @@ describe('aegis-run emulate', function()
     end)
 
     it('takes a one-shot fault from the x-emulator-fault header', function()
-      local r = e:post('/openai/v1/chat/completions', chat(), { authorization = 'Bearer k', ['x-emulator-fault'] = '500' })
+      local r = e:post('/openai/v1/chat/completions', chat(),
+        { authorization = 'Bearer k', ['x-emulator-fault'] = '500' })
       assert.equal(500, r.status)
       assert.equal('server_error', decode(r.body).error.type)
       r = e:post('/openai/v1/chat/completions', chat(),
@@ -436,7 +444,8 @@ describe('aegis-run emulate', function()
       local evs = emu.sse(e:post('/anthropic/v1/messages', messages({ stream = true }), ANTHROPIC).body)
       assert.equal(5, #evs)
       assert.equal('error', evs[5].event)
-      assert.same({ type = 'error', error = { type = 'overloaded_error', message = 'Overloaded' } }, decode(evs[5].data))
+      assert.same({ type = 'error', error = { type = 'overloaded_error', message = 'Overloaded' } },
+        decode(evs[5].data))
       e:faults({ { error_after_events = 2 } }, 'openai')
       local d = datas(e:post('/openai/v1/chat/completions', chat({ stream = true }), OPENAI).body)
       assert.equal(3, #d)
@@ -486,8 +495,9 @@ describe('aegis-run emulate', function()
     e:faults(list, 'openai')
     local dir = h.tmpdir()
     h.write(dir .. '/req', json.encode(chat({ stream = true })))
-    local args = { 'curl', '-s', '--no-progress-meter', '-N', '--parallel', '--parallel-immediate', '--parallel-max', '64',
-                   '-H', h.shell_quote('authorization: Bearer k'), '--data-binary', h.shell_quote('@' .. dir .. '/req') }
+    local args = { 'curl', '-s', '--no-progress-meter', '-N', '--parallel', '--parallel-immediate',
+                   '--parallel-max', '64', '-H', h.shell_quote('authorization: Bearer k'),
+                   '--data-binary', h.shell_quote('@' .. dir .. '/req') }
     for i = 1, 64 do
       for _, a in ipairs({ '-o', dir .. '/out' .. i, e.url .. '/openai/v1/chat/completions' }) do
         args[#args + 1] = h.shell_quote(a)

@@ -29,7 +29,9 @@ function M.check(f)
     elseif want == 'integer' then ok = math.type(v) == 'integer' and v >= 0
     elseif want == 'number' then ok = (type(v) == 'number' and v >= 0 and v < 3600) or v == true
     else ok = type(v) == want end
-    if not ok then return nil, ("fault key '%s' must be a %s"):format(k, want == 'number' and 'number of seconds' or want) end
+    if not ok then
+      return nil, ("fault key '%s' must be a %s"):format(k, want == 'number' and 'number of seconds' or want)
+    end
     out[k] = v
   end
   if out.trickle == true then out.trickle = 1 end
