@@ -452,6 +452,33 @@ describe('aegis-run emulate', function()
       assert.equal('server_error', d[3].error.type)
     end)
 
+    it('delays the status line without blocking others, and lists the faults left', function()
+      e:faults({ { delay = 1 }, { status = 500 }, { status = 503 } }, 'sglang')
+      local dir = h.tmpdir()
+      -- the delayed request runs in the background while another is served
+      os.execute(('curl -s -o %s -d %s %s/sglang/generate &'):format(h.shell_quote(dir .. '/slow'),
+        h.shell_quote('{"text":"slow"}'), e.url))
+      for _ = 1, 200 do  -- until the slow one is in (logged on arrival)
+        if #e:log() == 1 then break end
+        os.execute('sleep 0.01')
+      end
+      assert.equal(200, e:post('/llamacpp/completion', { prompt = 'fast' }).status)
+      assert.equal('', h.read(dir .. '/slow') or '')  -- still waiting
+      for _ = 1, 200 do
+        if (h.read(dir .. '/slow') or '') ~= '' then break end
+        os.execute('sleep 0.025')
+      end
+      assert.equal(1, decode(h.read(dir .. '/slow')).meta_info.prompt_tokens)  -- "slow"
+      local left = e:get_json('/_emulator/faults')
+      assert.same({ sglang = { { status = 500 }, { status = 503 } } }, left)
+      local log = e:log()
+      assert.equal('delay:1', log[1].fault)
+      assert.equal(200, log[1].status)
+      assert.equal('/llamacpp/completion', log[2].path)
+      assert.equal(200, e:request('DELETE', '/_emulator/faults').status)
+      assert.same({}, (e:get_json('/_emulator/faults')))
+    end)
+
     it('resets after N bytes of body', function()
       e:faults({ { reset_after_bytes = 10 } }, 'openai')
       local r = e:post('/openai/v1/chat/completions', chat(), OPENAI)
