@@ -610,8 +610,7 @@ static int httpd_listen (lua_State *L) {
                                MHD_OPTION_SOCK_ADDR, sa,
                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)300,
-                               MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
-                               MHD_OPTION_END);
+                               MHD_OPTION_END);  /* no SO_REUSEPORT: a taken port must fail */
   if (s->d == NULL) {
     int e = errno;
     server_free(s);

@@ -201,6 +201,15 @@ describe('aegis.core.httpd', function()
     assert.error_matches(function() httpd.listen('127.0.0.1', 70000, function() end) end, 'port must be 0%.%.65535')
   end)
 
+  it('fails with nil, msg, code on a port already taken', function()
+    local a = assert(httpd.listen('127.0.0.1', 0, function() end))
+    finally(function() a:close() end)
+    local b, err, code = httpd.listen('127.0.0.1', a:port(), function() end)
+    assert.is_nil(b)
+    assert.equal(("httpd: listen '127.0.0.1' port %d: Address already in use"):format(a:port()), err)
+    assert.equal('io', code)
+  end)
+
   it('serves a plan, reports its port, times out, and closes', function()
     local s = assert(httpd.listen('127.0.0.1', 0, function(req)
       return { status = 201, headers = { ['x-seen'] = req.headers['x-test'] or '-' }, body = req.method .. req.path }
