@@ -15,8 +15,8 @@
 --- the sandbox with a small budget and no `aegis` table. Keys are checked
 --- strictly, so a typo is an error; a module adding a section declares it
 --- with `config.declare`.
-local core = require('aegis.core.sandbox')
 local errors = require('aegis.errors')
+local fs = require('aegis.fs')
 local runtime = require('aegis.runtime')
 local sandbox = require('aegis.sandbox')
 
@@ -132,9 +132,7 @@ if package.loaded['aegis.schema'] then ensure() end
 -- {====================================================== finding the file
 
 local function exists(path)
-  local f = io.open(path, 'rb')
-  if f then f:close() return true end
-  return false
+  return fs.exists(path) == true
 end
 
 local function parent(dir)
@@ -159,7 +157,7 @@ function M.find(dir)
   if d == nil then
     if exists(M.FILE) then return M.FILE end
     if exists('.git') then return nil end
-    d = core.getcwd()
+    d = fs.cwd()
     if d == nil then return nil end
     d = parent(d)
   else
@@ -271,16 +269,8 @@ function M.load(opts)
   if path == nil then path = M.find(opts.dir) end
   local t = {}
   if path ~= nil then
-    local f, err = io.open(path, 'rb')
-    local src
-    if f then
-      src, err = f:read('a')
-      f:close()
-    end
-    if src == nil then
-      err = tostring(err):gsub('^' .. path:gsub('%p', '%%%0') .. ': ', '')
-      errors.config("config '%s': cannot read: %s", path, err)
-    end
+    local src, reason = fs.read(path)
+    if src == nil then errors.config("config '%s': cannot read: %s", path, reason) end
     local env = sandbox.env({ aegis = false, runtime = runtime.new({ mode = 'record' }) })
     local ok, res = sandbox.run({ source = src, name = path, env = env, budget = sandbox.defaults.config })
     if not ok then

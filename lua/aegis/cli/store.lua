@@ -1,6 +1,7 @@
 --- `aegis-run store info|migrate`: what a store is, and bringing its schema
 --- forward.
 local errors = require('aegis.errors')
+local fs = require('aegis.fs')
 local store = require('aegis.store')
 
 -- Modules that register their tables with store.register when loaded; a
@@ -81,11 +82,8 @@ local function check(ok, msg, code)
 end
 
 local function file_size(path)
-  local f = io.open(path, 'rb')
-  if not f then return nil end
-  local n = f:seek('end')
-  f:close()
-  return n
+  local st = fs.stat(path)
+  return st and st.size
 end
 
 local function value(db, sql)
