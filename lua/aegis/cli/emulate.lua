@@ -73,10 +73,6 @@ end
 
 local function run(args)
   local o = parse(args)
-  if not is_loopback(o.host) then
-    -- only an explicit --host gets here (the default is 127.0.0.1): say so
-    io.stderr:write(('aegis-run: emulate: warning: listening on %s, not only on loopback\n'):format(o.host))
-  end
   local rates
   if o.fault_rate then
     local ok, r = pcall(faults.parse_rates, o.fault_rate)
@@ -101,6 +97,10 @@ local function run(args)
   if not server then
     if log_file then log_file:close() end
     errors.raise('io', '%s', err)
+  end
+  if not is_loopback(o.host) then
+    -- only an explicit --host gets here (the default is 127.0.0.1): say so
+    io.stderr:write(('aegis-run: emulate: warning: listening on %s, not only on loopback\n'):format(o.host))
   end
   local shown = o.host:find(':', 1, true) and ('[' .. o.host .. ']') or o.host
   io.stdout:write(('emulator listening on http://%s:%d\n'):format(shown, server:port()))
