@@ -53,7 +53,8 @@ end
 --- Parses the `x-emulator-fault` request header: a JSON object, or a short
 --- form: `429`, `529`, `reset`, `reset:N` (after N bytes), `trickle`,
 --- `truncate:N` (after N events), `error:N` (error event after N events),
---- `delay:S`, `oversize:N`, `malformed`.
+--- `delay:S`, `oversize:N`, `malformed`, `long:N` (a line of N bytes), `wrong`
+--- (fields of the wrong types).
 ---@param s string
 ---@return table? fault
 ---@return string? err
