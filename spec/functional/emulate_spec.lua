@@ -105,6 +105,18 @@ describe('aegis-run emulate', function()
       assert.equal(1664, u2.prompt_tokens_details.cached_tokens)
       assert.equal(u1.prompt_tokens, u2.prompt_tokens)
       assert.equal(0, ask('second question', 'k2').prompt_tokens_details.cached_tokens)
+      -- evicted after 10 idle minutes
+      assert.equal(200, e:post('/_emulator/clock', { advance = 601 }).status)
+      assert.equal(0, ask('third question', 'k1').prompt_tokens_details.cached_tokens)
+      -- unless kept for 24 hours
+      local function keep(q)
+        return decode(e:post('/openai/v1/chat/completions', { model = 'gpt-5.1', prompt_cache_retention = '24h',
+          messages = { { role = 'system', content = system }, { role = 'user', content = q } } }, OPENAI).body)
+          .usage.prompt_tokens_details.cached_tokens
+      end
+      keep('a')
+      assert.equal(200, e:post('/_emulator/clock', { advance = 3600 }).status)
+      assert.equal(1664, keep('b'))
       -- under 1024 tokens: never cached
       local short = function()
         return decode(e:post('/openai/v1/chat/completions', chat(), OPENAI).body).usage.prompt_tokens_details

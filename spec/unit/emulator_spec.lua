@@ -46,6 +46,8 @@ describe('aegis.emulator.common', function()
     assert.equal(0, c:lookup('other', 'hello there', 5))
     assert.equal(6, c:lookup('m', 'hello there', 14))  -- refreshed at 5
     assert.equal(0, c:lookup('m', 'hello there', 30))
+    c:add('m', 'hello world', 30, 100)  -- its own TTL
+    assert.equal(6, c:lookup('m', 'hello there', 120))
   end)
 
   it('frames SSE events', function()
