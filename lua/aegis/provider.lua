@@ -343,7 +343,7 @@ end
 -- {====================================================== secrets
 
 -- Forms of a key that could show up in text: literal, URL-encoded,
--- JSON-escaped, base64 of the key alone and of a Basic-auth pair.
+-- JSON-escaped, and base64 (with or without its padding).
 local function b64(s)
   local chars = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
   return ((s:gsub('.', function(x)
@@ -369,10 +369,12 @@ function M.redact(text, secret)
     secret,
     (secret:gsub('[^%w%-%._~]', function(c) return ('%%%02X'):format(c:byte()) end)),
     (secret:gsub('[\\"/]', '\\%0')),
-    b64(secret):gsub('=+$', ''),
+    (b64(secret):gsub('=+$', '')),
   }
-  for _, f in ipairs(forms) do
-    if #f >= 4 then text = text:gsub(f:gsub('%p', '%%%0'), '[redacted]') end
+  for i, f in ipairs(forms) do
+    local pat = f:gsub('%p', '%%%0')
+    if i == #forms then pat = pat .. '=*' end  -- base64 padding
+    if #f >= 4 then text = text:gsub(pat, '[redacted]') end
   end
   return text
 end
