@@ -395,6 +395,7 @@ end
 ---@field http? table The HTTP module to use (default `aegis.http`; for tests)
 ---@field aegis_path? string Instead of `$AEGIS_PATH`
 ---@field getenv? fun(name: string): string? Where keys and base URLs are read (default os.getenv)
+---@field on_warning? fun(msg: string) Receives warnings (parameters left out, cost unknown); default: stderr
 
 --- The result of a call.
 ---@class aegis.provider.Result
@@ -418,6 +419,11 @@ end
 
 local DEFAULT_TIMEOUT = { connect = 5, total = 600, low_speed_bytes = 1, low_speed_seconds = 60 }
 M.MAX_BYTES = 32 * 1024 * 1024
+
+-- Warnings go to stderr unless the caller takes them (`on_warning`).
+local function default_warning(msg)
+  io.stderr:write('aegis-run: warning: ', msg, '\n')
+end
 
 local function fail(code, msg, fields)
   return nil, errors.new(code, msg, fields)
@@ -480,9 +486,14 @@ end
 ---@return aegis.Error? err
 ---@return table? adapter
 function M.build(opts)
-  if type(opts) ~= 'table' then argerr('build', 1, 'table expected, got ' .. type(opts)) end
-  if type(opts.provider) ~= 'string' then argerr('build', 1, 'provider must be a string') end
-  check_resolved(opts, 'build')
+  return M._build(opts, 'build')
+end
+
+-- build, with the name of the public function for argument errors
+function M._build(opts, fname)
+  if type(opts) ~= 'table' then argerr(fname, 1, 'table expected, got ' .. type(opts)) end
+  if type(opts.provider) ~= 'string' then argerr(fname, 1, 'provider must be a string') end
+  check_resolved(opts, fname)
   local adapter, lerr, lcode = M.load(opts.provider, opts.aegis_path)
   if not adapter then return fail(lcode == 'not_found' and 'config' or lcode or 'adapter', lerr) end
   local pcfg = provider_config(adapter.name)
@@ -538,10 +549,12 @@ function M.call(opts)
   if type(opts) ~= 'table' then argerr('call', 1, 'table expected, got ' .. type(opts)) end
   if opts.on_delta ~= nil and type(opts.on_delta) ~= 'function' then argerr('call', 1, 'on_delta must be a function') end
   local t0 = clock.monotonic()
-  local req, berr, adapter, resolved, pcfg = M.build(opts)
+  local req, berr, adapter, resolved, pcfg = M._build(opts, 'call')
   if not req then return nil, berr end
   local aname = adapter.name
   local getenv = opts.getenv or os.getenv
+  local warn = opts.on_warning or default_warning
+  for _, w in ipairs(req.warnings or {}) do warn(w) end
 
   -- credentials: added here, never seen by the adapter
   local auth = type(adapter.auth) == 'table' and adapter.auth or nil
@@ -681,6 +694,7 @@ function M.call(opts)
   usage = M.normalize_usage(usage)
   local _, prices_cfg = provider_config(aname)
   local cost, note = prices.cost(aname, resolved.model, usage, { overrides = prices_cfg })
+  if cost == nil then warn('cost unknown: ' .. note) end
   return {
     text = text,
     provider = aname,
