@@ -101,16 +101,13 @@ function util.header(res, name)
   return type(h) == 'table' and h[name] or nil
 end
 
---- Seconds to wait from `retry-after-ms` or `retry-after` (seconds; an
---- HTTP date is not used), or nil.
+--- Seconds to wait from `retry-after-ms` or `retry-after` (seconds or an
+--- HTTP date), or nil (`aegis.retry.retry_after`).
 ---@param res {headers?: table<string, string>}
 ---@return number?
 function util.retry_after(res)
-  local ms = tonumber(util.header(res, 'retry-after-ms') or '')
-  if ms and ms >= 0 then return ms / 1000 end
-  local s = tonumber(util.header(res, 'retry-after') or '')
-  if s and s >= 0 then return s end
-  return nil
+  local h = res and res.headers
+  return require('aegis.retry').retry_after(type(h) == 'table' and h or {})
 end
 
 -- Status codes worth another attempt (RELIABILITY.md "HTTP").
@@ -517,13 +514,6 @@ function M._build(opts, fname)
   return checked, nil, adapter, resolved, pcfg
 end
 
--- The retry policy: RELIABILITY.md's settings unless overridden.
-local function retry_policy(retry, overrides)
-  local p = { max_retries = 2, base = 0.5, cap = 8, max_wait = 60 }
-  for k, v in pairs(overrides or {}) do p[k] = v end
-  return retry.policy(p)
-end
-
 -- Decodes a JSON body, or nil.
 local function decode(body)
   if type(body) ~= 'string' or body == '' then return nil end
@@ -561,14 +551,14 @@ function M.call(opts)
   local key
   if auth then
     local envname = opts.api_key_env or pcfg.api_key_env or auth.env
-    key = envname and getenv(envname) or nil
+    key = type(envname) == 'string' and getenv(envname) or nil
     if key == '' then key = nil end
     if key == nil and auth.required then
       return fail('config', ("provider: %s: no API key (set %s)"):format(aname, tostring(envname)))
     end
     if key then
-      local hname = (auth.header or 'authorization'):lower()
-      req.headers[hname] = auth.scheme and (auth.scheme .. ' ' .. key) or key
+      local hname = (type(auth.header) == 'string' and auth.header or 'authorization'):lower()
+      req.headers[hname] = type(auth.scheme) == 'string' and (auth.scheme .. ' ' .. key) or key
     end
   end
   local function clean(s) return M.redact(s, key) end
@@ -581,104 +571,114 @@ function M.call(opts)
   if body ~= nil and req.headers['content-type'] == nil then req.headers['content-type'] = 'application/json' end
   req.headers['accept'] = req.headers['accept'] or (resolved.stream and 'text/event-stream' or 'application/json')
 
-  local stream_state, text_parts, delivered, stream_err, done
+  -- per-attempt stream state
+  local st
   local attempts = 0
+
+  local function on_event(ev)
+    local ok, out = guarded(aname, 'parse_stream_event', adapter.parse_stream_event, ev, st.state, resolved)
+    if not ok then
+      st.err = { code = 'adapter', msg = out }
+      return false
+    end
+    if type(out) ~= 'table' then return nil end
+    if out.error then
+      local e = out.error
+      st.err = {
+        code = 'stream',
+        msg = ('provider: %s stream error: %s'):format(aname,
+          tostring(type(e) == 'table' and (e.message or e.type) or e)),
+        retryable = type(e) == 'table' and e.retryable == true,
+      }
+      return false
+    end
+    if type(out.delta) == 'string' and out.delta ~= '' then
+      st.parts[#st.parts + 1] = out.delta
+      st.delivered = true
+      if opts.on_delta then opts.on_delta(out.delta) end
+    end
+    if out.done then
+      st.done = true
+      return false  -- nothing after the last event matters
+    end
+    return nil
+  end
 
   local function attempt()
     attempts = attempts + 1
-    stream_state, text_parts, delivered, stream_err, done = {}, {}, false, nil, false
-    local on_event
-    if resolved.stream then
-      on_event = function(ev)
-        if done or stream_err then return end
-        local ok, out = guarded(aname, 'parse_stream_event', adapter.parse_stream_event, ev, stream_state, resolved)
-        if not ok then stream_err = { code = 'adapter', msg = out } error(out, 0) end
-        if type(out) ~= 'table' then return end
-        if out.error then
-          local e = out.error
-          stream_err = {
-            code = 'stream',
-            msg = ('provider: %s stream error: %s'):format(aname, tostring(type(e) == 'table' and (e.message or e.type) or e)),
-            retryable = type(e) == 'table' and e.retryable or false,
-          }
-          return
-        end
-        if type(out.delta) == 'string' and out.delta ~= '' then
-          text_parts[#text_parts + 1] = out.delta
-          delivered = true
-          if opts.on_delta then opts.on_delta(out.delta) end
-        end
-        if out.done then done = true end
-      end
-    end
-    local res, msg, code = http.request({
+    st = { state = {}, parts = {}, delivered = false, done = false }
+    return http.request({
       method = req.method, url = req.url, headers = req.headers, body = body,
       timeout = merge(DEFAULT_TIMEOUT, opts.timeout), max_bytes = opts.max_bytes or M.MAX_BYTES,
-      on_event = on_event,
+      on_event = resolved.stream and on_event or nil,
     })
-    return res, msg, code
   end
 
-  -- classify one attempt's outcome for the retry loop
-  local function classify(res, msg, code)
-    if res == nil then
-      -- transport failure: retry unless a stream already delivered text
-      return { retryable = not delivered and code ~= 'too_large' and code ~= 'tls', code = code, msg = msg }
-    end
-    if res.status >= 400 then
-      local ok, c = guarded(aname, 'classify_error', adapter.classify_error, { status = res.status, headers = res.headers,
-        body = res.body, json = decode(res.body) }, resolved)
-      if not ok or type(c) ~= 'table' then c = util.classify_http(res) end
-      return { retryable = c.retryable and true or false, wait = c.wait, quota = c.quota }
-    end
-    if stream_err then
-      return { retryable = stream_err.retryable and not delivered or false }
-    end
-    return nil  -- success
+  -- What the adapter says of a refusal (nil when it failed).
+  local function adapter_verdict(res)
+    local ok, c = guarded(aname, 'classify_error', adapter.classify_error,
+      { status = res.status, headers = res.headers, body = res.body, json = decode(res.body) }, resolved)
+    if ok and type(c) == 'table' then return c end
+    return nil
   end
 
-  local policy = retry_policy(retry, opts.retry)
-  local breaker_key = aname .. ' ' .. (req.url:match('^(https?://[^/]+)') or req.url)
-  local res, msg, code = retry.run(policy, attempt, classify, { breaker = retry.breaker(breaker_key) })
+  -- One attempt's outcome for the retry loop (subject: a response or
+  -- {err, code}).
+  local function classify(subject)
+    if subject.status == nil then
+      if st and st.delivered then return { retryable = false, reason = 'transport' } end
+      return retry.classify_http(subject)
+    end
+    if subject.status >= 400 then
+      local c = adapter_verdict(subject) or retry.classify_http(subject)
+      local quota = c.quota or retry.is_quota(subject)
+      return { retryable = (c.retryable and not quota) and true or false, wait = c.wait,
+        reason = quota and 'quota' or 'status' }
+    end
+    if st.err then
+      return { retryable = st.err.retryable == true and not st.delivered, reason = 'stream' }
+    end
+    return { retryable = false }
+  end
+
+  local policy = { max_retries = 2, base = 0.5, cap = 8, max_wait = 60 }
+  for k, v in pairs(opts.retry or {}) do policy[k] = v end
+  if policy.breaker == nil then
+    policy.breaker = retry.breaker(aname .. ' ' .. (req.url:match('^(https?://[^/]+)') or req.url))
+  elseif policy.breaker == false then
+    policy.breaker = nil
+  end
+  local res, msg, code = retry.run(policy, attempt, classify)
   local latency_ms = math.floor((clock.monotonic() - t0) * 1000 + 0.5)
 
   if res == nil then
-    return fail(code or 'http', clean(('provider: %s %s \'%s\': %s'):format(aname, req.method, req.url, tostring(msg))),
-      { attempts = attempts })
+    if st and st.err then
+      return fail(st.err.code, clean(st.err.msg), { attempts = attempts })
+    end
+    return fail(code or 'http', clean(("provider: %s %s '%s': %s"):format(aname, req.method, req.url,
+      tostring(msg):gsub('^http: [A-Z]+ \'[^\']*\': ', ''))), { attempts = attempts })
   end
   if res.status >= 400 then
     local j = decode(res.body)
     local detail = util.get(j, 'error', 'message') or util.get(j, 'message') or util.get(j, 'error')
     if type(detail) ~= 'string' then detail = (res.body or ''):sub(1, 200) end
-    local ok, c = guarded(aname, 'classify_error', adapter.classify_error,
-      { status = res.status, headers = res.headers, body = res.body, json = j }, resolved)
-    local quota = ok and type(c) == 'table' and c.quota
+    local c = adapter_verdict(res) or {}
+    local quota = c.quota or retry.is_quota(res)
     return fail(quota and 'quota' or ('http_' .. res.status),
-      clean(("provider: %s %s '%s': %d %s"):format(aname, req.method, req.url, res.status, detail:gsub('%s+', ' '))),
-      { status = res.status, attempts = attempts, retryable = ok and type(c) == 'table' and c.retryable or false })
+      clean(("provider: %s %s '%s': %d %s"):format(aname, req.method, req.url, res.status,
+        (detail:gsub('%s+', ' ')))),
+      { status = res.status, attempts = attempts, retryable = (c.retryable and not quota) or false })
   end
 
-  local text, usage, finish, model
+  local text, usage, finish, model, extra
   if resolved.stream then
-    if stream_err then return fail(stream_err.code, clean(stream_err.msg), { attempts = attempts }) end
-    if not done then
-      -- a plain JSON answer to a stream request (some servers do that)
-      local j = decode(res.body)
-      if j and #text_parts == 0 then
-        local ok, out = guarded(aname, 'parse_response', adapter.parse_response,
-          { status = res.status, headers = res.headers, body = res.body, json = j }, resolved)
-        if not ok then return fail('adapter', clean(out), { attempts = attempts }) end
-        if type(out) ~= 'table' then return fail('parse', clean(('provider: %s: unreadable answer'):format(aname))) end
-        text, usage, finish, model = out.text, out.usage, out.finish, out.model
-        if opts.on_delta and type(text) == 'string' and text ~= '' then opts.on_delta(text) end
-      else
-        return fail('truncated', ("provider: %s %s '%s': stream ended before its last event"):format(
-          aname, req.method, req.url), { attempts = attempts })
-      end
-    else
-      text = table.concat(text_parts)
-      usage, finish, model = stream_state.usage, stream_state.finish, stream_state.model
+    if st.err then return fail(st.err.code, clean(st.err.msg), { attempts = attempts }) end
+    if not st.done then
+      return fail('truncated', ("provider: %s %s '%s': stream ended before its last event"):format(
+        aname, req.method, req.url), { attempts = attempts })
     end
+    text = table.concat(st.parts)
+    usage, finish, model, extra = st.state.usage, st.state.finish, st.state.model, st.state.extra
   else
     local j = decode(res.body)
     local ok, out, perr = guarded(aname, 'parse_response', adapter.parse_response,
@@ -686,9 +686,10 @@ function M.call(opts)
     if not ok then return fail('adapter', clean(out), { attempts = attempts }) end
     if type(out) ~= 'table' then
       return fail('parse', clean(("provider: %s %s '%s': unreadable answer: %s"):format(
-        aname, req.method, req.url, tostring(perr or 'not JSON'))), { attempts = attempts })
+        aname, req.method, req.url, tostring(perr or (j == nil and 'not JSON' or 'unexpected shape')))),
+        { attempts = attempts })
     end
-    text, usage, finish, model = out.text, out.usage, out.finish, out.model
+    text, usage, finish, model, extra = out.text, out.usage, out.finish, out.model, out.extra
   end
   if type(text) ~= 'string' then text = '' end
   usage = M.normalize_usage(usage)
@@ -696,7 +697,7 @@ function M.call(opts)
   local cost, note = prices.cost(aname, resolved.model, usage, { overrides = prices_cfg })
   if cost == nil then warn('cost unknown: ' .. note) end
   return {
-    text = text,
+    text = clean(text),
     provider = aname,
     model = resolved.model,
     served_model = type(model) == 'string' and model or nil,
@@ -705,6 +706,7 @@ function M.call(opts)
     cost_note = note,
     latency_ms = latency_ms,
     finish = type(finish) == 'string' and finish or nil,
+    extra = type(extra) == 'table' and extra or nil,
     attempts = attempts,
     warnings = req.warnings or {},
   }

@@ -247,7 +247,8 @@ describe('providers/openai', function()
     it('reads retry-after-ms before retry-after', function()
       assert.equal(1.5, a.classify_error(res(429, { ['retry-after-ms'] = '1500', ['retry-after'] = '9' })).wait)
       assert.equal(2, a.classify_error(res(429, { ['retry-after'] = '2' })).wait)
-      assert.is_nil(a.classify_error(res(429, { ['retry-after'] = 'Wed, 21 Oct 2015 07:28:00 GMT' })).wait)
+      assert.equal(0, a.classify_error(res(429, { ['retry-after'] = 'Wed, 21 Oct 2015 07:28:00 GMT' })).wait)  -- past
+      assert.is_nil(a.classify_error(res(429, { ['retry-after'] = 'soon' })).wait)
     end)
 
     it('honours x-should-retry both ways', function()
