@@ -1,7 +1,7 @@
 -- A team's own adapter: the company's LLM gateway, which speaks OpenAI's Chat
--- Completions at <base>/chat/completions, wants its key in `x-gateway-key`
--- (read from TEAM_GATEWAY_KEY by aegis, never by this file), a `x-team`
--- header, and refuses with 429 {"error": {"code": "budget_exhausted"}} when
+-- Completions at <base>/chat/completions, takes the team's own key (read
+-- from TEAM_GATEWAY_KEY by aegis, never by this file) as a Bearer token,
+-- wants an `x-team` header, and refuses with 429 {"error": {"code": "budget_exhausted"}} when
 -- the team's monthly budget is spent, which must not be retried.
 --
 -- Put this directory on AEGIS_PATH and call it by its file name:
@@ -14,7 +14,7 @@ local M = {
   name = 'gateway',
   base_url = 'https://llm-gateway.internal.example/v1',
   base_url_env = 'TEAM_GATEWAY_URL',
-  auth = { header = 'x-gateway-key', env = 'TEAM_GATEWAY_KEY', required = true },
+  auth = { header = 'authorization', scheme = 'Bearer', env = 'TEAM_GATEWAY_KEY', required = true },
 }
 
 -- resolved: {model, system?, blocks, messages?, params, stream?, cache?, base_url, options}
