@@ -63,7 +63,9 @@ function M.build_request(resolved)
   local slot = M.slot(r.prefix, resolved.options and resolved.options.slots)
   if slot and body.id_slot == nil then body.id_slot = slot end
   if resolved.stream then body.stream = true end
-  return { method = 'POST', path = M.endpoints.native, headers = { ['content-type'] = 'application/json' }, body = body }
+  return {
+    method = 'POST', path = M.endpoints.native, headers = { ['content-type'] = 'application/json' }, body = body,
+  }
 end
 
 --- Usage of a native /completion answer (or its last stream event).

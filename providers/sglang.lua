@@ -57,7 +57,9 @@ function M.build_request(resolved)
   for k, v in pairs(resolved.params or {}) do sp[NATIVE[k] or k] = v end
   local body = { text = M.prompt(resolved), sampling_params = sp }
   if resolved.stream then body.stream = true end
-  return { method = 'POST', path = M.endpoints.native, headers = { ['content-type'] = 'application/json' }, body = body }
+  return {
+    method = 'POST', path = M.endpoints.native, headers = { ['content-type'] = 'application/json' }, body = body,
+  }
 end
 
 --- Usage from /generate's meta_info.

@@ -125,7 +125,8 @@ function M.cost(provider, model, usage, opts)
     end
   end
   if plain < 0 then
-    return nil, ("usage of %s model '%s' is inconsistent (cached and written tokens exceed input)"):format(provider, model)
+    return nil, ("usage of %s model '%s' is inconsistent (cached and written tokens exceed input)")
+      :format(provider, model)
   end
   if r.input == nil or r.output == nil then
     return nil, ("no input or output price for %s model '%s'"):format(provider, model)

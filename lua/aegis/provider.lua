@@ -183,7 +183,9 @@ local function check_resolved(r, fname)
   for i, b in ipairs(r.blocks or {}) do
     if type(b) ~= 'table' then argerr(fname, 1, ('blocks[%d] must be a table'):format(i)) end
     if type(b.content) ~= 'string' then argerr(fname, 1, ('blocks[%d].content must be a string'):format(i)) end
-    if b.kind ~= nil and type(b.kind) ~= 'string' then argerr(fname, 1, ('blocks[%d].kind must be a string'):format(i)) end
+    if b.kind ~= nil and type(b.kind) ~= 'string' then
+      argerr(fname, 1, ('blocks[%d].kind must be a string'):format(i))
+    end
     if b.stability == 'volatile' then
       seen_volatile = true
     elseif b.stability == 'stable' then
@@ -537,7 +539,9 @@ end
 ---@return aegis.Error? err
 function M.call(opts)
   if type(opts) ~= 'table' then argerr('call', 1, 'table expected, got ' .. type(opts)) end
-  if opts.on_delta ~= nil and type(opts.on_delta) ~= 'function' then argerr('call', 1, 'on_delta must be a function') end
+  if opts.on_delta ~= nil and type(opts.on_delta) ~= 'function' then
+    argerr('call', 1, 'on_delta must be a function')
+  end
   local t0 = clock.monotonic()
   local req, berr, adapter, resolved, pcfg = M._build(opts, 'call')
   if not req then return nil, berr end

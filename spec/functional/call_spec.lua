@@ -275,7 +275,8 @@ describe('aegis-run call', function()
       fault('llamacpp', { { oversize = 40 * 1024 * 1024 } })
       local r = call(args_for(ROUTES[7], base, { 'hi' }))
       assert.equal(1, r.code)
-      assert.matches("^aegis%-run: provider: llamacpp POST '[^']+/llamacpp/completion': response larger than 33554432 bytes\n$",
+      assert.matches("^aegis%-run: provider: llamacpp POST '[^']+/llamacpp/completion': "
+        .. 'response larger than 33554432 bytes\n$',
         r.stderr)
       assert.equal(1, attempts(base, '/llamacpp/'))
     end)
@@ -314,13 +315,15 @@ describe('aegis-run call', function()
         assert.equal(0, r.code, r.stderr)
         outputs[#outputs + 1] = r
         -- a provider that echoes the key it refused
-        control(b2, 'POST', '/_emulator/faults/anthropic', { { status = 401, message = 'invalid x-api-key: ' .. canary } })
+        control(b2, 'POST', '/_emulator/faults/anthropic', { { status = 401,
+          message = 'invalid x-api-key: ' .. canary } })
         r = run({ 'call', '--provider', 'anthropic', '--model', 'claude-sonnet-4-6', '--stream', 'hi' })
         assert.equal(1, r.code)
         assert.matches('invalid x%-api%-key: %[redacted%]', r.stderr)
         outputs[#outputs + 1] = r
         control(b2, 'POST', '/_emulator/faults/anthropic', { { status = 500, headers = { ['retry-after-ms'] = '1' } },
-          { status = 500, headers = { ['retry-after-ms'] = '1' } }, { status = 500, headers = { ['retry-after-ms'] = '1' } } })
+          { status = 500, headers = { ['retry-after-ms'] = '1' } }, { status = 500,
+            headers = { ['retry-after-ms'] = '1' } } })
         outputs[#outputs + 1] = run({ 'call', '--provider', 'anthropic', '--model', 'claude-sonnet-4-6', 'hi' })
         outputs[#outputs + 1] = { stdout = json.encode(control(b2, 'GET', '/_emulator/log')), stderr = '' }
       end)

@@ -106,7 +106,8 @@ describe('providers/anthropic', function()
       assert.is_nil(req.body.top_k)
       assert.equal(1000, req.body.max_tokens)
       assert.same({ 'u1' }, { req.body.metadata.user_id })
-      assert.same({ 'anthropic: temperature, top_p, top_k left out (anthropic-version 2026-10-21 rejects sampling parameters)' },
+      assert.same({ 'anthropic: temperature, top_p, top_k left out '
+        .. '(anthropic-version 2026-10-21 rejects sampling parameters)' },
         req.warnings)
     end)
 
@@ -135,7 +136,8 @@ describe('providers/anthropic', function()
 
     it('gives the whole write to the TTL asked for when there is no split', function()
       local raw = { input_tokens = 5, cache_read_input_tokens = 0, cache_creation_input_tokens = 40, output_tokens = 1 }
-      assert.same({ input = 45, cached_input = 0, cache_write_5m = 40, cache_write_1h = 0, output = 1 }, a.usage(raw, {}))
+      assert.same({ input = 45, cached_input = 0, cache_write_5m = 40, cache_write_1h = 0, output = 1 }, a.usage(raw,
+        {}))
       assert.same({ input = 45, cached_input = 0, cache_write_5m = 0, cache_write_1h = 40, output = 1 },
         a.usage(raw, { cache = { ttl = '1h' } }))
     end)
@@ -153,7 +155,8 @@ describe('providers/anthropic', function()
     it('reads the text blocks, stop reason and usage', function()
       local body = {
         id = 'msg_1', type = 'message', role = 'assistant', model = 'claude-sonnet-4-5-20250929',
-        content = { { type = 'thinking', thinking = '...' }, { type = 'text', text = 'Hel' }, { type = 'text', text = 'lo' } },
+        content = { { type = 'thinking', thinking = '...' }, { type = 'text', text = 'Hel' }, { type = 'text',
+          text = 'lo' } },
         stop_reason = 'end_turn',
         usage = { input_tokens = 10, cache_read_input_tokens = 2048, cache_creation_input_tokens = 0,
           cache_creation = { ephemeral_5m_input_tokens = 0, ephemeral_1h_input_tokens = 0 }, output_tokens = 5 },
@@ -189,11 +192,15 @@ describe('providers/anthropic', function()
         ev('message_start', { type = 'message_start', message = { id = 'm', type = 'message', role = 'assistant',
           model = 'claude-sonnet-4-5', content = json.array({}), usage = { input_tokens = 20,
             cache_read_input_tokens = 0, cache_creation_input_tokens = 1500,
-            cache_creation = { ephemeral_5m_input_tokens = 1500, ephemeral_1h_input_tokens = 0 }, output_tokens = 1 } } }),
-        ev('content_block_start', { type = 'content_block_start', index = 0, content_block = { type = 'text', text = '' } }),
+            cache_creation = { ephemeral_5m_input_tokens = 1500, ephemeral_1h_input_tokens = 0 },
+              output_tokens = 1 } } }),
+        ev('content_block_start', { type = 'content_block_start', index = 0, content_block = { type = 'text',
+          text = '' } }),
         ev('ping', { type = 'ping' }),
-        ev('content_block_delta', { type = 'content_block_delta', index = 0, delta = { type = 'text_delta', text = 'Hi' } }),
-        ev('content_block_delta', { type = 'content_block_delta', index = 0, delta = { type = 'text_delta', text = ' there' } }),
+        ev('content_block_delta', { type = 'content_block_delta', index = 0, delta = { type = 'text_delta',
+          text = 'Hi' } }),
+        ev('content_block_delta', { type = 'content_block_delta', index = 0, delta = { type = 'text_delta',
+          text = ' there' } }),
         ev('content_block_stop', { type = 'content_block_stop', index = 0 }),
         ev('message_delta', { type = 'message_delta', delta = { stop_reason = 'end_turn', stop_sequence = json.null },
           usage = { output_tokens = 12 } }),
@@ -203,24 +210,28 @@ describe('providers/anthropic', function()
       assert.is_true(done)
       assert.equal('end_turn', state.finish)
       assert.equal('claude-sonnet-4-5', state.model)
-      assert.same({ input = 1520, cached_input = 0, cache_write_5m = 1500, cache_write_1h = 0, output = 12 }, state.usage)
+      assert.same({ input = 1520, cached_input = 0, cache_write_5m = 1500, cache_write_1h = 0, output = 12 },
+        state.usage)
     end)
 
     it('turns a mid-stream error event into an error, retryable when overloaded', function()
       local text, err = run({
         ev('message_start', { type = 'message_start', message = { usage = { input_tokens = 1, output_tokens = 1 } } }),
-        ev('content_block_delta', { type = 'content_block_delta', index = 0, delta = { type = 'text_delta', text = 'x' } }),
+        ev('content_block_delta', { type = 'content_block_delta', index = 0, delta = { type = 'text_delta',
+          text = 'x' } }),
         ev('error', { type = 'error', error = { type = 'overloaded_error', message = 'Overloaded' } }),
       })
       assert.is_nil(text)
       assert.same({ message = 'Overloaded', type = 'overloaded_error', retryable = true }, err)
-      local _, err2 = run({ ev('error', { type = 'error', error = { type = 'invalid_request_error', message = 'bad' } }) })
+      local _, err2 = run({ ev('error', { type = 'error', error = { type = 'invalid_request_error',
+        message = 'bad' } }) })
       assert.is_false(err2.retryable)
     end)
 
     it('is not done without message_stop', function()
       local text, _, done = run({
-        ev('content_block_delta', { type = 'content_block_delta', index = 0, delta = { type = 'text_delta', text = 'x' } }),
+        ev('content_block_delta', { type = 'content_block_delta', index = 0, delta = { type = 'text_delta',
+          text = 'x' } }),
       })
       assert.equal('x', text)
       assert.is_false(done)
@@ -232,7 +243,8 @@ describe('providers/anthropic', function()
       return { status = status, headers = headers or {}, json = body, body = body and json.canonical(body) }
     end
     it('retries 429 and 529 with retry-after', function()
-      local c = a.classify_error(res(529, { type = 'error', error = { type = 'overloaded_error', message = 'Overloaded' } }))
+      local c = a.classify_error(res(529, { type = 'error', error = { type = 'overloaded_error',
+        message = 'Overloaded' } }))
       assert.is_true(c.retryable)
       c = a.classify_error(res(429, { type = 'error', error = { type = 'rate_limit_error', message = 'slow down' } },
         { ['retry-after'] = '3' }))

@@ -128,7 +128,8 @@ describe('providers/openai', function()
       assert.equal('hello', out.text)
       assert.equal('stop', out.finish)
       assert.equal('gpt-5.4-2026-03-05', out.model)
-      assert.same({ input = 2006, cached_input = 1920, cache_write_5m = 0, cache_write_1h = 0, output = 300 }, out.usage)
+      assert.same({ input = 2006, cached_input = 1920, cache_write_5m = 0, cache_write_1h = 0, output = 300 },
+        out.usage)
     end)
 
     it('gives cached_input nil, not 0, when the field is missing or null', function()
@@ -157,7 +158,8 @@ describe('providers/openai', function()
 
     it('reports an incomplete response with its reason', function()
       local out = a.parse_response(res({ object = 'response', status = 'incomplete',
-        incomplete_details = { reason = 'max_output_tokens' }, output = {} }), resolved({ options = { api = 'responses' } }))
+        incomplete_details = { reason = 'max_output_tokens' }, output = {} }),
+          resolved({ options = { api = 'responses' } }))
       assert.equal('max_output_tokens', out.finish)
       assert.equal('', out.text)
     end)
@@ -208,8 +210,10 @@ describe('providers/openai', function()
       local r = resolved({ options = { api = 'responses' } })
       local text, state, done = run({
         { event = 'response.created', data = json.canonical({ type = 'response.created', response = {} }) },
-        { event = 'response.output_text.delta', data = json.canonical({ type = 'response.output_text.delta', delta = 'hi' }) },
-        { event = 'response.output_text.done', data = json.canonical({ type = 'response.output_text.done', text = 'hi' }) },
+        { event = 'response.output_text.delta', data = json.canonical({ type = 'response.output_text.delta',
+          delta = 'hi' }) },
+        { event = 'response.output_text.done', data = json.canonical({ type = 'response.output_text.done',
+          text = 'hi' }) },
         { event = 'response.completed', data = json.canonical({ type = 'response.completed', response = {
           object = 'response', status = 'completed', usage = { input_tokens = 5, output_tokens = 1,
             input_tokens_details = { cached_tokens = 0 } } } }) },

@@ -60,7 +60,8 @@ describe('providers/sglang', function()
     local state, text = {}, {}
     for _, t in ipairs({ 'He', 'Hello', 'Hello!' }) do
       local out = a.parse_stream_event({ data = json.canonical({ text = t, meta_info = { prompt_tokens = 5,
-        completion_tokens = #t, cached_tokens = 0, finish_reason = t == 'Hello!' and { type = 'stop' } or json.null } }) },
+        completion_tokens = #t, cached_tokens = 0,
+          finish_reason = t == 'Hello!' and { type = 'stop' } or json.null } }) },
         state, r)
       if out and out.delta then text[#text + 1] = out.delta end
     end

@@ -22,13 +22,15 @@ describe('aegis.prices', function()
 
   it('finds a dated snapshot under its alias', function()
     assert.equal(prices.lookup('openai', 'gpt-4o'), prices.lookup('openai', 'gpt-4o-2024-08-06'))
-    assert.equal(prices.lookup('anthropic', 'claude-sonnet-4-5'), prices.lookup('anthropic', 'claude-sonnet-4-5-20250929'))
+    assert.equal(prices.lookup('anthropic', 'claude-sonnet-4-5'), prices.lookup('anthropic',
+      'claude-sonnet-4-5-20250929'))
     assert.is_nil(prices.lookup('openai', 'no-such-model'))
   end)
 
   it('prices OpenAI usage: cached tokens are part of input, at their own rate', function()
     -- gpt-5.4: 2.5 input, 0.25 cached, 15 output per 1M
-    near((1000 * 2.5 + 1000 * 0.25 + 100 * 15) / 1e6, prices.cost('openai', 'gpt-5.4', usage({ 2000, 1000, 0, 0, 100 })))
+    near((1000 * 2.5 + 1000 * 0.25 + 100 * 15) / 1e6, prices.cost('openai', 'gpt-5.4', usage({ 2000, 1000, 0, 0,
+      100 })))
   end)
 
   it('prices Anthropic usage with 5m and 1h writes', function()
@@ -40,7 +42,8 @@ describe('aegis.prices', function()
   it('switches to the long-context tier above its threshold', function()
     local u = usage({ 250000, 0, 0, 0, 1000 })
     near((250000 * 6 + 1000 * 22.5) / 1e6, prices.cost('anthropic', 'claude-sonnet-4-5', u))
-    near((200000 * 3 + 1000 * 15) / 1e6, prices.cost('anthropic', 'claude-sonnet-4-5', usage({ 200000, 0, 0, 0, 1000 })))
+    near((200000 * 3 + 1000 * 15) / 1e6, prices.cost('anthropic', 'claude-sonnet-4-5', usage({ 200000, 0, 0, 0,
+      1000 })))
   end)
 
   it('gives nil and a reason, never 0, for a model without a price', function()
@@ -85,7 +88,8 @@ describe('aegis.prices', function()
   it('validates config entries with its schema', function()
     local s = require('aegis.schema')
     local schema = prices.schema(s)
-    assert.is_not_nil(schema:parse({ openai = { x = { input = 1, output = 2, tiers = { { above_input_tokens = 5, input = 2 } } } } }))
+    assert.is_not_nil(schema:parse({ openai = { x = { input = 1, output = 2, tiers = { { above_input_tokens = 5,
+      input = 2 } } } } }))
     local ok, err = schema:parse({ openai = { x = { input = -1 } } })
     assert.is_nil(ok)
     assert.is_not_nil(err)

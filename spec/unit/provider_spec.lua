@@ -68,6 +68,7 @@ describe('aegis.provider', function()
       assert.is_nil(a)
       assert.equal('adapter', code)
       assert.matches("^provider: load '.*/providers/notable.lua': must return a table, got number$", err)
+      local _
       _, err = provider.load('nofn', dir)
       assert.matches('parse_response must be a function$', err)
       _, err = provider.load('boom', dir)
@@ -140,7 +141,8 @@ describe('aegis.provider', function()
     it('renders the stable prefix and the volatile part', function()
       local r = util.render({ system = 'S', blocks = {
         { kind = 'a', stability = 'stable', content = 'A' }, { kind = 'b', stability = 'stable', content = 'B' },
-        { kind = 'c', stability = 'volatile', content = 'C' }, { kind = 'd', stability = 'volatile', content = 'D' } } })
+        { kind = 'c', stability = 'volatile', content = 'C' }, { kind = 'd', stability = 'volatile',
+          content = 'D' } } })
       assert.equal('S\n\nA\n\nB', r.prefix)
       assert.equal('C\n\nD', r.volatile)
       assert.equal(2, #r.stable)
@@ -162,7 +164,8 @@ describe('aegis.provider', function()
       local s = provider.redact('a ' .. key .. ' b ' .. b64 .. ' c', key)
       assert.equal('a [redacted] b [redacted] c', s)
       local slashy = 'k/y+z=' .. ('B'):rep(10)
-      assert.equal('x [redacted] [redacted]', provider.redact('x k%2Fy%2Bz%3D' .. ('B'):rep(10) .. ' k\\/y+z=' .. ('B'):rep(10), slashy))
+      assert.equal('x [redacted] [redacted]',
+        provider.redact('x k%2Fy%2Bz%3D' .. ('B'):rep(10) .. ' k\\/y+z=' .. ('B'):rep(10), slashy))
     end)
     it('leaves text alone without a key', function()
       assert.equal('abc', provider.redact('abc', nil))
@@ -225,21 +228,25 @@ describe('aegis.provider', function()
         "bad argument #1 to 'build' %(model must be a non%-empty string%)")
       assert.error_matches(function()
         provider.build({ provider = 'openai', model = 'm', blocks = {
-          { kind = 't', stability = 'volatile', content = 'v' }, { kind = 's', stability = 'stable', content = 's' } } })
+          { kind = 't', stability = 'volatile', content = 'v' }, { kind = 's', stability = 'stable',
+            content = 's' } } })
       end, 'blocks%[2%] is stable after a volatile block')
       assert.error_matches(function()
-        provider.build({ provider = 'openai', model = 'm', blocks = { { kind = 't', stability = 'sometimes', content = 'v' } } })
+        provider.build({ provider = 'openai', model = 'm', blocks = { { kind = 't', stability = 'sometimes',
+          content = 'v' } } })
       end, "blocks%[1%].stability must be 'stable' or 'volatile'")
       assert.error_matches(function()
         provider.build({ provider = 'openai', model = 'm', blocks = task(), cache = { ttl = '24h' } })
       end, "cache.ttl must be '5m' or '1h'")
-      assert.error_matches(function() provider.build('openai') end, "bad argument #1 to 'build' %(table expected, got string%)")
+      assert.error_matches(function() provider.build('openai') end,
+        "bad argument #1 to 'build' %(table expected, got string%)")
     end)
   end)
 
   describe('normalize_usage', function()
     it('keeps the five fields, counts only', function()
-      assert.same({ input = 1, output = 2 }, provider.normalize_usage({ input = 1, output = 2, total = 3, cached_input = -1 }))
+      assert.same({ input = 1, output = 2 }, provider.normalize_usage({ input = 1, output = 2, total = 3,
+        cached_input = -1 }))
       assert.same({}, provider.normalize_usage(nil))
     end)
   end)
