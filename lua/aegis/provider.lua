@@ -285,8 +285,8 @@ load_adapter = function(name, aegis_path, depth)
 end
 
 --- Loads an adapter by name: `providers/<name>.lua` (or
---- `providers/<name>/init.lua`) from AEGIS_PATH, then the built-in one, run
---- in the sandbox. Each call loads a fresh copy.
+--- `providers/<name>/init.lua`) from the config's `paths`, then AEGIS_PATH,
+--- then the built-in one, run in the sandbox. Each call loads a fresh copy.
 ---@param name string
 ---@param aegis_path? string Instead of `$AEGIS_PATH`
 ---@return table? adapter
@@ -294,6 +294,13 @@ end
 ---@return string? code 'not_found', 'invalid', 'io' or 'adapter'
 function M.load(name, aegis_path)
   if type(name) ~= 'string' then argerr('load', 1, 'string expected, got ' .. type(name)) end
+  if aegis_path == nil then
+    -- the config's `paths` come before $AEGIS_PATH
+    local ok, cfg = pcall(function() return require('aegis.config').get() end)
+    if ok and type(cfg.paths) == 'table' and #cfg.paths > 0 then
+      aegis_path = table.concat(cfg.paths, ':') .. ':' .. (os.getenv('AEGIS_PATH') or '')
+    end
+  end
   return load_adapter(name, aegis_path, 0)
 end
 
