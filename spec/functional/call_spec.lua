@@ -302,6 +302,7 @@ describe('aegis-run call', function()
   describe('the API key', function()
     it('appears nowhere: stdout, stderr, store, emulator log', function()
       local canary = 'sk-' .. 'ant-api03-' .. ('A'):rep(40)
+      local canary2 = 'sk-' .. 'proj-' .. ('B'):rep(24) .. 'T3Blbk' .. 'FJ' .. ('C'):rep(24)
       local logfile = h.tmpdir() .. '/emulator.log'
       local b2, stop2 = start_emulator({ '--log', logfile })
       local cwd = h.tmpdir()
@@ -325,6 +326,13 @@ describe('aegis-run call', function()
           { status = 500, headers = { ['retry-after-ms'] = '1' } }, { status = 500,
             headers = { ['retry-after-ms'] = '1' } } })
         outputs[#outputs + 1] = run({ 'call', '--provider', 'anthropic', '--model', 'claude-sonnet-4-6', 'hi' })
+        control(b2, 'POST', '/_emulator/faults/openai', { { status = 401,
+          message = 'Incorrect API key provided: ' .. canary2 } })
+        r = h.run({ 'call', '--provider', 'openai', '--model', 'gpt-5.4', '--json', 'hi' }, { cwd = cwd,
+          env = { OPENAI_API_KEY = canary2, OPENAI_BASE_URL = b2 .. '/openai/v1', AEGIS_DEBUG = '1' } })
+        assert.equal(1, r.code)
+        assert.matches('Incorrect API key provided: %[redacted%]', r.stderr)
+        outputs[#outputs + 1] = r
         outputs[#outputs + 1] = { stdout = json.encode(control(b2, 'GET', '/_emulator/log')), stderr = '' }
       end)
       stop2()
@@ -334,6 +342,8 @@ describe('aegis-run call', function()
         assert.is_nil(text:find(canary, 1, true), where)
         assert.is_nil(text:find(b64, 1, true), where)
         assert.is_nil(text:find(('A'):rep(40), 1, true), where)
+        assert.is_nil(text:find(canary2, 1, true), where)
+        assert.is_nil(text:find('T3BlbkFJ', 1, true), where)
       end
       for i, r in ipairs(outputs) do
         clean('stdout ' .. i, r.stdout)
