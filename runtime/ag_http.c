@@ -133,9 +133,12 @@ static int line (ag_sse *p, const char *s, size_t n, ag_sse_fn fn, void *ud,
                  char *err) {
   const char *colon, *v;
   size_t fl, vl;
-  if (p->lines++ == 0 && n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) {
-    s += 3;  /* a byte order mark may open the stream */
-    n -= 3;
+  if (!p->started) {
+    p->started = 1;
+    if (n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) {
+      s += 3;  /* a byte order mark may open the stream */
+      n -= 3;
+    }
   }
   if (n == 0) return dispatch(p, fn, ud, err);
   if (s[0] == ':') return AG_SSE_CONTINUE;  /* a comment */

@@ -67,7 +67,7 @@ typedef struct ag_sse {
   ag_buf id;       /* last id: value; kept across events */
   long retry;      /* last retry: value, -1 when none */
   int cr;          /* the last byte was CR: an LF right after it is part of it */
-  int lines;       /* lines read so far (the first may start with a BOM) */
+  int started;     /* a line was read (only the first may start with a BOM) */
   int infield;     /* a field line came since the last blank line */
 } ag_sse;
 

@@ -15,7 +15,8 @@
 ** reset_after=N (reset after N body bytes), trickle=seconds (one byte per
 ** interval), delay=seconds (before the status line), ending='close'|'reset'
 ** (how a body ends: a close without the chunked terminator, or a reset).
-** A `chunks` plan is sent with chunked encoding; a `body` with a length.
+** A `chunks` plan is sent with chunked encoding (unless chunked=false); a
+** `body` with a Content-Length.
 **
 ** Delays never block: the connection is suspended (MHD_suspend_connection)
 ** and resumed by the loop when its time comes, so other connections go on.
@@ -361,7 +362,9 @@ static void read_plan (lua_State *L, int t, req *r) {
   if (lua_getfield(L, t, "chunks") == LUA_TTABLE) {
     int c = lua_gettop(L);
     size_t n = (size_t)lua_rawlen(L, c);
-    r->chunked = 1;
+    lua_getfield(L, t, "chunked");  /* chunked = false: send a Content-Length */
+    r->chunked = lua_isnil(L, -1) || lua_toboolean(L, -1);
+    lua_pop(L, 1);
     r->segs = calloc(n + 1, sizeof *r->segs);
     if (r->segs == NULL) luaL_error(L, "httpd: out of memory");
     for (size_t i = 0; i < n; i++) {
@@ -607,8 +610,7 @@ static int httpd_listen (lua_State *L) {
                                MHD_OPTION_SOCK_ADDR, sa,
                                MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)300,
-                               MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
-                               MHD_OPTION_END);
+                               MHD_OPTION_END);  /* no SO_REUSEPORT: a taken port must fail */
   if (s->d == NULL) {
     int e = errno;
     server_free(s);

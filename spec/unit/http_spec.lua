@@ -42,6 +42,36 @@ describe('aegis.http SSE parser (C)', function()
     assert.equal(2500, evs[3].retry)  -- "1x" is not a number: ignored
   end)
 
+  it('strips a BOM only at the very start', function()
+    local evs = parse({ 'data: a\n\n\239\187\191data: b\n\n' })
+    assert.equal(1, #evs)  -- the second line's field is "\239\187\191data": unknown
+  end)
+
+  it('gives the same events however the bytes are split', function()
+    math.randomseed(7)
+    local ends = { '\n', '\r', '\r\n' }
+    local parts = {}
+    for i = 1, 60 do
+      local e = ends[math.random(3)]
+      local kind = math.random(6)
+      if kind == 1 then parts[#parts + 1] = ': comment ' .. i .. e
+      elseif kind == 2 then parts[#parts + 1] = 'event: e' .. i .. e
+      elseif kind == 3 then parts[#parts + 1] = 'id: ' .. i .. e
+      elseif kind == 4 then parts[#parts + 1] = e
+      else parts[#parts + 1] = 'data:' .. (' '):rep(math.random(0, 2)) .. 'v' .. i .. e end
+    end
+    parts[#parts + 1] = '\n\n'
+    local text = table.concat(parts)
+    local whole = parse({ text })
+    assert.is_true(#whole > 3)
+    for cut = 1, #text - 1 do
+      assert.same(whole, (parse({ text:sub(1, cut), text:sub(cut + 1) })), 'cut at ' .. cut)
+    end
+    local bytes = {}
+    for i = 1, #text do bytes[i] = text:sub(i, i) end
+    assert.same(whole, (parse(bytes)))
+  end)
+
   it('dispatches nothing for an event without data', function()
     local evs, st = parse({ 'event: x\n\n\n\n' })
     assert.same({}, evs)

@@ -51,7 +51,7 @@ local function parse(args)
     if a == '--port' then
       o.port = math.tointeger(tonumber(value(a)))
       if not o.port or o.port < 0 or o.port > 65535 then errors.usage('emulate: --port must be 0..65535') end
-    elseif a == '--host' then o.host = value(a); o.host_given = true
+    elseif a == '--host' then o.host = value(a)
     elseif a == '--script' then o.script = value(a)
     elseif a == '--fault-rate' then o.fault_rate = value(a)
     elseif a == '--seed' then
@@ -73,9 +73,6 @@ end
 
 local function run(args)
   local o = parse(args)
-  if not o.host_given and not is_loopback(o.host) then
-    errors.usage('emulate: refusing to bind a non-loopback address without --host')
-  end
   local rates
   if o.fault_rate then
     local ok, r = pcall(faults.parse_rates, o.fault_rate)
@@ -100,6 +97,10 @@ local function run(args)
   if not server then
     if log_file then log_file:close() end
     errors.raise('io', '%s', err)
+  end
+  if not is_loopback(o.host) then
+    -- only an explicit --host gets here (the default is 127.0.0.1): say so
+    io.stderr:write(('aegis-run: emulate: warning: listening on %s, not only on loopback\n'):format(o.host))
   end
   local shown = o.host:find(':', 1, true) and ('[' .. o.host .. ']') or o.host
   io.stdout:write(('emulator listening on http://%s:%d\n'):format(shown, server:port()))

@@ -111,7 +111,9 @@ local function flatten(body)
     local bp
     if type(b) == 'table' and b.cache_control ~= nil then
       local cc = b.cache_control
-      if type(cc) ~= 'table' or cc.type ~= 'ephemeral' then error('cache_control.type: Input should be \'ephemeral\'', 0) end
+      if type(cc) ~= 'table' or cc.type ~= 'ephemeral' then
+        error("cache_control.type: Input should be 'ephemeral'", 0)
+      end
       bp = cc.ttl or '5m'
       if not TTL[bp] then error(("cache_control.ttl: Input should be '5m' or '1h'"), 0) end
     end

@@ -138,15 +138,17 @@ function PrefixCache:lookup(ns, text, now)
       if n > best then best, which = n, e end
     end
   end
-  if which and self.ttl then which.expires = now + self.ttl end
+  if which and which.ttl then which.expires = now + which.ttl end
   return best
 end
 
---- Remembers `text` in `ns`.
+--- Remembers `text` in `ns`, for `ttl` seconds after its last use
+--- (default: the cache's).
 ---@param ns string
 ---@param text string
 ---@param now number
-function PrefixCache:add(ns, text, now)
+---@param ttl? number
+function PrefixCache:add(ns, text, now, ttl)
   local list = self.entries[ns] or {}
   self.entries[ns] = list
   for i, e in ipairs(list) do
@@ -155,7 +157,8 @@ function PrefixCache:add(ns, text, now)
       break
     end
   end
-  list[#list + 1] = { text = text, expires = self.ttl and now + self.ttl }
+  ttl = ttl or self.ttl
+  list[#list + 1] = { text = text, ttl = ttl, expires = ttl and now + ttl }
   while #list > self.keep do table.remove(list, 1) end
 end
 

@@ -10,7 +10,7 @@ local KEYS = {
   status = 'integer', headers = 'table', body = 'any', message = 'string', error_type = 'string',
   reset = 'boolean', reset_after_bytes = 'integer', trickle = 'number', delay = 'number',
   truncate_after_events = 'integer', error_after_events = 'integer', event_delay = 'number',
-  ending = 'string', oversize = 'integer', malformed = 'boolean',
+  ending = 'string', oversize = 'integer', malformed = 'boolean', long_line = 'integer', wrong_types = 'boolean',
 }
 
 --- Checks a fault description (a decoded JSON object) and returns a clean
@@ -29,7 +29,9 @@ function M.check(f)
     elseif want == 'integer' then ok = math.type(v) == 'integer' and v >= 0
     elseif want == 'number' then ok = (type(v) == 'number' and v >= 0 and v < 3600) or v == true
     else ok = type(v) == want end
-    if not ok then return nil, ("fault key '%s' must be a %s"):format(k, want == 'number' and 'number of seconds' or want) end
+    if not ok then
+      return nil, ("fault key '%s' must be a %s"):format(k, want == 'number' and 'number of seconds' or want)
+    end
     out[k] = v
   end
   if out.trickle == true then out.trickle = 1 end
@@ -51,7 +53,8 @@ end
 --- Parses the `x-emulator-fault` request header: a JSON object, or a short
 --- form: `429`, `529`, `reset`, `reset:N` (after N bytes), `trickle`,
 --- `truncate:N` (after N events), `error:N` (error event after N events),
---- `delay:S`, `oversize:N`, `malformed`.
+--- `delay:S`, `oversize:N`, `malformed`, `long:N` (a line of N bytes), `wrong`
+--- (fields of the wrong types).
 ---@param s string
 ---@return table? fault
 ---@return string? err
@@ -73,6 +76,8 @@ function M.parse_header(s)
   if word == 'delay' then return M.check({ delay = n or 1 }) end
   if word == 'oversize' then return M.check({ oversize = math.tointeger(n or 104857600) }) end
   if word == 'malformed' then return M.check({ malformed = true }) end
+  if word == 'long' then return M.check({ long_line = math.tointeger(n or 1048576) }) end
+  if word == 'wrong' then return M.check({ wrong_types = true }) end
   return nil, ("unknown fault '%s'"):format(s)
 end
 
@@ -84,7 +89,7 @@ function M.describe(f)
   if f == nil then return nil end
   local parts = {}
   for _, k in ipairs({ 'status', 'reset', 'reset_after_bytes', 'trickle', 'delay', 'truncate_after_events',
-    'error_after_events', 'event_delay', 'ending', 'oversize', 'malformed' }) do
+    'error_after_events', 'event_delay', 'ending', 'oversize', 'malformed', 'long_line', 'wrong_types' }) do
     local v = f[k]
     if v == true then parts[#parts + 1] = k
     elseif v ~= nil then parts[#parts + 1] = k .. ':' .. tostring(v) end
@@ -146,6 +151,12 @@ function M.draw(rates, rand)
   return nil
 end
 
+-- Chunks of exactly `n` bytes of 'a', in 64 KiB blocks.
+local function padding(n)
+  local block = string.rep('a', 65536)
+  return { data = block, rep = n // #block }, { data = string.rep('a', n % #block) }
+end
+
 -- A body of about `n` bytes that is not valid JSON (it never closes).
 local function oversize_plan(n)
   local block = string.rep('a', 65536)
@@ -153,6 +164,7 @@ local function oversize_plan(n)
     status = 200,
     headers = { ['content-type'] = 'application/json' },
     chunks = { { data = '{"padding":"' }, { data = block, rep = math.max(1, n // #block) } },
+    chunked = false,  -- with a Content-Length, as a big reply usually comes
   }
 end
 
@@ -168,6 +180,18 @@ function M.plan(reply, f)
   if f.malformed then
     return { status = 200, headers = { ['content-type'] = 'application/json' }, body = '{"id": "x", "choices": [{' }
   end
+  if f.wrong_types then
+    -- valid JSON where every field a client reads has the wrong type
+    return { status = 200, headers = { ['content-type'] = 'application/json' },
+             body = '{"id":1,"type":2,"object":3,"choices":"none","content":4,"text":5,"usage":"n/a",'
+               .. '"meta_info":[],"timings":"x","output":{}}\n' }
+  end
+  if f.long_line and not reply.events then
+    -- one line of that many bytes: valid JSON of the wrong shape
+    local a, b = padding(math.max(0, f.long_line - 14))
+    return { status = 200, headers = { ['content-type'] = 'application/json' },
+             chunks = { { data = '{"padding":"' }, a, b, { data = '"}' } }, chunked = false }
+  end
   local plan = { status = reply.status or 200, headers = reply.headers or {} }
   if reply.events then
     local events = reply.events
@@ -176,7 +200,14 @@ function M.plan(reply, f)
     local cut = f.truncate_after_events or f.error_after_events
     if cut and cut < n then n = cut end
     for i = 1, n do
-      chunks[i] = { data = events[i], delay = i > 1 and f.event_delay or nil }
+      chunks[#chunks + 1] = { data = events[i], delay = i > 1 and f.event_delay or nil }
+      if i == 1 and f.long_line then  -- a single SSE data line of that many bytes, after the first event
+        local a, b = padding(math.max(0, f.long_line - 20))
+        chunks[#chunks + 1] = { data = 'data: {"padding":"' }
+        chunks[#chunks + 1] = a
+        chunks[#chunks + 1] = b
+        chunks[#chunks + 1] = { data = '"}\n\n' }
+      end
     end
     if f.error_after_events and reply.error_event then
       chunks[#chunks + 1] = { data = reply.error_event(f), delay = f.event_delay }

@@ -176,7 +176,7 @@ local function control(em, req)
     em.offset = em.offset + v.advance
     return json_reply(200, { offset = em.offset })
   elseif path == '/_emulator/reset' and method == 'POST' then
-    em.queues, em.log, em.caches, em.offset = {}, {}, {}, 0
+    em.queues, em.log, em.caches, em.offset, em.seq = {}, {}, {}, 0, 0
     return json_reply(200, { reset = true })
   else
     return json_reply(404, { error = 'unknown control path' })
@@ -205,8 +205,9 @@ end
 local function pick_fault(em, req, route, rule)
   local h = req.headers['x-emulator-fault']
   if h then
-    local f, err = faults.parse_header(h)
-    if not f then return nil, err end
+    local f = faults.parse_header(h)
+    -- the header's value is not echoed: it could be anything a client sent
+    if not f then return nil, 'not a fault (see docs/emulator.md)' end
     return f
   end
   local q = em.queues[route]

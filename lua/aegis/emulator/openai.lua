@@ -143,14 +143,14 @@ local function max_tokens_of(body, ...)
 end
 
 -- Cached prompt tokens of the automatic caches, and the cache update.
-local function openai_cached(em, cache, ns, prompt, tokens)
+local function openai_cached(em, cache, ns, prompt, tokens, ttl)
   local now = require('aegis.emulator').now(em)
   local cached = 0
   if tokens >= 1024 then
     local lcp = cache:lookup(ns, prompt, now) // 4
     cached = (math.min(lcp, tokens) // 128) * 128
     if cached < 1024 then cached = 0 end
-    cache:add(ns, prompt, now)
+    cache:add(ns, prompt, now, ttl)
   end
   return cached
 end
@@ -170,18 +170,24 @@ end
 ---@param route string
 ---@param ns string Cache namespace (model, cache key)
 ---@param prompt string
+---@param ttl? number Seconds a new entry lives after its last use (OpenAI: 600)
 ---@return integer cached
 ---@return boolean reported
-function M.cached_tokens(em, route, ns, prompt)
+function M.cached_tokens(em, route, ns, prompt, ttl)
   local state = require('aegis.emulator').cache(em, route)
   local tokens = common.tokens(prompt)
   if route == 'openai' then
     state.prefix = state.prefix or common.prefix_cache({ ttl = OPENAI_CACHE_TTL })
-    return openai_cached(em, state.prefix, ns, prompt, tokens), true
+    return openai_cached(em, state.prefix, ns, prompt, tokens, ttl), true
   end
   state.prefix = state.prefix or common.prefix_cache()
   local block = route == 'vllm' and 16 or 1
   return block_cached(em, state.prefix, ns, prompt, tokens, block), em.report_cached
+end
+
+-- `prompt_cache_retention: "24h"` keeps OpenAI prefixes a day.
+local function retention(body)
+  return body.prompt_cache_retention == '24h' and 86400 or nil
 end
 
 local function bad_request(em, route, message, param, code)
@@ -242,7 +248,7 @@ function M.chat(em, call, flavor)
   else
     prompt_tokens = common.tokens(prompt)
     local ns = tostring(body.model) .. '\0' .. (type(body.prompt_cache_key) == 'string' and body.prompt_cache_key or '')
-    cached, reported = M.cached_tokens(em, route, ns, prompt)
+    cached, reported = M.cached_tokens(em, route, ns, prompt, retention(body))
   end
   local usage = usage_object(route, prompt_tokens, #pieces, cached, reported)
   local digest = hash.sha256(call.seed)
@@ -335,7 +341,7 @@ function M.responses(em, call)
   local text = table.concat(pieces)
   local input_tokens = common.tokens(prompt)
   local ns = body.model .. '\0' .. (type(body.prompt_cache_key) == 'string' and body.prompt_cache_key or '')
-  local cached = M.cached_tokens(em, 'openai', ns, prompt)
+  local cached = M.cached_tokens(em, 'openai', ns, prompt, retention(body))
   local digest = hash.sha256(call.seed)
   local rid, mid = common.id('resp_', digest), common.id('msg_', digest)
   local usage = {
