@@ -697,7 +697,7 @@ function M.call(opts)
     if not ok then return fail('adapter', clean(out), { attempts = attempts }) end
     if type(out) ~= 'table' then
       return fail('parse', clean(("provider: %s %s '%s': unreadable answer: %s"):format(
-        aname, req.method, req.url, tostring(perr or (j == nil and 'not JSON' or 'unexpected shape')))),
+        aname, req.method, req.url, tostring(j == nil and 'not JSON' or perr or 'unexpected shape'))),
         { attempts = attempts })
     end
     text, usage, finish, model, extra = out.text, out.usage, out.finish, out.model, out.extra

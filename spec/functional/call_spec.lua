@@ -271,6 +271,29 @@ describe('aegis-run call', function()
       assert.equal(2, attempts(base, '/anthropic/'))
     end)
 
+    it('refuses malformed JSON and JSON of the wrong types from every adapter, without retrying (B3)', function()
+      for _, route in ipairs(ROUTES) do
+        local prefix = route.path:match('^/[^/]+')
+        fault(prefix:sub(2), { { malformed = true } })
+        local r = call(args_for(route, base, { 'hi' }))
+        assert.equal(1, r.code, route.name)
+        assert.matches(': unreadable answer: not JSON\n$', r.stderr, 1, route.name)
+        fault(prefix:sub(2), { { wrong_types = true } })
+        r = call(args_for(route, base, { 'hi' }))
+        assert.equal(1, r.code, route.name)
+        assert.matches(": unreadable answer: [%w ]+\n$", r.stderr, 1, route.name)
+      end
+    end)
+
+    it('reads past a 1 MB stream line of the wrong shape', function()
+      for _, route in ipairs({ ROUTES[1], ROUTES[3], ROUTES[7] }) do
+        control(base, 'POST', '/_emulator/faults/' .. route.path:match('^/([^/]+)'), { { long_line = 1048576 } })
+        local r = call(args_for(route, base, { '--stream', 'hi' }))
+        assert.equal(0, r.code, route.name .. ': ' .. r.stderr)
+        assert.is_true(#r.stdout > 1 and #r.stdout < 1000, route.name)
+      end
+    end)
+
     it('refuses an answer past the byte cap', function()
       fault('llamacpp', { { oversize = 40 * 1024 * 1024 } })
       local r = call(args_for(ROUTES[7], base, { 'hi' }))
