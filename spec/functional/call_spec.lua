@@ -101,6 +101,17 @@ describe('aegis-run call', function()
     assert.matches("^aegis%-run: path: no provider 'nope' in AEGIS_PATH", r.stderr)
   end)
 
+  it('reads the prompt from standard input with -, and the system text from a file', function()
+    local sys = h.write(h.tmpdir() .. '/system.txt', 'SYSTEM TEXT')
+    local a = call(args_for(ROUTES[1], base, { '--system', sys, '-' }), nil, 'the prompt')
+    local b = call(args_for(ROUTES[1], base, { '--system', sys, 'the prompt' }))
+    assert.equal(0, a.code, a.stderr)
+    assert.equal(b.stdout, a.stdout)
+    local r = call(args_for(ROUTES[1], base, { '--system', '/nonexistent/s.txt', 'hi' }))
+    assert.equal(2, r.code)
+    assert.equal("aegis-run: call: cannot read system file '/nonexistent/s.txt': No such file or directory\n", r.stderr)
+  end)
+
   it('refuses to call without the key, exit 2', function()
     local r = call({ 'call', '--provider', 'anthropic', '--model', 'm', '--base-url', base .. '/anthropic', 'hi' },
       { ANTHROPIC_API_KEY = false })
