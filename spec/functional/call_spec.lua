@@ -305,6 +305,34 @@ describe('aegis-run call', function()
       end
     end)
 
+    it('aborts a trickling answer at the low-speed limit and retries it (F9)', function()
+      fault('openai', { { trickle = 1.5 } })
+      local provider = require('aegis.provider')
+      local res, err = provider.call({
+        provider = 'openai', model = 'gpt-5.4', base_url = base .. '/openai/v1',
+        blocks = { { kind = 'task', stability = 'volatile', content = 'hi' } },
+        getenv = function(n) return KEYS[n] end,
+        timeout = { low_speed_bytes = 1, low_speed_seconds = 1 },
+        retry = { sleep = function() end, breaker = false },
+        on_warning = function() end,
+      })
+      assert.is_nil(err)
+      assert.equal(2, res.attempts)
+      assert.equal(2, attempts(base, '/openai/'))
+      fault('openai', { { trickle = 1.5 }, { trickle = 1.5 }, { trickle = 1.5 } })
+      res, err = provider.call({
+        provider = 'openai', model = 'gpt-5.4', base_url = base .. '/openai/v1',
+        blocks = { { kind = 'task', stability = 'volatile', content = 'hi' } },
+        getenv = function(n) return KEYS[n] end,
+        timeout = { low_speed_bytes = 1, low_speed_seconds = 1 },
+        retry = { sleep = function() end, breaker = false },
+        on_warning = function() end,
+      })
+      assert.is_nil(res)
+      assert.equal('timeout', err.code)
+      assert.equal(3, err.attempts)
+    end)
+
     it('refuses an answer past the byte cap', function()
       fault('llamacpp', { { oversize = 40 * 1024 * 1024 } })
       local r = call(args_for(ROUTES[7], base, { 'hi' }))
