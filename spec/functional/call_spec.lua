@@ -333,6 +333,41 @@ describe('aegis-run call', function()
       assert.equal(3, err.attempts)
     end)
 
+    it('opens the breaker after 5 failures, refuses without sending, probes once after the cooldown (F10)', function()
+      local provider = require('aegis.provider')
+      local retry = require('aegis.retry')
+      local now = 0
+      local breaker = retry.breaker('call_spec F10 ' .. base,
+        { threshold = 5, cooldown = 30, now = function() return now end })
+      local function go()
+        return provider.call({
+          provider = 'vllm', model = 'm', base_url = base .. '/vllm',
+          blocks = { { kind = 'task', stability = 'volatile', content = 'hi' } },
+          retry = { sleep = function() end, breaker = breaker },
+          on_warning = function() end,
+        })
+      end
+      local five = {}
+      for i = 1, 6 do five[i] = { status = 503, headers = QUICK } end
+      fault('vllm', five)
+      local _, e1 = go()           -- attempts 1-3 fail
+      assert.equal('http_503', e1.code)
+      local _, e2 = go()           -- attempts 4-5 fail: open
+      assert.equal('circuit_open', e2.code)
+      assert.equal(5, attempts(base, '/vllm/'))
+      local _, e3 = go()           -- refused without a request
+      assert.equal('circuit_open', e3.code)
+      assert.equal(5, attempts(base, '/vllm/'))
+      now = 31                     -- after the cooldown: one probe; the 6th fault fails it
+      local _, e4 = go()
+      assert.equal('circuit_open', e4.code)
+      assert.equal(6, attempts(base, '/vllm/'))
+      now = 62                     -- the next probe succeeds and closes it
+      assert.is_not_nil(go())
+      assert.equal(7, attempts(base, '/vllm/'))
+      assert.equal('closed', breaker.state)
+    end)
+
     it('refuses an answer past the byte cap', function()
       fault('llamacpp', { { oversize = 40 * 1024 * 1024 } })
       local r = call(args_for(ROUTES[7], base, { 'hi' }))
