@@ -4,10 +4,10 @@ local emu = require('spec.fixtures.emulator.client')
 
 -- The official SDKs against the emulator: they parse its replies, streams,
 -- usage and errors and retry as they do against the real services. The
--- packages come from $AEGIS_SDK_DIR or build/sdk (node_modules with openai 6.x
--- and @anthropic-ai/sdk 1.x: npm install --prefix build/sdk openai@6 @anthropic-ai/sdk@1).
+-- packages come from $AEGIS_SDK_DIR or build/node (node_modules with openai 6.x
+-- and @anthropic-ai/sdk 1.x: tools/test.sh installs them; spec/functional/sdk_spec.lua too).
 describe('the official SDKs against aegis-run emulate', function()
-  local dir = os.getenv('AEGIS_SDK_DIR') or (os.getenv('PWD') .. '/build/sdk')
+  local dir = os.getenv('AEGIS_SDK_DIR') or (os.getenv('PWD') .. '/build/node')
 
   local function available()
     return os.execute('command -v node >/dev/null 2>&1') == true
