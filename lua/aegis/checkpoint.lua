@@ -322,7 +322,7 @@ local function migrate_sends(db, rec)
   local rows, msg, code
   if db.kind == 'sqlite' then
     rows, msg, code = db:query('SELECT type, value FROM writes WHERE thread_id = $1 AND checkpoint_ns = $2'
-      .. ' AND checkpoint_id = $3 AND channel = $4 ORDER BY idx', rec.thread, rec.ns, rec.parent, M.TASKS)
+      .. ' AND checkpoint_id = $3 AND channel = $4 ORDER BY task_id, idx', rec.thread, rec.ns, rec.parent, M.TASKS)
   else
     rows, msg, code = db:query('SELECT type, blob AS value FROM checkpoint_writes WHERE thread_id = $1'
       .. ' AND checkpoint_id = $2 AND channel = $3 ORDER BY task_id, idx', rec.thread, rec.parent, M.TASKS)
