@@ -132,6 +132,43 @@ local function fail(action, name, msg, code)
 end
 
 -- {======================================================================
+-- Lost connections: retried with capped backoff (RELIABILITY.md F6, F7)
+-- ======================================================================
+
+--- How writes retry when the connection is lost (code 'conn'): once at
+--- once (the store reconnects and prepares again), then after `base`
+--- seconds, doubling up to `cap`, until `deadline` seconds have passed.
+M.RETRY = { base = 0.5, cap = 8, deadline = 30 }
+
+local sleep = clock.sleep or function(s)
+  os.execute(('sleep %.3f'):format(s))
+end
+
+-- Runs db:tx(fn, {lock = thread}) until it succeeds, fails for another
+-- reason than a lost connection, or the retry deadline would pass. Every
+-- write is an upsert on its natural key, so running it again after an
+-- unknown outcome (a connection lost during COMMIT) is safe.
+local function write_tx(db, fn, thread)
+  local t0 = clock.monotonic()
+  local delay, attempt = M.RETRY.base, 1
+  while true do
+    local r = table.pack(db:tx(fn, { lock = thread }))
+    if r[1] ~= nil or r[3] ~= 'conn' then return table.unpack(r, 1, r.n) end
+    if attempt > 1 then
+      local waited = clock.monotonic() - t0
+      if waited + delay > M.RETRY.deadline then
+        return nil, ('%s (gave up after %d attempts in %.1f s)'):format(r[2], attempt, waited), 'conn'
+      end
+      sleep(delay)
+      delay = math.min(delay * 2, M.RETRY.cap)
+    end
+    attempt = attempt + 1
+  end
+end
+
+-- }======================================================================
+
+-- {======================================================================
 -- Stores
 -- ======================================================================
 
@@ -688,9 +725,9 @@ function M.put(config, cp, metadata, new_versions)
     channel_versions = cp.channel_versions or {}, versions_seen = cp.versions_seen or {},
   }
   local ok
-  ok, msg, code = db:tx(function(tx)
+  ok, msg, code = write_tx(db, function(tx)
     return put_rows(tx, thread, ns, parent, body, texts, meta_text, new_versions or {})
-  end, { lock = thread })
+  end, thread)
   if not ok then return fail('put', thread, msg, code) end
   return { thread = thread, ns = ns, id = cp.id }
 end
@@ -734,13 +771,13 @@ function M.put_writes(config, writes, task_id)
         or 'DO NOTHING')
   end
   local ok
-  ok, msg, code = db:tx(function(tx)
+  ok, msg, code = write_tx(db, function(tx)
     for _, r in ipairs(rows) do
       local _, m, c = tx:exec(sql, thread, ns, id, task_id, r.idx, r.channel, 'json', store.blob(r.text))
       if m then return nil, m, c end
     end
     return true
-  end, { lock = thread })
+  end, thread)
   if not ok then return fail('put_writes', id, msg, code) end
   return true
 end
@@ -921,15 +958,20 @@ function M.save(a)
     thread = thread, ns = ns, layer = layer, state = state, texts = texts, source = 'loop', name = a.name,
     scaffold_id = a.scaffold_id, span_key = a.span_key, run_id = a.run_id, metadata = a.metadata, id = a.id,
   }
-  local rec
-  rec, msg, code = db:tx(function(tx)
-    if a.id then
-      local row, m, c = existing(tx, thread, ns, a.id)
+  local rec, minted
+  rec, msg, code = write_tx(db, function(tx)
+    -- a retried save finds itself if the first attempt committed; if not,
+    -- it takes a fresh id, so ids keep growing along the lineage
+    local tried = a.id or minted
+    if tried then
+      local row, m, c = existing(tx, thread, ns, tried)
       if m then return nil, m, c end
       if row then return record(tx, row, { writes = false }) end
     end
+    args.id = a.id or uuid.v6()
+    minted = args.id
     if a.name then
-      local taken, m, c = name_taken(tx, thread, a.name, a.id)
+      local taken, m, c = name_taken(tx, thread, a.name, args.id)
       if taken == nil then return nil, m, c end
       if taken then
         return nil, ("a checkpoint named '%s' already exists in thread '%s'"):format(a.name, thread), 'constraint'
@@ -948,7 +990,7 @@ function M.save(a)
       if m then return nil, m, c end
     end
     return write_child(tx, args, prow)
-  end, { lock = thread })
+  end, thread)
   if not rec then return fail('save', thread, msg, code) end
   return rec
 end
@@ -984,14 +1026,17 @@ function M.branch(a)
   if not prow then return fail('branch', from, 'no such checkpoint', 'notfound') end
   local thread, ns = prow.thread_id, prow.checkpoint_ns
   local pmeta = decode(prow.metadata or '{}') or {}
-  local rec
-  rec, msg, code = db:tx(function(tx)
-    if a.id then
-      local row, m, c = existing(tx, thread, ns, a.id)
+  local rec, minted
+  rec, msg, code = write_tx(db, function(tx)
+    local tried = a.id or minted
+    if tried then
+      local row, m, c = existing(tx, thread, ns, tried)
       if m then return nil, m, c end
       if row then return record(tx, row, { writes = false }) end
     end
-    local taken, m, c = name_taken(tx, thread, name, a.id)
+    local id = a.id or uuid.v6()
+    minted = id
+    local taken, m, c = name_taken(tx, thread, name, id)
     if taken == nil then return nil, m, c end
     if taken then return nil, ("a checkpoint named '%s' already exists in thread '%s'"):format(name, thread), 'constraint' end
     local state = a.state
@@ -1006,10 +1051,10 @@ function M.branch(a)
     return write_child(tx, {
       thread = thread, ns = ns, layer = M.layer_of(ns), state = state, texts = texts, source = 'fork', name = name,
       scaffold_id = type(pmeta) == 'table' and pmeta.scaffold_id or nil, run_id = type(pmeta) == 'table' and pmeta.run_id or nil,
-      metadata = a.metadata, id = a.id, branch_of = prow.checkpoint_id,
+      metadata = a.metadata, id = id, branch_of = prow.checkpoint_id,
       parents = type(pmeta) == 'table' and type(pmeta.parents) == 'table' and pmeta.parents or nil,
     }, prow)
-  end, { lock = thread })
+  end, thread)
   if not rec then return fail('branch', from, msg, code) end
   return rec
 end
@@ -1027,13 +1072,13 @@ function M.delete_thread(thread, opts)
   local tables = db.kind == 'sqlite' and { 'checkpoints', 'writes' }
     or { 'checkpoint_blobs', 'checkpoints', 'checkpoint_writes' }
   local ok
-  ok, msg, code = db:tx(function(tx)
+  ok, msg, code = write_tx(db, function(tx)
     for _, t in ipairs(tables) do
       local _, m, c = tx:exec('DELETE FROM ' .. t .. ' WHERE thread_id = $1', thread)
       if m then return nil, m, c end
     end
     return true
-  end, { lock = thread })
+  end, thread)
   if not ok then return fail('delete', thread, msg, code) end
   return true
 end

@@ -343,6 +343,15 @@ function ops.list(db, q)
   return arr
 end
 
+-- aegis's own save (parent: the thread's newest in the namespace); the
+-- reply carries the id once the checkpoint is committed.
+function ops.save(db, q)
+  local rec, msg, code = checkpoint.save({ db = db, thread = q.thread, ns = q.ns, state = q.state, name = q.name,
+    id = q.id, metadata = q.metadata })
+  if not rec then return nil, msg, code end
+  return { id = rec.id, thread = rec.thread, ns = rec.ns, parent = rec.parent or json.null, step = rec.metadata.step }
+end
+
 function ops.delete_thread(db, q)
   return checkpoint.delete_thread(q.thread, { db = db })
 end
