@@ -153,7 +153,11 @@ local function write_tx(db, fn, thread)
   local delay, attempt = M.RETRY.base, 1
   while true do
     local r = table.pack(db:tx(fn, { lock = thread }))
-    if r[1] ~= nil or r[3] ~= 'conn' then return table.unpack(r, 1, r.n) end
+    -- libpq's "server closed the connection unexpectedly" (the server went
+    -- away under a statement) can reach us as 'sql' rather than 'conn'
+    local lost = r[3] == 'conn' or (r[1] == nil and db.kind == 'postgres'
+      and tostring(r[2]):find('server closed the connection unexpectedly', 1, true) ~= nil)
+    if r[1] ~= nil or not lost then return table.unpack(r, 1, r.n) end
     if attempt > 1 then
       local waited = clock.monotonic() - t0
       if waited + delay > M.RETRY.deadline then
