@@ -61,7 +61,8 @@ for _, backend in ipairs(h.store_backends()) do
         state = { files = { 'a.ts' } } }))
       local f1 = assert(checkpoint.save({ db = db, thread = thread, layer = 'file', module = 'api', file = 'a.ts',
         state = { code = 'export {}' }, span_key = 'span-1' }))
-      local b1 = assert(checkpoint.branch({ db = db, from = 'p1', name = 'alt', state = { goal = 'other', n = 9 } }))
+      local b1 = assert(checkpoint.branch({ db = db, thread = thread, from = 'p1', name = 'alt',
+        state = { goal = 'other', n = 9 } }))
       assert(checkpoint.put_writes({ db = db, thread = thread, ns = '', id = p2.id },
         { { 'n', 3 }, { '__interrupt__', { value = 'ask' } } }, 'task-1'))
 
@@ -104,10 +105,10 @@ for _, backend in ipairs(h.store_backends()) do
         same(t.metadata, rec.metadata, 'metadata ' .. id)
         same(t.pendingWrites, writes_of(rec), 'pending writes ' .. id)
       end
-      assert.equal(lg.ids[2], assert(checkpoint.load('lg-two', { db = db })).id)
+      assert.equal(lg.ids[2], assert(checkpoint.load('lg-two', { db = db, thread = thread })).id)
       assert.equal(lg.ids[2], assert(checkpoint.load('latest', { db = db, thread = thread })).id)
       -- and aegis continues the thread LangGraph started
-      local rec = assert(checkpoint.load('lg-two', { db = db }))
+      local rec = assert(checkpoint.load('lg-two', { db = db, thread = thread }))
       rec.state.n = 5
       local nxt = assert(checkpoint.save({ db = db, thread = thread, state = rec.state, name = 'aegis-next' }))
       assert.equal(lg.ids[2], nxt.parent)
