@@ -1,3 +1,4 @@
+-- luacheck: std +busted
 -- The aegis side of bench/checkpoint/run.sh, run as `aegis-run test` (specs
 -- run unsandboxed inside the binary). Env: BENCH_STATES (JSON file of the
 -- states), BENCH_OUT (JSON results), BENCH_SQLITE_DIR, BENCH_PG_URL.
@@ -36,7 +37,8 @@ describe('checkpoint bench', function()
     local results = {}
     local targets = {
       { name = 'sqlite-full', url = 'sqlite:' .. os.getenv('BENCH_SQLITE_DIR') .. '/aegis-full.db', sync = 'full' },
-      { name = 'sqlite-normal', url = 'sqlite:' .. os.getenv('BENCH_SQLITE_DIR') .. '/aegis-normal.db', sync = 'normal' },
+      { name = 'sqlite-normal', url = 'sqlite:' .. os.getenv('BENCH_SQLITE_DIR') .. '/aegis-normal.db',
+        sync = 'normal' },
     }
     if (os.getenv('BENCH_PG_URL') or '') ~= '' then
       targets[#targets + 1] = { name = 'postgres', url = os.getenv('BENCH_PG_URL') }

@@ -486,7 +486,9 @@ local function find_row(db, ref, opts)
   if not rows then return nil, msg, code end
   if #rows > 1 then
     local threads = {}
-    for i, r in ipairs(rows) do threads[i] = r.thread_id .. (r.checkpoint_ns ~= '' and ('/' .. r.checkpoint_ns) or '') end
+    for i, r in ipairs(rows) do
+      threads[i] = r.thread_id .. (r.checkpoint_ns ~= '' and ('/' .. r.checkpoint_ns) or '')
+    end
     return nil, ('ambiguous: %d checkpoints match (%s); give a thread'):format(#rows, table.concat(threads, ', ')),
       'invalid'
   end
@@ -580,12 +582,22 @@ local function filter_sql(db, filter, n)
   return where, vals
 end
 
+---@class aegis.checkpoint.ListOpts
+---@field db? aegis.store.Db
+---@field thread? string Only this thread (default: all)
+---@field ns? string Only this namespace (default: all)
+---@field filter? table Metadata keys and the values they must have
+---@field before? string Only checkpoints older than this id
+---@field limit? integer At most this many
+---@field state? boolean false: leave out the channel values (PostgreSQL reads no blobs)
+---@field writes? boolean false: leave out the pending writes
+
 --- Lists checkpoints newest first (by id), as LangGraph's `list` does:
 --- of one thread or all, of one namespace or all, whose metadata has the
 --- keys and values of `filter`, older than `before` (an id), at most
 --- `limit`. Each is a full record unless `state = false` or
 --- `writes = false` leave out values or pending writes.
----@param opts {db?: aegis.store.Db, thread?: string, ns?: string, filter?: table, before?: string, limit?: integer, state?: boolean, writes?: boolean}
+---@param opts aegis.checkpoint.ListOpts
 ---@return aegis.checkpoint.Record[]? recs
 ---@return string? err
 ---@return string? code
@@ -666,7 +678,8 @@ local function put_rows(db, thread, ns, parent, cp, texts, meta_text, new_versio
     local rest = canonical({ v = cp.v, id = cp.id, ts = cp.ts, channel_versions = cp.channel_versions,
       versions_seen = cp.versions_seen })
     local body = '{"channel_values":{' .. table.concat(parts, ',') .. '},' .. rest:sub(2)
-    _, msg, code = db:exec('INSERT OR REPLACE INTO checkpoints (' .. CKPT_COLS .. ') VALUES ($1, $2, $3, $4, $5, $6, $7)',
+    _, msg, code = db:exec('INSERT OR REPLACE INTO checkpoints (' .. CKPT_COLS
+      .. ') VALUES ($1, $2, $3, $4, $5, $6, $7)',
       thread, ns, cp.id, parent or NULL, 'json', store.blob(body), store.blob(meta_text))
     if msg then return nil, msg, code end
     return true
@@ -787,7 +800,7 @@ function M.put_writes(config, writes, task_id)
 end
 
 -- Versions and texts of a parent, from memory or the store.
-local function parent_facts(db, thread, ns, row)
+local function parent_facts(db, row)
   local f = facts[row.checkpoint_id]
   if f then return f end
   local rec, msg, code = record(db, row, { writes = false })
@@ -829,7 +842,7 @@ local function write_child(db, a, parent_row)
   local thread, ns = a.thread, a.ns
   local pf, msg, code
   if parent_row then
-    pf, msg, code = parent_facts(db, thread, ns, parent_row)
+    pf, msg, code = parent_facts(db, parent_row)
     if not pf then return nil, msg, code end
   end
   local pver = pf and pf.versions or {}
@@ -928,6 +941,22 @@ local function layer_args(a, fname)
   return ns, M.layer_of(ns)
 end
 
+---@class aegis.checkpoint.SaveArgs
+---@field db? aegis.store.Db The store (default: the default store, opened once)
+---@field thread string Thread (run) id
+---@field ns? string Namespace; or give layer (and module, file)
+---@field layer? 'plan'|'module'|'file'
+---@field module? string Module id (module and file layers)
+---@field file? string File id (file layer)
+---@field state table Channel name -> JSON value: the whole state
+---@field parent? string|false Parent id or name (default: the newest in the namespace; false: none)
+---@field name? string Unique in the thread
+---@field scaffold_id? string
+---@field span_key? string
+---@field run_id? string
+---@field metadata? table Further metadata keys
+---@field id? string The id to use (a retried save passes the same one)
+
 --- Saves a state as a new checkpoint. `state` is the whole set of channel
 --- values; a channel whose value differs from the parent's gets a new
 --- version (on PostgreSQL above every version already used in the thread
@@ -938,7 +967,7 @@ end
 --- layer), `layer` and the optional keys. Passing the `id` of a checkpoint
 --- already stored returns it unchanged, so a save retried after a lost
 --- connection is not written twice.
----@param a {db?: aegis.store.Db, thread: string, ns?: string, layer?: 'plan'|'module'|'file', module?: string, file?: string, state: table, parent?: string|false, name?: string, scaffold_id?: string, span_key?: string, run_id?: string, metadata?: table, id?: string}
+---@param a aegis.checkpoint.SaveArgs
 ---@return aegis.checkpoint.Record? rec The stored checkpoint (no pending writes)
 ---@return string? err `checkpoint: save '<thread>': ...`
 ---@return string? code 'notfound' (no such parent), 'constraint' (name taken), or the store's code
@@ -946,7 +975,9 @@ function M.save(a)
   if type(a) ~= 'table' then argerror(1, 'save', 'table expected, got ' .. type(a)) end
   local thread = checkfield(a, 'thread', 'string', 'save')
   local state = checkfield(a, 'state', 'table', 'save')
-  for _, k in ipairs({ 'name', 'scaffold_id', 'span_key', 'run_id', 'id' }) do checkfield(a, k, 'string', 'save', true) end
+  for _, k in ipairs({ 'name', 'scaffold_id', 'span_key', 'run_id', 'id' }) do
+    checkfield(a, k, 'string', 'save', true)
+  end
   checkfield(a, 'metadata', 'table', 'save', true)
   if a.parent ~= nil and a.parent ~= false and type(a.parent) ~= 'string' then
     argerror(1, 'save', "field 'parent': string or false expected, got " .. type(a.parent))
@@ -999,13 +1030,22 @@ function M.save(a)
   return rec
 end
 
+---@class aegis.checkpoint.BranchArgs
+---@field db? aegis.store.Db
+---@field from string The checkpoint forked: id or name
+---@field name string The branch's name, unique in the thread
+---@field state? table The branch's whole state (default: from's)
+---@field thread? string Needed when `from` names checkpoints in several threads
+---@field metadata? table Further metadata keys
+---@field id? string The id to use
+
 --- Forks a checkpoint without replay: a new checkpoint in the same thread
 --- and namespace whose parent is `from` (id or name), named `name`, with
 --- `from`'s values (nothing is copied on PostgreSQL: the new checkpoint
 --- points at the same blobs) or with `state` in their place, where only
 --- the channels that differ get new versions, minted above every version
 --- used in the thread and namespace so sibling branches never share a blob.
----@param a {db?: aegis.store.Db, from: string, name: string, state?: table, thread?: string, metadata?: table, id?: string}
+---@param a aegis.checkpoint.BranchArgs
 ---@return aegis.checkpoint.Record? rec
 ---@return string? err `checkpoint: branch '<from>': ...`
 ---@return string? code 'notfound', 'constraint' (name taken), 'invalid' (ambiguous), or the store's code
@@ -1042,11 +1082,13 @@ function M.branch(a)
     minted = id
     local taken, m, c = name_taken(tx, thread, name, id)
     if taken == nil then return nil, m, c end
-    if taken then return nil, ("a checkpoint named '%s' already exists in thread '%s'"):format(name, thread), 'constraint' end
+    if taken then
+      return nil, ("a checkpoint named '%s' already exists in thread '%s'"):format(name, thread), 'constraint'
+    end
     local state = a.state
     if not state then
       local pf
-      pf, m, c = parent_facts(tx, thread, ns, prow)
+      pf, m, c = parent_facts(tx, prow)
       if not pf then return nil, m, c end
       texts = pf.texts
       state = {}
@@ -1054,7 +1096,8 @@ function M.branch(a)
     end
     return write_child(tx, {
       thread = thread, ns = ns, layer = M.layer_of(ns), state = state, texts = texts, source = 'fork', name = name,
-      scaffold_id = type(pmeta) == 'table' and pmeta.scaffold_id or nil, run_id = type(pmeta) == 'table' and pmeta.run_id or nil,
+      scaffold_id = type(pmeta) == 'table' and pmeta.scaffold_id or nil,
+      run_id = type(pmeta) == 'table' and pmeta.run_id or nil,
       metadata = a.metadata, id = id, branch_of = prow.checkpoint_id,
       parents = type(pmeta) == 'table' and type(pmeta.parents) == 'table' and pmeta.parents or nil,
     }, prow)

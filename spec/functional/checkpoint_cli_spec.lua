@@ -107,9 +107,12 @@ for _, backend in ipairs(h.store_backends()) do
       local cases = {
         { { 'save', '--state', '-' }, 'checkpoint save: --name is required' },
         { { 'save', '--name', 'n' }, 'checkpoint save: --state FILE (or - for stdin) is required' },
-        { { 'save', '--name', 'n', '--state', '-', '--layer', 'task' }, "checkpoint save: --layer must be plan, module or file, not 'task'" },
-        { { 'save', '--name', 'n', '--state', '-', '--layer', 'module' }, 'checkpoint save: --layer module needs --module ID' },
-        { { 'save', '--name', 'latest', '--state', '-' }, "checkpoint save: --name 'latest' would be read as an id or 'latest'" },
+        { { 'save', '--name', 'n', '--state', '-', '--layer', 'task' },
+          "checkpoint save: --layer must be plan, module or file, not 'task'" },
+        { { 'save', '--name', 'n', '--state', '-', '--layer', 'module' },
+          'checkpoint save: --layer module needs --module ID' },
+        { { 'save', '--name', 'latest', '--state', '-' },
+          "checkpoint save: --name 'latest' would be read as an id or 'latest'" },
         { { 'branch', '--name', 'n' }, 'checkpoint branch: --from REF is required' },
         { { 'show' }, 'checkpoint show: missing REF (an id, a name or latest)' },
         { { 'diff', 'a' }, 'checkpoint diff: needs two checkpoints, A and B' },
@@ -144,8 +147,9 @@ for _, backend in ipairs(h.store_backends()) do
     it('answers the serve protocol, one JSON line per request', function()
       if not h.needs(backend) then return end
       local reqs = table.concat({
-        json.canonical({ op = 'put', seq = 1, thread = thread, ns = '', checkpoint = { v = 4, id = '1f0a0000-0000-6000-8000-000000000001',
-          ts = '2026-01-01T00:00:00.000Z', channel_values = { a = 1 }, channel_versions = { a = 1 }, versions_seen = {} },
+        json.canonical({ op = 'put', seq = 1, thread = thread, ns = '', checkpoint = { v = 4,
+          id = '1f0a0000-0000-6000-8000-000000000001', ts = '2026-01-01T00:00:00.000Z', channel_values = { a = 1 },
+          channel_versions = { a = 1 }, versions_seen = {} },
           metadata = { source = 'input', step = -1, parents = {} }, new_versions = { a = 1 } }),
         json.canonical({ op = 'get_tuple', seq = 2, thread = thread }),
         json.canonical({ op = 'nope', seq = 3 }),
@@ -170,6 +174,7 @@ describe('aegis-run checkpoint with a bad store', function()
   it('exits 2 with the store message', function()
     local r = h.run({ 'checkpoint', 'list', '--store', 'nope:x' })
     assert.equal(2, r.code)
-    assert.equal("aegis-run: store: open 'nope:x': unknown store URL (expected sqlite:PATH or postgres://...)\n", r.stderr)
+    assert.equal("aegis-run: store: open 'nope:x': unknown store URL (expected sqlite:PATH or postgres://...)\n",
+      r.stderr)
   end)
 end)

@@ -55,7 +55,8 @@ local function check_chains(db, prefix, expect_rows)
     table.sort(list, function(a, b) return a.step < b.step end)
     for i, c in ipairs(list) do
       assert.equal(i - 1, c.step, ('thread %s: steps not contiguous at %d'):format(thread, i - 1))
-      assert.equal(i > 1 and list[i - 1].id or nil, c.parent, ('thread %s: step %d has the wrong parent'):format(thread, i - 1))
+      assert.equal(i > 1 and list[i - 1].id or nil, c.parent,
+        ('thread %s: step %d has the wrong parent'):format(thread, i - 1))
     end
   end
   -- values: every logical write once
@@ -127,7 +128,8 @@ describe('RELIABILITY F1: kill -9 loop on the SQLite checkpoint store', function
       local db <close> = assert(store.open(url, { synchronous = 'full' }))
       assert.equal('ok', assert(db:first('PRAGMA integrity_check')).integrity_check, 'iteration ' .. it)
       for id, r in pairs(now) do
-        local row = db:first('SELECT checkpoint FROM checkpoints WHERE thread_id = $1 AND checkpoint_id = $2', r.thread, id)
+        local row = db:first('SELECT checkpoint FROM checkpoints WHERE thread_id = $1 AND checkpoint_id = $2',
+          r.thread, id)
         assert.truthy(row, ('iteration %d: acknowledged checkpoint %s lost'):format(it, id))
         assert.truthy(json.decode(row.checkpoint), 'iteration ' .. it .. ': checkpoint not whole')
         acked[id] = r
@@ -219,7 +221,9 @@ describe('RELIABILITY F7: PostgreSQL stopped (immediate) and restarted after 5 s
       assert(checkpoint.open(url)):close()
       local n = 150
       local lines = {}
-      for i = 1, n do lines[i] = json.canonical({ op = 'save', seq = i, thread = prefix .. (i % 3), state = { w = 1, i = i } }) end
+      for i = 1, n do
+        lines[i] = json.canonical({ op = 'save', seq = i, thread = prefix .. (i % 3), state = { w = 1, i = i } })
+      end
       h.write(dir .. '/in', table.concat(lines, '\n') .. '\n')
       local as_pg = io.popen('id -u'):read('l') == '0' and 'runuser -u postgres -- ' or ''
       local pgctl = io.popen('ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1'):read('l') .. '/pg_ctl'
@@ -232,7 +236,8 @@ describe('RELIABILITY F7: PostgreSQL stopped (immediate) and restarted after 5 s
         sleep 5
         %s%s -D %s/data -l %s/server.log -w -t 60 -o "-k %s -p %s -c listen_addresses= -c fsync=off" start > /dev/null
         wait $writer
-      ]]):format(q(dir .. '/in'), q(h.bin), q(url), q(dir), q(dir), as_pg, q(pgctl), q(pgdir), as_pg, q(pgctl), q(pgdir),
+      ]]):format(q(dir .. '/in'), q(h.bin), q(url), q(dir), q(dir), as_pg, q(pgctl), q(pgdir), as_pg, q(pgctl),
+        q(pgdir),
         q(pgdir), pgdir, port)
       assert(os.execute('bash -c ' .. q(script)))
       local acked, failures = {}, {}

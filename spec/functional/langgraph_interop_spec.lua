@@ -86,8 +86,9 @@ for _, backend in ipairs(h.store_backends()) do
       assert.equal(m1.id, lg.tuples[f1.id].metadata.parents['module:api'])
       assert.equal(p2.id, lg.tuples[f1.id].metadata.parents[''])  -- the newest plan checkpoint when f1 was saved
       -- a write to __interrupt__ is stored at LangGraph's fixed index -3
-      local w = assert(db:first(backend.name == 'sqlite' and 'SELECT idx FROM writes WHERE channel = $1 AND thread_id = $2'
-        or 'SELECT idx FROM checkpoint_writes WHERE channel = $1 AND thread_id = $2', '__interrupt__', thread))
+      local wt = backend.name == 'sqlite' and 'writes' or 'checkpoint_writes'
+      local w = assert(db:first('SELECT idx FROM ' .. wt .. ' WHERE channel = $1 AND thread_id = $2',
+        '__interrupt__', thread))
       assert.equal(-3, w.idx)
     end)
 

@@ -28,7 +28,8 @@ for _, backend in ipairs(h.store_backends()) do
       local tmp = h.tmpdir()
       local env = {
         'AEGIS_BIN=' .. h.shell_quote(h.bin), 'AEGIS_BACKEND=' .. backend.name,
-        'AEGIS_VALIDATION_DIR=' .. h.shell_quote(tmp), 'AEGIS_PG_URL=' .. h.shell_quote(os.getenv('AEGIS_PG_URL') or ''),
+        'AEGIS_VALIDATION_DIR=' .. h.shell_quote(tmp),
+        'AEGIS_PG_URL=' .. h.shell_quote(os.getenv('AEGIS_PG_URL') or ''),
       }
       local cmd = ('cd %s && env %s ../node_modules/.bin/vitest run --reporter=json --outputFile=%s'):format(
         h.shell_quote(dir), table.concat(env, ' '), h.shell_quote(tmp .. '/report.json'))

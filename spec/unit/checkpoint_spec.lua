@@ -67,7 +67,8 @@ for _, backend in ipairs(h.store_backends()) do
         for _, r in ipairs(assert(db:query("SELECT name, pk FROM pragma_table_info('writes') ORDER BY cid"))) do
           cols[#cols + 1] = r.name .. (r.pk > 0 and '*' or '')
         end
-        assert.same({ 'thread_id*', 'checkpoint_ns*', 'checkpoint_id*', 'task_id*', 'idx*', 'channel', 'type', 'value' }, cols)
+        assert.same({ 'thread_id*', 'checkpoint_ns*', 'checkpoint_id*', 'task_id*', 'idx*', 'channel', 'type',
+          'value' }, cols)
         assert.equal(2, assert(db:first('PRAGMA synchronous')).synchronous)  -- FULL
       else
         local vs = {}
@@ -78,7 +79,8 @@ for _, backend in ipairs(h.store_backends()) do
           WHERE table_name = 'checkpoint_blobs' AND table_schema = current_schema() ORDER BY ordinal_position]]))) do
           cols[#cols + 1] = r.column_name .. ':' .. r.data_type .. ':' .. r.is_nullable
         end
-        assert.same({ 'thread_id:text:NO', 'checkpoint_ns:text:NO', 'channel:text:NO', 'version:text:NO', 'type:text:NO',
+        assert.same({ 'thread_id:text:NO', 'checkpoint_ns:text:NO', 'channel:text:NO', 'version:text:NO',
+          'type:text:NO',
           'blob:bytea:YES' }, cols)
         local ct = assert(db:first([[SELECT data_type FROM information_schema.columns WHERE table_name = 'checkpoints'
           AND column_name = 'checkpoint' AND table_schema = current_schema()]]))
@@ -195,10 +197,13 @@ for _, backend in ipairs(h.store_backends()) do
     it('branches without replay, and sibling branches keep their own values', function()
       if not h.needs(backend) then return end
       local t = thread()
-      local root = assert(checkpoint.save({ db = db, thread = t, state = { plan = 'p0', files = { 'a' } }, name = 'root' }))
+      local root = assert(checkpoint.save({ db = db, thread = t, state = { plan = 'p0', files = { 'a' } },
+        name = 'root' }))
       local main = assert(checkpoint.save({ db = db, thread = t, state = { plan = 'p1', files = { 'a' } } }))
-      local b1 = assert(checkpoint.branch({ db = db, thread = t, from = 'root', name = 'b1', state = { plan = 'b1', files = { 'a' } } }))
-      local b2 = assert(checkpoint.branch({ db = db, thread = t, from = 'root', name = 'b2', state = { plan = 'b2', files = { 'a' } } }))
+      local b1 = assert(checkpoint.branch({ db = db, thread = t, from = 'root', name = 'b1',
+        state = { plan = 'b1', files = { 'a' } } }))
+      local b2 = assert(checkpoint.branch({ db = db, thread = t, from = 'root', name = 'b2',
+        state = { plan = 'b2', files = { 'a' } } }))
       local same = assert(checkpoint.branch({ db = db, thread = t, from = 'root', name = 'copy' }))
       assert.equal(root.id, b1.parent)
       assert.equal(root.id, b2.parent)
@@ -216,7 +221,8 @@ for _, backend in ipairs(h.store_backends()) do
         local vs = { main.checkpoint.channel_versions.plan, b1.checkpoint.channel_versions.plan,
           b2.checkpoint.channel_versions.plan }
         assert.same({ 2, 3, 4 }, vs)
-        local n = assert(db:first("SELECT count(*) AS n FROM checkpoint_blobs WHERE thread_id = $1 AND channel = 'plan'", t))
+        local n = assert(db:first("SELECT count(*) AS n FROM checkpoint_blobs WHERE thread_id = $1"
+          .. " AND channel = 'plan'", t))
         assert.equal(4, n.n)
       end
     end)
@@ -228,7 +234,8 @@ for _, backend in ipairs(h.store_backends()) do
       local cp = { v = 4, id = id, ts = '2026-01-01T00:00:00.000Z', channel_values = { a = 'x', b = json.array({}) },
         channel_versions = { a = 1, b = 1 }, versions_seen = { node = { a = 1 } } }
       assert.same({ thread = t, ns = '', id = id },
-        assert(checkpoint.put({ db = db, thread = t }, cp, { source = 'input', step = -1, parents = {} }, { a = 1, b = 1 })))
+        assert(checkpoint.put({ db = db, thread = t }, cp, { source = 'input', step = -1, parents = {} },
+          { a = 1, b = 1 })))
       assert(checkpoint.put_writes({ db = db, thread = t, id = id }, { { 'a', 'w0' }, { 'b', 'w1' } }, 'task'))
       assert(checkpoint.put_writes({ db = db, thread = t, id = id }, { { 'a', 'again' } }, 'task'))  -- kept: w0 stays
       assert(checkpoint.put_writes({ db = db, thread = t, id = id }, { { '__error__', 'e1' } }, 'task'))

@@ -222,7 +222,9 @@ local function save(o, pos)
   end
   if layer == 'file' and not o.file then errors.usage('checkpoint save: --layer file needs --file ID') end
   for _, k in ipairs({ 'module', 'file' }) do
-    if o[k] and o[k]:find('[|:]') then errors.usage("checkpoint save: --%s '%s' may not contain '|' or ':'", k, o[k]) end
+    if o[k] and o[k]:find('[|:]') then
+      errors.usage("checkpoint save: --%s '%s' may not contain '|' or ':'", k, o[k])
+    end
   end
   if o.name == 'latest' or o.name:match('^%x+%-%x+%-%x+%-%x+%-%x+$') then
     errors.usage("checkpoint save: --name '%s' would be read as an id or 'latest'", o.name)
