@@ -135,9 +135,10 @@ end
 -- Lost connections: retried with capped backoff (RELIABILITY.md F6, F7)
 -- ======================================================================
 
---- How writes retry when the connection is lost (code 'conn'): once at
---- once (the store reconnects and prepares again), then after `base`
---- seconds, doubling up to `cap`, until `deadline` seconds have passed.
+--- How writes retry when the connection is lost (code 'conn') or a lock
+--- was not had in time ('busy'): once at once (the store reconnects and
+--- prepares again), then after `base` seconds, doubling up to `cap`, until
+--- `deadline` seconds have passed.
 M.RETRY = { base = 0.5, cap = 8, deadline = 30 }
 
 local sleep = clock.sleep or function(s)
@@ -157,11 +158,13 @@ local function write_tx(db, fn, thread)
     -- away under a statement) can reach us as 'sql' rather than 'conn'
     local lost = r[3] == 'conn' or (r[1] == nil and db.kind == 'postgres'
       and tostring(r[2]):find('server closed the connection unexpectedly', 1, true) ~= nil)
-    if r[1] ~= nil or not lost then return table.unpack(r, 1, r.n) end
+    -- 'busy' (a lock not had in time, a serialisation failure) is worth
+    -- another try too
+    if r[1] ~= nil or not (lost or r[3] == 'busy') then return table.unpack(r, 1, r.n) end
     if attempt > 1 then
       local waited = clock.monotonic() - t0
       if waited + delay > M.RETRY.deadline then
-        return nil, ('%s (gave up after %d attempts in %.1f s)'):format(r[2], attempt, waited), 'conn'
+        return nil, ('%s (gave up after %d attempts in %.1f s)'):format(r[2], attempt, waited), r[3] or 'conn'
       end
       sleep(delay)
       delay = math.min(delay * 2, M.RETRY.cap)
