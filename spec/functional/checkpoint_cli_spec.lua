@@ -74,16 +74,38 @@ for _, backend in ipairs(h.store_backends()) do
       assert.equal('~ files\n~ goal\n', r.stdout)
     end)
 
-    it('says provenance is not available when aegis.trace is absent, else shows it', function()
+    it('shows provenance: the artifacts, scaffold and blocks linked to the checkpoint', function()
       if not h.needs(backend) then return end
-      assert.equal(0, run({ 'save', '--name', 'p', '--state', '-', '--thread', thread }, { stdin = '{}' }).code)
-      local r = run({ 'show', 'p', '--thread', thread, '--provenance' })
+      local checkpoint = require('aegis.checkpoint')
+      local has_trace, trace = pcall(require, 'aegis.trace')
+      local id
+      do
+        local db <close> = assert(checkpoint.open(url))
+        id = assert(checkpoint.save({ db = db, thread = thread, state = { code = 'x' }, name = 'p',
+          scaffold_id = 'sc-1', span_key = 'sp-1' })).id
+        if has_trace and trace.provenance_of_checkpoint then
+          assert(require('aegis.artifact').put('export {}\n', { db = db, checkpoint = id, thread = thread,
+            path = 'src/a.ts', span = 'sp-1', scaffold_id = 'sc-1', blocks = { 'b1', 'b2' } }))
+        end
+      end
+      local r = run({ 'show', 'p', '--thread', thread, '--provenance', '--json' })
       assert.equal(0, r.code, r.stderr)
-      local has_trace = pcall(require, 'aegis.trace')
-      if has_trace then
-        assert.truthy(r.stdout:find('provenance', 1, true))
+      local shown = assert(json.decode(r.stdout))
+      if has_trace and trace.provenance_of_checkpoint then
+        local p = shown.provenance
+        assert.is_true(p.checkpoint.found)
+        assert.equal(thread, p.checkpoint.thread)
+        assert.equal('sc-1', p.checkpoint.metadata.scaffold_id)
+        assert.equal(1, #p.artifacts)
+        assert.equal('src/a.ts', p.artifacts[1].path)
+        assert.equal('sc-1', p.scaffolds[1].id)
+        assert.same({ 'b1', 'b2' }, { p.scaffolds[1].blocks[1].hash, p.scaffolds[1].blocks[2].hash })
+        r = run({ 'show', id, '--thread', thread, '--provenance' })
+        assert.equal(0, r.code, r.stderr)
+        assert.truthy(r.stdout:find('provenance:', 1, true), r.stdout)
+        assert.truthy(r.stdout:find('src/a.ts', 1, true), r.stdout)
       else
-        assert.truthy(r.stdout:find('provenance not available', 1, true), r.stdout)
+        assert.truthy(shown.provenance.error:find('provenance not available', 1, true))
       end
     end)
 

@@ -100,10 +100,9 @@ local function read_state(path, cmd)
   if path == '-' then
     text = io.stdin:read('a')
   else
-    local f, msg = io.open(path, 'rb')
-    if not f then errors.raise('io', "checkpoint %s: read '%s': %s", cmd, path, (msg:gsub('^[^:]*: ', ''))) end
-    text = f:read('a')
-    f:close()
+    local reason
+    text, reason = require('aegis.fs').read(path)
+    if not text then errors.raise('io', "checkpoint %s: read '%s': %s", cmd, path, reason) end
   end
   local v, msg = json.decode(text)
   if msg then errors.usage("checkpoint %s: state '%s': %s", cmd, path, msg) end
