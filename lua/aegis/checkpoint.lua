@@ -656,7 +656,7 @@ end
 -- Per-checkpoint facts a later save compares against: channel -> version
 -- and channel -> canonical JSON. Checkpoints do not change once written,
 -- so this is keyed by id; a few recent ones are kept.
-local facts, facts_order, FACTS_MAX = {}, {}, 32
+local facts, facts_order, FACTS_MAX = {}, {}, 16
 
 local function remember(id, versions, texts)
   if facts[id] == nil then
@@ -744,6 +744,7 @@ function M.put(config, cp, metadata, new_versions)
     v = cp.v or M.FORMAT_VERSION, id = cp.id, ts = cp.ts or iso_now(),
     channel_versions = cp.channel_versions or {}, versions_seen = cp.versions_seen or {},
   }
+  facts[cp.id] = nil  -- a put may replace a checkpoint: forget what was known of it
   local ok
   ok, msg, code = write_tx(db, function(tx)
     return put_rows(tx, thread, ns, parent, body, texts, meta_text, new_versions or {})
@@ -1119,6 +1120,7 @@ function M.delete_thread(thread, opts)
   if type(thread) ~= 'string' then argerror(1, 'delete_thread', 'string expected, got ' .. type(thread)) end
   local db, msg, code = db_of(opts, 'delete_thread')
   if not db then return fail('delete', thread, msg, code) end
+  facts, facts_order = {}, {}  -- ids may be put again with other contents
   local tables = db.kind == 'sqlite' and { 'checkpoints', 'writes' }
     or { 'checkpoint_blobs', 'checkpoints', 'checkpoint_writes' }
   local ok
