@@ -149,25 +149,58 @@ end
 -- reason than a lost connection, or the retry deadline would pass. Every
 -- write is an upsert on its natural key, so running it again after an
 -- unknown outcome (a connection lost during COMMIT) is safe.
+local serializable = setmetatable({}, { __mode = 'k' })
+
+-- A serialisation failure is retried at once, then after a few random
+-- milliseconds: the conflicting writer has committed by then.
+local SERIAL_RETRIES = 20
+
+local function run_tx(db, fn, thread)
+  if not serializable[db] then return db:tx(fn, { lock = thread }) end
+  return db:tx(function(tx)
+    -- index scans only: a sequential scan takes a predicate lock on the
+    -- whole table, and every concurrent writer would conflict with it
+    local _, m, c = tx:exec('SET TRANSACTION ISOLATION LEVEL SERIALIZABLE')
+    if not m then _, m, c = tx:exec('SET LOCAL enable_seqscan = off') end
+    if m then return nil, m, c end
+    return fn(tx)
+  end)
+end
+
 local function write_tx(db, fn, thread)
   local t0 = clock.monotonic()
-  local delay, attempt = M.RETRY.base, 1
+  local delay, attempt, lost_tries, conflicts = M.RETRY.base, 1, 0, 0
   while true do
-    local r = table.pack(db:tx(fn, { lock = thread }))
+    local r = table.pack(run_tx(db, fn, thread))
+    if r[1] ~= nil then
+      if type(r[1]) == 'table' then r[1].attempts = attempt end
+      return table.unpack(r, 1, r.n)
+    end
     -- libpq's "server closed the connection unexpectedly" (the server went
     -- away under a statement) can reach us as 'sql' rather than 'conn'
-    local lost = r[3] == 'conn' or (r[1] == nil and db.kind == 'postgres'
+    local lost = r[3] == 'conn' or (db.kind == 'postgres'
       and tostring(r[2]):find('server closed the connection unexpectedly', 1, true) ~= nil)
-    -- 'busy' (a lock not had in time, a serialisation failure) is worth
-    -- another try too
-    if r[1] ~= nil or not (lost or r[3] == 'busy') then return table.unpack(r, 1, r.n) end
-    if attempt > 1 then
-      local waited = clock.monotonic() - t0
-      if waited + delay > M.RETRY.deadline then
-        return nil, ('%s (gave up after %d attempts in %.1f s)'):format(r[2], attempt, waited), r[3] or 'conn'
+    local waited = clock.monotonic() - t0
+    local function give_up()
+      return nil, ('%s (gave up after %d attempts in %.1f s)'):format(r[2], attempt, waited), r[3] or 'conn'
+    end
+    if serializable[db] and r[3] == 'busy' then
+      -- a serialisation failure: the other writer has committed, go again
+      if conflicts >= SERIAL_RETRIES then return give_up() end
+      conflicts = conflicts + 1
+      -- full jitter, doubling from 10 ms, so retrying writers spread out
+      if conflicts > 1 then sleep(math.random() * math.min(0.2, 0.005 * 2 ^ (conflicts - 1))) end
+    elseif lost or r[3] == 'busy' then
+      -- a lost connection (or a lock not had in time): once at once, then
+      -- with capped backoff until the deadline
+      lost_tries = lost_tries + 1
+      if lost_tries > 1 then
+        if waited + delay > M.RETRY.deadline then return give_up() end
+        sleep(delay)
+        delay = math.min(delay * 2, M.RETRY.cap)
       end
-      sleep(delay)
-      delay = math.min(delay * 2, M.RETRY.cap)
+    else
+      return table.unpack(r, 1, r.n)
     end
     attempt = attempt + 1
   end
@@ -190,11 +223,17 @@ local function ready(db)
   return true
 end
 
+---@class aegis.checkpoint.OpenOpts: aegis.store.OpenOpts
+---@field isolation? 'lock'|'serializable' PostgreSQL: how writes to a thread are serialised (default 'lock')
+
 --- Opens a store for checkpoints: `store.open(url)` with
 --- `synchronous = 'full'` on SQLite (an acknowledged checkpoint survives a
 --- power loss), and the checkpoint tables created or brought forward.
+--- On PostgreSQL, writes to one thread are serialised by an advisory lock;
+--- `isolation = 'serializable'` runs them as SERIALIZABLE transactions
+--- instead, retrying a serialisation failure (at most 20 times).
 ---@param url? string Store URL (default: `store.default_url()`)
----@param opts? aegis.store.OpenOpts Passed to `store.open` (synchronous defaults to 'full')
+---@param opts? aegis.checkpoint.OpenOpts
 ---@return aegis.store.Db? db
 ---@return string? err
 ---@return string? code
@@ -203,8 +242,14 @@ function M.open(url, opts)
   if opts ~= nil and type(opts) ~= 'table' then argerror(2, 'open', 'table expected, got ' .. type(opts)) end
   local o = { synchronous = 'full' }
   for k, v in pairs(opts or {}) do o[k] = v end
+  local isolation = o.isolation
+  o.isolation = nil
+  if isolation ~= nil and isolation ~= 'lock' and isolation ~= 'serializable' then
+    argerror(2, 'open', "option 'isolation' must be 'lock' or 'serializable'")
+  end
   local db, msg, code = store.open(url, o)
   if not db then return nil, msg, code end
+  if isolation == 'serializable' and db.kind == 'postgres' then serializable[db] = true end
   local ok
   ok, msg, code = ready(db)
   if not ok then

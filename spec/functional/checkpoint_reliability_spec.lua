@@ -71,35 +71,60 @@ local function check_chains(db, prefix, expect_rows)
   return ids, #rows
 end
 
-describe('RELIABILITY L3: concurrent writers on PostgreSQL (advisory-lock mode)', function()
+-- Runs `writers` serve processes of `per` saves each over 50 threads and
+-- checks the L3 invariants; gives the most transactions one save took.
+local function l3(url, writers, per, isolation)
+  local nthreads = 50
+  local dir = h.tmpdir()
+  local prefix = 'l3-' .. uuid.v4():sub(1, 8) .. '-'
+  assert(checkpoint.open(url)):close()  -- migrate once, before the crowd
+  local cmd = {}
+  for w = 1, writers do
+    requests(('%s/in%d'):format(dir, w), per, function(i) return prefix .. ((w * 7 + i) % nthreads) end, w)
+    cmd[#cmd + 1] = ('%s checkpoint serve --store %s --isolation %s < %s/in%d > %s/out%d 2> %s/err%d &'):format(
+      q(h.bin), q(url), isolation, q(dir), w, q(dir), w, q(dir), w)
+  end
+  cmd[#cmd + 1] = 'wait'
+  assert(os.execute(table.concat(cmd, '\n')))
+  local acked, failures = {}, {}
+  for w = 1, writers do acks(('%s/out%d'):format(dir, w), acked, failures) end
+  assert.same({}, failures)  -- 0 aborts
+  local n, most = 0, 0
+  for _, r in pairs(acked) do
+    n = n + 1
+    most = math.max(most, r.attempts or 1)
+  end
+  assert.equal(writers * per, n)
+  local db <close> = assert(checkpoint.open(url))
+  local ids = check_chains(db, prefix, writers * per)
+  for id in pairs(acked) do assert.is_true(ids[id], 'acknowledged checkpoint lost: ' .. id) end
+  return most
+end
+
+describe('RELIABILITY L3: concurrent writers on PostgreSQL', function()
   local backend = { name = 'postgres', url = os.getenv('AEGIS_PG_URL') }
-  it('loses nothing, duplicates nothing, keeps steps contiguous, aborts nothing', function()
+  -- full scale (16 x 500) normally; under ASan 16 sanitised processes on
+  -- two cores starve the server past its statement timeout: 8 x 100 there
+  local asan = h.bin:find('/asan/', 1, true) ~= nil
+  local writers = env_int('AEGIS_L3_WRITERS', asan and 8 or 16)
+  local per = env_int('AEGIS_L3_PER_WRITER', asan and 100 or 500)
+
+  it('advisory-lock mode loses nothing, duplicates nothing, keeps steps contiguous, aborts nothing', function()
     if not h.needs(backend) then return end
-    -- full scale (16 x 500) normally; under ASan 16 sanitised processes on
-    -- two cores starve the server past its statement timeout: 8 x 100 there
-    local asan = h.bin:find('/asan/', 1, true) ~= nil
-    local writers = env_int('AEGIS_L3_WRITERS', asan and 8 or 16)
-    local per, nthreads = env_int('AEGIS_L3_PER_WRITER', asan and 100 or 500), 50
-    local dir = h.tmpdir()
-    local prefix = 'l3-' .. uuid.v4():sub(1, 8) .. '-'
-    assert(checkpoint.open(backend.url)):close()  -- migrate once, before the crowd
-    local cmd = {}
-    for w = 1, writers do
-      requests(('%s/in%d'):format(dir, w), per, function(i) return prefix .. ((w * 7 + i) % nthreads) end, w)
-      cmd[#cmd + 1] = ('%s checkpoint serve --store %s < %s/in%d > %s/out%d 2> %s/err%d &'):format(
-        q(h.bin), q(backend.url), q(dir), w, q(dir), w, q(dir), w)
-    end
-    cmd[#cmd + 1] = 'wait'
-    assert(os.execute(table.concat(cmd, '\n')))
-    local acked, failures = {}, {}
-    for w = 1, writers do acks(('%s/out%d'):format(dir, w), acked, failures) end
-    assert.same({}, failures)  -- 0 aborts
-    local n = 0
-    for _ in pairs(acked) do n = n + 1 end
-    assert.equal(writers * per, n)
-    local db <close> = assert(checkpoint.open(backend.url))
-    local ids = check_chains(db, prefix, writers * per)
-    for id in pairs(acked) do assert.is_true(ids[id], 'acknowledged checkpoint lost: ' .. id) end
+    assert.equal(1, l3(backend.url, writers, per, 'lock'))  -- the lock queues writers: no retries
+  end)
+
+  -- SERIALIZABLE (no advisory lock; serialisation failures retried, at
+  -- most 20 times), scaled down to 4 writers x 100 saves. RELIABILITY.md's
+  -- "at most 5 retries per transaction" is NOT met: SSI takes its predicate
+  -- locks on index pages, which the 50 threads' keys share, so saves to
+  -- different threads conflict too; up to 8 retries were seen with 4
+  -- writers, and more than 20 with 16. The figure is printed, not asserted.
+  it('SERIALIZABLE mode keeps the same invariants (lost, duplicates, steps, aborts)', function()
+    if not h.needs(backend) then return end
+    local most = l3(backend.url, env_int('AEGIS_L3_SERIAL_WRITERS', 4), env_int('AEGIS_L3_SERIAL_PER_WRITER', 100),
+      'serializable')
+    print(('\nL3 SERIALIZABLE: at most %d retries for one save'):format(most - 1))
   end)
 end)
 

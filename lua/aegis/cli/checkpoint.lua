@@ -15,7 +15,7 @@ usage: aegis-run checkpoint list [--thread T] [--ns NS] [--limit N] [--json] [--
                                    [--json] [--store URL]
        aegis-run checkpoint log [THREAD] [--json] [--store URL]
        aegis-run checkpoint diff A B [--thread T] [--json] [--store URL]
-       aegis-run checkpoint serve [--store URL]
+       aegis-run checkpoint serve [--store URL] [--isolation lock|serializable]
 
 Layered checkpoints (plan, module, file) in LangGraph's own tables: a
 LangGraph application lists, loads and continues them.
@@ -52,7 +52,7 @@ local FLAGS = {
   branch = { store = 'value', json = 'flag', thread = 'value', from = 'value', name = 'value', state = 'value' },
   log = { store = 'value', json = 'flag' },
   diff = { store = 'value', json = 'flag', thread = 'value' },
-  serve = { store = 'value' },
+  serve = { store = 'value', isolation = 'value' },
 }
 
 local function parse(cmd, args)
@@ -84,8 +84,8 @@ local function parse(cmd, args)
   return o, pos
 end
 
-local function open(url)
-  local db, msg = checkpoint.open(url)
+local function open(url, isolation)
+  local db, msg = checkpoint.open(url, isolation and { isolation = isolation } or nil)
   if not db then errors.config('%s', msg) end
   return db
 end
@@ -350,7 +350,8 @@ function ops.save(db, q)
   local rec, msg, code = checkpoint.save({ db = db, thread = q.thread, ns = q.ns, state = q.state, name = q.name,
     id = q.id, metadata = q.metadata })
   if not rec then return nil, msg, code end
-  return { id = rec.id, thread = rec.thread, ns = rec.ns, parent = rec.parent or json.null, step = rec.metadata.step }
+  return { id = rec.id, thread = rec.thread, ns = rec.ns, parent = rec.parent or json.null, step = rec.metadata.step,
+    attempts = rec.attempts }
 end
 
 function ops.delete_thread(db, q)
@@ -359,7 +360,10 @@ end
 
 local function serve(o, pos)
   if pos[1] then errors.usage("checkpoint serve: unexpected argument '%s'", pos[1]) end
-  local db <close> = open(o.store)
+  if o.isolation and o.isolation ~= 'lock' and o.isolation ~= 'serializable' then
+    errors.usage("checkpoint serve: --isolation must be lock or serializable, not '%s'", o.isolation)
+  end
+  local db <close> = open(o.store, o.isolation)
   io.stdout:setvbuf('no')
   for line in io.stdin:lines() do
     local q, perr = json.decode(line)
