@@ -65,6 +65,15 @@ describe('checkpoint bench', function()
           local got = assert(checkpoint.load(rec.id, { db = db, thread = rec.thread, ns = '' }))
           assert(got.state)
         end)
+        -- ten saves sharing one transaction (one commit, one fsync)
+        if st.name ~= '1MB' then
+          local batch = math.max(3, n // 10)
+          r.save_all10_us = time(batch, function(i)
+            local items = {}
+            for k = 1, 10 do items[k] = { thread = ('ba-%s-%s-%d-%d'):format(st.name, run, i, k), state = st.state } end
+            assert(checkpoint.save_all(items, { db = db }))
+          end) / 10
+        end
         -- the floor: the same bytes, one row, one transaction, no codec
         local bytes = read(os.getenv('BENCH_STATES') .. '.' .. st.name)
         r.floor_save_us = time(n, function(i)

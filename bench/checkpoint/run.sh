@@ -54,6 +54,12 @@ for _, r in ipairs(a) do
     r.target, r.size, r.bytes, r.save_us, o.save_us, r.floor_save_us, o.save_us / r.save_us, r.save_us / r.floor_save_us,
     r.load_us, o.load_us, r.floor_load_us, o.load_us / r.load_us, r.load_us / r.floor_load_us))
 end
+for _, r in ipairs(a) do
+  if r.save_all10_us then
+    print(('%-14s %-6s save_all of 10 in one transaction: %8.1fus per checkpoint (single saves %.1fus: %.1fx)'):format(
+      r.target, r.size, r.save_all10_us, r.save_us, r.save_us / r.save_all10_us))
+  end
+end
 print('x lg: how many times faster than LangGraph.js (goal: load >= 20x SqliteSaver, save >= 10x at NORMAL,'
   .. ' >= 3x PostgresSaver both ways); x floor: aegis / floor (goal at FULL: save <= 1.2x)')
 LUA

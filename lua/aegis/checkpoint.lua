@@ -1006,6 +1006,66 @@ end
 ---@field metadata? table Further metadata keys
 ---@field id? string The id to use (a retried save passes the same one)
 
+-- Checks save's arguments; gives what the transaction needs.
+local function prepare_save(a, fname, n)
+  if type(a) ~= 'table' then argerror(n, fname, 'table expected, got ' .. type(a)) end
+  local thread = checkfield(a, 'thread', 'string', fname)
+  local state = checkfield(a, 'state', 'table', fname)
+  for _, k in ipairs({ 'name', 'scaffold_id', 'span_key', 'run_id', 'id' }) do
+    checkfield(a, k, 'string', fname, true)
+  end
+  checkfield(a, 'metadata', 'table', fname, true)
+  if a.parent ~= nil and a.parent ~= false and type(a.parent) ~= 'string' then
+    argerror(n, fname, "field 'parent': string or false expected, got " .. type(a.parent))
+  end
+  if a.name and (a.name == 'latest' or a.name:match(UUID)) then
+    argerror(n, fname, ("field 'name': '%s' would be read as an id or 'latest'"):format(a.name))
+  end
+  local ns, layer = layer_args(a, fname)
+  return {
+    a = a, thread = thread, ns = ns,
+    args = {
+      thread = thread, ns = ns, layer = layer, state = state, texts = channel_texts(state, 'state'), source = 'loop',
+      name = a.name, scaffold_id = a.scaffold_id, span_key = a.span_key, run_id = a.run_id, metadata = a.metadata,
+    },
+  }
+end
+
+-- One save inside the caller's transaction (which holds the thread's lock).
+-- A retried save finds itself if an earlier attempt committed; if not, it
+-- takes a fresh id, so ids keep growing along the lineage.
+local function save_in(tx, p)
+  local a, thread, ns, args = p.a, p.thread, p.ns, p.args
+  local tried = a.id or p.minted
+  if tried then
+    local row, m, c = existing(tx, thread, ns, tried)
+    if m then return nil, m, c end
+    if row then return record(tx, row, { writes = false }) end
+  end
+  args.id = a.id or uuid.v6()
+  p.minted = args.id
+  if a.name then
+    local taken, m, c = name_taken(tx, thread, a.name, args.id)
+    if taken == nil then return nil, m, c end
+    if taken then
+      return nil, ("a checkpoint named '%s' already exists in thread '%s'"):format(a.name, thread), 'constraint'
+    end
+  end
+  local prow, m, c
+  if a.parent then
+    prow, m, c = find_row(tx, a.parent, { thread = thread })
+    if m then return nil, m, c end
+    if not prow then return nil, ("no parent checkpoint '%s' in thread '%s'"):format(a.parent, thread), 'notfound' end
+    if prow.checkpoint_ns ~= ns then
+      return nil, ("parent '%s' is in namespace '%s', not '%s'"):format(a.parent, prow.checkpoint_ns, ns), 'invalid'
+    end
+  elseif a.parent == nil then
+    prow, m, c = find_row(tx, 'latest', { thread = thread, ns = ns })
+    if m then return nil, m, c end
+  end
+  return write_child(tx, args, prow)
+end
+
 --- Saves a state as a new checkpoint. `state` is the whole set of channel
 --- values; a channel whose value differs from the parent's gets a new
 --- version (on PostgreSQL above every version already used in the thread
@@ -1021,62 +1081,61 @@ end
 ---@return string? err `checkpoint: save '<thread>': ...`
 ---@return string? code 'notfound' (no such parent), 'constraint' (name taken), or the store's code
 function M.save(a)
-  if type(a) ~= 'table' then argerror(1, 'save', 'table expected, got ' .. type(a)) end
-  local thread = checkfield(a, 'thread', 'string', 'save')
-  local state = checkfield(a, 'state', 'table', 'save')
-  for _, k in ipairs({ 'name', 'scaffold_id', 'span_key', 'run_id', 'id' }) do
-    checkfield(a, k, 'string', 'save', true)
-  end
-  checkfield(a, 'metadata', 'table', 'save', true)
-  if a.parent ~= nil and a.parent ~= false and type(a.parent) ~= 'string' then
-    argerror(1, 'save', "field 'parent': string or false expected, got " .. type(a.parent))
-  end
-  if a.name and (a.name == 'latest' or a.name:match(UUID)) then
-    argerror(1, 'save', ("field 'name': '%s' would be read as an id or 'latest'"):format(a.name))
-  end
-  local ns, layer = layer_args(a, 'save')
-  local texts = channel_texts(state, 'state')
+  local p = prepare_save(a, 'save', 1)
   local db, msg, code = db_of(a, 'save')
-  if not db then return fail('save', thread, msg, code) end
-  local args = {
-    thread = thread, ns = ns, layer = layer, state = state, texts = texts, source = 'loop', name = a.name,
-    scaffold_id = a.scaffold_id, span_key = a.span_key, run_id = a.run_id, metadata = a.metadata, id = a.id,
-  }
-  local rec, minted
-  rec, msg, code = write_tx(db, function(tx)
-    -- a retried save finds itself if the first attempt committed; if not,
-    -- it takes a fresh id, so ids keep growing along the lineage
-    local tried = a.id or minted
-    if tried then
-      local row, m, c = existing(tx, thread, ns, tried)
-      if m then return nil, m, c end
-      if row then return record(tx, row, { writes = false }) end
-    end
-    args.id = a.id or uuid.v6()
-    minted = args.id
-    if a.name then
-      local taken, m, c = name_taken(tx, thread, a.name, args.id)
-      if taken == nil then return nil, m, c end
-      if taken then
-        return nil, ("a checkpoint named '%s' already exists in thread '%s'"):format(a.name, thread), 'constraint'
-      end
-    end
-    local prow, m, c
-    if a.parent then
-      prow, m, c = find_row(tx, a.parent, { thread = thread })
-      if m then return nil, m, c end
-      if not prow then return nil, ("no parent checkpoint '%s' in thread '%s'"):format(a.parent, thread), 'notfound' end
-      if prow.checkpoint_ns ~= ns then
-        return nil, ("parent '%s' is in namespace '%s', not '%s'"):format(a.parent, prow.checkpoint_ns, ns), 'invalid'
-      end
-    elseif a.parent == nil then
-      prow, m, c = find_row(tx, 'latest', { thread = thread, ns = ns })
-      if m then return nil, m, c end
-    end
-    return write_child(tx, args, prow)
-  end, thread)
-  if not rec then return fail('save', thread, msg, code) end
+  if not db then return fail('save', p.thread, msg, code) end
+  local rec
+  rec, msg, code = write_tx(db, function(tx) return save_in(tx, p) end, p.thread)
+  if not rec then return fail('save', p.thread, msg, code) end
   return rec
+end
+
+--- Saves several checkpoints in one transaction, so they share one commit
+--- (one fsync at `synchronous = FULL`): all are stored or none. Each item
+--- is what `save` takes (its `db` is ignored); items of one thread chain in
+--- order. The threads' locks are taken in sorted order.
+---@param list aegis.checkpoint.SaveArgs[]
+---@param opts? {db?: aegis.store.Db}
+---@return aegis.checkpoint.Record[]? recs In the order given
+---@return string? err `checkpoint: save '<thread>': ...` for the first that failed
+---@return string? code
+function M.save_all(list, opts)
+  if type(list) ~= 'table' then argerror(1, 'save_all', 'table expected, got ' .. type(list)) end
+  if opts ~= nil and type(opts) ~= 'table' then argerror(2, 'save_all', 'table expected, got ' .. type(opts)) end
+  local ps, threads, seen = {}, {}, {}
+  for i, a in ipairs(list) do
+    ps[i] = prepare_save(a, 'save_all', 1)
+    if not seen[ps[i].thread] then
+      seen[ps[i].thread] = true
+      threads[#threads + 1] = ps[i].thread
+    end
+  end
+  if #ps == 0 then return json.array({}) end
+  table.sort(threads)
+  local db, msg, code = db_of(opts, 'save_all')
+  if not db then return fail('save', threads[1], msg, code) end
+  local failed
+  local recs
+  recs, msg, code = write_tx(db, function(tx)
+    if tx.kind == 'postgres' and not serializable[tx] then
+      for i = 2, #threads do  -- the first is the transaction's own lock
+        local _, m, c = tx:exec('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', threads[i])
+        if m then return nil, m, c end
+      end
+    end
+    local out = json.array({})
+    for i, p in ipairs(ps) do
+      local r, m, c = save_in(tx, p)
+      if not r then
+        failed = p.thread
+        return nil, m, c
+      end
+      out[i] = r
+    end
+    return out
+  end, threads[1])
+  if not recs then return fail('save', failed or threads[1], msg, code) end
+  return recs
 end
 
 ---@class aegis.checkpoint.BranchArgs

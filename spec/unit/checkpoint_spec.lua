@@ -304,3 +304,37 @@ describe('aegis.checkpoint schemas', function()
     assert.truthy(tostring(err):find('id'))
   end)
 end)
+
+for _, backend in ipairs(h.store_backends()) do
+  describe('aegis.checkpoint.save_all on ' .. backend.name, function()
+    it('saves several checkpoints in one transaction, all or none', function()
+      if not h.needs(backend) then return end
+      local db <close> = assert(checkpoint.open(backend.url))
+      local t1, t2 = 'sa-' .. uuid.v4(), 'sa-' .. uuid.v4()
+      local recs = assert(checkpoint.save_all({
+        { thread = t2, state = { a = 1 } },
+        { thread = t1, state = { a = 1 }, name = 'one' },
+        { thread = t1, state = { a = 2 } },
+        { thread = t1, layer = 'module', module = 'm', state = { b = 1 } },
+      }, { db = db }))
+      assert.equal(4, #recs)
+      assert.equal(recs[2].id, recs[3].parent)
+      assert.equal(1, recs[3].metadata.step)
+      assert.same({ [''] = recs[3].id }, recs[4].metadata.parents)
+      assert.equal(3, #assert(checkpoint.list({ db = db, thread = t1 })))
+      -- a failure in any item stores none of them
+      local r, msg, code = checkpoint.save_all({
+        { thread = t2, state = { a = 2 } },
+        { thread = t1, state = {}, name = 'one' },
+      }, { db = db })
+      assert.is_nil(r)
+      assert.equal(("checkpoint: save '%s': a checkpoint named 'one' already exists in thread '%s'"):format(t1, t1),
+        msg)
+      assert.equal('constraint', code)
+      assert.equal(1, #assert(checkpoint.list({ db = db, thread = t2 })))
+      assert.same({}, assert(checkpoint.save_all({}, { db = db })))
+      assert.error_matches(function() checkpoint.save_all({ { state = {} } }, { db = db }) end,
+        "bad argument #1 to 'save_all' %(field 'thread': string expected")
+    end)
+  end)
+end
