@@ -7,6 +7,14 @@ set -u
 bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1"); shift
 cd "$(dirname "$0")/.."
 
+# The official provider SDKs for the wire check against the emulator
+# (spec/functional/emulate_sdk_spec.lua), pinned; installed once from npm.
+if [ ! -d build/sdk/node_modules/openai ] || [ ! -d build/sdk/node_modules/@anthropic-ai/sdk ]; then
+  mkdir -p build/sdk
+  npm install --silent --no-audit --no-fund --prefix build/sdk openai@6.49.0 @anthropic-ai/sdk@1.14.0 >/dev/null 2>&1 ||
+    echo "test: cannot install the provider SDKs from npm: their wire check stays pending" >&2
+fi
+
 out=$(tools/pg-temp.sh start) || { echo "test: cannot start the throwaway PostgreSQL"; echo "0 passed, 1 failed"; exit 1; }
 pgdir=$(echo "$out" | sed -n 1p)
 AEGIS_PG_URL=$(echo "$out" | sed -n 2p)

@@ -19,7 +19,6 @@
 --- `provenance_of_checkpoint(id)` walk the links both ways. See docs/traces.md.
 local artifact = require('aegis.artifact')
 local config = require('aegis.config')
-local errors = require('aegis.errors')
 local hash = require('aegis.hash')
 local json = require('aegis.json')
 local proc = require('aegis.core.proc')

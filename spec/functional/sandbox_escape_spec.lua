@@ -174,7 +174,6 @@ describe('sandbox escapes', function()
 end)
 
 describe('the aegis table scripts see', function()
-  local h = require('spec.helpers')
   local cases = {
     { 'aegis.config', 'config is the host\'s own' },
     { 'aegis.path', 'path reads files outside the journal' },
