@@ -141,8 +141,9 @@ end
 --- `deadline` seconds have passed.
 M.RETRY = { base = 0.5, cap = 8, deadline = 30 }
 
-local sleep = clock.sleep or function(s)
-  os.execute(('sleep %.3f'):format(s))
+-- nanosleep from aegis.core.http (loading it does not load libcurl)
+local function sleep(s)
+  require('aegis.core.http').sleep(s)
 end
 
 -- Runs db:tx(fn, {lock = thread}) until it succeeds, fails for another
