@@ -222,8 +222,13 @@ describe('RELIABILITY F6: pg_terminate_backend during checkpoint writes', functi
     local acked, failures = {}, {}
     acks(dir .. '/out', acked, failures)
     assert.same({}, failures)
-    local count = 0
-    for _ in pairs(acked) do count = count + 1 end
+    local count, most = 0, 0
+    for _, r in pairs(acked) do
+      count = count + 1
+      most = math.max(most, r.attempts or 1)
+    end
+    print(('\nF6: %d backends terminated, at most %d attempts for one save'):format(kills, most))
+    assert.is_true(most <= 3, ('a save took %d attempts (reconnect and prepare again: at most 3)'):format(most))
     assert.equal(n, count, 'writer stderr: ' .. tostring(h.read(dir .. '/err')))
     local db <close> = assert(checkpoint.open(backend.url))
     local ids = check_chains(db, prefix, n)
