@@ -177,10 +177,7 @@ local function write_tx(db, fn, thread)
       if type(r[1]) == 'table' then r[1].attempts = attempt end
       return table.unpack(r, 1, r.n)
     end
-    -- libpq's "server closed the connection unexpectedly" (the server went
-    -- away under a statement) can reach us as 'sql' rather than 'conn'
-    local lost = r[3] == 'conn' or (db.kind == 'postgres'
-      and tostring(r[2]):find('server closed the connection unexpectedly', 1, true) ~= nil)
+    local lost = r[3] == 'conn'
     local waited = clock.monotonic() - t0
     local function give_up()
       return nil, ('%s (gave up after %d attempts in %.1f s)'):format(r[2], attempt, waited), r[3] or 'conn'
