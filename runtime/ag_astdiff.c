@@ -895,19 +895,21 @@ static void align (ag_astdiff *d, uint32_t w, uint32_t x) {
     if (p != NONE && y[p].parent == x) { seq[n] = y[p].idx; who[n++] = c; }
   }
   if (n == 0) return;
-  /* weighted LIS in O(n log n): Fenwick tree of (best sum, index) over
-  ** positions in x; prev links for the chain */
+  /* LIS in O(n log n) with a Fenwick tree of (best, index) over positions
+  ** in x: most children in order first (each move is one action), then the
+  ** largest subtrees in order; prev links give the chain */
   uint32_t m = y[x].nkid;
-  uint32_t *fen = scratch(d, 4, 2 * (size_t)(m + 1) + 2 * n);
-  uint32_t *fidx = fen + (m + 1), *best = fidx + (m + 1), *prev = best + n;
-  memset(fen, 0, 2 * (size_t)(m + 1) * sizeof *fen);
-  uint32_t top = 0, topi = NONE;
+  uint64_t *fen = (uint64_t *)scratch(d, 4, 3 * (size_t)(m + 1) + (size_t)n + 2);
+  uint32_t *fidx = (uint32_t *)(fen + (m + 1)), *prev = fidx + (m + 1);
+  memset(fen, 0, (size_t)(m + 1) * sizeof *fen);
+  uint64_t top = 0;
+  uint32_t topi = NONE;
   for (size_t i = 0; i < n; i++) {
-    uint32_t q = 0, qi = NONE;
+    uint64_t q = 0;
+    uint32_t qi = NONE;
     for (uint32_t k = seq[i]; k > 0; k -= k & (0u - k))
       if (fen[k] > q) { q = fen[k]; qi = fidx[k]; }
-    uint32_t v = q + T2->n[d->wm[who[i]]].size;
-    best[i] = v;
+    uint64_t v = q + ((uint64_t)1 << 32) + T2->n[d->wm[who[i]]].size;
     prev[i] = qi;
     for (uint32_t k = seq[i] + 1; k <= m; k += k & (0u - k))
       if (v > fen[k]) { fen[k] = v; fidx[k] = (uint32_t)i; }
@@ -1000,24 +1002,23 @@ static void script (ag_astdiff *d) {
     else align(d, 0, 0);
     if (!whole) for (uint32_t j = 0; j < y[x].nkid; j++) q[qt++] = T2->kids[y[x].kid0 + j];
   }
-  /* deletes: topmost unmapped nodes (their whole current subtree is) */
-  for (uint32_t i = 1; i < n1; i++) {
+  /* deletes, children first: a wholly unmapped subtree of the first tree
+  ** as one action (it never lost a node to a move), an unmapped node with
+  ** mapped descendants alone (they have been moved out: it is a leaf now).
+  ** The same grouping as inserts, so that B->A mirrors A->B. */
+  const tnode *x = T1->n;
+  uint32_t *mc1 = scratch(d, 1, n1);
+  for (uint32_t i = n1; i-- > 0;) {
+    mc1[i] = d->m1[i] != NONE;
+    for (uint32_t j = 0; j < x[i].nkid; j++) mc1[i] += mc1[T1->kids[x[i].kid0 + j]];
+  }
+  for (uint32_t i = n1; i-- > 1;) {
     if (d->wm[i] != NONE) continue;
-    uint32_t p = d->w.n[i].parent;
-    if (p != NONE && d->wm[p] == NONE) continue;
-    /* size of the current subtree */
-    uint32_t cnt = 0, *st = scratch(d, 0, 1);
-    size_t sp = 0;
-    st[sp++] = i;
-    while (sp) {
-      uint32_t c = d->s[0][--sp];
-      cnt++;
-      st = scratch(d, 0, sp + d->w.n[c].nk + 1);
-      for (uint32_t j = 0; j < d->w.n[c].nk; j++) st[sp++] = d->w.n[c].kids[j];
-    }
+    uint32_t p = x[i].parent;
+    if (mc1[i] == 0 && d->wm[p] == NONE && mc1[p] == 0) continue;  /* inside a whole delete */
     w_detach(&d->w, i);
     act *ac = newact(d, AG_ASTDIFF_DELETE);
-    ac->w = i; ac->src = i; ac->n = cnt;
+    ac->w = i; ac->src = i; ac->n = mc1[i] == 0 ? x[i].size : 1;
   }
 }
 
@@ -1304,12 +1305,17 @@ int ag_astdiff_run (const char *a, size_t la, const char *b, size_t lb,
   ts_parser_delete(d->parser);
   d->parser = NULL;
   uint32_t n1 = T1->nn, n2 = T2->nn;
-  d->m1 = (uint32_t *)xrealloc(d, NULL, (size_t)n1 * sizeof(uint32_t));
-  d->m2 = (uint32_t *)xrealloc(d, NULL, (size_t)n2 * sizeof(uint32_t));
-  memset(d->m1, 0xff, (size_t)n1 * sizeof(uint32_t));
-  memset(d->m2, 0xff, (size_t)n2 * sizeof(uint32_t));
+  /* The matching runs in a canonical order (by root hash) and is inverted
+  ** when the sources came the other way, so diff(B, A) uses the same
+  ** mapping as diff(A, B) and is its inverse. */
+  int swap = T1->n[0].hash > T2->n[0].hash;
+  if (swap) { tree tmp = d->t[0]; d->t[0] = d->t[1]; d->t[1] = tmp; }
+  d->m1 = (uint32_t *)xrealloc(d, NULL, (size_t)T1->nn * sizeof(uint32_t));
+  d->m2 = (uint32_t *)xrealloc(d, NULL, (size_t)T2->nn * sizeof(uint32_t));
+  memset(d->m1, 0xff, (size_t)T1->nn * sizeof(uint32_t));
+  memset(d->m2, 0xff, (size_t)T2->nn * sizeof(uint32_t));
   d->inw = (uint8_t *)calloc((size_t)n1 + n2 + 1, 1);
-  d->inb = (uint8_t *)calloc((size_t)n2 + 1, 1);
+  d->inb = (uint8_t *)calloc((size_t)n1 + n2 + 1, 1);
   d->moved = (uint8_t *)calloc((size_t)n1 + 1, 1);
   if (!d->inw || !d->inb || !d->moved) oom(d);
   map(d, 0, 0);
@@ -1317,6 +1323,10 @@ int ag_astdiff_run (const char *a, size_t la, const char *b, size_t lb,
   d->h2.nodes = T2->n;
   topdown(d, &d->h1, &d->h2, &d->cands, &d->capc);
   bottomup(d);
+  if (swap) {
+    tree tmp = d->t[0]; d->t[0] = d->t[1]; d->t[1] = tmp;
+    uint32_t *m = d->m1; d->m1 = d->m2; d->m2 = m;
+  }
   script(d);
   for (size_t i = 0; i < d->nacts; i++)
     if (d->acts[i].kind == AG_ASTDIFF_MOVE && d->acts[i].w < n1) d->moved[d->acts[i].w] = 1;
