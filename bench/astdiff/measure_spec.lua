@@ -115,6 +115,29 @@ describe('astdiff bench', function()
     end
     run_synth('corpus files', real)
 
+    -- a pair of large files (>= 50k nodes) for the peak-memory run of run.sh
+    local big = os.getenv('ASTDIFF_BIG')
+    if big then
+      local parts, seed = {}, 1
+      local n = 0
+      while n < 50000 do
+        parts[#parts + 1] = synth.program(seed)
+        seed = seed + 1
+        if seed % 20 == 0 then
+          local d = assert(ast.diff('', table.concat(parts)))
+          n = d.dst_nodes
+        end
+      end
+      local a = table.concat(parts)
+      local b = assert(synth.rename(a, 7))
+      b = synth.move(b, 3) or b
+      local fa, fb = assert(io.open(big .. '/big_a.ts', 'wb')), assert(io.open(big .. '/big_b.ts', 'wb'))
+      fa:write(a); fa:close(); fb:write(b); fb:close()
+      local d = assert(ast.diff(a, b, { verify = true }))
+      say('large pair: %d and %d nodes, %.1f MB; apply check %s; %s/big_a.ts, big_b.ts',
+        d.src_nodes, d.dst_nodes, (#a + #b) / 1e6, tostring(d.verified), big)
+    end
+
     local f = io.open(os.getenv('ASTDIFF_OUT') or '/dev/stdout', 'w')
     f:write(table.concat(out, '\n'), '\n')
     f:close()
