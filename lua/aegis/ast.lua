@@ -6,8 +6,9 @@ local core = require('aegis.core.ast')
 
 local M = {}
 
---- Default parse budget: `ms` of parsing per source, `bytes` per source.
-M.budget = { ms = 10000, bytes = 32 * 1024 * 1024 }
+--- Default parse budget: `ms` of parsing per source (tree-sitter parses
+--- TypeScript at a few MB/s), `bytes` per source.
+M.budget = { ms = 5000, bytes = 8 * 1024 * 1024 }
 
 local EXT = {
   ts = 'ts', mts = 'ts', cts = 'ts', js = 'ts', mjs = 'ts', cjs = 'ts',
