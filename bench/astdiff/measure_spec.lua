@@ -1,3 +1,4 @@
+-- luacheck: std +busted
 -- The semantic diff bench, run by bench/astdiff/run.sh inside aegis-run
 -- (`aegis-run test bench/astdiff/measure_spec.lua`: busted gives it the full
 -- Lua library).  Not under spec/, so `make test` does not run it.

@@ -105,7 +105,8 @@ function M.program(seed)
       for _ = 1, 1 + r(4) do out[#out + 1] = '  ' .. fresh('f') .. (r(2) == 1 and '?' or '') .. ': string;' end
       out[#out + 1] = '}'
     elseif k == 5 then
-      out[#out + 1] = exp .. 'type ' .. fresh('T') .. " = '" .. WORDS[r(#WORDS)] .. "' | '" .. WORDS[r(#WORDS)] .. "' | number;"
+      out[#out + 1] = exp .. 'type ' .. fresh('T') .. " = '" .. WORDS[r(#WORDS)] .. "' | '"
+        .. WORDS[r(#WORDS)] .. "' | number;"
     else
       local p = fresh('x')
       out[#out + 1] = exp .. 'const ' .. fresh('arrow') .. ' = (' .. p .. ': number) => {'

@@ -6,6 +6,19 @@ local core = require('aegis.core.ast')
 
 local M = {}
 
+---@class aegis.ast.Budget
+---@field ms? integer
+---@field bytes? integer
+
+---@class aegis.ast.ParseOpts
+---@field lang? 'ts'|'tsx'
+---@field path? string
+---@field budget? aegis.ast.Budget
+
+---@class aegis.ast.DiffOpts: aegis.ast.ParseOpts
+---@field comments? boolean
+---@field verify? boolean
+
 --- Default parse budget: `ms` of parsing per source (tree-sitter parses
 --- TypeScript at a few MB/s), `bytes` per source.
 M.budget = { ms = 5000, bytes = 8 * 1024 * 1024 }
@@ -70,7 +83,10 @@ end
 --- (see `tree:errors()`); only the budget makes it fail. Invalid UTF-8 and
 --- NUL bytes are parsed as they are (they become ERROR nodes).
 ---@param src string Source text
----@param opts? {lang?: 'ts'|'tsx', path?: string, budget?: {ms?: integer, bytes?: integer}} `lang` wins over `path`'s extension (default 'ts'); `budget` caps parse time (ms, 0 = none) and size (bytes, 0 = none), defaults in `ast.budget`
+--- `opts.lang` wins over `opts.path`'s extension (default 'ts'); `opts.budget`
+--- caps parse time (ms, 0 = none) and size (bytes, 0 = none), defaults in
+--- `ast.budget`.
+---@param opts? aegis.ast.ParseOpts
 ---@return aegis.ast.Tree? tree
 ---@return string? err `ast: parse '<path>': too large (...)` or `...: timeout (N ms)`
 ---@return string? code 'too_large' or 'timeout'
@@ -123,7 +139,9 @@ end
 --- second source. `summary` lists declaration-level changes.
 ---@param a string First source
 ---@param b string Second source
----@param opts? {lang?: 'ts'|'tsx', path?: string, comments?: boolean, verify?: boolean, budget?: {ms?: integer, bytes?: integer}} `verify` replays the script on a copy of the first tree and sets `verified`
+--- `opts.verify` replays the script on a copy of the first tree and sets
+--- `verified`; `opts.comments` makes comments nodes.
+---@param opts? aegis.ast.DiffOpts
 ---@return aegis.ast.Diff? diff
 ---@return string? err `ast: diff 'a': timeout (N ms)` (or 'b', or too large)
 ---@return string? code 'timeout', 'too_large' or 'nomem'

@@ -72,7 +72,8 @@ describe('aegis-run diff', function()
   end)
 
   it('colours on a terminal, unless NO_COLOR is set', function()
-    local cmd = h.shell_quote(h.bin) .. ' diff ' .. h.shell_quote(f('move.a.ts')) .. ' ' .. h.shell_quote(f('move.b.ts'))
+    local cmd = h.shell_quote(h.bin) .. ' diff ' .. h.shell_quote(f('move.a.ts')) .. ' '
+      .. h.shell_quote(f('move.b.ts'))
     local r = h.run({ '-qec', cmd, '/dev/null' }, { bin = '/usr/bin/script', env = { NO_COLOR = false } })
     assert.equal(1, r.code)
     assert.truthy(r.stdout:find('\27[36mmove  \27[0m', 1, true))

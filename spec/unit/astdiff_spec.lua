@@ -101,7 +101,8 @@ describe('aegis.ast.diff', function()
       local a, b = fixture('update')
       local d = diff(a, b)
       assert.same({ 'update number' }, kinds(d))
-      assert.same({ '3', '5', 1, 1 }, { d.actions[1].from, d.actions[1].to, d.actions[1].src.line, d.actions[1].dst.line })
+      local u = d.actions[1]
+      assert.same({ '3', '5', 1, 1 }, { u.from, u.to, u.src.line, u.dst.line })
       assert.same({ 16, 17 }, { d.actions[1].src.start_byte, d.actions[1].src.end_byte })
     end)
 
@@ -113,8 +114,8 @@ describe('aegis.ast.diff', function()
       assert.same({ 1, 4 }, { d.moves[1].src.line, d.moves[1].dst.line })
       assert.equal(a:find('function first', 1, true) - 1, d.moves[1].src.start_byte)
       assert.equal(b:find('function first', 1, true) - 1, d.moves[1].dst.start_byte)
-      assert.same({ { kind = 'function', name = 'first', change = 'moved', src = d.moves[1].src, dst = d.moves[1].dst } },
-        d.summary)
+      local mv = d.moves[1]
+      assert.same({ { kind = 'function', name = 'first', change = 'moved', src = mv.src, dst = mv.dst } }, d.summary)
       -- inserting statements in the middle moves nothing
       local r = diff('a(); b(); c();', 'a(); x(); y(); b(); c();')
       assert.equal(0, r.counts.move)
@@ -273,7 +274,8 @@ describe('aegis.ast.diff', function()
     it('raise on misuse', function()
       assert.has_error(function() ast.diff(1, '') end, "bad argument #1 to 'diff' (string expected, got number)")
       assert.has_error(function() ast.diff('', nil) end, "bad argument #2 to 'diff' (string expected, got nil)")
-      assert.has_error(function() ast.diff('', '', { lang = 'c' }) end, "bad argument #3 to 'diff' (lang must be 'ts' or 'tsx')")
+      assert.has_error(function() ast.diff('', '', { lang = 'c' }) end,
+        "bad argument #3 to 'diff' (lang must be 'ts' or 'tsx')")
       assert.has_error(function() ast.diff('', '', 'ts') end, "bad argument #3 to 'diff' (table expected, got string)")
     end)
 
