@@ -34,7 +34,7 @@ const TSLanguage *tree_sitter_tsx(void);
 
 #define NONE AG_ASTDIFF_NONE
 #define MIN_HEIGHT 2          /* top-down ignores leaves (GumTree's default) */
-#define WINDOW 16             /* ambiguous top-down groups: pairs tried per node */
+#define WINDOW 4             /* ambiguous top-down groups: pairs tried per node */
 #define LCS_CAP (1u << 20)    /* cells of an LCS table */
 #define DICE_MIN 0.5
 
@@ -620,7 +620,7 @@ static void topdown (ag_astdiff *d, heap *h1, heap *h2, cand **cands, size_t *ca
     double pa = (double)c->a / T1->nn, pb = (double)c->b / T2->nn;
     c->pos = pa > pb ? pa - pb : pb - pa;
   }
-  qsort(*cands, nc, sizeof(cand), cmp_cand);
+  if (nc > 1) qsort(*cands, nc, sizeof(cand), cmp_cand);
   for (size_t k = 0; k < nc; k++) {
     const cand *c = &(*cands)[k];
     if (d->m1[c->a] == NONE && d->m2[c->b] == NONE) mapsub(d, c->a, c->b);
