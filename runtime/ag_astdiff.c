@@ -451,7 +451,10 @@ done:
   }
   for (uint32_t i = nn; i-- > 0;) {
     tnode *p = &x[i];
-    uint64_t h = mix(mix(p->type, p->label), p->nkid), sh = mix(p->type, p->nkid);
+    /* from the strings, not the ids: ids depend on which source was read
+    ** first, and the canonical order of the matching must not */
+    uint64_t th = d->strs[p->type].h, lh = p->label ? d->strs[p->label].h : 0;
+    uint64_t h = mix(mix(th, lh), p->nkid), sh = mix(th, p->nkid);
     p->size = 1;
     p->height = 1;
     for (uint32_t j = 0; j < p->nkid; j++) {
@@ -1047,9 +1050,9 @@ static int is_function_type (const ag_astdiff *d, uint32_t ty) {
          ty == K[K_GENERATOR_EXPR] || ty == K[K_METHOD];
 }
 
-/* Is T1 node a the name a declaration introduces? */
-static int declares (const ag_astdiff *d, uint32_t a) {
-  const tnode *x = T1->n;
+/* Is node a of t the name a declaration introduces? */
+static int declares (const ag_astdiff *d, const tree *t, uint32_t a) {
+  const tnode *x = t->n;
   const uint32_t *K = d->K;
   uint32_t p = x[a].parent, f = x[a].field, pt = x[p].type;
   if (x[a].type == K[K_SHORT_PROP_PAT]) return 1;
@@ -1063,17 +1066,17 @@ static int declares (const ag_astdiff *d, uint32_t a) {
 
 /* The scope a declared name belongs to (scope-light: nearest block,
 ** function, class body, loop or program). */
-static uint32_t scope_of (const ag_astdiff *d, uint32_t a) {
-  const tnode *x = T1->n;
+static uint32_t scope_of (const ag_astdiff *d, const tree *t, uint32_t a) {
+  const tnode *x = t->n;
   const uint32_t *K = d->K;
   uint32_t p = x[a].parent;
   /* a function's or class's own name lives in the enclosing scope */
   if (x[a].field == K[K_F_NAME] && is_decl_type(d, x[p].type)) p = x[p].parent;
   for (; p != NONE && p != 0; p = x[p].parent) {
-    uint32_t t = x[p].type;
-    if (t == K[K_PROGRAM] || t == K[K_BLOCK] || t == K[K_CLASS_BODY] || t == K[K_FOR] ||
-        t == K[K_FOR_IN] || t == K[K_CATCH] || t == K[K_SWITCH_BODY] || is_function_type(d, t) ||
-        t == K[K_INTERNAL_MODULE] || t == K[K_MODULE])
+    uint32_t ty = x[p].type;
+    if (ty == K[K_PROGRAM] || ty == K[K_BLOCK] || ty == K[K_CLASS_BODY] || ty == K[K_FOR] ||
+        ty == K[K_FOR_IN] || ty == K[K_CATCH] || ty == K[K_SWITCH_BODY] || is_function_type(d, ty) ||
+        ty == K[K_INTERNAL_MODULE] || ty == K[K_MODULE])
       return p;
   }
   return 1;
@@ -1088,21 +1091,29 @@ static void renames (ag_astdiff *d) {
   for (size_t i = 0; i < na; i++) {
     act *u = &d->acts[i];
     if (u->kind != AG_ASTDIFF_UPDATE || gone[i]) continue;
-    uint32_t a = u->w;
+    uint32_t a = u->w, b = u->dst;
     int cls = idclass(d, x[a].type);
-    if (!cls || !declares(d, a)) continue;
-    uint32_t from = u->from, to = u->label, sc = scope_of(d, a);
+    if (!cls || !declares(d, T1, a) || !declares(d, T2, b)) continue;
+    /* checked on both trees, so that B->A finds the same renames: every
+    ** mapped `from` in the declaration's scope became `to`, and every
+    ** mapped `to` in the new declaration's scope was `from` */
+    uint32_t from = u->from, to = u->label, sc = scope_of(d, T1, a), sd = scope_of(d, T2, b);
     int ok = 1;
     for (uint32_t k = sc; k < sc + x[sc].size && ok; k++)
       if (idclass(d, x[k].type) == cls && x[k].label == from && d->m1[k] != NONE &&
           y[d->m1[k]].label != to)
+        ok = 0;
+    for (uint32_t k = sd; k < sd + y[sd].size && ok; k++)
+      if (idclass(d, y[k].type) == cls && y[k].label == to && d->m2[k] != NONE &&
+          x[d->m2[k]].label != from)
         ok = 0;
     if (!ok) continue;
     size_t first = d->nids;
     for (size_t j = 0; j < na; j++) {
       act *v = &d->acts[j];
       if (v->kind != AG_ASTDIFF_UPDATE || gone[j] || v->from != from || v->label != to ||
-          v->w < sc || v->w >= sc + x[sc].size || idclass(d, x[v->w].type) != cls)
+          v->w < sc || v->w >= sc + x[sc].size || v->dst < sd || v->dst >= sd + y[sd].size ||
+          idclass(d, x[v->w].type) != cls)
         continue;
       grow(d, (void **)&d->ids, &d->capids, d->nids + 1, sizeof(uint32_t));
       d->ids[d->nids++] = v->w;
