@@ -209,7 +209,7 @@ describe('aegis.ast.diff', function()
     end)
   end)
 
-  describe('synthetic truth (bench/astdiff/synth.lua, 120 pairs each)', function()
+  describe('synthetic truth (bench/astdiff/synth.lua, 120 pairs each, checked both ways)', function()
     local synth = dofile('bench/astdiff/synth.lua')
     local function rate(kind)
       local pass, n, misses = 0, 0, {}
@@ -219,6 +219,10 @@ describe('aegis.ast.diff', function()
         assert.is_string(b, 'no ' .. kind .. ' variant for seed ' .. seed)
         n = n + 1
         local d = diff(a, b)
+        local r = diff(b, a)
+        local c, rc = d.counts, r.counts
+        assert.same({ c.insert, c.delete, c.update, c.move, c.rename },
+          { rc.delete, rc.insert, rc.update, rc.move, rc.rename }, kind .. ' seed ' .. seed)
         local ok, why = synth.check(kind, d, truth)
         if ok then pass = pass + 1 else misses[#misses + 1] = seed .. ': ' .. why end
       end
