@@ -34,9 +34,13 @@ const TSLanguage *tree_sitter_tsx(void);
 
 #define NONE AG_ASTDIFF_NONE
 #define MIN_HEIGHT 2          /* top-down ignores leaves (GumTree's default) */
-#define WINDOW 4             /* ambiguous top-down groups: pairs tried per node */
+#define WINDOW 8              /* ambiguous top-down groups: pairs tried per node */
 #define LCS_CAP (1u << 20)    /* cells of an LCS table */
 #define DICE_MIN 0.5
+#define DICE_SAMPLE 1024      /* descendants a dice coefficient looks at */
+#define SCAN_MAX 1024         /* bottom-up: descendants scanned for candidates */
+#define WALK_MAX 64           /* bottom-up: ancestors walked up per descendant */
+#define CAND_MAX 16           /* bottom-up: candidates per node */
 
 /* ------------------------------------------------------------ structures */
 
@@ -76,7 +80,7 @@ typedef struct decl {
 
 /* Max-heap of node ids by height. */
 typedef struct heap { uint32_t *v; size_t n, cap; const tnode *nodes; } heap;
-typedef struct cand { uint32_t a, b; double dice, pos; } cand;
+typedef struct cand { uint32_t a, b, pa, pb; double dice, pos; } cand;
 
 typedef struct istr { const char *s; uint32_t len; uint64_t h; } istr;
 
@@ -497,17 +501,23 @@ static void mapsub (ag_astdiff *d, uint32_t a, uint32_t b) {
   for (uint32_t k = 0; k < T1->n[a].size; k++) map(d, a + k, b + k);
 }
 
+/* Dice coefficient of the descendants of a and b: 2 * (descendants of a
+** mapped into b) / (descendants of a + of b).  Over at most DICE_SAMPLE
+** descendants of a, evenly spaced (exact below that size), so that deep or
+** huge containers cost O(DICE_SAMPLE) each. */
 static double dice (const ag_astdiff *d, uint32_t a, uint32_t b) {
   const tnode *x = &T1->n[a], *y = &T2->n[b];
   uint32_t den = x->size - 1 + y->size - 1, c = 0;
   if (den == 0) return 0;
-  for (uint32_t i = a + 1; i < a + x->size; i++) {
+  uint32_t stride = (x->size - 1 + DICE_SAMPLE - 1) / DICE_SAMPLE;
+  if (stride == 0) stride = 1;
+  for (uint32_t i = a + 1; i < a + x->size; i += stride) {
     uint32_t m = d->m1[i];
     if (m != NONE && m > b && m < b + y->size) c++;
   }
-  return 2.0 * c / den;
+  double v = 2.0 * c * stride / den;
+  return v > 1 ? 1 : v;
 }
-
 
 static void hpush (ag_astdiff *d, heap *h, uint32_t id) {
   grow(d, (void **)&h->v, &h->cap, h->n + 1, sizeof(uint32_t));
@@ -547,6 +557,14 @@ static int cmp_cand (const void *p, const void *q) {
   const cand *x = (const cand *)p, *y = (const cand *)q;
   if (x->dice != y->dice) return x->dice > y->dice ? -1 : 1;
   if (x->pos != y->pos) return x->pos < y->pos ? -1 : 1;
+  if (x->a != y->a) return x->a < y->a ? -1 : 1;
+  return x->b < y->b ? -1 : x->b > y->b;
+}
+
+static int cmp_parents (const void *p, const void *q) {
+  const cand *x = (const cand *)p, *y = (const cand *)q;
+  if (x->pa != y->pa) return x->pa < y->pa ? -1 : 1;
+  if (x->pb != y->pb) return x->pb < y->pb ? -1 : 1;
   if (x->a != y->a) return x->a < y->a ? -1 : 1;
   return x->b < y->b ? -1 : x->b > y->b;
 }
@@ -599,7 +617,7 @@ static void topdown (ag_astdiff *d, heap *h1, heap *h2, cand **cands, size_t *ca
           for (size_t q = lo; q < hi; q++) {
             if (!iso(d, H1[i + p], H2[j + q], 1)) continue;
             grow(d, (void **)cands, capc, nc + 1, sizeof(cand));
-            (*cands)[nc++] = (cand){H1[i + p], H2[j + q], 0, 0};
+            (*cands)[nc++] = (cand){H1[i + p], H2[j + q], x[H1[i + p]].parent, y[H2[j + q]].parent, 0, 0};
             flag1[H1[i + p]] = 1;
             flag2[H2[j + q]] = 1;
           }
@@ -615,11 +633,14 @@ static void topdown (ag_astdiff *d, heap *h1, heap *h2, cand **cands, size_t *ca
       j = j2;
     }
   }
+  /* one dice per distinct pair of parents: many candidates share them */
+  if (nc > 1) qsort(*cands, nc, sizeof(cand), cmp_parents);
   for (size_t k = 0; k < nc; k++) {
     cand *c = &(*cands)[k];
     flag1[c->a] = 0;
     flag2[c->b] = 0;
-    c->dice = dice(d, x[c->a].parent, y[c->b].parent);
+    if (k > 0 && c->pa == c[-1].pa && c->pb == c[-1].pb) c->dice = c[-1].dice;
+    else c->dice = dice(d, c->pa, c->pb);
     double pa = (double)c->a / T1->nn, pb = (double)c->b / T2->nn;
     c->pos = pa > pb ? pa - pb : pb - pa;
   }
@@ -785,12 +806,18 @@ static void bottomup (ag_astdiff *d) {
     uint32_t best = NONE;
     double bd = -1;
     stamp++;
-    for (uint32_t i = t1 + 1; i < t1 + x[t1].size; i++) {
+    /* candidates: same-type unmapped ancestors of the partners of mapped
+    ** descendants, nearest first; scan, walk and count bounded so that a
+    ** deep tree costs O(nodes), not O(nodes x depth) */
+    uint32_t ncand = 0, end = x[t1].size > SCAN_MAX ? t1 + 1 + SCAN_MAX : t1 + x[t1].size;
+    for (uint32_t i = t1 + 1; i < end && ncand < CAND_MAX; i++) {
       if (d->m1[i] == NONE) continue;
-      for (uint32_t c = y[d->m1[i]].parent; c != NONE && c != 0 && d->s[0][c] != stamp;
-           c = y[c].parent) {
+      uint32_t steps = 0;
+      for (uint32_t c = y[d->m1[i]].parent; c != NONE && c != 0 && d->s[0][c] != stamp &&
+           steps < WALK_MAX && ncand < CAND_MAX; c = y[c].parent, steps++) {
         d->s[0][c] = stamp;
         if (d->m2[c] != NONE || y[c].type != x[t1].type) continue;
+        ncand++;
         double dc = dice(d, t1, c);
         if (dc > bd) { bd = dc; best = c; }
       }
@@ -1190,23 +1217,29 @@ static void adddecl (ag_astdiff *d, const char *kind, const char *change, uint32
   d->decls[d->ndecls++] = (decl){kind, change, src, dst, to};
 }
 
-/* Has node a an ancestor declaration that is unmapped? (side 0 or 1) */
-static int inside_unmapped_decl (const ag_astdiff *d, int side, uint32_t a) {
+/* Flags, in scratch slot `slot`, the nodes of a side that have an unmapped
+** declaration among their ancestors: one preorder pass. */
+static uint32_t *inside_unmapped (ag_astdiff *d, int side, int slot) {
   const tree *t = &d->t[side];
   const uint32_t *m = side ? d->m2 : d->m1;
-  for (uint32_t p = t->n[a].parent; p != NONE && p != 0; p = t->n[p].parent)
-    if (m[p] == NONE && decl_kind(d, t, p)) return 1;
-  return 0;
+  uint32_t *f = scratch(d, slot, t->nn);
+  f[0] = 0;
+  for (uint32_t i = 1; i < t->nn; i++) {
+    uint32_t p = t->n[i].parent;
+    f[i] = f[p] || (p != 0 && m[p] == NONE && decl_kind(d, t, p) != NULL);
+  }
+  return f;
 }
 
 static void summary (ag_astdiff *d) {
   const uint32_t *K = d->K;
+  const uint32_t *in1 = inside_unmapped(d, 0, 6), *in2 = inside_unmapped(d, 1, 7);
   for (uint32_t a = 1; a < T1->nn; a++) {
     const char *kind = decl_kind(d, T1, a);
     if (!kind) continue;
     uint32_t b = d->m1[a];
     if (b == NONE) {
-      if (!inside_unmapped_decl(d, 0, a)) adddecl(d, kind, "removed", a, NONE, 0);
+      if (!in1[a]) adddecl(d, kind, "removed", a, NONE, 0);
       continue;
     }
     if (!decl_kind(d, T2, b)) continue;
@@ -1229,7 +1262,7 @@ static void summary (ag_astdiff *d) {
   }
   for (uint32_t b = 1; b < T2->nn; b++) {
     const char *kind = decl_kind(d, T2, b);
-    if (kind && d->m2[b] == NONE && !inside_unmapped_decl(d, 1, b))
+    if (kind && d->m2[b] == NONE && !in2[b])
       adddecl(d, kind, "added", NONE, b, 0);
   }
 }
