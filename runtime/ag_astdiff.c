@@ -1109,50 +1109,127 @@ static uint32_t scope_of (const ag_astdiff *d, const tree *t, uint32_t a) {
   return 1;
 }
 
+typedef struct rcand { uint32_t act, sc, sd, cls; } rcand;
+
+static int cmp_rcand (const void *p, const void *q) {
+  const rcand *x = (const rcand *)p, *y = (const rcand *)q;
+  if (x->sc != y->sc) return x->sc < y->sc ? -1 : 1;
+  if (x->sd != y->sd) return x->sd < y->sd ? -1 : 1;
+  return x->act < y->act ? -1 : x->act > y->act;
+}
+
+static const act *g_sort_acts;  /* qsort has no context argument */
+static int cmp_upd (const void *p, const void *q) {
+  const act *x = &g_sort_acts[*(const uint32_t *)p], *y = &g_sort_acts[*(const uint32_t *)q];
+  if (x->from != y->from) return x->from < y->from ? -1 : 1;
+  if (x->label != y->label) return x->label < y->label ? -1 : 1;
+  return *(const uint32_t *)p < *(const uint32_t *)q ? -1 : 1;
+}
+
+static int cmp_u32 (const void *p, const void *q) {
+  uint32_t a = *(const uint32_t *)p, b = *(const uint32_t *)q;
+  return a < b ? -1 : a > b;
+}
+
+#define CONFLICT (NONE - 1)
+
+/* For every identifier of scope [s, s + size) of a side that has a partner:
+** tab[label * 4 + class] = the partner's label, or CONFLICT when they differ.
+** With undo = 1, resets those entries to NONE instead. */
+static void scope_table (const ag_astdiff *d, int side, uint32_t s, uint32_t *tab, int undo) {
+  const tree *t = &d->t[side], *o = &d->t[!side];
+  const uint32_t *m = side ? d->m2 : d->m1;
+  for (uint32_t k = s; k < s + t->n[s].size; k++) {
+    int c = idclass(d, t->n[k].type);
+    if (!c || m[k] == NONE) continue;
+    uint32_t key = t->n[k].label * 4 + (uint32_t)c, v = o->n[m[k]].label;
+    if (undo) tab[key] = NONE;
+    else if (tab[key] == NONE) tab[key] = v;
+    else if (tab[key] != v) tab[key] = CONFLICT;
+  }
+}
+
+/* Folds updates into renames: a declaring identifier updated from -> to,
+** when every mapped `from` of its kind in the declaration's scope became
+** `to` and every mapped `to` in the new declaration's scope was `from`
+** (both trees, so that B->A finds the same renames); the updates in both
+** scopes with the same from -> to become one action.  Scope checks are done
+** once per pair of scopes with per-label tables, folding through the
+** updates sorted by (from, to): O(scopes + updates log updates). */
 static void renames (ag_astdiff *d) {
   const tnode *x = T1->n, *y = T2->n;
-  size_t na = d->nacts;
+  size_t na = d->nacts, nc = 0, nu = 0, nok = 0;
+  rcand *rc = (rcand *)scratch(d, 2, 4 * na + 4);
+  uint32_t *upd = scratch(d, 3, na + 1);
+  for (size_t i = 0; i < na; i++) {
+    const act *u = &d->acts[i];
+    if (u->kind != AG_ASTDIFF_UPDATE) continue;
+    upd[nu++] = (uint32_t)i;
+    int cls = idclass(d, x[u->w].type);
+    if (!cls || !declares(d, T1, u->w) || !declares(d, T2, u->dst)) continue;
+    rc[nc++] = (rcand){(uint32_t)i, scope_of(d, T1, u->w), scope_of(d, T2, u->dst), (uint32_t)cls};
+  }
+  if (nc == 0) return;
+  if (nc > 1) qsort(rc, nc, sizeof *rc, cmp_rcand);
+  size_t tn = 4 * (size_t)d->nstr + 4;
+  uint32_t *tab1 = scratch(d, 6, tn), *tab2 = scratch(d, 7, tn);
+  memset(tab1, 0xff, tn * sizeof *tab1);
+  memset(tab2, 0xff, tn * sizeof *tab2);
+  uint32_t *ok = scratch(d, 4, nc + 1);
+  for (size_t g = 0; g < nc;) {
+    size_t e = g;
+    while (e < nc && rc[e].sc == rc[g].sc && rc[e].sd == rc[g].sd) e++;
+    scope_table(d, 0, rc[g].sc, tab1, 0);
+    scope_table(d, 1, rc[g].sd, tab2, 0);
+    for (size_t k = g; k < e; k++) {
+      const act *u = &d->acts[rc[k].act];
+      if (tab1[u->from * 4 + rc[k].cls] == u->label && tab2[u->label * 4 + rc[k].cls] == u->from)
+        ok[nok++] = (uint32_t)k;
+    }
+    scope_table(d, 0, rc[g].sc, tab1, 1);
+    scope_table(d, 1, rc[g].sd, tab2, 1);
+    g = e;
+  }
+  if (nok == 0) return;
+  g_sort_acts = d->acts;
+  if (nu > 1) qsort(upd, nu, sizeof *upd, cmp_upd);
   uint8_t *gone = d->gone = (uint8_t *)xrealloc(d, d->gone, na + 1);
   memset(gone, 0, na + 1);
+  /* order the accepted by their action index */
+  uint32_t *order = scratch(d, 5, 2 * nok + 2);
+  for (size_t k = 0; k < nok; k++) { order[2 * k] = rc[ok[k]].act; order[2 * k + 1] = ok[k]; }
+  qsort(order, nok, 2 * sizeof *order, cmp_u32);
   size_t nr = 0;
-  for (size_t i = 0; i < na; i++) {
-    act *u = &d->acts[i];
-    if (u->kind != AG_ASTDIFF_UPDATE || gone[i]) continue;
-    uint32_t a = u->w, b = u->dst;
-    int cls = idclass(d, x[a].type);
-    if (!cls || !declares(d, T1, a) || !declares(d, T2, b)) continue;
-    /* checked on both trees, so that B->A finds the same renames: every
-    ** mapped `from` in the declaration's scope became `to`, and every
-    ** mapped `to` in the new declaration's scope was `from` */
-    uint32_t from = u->from, to = u->label, sc = scope_of(d, T1, a), sd = scope_of(d, T2, b);
-    int ok = 1;
-    for (uint32_t k = sc; k < sc + x[sc].size && ok; k++)
-      if (idclass(d, x[k].type) == cls && x[k].label == from && d->m1[k] != NONE &&
-          y[d->m1[k]].label != to)
-        ok = 0;
-    for (uint32_t k = sd; k < sd + y[sd].size && ok; k++)
-      if (idclass(d, y[k].type) == cls && y[k].label == to && d->m2[k] != NONE &&
-          x[d->m2[k]].label != from)
-        ok = 0;
-    if (!ok) continue;
+  for (size_t k = 0; k < nok; k++) {
+    const rcand *r = &rc[order[2 * k + 1]];
+    if (gone[r->act]) continue;
+    uint32_t from = d->acts[r->act].from, to = d->acts[r->act].label;
+    /* the updates with this (from, to): binary search in upd */
+    size_t lo = 0, hi = nu;
+    while (lo < hi) {
+      size_t mid = (lo + hi) / 2;
+      const act *v = &d->acts[upd[mid]];
+      if (v->from < from || (v->from == from && v->label < to)) lo = mid + 1;
+      else hi = mid;
+    }
     size_t first = d->nids;
-    for (size_t j = 0; j < na; j++) {
-      act *v = &d->acts[j];
-      if (v->kind != AG_ASTDIFF_UPDATE || gone[j] || v->from != from || v->label != to ||
-          v->w < sc || v->w >= sc + x[sc].size || v->dst < sd || v->dst >= sd + y[sd].size ||
-          idclass(d, x[v->w].type) != cls)
+    for (size_t j = lo; j < nu; j++) {
+      const act *v = &d->acts[upd[j]];
+      if (v->from != from || v->label != to) break;
+      if (gone[upd[j]] || v->w < r->sc || v->w >= r->sc + x[r->sc].size || v->dst < r->sd ||
+          v->dst >= r->sd + y[r->sd].size || (uint32_t)idclass(d, x[v->w].type) != r->cls)
         continue;
       grow(d, (void **)&d->ids, &d->capids, d->nids + 1, sizeof(uint32_t));
       d->ids[d->nids++] = v->w;
-      gone[j] = 1;
+      gone[upd[j]] = 1;
     }
     /* the rename takes the place of the declaration's update */
-    u = &d->acts[i];
+    act *u = &d->acts[r->act];
     u->kind = AG_ASTDIFF_RENAME;
     u->ids = (uint32_t)first;
     u->nids = (uint32_t)(d->nids - first);
     u->n = u->nids;
-    gone[i] = 0;
+    gone[r->act] = 0;
     nr++;
   }
   if (nr) {
