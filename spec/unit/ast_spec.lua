@@ -193,6 +193,14 @@ describe('aegis.ast', function()
                                 'x = ' .. string.rep('[', depth) .. '1' .. string.rep(']', depth), { verify = true }))
       assert.is_true(d.verified)
       assert.equal(1, d.counts.insert)
+      -- a change in the middle of a deep chain (quadratic matching would hang here)
+      local half = 5000
+      local a = 'x = ' .. string.rep('f(1, ', 2 * half) .. '2' .. string.rep(')', 2 * half)
+      local b = 'x = ' .. string.rep('f(1, ', half) .. 'g(3, ' .. string.rep('f(1, ', half) .. '2'
+        .. string.rep(')', 2 * half + 1)
+      local c = assert(ast.diff(a, b, { verify = true }))
+      assert.is_true(c.verified)
+      assert.is_false(c.same)
     end)
 
     it('survive invalid UTF-8 and NUL bytes', function()
