@@ -188,33 +188,44 @@ static void pushdiag (lua_State *L, TSNode n, int missing, int treeidx) {
   lua_setfield(L, -2, "node");
 }
 
-/* tree:errors() -> {diag...} in source order; walks only the subtrees that
-** contain errors, with node functions (no cursor to leak if a push raises). */
-static int tree_errors (lua_State *L) {
-  LTree *t = checktree(L, 1);
-  TSNode root = ts_tree_root_node(t->t), n = root;
-  lua_newtable(L);
-  lua_Integer k = 0;
-  if (!ts_node_has_error(root)) return 1;
+/* Walks the subtrees that contain errors with a cursor (node siblings and
+** parents are unreliable around zero-width MISSING nodes in 0.20); stores
+** up to `cap` ERROR/MISSING nodes in out and returns how many there are. */
+static size_t collect_errors (TSNode root, TSNode *out, size_t cap) {
+  size_t k = 0;
+  TSTreeCursor c = ts_tree_cursor_new(root);
   for (;;) {
-    int missing = ts_node_is_missing(n);
-    if (missing || is_error(n)) {
-      luaL_checkstack(L, 4, NULL);
-      pushdiag(L, n, missing, 1);
-      lua_rawseti(L, -2, ++k);
+    TSNode n = ts_tree_cursor_current_node(&c);
+    int down = 0;
+    if (ts_node_is_missing(n) || is_error(n)) {
+      if (k < cap) out[k] = n;
+      k++;
     }
-    else if (ts_node_has_error(n) && ts_node_child_count(n) > 0) {
-      n = ts_node_child(n, 0);
-      continue;
-    }
-    for (;;) {  /* next sibling, else climb */
-      if (ts_node_eq(n, root)) return 1;
-      TSNode s = ts_node_next_sibling(n);
-      if (!ts_node_is_null(s)) { n = s; break; }
-      n = ts_node_parent(n);
-      if (ts_node_is_null(n)) return 1;
+    else if (ts_node_has_error(n)) down = ts_tree_cursor_goto_first_child(&c);
+    if (down) continue;
+    while (!ts_tree_cursor_goto_next_sibling(&c)) {
+      if (!ts_tree_cursor_goto_parent(&c)) { ts_tree_cursor_delete(&c); return k; }
     }
   }
+}
+
+/* tree:errors() -> {diag...} in source order.  Two walks: count, then fill
+** a userdata array, so no C memory is held while Lua may raise. */
+static int tree_errors (lua_State *L) {
+  LTree *t = checktree(L, 1);
+  TSNode root = ts_tree_root_node(t->t);
+  lua_newtable(L);
+  if (!ts_node_has_error(root)) return 1;
+  size_t n = collect_errors(root, NULL, 0);
+  TSNode *v = (TSNode *)lua_newuserdatauv(L, (n ? n : 1) * sizeof *v, 0);  /* [res, box] */
+  collect_errors(root, v, n);
+  for (size_t i = 0; i < n; i++) {
+    luaL_checkstack(L, 4, NULL);
+    pushdiag(L, v[i], ts_node_is_missing(v[i]), 1);
+    lua_rawseti(L, -3, (lua_Integer)i + 1);
+  }
+  lua_pop(L, 1);
+  return 1;
 }
 
 /* ---------------------------------------------------------------- nodes */
