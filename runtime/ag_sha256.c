@@ -74,7 +74,11 @@ int ag_sha256_file (const char *path, unsigned char digest[AG_SHA256_LEN],
                    ag_strerror(AG_ENOMEM));
     goto done;
   }
-  if ((rc = ag_sha256_open(&h, err)) != AG_OK) goto done;
+  char why[AG_ERRLEN];
+  if ((rc = ag_sha256_open(&h, why)) != AG_OK) {
+    ag_seterr(err, rc, "read '%s': %s", path, why);
+    goto done;
+  }
   for (;;) {
     ssize_t n = read(fd, buf, FILE_CHUNK);
     if (n == 0) break;

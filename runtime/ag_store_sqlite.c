@@ -432,9 +432,18 @@ int ag_store__sqlite_open (const char *path, const ag_store_opts *o,
   if (!memory) {
     if ((dir = dir_of(path)) == NULL) goto nomem;
     if (stat(dir, &st) != 0) {
-      if (errno == ENOENT && o->create_dir && mkdir(dir, 0700) == 0) made_dir = 1;
+      int e = errno;
+      if (e == ENOENT && o->create_dir) {
+        if (mkdir(dir, 0700) == 0) made_dir = 1;
+        else if ((e = errno) != EEXIST || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+          /* EEXIST and now a directory: another process made it first */
+          rc = ag_seterr(err, AG_EIO, "cannot create directory '%s': %s", dir, strerror(e));
+          goto done;
+        }
+      }
       else {
-        rc = ag_seterr(err, AG_EIO, "directory '%s' does not exist", dir);
+        rc = e == ENOENT ? ag_seterr(err, AG_EIO, "directory '%s' does not exist", dir)
+                         : ag_seterr(err, AG_EIO, "directory '%s': %s", dir, strerror(e));
         goto done;
       }
     }

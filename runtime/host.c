@@ -32,10 +32,17 @@ static void *l_alloc (void *ud, void *ptr, size_t osize, size_t nsize) {
   }
   if (nsize > osize) {
     size_t grow = nsize - osize;
-    if (a->fail_after >= 0 && a->fail_after-- == 0)
+    /* As ltests.c's countlimit: once the count runs out, every growth
+    ** fails, so Lua's emergency collection and retry fail too and the
+    ** memory error really reaches the code under test. */
+    if (a->fail_after >= 0) {
+      if (a->fail_after == 0) return NULL;
+      a->fail_after--;
+    }
+    if (a->limit != 0 && a->used + grow > a->limit) {
+      a->limit_hits++;  /* tells a budget stop from a real shortage */
       return NULL;
-    if (a->limit != 0 && a->used + grow > a->limit)
-      return NULL;
+    }
   }
   void *p = realloc(ptr, nsize);
   if (p == NULL) return NULL;
@@ -52,7 +59,12 @@ lua_State *ag_host_new (void) {
   ag_alloc *a = &the_alloc;
   memset(a, 0, sizeof *a);
   const char *fail = getenv("AEGIS_ALLOC_FAIL_AFTER");
-  a->fail_after = (fail != NULL && *fail != '\0') ? strtol(fail, NULL, 10) : -1;
+  char *end = NULL;
+  a->fail_after = -1;
+  if (fail != NULL && *fail != '\0') {  /* a test knob: ignore anything but a count */
+    long n = strtol(fail, &end, 10);
+    if (*end == '\0' && n >= 0) a->fail_after = n;
+  }
   lua_State *L = lua_newstate(l_alloc, a);
   if (L == NULL) return NULL;
   lua_setwarnf(L, NULL, NULL);
@@ -125,6 +137,8 @@ static int searcher_aegis (lua_State *L) {
       ** own chunk name, "@lua/aegis/..." */
       status = luaL_loadbufferx(L, e->data, e->len, path, "b");
     }
+    if (status == LUA_ERRMEM)  /* as it is: a handler can tell it apart */
+      return lua_error(L);
     if (status != LUA_OK)
       return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s",
                         name, path, lua_tostring(L, -1));

@@ -9,15 +9,18 @@
 
 /*
 ** The allocator's state, reachable from any binding via lua_getallocf.
-** `limit` caps `used` while sandboxed code runs (0: no cap); `fail_after`
-** makes the Nth allocation from now fail (AEGIS_ALLOC_FAIL_AFTER, after
-** ltests.c), to drive out-of-memory paths in tests.
+** `limit` caps `used` while sandboxed code runs (0: no cap).  `fail_after`
+** (AEGIS_ALLOC_FAIL_AFTER=n, read when the state is created) lets the first
+** n allocations that grow memory succeed and fails every one after them,
+** as ltests.c's countlimit does, to drive out-of-memory paths in tests: n
+** = 0 fails the state's very first allocation.  Frees always succeed.
 */
 typedef struct ag_alloc {
   size_t used;
   size_t peak;
   size_t limit;
-  long fail_after;   /* < 0: never */
+  size_t limit_hits; /* growths refused because of `limit`, ever */
+  long fail_after;   /* growths left before all fail; < 0: never */
 } ag_alloc;
 
 /* A C module compiled in: "aegis.core.hash" -> luaopen_aegis_core_hash. */

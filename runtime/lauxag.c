@@ -3,16 +3,31 @@
 */
 #define _POSIX_C_SOURCE 200809L
 #include <stdarg.h>
+#include <stdio.h>
 #include <time.h>
 
 #include "lauxag.h"
 
+/*
+** vsnprintf, not lua_pushvfstring: the prototype promises printf formats
+** (and the compiler checks them as such), while lua_pushfstring knows only
+** a few and raises on the others ("%zu", "%ld", "%.*s", widths), which
+** would turn a failure report into an unrelated error.  Two passes, with
+** no va_list open while the buffer allocation may raise.
+*/
 int agL_pushfail (lua_State *L, int status, const char *fmt, ...) {
   va_list ap;
+  luaL_Buffer b;
   luaL_pushfail(L);
   va_start(ap, fmt);
-  lua_pushvfstring(L, fmt, ap);
+  int n = vsnprintf(NULL, 0, fmt, ap);
   va_end(ap);
+  if (n < 0) n = 0;  /* an encoding error: an empty message beats none */
+  char *p = luaL_buffinitsize(L, &b, (size_t)n + 1);
+  va_start(ap, fmt);
+  vsnprintf(p, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  luaL_pushresultsize(&b, (size_t)n);
   lua_pushstring(L, ag_errcode(status));
   return 3;
 }

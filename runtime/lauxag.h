@@ -16,7 +16,8 @@
 /*
 ** Pushes the failure triple `nil, msg, code` and returns 3, so a binding
 ** can `return agL_pushfail(L, rc, "store: open '%s': %s", url, err);`.
-** `code` is ag_errcode(status).  Modelled on luaL_fileresult.
+** `code` is ag_errcode(status).  `fmt` is a C printf format (vsnprintf),
+** not a lua_pushfstring one.  Modelled on luaL_fileresult.
 */
 int agL_pushfail(lua_State *L, int status, const char *fmt, ...)
 #if defined(__GNUC__)

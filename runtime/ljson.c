@@ -503,9 +503,7 @@ static size_t emptyarray (const unsigned char *s, size_t n, size_t i) {
 
 /* nil, "json: <what> at character <i + 1>", "parse" */
 static int prepfail (lua_State *L, const char *what, size_t i) {
-  char pos[24];
-  snprintf(pos, sizeof pos, "%zu", i + 1);
-  return agL_pushfail(L, AG_EPARSE, "json: %s at character %s", what, pos);
+  return agL_pushfail(L, AG_EPARSE, "json: %s at character %zu", what, i + 1);
 }
 
 /*
@@ -575,10 +573,12 @@ static int issentinel (lua_State *L, int idx) {
 ** Fixes the decoded value on top of the stack, replacing it when needed:
 ** integral floats within +-2^53 become integers (cjson makes every number
 ** a float), arrays get the array metatable, sentinel arrays become empty.
-** Returns 0, or -1 for a number out of the double range (cjson gives inf).
-** cjson's depth limit bounds the recursion.
+** Returns 0, -1 for a number out of the double range (cjson gives inf),
+** or -2 past MAXDEPTH levels: cjson's own limit already stops that for
+** decoded text, but finish() takes any value, and a cyclic or very deep
+** table would otherwise overflow the C stack.
 */
-static int fixup (lua_State *L) {
+static int fixup (lua_State *L, int depth) {
   int t = lua_gettop(L);
   switch (lua_type(L, t)) {
     case LUA_TNUMBER: {
@@ -592,6 +592,7 @@ static int fixup (lua_State *L) {
       return 0;
     }
     case LUA_TTABLE:
+      if (depth > MAXDEPTH) return -2;
       luaL_checkstack(L, 4, "json: nesting too deep");
       if (lua_rawgeti(L, t, 1) != LUA_TNIL) {  /* arrays: cjson gives objects string keys */
         int sentinel = issentinel(L, -1);
@@ -603,8 +604,9 @@ static int fixup (lua_State *L) {
         }
         else {
           for (lua_Integer i = 1; i <= n; i++) {
+            int rc;
             lua_rawgeti(L, t, i);
-            if (fixup(L) != 0) return -1;
+            if ((rc = fixup(L, depth + 1)) != 0) return rc;
             lua_rawseti(L, t, i);
           }
         }
@@ -615,7 +617,8 @@ static int fixup (lua_State *L) {
         lua_pop(L, 1);
         lua_pushnil(L);
         while (lua_next(L, t)) {  /* [t, key, value] */
-          if (fixup(L) != 0) return -1;
+          int rc = fixup(L, depth + 1);
+          if (rc != 0) return rc;
           lua_pushvalue(L, -2);  /* [t, key, value', key] */
           lua_insert(L, -2);     /* [t, key, key, value'] */
           lua_rawset(L, t);      /* changing an existing field is allowed */
@@ -631,9 +634,11 @@ static int fixup (lua_State *L) {
 static int json_finish (lua_State *L) {
   luaL_checkany(L, 1);
   lua_settop(L, 1);
-  if (fixup(L) != 0)
-    return agL_pushfail(L, AG_EPARSE, "json: number out of range");
-  return 1;
+  switch (fixup(L, 1)) {
+    case 0: return 1;
+    case -1: return agL_pushfail(L, AG_EPARSE, "json: number out of range");
+    default: return agL_pushfail(L, AG_EPARSE, "json: nesting deeper than %d levels", MAXDEPTH);
+  }
 }
 
 /* }====================================================== */

@@ -60,6 +60,8 @@ typedef struct run {
   int tripped;             /* TRIP_*: once set, every instruction raises */
   lua_Integer trip_limit;  /* the limit that ran out (maybe an enclosing run's) */
   double trip_seconds;     /* the deadline's seconds, likewise */
+  lua_Integer memory;      /* bytes, as given; 0: no cap of its own */
+  size_t cap;              /* the allocator limit this run set; 0: none */
   const char *source;      /* the chunk's source ("@x.lua"), to find its frames */
   char where[LUA_IDSIZE + 24];  /* "x.lua:3:" where the budget ran out */
   struct run *prev;        /* enclosing run, for nested calls */
@@ -259,6 +261,7 @@ static int sandbox_call (lua_State *L) {
   memset(&r, 0, sizeof r);
   r.limit = limit;
   r.seconds = seconds;
+  r.memory = memory;
   r.deadline = seconds > 0 ? agL_monotonic() + seconds : 0;
   r.source = source;
   r.prev = current;
@@ -267,8 +270,9 @@ static int sandbox_call (lua_State *L) {
   if (memory > 0) {
     size_t cap = a->used + (size_t)memory;
     if (cap < a->used) cap = (size_t)-1;         /* overflow: no cap */
-    if (oldlimit == 0 || cap < oldlimit) a->limit = cap;
+    if (oldlimit == 0 || cap < oldlimit) a->limit = r.cap = cap;
   }
+  size_t inforce = a->limit, hits = a->limit_hits;
   /* no limit anywhere in the chain: no hook, so no per-instruction cost */
   int hooked = 0;
   for (run *p = &r; p != NULL; p = p->prev)
@@ -306,12 +310,19 @@ static int sandbox_call (lua_State *L) {
     return 5;
   }
   /* a memory error that crossed a coroutine boundary arrives as a runtime
-  ** error with Lua's fixed message (lua_error cannot keep LUA_ERRMEM) */
-  if (status == LUA_ERRMEM || (memory > 0 && endswith(L, 6, "not enough memory"))) {
+  ** error with Lua's fixed message (lua_error cannot keep LUA_ERRMEM).
+  ** Only a refusal by the limit is a budget stop, and the budget to name
+  ** is the one whose limit was in force: an enclosing run's may be the
+  ** tighter one.  Anything else is the machine running out. */
+  int capped = a->limit_hits != hits;
+  if (status == LUA_ERRMEM || ((memory > 0 || capped) && endswith(L, 6, "not enough memory"))) {
+    const run *owner = NULL;
+    for (const run *p = &r; capped && p != NULL && owner == NULL; p = p->prev)
+      if (p->cap != 0 && p->cap == inforce) owner = p;
     lua_pushliteral(L, "memory");
-    if (memory > 0)
+    if (owner != NULL)
       lua_pushfstring(L, "sandbox: memory budget exceeded (%s MiB)",
-                      fmtnum(num, sizeof num, (double)memory / (1024.0 * 1024.0)));
+                      fmtnum(num, sizeof num, (double)owner->memory / (1024.0 * 1024.0)));
     else
       lua_pushliteral(L, "sandbox: not enough memory");
     lua_pushnil(L);

@@ -144,7 +144,7 @@ static int store_redact (lua_State *L) {
 
 static int blob_tostring (lua_State *L) {
   lua_rawgeti(L, 1, 1);
-  lua_pushfstring(L, STORE_BLOB " (%d bytes)", (int)luaL_len(L, -1));
+  lua_pushfstring(L, STORE_BLOB " (%I bytes)", (LUAI_UACINT)luaL_len(L, -1));
   return 1;
 }
 

@@ -31,7 +31,7 @@ int main (int argc, char **argv) {
   args a = {argc, argv, 1};
   lua_State *L = ag_host_new();
   if (L == NULL) {
-    fputs("aegis-run: cannot create the Lua state: not enough memory\n", stderr);
+    fputs("aegis-run: not enough memory\n", stderr);  /* the state itself */
     return 1;
   }
   lua_pushcfunction(L, pmain);

@@ -15,8 +15,8 @@
 --- the sandbox with a small budget and no `aegis` table. Keys are checked
 --- strictly, so a typo is an error; a module adding a section declares it
 --- with `config.declare`.
-local core = require('aegis.core.sandbox')
 local errors = require('aegis.errors')
+local fs = require('aegis.fs')
 local runtime = require('aegis.runtime')
 local sandbox = require('aegis.sandbox')
 
@@ -132,9 +132,7 @@ if package.loaded['aegis.schema'] then ensure() end
 -- {====================================================== finding the file
 
 local function exists(path)
-  local f = io.open(path, 'rb')
-  if f then f:close() return true end
-  return false
+  return fs.exists(path) == true
 end
 
 local function parent(dir)
@@ -159,7 +157,7 @@ function M.find(dir)
   if d == nil then
     if exists(M.FILE) then return M.FILE end
     if exists('.git') then return nil end
-    d = core.getcwd()
+    d = fs.cwd()
     if d == nil then return nil end
     d = parent(d)
   else
@@ -229,6 +227,30 @@ end
 
 local current, current_path
 
+-- Sections that modules outside the foundation declare, by the module that
+-- declares them: a config that uses one loads that module first, so its
+-- key is known without loading every module at start-up.
+local declared_by = {
+  tools = 'aegis.trace',
+  providers = 'aegis.provider',
+  prices = 'aegis.provider',
+}
+
+-- Loads the modules that declare the sections `t` uses and are not known yet.
+local function declare_used(t)
+  for key in pairs(t) do
+    local mod = declared_by[key]
+    if mod and (sections == nil or sections[key] == nil) then
+      local ok, err = pcall(require, mod)
+      if not ok then
+        -- a module this build lacks leaves the key unknown; a broken one is a bug
+        if not tostring(err):find("module '" .. mod .. "' not found", 1, true) then error(err, 0) end
+        declared_by[key] = nil
+      end
+    end
+  end
+end
+
 --- Validates a config table (what aegis.config.lua returns) and fills the
 --- defaults. `name` is the file, for the message.
 ---@param t any
@@ -241,6 +263,7 @@ function M.validate(t, name)
     return nil, errors.new('config', where .. 'must return a table, got ' .. type(t))
   end
   local cfg
+  declare_used(t)
   if next(t) == nil and sections == nil then
     cfg = defaults()
   else
@@ -271,16 +294,8 @@ function M.load(opts)
   if path == nil then path = M.find(opts.dir) end
   local t = {}
   if path ~= nil then
-    local f, err = io.open(path, 'rb')
-    local src
-    if f then
-      src, err = f:read('a')
-      f:close()
-    end
-    if src == nil then
-      err = tostring(err):gsub('^' .. path:gsub('%p', '%%%0') .. ': ', '')
-      errors.config("config '%s': cannot read: %s", path, err)
-    end
+    local src, reason = fs.read(path)
+    if src == nil then errors.config("config '%s': cannot read: %s", path, reason) end
     local env = sandbox.env({ aegis = false, runtime = runtime.new({ mode = 'record' }) })
     local ok, res = sandbox.run({ source = src, name = path, env = env, budget = sandbox.defaults.config })
     if not ok then

@@ -5,10 +5,11 @@
 --- pays only for what a script touches.
 local M = { version = '0.1.0' }
 
--- Public modules a script may reach through `aegis.<name>`.
+-- Public modules, reached through `aegis.<name>`. Scripts see them through
+-- aegis.sandbox, which hides what touches files or the journal directly.
 local public = {
-  clock = true, config = true, errors = true, hash = true, json = true,
-  path = true, runtime = true, schema = true, store = true, uuid = true,
+  artifact = true, clock = true, config = true, errors = true, fs = true, hash = true, json = true,
+  path = true, runtime = true, schema = true, store = true, trace = true, uuid = true,
 }
 
 return setmetatable(M, {

@@ -68,9 +68,12 @@ function M.decode(s)
   if not text then return nil, err, code end
   local ok, v = pcall(decoder.decode, text)
   if not ok then
+    -- running out of memory is not a parse error: let it propagate
+    if v == 'not enough memory' then error(v, 0) end
     if text ~= s then -- the rewritten text shifts positions: ask about the original
-      local _, msg = pcall(decoder.decode, s)
-      v = msg
+      local ok2, msg = pcall(decoder.decode, s)
+      if msg == 'not enough memory' then error(msg, 0) end
+      if not ok2 then v = msg end
     end
     return nil, 'json: ' .. tostring(v):gsub('^%u', string.lower), 'parse'
   end

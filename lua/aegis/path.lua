@@ -6,16 +6,15 @@
 --- rulepack `x` is `rulepacks/x.lua`, else `rulepacks/x/init.lua`; the first
 --- found wins, so a team can shadow a built-in by dropping a file on the path.
 ---
---- This module runs in the trusted host (it reads files with `io.open`); the
+--- This module runs in the trusted host (it reads files with `aegis.fs`); the
 --- sandbox loads what it returns.
+local fs = require('aegis.fs')
 local host = require('aegis.core.host')
 
 local M = {}
 
 --- The kinds of script found on the path.
 M.KINDS = { providers = 'provider', rulepacks = 'rulepack', pipelines = 'pipeline' }
-
-local ENOENT, ENOTDIR = 2, 20
 
 ---@class aegis.path.Found
 ---@field source string The file's text
@@ -60,17 +59,13 @@ local function join(dir, rel)
   return (dir:sub(-1) == '/' and dir or dir .. '/') .. rel
 end
 
--- Reads a file: its text, or nil when it is absent, or false and a message.
+-- Reads a file: its text, or nil when nothing is there (not even a
+-- directory on the way), or false and the reason.
 local function read(file)
-  local f, err, errno = io.open(file, 'rb')
-  if f == nil then
-    if errno == ENOENT or errno == ENOTDIR then return nil end
-    return false, (err:gsub('^.-: ', ''))
-  end
-  local data, rerr = f:read('a')
-  f:close()
-  if data == nil then return false, tostring(rerr) end
-  return data
+  local data, reason = fs.read(file)
+  if data then return data end
+  if fs.exists(file) == false then return nil end
+  return false, reason
 end
 
 --- Finds a provider, rulepack or pipeline by name: the first of
@@ -113,21 +108,20 @@ function M.find(kind, name, aegis_path)
     'not_found'
 end
 
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
--- Names under one directory `<dir>/<kind>`: `x.lua` and `x/init.lua` files.
+-- Names under one directory `<dir>/<kind>`: `x.lua` and `x/init.lua`
+-- files, links followed (a dangling link or a loop is skipped).
 local function names_in(base, add)
-  local p = io.popen('find -L ' .. shell_quote(base) .. ' -mindepth 1 -maxdepth 2 -type f -name '
-    .. "'*.lua' 2>/dev/null")
-  if p == nil then return end
-  local prefix = #base + 2
-  for line in p:lines() do
-    local rel = line:sub(prefix)
-    add(rel:match('^([^/]+)%.lua$') or rel:match('^([^/]+)/init%.lua$'))
+  local entries = fs.list(base)
+  if entries == nil then return end
+  for _, e in ipairs(entries) do
+    local st = fs.stat(base .. '/' .. e)
+    if st and st.type == 'file' then
+      add(e:match('^(.+)%.lua$'))
+    elseif st and st.type == 'directory' then
+      local init = fs.stat(base .. '/' .. e .. '/init.lua')
+      if init and init.type == 'file' then add(e) end
+    end
   end
-  p:close()
 end
 
 --- Names of everything `find(kind, ...)` can find: in the directories of

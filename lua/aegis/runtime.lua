@@ -74,6 +74,18 @@ local function input(self, kind, key, read)
   return e.value
 end
 
+--- Journals one input that a module reads for the run: `read()` is called
+--- and its result journaled under (kind, key) when recording; when
+--- replaying, the journaled value is returned after checking kind and key,
+--- and `read` is not called. The value must be JSON-able (it is persisted).
+---@param kind string What kind of input ('tool', 'file', ...)
+---@param key string Identifies the input within its kind (e.g. a hash of the request)
+---@param read fun(): any Reads the input live
+---@return any value
+function Runtime:record(kind, key, read)
+  return input(self, kind, key, read)
+end
+
 --- Options of `runtime.new`.
 ---@class aegis.runtime.Opts
 ---@field mode? 'record'|'replay' Default 'record'

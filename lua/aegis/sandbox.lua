@@ -60,17 +60,27 @@ end
 
 -- A deep read-only view: tables read through it come back as read-only
 -- views too (memoised in `cache`, one per environment), so no path from
--- `aegis` reaches a mutable host table. Keys in `hide` read as nil.
-local function deep_proxy(real, name, cache, hide)
+-- `aegis` reaches a mutable host table. Keys that `hide` maps to true read
+-- as nil; a key it maps to a table hides those keys one level down. A key in
+-- `bound` reads as the view of `bound[k]()` instead (made on first read).
+local function deep_proxy(real, name, cache, hide, bound)
   local p = cache[real]
   if p then return p end
   local function wrap(k, v)
-    if type(v) == 'table' then return deep_proxy(v, name .. '.' .. tostring(k), cache) end
+    if type(v) == 'table' then
+      local below = hide and hide[k]
+      return deep_proxy(v, name .. '.' .. tostring(k), cache, type(below) == 'table' and below or nil)
+    end
     return v
   end
   p = setmetatable({}, {
     __index = function(_, k)
-      if hide and hide[k] then return nil end
+      if hide and hide[k] == true then return nil end
+      if bound and bound[k] then
+        local v = bound[k]()
+        bound[k] = function() return v end
+        return wrap(k, v)
+      end
       return wrap(k, real[k])
     end,
     __newindex = readonly_error(name),
@@ -78,7 +88,7 @@ local function deep_proxy(real, name, cache, hide)
     __pairs = function()
       local function iter(_, k)
         local nk, nv = next(real, k)
-        while nk ~= nil and hide and hide[nk] do nk, nv = next(real, nk) end
+        while nk ~= nil and hide and hide[nk] == true do nk, nv = next(real, nk) end
         if nk == nil then return nil end
         return nk, wrap(nk, nv)
       end
@@ -202,10 +212,17 @@ local function sb_wrap(f)
   end
 end
 
--- Modules of `aegis` scripts do not see. A script's clock, randomness and
+-- What scripts do not see of `aegis`. A script's clock, randomness and
 -- environment already go through its run's runtime (os, math); one it made
 -- itself would read variables around the allow-list and outside the journal.
-local hidden_modules = { runtime = true }
+-- Files are inputs too (DESIGN.md §7): `fs`, `path`, `config` and
+-- `hash.sha256_file` would read them outside the journal, `schema.export`
+-- writes them. `true` hides a module; a table hides those of its functions.
+local hidden_modules = {
+  config = true, fs = true, path = true, runtime = true,
+  hash = { sha256_file = true },
+  schema = { export = true },
+}
 
 --- Options of `sandbox.env`.
 ---@class aegis.sandbox.EnvOpts
@@ -259,7 +276,9 @@ function M.env(opts)
     getenv = function(name) return rt:getenv(name) end,
   }, 'os')
   if opts.aegis ~= false then
-    base.aegis = deep_proxy(require('aegis'), 'aegis', setmetatable({}, { __mode = 'k' }), hidden_modules)
+    -- tools run through the script's journal, so a replay never runs them
+    local bound = { trace = function() return require('aegis.trace').bind(rt) end }
+    base.aegis = deep_proxy(require('aegis'), 'aegis', setmetatable({}, { __mode = 'k' }), hidden_modules, bound)
   end
 
   local env = {}

@@ -15,6 +15,7 @@
 --- a default was filled or an integral float became an integer. The happy path
 --- builds no strings: paths and messages are made only for issues.
 local errors = require('aegis.errors')
+local fs = require('aegis.fs')
 local json = require('aegis.json')
 
 local M = {}
@@ -1060,16 +1061,12 @@ function M.names()
   return t
 end
 
--- Whether a path exists: opening it (a directory opens too) fails with
--- ENOENT only when it does not.
+-- Whether anything may be at a path: only a plain "nothing there" from
+-- stat (ENOENT) says no, so a path under a regular file counts as present
+-- and fails later, on the write, with "not a directory".
 local function exists(p)
-  local f, _, errno = io.open(p, 'rb')
-  if f then f:close() return true end
-  return errno ~= 2
-end
-
-local function shell_quote(str)
-  return "'" .. str:gsub("'", "'\\''") .. "'"
+  local st, err = fs.stat(p)
+  return st ~= nil or err ~= nil
 end
 
 --- Writes `<dir>/<name>.schema.json` for every registered data model
@@ -1087,7 +1084,8 @@ function M.export(dir)
     if not exists(parent) then
       return nil, ("schema: export '%s': parent directory '%s' does not exist"):format(dir, parent), 'io'
     end
-    if not os.execute('mkdir -- ' .. shell_quote(dir) .. ' 2>/dev/null') then
+    -- 0777 less the umask, as mkdir(1) made it before aegis.fs
+    if not fs.mkdir(dir, { mode = tonumber('777', 8) }) then
       return nil, ("schema: export '%s': cannot create the directory"):format(dir), 'io'
     end
   end
@@ -1097,14 +1095,9 @@ function M.export(dir)
   for _, name in ipairs(M.names()) do
     local file = (base == '/' and '' or base) .. '/' .. name .. '.schema.json'
     local text = json.encode(registry[name]:json_schema(registry[name].name or name), { indent = 2 })
-    local f, err = io.open(file, 'wb')
-    if not f then
-      return nil, ("schema: export '%s': %s"):format(file, (err:gsub('^.-: ', ''):gsub('^%u', string.lower))), 'io'
-    end
-    local ok, werr = f:write(text, '\n')
-    f:close()
+    local ok, reason = fs.write(file, text .. '\n')
     if not ok then
-      return nil, ("schema: export '%s': %s"):format(file, tostring(werr):gsub('^%u', string.lower)), 'io'
+      return nil, ("schema: export '%s': %s"):format(file, (reason:gsub('^%u', string.lower))), 'io'
     end
     files[#files + 1] = file
   end

@@ -5,6 +5,7 @@
 --- randomness and environment reads journaled by a record-mode runtime.
 local config = require('aegis.config')
 local errors = require('aegis.errors')
+local fs = require('aegis.fs')
 local runtime = require('aegis.runtime')
 local sandbox = require('aegis.sandbox')
 
@@ -22,16 +23,8 @@ local MiB = 1024 * 1024
 -- blanked so line numbers stay right. A script that cannot be read is a
 -- usage mistake (exit 2).
 local function read_script(path)
-  local f, err = io.open(path, 'rb')
-  local src
-  if f then
-    src, err = f:read('a')
-    f:close()
-  end
-  if src == nil then
-    err = tostring(err):gsub('^' .. path:gsub('%p', '%%%0') .. ': ', '')
-    errors.usage("cannot open script '%s': %s", path, err)
-  end
+  local src, reason = fs.read(path)
+  if src == nil then errors.usage("cannot open script '%s': %s", path, reason) end
   if src:sub(1, 1) == '#' then src = src:gsub('^[^\n]*', '', 1) end
   return src
 end

@@ -139,19 +139,21 @@ function Db:tx(fn, opts)
   checktype(opts, 2, 'tx', 'table', true)
   local key = opts and opts.lock
   if key ~= nil and type(key) ~= 'string' then argerror(2, 'tx', "option 'lock' must be a string") end
-  local level, msg, code = self:_begin(key)
+  -- Set while our transaction is open. The guard rolls it back on every way
+  -- out but a commit, a memory error between two lines included.
+  local level
+  local guard <close> = setmetatable({}, { __close = function()  -- luacheck: ignore guard
+    if level then pcall(self._rollback, self, level) end  -- a closed store needs no rollback
+  end })
+  local msg, code
+  level, msg, code = self:_begin(key)
   if not level then return nil, msg, code end
   local r = table.pack(pcall(fn, self))
-  if not r[1] then
-    pcall(self._rollback, self, level)  -- a closed store needs no rollback
-    error(r[2], 0)
-  end
-  if r[2] == nil and r[3] ~= nil then
-    pcall(self._rollback, self, level)
-    return nil, r[3], r[4]
-  end
+  if not r[1] then error(r[2], 0) end
+  if r[2] == nil and r[3] ~= nil then return nil, r[3], r[4] end
   local ok, cmsg, ccode = self:_commit(level)
-  if not ok then return nil, cmsg, ccode end
+  if not ok then return nil, cmsg, ccode end  -- the guard rolls back what is left
+  level = nil
   return table.unpack(r, 2, r.n)
 end
 

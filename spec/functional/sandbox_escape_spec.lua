@@ -172,3 +172,27 @@ describe('sandbox escapes', function()
     end)
   end)
 end)
+
+describe('the aegis table scripts see', function()
+  local cases = {
+    { 'aegis.config', 'config is the host\'s own' },
+    { 'aegis.path', 'path reads files outside the journal' },
+    { 'aegis.hash.sha256_file', 'hashing a file reads it outside the journal' },
+    { 'aegis.schema.export', 'export writes files' },
+    { 'aegis.fs', 'fs reads and writes files' },
+    { 'aegis.runtime', 'a second runtime would bypass the journal' },
+  }
+  for _, c in ipairs(cases) do
+    it('has no ' .. c[1] .. ' (' .. c[2] .. ')', function()
+      local r = h.run({ '-e', 'print(' .. c[1] .. ' == nil)' })
+      assert.equal(0, r.code, r.stderr)
+      assert.equal('true\n', r.stdout)
+    end)
+  end
+
+  it('keeps the rest of those modules', function()
+    local r = h.run({ '-e', "print(aegis.hash.sha256('abc'):sub(1, 8), type(aegis.schema.object))" })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal('ba7816bf\tfunction\n', r.stdout)
+  end)
+end)

@@ -119,7 +119,7 @@ describe('aegis-run schema', function()
     end)
 
     it('skips a model module that is not there and still exports the rest', function()
-      local modules = cmd.modules
+      local modules = require('aegis.modules').owners
       local n = #modules
       modules[n + 1] = 'aegis.spec_missing_module'
       local ok, err = pcall(cmd.run, { 'export', h.tmpdir() }, sink())
@@ -128,7 +128,7 @@ describe('aegis-run schema', function()
     end)
 
     it('lets a model module that fails to load raise', function()
-      local modules = cmd.modules
+      local modules = require('aegis.modules').owners
       local n = #modules
       modules[n + 1] = 'spec_broken_module'
       package.preload.spec_broken_module = function() error('spec: broken module', 0) end

@@ -151,9 +151,11 @@ describe('aegis-run SCRIPT', function()
 
     it('lets $AEGIS_STORE override store', function()
       local dir = project({}, 'return { store = "sqlite:file.db" }')
-      local r = run({ '-e', 'print(aegis.config.get().store)' }, { cwd = dir })
+      -- scripts do not see aegis.config; the store they open shows which URL won
+      local show = 'print(assert(aegis.store.open()).url)'
+      local r = run({ '-e', show }, { cwd = dir })
       assert.equal('sqlite:file.db\n', r.stdout)
-      r = run({ '-e', 'print(aegis.config.get().store)' }, { cwd = dir, env = { AEGIS_STORE = 'sqlite:env.db' } })
+      r = run({ '-e', show }, { cwd = dir, env = { AEGIS_STORE = 'sqlite:env.db' } })
       assert.equal('sqlite:env.db\n', r.stdout)
     end)
 

@@ -51,9 +51,16 @@ describe('aegis-run store', function()
 
       it('migrate says what it did', function()
         if not h.needs(b) then return end
-        local r = h.run({ 'store', 'migrate', '--store', b.url })
+        local url = b.name == 'sqlite' and 'sqlite:' .. h.tmpdir() .. '/m.db' or b.url
+        local r = h.run({ 'store', 'migrate', '--store', url })
         assert.equal(0, r.code, r.stderr)
-        assert.equal('store: no migrations registered, nothing to do\n', r.stdout)
+        -- every module that owns tables (aegis.modules) brings them forward
+        -- (the PostgreSQL server is shared by the run: other specs may have been first)
+        assert.matches('^artifact: ', r.stdout)
+        assert.matches('\ntrace: ', r.stdout)
+        r = h.run({ 'store', 'migrate', '--store', url })
+        assert.equal(0, r.code, r.stderr)
+        assert.matches('^artifact: at version %d+, nothing to do\n', r.stdout)
       end)
     end)
   end

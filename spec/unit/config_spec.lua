@@ -151,8 +151,13 @@ describe('aegis.config', function()
     it('refuses an unknown top-level key, naming it', function()
       local dir = project()
       h.write(dir .. '/aegis.config.lua', 'return { stroe = "sqlite:x.db" }')
-      assert.equal(("config '%s/aegis.config.lua': stroe: unknown key (known keys: env_allow, paths, sandbox, store)")
-        :format(dir), load_error({ dir = dir }))
+      -- modules loaded earlier in this process may have declared more sections
+      local msg = load_error({ dir = dir })
+      assert.equal(("config '%s/aegis.config.lua': stroe: unknown key (known keys: "):format(dir),
+        msg:sub(1, #dir + 60))
+      for _, k in ipairs({ 'env_allow', 'paths', 'sandbox', 'store' }) do
+        assert.truthy(msg:match('known keys: [^)]*%f[%w_]' .. k .. '%f[^%w_]'), k)
+      end
     end)
 
     it('refuses an unknown nested key', function()

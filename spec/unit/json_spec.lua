@@ -350,3 +350,33 @@ describe('aegis.json', function()
     end)
   end)
 end)
+
+describe('aegis.core.json finish', function()
+  local core = require('aegis.core.json')
+
+  -- finish() takes any value, not only cjson's: it used to recurse
+  -- without a bound and overflow the C stack (a segfault) on these
+  it('refuses a cyclic table instead of recursing forever', function()
+    local t = {}
+    t[1] = t
+    local v, err, code = core.finish(t)
+    assert.is_nil(v)
+    assert.equal('json: nesting deeper than 1000 levels', err)
+    assert.equal('parse', code)
+    local o = {}
+    o.self = o
+    assert.equal('json: nesting deeper than 1000 levels', select(2, core.finish(o)))
+  end)
+
+  it('takes 1000 levels and refuses 1001', function()
+    local function nest(n)
+      local t = { 1.0 }
+      for _ = 2, n do t = { t } end
+      return t
+    end
+    local v = assert(core.finish(nest(1000)))
+    for _ = 1, 999 do v = v[1] end
+    assert.equal('integer', math.type(v[1]))
+    assert.same({ nil, 'json: nesting deeper than 1000 levels', 'parse' }, { core.finish(nest(1001)) })
+  end)
+end)

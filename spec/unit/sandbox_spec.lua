@@ -424,3 +424,36 @@ describe('aegis.sandbox', function()
     end)
   end)
 end)
+
+describe('aegis.core.sandbox call', function()
+  local core = require('aegis.core.sandbox')
+  local bomb = function()
+    local t = {}
+    while true do t[#t + 1] = ('x'):rep(1000) .. #t end
+  end
+
+  -- the message used to name the inner run's budget whatever limit stopped it
+  it('names the budget whose limit stopped the run', function()
+    local r = table.pack(core.call(0, 0, 2 * MiB, '@outer', function()
+      return core.call(0, 0, 100 * MiB, '@inner', bomb)
+    end))
+    assert.same({ true, false, 'memory', 'sandbox: memory budget exceeded (2 MiB)' },
+      { r[1], r[2], r[3], r[4] })
+    r = table.pack(core.call(0, 0, 100 * MiB, '@outer', function()
+      return core.call(0, 0, 2 * MiB, '@inner', bomb)
+    end))
+    assert.same({ true, false, 'memory', 'sandbox: memory budget exceeded (2 MiB)' },
+      { r[1], r[2], r[3], r[4] })
+    r = table.pack(core.call(0, 0, 2 * MiB, '@outer', function()
+      return core.call(0, 0, 0, '@inner', bomb)  -- no cap of its own
+    end))
+    assert.same({ true, false, 'memory', 'sandbox: memory budget exceeded (2 MiB)' },
+      { r[1], r[2], r[3], r[4] })
+    -- the same, the error arriving through a coroutine as a plain runtime error
+    r = table.pack(core.call(0, 0, 2 * MiB, '@outer', function()
+      return core.call(0, 0, 0, '@inner', function() coroutine.wrap(bomb)() end)
+    end))
+    assert.same({ true, false, 'memory', 'sandbox: memory budget exceeded (2 MiB)' },
+      { r[1], r[2], r[3], r[4] })
+  end)
+end)

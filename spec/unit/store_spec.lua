@@ -63,6 +63,10 @@ describe('aegis.store', function()
       assert.error_matches(function() store.blob(1) end, "bad argument #1 to 'blob' %(string expected, got number%)")
     end)
 
+    it('shows a blob with its size', function()
+      assert.equal('aegis.store.Blob (3 bytes)', tostring(store.blob('abc')))
+    end)
+
     it('defaults to $AEGIS_STORE, else sqlite:.aegis/aegis.db', function()
       -- make test unsets AEGIS_STORE; a developer's shell may not
       local env = os.getenv('AEGIS_STORE')
@@ -638,6 +642,24 @@ end)
       assert.equal(("store: open '%s': directory '%s/missing' does not exist"):format(url, dir), msg)
       assert.equal('io', code)
       assert.is_true(os.execute('test ! -e ' .. h.shell_quote(dir .. '/missing')))
+    end)
+
+    -- both used to read "directory '...' does not exist"
+    it('says why a directory cannot be used or made', function()
+      local dir = h.tmpdir()
+      h.write(dir .. '/file', 'x')
+      local url = 'sqlite:' .. dir .. '/file/sub/x.db'
+      local db, msg, code = store.open(url)
+      assert.is_nil(db)
+      assert.equal(("store: open '%s': directory '%s/file/sub': Not a directory"):format(url, dir), msg)
+      assert.equal('io', code)
+      -- creating the directory, as the default store does: a dangling link is in the way
+      os.execute('ln -s ' .. h.shell_quote(dir .. '/nowhere') .. ' ' .. h.shell_quote(dir .. '/link'))
+      url = 'sqlite:' .. dir .. '/link/x.db'
+      db, msg, code = require('aegis.core.store').open(url, nil, true)
+      assert.is_nil(db)
+      assert.equal(("store: open '%s': cannot create directory '%s/link': File exists"):format(url, dir), msg)
+      assert.equal('io', code)
     end)
 
     it('removes a file it created when initialisation fails', function()

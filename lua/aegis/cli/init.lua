@@ -138,6 +138,8 @@ function M.main(argv)
   local ok, res = xpcall(dispatch, handler, table.move(argv, 1, #argv, 1, {}))
   io.stdout:flush()
   if ok then return math.tointeger(res) or 0 end
+  -- a memory error skips the handler: hand it to the host, which says so (exit 1)
+  if not errors.is(res) then error(res, 0) end
   stderr('%s', res.msg)
   if res.traceback then io.stderr:write(res.traceback, '\n') end
   return res.exit

@@ -2,6 +2,7 @@
 --- JSON Schema 2020-12 files.
 local errors = require('aegis.errors')
 local json = require('aegis.json')
+local modules = require('aegis.modules')
 local schema = require('aegis.schema')
 
 local usage = [[
@@ -16,20 +17,6 @@ list    prints the names of the data models
 options:
   --json  print a JSON list instead of one line per item]]
 
---- Modules that declare data models (they register them when loaded). One
---- that is not there yet is skipped; the others are still exported.
-local MODULES = { 'aegis.config' }
-
--- Loads the modules that declare data models; a missing one is skipped, one
--- that fails to load is a bug and raises.
-local function load_models(modules)
-  for _, name in ipairs(modules) do
-    local ok, err = pcall(require, name)
-    if not ok and not tostring(err):find("module '" .. name .. "' not found", 1, true) then
-      error(err, 0)
-    end
-  end
-end
 
 local function print_list(out, items, as_json)
   if as_json then
@@ -59,12 +46,12 @@ local function run(args, out)
   if cmd == 'export' then
     if words[2] == nil then errors.usage('schema: export needs a directory (see aegis-run schema --help)') end
     if words[3] ~= nil then errors.usage("schema: unexpected argument '%s'", words[3]) end
-    load_models(MODULES)
+    modules.load_all()
     local files = errors.check(schema.export(words[2]))
     print_list(out, files, as_json)
   elseif cmd == 'list' then
     if words[2] ~= nil then errors.usage("schema: unexpected argument '%s'", words[2]) end
-    load_models(MODULES)
+    modules.load_all()
     print_list(out, schema.names(), as_json)
   elseif cmd == nil then
     errors.usage("schema: expected 'export DIR' or 'list' (see aegis-run schema --help)")
@@ -74,4 +61,4 @@ local function run(args, out)
   return 0
 end
 
-return { summary = 'export data models as JSON Schema', usage = usage, run = run, modules = MODULES }
+return { summary = 'export data models as JSON Schema', usage = usage, run = run }

@@ -1,11 +1,8 @@
 --- `aegis-run store info|migrate`: what a store is, and bringing its schema
 --- forward.
 local errors = require('aegis.errors')
+local fs = require('aegis.fs')
 local store = require('aegis.store')
-
--- Modules that register their tables with store.register when loaded; a
--- module that owns tables adds its name here so `store migrate` sees it.
-local SCHEMA_MODULES = {}
 
 local usage = [[
 usage: aegis-run store info [--store URL] [--json]
@@ -81,11 +78,8 @@ local function check(ok, msg, code)
 end
 
 local function file_size(path)
-  local f = io.open(path, 'rb')
-  if not f then return nil end
-  local n = f:seek('end')
-  f:close()
-  return n
+  local st = fs.stat(path)
+  return st and st.size
 end
 
 local function value(db, sql)
@@ -156,7 +150,7 @@ local function migrate(args)
     io.stdout:write(migrate_usage, '\n')
     return 0
   end
-  for _, name in ipairs(SCHEMA_MODULES) do require(name) end
+  require('aegis.modules').load_all()
   local db <close> = open(o.store)
   local done = check(store.migrate_all(db))
   if #done == 0 then
