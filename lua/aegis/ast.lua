@@ -1,0 +1,161 @@
+--- TypeScript and TSX syntax trees (tree-sitter): parse with a budget, walk
+--- nodes, run queries with predicates, and compare two sources semantically.
+--- The C side is `aegis.core.ast` (runtime/last.c, runtime/ag_astdiff.c);
+--- the userdata are documented in lua/aegis/_meta/ast.lua and docs/ast.md.
+local core = require('aegis.core.ast')
+
+local M = {}
+
+---@class aegis.ast.Budget
+---@field ms? integer
+---@field bytes? integer
+
+---@class aegis.ast.ParseOpts
+---@field lang? 'ts'|'tsx'
+---@field path? string
+---@field budget? aegis.ast.Budget
+
+---@class aegis.ast.DiffOpts: aegis.ast.ParseOpts
+---@field comments? boolean
+---@field verify? boolean
+
+--- Default parse budget: `ms` of parsing per source (tree-sitter parses
+--- TypeScript at a few MB/s), `bytes` per source.
+M.budget = { ms = 5000, bytes = 8 * 1024 * 1024 }
+
+local EXT = {
+  ts = 'ts', mts = 'ts', cts = 'ts', js = 'ts', mjs = 'ts', cjs = 'ts',
+  tsx = 'tsx', jsx = 'tsx',
+}
+
+--- The language of a file from its extension: 'tsx' for .tsx and .jsx,
+--- 'ts' for .ts, .mts, .cts, .js, .mjs, .cjs; nil for anything else.
+---@param path string
+---@return 'ts'|'tsx'|nil
+function M.lang_of(path)
+  assert(type(path) == 'string', 'bad argument #1 to \'lang_of\' (string expected)')
+  local ext = path:match('%.([%w]+)$')
+  return ext and EXT[ext:lower()] or nil
+end
+
+local function check_opts(fname, opts, arg)
+  if opts == nil then return {} end
+  if type(opts) ~= 'table' then
+    error(("bad argument #%d to '%s' (table expected, got %s)"):format(arg, fname, type(opts)), 3)
+  end
+  return opts
+end
+
+-- lang from opts.lang, else opts.path's extension, else 'ts'.
+local function pick_lang(fname, opts, arg)
+  local lang = opts.lang
+  if lang ~= nil then
+    if lang ~= 'ts' and lang ~= 'tsx' then
+      error(("bad argument #%d to '%s' (lang must be 'ts' or 'tsx')"):format(arg, fname), 3)
+    end
+    return lang
+  end
+  if opts.path ~= nil then
+    if type(opts.path) ~= 'string' then
+      error(("bad argument #%d to '%s' (path must be a string)"):format(arg, fname), 3)
+    end
+    return M.lang_of(opts.path) or 'ts'
+  end
+  return 'ts'
+end
+
+local function pick_budget(fname, opts, arg)
+  local b = opts.budget
+  if b == nil then return M.budget.ms, M.budget.bytes end
+  if type(b) ~= 'table' then
+    error(("bad argument #%d to '%s' (budget must be a table)"):format(arg, fname), 3)
+  end
+  local ms, bytes = b.ms or M.budget.ms, b.bytes or M.budget.bytes
+  for k, v in pairs({ ms = ms, bytes = bytes }) do
+    if math.type(v) ~= 'integer' or v < 0 then
+      error(("bad argument #%d to '%s' (budget.%s must be a non-negative integer)"):format(arg, fname, k), 3)
+    end
+  end
+  return ms, bytes
+end
+
+--- Parses TypeScript or TSX. A file with syntax errors still gives a tree
+--- (see `tree:errors()`); only the budget makes it fail. Invalid UTF-8 and
+--- NUL bytes are parsed as they are (they become ERROR nodes).
+---@param src string Source text
+--- `opts.lang` wins over `opts.path`'s extension (default 'ts'); `opts.budget`
+--- caps parse time (ms, 0 = none) and size (bytes, 0 = none), defaults in
+--- `ast.budget`.
+---@param opts? aegis.ast.ParseOpts
+---@return aegis.ast.Tree? tree
+---@return string? err `ast: parse '<path>': too large (...)` or `...: timeout (N ms)`
+---@return string? code 'too_large' or 'timeout'
+function M.parse(src, opts)
+  if type(src) ~= 'string' then
+    error(("bad argument #1 to 'parse' (string expected, got %s)"):format(type(src)), 2)
+  end
+  opts = check_opts('parse', opts, 2)
+  local lang = pick_lang('parse', opts, 2)
+  local ms, bytes = pick_budget('parse', opts, 2)
+  return core.parse(src, lang, ms, bytes, opts.path)
+end
+
+local cache = { ts = {}, tsx = {} }
+
+--- Compiles a tree-sitter query for a language, once: the same (lang,
+--- pattern) returns the same query object. Predicates: `#eq?`, `#not-eq?`
+--- (capture against a string or another capture), `#match?`, `#not-match?`
+--- (POSIX extended regular expression, searched anywhere in the text unless
+--- anchored; text after a NUL byte is not seen), `#any-of?`, `#not-any-of?`.
+--- Directives (`#set!` and others ending in `!`) are accepted and ignored;
+--- any other predicate is an error.
+---@param lang 'ts'|'tsx'
+---@param pattern string Query source (S-expressions)
+---@return aegis.ast.Query? q
+---@return string? err `ast: query: <what> at offset <n>` or `ast: query: unknown predicate '#x?' in pattern <i>`
+---@return string? code 'parse'
+function M.query(lang, pattern)
+  if lang ~= 'ts' and lang ~= 'tsx' then
+    error("bad argument #1 to 'query' (lang must be 'ts' or 'tsx')", 2)
+  end
+  if type(pattern) ~= 'string' then
+    error(("bad argument #2 to 'query' (string expected, got %s)"):format(type(pattern)), 2)
+  end
+  local q = cache[lang][pattern]
+  if q then return q end
+  local err, code
+  q, err, code = core.query(lang, pattern)
+  if not q then return nil, err, code end
+  cache[lang][pattern] = q
+  return q
+end
+
+--- Compares two sources semantically (GumTree-style matching, then an edit
+--- script of insert, delete, update, move and rename; see docs/astdiff.md).
+--- Formatting, comments (unless `comments`), quote style, redundant
+--- parentheses, optional semicolons and trailing commas are not changes.
+--- Actions carry `src`/`dst` spans `{start_byte, end_byte, line, end_line,
+--- size}` (bytes 0-based, end exclusive; lines 1-based) in the first and the
+--- second source. `summary` lists declaration-level changes.
+---@param a string First source
+---@param b string Second source
+--- `opts.verify` replays the script on a copy of the first tree and sets
+--- `verified`; `opts.comments` makes comments nodes.
+---@param opts? aegis.ast.DiffOpts
+---@return aegis.ast.Diff? diff
+---@return string? err `ast: diff 'a': timeout (N ms)` (or 'b', or too large)
+---@return string? code 'timeout', 'too_large' or 'nomem'
+function M.diff(a, b, opts)
+  if type(a) ~= 'string' then
+    error(("bad argument #1 to 'diff' (string expected, got %s)"):format(type(a)), 2)
+  end
+  if type(b) ~= 'string' then
+    error(("bad argument #2 to 'diff' (string expected, got %s)"):format(type(b)), 2)
+  end
+  opts = check_opts('diff', opts, 3)
+  local lang = pick_lang('diff', opts, 3)
+  local ms, bytes = pick_budget('diff', opts, 3)
+  return core.diff(a, b, lang, opts.comments and true or false, opts.verify and true or false, ms, bytes)
+end
+
+return M

@@ -1,0 +1,921 @@
+/*
+** last.c: aegis.core.ast, tree-sitter for TypeScript and TSX: parse with a
+** budget, trees and nodes, queries with their predicates evaluated here
+** (tree-sitter 0.20 leaves them to the caller), and the binding of the
+** semantic diff (ag_astdiff).  The documented API is lua/aegis/ast.lua.
+**
+** Ownership: a Tree owns its TSTree and pins its source string (user value
+** 1; tree-sitter copies nothing of it, node text is read from it).  A Node
+** pins its Tree (user value 1), so the TSTree outlives every node; a closed
+** tree makes its nodes raise "attempt to use a closed tree".  A Query owns
+** its TSQuery, a TSQueryCursor reused by every call (so no scratch memory is
+** held across a call that can raise), compiled regexes and a text buffer.
+*/
+#define _POSIX_C_SOURCE 200809L
+#include <regex.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <tree_sitter/api.h>
+
+#include "ag_astdiff.h"
+#include "lauxag.h"
+
+#define AST_TREE "aegis.ast.Tree"
+#define AST_NODE "aegis.ast.Node"
+#define AST_QUERY "aegis.ast.Query"
+
+const TSLanguage *tree_sitter_typescript(void);
+const TSLanguage *tree_sitter_tsx(void);
+
+static const char *const LANGS[] = {"ts", "tsx", NULL};
+
+static const TSLanguage *language (int tsx) {
+  return tsx ? tree_sitter_tsx() : tree_sitter_typescript();
+}
+
+/* ---------------------------------------------------------------- trees */
+
+/* t == NULL means closed.  src/len borrow the pinned source string. */
+typedef struct LTree { TSTree *t; const char *src; size_t len; int tsx; } LTree;
+typedef struct LNode { TSNode n; } LNode;
+
+static LTree *totree (lua_State *L, int idx) {
+  return (LTree *)luaL_checkudata(L, idx, AST_TREE);
+}
+
+static LTree *checktree (lua_State *L, int idx) {
+  LTree *p = totree(L, idx);
+  if (p->t == NULL) luaL_error(L, "attempt to use a closed tree");
+  return p;
+}
+
+/* Pushes a node of the tree at absolute index `treeidx`, or nil. */
+static void pushnode (lua_State *L, TSNode n, int treeidx) {
+  if (ts_node_is_null(n)) { lua_pushnil(L); return; }
+  LNode *p = (LNode *)lua_newuserdatauv(L, sizeof *p, 1);  /* [node] */
+  p->n = n;
+  luaL_setmetatable(L, AST_NODE);
+  lua_pushvalue(L, treeidx);                                /* [node, tree] */
+  lua_setiuservalue(L, -2, 1);                              /* [node] */
+}
+
+/* The node at `idx`; pushes its tree (so the stack grows by one) and sets
+** *tp.  Raises when the tree was closed. */
+static TSNode checknode (lua_State *L, int idx, LTree **tp) {
+  LNode *p = (LNode *)luaL_checkudata(L, idx, AST_NODE);
+  lua_getiuservalue(L, idx, 1);
+  LTree *t = (LTree *)lua_touserdata(L, -1);
+  if (t == NULL || t->t == NULL) luaL_error(L, "attempt to use a closed tree");
+  if (tp) *tp = t;
+  return p->n;
+}
+
+static void pushtext (lua_State *L, const LTree *t, TSNode n) {
+  uint32_t s = ts_node_start_byte(n), e = ts_node_end_byte(n);
+  if (e > t->len) e = (uint32_t)t->len;
+  if (s > e) s = e;
+  lua_pushlstring(L, t->src + s, e - s);
+}
+
+/* parse(src, lang, timeout_ms, max_bytes, name) -> tree | nil, msg, code */
+static int ast_parse (lua_State *L) {
+  size_t len;
+  const char *src = luaL_checklstring(L, 1, &len);
+  int tsx = luaL_checkoption(L, 2, "ts", LANGS);
+  lua_Integer ms = luaL_optinteger(L, 3, 0);
+  lua_Integer cap = luaL_optinteger(L, 4, 0);
+  const char *name = luaL_optstring(L, 5, "<string>");
+  luaL_argcheck(L, ms >= 0, 3, "timeout must be non-negative");
+  luaL_argcheck(L, cap >= 0, 4, "size limit must be non-negative");
+  if ((cap > 0 && (lua_Unsigned)len > (lua_Unsigned)cap) || len > UINT32_MAX - 1) {
+    luaL_pushfail(L);
+    lua_pushfstring(L, "ast: parse '%s': too large (%I bytes, limit %I)", name,
+                    (lua_Integer)len, cap > 0 ? cap : (lua_Integer)UINT32_MAX - 1);
+    lua_pushliteral(L, "too_large");
+    return 3;
+  }
+  LTree *p = (LTree *)lua_newuserdatauv(L, sizeof *p, 1);   /* [.., tree] */
+  p->t = NULL;
+  p->src = src;
+  p->len = len;
+  p->tsx = tsx;
+  luaL_setmetatable(L, AST_TREE);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);                               /* pins src */
+  TSParser *parser = ts_parser_new();
+  if (parser == NULL || !ts_parser_set_language(parser, language(tsx))) {
+    ts_parser_delete(parser);
+    return agL_pushfail(L, AG_ENOMEM, "ast: parse '%s': cannot create a parser", name);
+  }
+  ts_parser_set_timeout_micros(parser, (uint64_t)ms * 1000u);
+  p->t = ts_parser_parse_string(parser, NULL, src, (uint32_t)len);
+  ts_parser_delete(parser);
+  if (p->t == NULL)
+    return agL_pushfail(L, AG_ETIMEOUT, "ast: parse '%s': timeout (%d ms)", name,
+                        (int)(ms < 2000000000 ? ms : 2000000000));
+  return 1;
+}
+
+static int tree_gc (lua_State *L) {
+  LTree *p = totree(L, 1);
+  if (p->t != NULL) ts_tree_delete(p->t);
+  p->t = NULL;
+  return 0;
+}
+
+static int tree_close (lua_State *L) {
+  tree_gc(L);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int tree_tostring (lua_State *L) {
+  LTree *p = totree(L, 1);
+  if (p->t == NULL) lua_pushliteral(L, "aegis.ast.Tree (closed)");
+  else lua_pushfstring(L, "aegis.ast.Tree (%s, %I bytes)", LANGS[p->tsx], (lua_Integer)p->len);
+  return 1;
+}
+
+static int tree_root (lua_State *L) {
+  LTree *t = checktree(L, 1);
+  pushnode(L, ts_tree_root_node(t->t), 1);
+  return 1;
+}
+
+static int tree_lang (lua_State *L) {
+  lua_pushstring(L, LANGS[checktree(L, 1)->tsx]);
+  return 1;
+}
+
+static int tree_source (lua_State *L) {
+  checktree(L, 1);
+  lua_getiuservalue(L, 1, 1);
+  return 1;
+}
+
+/* tree:text(node) -> string */
+static int tree_text (lua_State *L) {
+  LTree *t = checktree(L, 1), *nt;
+  TSNode n = checknode(L, 2, &nt);
+  luaL_argcheck(L, nt == t, 2, "node of another tree");
+  pushtext(L, t, n);
+  return 1;
+}
+
+static int is_error (TSNode n) {
+  return strcmp(ts_node_type(n), "ERROR") == 0;
+}
+
+/* Pushes {kind, message, line, col, end_line, end_col, start_byte,
+** end_byte, node}; lines and columns 1-based, columns in bytes. */
+static void pushdiag (lua_State *L, TSNode n, int missing, int treeidx) {
+  TSPoint a = ts_node_start_point(n), b = ts_node_end_point(n);
+  lua_createtable(L, 0, 9);
+  lua_pushstring(L, missing ? "missing" : "error");
+  lua_setfield(L, -2, "kind");
+  if (missing) lua_pushfstring(L, "missing '%s'", ts_node_type(n));
+  else lua_pushliteral(L, "syntax error");
+  lua_setfield(L, -2, "message");
+  lua_pushinteger(L, (lua_Integer)a.row + 1); lua_setfield(L, -2, "line");
+  lua_pushinteger(L, (lua_Integer)a.column + 1); lua_setfield(L, -2, "col");
+  lua_pushinteger(L, (lua_Integer)b.row + 1); lua_setfield(L, -2, "end_line");
+  lua_pushinteger(L, (lua_Integer)b.column + 1); lua_setfield(L, -2, "end_col");
+  lua_pushinteger(L, ts_node_start_byte(n)); lua_setfield(L, -2, "start_byte");
+  lua_pushinteger(L, ts_node_end_byte(n)); lua_setfield(L, -2, "end_byte");
+  pushnode(L, n, treeidx);
+  lua_setfield(L, -2, "node");
+}
+
+/* Walks the subtrees that contain errors with a cursor (node siblings and
+** parents are unreliable around zero-width MISSING nodes in 0.20); stores
+** up to `cap` ERROR/MISSING nodes in out and returns how many there are. */
+static size_t collect_errors (TSNode root, TSNode *out, size_t cap) {
+  size_t k = 0;
+  TSTreeCursor c = ts_tree_cursor_new(root);
+  for (;;) {
+    TSNode n = ts_tree_cursor_current_node(&c);
+    int down = 0;
+    if (ts_node_is_missing(n) || is_error(n)) {
+      if (k < cap) out[k] = n;
+      k++;
+    }
+    else if (ts_node_has_error(n)) down = ts_tree_cursor_goto_first_child(&c);
+    if (down) continue;
+    while (!ts_tree_cursor_goto_next_sibling(&c)) {
+      if (!ts_tree_cursor_goto_parent(&c)) { ts_tree_cursor_delete(&c); return k; }
+    }
+  }
+}
+
+/* tree:errors() -> {diag...} in source order.  Two walks: count, then fill
+** a userdata array, so no C memory is held while Lua may raise. */
+static int tree_errors (lua_State *L) {
+  LTree *t = checktree(L, 1);
+  TSNode root = ts_tree_root_node(t->t);
+  lua_newtable(L);
+  if (!ts_node_has_error(root)) return 1;
+  size_t n = collect_errors(root, NULL, 0);
+  TSNode *v = (TSNode *)lua_newuserdatauv(L, (n ? n : 1) * sizeof *v, 0);  /* [res, box] */
+  collect_errors(root, v, n);
+  for (size_t i = 0; i < n; i++) {
+    luaL_checkstack(L, 4, NULL);
+    pushdiag(L, v[i], ts_node_is_missing(v[i]), 1);
+    lua_rawseti(L, -3, (lua_Integer)i + 1);
+  }
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* ---------------------------------------------------------------- nodes */
+
+static int node_type (lua_State *L) {
+  TSNode n = checknode(L, 1, NULL);
+  lua_pushstring(L, ts_node_type(n));
+  return 1;
+}
+
+static int node_text (lua_State *L) {
+  LTree *t;
+  TSNode n = checknode(L, 1, &t);
+  pushtext(L, t, n);
+  return 1;
+}
+
+/* range() -> {start_byte, end_byte, start_row, start_col, end_row, end_col}
+** bytes 0-based with end exclusive, rows and columns 0-based (tree-sitter's). */
+static int node_range (lua_State *L) {
+  TSNode n = checknode(L, 1, NULL);
+  TSPoint a = ts_node_start_point(n), b = ts_node_end_point(n);
+  lua_createtable(L, 0, 6);
+  lua_pushinteger(L, ts_node_start_byte(n)); lua_setfield(L, -2, "start_byte");
+  lua_pushinteger(L, ts_node_end_byte(n)); lua_setfield(L, -2, "end_byte");
+  lua_pushinteger(L, a.row); lua_setfield(L, -2, "start_row");
+  lua_pushinteger(L, a.column); lua_setfield(L, -2, "start_col");
+  lua_pushinteger(L, b.row); lua_setfield(L, -2, "end_row");
+  lua_pushinteger(L, b.column); lua_setfield(L, -2, "end_col");
+  return 1;
+}
+
+static int children (lua_State *L, int named) {
+  TSNode n = checknode(L, 1, NULL);
+  int treeidx = lua_gettop(L);
+  uint32_t c = named ? ts_node_named_child_count(n) : ts_node_child_count(n);
+  lua_createtable(L, (int)(c < 1000000 ? c : 0), 0);
+  for (uint32_t i = 0; i < c; i++) {
+    pushnode(L, named ? ts_node_named_child(n, i) : ts_node_child(n, i), treeidx);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  return 1;
+}
+static int node_children (lua_State *L) { return children(L, 0); }
+static int node_named_children (lua_State *L) { return children(L, 1); }
+
+static int node_child_count (lua_State *L) {
+  lua_pushinteger(L, ts_node_child_count(checknode(L, 1, NULL)));
+  return 1;
+}
+static int node_named_child_count (lua_State *L) {
+  lua_pushinteger(L, ts_node_named_child_count(checknode(L, 1, NULL)));
+  return 1;
+}
+
+/* child(i) / named_child(i), i 1-based -> node | nil */
+static int child_at (lua_State *L, int named) {
+  TSNode n = checknode(L, 1, NULL);
+  int treeidx = lua_gettop(L);
+  lua_Integer i = luaL_checkinteger(L, 2);
+  uint32_t c = named ? ts_node_named_child_count(n) : ts_node_child_count(n);
+  if (i < 1 || i > (lua_Integer)c) lua_pushnil(L);
+  else pushnode(L, named ? ts_node_named_child(n, (uint32_t)i - 1)
+                         : ts_node_child(n, (uint32_t)i - 1), treeidx);
+  return 1;
+}
+static int node_child (lua_State *L) { return child_at(L, 0); }
+static int node_named_child (lua_State *L) { return child_at(L, 1); }
+
+static int node_child_by_field (lua_State *L) {
+  TSNode n = checknode(L, 1, NULL);
+  int treeidx = lua_gettop(L);
+  size_t len;
+  const char *f = luaL_checklstring(L, 2, &len);
+  pushnode(L, ts_node_child_by_field_name(n, f, (uint32_t)len), treeidx);
+  return 1;
+}
+
+/* field_name() -> the field this node fills in its parent, or nil.  Through
+** a cursor: ts_node_field_name_for_child is wrong for some children in
+** tree-sitter 0.20.  Nothing can raise while the cursor lives. */
+static int node_field_name (lua_State *L) {
+  TSNode n = checknode(L, 1, NULL);
+  TSNode p = ts_node_parent(n);
+  const char *f = NULL;
+  if (!ts_node_is_null(p)) {
+    TSTreeCursor c = ts_tree_cursor_new(p);
+    if (ts_tree_cursor_goto_first_child(&c)) {
+      do {
+        TSNode k = ts_tree_cursor_current_node(&c);
+        if (ts_node_eq(k, n)) { f = ts_tree_cursor_current_field_name(&c); break; }
+      } while (ts_tree_cursor_goto_next_sibling(&c));
+    }
+    ts_tree_cursor_delete(&c);
+  }
+  if (f != NULL) lua_pushstring(L, f);
+  else lua_pushnil(L);
+  return 1;
+}
+
+#define NODE_NAV(fname, fn) \
+  static int fname (lua_State *L) { \
+    TSNode n = checknode(L, 1, NULL); \
+    pushnode(L, fn(n), lua_gettop(L)); \
+    return 1; \
+  }
+NODE_NAV(node_parent, ts_node_parent)
+NODE_NAV(node_next_sibling, ts_node_next_sibling)
+NODE_NAV(node_prev_sibling, ts_node_prev_sibling)
+NODE_NAV(node_next_named_sibling, ts_node_next_named_sibling)
+NODE_NAV(node_prev_named_sibling, ts_node_prev_named_sibling)
+
+#define NODE_BOOL(fname, expr) \
+  static int fname (lua_State *L) { \
+    TSNode n = checknode(L, 1, NULL); \
+    lua_pushboolean(L, expr); \
+    return 1; \
+  }
+NODE_BOOL(node_is_named, ts_node_is_named(n))
+NODE_BOOL(node_has_error, ts_node_has_error(n))
+NODE_BOOL(node_is_missing, ts_node_is_missing(n))
+NODE_BOOL(node_is_error, is_error(n))
+
+static int node_sexp (lua_State *L) {
+  TSNode n = checknode(L, 1, NULL);
+  char *s = ts_node_string(n);
+  lua_pushstring(L, s);  /* cannot raise short of memory; then s leaks once */
+  free(s);
+  return 1;
+}
+
+static int node_tree (lua_State *L) {
+  checknode(L, 1, NULL);
+  return 1;
+}
+
+static int node_eq (lua_State *L) {
+  LNode *a = (LNode *)luaL_checkudata(L, 1, AST_NODE);
+  LNode *b = (LNode *)luaL_checkudata(L, 2, AST_NODE);
+  lua_pushboolean(L, ts_node_eq(a->n, b->n));
+  return 1;
+}
+
+static int node_tostring (lua_State *L) {
+  LNode *p = (LNode *)luaL_checkudata(L, 1, AST_NODE);
+  lua_getiuservalue(L, 1, 1);
+  LTree *t = (LTree *)lua_touserdata(L, -1);
+  if (t == NULL || t->t == NULL) lua_pushliteral(L, "aegis.ast.Node (closed tree)");
+  else {
+    TSPoint a = ts_node_start_point(p->n);
+    lua_pushfstring(L, "aegis.ast.Node (%s %d:%d)", ts_node_type(p->n),
+                    (int)a.row + 1, (int)a.column + 1);
+  }
+  return 1;
+}
+
+/* -------------------------------------------------------------- queries */
+
+enum { P_EQ, P_MATCH, P_ANYOF };
+
+/* One predicate: `cap` compared with a string, another capture, a regex or
+** a list of strings (steps[0..nsteps) of the query, valid while it lives). */
+typedef struct qpred {
+  int kind, neg;
+  uint32_t cap;
+  int rhs_cap;                    /* 1 when rhs is a capture id (eq only) */
+  uint32_t rhs;                   /* capture id, or string value id */
+  int re;                         /* index into LQuery.res (match only) */
+  const TSQueryPredicateStep *steps;
+  uint32_t nsteps;
+} qpred;
+
+typedef struct LQuery {
+  TSQuery *q;                     /* NULL means closed */
+  TSQueryCursor *cur;
+  qpred *preds;
+  uint32_t *pstart;               /* pattern i: preds[pstart[i]..pstart[i+1]) */
+  regex_t *res;
+  int nre;
+  char *buf;                      /* NUL-terminated copy of a text for regexec */
+  size_t bufcap;
+  int tsx;
+} LQuery;
+
+static LQuery *toquery (lua_State *L, int idx) {
+  return (LQuery *)luaL_checkudata(L, idx, AST_QUERY);
+}
+
+static void query_free (LQuery *p) {
+  for (int i = 0; i < p->nre; i++) regfree(&p->res[i]);
+  free(p->res);
+  free(p->preds);
+  free(p->pstart);
+  free(p->buf);
+  if (p->cur) ts_query_cursor_delete(p->cur);
+  if (p->q) ts_query_delete(p->q);
+  memset(p, 0, sizeof *p);
+}
+
+static int query_gc (lua_State *L) {
+  query_free(toquery(L, 1));
+  return 0;
+}
+
+static int query_close (lua_State *L) {
+  query_gc(L);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static LQuery *checkquery (lua_State *L, int idx) {
+  LQuery *p = toquery(L, idx);
+  if (p->q == NULL) luaL_error(L, "attempt to use a closed query");
+  return p;
+}
+
+static const char *QERR[] = {"none", "syntax error", "invalid node type",
+                             "invalid field", "invalid capture", "structure error",
+                             "language error"};
+
+/* Reads the predicates of every pattern into p->preds; on a malformed or
+** unknown predicate writes a message to err and returns 0. */
+static int compile_preds (LQuery *p, char *err, size_t errlen) {
+  uint32_t np = ts_query_pattern_count(p->q), total = 0, nsteps;
+  for (uint32_t i = 0; i < np; i++) {
+    const TSQueryPredicateStep *s = ts_query_predicates_for_pattern(p->q, i, &nsteps);
+    for (uint32_t j = 0; j < nsteps; j++) if (s[j].type == TSQueryPredicateStepTypeDone) total++;
+  }
+  p->pstart = (uint32_t *)calloc((size_t)np + 1, sizeof *p->pstart);
+  p->preds = (qpred *)calloc(total ? total : 1, sizeof *p->preds);
+  p->res = (regex_t *)calloc(total ? total : 1, sizeof *p->res);
+  if (!p->pstart || !p->preds || !p->res) { snprintf(err, errlen, "out of memory"); return 0; }
+  uint32_t k = 0;
+  for (uint32_t i = 0; i < np; i++) {
+    p->pstart[i] = k;
+    const TSQueryPredicateStep *s = ts_query_predicates_for_pattern(p->q, i, &nsteps);
+    uint32_t j = 0;
+    while (j < nsteps) {
+      uint32_t e = j;
+      while (e < nsteps && s[e].type != TSQueryPredicateStepTypeDone) e++;
+      uint32_t n = e - j, len;
+      if (n == 0 || s[j].type != TSQueryPredicateStepTypeString) {
+        snprintf(err, errlen, "malformed predicate in pattern %u", i + 1);
+        return 0;
+      }
+      const char *name = ts_query_string_value_for_id(p->q, s[j].value_id, &len);
+      if (len > 0 && name[len - 1] == '!') { j = e + 1; continue; }  /* directives: ignored */
+      qpred *q = &p->preds[k];
+      memset(q, 0, sizeof *q);
+      if (strcmp(name, "eq?") == 0 || strcmp(name, "not-eq?") == 0) q->kind = P_EQ;
+      else if (strcmp(name, "match?") == 0 || strcmp(name, "not-match?") == 0) q->kind = P_MATCH;
+      else if (strcmp(name, "any-of?") == 0 || strcmp(name, "not-any-of?") == 0) q->kind = P_ANYOF;
+      else {
+        snprintf(err, errlen, "unknown predicate '#%s' in pattern %u", name, i + 1);
+        return 0;
+      }
+      q->neg = strncmp(name, "not-", 4) == 0;
+      if (n < 3 || s[j + 1].type != TSQueryPredicateStepTypeCapture ||
+          (q->kind != P_ANYOF && n != 3)) {
+        snprintf(err, errlen, "'#%s' expects a capture and %s in pattern %u", name,
+                 q->kind == P_ANYOF ? "strings" : "one argument", i + 1);
+        return 0;
+      }
+      q->cap = s[j + 1].value_id;
+      if (q->kind == P_EQ) {
+        q->rhs_cap = s[j + 2].type == TSQueryPredicateStepTypeCapture;
+        q->rhs = s[j + 2].value_id;
+      }
+      else if (q->kind == P_MATCH) {
+        if (s[j + 2].type != TSQueryPredicateStepTypeString) {
+          snprintf(err, errlen, "'#%s' expects a regex string in pattern %u", name, i + 1);
+          return 0;
+        }
+        const char *re = ts_query_string_value_for_id(p->q, s[j + 2].value_id, &len);
+        int rc = regcomp(&p->res[p->nre], re, REG_EXTENDED | REG_NOSUB);
+        if (rc != 0) {
+          char m[128];
+          regerror(rc, &p->res[p->nre], m, sizeof m);
+          snprintf(err, errlen, "bad regex '%s' in pattern %u: %s", re, i + 1, m);
+          return 0;
+        }
+        q->re = p->nre++;
+      }
+      else {
+        for (uint32_t a = j + 2; a < e; a++) {
+          if (s[a].type != TSQueryPredicateStepTypeString) {
+            snprintf(err, errlen, "'#%s' expects strings in pattern %u", name, i + 1);
+            return 0;
+          }
+        }
+        q->steps = s + j + 2;
+        q->nsteps = n - 2;
+      }
+      k++;
+      j = e + 1;
+    }
+  }
+  p->pstart[np] = k;
+  return 1;
+}
+
+/* query(lang, source) -> query | nil, msg, 'parse' */
+static int ast_query (lua_State *L) {
+  int tsx = luaL_checkoption(L, 1, NULL, LANGS);
+  size_t len;
+  const char *src = luaL_checklstring(L, 2, &len);
+  LQuery *p = (LQuery *)lua_newuserdatauv(L, sizeof *p, 0);
+  memset(p, 0, sizeof *p);
+  luaL_setmetatable(L, AST_QUERY);
+  p->tsx = tsx;
+  uint32_t off = 0;
+  TSQueryError qe = TSQueryErrorNone;
+  p->q = ts_query_new(language(tsx), src, (uint32_t)len, &off, &qe);
+  if (p->q == NULL) {
+    int e = (int)qe < (int)(sizeof QERR / sizeof *QERR) ? (int)qe : 1;
+    return agL_pushfail(L, AG_EPARSE, "ast: query: %s at offset %d", QERR[e], (int)off);
+  }
+  char err[256];
+  if (!compile_preds(p, err, sizeof err)) {
+    query_free(p);
+    return agL_pushfail(L, AG_EPARSE, "ast: query: %s", err);
+  }
+  p->cur = ts_query_cursor_new();
+  if (p->cur == NULL) {
+    query_free(p);
+    return agL_pushfail(L, AG_ENOMEM, "ast: query: out of memory");
+  }
+  return 1;
+}
+
+/* Text of a node as a NUL-terminated string in p->buf (NULL without memory). */
+static const char *cstr (LQuery *p, const LTree *t, TSNode n, uint32_t *len) {
+  uint32_t s = ts_node_start_byte(n), e = ts_node_end_byte(n);
+  if (e > t->len) e = (uint32_t)t->len;
+  if (s > e) s = e;
+  if ((size_t)(e - s) + 1 > p->bufcap) {
+    size_t c = (size_t)(e - s) + 1 + 64;
+    char *b = (char *)realloc(p->buf, c);
+    if (b == NULL) return NULL;
+    p->buf = b;
+    p->bufcap = c;
+  }
+  memcpy(p->buf, t->src + s, e - s);
+  p->buf[e - s] = '\0';
+  *len = e - s;
+  return p->buf;
+}
+
+static int text_eq (const LTree *t, TSNode n, const char *s, uint32_t len) {
+  uint32_t a = ts_node_start_byte(n), b = ts_node_end_byte(n);
+  return b - a == len && b <= t->len && memcmp(t->src + a, s, len) == 0;
+}
+
+/* One predicate on one node; 1 when it holds (before negation). */
+static int pred_node (LQuery *p, const LTree *t, const qpred *q, TSNode n,
+                      const TSQueryMatch *m) {
+  uint32_t len;
+  if (q->kind == P_EQ) {
+    if (!q->rhs_cap) {
+      const char *s = ts_query_string_value_for_id(p->q, q->rhs, &len);
+      return text_eq(t, n, s, len);
+    }
+    for (uint16_t i = 0; i < m->capture_count; i++) {
+      if (m->captures[i].index != q->rhs) continue;
+      TSNode o = m->captures[i].node;
+      uint32_t a = ts_node_start_byte(o), b = ts_node_end_byte(o);
+      if (b > t->len) return 0;
+      if (!text_eq(t, n, t->src + a, b - a)) return 0;
+    }
+    return 1;
+  }
+  if (q->kind == P_MATCH) {
+    const char *s = cstr(p, t, n, &len);
+    return s != NULL && regexec(&p->res[q->re], s, 0, NULL, 0) == 0;
+  }
+  for (uint32_t i = 0; i < q->nsteps; i++) {
+    const char *s = ts_query_string_value_for_id(p->q, q->steps[i].value_id, &len);
+    if (text_eq(t, n, s, len)) return 1;
+  }
+  return 0;
+}
+
+/* Every predicate of the match's pattern holds for every node of its capture. */
+static int match_ok (LQuery *p, const LTree *t, const TSQueryMatch *m) {
+  for (uint32_t k = p->pstart[m->pattern_index]; k < p->pstart[m->pattern_index + 1]; k++) {
+    const qpred *q = &p->preds[k];
+    for (uint16_t i = 0; i < m->capture_count; i++) {
+      if (m->captures[i].index != q->cap) continue;
+      if (pred_node(p, t, q, m->captures[i].node, m) == q->neg) return 0;
+    }
+  }
+  return 1;
+}
+
+/* The tree or node at arg 2: pushes the tree userdata, returns the node. */
+static TSNode target (lua_State *L, LQuery *p, LTree **tp) {
+  TSNode n;
+  if (luaL_testudata(L, 2, AST_TREE)) {
+    LTree *t = checktree(L, 2);
+    lua_pushvalue(L, 2);
+    n = ts_tree_root_node(t->t);
+    *tp = t;
+  }
+  else if (luaL_testudata(L, 2, AST_NODE)) n = checknode(L, 2, tp);
+  else { luaL_typeerror(L, 2, "aegis.ast.Tree or aegis.ast.Node"); return (TSNode){0}; }
+  luaL_argcheck(L, (*tp)->tsx == p->tsx, 2, "tree of another language");
+  return n;
+}
+
+static void pushcapname (lua_State *L, LQuery *p, uint32_t id) {
+  uint32_t len;
+  const char *s = ts_query_capture_name_for_id(p->q, id, &len);
+  lua_pushlstring(L, s, len);
+}
+
+/* q:matches(tree|node) -> {{pattern=, captures={name=node}, list={{name=, node=}}}} */
+static int query_matches (lua_State *L) {
+  LQuery *p = checkquery(L, 1);
+  LTree *t;
+  TSNode n = target(L, p, &t);
+  int treeidx = lua_gettop(L);
+  lua_newtable(L);
+  lua_Integer k = 0;
+  ts_query_cursor_exec(p->cur, p->q, n);
+  TSQueryMatch m;
+  while (ts_query_cursor_next_match(p->cur, &m)) {
+    if (!match_ok(p, t, &m)) continue;
+    luaL_checkstack(L, 8, NULL);
+    lua_createtable(L, 0, 3);                      /* [.., res, match] */
+    lua_pushinteger(L, (lua_Integer)m.pattern_index + 1);
+    lua_setfield(L, -2, "pattern");
+    lua_createtable(L, 0, m.capture_count);        /* [.., match, caps] */
+    lua_createtable(L, m.capture_count, 0);        /* [.., match, caps, list] */
+    for (uint16_t i = 0; i < m.capture_count; i++) {
+      pushcapname(L, p, m.captures[i].index);
+      if (lua_rawget(L, -3) == LUA_TNIL) {         /* first node wins */
+        lua_pop(L, 1);
+        pushcapname(L, p, m.captures[i].index);
+        pushnode(L, m.captures[i].node, treeidx);
+        lua_rawset(L, -4);
+      }
+      else lua_pop(L, 1);
+      lua_createtable(L, 0, 2);
+      pushcapname(L, p, m.captures[i].index);
+      lua_setfield(L, -2, "name");
+      pushnode(L, m.captures[i].node, treeidx);
+      lua_setfield(L, -2, "node");
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -3, "list");
+    lua_setfield(L, -2, "captures");
+    lua_rawseti(L, -2, ++k);
+  }
+  return 1;
+}
+
+/* q:captures(tree|node) -> {{name=, node=, pattern=}} in document order */
+static int query_captures (lua_State *L) {
+  LQuery *p = checkquery(L, 1);
+  LTree *t;
+  TSNode n = target(L, p, &t);
+  int treeidx = lua_gettop(L);
+  lua_newtable(L);
+  lua_Integer k = 0;
+  ts_query_cursor_exec(p->cur, p->q, n);
+  TSQueryMatch m;
+  uint32_t ci;
+  while (ts_query_cursor_next_capture(p->cur, &m, &ci)) {
+    if (!match_ok(p, t, &m)) { ts_query_cursor_remove_match(p->cur, m.id); continue; }
+    luaL_checkstack(L, 4, NULL);
+    lua_createtable(L, 0, 3);
+    pushcapname(L, p, m.captures[ci].index);
+    lua_setfield(L, -2, "name");
+    pushnode(L, m.captures[ci].node, treeidx);
+    lua_setfield(L, -2, "node");
+    lua_pushinteger(L, (lua_Integer)m.pattern_index + 1);
+    lua_setfield(L, -2, "pattern");
+    lua_rawseti(L, -2, ++k);
+  }
+  return 1;
+}
+
+static int query_names (lua_State *L) {
+  LQuery *p = checkquery(L, 1);
+  uint32_t c = ts_query_capture_count(p->q);
+  lua_createtable(L, (int)c, 0);
+  for (uint32_t i = 0; i < c; i++) {
+    pushcapname(L, p, i);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  return 1;
+}
+
+static int query_tostring (lua_State *L) {
+  LQuery *p = toquery(L, 1);
+  if (p->q == NULL) lua_pushliteral(L, "aegis.ast.Query (closed)");
+  else lua_pushfstring(L, "aegis.ast.Query (%s, %d patterns)", LANGS[p->tsx],
+                       (int)ts_query_pattern_count(p->q));
+  return 1;
+}
+
+/* ----------------------------------------------------------------- diff */
+
+static int parse_fail (lua_State *L, int rc, const char *which, const char *err) {
+  luaL_pushfail(L);
+  lua_pushfstring(L, "ast: diff '%s': %s", which, err);
+  lua_pushstring(L, rc == AG_EINVAL ? "too_large" : ag_errcode(rc));
+  return 3;
+}
+
+static void setint (lua_State *L, const char *k, lua_Integer v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, k);
+}
+
+static void pushspan (lua_State *L, const ag_astdiff *d, int side, uint32_t id) {
+  ag_astdiff_node nd;
+  ag_astdiff_nodeinfo(d, side, id, &nd);
+  lua_createtable(L, 0, 5);
+  setint(L, "start_byte", nd.sbyte);
+  setint(L, "end_byte", nd.ebyte);
+  setint(L, "line", (lua_Integer)nd.srow + 1);
+  setint(L, "end_line", (lua_Integer)nd.erow + 1);
+  setint(L, "size", nd.size);
+}
+
+static const char *const ACTS[] = {"insert", "delete", "update", "move", "rename"};
+
+/* diff(a, b, lang, comments, verify, timeout_ms, max_bytes)
+**   -> {same, src_nodes, dst_nodes, counts, actions, renames, moves, summary,
+**       verified?} | nil, msg, code */
+static int ast_diff (lua_State *L) {
+  size_t la, lb;
+  const char *a = luaL_checklstring(L, 1, &la);
+  const char *b = luaL_checklstring(L, 2, &lb);
+  int tsx = luaL_checkoption(L, 3, "ts", LANGS);
+  ag_astdiff_opts o;
+  memset(&o, 0, sizeof o);
+  o.tsx = tsx;
+  o.comments = lua_toboolean(L, 4);
+  int verify = lua_toboolean(L, 5);
+  lua_Integer ms = luaL_optinteger(L, 6, 0), cap = luaL_optinteger(L, 7, 0);
+  luaL_argcheck(L, ms >= 0, 6, "timeout must be non-negative");
+  luaL_argcheck(L, cap >= 0, 7, "size limit must be non-negative");
+  o.timeout_us = (uint64_t)ms * 1000u;
+  o.max_bytes = (uint64_t)cap;
+  /* The diff lives in a box so a raise while building the result frees it. */
+  ag_astdiff **box = (ag_astdiff **)lua_newuserdatauv(L, sizeof *box, 0);
+  *box = NULL;
+  luaL_setmetatable(L, "aegis.ast.DiffBox");
+  int boxidx = lua_gettop(L);
+  char err[AG_ERRLEN];
+  int side = 0;
+  int rc = ag_astdiff_run(a, la, b, lb, &o, box, &side, err);
+  if (rc != AG_OK) return parse_fail(L, rc, side == 1 ? "a" : side == 2 ? "b" : "-", err);
+  ag_astdiff *d = *box;
+  ag_astdiff_counts c;
+  ag_astdiff_getcounts(d, &c);
+  lua_createtable(L, 0, 10);                                  /* [.., res] */
+  lua_pushboolean(L, c.total == 0);
+  lua_setfield(L, -2, "same");
+  setint(L, "src_nodes", c.src_nodes);
+  setint(L, "dst_nodes", c.dst_nodes);
+  lua_createtable(L, 0, 5);
+  setint(L, "insert", c.n[AG_ASTDIFF_INSERT]);
+  setint(L, "delete", c.n[AG_ASTDIFF_DELETE]);
+  setint(L, "update", c.n[AG_ASTDIFF_UPDATE]);
+  setint(L, "move", c.n[AG_ASTDIFF_MOVE]);
+  setint(L, "rename", c.n[AG_ASTDIFF_RENAME]);
+  lua_setfield(L, -2, "counts");
+  lua_newtable(L);                                            /* actions */
+  lua_newtable(L);                                            /* renames */
+  lua_newtable(L);                                            /* moves */
+  int resi = lua_gettop(L) - 3;
+  lua_Integer na = 0, nr = 0, nm = 0;
+  size_t total = ag_astdiff_nactions(d);
+  for (size_t i = 0; i < total; i++) {
+    ag_astdiff_action ac;
+    ag_astdiff_getaction(d, i, &ac);
+    luaL_checkstack(L, 8, NULL);
+    lua_createtable(L, 0, 8);                                 /* [.., act] */
+    lua_pushstring(L, ACTS[ac.kind]);
+    lua_setfield(L, -2, "action");
+    if (ac.type) { lua_pushstring(L, ac.type); lua_setfield(L, -2, "type"); }
+    if (ac.src != AG_ASTDIFF_NONE) { pushspan(L, d, 0, ac.src); lua_setfield(L, -2, "src"); }
+    if (ac.dst != AG_ASTDIFF_NONE) { pushspan(L, d, 1, ac.dst); lua_setfield(L, -2, "dst"); }
+    if (ac.from) { lua_pushlstring(L, ac.from, ac.from_len); lua_setfield(L, -2, "from"); }
+    if (ac.to) { lua_pushlstring(L, ac.to, ac.to_len); lua_setfield(L, -2, "to"); }
+    if (ac.kind == AG_ASTDIFF_RENAME) setint(L, "n", ac.n);
+    if (ac.kind == AG_ASTDIFF_INSERT || ac.kind == AG_ASTDIFF_DELETE ||
+        ac.kind == AG_ASTDIFF_MOVE) setint(L, "nodes", ac.n);
+    if (ac.kind == AG_ASTDIFF_RENAME) {
+      lua_createtable(L, 0, 3);
+      lua_pushlstring(L, ac.from, ac.from_len); lua_setfield(L, -2, "from");
+      lua_pushlstring(L, ac.to, ac.to_len); lua_setfield(L, -2, "to");
+      setint(L, "n", ac.n);
+      lua_rawseti(L, resi + 2, ++nr);
+    }
+    if (ac.kind == AG_ASTDIFF_MOVE) {
+      lua_createtable(L, 0, 2);
+      lua_getfield(L, -2, "src"); lua_setfield(L, -2, "src");
+      lua_getfield(L, -2, "dst"); lua_setfield(L, -2, "dst");
+      lua_rawseti(L, resi + 3, ++nm);
+    }
+    lua_rawseti(L, resi + 1, ++na);
+  }
+  lua_setfield(L, resi, "moves");
+  lua_setfield(L, resi, "renames");
+  lua_setfield(L, resi, "actions");
+  /* declarations */
+  lua_newtable(L);
+  size_t nd = ag_astdiff_ndecls(d);
+  for (size_t i = 0; i < nd; i++) {
+    ag_astdiff_decl dc;
+    ag_astdiff_getdecl(d, i, &dc);
+    luaL_checkstack(L, 6, NULL);
+    lua_createtable(L, 0, 6);
+    lua_pushstring(L, dc.kind); lua_setfield(L, -2, "kind");
+    lua_pushlstring(L, dc.name, dc.name_len); lua_setfield(L, -2, "name");
+    lua_pushstring(L, dc.change); lua_setfield(L, -2, "change");
+    if (dc.to) { lua_pushlstring(L, dc.to, dc.to_len); lua_setfield(L, -2, "to"); }
+    if (dc.src != AG_ASTDIFF_NONE) { pushspan(L, d, 0, dc.src); lua_setfield(L, -2, "src"); }
+    if (dc.dst != AG_ASTDIFF_NONE) { pushspan(L, d, 1, dc.dst); lua_setfield(L, -2, "dst"); }
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_setfield(L, resi, "summary");
+  if (verify) {
+    lua_pushboolean(L, ag_astdiff_verify(d) == AG_OK);
+    lua_setfield(L, resi, "verified");
+  }
+  ag_astdiff_free(d);
+  *box = NULL;
+  lua_remove(L, boxidx);
+  return 1;
+}
+
+static int box_gc (lua_State *L) {
+  ag_astdiff **box = (ag_astdiff **)luaL_checkudata(L, 1, "aegis.ast.DiffBox");
+  ag_astdiff_free(*box);
+  *box = NULL;
+  return 0;
+}
+
+/* ----------------------------------------------------------------- open */
+
+static const luaL_Reg funcs[] = {
+  {"parse", ast_parse}, {"query", ast_query}, {"diff", ast_diff}, {NULL, NULL}
+};
+static const luaL_Reg tree_meth[] = {
+  {"root", tree_root}, {"errors", tree_errors}, {"text", tree_text},
+  {"lang", tree_lang}, {"source", tree_source}, {"close", tree_close}, {NULL, NULL}
+};
+static const luaL_Reg tree_meta[] = {
+  {"__index", NULL}, {"__gc", tree_gc}, {"__close", tree_gc},
+  {"__tostring", tree_tostring}, {NULL, NULL}
+};
+static const luaL_Reg node_meth[] = {
+  {"type", node_type}, {"text", node_text}, {"range", node_range},
+  {"children", node_children}, {"named_children", node_named_children},
+  {"child_count", node_child_count}, {"named_child_count", node_named_child_count},
+  {"child", node_child}, {"named_child", node_named_child},
+  {"child_by_field", node_child_by_field}, {"field_name", node_field_name},
+  {"parent", node_parent}, {"next_sibling", node_next_sibling},
+  {"prev_sibling", node_prev_sibling}, {"next_named_sibling", node_next_named_sibling},
+  {"prev_named_sibling", node_prev_named_sibling}, {"is_named", node_is_named},
+  {"has_error", node_has_error}, {"is_missing", node_is_missing},
+  {"is_error", node_is_error}, {"sexp", node_sexp}, {"tree", node_tree}, {NULL, NULL}
+};
+static const luaL_Reg node_meta[] = {
+  {"__index", NULL}, {"__eq", node_eq}, {"__tostring", node_tostring}, {NULL, NULL}
+};
+static const luaL_Reg query_meth[] = {
+  {"matches", query_matches}, {"captures", query_captures},
+  {"capture_names", query_names}, {"close", query_close}, {NULL, NULL}
+};
+static const luaL_Reg query_meta[] = {
+  {"__index", NULL}, {"__gc", query_gc}, {"__close", query_gc},
+  {"__tostring", query_tostring}, {NULL, NULL}
+};
+static const luaL_Reg box_meth[] = {{NULL, NULL}};
+static const luaL_Reg box_meta[] = {
+  {"__index", NULL}, {"__gc", box_gc}, {"__close", box_gc}, {NULL, NULL}
+};
+
+AGLIB_API int luaopen_aegis_core_ast(lua_State *L);
+AGLIB_API int luaopen_aegis_core_ast (lua_State *L) {
+  agL_newclass(L, AST_TREE, tree_meth, tree_meta);
+  agL_newclass(L, AST_NODE, node_meth, node_meta);
+  agL_newclass(L, AST_QUERY, query_meth, query_meta);
+  agL_newclass(L, "aegis.ast.DiffBox", box_meth, box_meta);
+  luaL_newlib(L, funcs);
+  return 1;
+}

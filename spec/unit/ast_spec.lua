@@ -1,0 +1,302 @@
+local ast = require('aegis.ast')
+
+local SRC = [[
+import { a } from './a';
+export function add(x: number, y: number): number {
+  return x + y; // sum
+}
+const s = "hi";
+]]
+
+describe('aegis.ast', function()
+  describe('parse', function()
+    it('parses TypeScript into a tree with a program root', function()
+      local tree = assert(ast.parse(SRC))
+      local root = tree:root()
+      assert.equal('program', root:type())
+      assert.equal('ts', tree:lang())
+      assert.equal(SRC, tree:source())
+      assert.is_false(root:has_error())
+      assert.same({}, tree:errors())
+      assert.matches('aegis.ast.Tree %(ts, %d+ bytes%)', tostring(tree))
+    end)
+
+    it('picks the grammar from lang, then from the path extension', function()
+      local jsx = 'const e = <div>hi</div>;'
+      assert.is_true(ast.parse(jsx):root():has_error())        -- ts: no JSX
+      assert.is_false(ast.parse(jsx, { lang = 'tsx' }):root():has_error())
+      assert.is_false(ast.parse(jsx, { path = 'x/App.tsx' }):root():has_error())
+      assert.equal('tsx', ast.parse(jsx, { path = 'a.jsx' }):lang())
+      assert.equal('ts', ast.parse(jsx, { path = 'a.tsx', lang = 'ts' }):lang())
+      assert.equal('ts', ast.parse('1', { path = 'README' }):lang())
+      assert.equal('tsx', ast.lang_of('A.TSX'))
+      assert.equal('ts', ast.lang_of('a.mts'))
+      assert.is_nil(ast.lang_of('a.py'))
+    end)
+
+    it('rejects bad arguments', function()
+      assert.has_error(function() ast.parse(42) end, "bad argument #1 to 'parse' (string expected, got number)")
+      assert.has_error(function() ast.parse('', 'ts') end, "bad argument #2 to 'parse' (table expected, got string)")
+      assert.has_error(function() ast.parse('', { lang = 'js' }) end,
+        "bad argument #2 to 'parse' (lang must be 'ts' or 'tsx')")
+      assert.has_error(function() ast.parse('', { budget = { ms = -1 } }) end,
+        "bad argument #2 to 'parse' (budget.ms must be a non-negative integer)")
+      assert.has_error(function() ast.parse('', { budget = 3 }) end,
+        "bad argument #2 to 'parse' (budget must be a table)")
+    end)
+  end)
+
+  describe('nodes', function()
+    local tree, fn
+    before_each(function()
+      tree = assert(ast.parse(SRC))
+      fn = tree:root():named_child(2):child_by_field('declaration')
+    end)
+
+    it('give type, text, fields, ranges and children', function()
+      assert.equal('function_declaration', fn:type())
+      local name = fn:child_by_field('name')
+      assert.equal('identifier', name:type())
+      assert.equal('add', name:text())
+      assert.equal('add', tree:text(name))
+      assert.equal('name', name:field_name())
+      assert.equal('declaration', fn:field_name())
+      assert.is_nil(tree:root():field_name())
+      assert.same({ start_byte = 41, end_byte = 44, start_row = 1, start_col = 16, end_row = 1, end_col = 19 },
+        name:range())
+      local params = fn:child_by_field('parameters')
+      assert.equal(2, #params:named_children())
+      assert.equal(2, params:named_child_count())
+      assert.equal(5, params:child_count())         -- ( x , y )
+      assert.equal('(', params:child(1):type())
+      assert.is_false(params:child(1):is_named())
+      assert.is_true(params:named_child(1):is_named())
+      assert.is_nil(params:child(99))
+      assert.is_nil(fn:child_by_field('nope'))
+      assert.equal(#params:children(), params:child_count())
+    end)
+
+    it('navigate to parents and siblings, and compare equal', function()
+      local name = fn:child_by_field('name')
+      assert.equal(fn, name:parent())
+      assert.is_true(name:parent() == fn)
+      assert.equal('parameters', name:next_sibling():field_name())
+      assert.equal('function', name:prev_sibling():type())
+      assert.equal('formal_parameters', name:next_named_sibling():type())
+      assert.is_nil(name:prev_named_sibling())
+      assert.is_nil(tree:root():parent())
+      assert.equal(tree, name:tree())
+      assert.matches('^%(function_declaration', fn:sexp())
+      assert.equal('aegis.ast.Node (identifier 2:17)', tostring(name))
+    end)
+
+    it('pin their tree, and raise once it is closed', function()
+      local root = ast.parse(SRC):root()
+      collectgarbage()
+      collectgarbage()
+      assert.equal('program', root:type())            -- the tree lives on through the node
+      local t = assert(ast.parse(SRC))
+      local n = t:root()
+      assert.is_true(t:close())
+      assert.is_true(t:close())                        -- idempotent
+      assert.has_error(function() n:type() end, 'attempt to use a closed tree')
+      assert.has_error(function() t:root() end, 'attempt to use a closed tree')
+      assert.equal('aegis.ast.Tree (closed)', tostring(t))
+      assert.equal('aegis.ast.Node (closed tree)', tostring(n))
+      do
+        local t2 <close> = assert(ast.parse(SRC))
+        n = t2:root()
+      end
+      assert.has_error(function() n:text() end, 'attempt to use a closed tree')
+    end)
+
+    it('refuse nodes of another tree in tree:text', function()
+      local t2 = assert(ast.parse(SRC))
+      assert.has_error(function() tree:text(t2:root()) end, "bad argument #1 to 'text' (node of another tree)")
+    end)
+  end)
+
+  describe('errors', function()
+    it('reports ERROR and MISSING nodes with lines and columns', function()
+      local tree = assert(ast.parse('function f( {\n  return 1\n}\nconst x = ;\n'))
+      assert.is_true(tree:root():has_error())
+      local errs = tree:errors()
+      assert.is_true(#errs >= 1)
+      for _, e in ipairs(errs) do
+        assert.is_true(e.kind == 'error' or e.kind == 'missing')
+        assert.is_true(e.line >= 1 and e.col >= 1)
+        assert.is_true(e.node:is_error() or e.node:is_missing())
+      end
+      local missing = assert(ast.parse('if (x) {'))
+      local m = missing:errors()
+      assert.equal(1, #m)
+      assert.same({ 'missing', "missing '}'", 1, 9, 1, 9 },
+        { m[1].kind, m[1].message, m[1].line, m[1].col, m[1].end_line, m[1].end_col })
+      assert.is_true(m[1].node:is_missing())
+      assert.equal(8, m[1].start_byte)
+      local bad = assert(ast.parse('x = = 1;'))
+      local e = bad:errors()[1]
+      assert.same({ 5, 6 }, { e.col, e.end_col })
+      assert.same({ 'error', 'syntax error', 1 }, { e.kind, e.message, e.line })
+    end)
+  end)
+
+  describe('budget', function()
+    it('refuses a source over the size cap', function()
+      local t, err, code = ast.parse(string.rep('a;', 100), { path = 'big.ts', budget = { bytes = 10 } })
+      assert.is_nil(t)
+      assert.equal("ast: parse 'big.ts': too large (200 bytes, limit 10)", err)
+      assert.equal('too_large', code)
+    end)
+
+    it('stops a parse over the time budget', function()
+      -- 10 MB of nested expressions: far more than 1 ms of parsing
+      local src = string.rep('x = [(a + b) * c, {k: "v"}, f(g(h))];\n', 270000)
+      assert.is_true(#src > 10e6)
+      local t, err, code = ast.parse(src, { budget = { ms = 1, bytes = 0 } })
+      assert.is_nil(t)
+      assert.equal("ast: parse '<string>': timeout (1 ms)", err)
+      assert.equal('timeout', code)
+      -- and the default budget refuses it on size, before parsing
+      t, err, code = ast.parse(src)
+      assert.is_nil(t)
+      assert.equal(("ast: parse '<string>': too large (%d bytes, limit %d)"):format(#src, ast.budget.bytes), err)
+      assert.equal('too_large', code)
+      t, err, code = ast.diff(src, 'x', { budget = { ms = 1, bytes = 0 } })
+      assert.is_nil(t)
+      assert.equal("ast: diff 'a': timeout (1 ms)", err)
+      assert.equal('timeout', code)
+      t, err, code = ast.diff('x', src)
+      assert.is_nil(t)
+      assert.equal(("ast: diff 'b': too large (%d bytes, limit %d)"):format(#src, ast.budget.bytes), err)
+      assert.equal('too_large', code)
+    end)
+
+    it('parses a file of 1 MB within the default budget', function()
+      local src = string.rep('const v = f(1, "two", [3]);\n', 38000)
+      local t = assert(ast.parse(src))
+      assert.equal(38000, t:root():named_child_count())
+      assert.is_false(t:root():has_error())
+      t:close()
+    end)
+  end)
+
+  describe('hostile inputs', function()
+    it('survive deep nesting', function()
+      local depth = 20000
+      local t = assert(ast.parse('x = ' .. string.rep('(', depth) .. '1' .. string.rep(')', depth) .. ';'))
+      assert.equal('program', t:root():type())
+      local t2 = assert(ast.parse(string.rep('{', depth) .. string.rep('}', depth)))
+      assert.equal('program', t2:root():type())
+      assert.is_table(t2:errors())
+      local d = assert(ast.diff('x = ' .. string.rep('[', depth) .. string.rep(']', depth),
+                                'x = ' .. string.rep('[', depth) .. '1' .. string.rep(']', depth), { verify = true }))
+      assert.is_true(d.verified)
+      assert.equal(1, d.counts.insert)
+      -- a change in the middle of a deep chain (quadratic matching would hang here)
+      local half = 5000
+      local a = 'x = ' .. string.rep('f(1, ', 2 * half) .. '2' .. string.rep(')', 2 * half)
+      local b = 'x = ' .. string.rep('f(1, ', half) .. 'g(3, ' .. string.rep('f(1, ', half) .. '2'
+        .. string.rep(')', 2 * half + 1)
+      local c = assert(ast.diff(a, b, { verify = true }))
+      assert.is_true(c.verified)
+      assert.is_false(c.same)
+    end)
+
+    it('survive invalid UTF-8 and NUL bytes', function()
+      local src = 'const s = "\xff\xfe\0";\nlet \0 = 1;\n\xc3\x28 x;\n'
+      local t = assert(ast.parse(src))
+      assert.is_true(t:root():has_error())
+      assert.is_true(#t:errors() >= 1)
+      for _, e in ipairs(t:errors()) do assert.is_string(e.node:text()) end
+      local q = assert(ast.query('ts', '((string) @s (#match? @s "ff"))'))
+      assert.is_table(q:matches(t))
+      local d = assert(ast.diff(src, src .. '\0\xff', { verify = true }))
+      assert.is_true(d.verified)
+      assert.is_true(ast.diff(src, src).same)
+    end)
+  end)
+
+  describe('queries', function()
+    local tree
+    before_each(function() tree = assert(ast.parse(SRC)) end)
+
+    it('return matches with captures, and captures in order', function()
+      local q = assert(ast.query('ts',
+        '(function_declaration name: (identifier) @name parameters: (formal_parameters) @params)'))
+      local ms = q:matches(tree)
+      assert.equal(1, #ms)
+      assert.equal(1, ms[1].pattern)
+      assert.equal('add', ms[1].captures.name:text())
+      assert.equal('params', ms[1].list[2].name)
+      local caps = q:captures(tree:root())
+      assert.same({ 'name', 'params' }, { caps[1].name, caps[2].name })
+      assert.same({ 'name', 'params' }, q:capture_names())
+      assert.matches('aegis.ast.Query %(ts, 1 patterns%)', tostring(q))
+    end)
+
+    it('are compiled once per language and pattern', function()
+      local p = '(identifier) @id'
+      assert.equal(ast.query('ts', p), ast.query('ts', p))
+      assert.not_equal(ast.query('ts', p), ast.query('tsx', p))
+    end)
+
+    it('evaluate #eq?, #not-eq?, #match?, #not-match?, #any-of?, #not-any-of?', function()
+      local function names(pattern)
+        local out = {}
+        for _, c in ipairs(assert(ast.query('ts', pattern)):captures(tree)) do out[#out + 1] = c.node:text() end
+        return table.concat(out, ',')
+      end
+      assert.equal('a,add,x,y,x,y,s', names('(identifier) @i'))
+      assert.equal('x,x', names('((identifier) @i (#eq? @i "x"))'))
+      assert.equal('a,add,y,y,s', names('((identifier) @i (#not-eq? @i "x"))'))
+      assert.equal('add', names('((identifier) @i (#match? @i "^a[a-z]+$"))'))
+      assert.equal('a,x,y,x,y,s', names('((identifier) @i (#not-match? @i "^add"))'))
+      assert.equal('add,y,y', names('((identifier) @i (#any-of? @i "add" "y" "zzz"))'))
+      assert.equal('a,x,x,s', names('((identifier) @i (#not-any-of? @i "add" "y"))'))
+      -- capture against capture
+      local pair = '(binary_expression left: (identifier) @l right: (identifier) @r (#%s @l @r))'
+      assert.equal('', names(pair:format('eq?')))
+      assert.equal('x,y', names(pair:format('not-eq?')))
+      local same = assert(ast.parse('a + a; a + b;'))
+      assert.equal(1, #assert(ast.query('ts', pair:format('eq?'))):matches(same))
+      -- directives are ignored
+      assert.equal('add', names('((identifier) @i (#eq? @i "add") (#set! kind "fn"))'))
+    end)
+
+    it('run on a node of the tree, and refuse another language', function()
+      local q = assert(ast.query('ts', '(identifier) @i'))
+      local ret = tree:root():named_child(2):child_by_field('declaration'):child_by_field('body')
+      assert.equal(2, #q:captures(ret))
+      local tsx = assert(ast.parse('x', { lang = 'tsx' }))
+      assert.has_error(function() q:matches(tsx) end, "bad argument #1 to 'matches' (tree of another language)")
+      assert.has_error(function() q:matches('x') end)
+    end)
+
+    it('fail on bad patterns and unknown predicates', function()
+      local q, err, code = ast.query('ts', '(function_declaration')
+      assert.is_nil(q)
+      local _
+      assert.matches("^ast: query: syntax error at offset %d+$", err)
+      assert.equal('parse', code)
+      _, err, code = ast.query('ts', '(no_such_node) @x')
+      assert.equal('ast: query: invalid node type at offset 1', err)
+      assert.equal('parse', code)
+      _, err = ast.query('ts', '((identifier) @i (#frob? @i "x"))')
+      assert.equal("ast: query: unknown predicate '#frob?' in pattern 1", err)
+      _, err = ast.query('ts', '((identifier) @i (#match? @i "("))')
+      assert.matches("^ast: query: bad regex '%(' in pattern 1: ", err)
+      _, err = ast.query('ts', '((identifier) @i (#eq? @i))')
+      assert.equal("ast: query: '#eq?' expects a capture and one argument in pattern 1", err)
+      assert.has_error(function() ast.query('js', '(x)') end, "bad argument #1 to 'query' (lang must be 'ts' or 'tsx')")
+      assert.has_error(function() ast.query('ts', 1) end, "bad argument #2 to 'query' (string expected, got number)")
+    end)
+
+    it('raise once closed', function()
+      local q = assert(require('aegis.core.ast').query('ts', '(identifier) @i'))
+      assert.is_true(q:close())
+      assert.has_error(function() q:matches(tree) end, 'attempt to use a closed query')
+      assert.equal('aegis.ast.Query (closed)', tostring(q))
+    end)
+  end)
+end)
