@@ -20,7 +20,7 @@ DEB := gcc make pkg-config openssl ca-certificates lua5.4 liblua5.4-dev \
        lua-cjson lua-cjson-dev lua-busted libsqlite3-dev sqlite3 libpq-dev \
        postgresql libcurl4-openssl-dev libssl-dev libtree-sitter-dev libmicrohttpd-dev python3
 DEB_NPM := npm
-DEB_BENCH := hyperfine curl
+DEB_BENCH := hyperfine curl time
 DEB_VALGRIND := valgrind
 
 GRAMMAR_DIR := build/grammar

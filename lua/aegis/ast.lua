@@ -71,10 +71,13 @@ local function pick_budget(fname, opts, arg)
     error(("bad argument #%d to '%s' (budget must be a table)"):format(arg, fname), 3)
   end
   local ms, bytes = b.ms or M.budget.ms, b.bytes or M.budget.bytes
-  for k, v in pairs({ ms = ms, bytes = bytes }) do
-    if math.type(v) ~= 'integer' or v < 0 then
-      error(("bad argument #%d to '%s' (budget.%s must be a non-negative integer)"):format(arg, fname, k), 3)
-    end
+  -- A parse is one C call that no Lua hook can interrupt: its time is always
+  -- capped (scripts reach this module). Size may be uncapped (0).
+  if math.type(ms) ~= 'integer' or ms < 1 then
+    error(("bad argument #%d to '%s' (budget.ms must be a positive integer)"):format(arg, fname), 3)
+  end
+  if math.type(bytes) ~= 'integer' or bytes < 0 then
+    error(("bad argument #%d to '%s' (budget.bytes must be a non-negative integer)"):format(arg, fname), 3)
   end
   return ms, bytes
 end
@@ -84,7 +87,7 @@ end
 --- NUL bytes are parsed as they are (they become ERROR nodes).
 ---@param src string Source text
 --- `opts.lang` wins over `opts.path`'s extension (default 'ts'); `opts.budget`
---- caps parse time (ms, 0 = none) and size (bytes, 0 = none), defaults in
+--- caps parse time (ms, at least 1) and size (bytes, 0 = none), defaults in
 --- `ast.budget`.
 ---@param opts? aegis.ast.ParseOpts
 ---@return aegis.ast.Tree? tree

@@ -40,7 +40,10 @@ describe('aegis.ast', function()
       assert.has_error(function() ast.parse('', { lang = 'js' }) end,
         "bad argument #2 to 'parse' (lang must be 'ts' or 'tsx')")
       assert.has_error(function() ast.parse('', { budget = { ms = -1 } }) end,
-        "bad argument #2 to 'parse' (budget.ms must be a non-negative integer)")
+        "bad argument #2 to 'parse' (budget.ms must be a positive integer)")
+      -- no parse without a time cap: it is one C call no hook can stop
+      assert.has_error(function() ast.parse('', { budget = { ms = 0 } }) end,
+        "bad argument #2 to 'parse' (budget.ms must be a positive integer)")
       assert.has_error(function() ast.parse('', { budget = 3 }) end,
         "bad argument #2 to 'parse' (budget must be a table)")
     end)
