@@ -779,6 +779,177 @@ function M.call(opts)
   return finish(job, res, msg, code)
 end
 
+--- Options of `provider.call_all`.
+---@class aegis.provider.CallAllOpts
+---@field concurrency? integer Requests in flight at once (default 16)
+---@field budget? aegis.retry.Budget|false Retry budget shared by the calls (default `retry.budget{ratio = 0.2, min = 0}`: at most 1 retry per 5 calls); false: none
+---@field retry? table Retry policy options for every call (each call's own `retry` goes over them)
+---@field http? table The HTTP module to use (default `aegis.http`; needs `all`; for tests)
+
+-- Spreads the waits of the retries one round schedules: retry i of k gets
+-- slice perm[i] of k equal slices of [0, 1), at a uniform place in it.
+-- Each value is still uniform on [0, 1) (full jitter), but k retries
+-- scheduled at once do not bunch up (RELIABILITY.md L4).
+local function stratified(k, random)
+  local perm = {}
+  for i = 1, k do perm[i] = i end
+  for i = k, 2, -1 do
+    local j = math.min(i, math.floor(random(0, 1) * i) + 1)
+    perm[i], perm[j] = perm[j], perm[i]
+  end
+  local u = {}
+  for i = 1, k do u[i] = math.min((perm[i] - 1 + random(0, 1)) / k, 1) end
+  return u
+end
+
+--- Makes many calls at once through one curl multi handle
+--- (`aegis.http.all`), each through the same steps as `provider.call`
+--- (adapter, key, retries, parsing, usage, cost). Rounds: every attempt
+--- that is due is sent in one `http.all`; each outcome is classified; a
+--- retryable one is scheduled at its own jittered time (full jitter, or the
+--- server's `retry-after` plus jitter; the waits of one round are spread
+--- over their range); the loop sleeps until the next is due. Retries
+--- follow each call's policy (at most 2, fail fast past `max_wait`, one
+--- breaker per endpoint) and take from one shared budget, so a batch sends
+--- at most `1.2 ×` its calls by default. Streams work as in `call`
+--- (`stream = true`, `on_delta` per call).
+---
+--- Results come in input order: a result as `provider.call` gives it, or
+--- `{err = aegis.Error, code = string}` when that call failed (the others
+--- go on). Misuse of any call raises before anything is sent.
+---@param list aegis.provider.CallOpts[] The calls (their `http` field is ignored: see opts.http)
+---@param opts? aegis.provider.CallAllOpts
+---@return (aegis.provider.Result|{err: aegis.Error, code: string})[] results
+function M.call_all(list, opts)
+  if type(list) ~= 'table' then argerr('call_all', 1, 'table expected, got ' .. type(list)) end
+  if opts ~= nil and type(opts) ~= 'table' then argerr('call_all', 2, 'table expected, got ' .. type(opts)) end
+  opts = opts or {}
+  local conc = opts.concurrency or 16
+  if math.type(conc) ~= 'integer' or conc < 1 then argerr('call_all', 2, 'concurrency must be a positive integer') end
+  if opts.retry ~= nil and type(opts.retry) ~= 'table' then argerr('call_all', 2, 'retry must be a table') end
+  local retry = require('aegis.retry')
+  local budget = opts.budget
+  if budget == nil then
+    budget = retry.budget({ ratio = 0.2, min = 0 })
+  elseif budget == false then
+    budget = nil
+  elseif getmetatable(budget) ~= retry._Budget then
+    argerr('call_all', 2, 'budget must come from retry.budget or be false')
+  end
+  local http = opts.http or require('aegis.http')
+  local sched = retry.policy(merge(DEFAULT_POLICY, opts.retry))
+  local t0 = sched.now()
+
+  -- everything is checked and built before anything is sent
+  local results, jobs = {}, {}
+  for i = 1, #list do
+    local item = list[i]
+    if type(item) ~= 'table' then argerr('call_all', 1, ('request %d: table expected, got %s'):format(i, type(item))) end
+    local o = setmetatable({ retry = merge(opts.retry, item.retry) }, { __index = item })
+    local ok, job, err = pcall(prepare, o, 'call_all', clock.monotonic())
+    if not ok then
+      local m = tostring(job)
+      local fixed = m:gsub("^.-bad argument #1 to 'call_all' %(", ("bad argument #1 to 'call_all' (request %d: "):format(i), 1)
+      error(fixed, 2)
+    end
+    if job then
+      local p = job.policy
+      p.budget = nil  -- the batch's budget, below
+      job.policy = retry.policy(p)
+      job.index, job.at = i, t0
+      jobs[#jobs + 1] = job
+    else
+      results[i] = { err = err, code = err.code }
+    end
+  end
+  if budget then
+    for _ = 1, #jobs do budget:deposit() end
+  end
+
+  local function done(job, ...)
+    local res, err = finish(job, ...)
+    results[job.index] = res or { err = err, code = err.code }
+    job.finished = true
+  end
+
+  local pending = jobs
+  while #pending > 0 do
+    local now = sched.now()
+    local due, next_at = {}, math.huge
+    for _, job in ipairs(pending) do
+      if job.at <= now then due[#due + 1] = job elseif job.at < next_at then next_at = job.at end
+    end
+    if #due == 0 then
+      sched.sleep(next_at - now)
+    else
+      -- the breaker is asked before every attempt, as retry.run does
+      local send, reqs = {}, {}
+      for _, job in ipairs(due) do
+        local br = job.policy.breaker
+        local ok, msg = true, nil
+        if br then ok, msg = br:allow() end
+        if ok then
+          send[#send + 1] = job
+          reqs[#reqs + 1] = attempt_request(job)
+        else
+          done(job, nil, msg, 'circuit_open')
+        end
+      end
+      local outs = #reqs > 0 and http.all(reqs, { concurrency = conc }) or {}
+      local verdicts = {}
+      for i, job in ipairs(send) do
+        verdicts[i] = classify(job, outs[i])
+      end
+      -- Answers of one round come back together, in no order: the breakers
+      -- hear the failures first, then the successes, so an endpoint that
+      -- answered part of a round is not counted as down.
+      for i, job in ipairs(send) do
+        if verdicts[i].retryable and job.policy.breaker then job.policy.breaker:failure() end
+      end
+      for i, job in ipairs(send) do
+        if not verdicts[i].retryable and job.policy.breaker then job.policy.breaker:success() end
+      end
+      local again = {}
+      for i, job in ipairs(send) do
+        local v, out, p = verdicts[i], outs[i], job.policy
+        local function last()
+          if out.status == nil then return done(job, nil, out.err, out.code) end
+          return done(job, out)
+        end
+        if not v.retryable or job.attempts > p.max_retries then
+          last()
+        elseif v.wait ~= nil and v.wait > p.max_wait then
+          last()  -- fail fast
+        elseif budget and not budget:withdraw() then
+          last()
+        else
+          again[#again + 1] = i
+        end
+      end
+      local u = stratified(#again, sched.random)
+      local t = sched.now()
+      for k, i in ipairs(again) do
+        local job, v, p = send[i], verdicts[i], send[i].policy
+        local backoff = math.min(p.cap, p.base * 2 ^ (job.attempts - 1))
+        local wait
+        if v.wait ~= nil then
+          wait = v.wait + u[k] * math.min(p.retry_after_jitter, backoff)
+        else
+          wait = u[k] * backoff
+        end
+        if p.on_retry then p.on_retry(job.attempts, wait, outs[i]) end
+        job.at = t + wait
+      end
+      local left = {}
+      for _, job in ipairs(pending) do
+        if not job.finished then left[#left + 1] = job end
+      end
+      pending = left
+    end
+  end
+  return results
+end
+
 --- Keeps only the five usage fields, each a count or nil.
 ---@param u any
 ---@return aegis.provider.Usage
