@@ -111,52 +111,56 @@ describe('provider.call_all against the emulator', function()
     end)
   end
 
-  it('gives answers in input order, and one 400 does not disturb the others', function()
-    local e = emu.start()
-    finally(function() e:stop() end)
-    local list = calls('openai', e.base.openai, 8)
-    local alone = {}
-    for i = 1, 8 do alone[i] = assert(provider.call(list[i])).text end
-    e:reset()
-    -- call 5 is the only one to Anthropic, whose next request gets a 400
-    list[5] = calls('anthropic', e.base.anthropic, 8)[5]
-    e:faults({ { status = 400, message = 'max_tokens: too many' } }, 'anthropic')
-    list[3].model = 'claude-sonnet-4-6'   -- an other answer, to see that order holds
-    local res = provider.call_all(list, { concurrency = 8 })
-    assert.equal(8, #res)
-    for i = 1, 8 do
-      if i == 5 then
-        assert.equal('http_400', res[i].code)
-        assert.equal(1, res[i].err.attempts)
-        assert.matches("^provider: anthropic POST 'http://127%.0%.0%.1:%d+/anthropic/v1/messages': 400 "
-          .. 'max_tokens: too many$', res[i].err.msg)
-      elseif i == 3 then
-        assert.equal('claude-sonnet-4-6', res[i].model)
-        assert.not_equal(alone[3], res[i].text)
-      else
-        assert.equal(alone[i], res[i].text)
-        assert.equal(1, res[i].attempts)
-      end
-    end
-    assert.equal(8, #e:log())
-  end)
+  describe('without random faults', function()
+    local e
+    lazy_setup(function() e = emu.start() end)
+    lazy_teardown(function() if e then e:stop() end end)
 
-  it('streams each call, with the same text as a plain call', function()
-    local e = emu.start()
-    finally(function() e:stop() end)
-    local plain = provider.call_all(calls('anthropic', e.base.anthropic, 4))
-    local deltas = {}
-    local list = calls('anthropic', e.base.anthropic, 4, { stream = true })
-    for i = 1, 4 do
-      deltas[i] = {}
-      list[i].on_delta = function(d) table.insert(deltas[i], d) end
-    end
-    local res = provider.call_all(list)
-    for i = 1, 4 do
-      assert.equal(plain[i].text, res[i].text)
-      assert.equal(res[i].text, table.concat(deltas[i]))
-      assert.is_true(#deltas[i] > 1)
-      assert.same(plain[i].usage, res[i].usage)
-    end
+    it('gives answers in input order, and one 400 does not disturb the others', function()
+      e:reset()
+      local list = calls('openai', e.base.openai, 8)
+      local alone = {}
+      for i = 1, 8 do alone[i] = assert(provider.call(list[i])).text end
+      e:reset()
+      -- call 5 is the only one to Anthropic, whose next request gets a 400
+      list[5] = calls('anthropic', e.base.anthropic, 8)[5]
+      e:faults({ { status = 400, message = 'max_tokens: too many' } }, 'anthropic')
+      list[3].model = 'claude-sonnet-4-6'   -- an other answer, to see that order holds
+      local res = provider.call_all(list, { concurrency = 8 })
+      assert.equal(8, #res)
+      for i = 1, 8 do
+        if i == 5 then
+          assert.equal('http_400', res[i].code)
+          assert.equal(1, res[i].err.attempts)
+          assert.matches("^provider: anthropic POST 'http://127%.0%.0%.1:%d+/anthropic/v1/messages': 400 "
+            .. 'max_tokens: too many$', res[i].err.msg)
+        elseif i == 3 then
+          assert.equal('claude-sonnet-4-6', res[i].model)
+          assert.not_equal(alone[3], res[i].text)
+        else
+          assert.equal(alone[i], res[i].text)
+          assert.equal(1, res[i].attempts)
+        end
+      end
+      assert.equal(8, #e:log())
+    end)
+
+    it('streams each call, with the same text as a plain call', function()
+      e:reset()
+      local plain = provider.call_all(calls('anthropic', e.base.anthropic, 4))
+      local deltas = {}
+      local list = calls('anthropic', e.base.anthropic, 4, { stream = true })
+      for i = 1, 4 do
+        deltas[i] = {}
+        list[i].on_delta = function(d) table.insert(deltas[i], d) end
+      end
+      local res = provider.call_all(list)
+      for i = 1, 4 do
+        assert.equal(plain[i].text, res[i].text)
+        assert.equal(res[i].text, table.concat(deltas[i]))
+        assert.is_true(#deltas[i] > 1)
+        assert.same(plain[i].usage, res[i].usage)
+      end
+    end)
   end)
 end)
