@@ -782,7 +782,7 @@ end
 --- Options of `provider.call_all`.
 ---@class aegis.provider.CallAllOpts
 ---@field concurrency? integer Requests in flight at once (default 16)
----@field budget? aegis.retry.Budget|false Retry budget shared by the calls (default `retry.budget{ratio = 0.2, min = 0}`: at most 1 retry per 5 calls); false: none
+---@field budget? aegis.retry.Budget|false Retries shared by the calls (default `retry.budget{ratio = 0.2, min = 0}`)
 ---@field retry? table Retry policy options for every call (each call's own `retry` goes over them)
 ---@field http? table The HTTP module to use (default `aegis.http`; needs `all`; for tests)
 
@@ -844,13 +844,20 @@ function M.call_all(list, opts)
   local results, jobs = {}, {}
   for i = 1, #list do
     local item = list[i]
-    if type(item) ~= 'table' then argerr('call_all', 1, ('request %d: table expected, got %s'):format(i, type(item))) end
+    if type(item) ~= 'table' then
+      argerr('call_all', 1, ('request %d: table expected, got %s'):format(i, type(item)))
+    end
     local o = setmetatable({ retry = merge(opts.retry, item.retry) }, { __index = item })
     local ok, job, err = pcall(prepare, o, 'call_all', clock.monotonic())
     if not ok then
-      local m = tostring(job)
-      local fixed = m:gsub("^.-bad argument #1 to 'call_all' %(", ("bad argument #1 to 'call_all' (request %d: "):format(i), 1)
-      error(fixed, 2)
+      -- name the call in argument errors; anything else goes on as it was
+      local fixed, hit
+      if type(job) == 'string' then
+        fixed, hit = job:gsub("^.-bad argument #1 to 'call_all' %(",
+          ("bad argument #1 to 'call_all' (request %d: "):format(i), 1)
+      end
+      if hit == 1 then error(fixed, 2) end
+      error(job, 0)
     end
     if job then
       local p = job.policy

@@ -58,7 +58,8 @@ end
 -- L4 figures, on stderr when AEGIS_L4_REPORT is set (docs/providers.md quotes them).
 local function report(name, n, attempts, first, most, elapsed)
   if not os.getenv('AEGIS_L4_REPORT') then return end
-  io.stderr:write(('L4 %s: %d calls, %d attempts (%.3f x), %d first retries, at most %d (%.0f %%) in a 50 ms window, %.2f s\n')
+  io.stderr:write(('L4 %s: %d calls, %d attempts (%.3f x), %d first retries, '
+    .. 'at most %d (%.0f %%) in a 50 ms window, %.2f s\n')
     :format(name, n, attempts, attempts / n, first, most, 100 * most / math.max(first, 1), elapsed))
 end
 
@@ -72,7 +73,10 @@ end
 -- retries; seed 213, 12 faults (5 x 429, 7 x 529), none on retries.
 -- What the budget does when faults exceed it is in
 -- spec/unit/provider_call_spec.lua.
-local L4 = { { name = 'openai', seed = '171', path = 'openai' }, { name = 'anthropic', seed = '213', path = 'anthropic' } }
+local L4 = {
+  { name = 'openai', seed = '171', path = 'openai' },
+  { name = 'anthropic', seed = '213', path = 'anthropic' },
+}
 
 describe('provider.call_all against the emulator', function()
   for _, case in ipairs(L4) do

@@ -239,8 +239,10 @@ describe('aegis.provider.call_all', function()
     end)
     local c = vclock()
     local waits = {}
-    local list = items(3, t, { retry = { on_retry = function(n, w) waits[#waits + 1] = { n, w } end } })
-    for _, o in ipairs(list) do o.retry.breaker = retry.breaker('provider_call_spec all ' .. o.blocks[1].content) end
+    local list = items(3, t)
+    for _, o in ipairs(list) do
+      o.retry.on_retry = function(k, w) waits[#waits + 1] = { k, w } end
+    end
     local res = provider.call_all(list, { http = t, retry = c.retry, budget = false })
     assert.equal(2, res[1].attempts)
     assert.equal(3, res[2].attempts)
@@ -283,7 +285,9 @@ describe('aegis.provider.call_all', function()
 
   it('does not retry a quota 429, and refuses without sending when the breaker is open', function()
     local t = multi(function(content)
-      if content == 'task 1' then return { status = 429, body = { error = { code = 'insufficient_quota', message = 'quota' } } } end
+      if content == 'task 1' then
+        return { status = 429, body = { error = { code = 'insufficient_quota', message = 'quota' } } }
+      end
       return { status = 503 }
     end)
     local c = vclock()
@@ -341,7 +345,8 @@ describe('aegis.provider.call_all', function()
     assert.has_error(function() provider.call_all(list, { http = t }) end,
       "bad argument #1 to 'call_all' (request 2: model must be a non-empty string)")
     assert.equal(0, t.sent)
-    assert.has_error(function() provider.call_all('x') end, "bad argument #1 to 'call_all' (table expected, got string)")
+    assert.has_error(function() provider.call_all('x') end,
+      "bad argument #1 to 'call_all' (table expected, got string)")
     assert.has_error(function() provider.call_all({ 'x' }) end,
       "bad argument #1 to 'call_all' (request 1: table expected, got string)")
     assert.has_error(function() provider.call_all({}, { concurrency = 0 }) end,
