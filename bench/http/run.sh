@@ -30,7 +30,7 @@ else
   # exec: $srv_pid is the emulator itself, which the trap stops
   sh -c 'exec "$0" emulate --port 0' "$bin" >"$tmp/emu" 2>"$tmp/emu.err" </dev/null &
   srv_pid=$!
-  i=0; while ! grep -q 'listening on' "$tmp/emu" && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+  i=0; while ! grep -qs 'listening on' "$tmp/emu" && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
   base=$(sed -n 's/^emulator listening on \(http:[^ ]*\)$/\1/p' "$tmp/emu")
   [ -n "$base" ] || { echo "bench/http: the emulator did not start:" >&2; cat "$tmp/emu.err" >&2; exit 1; }
   url="$base/openai/v1/chat/completions"
