@@ -1,6 +1,6 @@
 # aegis-run: one C binary embedding Lua 5.4.  See README.md.
 #   make            build bin/aegis-run (installs missing Debian packages first)
-#   make demo       run the quickstart on the embedded default store
+#   make demo       quickstart on the embedded SQLite store + calls to the local emulator
 #   make test       every spec; ends with "N passed, N failed"
 #   make test-asan  the same under AddressSanitizer + UBSan
 #   make test-valgrind   the same under valgrind memcheck
@@ -101,7 +101,7 @@ build/asan/%.o: build/gen/%.c runtime/host.h | deps
 	$(Q)$(CC) -O1 -g $(filter-out -O2,$(CFLAGS)) $(ASAN_FLAGS) $(PKG_CFLAGS) -Iruntime -c -o $@ $<
 
 demo: bin/aegis-run
-	$(Q)cd examples && ../bin/aegis-run quickstart.lua && ../bin/aegis-run store info
+	$(Q)examples/demo.sh
 
 test: bin/aegis-run
 	$(Q)tools/test.sh bin/aegis-run

@@ -85,6 +85,10 @@ static int fail (pg_store *s, PGresult *res, char *err) {
   const char *msg = res ? pq->PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
   if (msg == NULL) msg = pq->PQerrorMessage(s->conn);
   if (res == NULL && (msg == NULL || *msg == '\0')) return ag_seterr(err, AG_ENOMEM, "not enough memory");
+  /* Every error the server sends has a SQLSTATE; one without is libpq's
+  ** own, and after a statement was sent that means the connection went
+  ** ("server closed the connection unexpectedly") before PQstatus says so. */
+  if (state == NULL) return first_line(err, AG_ECONN, msg);
   return first_line(err, status_of(state), msg);
 }
 

@@ -1,0 +1,65 @@
+#!/bin/sh
+# Save and load of the same checkpoint states (small, 10 KB, 1 MB) side by
+# side: aegis and LangGraph.js's SqliteSaver (better-sqlite3 handle, WAL, at
+# synchronous FULL and NORMAL) and PostgresSaver on the same server, each
+# against the floor (a raw insert / select of the same bytes, same settings).
+# Medians per operation.  usage: bench/checkpoint/run.sh  (make bench runs it)
+# $BENCH_PG_URL: a PostgreSQL to use; else a throwaway one (tools/pg-temp.sh).
+set -eu
+cd "$(dirname "$0")/../.."
+[ -x bin/aegis-run ] || { echo "bench: build first (make)" >&2; exit 1; }
+interop=$(spec/support/langgraph/install.sh)
+cp bench/checkpoint/langgraph_bench.mjs "$interop/"
+tmp=$(mktemp -d)
+pgdir=
+cleanup() { [ -n "$pgdir" ] && tools/pg-temp.sh stop "$pgdir"; rm -rf "$tmp"; }
+trap cleanup EXIT INT TERM
+pg=${BENCH_PG_URL:-}
+if [ -z "$pg" ]; then
+  out=$(tools/pg-temp.sh start)
+  pgdir=$(echo "$out" | sed -n 1p)
+  pg=$(echo "$out" | sed -n 2p)
+fi
+
+# The states: plan-like objects; 10 KB and 1 MB are lists of file records.
+node -e '
+const fs = require("fs");
+const files = (n) => Array.from({ length: n }, (_, i) => ({ id: i, path: `src/module${i % 37}/file${i}.ts`,
+  sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".slice(0, 40), lines: i * 7 % 1000,
+  tags: ["ts", i % 2 ? "test" : "src"] }));
+const states = [
+  { name: "small", n: 300, state: { goal: "todo app", step: 3, done: false } },
+  { name: "10KB", n: 200, state: { goal: "todo app", files: files(85) } },
+  { name: "1MB", n: 15, state: { goal: "todo app", files: files(8700) } },
+];
+fs.writeFileSync(process.argv[1], JSON.stringify(states));
+for (const s of states) fs.writeFileSync(process.argv[1] + "." + s.name, JSON.stringify(s.state));
+' "$tmp/states.json"
+
+BENCH_STATES="$tmp/states.json" BENCH_OUT="$tmp/aegis.json" BENCH_SQLITE_DIR="$tmp" BENCH_PG_URL="$pg" \
+  bin/aegis-run test bench/checkpoint/aegis_bench.lua >"$tmp/aegis.log" 2>&1 || { cat "$tmp/aegis.log" >&2; exit 1; }
+(cd "$interop" && node langgraph_bench.mjs "$tmp/states.json" "$tmp" "$pg") > "$tmp/langgraph.json"
+
+lua5.4 - "$tmp/aegis.json" "$tmp/langgraph.json" <<'LUA'
+local cjson = require('cjson')
+local function load(p) local f = assert(io.open(p)); local v = cjson.decode(f:read('a')); f:close(); return v end
+local a, l = load(arg[1]), load(arg[2])
+local lg = {}
+for _, r in ipairs(l) do lg[r.target .. '/' .. r.size] = r end
+print(('%-14s %-6s %9s | %10s %10s %10s %7s %7s | %10s %10s %10s %7s %7s'):format('store', 'state', 'bytes',
+  'save aegis', 'langgraph', 'floor', 'x lg', 'x floor', 'load aegis', 'langgraph', 'floor', 'x lg', 'x floor'))
+for _, r in ipairs(a) do
+  local o = lg[r.target .. '/' .. r.size]
+  print(('%-14s %-6s %9d | %8.1fus %8.1fus %8.1fus %6.1fx %6.2fx | %8.1fus %8.1fus %8.1fus %6.1fx %6.2fx'):format(
+    r.target, r.size, r.bytes, r.save_us, o.save_us, r.floor_save_us, o.save_us / r.save_us, r.save_us / r.floor_save_us,
+    r.load_us, o.load_us, r.floor_load_us, o.load_us / r.load_us, r.load_us / r.floor_load_us))
+end
+for _, r in ipairs(a) do
+  if r.save_all10_us then
+    print(('%-14s %-6s save_all of 10 in one transaction: %8.1fus per checkpoint (single saves %.1fus: %.1fx)'):format(
+      r.target, r.size, r.save_all10_us, r.save_us, r.save_us / r.save_all10_us))
+  end
+end
+print('x lg: how many times faster than LangGraph.js (goal: load >= 20x SqliteSaver, save >= 10x at NORMAL,'
+  .. ' >= 3x PostgresSaver both ways); x floor: aegis / floor (goal at FULL: save <= 1.2x)')
+LUA
