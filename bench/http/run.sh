@@ -1,7 +1,9 @@
 #!/bin/sh
 # Per-request cost of aegis.http side by side with the curl command line,
-# against the same local server in one run (the spec test server, or the
-# provider emulator when $AEGIS_BENCH_URL names one of its endpoints):
+# against the same local server in one run: the provider emulator
+# (`aegis-run emulate --port 0`, OpenAI Chat Completions route), started here
+# and stopped at the end, even on failure; $AEGIS_BENCH_URL names another
+# endpoint instead (it gets the same POSTs):
 #   seq: N small POSTs one after another on one kept-alive connection
 #        (curl: one process, N URLs; aegis: http.request N times)
 #   all: M POSTs, 64 in flight (curl --parallel --parallel-max 64;
@@ -19,18 +21,22 @@ bin=${AEGIS_BIN:-bin/aegis-run}
 tmp=$(mktemp -d)
 srv_pid=
 cleanup() { [ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM  # exit runs the EXIT trap
 
 if [ -n "${AEGIS_BENCH_URL:-}" ]; then
   url=$AEGIS_BENCH_URL
 else
-  python3 spec/support/http_server.py --lifetime 600 >"$tmp/ports" &
+  # exec: $srv_pid is the emulator itself, which the trap stops
+  sh -c 'exec "$0" emulate --port 0' "$bin" >"$tmp/emu" 2>"$tmp/emu.err" </dev/null &
   srv_pid=$!
-  i=0; while [ ! -s "$tmp/ports" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-  port=$(sed 's/.*"port": \([0-9]*\).*/\1/' "$tmp/ports")
-  url="http://127.0.0.1:$port/echo"
+  i=0; while ! grep -qs 'listening on' "$tmp/emu" && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+  base=$(sed -n 's/^emulator listening on \(http:[^ ]*\)$/\1/p' "$tmp/emu")
+  [ -n "$base" ] || { echo "bench/http: the emulator did not start:" >&2; cat "$tmp/emu.err" >&2; exit 1; }
+  url="$base/openai/v1/chat/completions"
 fi
-body='{"model":"m","messages":[{"role":"user","content":"hello"}]}'
+body='{"model":"gpt-5.4","messages":[{"role":"user","content":"hello"}],"max_completion_tokens":16}'
+auth='authorization: Bearer sk-bench'  # the emulator wants one; no real key
 
 # run CMD...: prints "wall cpu" seconds of the command (cpu: user + system)
 run() {
@@ -42,6 +48,7 @@ r = resource.getrusage(resource.RUSAGE_CHILDREN); print(w, r.ru_utime + r.ru_sti
 curl_config() {
   { printf 'data = "%s"\n' "$(printf %s "$body" | sed 's/"/\\"/g')"
     printf 'header = "content-type: application/json"\n'
+    printf 'header = "%s"\n' "$auth"
     j=0; while [ $j -lt "$2" ]; do printf 'url = "%s"\noutput = "/dev/null"\n' "$url"; j=$((j + 1)); done
   } >"$1"
 }
@@ -51,7 +58,7 @@ curl_time() {  # curl_time CONFIG [par]
   else run curl -s -f -K "$1"; fi
 }
 aegis_time() {  # aegis_time MODE COUNT
-  BENCH_URL=$url BENCH_MODE=$1 BENCH_N=$2 BENCH_BODY=$body BENCH_OUT=$tmp/out \
+  BENCH_URL=$url BENCH_AUTH=$auth BENCH_MODE=$1 BENCH_N=$2 BENCH_BODY=$body BENCH_OUT=$tmp/out \
     "$bin" test bench/http/client.lua >"$tmp/log" 2>&1 || { cat "$tmp/log"; exit 1; }
   cat "$tmp/out"
 }

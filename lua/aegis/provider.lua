@@ -530,27 +530,39 @@ local function decode(body)
   return v
 end
 
---- Makes one call: builds the request with the adapter, adds the key from
---- the environment, sends it with retries, parses the answer (streamed or
---- not), normalises usage and prices it.
----
---- Errors come back as `nil, err`, an `aegis.errors` object: code 'config'
---- (exit 2: no such provider, no key, no base URL), 'adapter' (the adapter
---- failed), 'http_<status>' (the provider refused, after retries; `err.status`),
---- 'quota' (a quota or spend-limit refusal, never retried), 'stream' (an
---- error event mid-stream), 'truncated' (the stream ended before its last
---- event), 'parse' (an unreadable answer), or the transport's code
---- ('timeout', 'conn', 'too_large', ...). No message contains the key.
----@param opts aegis.provider.CallOpts
----@return aegis.provider.Result? result
----@return aegis.Error? err
-function M.call(opts)
-  if type(opts) ~= 'table' then argerr('call', 1, 'table expected, got ' .. type(opts)) end
+-- {====================================================== one request's pipeline
+
+-- The retry settings of RELIABILITY.md "HTTP", under opts.retry.
+local DEFAULT_POLICY = { max_retries = 2, base = 0.5, cap = 8, max_wait = 60 }
+
+-- A call on its way: what `prepare` made of the options (adapter, request
+-- with credentials, policy) and the state of its current attempt. `call`
+-- drives one through `aegis.retry.run`; `call_all` drives many through
+-- rounds of `http.all`. Both use `attempt_request`, `classify` and
+-- `finish` below, so a request goes through the same steps either way.
+---@class aegis.provider.Job
+---@field adapter table
+---@field aname string
+---@field req {method: string, url: string, headers: table<string, string>, body: any, warnings?: string[]}
+---@field body? string The body as sent
+---@field resolved aegis.provider.Resolved
+---@field key? string The API key (redacted from every message)
+---@field opts aegis.provider.CallOpts
+---@field warn fun(msg: string)
+---@field policy table Retry policy options (breaker resolved)
+---@field t0 number When the call started (monotonic seconds)
+---@field attempts integer HTTP attempts made
+---@field st? table The current attempt's stream state
+
+-- Builds the request, adds the key and the default headers, and makes the
+-- retry policy: everything before the first attempt. Raises on misuse;
+-- returns nil, err for a failure of the adapter or the configuration.
+local function prepare(opts, fname, t0)
+  if type(opts) ~= 'table' then argerr(fname, 1, 'table expected, got ' .. type(opts)) end
   if opts.on_delta ~= nil and type(opts.on_delta) ~= 'function' then
-    argerr('call', 1, 'on_delta must be a function')
+    argerr(fname, 1, 'on_delta must be a function')
   end
-  local t0 = clock.monotonic()
-  local req, berr, adapter, resolved, pcfg = M._build(opts, 'call')
+  local req, berr, adapter, resolved, pcfg = M._build(opts, fname)
   if not req then return nil, berr end
   local aname = adapter.name
   local getenv = opts.getenv or os.getenv
@@ -572,21 +584,35 @@ function M.call(opts)
       req.headers[hname] = type(auth.scheme) == 'string' and (auth.scheme .. ' ' .. key) or key
     end
   end
-  local function clean(s) return M.redact(s, key) end
 
-  local http = opts.http or require('aegis.http')
   local retry = require('aegis.retry')
-  local json = require('aegis.json')
   local body = req.body
-  if type(body) == 'table' then body = json.canonical(body) end
+  if type(body) == 'table' then body = require('aegis.json').canonical(body) end
   if body ~= nil and req.headers['content-type'] == nil then req.headers['content-type'] = 'application/json' end
   req.headers['accept'] = req.headers['accept'] or (resolved.stream and 'text/event-stream' or 'application/json')
 
-  -- per-attempt stream state
-  local st
-  local attempts = 0
+  local policy = merge(DEFAULT_POLICY, opts.retry)
+  if policy.breaker == nil then
+    policy.breaker = retry.breaker(aname .. ' ' .. (req.url:match('^(https?://[^/]+)') or req.url))
+  elseif policy.breaker == false then
+    policy.breaker = nil
+  end
+  return {
+    adapter = adapter, aname = aname, req = req, body = body, resolved = resolved, key = key,
+    opts = opts, warn = warn, policy = policy, t0 = t0 or clock.monotonic(), attempts = 0,
+  }
+end
 
-  local function on_event(ev)
+local function clean(job, s)
+  return M.redact(s, job.key)
+end
+
+-- The SSE callback of one job: feeds each event to the adapter and keeps
+-- the text, the adapter's state and the first error in job.st.
+local function stream_handler(job)
+  local aname, adapter, resolved, opts = job.aname, job.adapter, job.resolved, job.opts
+  return function(ev)
+    local st = job.st
     local ok, out = guarded(aname, 'parse_stream_event', adapter.parse_stream_event, ev, st.state, resolved)
     if not ok then
       st.err = { code = 'adapter', msg = out }
@@ -614,101 +640,105 @@ function M.call(opts)
     end
     return nil
   end
+end
 
-  local function attempt()
-    attempts = attempts + 1
-    st = { state = {}, parts = {}, delivered = false, done = false }
-    return http.request({
-      method = req.method, url = req.url, headers = req.headers, body = body,
-      timeout = merge(DEFAULT_TIMEOUT, opts.timeout), max_bytes = opts.max_bytes or M.MAX_BYTES,
-      on_event = resolved.stream and on_event or nil,
-    })
-  end
+-- Starts the next attempt of a job: counts it, resets its stream state and
+-- gives the `aegis.http` request to send.
+local function attempt_request(job)
+  job.attempts = job.attempts + 1
+  job.st = { state = {}, parts = {}, delivered = false, done = false }
+  if job.resolved.stream and not job.on_event then job.on_event = stream_handler(job) end
+  local req, opts = job.req, job.opts
+  return {
+    method = req.method, url = req.url, headers = req.headers, body = job.body,
+    timeout = merge(DEFAULT_TIMEOUT, opts.timeout), max_bytes = opts.max_bytes or M.MAX_BYTES,
+    on_event = job.on_event,
+  }
+end
 
-  -- What the adapter says of a refusal (nil when it failed).
-  local function adapter_verdict(res)
-    local ok, c = guarded(aname, 'classify_error', adapter.classify_error,
-      { status = res.status, headers = res.headers, body = res.body, json = decode(res.body) }, resolved)
-    if ok and type(c) == 'table' then return c end
-    return nil
-  end
+-- What the adapter says of a refusal (nil when it failed).
+local function adapter_verdict(job, res)
+  local ok, c = guarded(job.aname, 'classify_error', job.adapter.classify_error,
+    { status = res.status, headers = res.headers, body = res.body, json = decode(res.body) }, job.resolved)
+  if ok and type(c) == 'table' then return c end
+  return nil
+end
 
-  -- One attempt's outcome for the retry loop (subject: a response or
-  -- {err, code}).
-  local function classify(subject)
-    if subject.status == nil then
-      if st and st.delivered then return { retryable = false, reason = 'transport' } end
-      return retry.classify_http(subject)
-    end
-    if subject.status >= 400 then
-      local c = adapter_verdict(subject) or retry.classify_http(subject)
-      local quota = c.quota or retry.is_quota(subject)
-      return { retryable = (c.retryable and not quota) and true or false, wait = c.wait,
-        reason = quota and 'quota' or 'status' }
-    end
-    if st.err then
-      return { retryable = st.err.retryable == true and not st.delivered, reason = 'stream' }
-    end
-    return { retryable = false }
+-- One attempt's outcome for the retry policy (subject: a response or
+-- {err, code}).
+local function classify(job, subject)
+  local retry = require('aegis.retry')
+  local st = job.st
+  if subject.status == nil then
+    if st and st.delivered then return { retryable = false, reason = 'transport' } end
+    return retry.classify_http(subject)
   end
+  if subject.status >= 400 then
+    local c = adapter_verdict(job, subject) or retry.classify_http(subject)
+    local quota = c.quota or retry.is_quota(subject)
+    return { retryable = (c.retryable and not quota) and true or false, wait = c.wait,
+      reason = quota and 'quota' or 'status' }
+  end
+  if st.err then
+    return { retryable = st.err.retryable == true and not st.delivered, reason = 'stream' }
+  end
+  return { retryable = false }
+end
 
-  local policy = { max_retries = 2, base = 0.5, cap = 8, max_wait = 60 }
-  for k, v in pairs(opts.retry or {}) do policy[k] = v end
-  if policy.breaker == nil then
-    policy.breaker = retry.breaker(aname .. ' ' .. (req.url:match('^(https?://[^/]+)') or req.url))
-  elseif policy.breaker == false then
-    policy.breaker = nil
-  end
-  local res, msg, code = retry.run(policy, attempt, classify)
-  local latency_ms = math.floor((clock.monotonic() - t0) * 1000 + 0.5)
+-- Turns the last attempt's outcome (a response, or nil, msg, code) into the
+-- call's result or error.
+local function finish(job, res, msg, code)
+  local aname, req, resolved, st, attempts = job.aname, job.req, job.resolved, job.st, job.attempts
+  local adapter = job.adapter
+  local latency_ms = math.floor((clock.monotonic() - job.t0) * 1000 + 0.5)
 
   if res == nil then
     if st and st.err then
-      return fail(st.err.code, clean(st.err.msg), { attempts = attempts })
+      return fail(st.err.code, clean(job, st.err.msg), { attempts = attempts })
     end
-    return fail(code or 'http', clean(("provider: %s %s '%s': %s"):format(aname, req.method, req.url,
+    return fail(code or 'http', clean(job, ("provider: %s %s '%s': %s"):format(aname, req.method, req.url,
       tostring(msg):gsub('^http: [A-Z]+ \'[^\']*\': ', ''))), { attempts = attempts })
   end
   if res.status >= 400 then
     local j = decode(res.body)
     local detail = util.get(j, 'error', 'message') or util.get(j, 'message') or util.get(j, 'error')
     if type(detail) ~= 'string' then detail = (res.body or ''):sub(1, 200) end
-    local c = adapter_verdict(res) or {}
-    local quota = c.quota or retry.is_quota(res)
+    local c = adapter_verdict(job, res) or {}
+    local quota = c.quota or require('aegis.retry').is_quota(res)
     return fail(quota and 'quota' or ('http_' .. res.status),
-      clean(("provider: %s %s '%s': %d %s"):format(aname, req.method, req.url, res.status,
+      clean(job, ("provider: %s %s '%s': %d %s"):format(aname, req.method, req.url, res.status,
         (detail:gsub('%s+', ' ')))),
       { status = res.status, attempts = attempts, retryable = (c.retryable and not quota) or false })
   end
 
-  local text, usage, finish, model, extra
+  local text, usage, finish_reason, model, extra
   if resolved.stream then
-    if st.err then return fail(st.err.code, clean(st.err.msg), { attempts = attempts }) end
+    if st.err then return fail(st.err.code, clean(job, st.err.msg), { attempts = attempts }) end
     if not st.done then
       return fail('truncated', ("provider: %s %s '%s': stream ended before its last event"):format(
         aname, req.method, req.url), { attempts = attempts })
     end
     text = table.concat(st.parts)
-    usage, finish, model, extra = st.state.usage, st.state.finish, st.state.model, st.state.extra
+    usage, finish_reason, model, extra = st.state.usage, st.state.finish, st.state.model, st.state.extra
   else
     local j = decode(res.body)
     local ok, out, perr = guarded(aname, 'parse_response', adapter.parse_response,
       { status = res.status, headers = res.headers, body = res.body, json = j }, resolved)
-    if not ok then return fail('adapter', clean(out), { attempts = attempts }) end
+    if not ok then return fail('adapter', clean(job, out), { attempts = attempts }) end
     if type(out) ~= 'table' then
-      return fail('parse', clean(("provider: %s %s '%s': unreadable answer: %s"):format(
+      return fail('parse', clean(job, ("provider: %s %s '%s': unreadable answer: %s"):format(
         aname, req.method, req.url, tostring(j == nil and 'not JSON' or perr or 'unexpected shape'))),
         { attempts = attempts })
     end
-    text, usage, finish, model, extra = out.text, out.usage, out.finish, out.model, out.extra
+    text, usage, finish_reason, model, extra = out.text, out.usage, out.finish, out.model, out.extra
   end
   if type(text) ~= 'string' then text = '' end
   usage = M.normalize_usage(usage)
   local _, prices_cfg = provider_config(aname)
   local cost, note = prices.cost(aname, resolved.model, usage, { overrides = prices_cfg })
-  if cost == nil then warn('cost unknown: ' .. note) end
+  if cost == nil then job.warn('cost unknown: ' .. note) end
   return {
-    text = clean(text),
+    text = clean(job, text),
     provider = aname,
     model = resolved.model,
     served_model = type(model) == 'string' and model or nil,
@@ -716,11 +746,215 @@ function M.call(opts)
     cost = cost,
     cost_note = note,
     latency_ms = latency_ms,
-    finish = type(finish) == 'string' and finish or nil,
+    finish = type(finish_reason) == 'string' and finish_reason or nil,
     extra = type(extra) == 'table' and extra or nil,
     attempts = attempts,
     warnings = req.warnings or {},
   }
+end
+
+-- }======================================================
+
+--- Makes one call: builds the request with the adapter, adds the key from
+--- the environment, sends it with retries, parses the answer (streamed or
+--- not), normalises usage and prices it.
+---
+--- Errors come back as `nil, err`, an `aegis.errors` object: code 'config'
+--- (exit 2: no such provider, no key, no base URL), 'adapter' (the adapter
+--- failed), 'http_<status>' (the provider refused, after retries; `err.status`),
+--- 'quota' (a quota or spend-limit refusal, never retried), 'stream' (an
+--- error event mid-stream), 'truncated' (the stream ended before its last
+--- event), 'parse' (an unreadable answer), or the transport's code
+--- ('timeout', 'conn', 'too_large', ...). No message contains the key.
+---@param opts aegis.provider.CallOpts
+---@return aegis.provider.Result? result
+---@return aegis.Error? err
+function M.call(opts)
+  local job, err = prepare(opts, 'call', clock.monotonic())
+  if not job then return nil, err end
+  local http = opts.http or require('aegis.http')
+  local res, msg, code = require('aegis.retry').run(job.policy,
+    function() return http.request(attempt_request(job)) end,
+    function(subject) return classify(job, subject) end)
+  return finish(job, res, msg, code)
+end
+
+--- Options of `provider.call_all`.
+---@class aegis.provider.CallAllOpts
+---@field concurrency? integer Requests in flight at once (default 16)
+---@field budget? aegis.retry.Budget|false Retries shared by the calls (default `retry.budget{ratio = 0.2, min = 0}`)
+---@field retry? table Retry policy options for every call (each call's own `retry` goes over them)
+---@field http? table The HTTP module to use (default `aegis.http`; needs `all`; for tests)
+
+-- Spreads the waits of the retries one round schedules: retry i of k gets
+-- slice perm[i] of k equal slices of [0, 1), at a uniform place in it.
+-- Each value is still uniform on [0, 1) (full jitter), but k retries
+-- scheduled at once do not bunch up (RELIABILITY.md L4).
+local function stratified(k, random)
+  local perm = {}
+  for i = 1, k do perm[i] = i end
+  for i = k, 2, -1 do
+    local j = math.min(i, math.floor(random(0, 1) * i) + 1)
+    perm[i], perm[j] = perm[j], perm[i]
+  end
+  local u = {}
+  for i = 1, k do u[i] = math.min((perm[i] - 1 + random(0, 1)) / k, 1) end
+  return u
+end
+
+--- Makes many calls at once through one curl multi handle
+--- (`aegis.http.all`), each through the same steps as `provider.call`
+--- (adapter, key, retries, parsing, usage, cost). Rounds: every attempt
+--- that is due is sent in one `http.all`; each outcome is classified; a
+--- retryable one is scheduled at its own jittered time (full jitter, or the
+--- server's `retry-after` plus jitter; the waits of one round are spread
+--- over their range); the loop sleeps until the next is due. Retries
+--- follow each call's policy (at most 2, fail fast past `max_wait`, one
+--- breaker per endpoint) and take from one shared budget, so a batch sends
+--- at most `1.2 ×` its calls by default. Streams work as in `call`
+--- (`stream = true`, `on_delta` per call).
+---
+--- Results come in input order: a result as `provider.call` gives it, or
+--- `{err = aegis.Error, code = string}` when that call failed (the others
+--- go on). Misuse of any call raises before anything is sent.
+---@param list aegis.provider.CallOpts[] The calls (their `http` field is ignored: see opts.http)
+---@param opts? aegis.provider.CallAllOpts
+---@return (aegis.provider.Result|{err: aegis.Error, code: string})[] results
+function M.call_all(list, opts)
+  if type(list) ~= 'table' then argerr('call_all', 1, 'table expected, got ' .. type(list)) end
+  if opts ~= nil and type(opts) ~= 'table' then argerr('call_all', 2, 'table expected, got ' .. type(opts)) end
+  opts = opts or {}
+  local conc = opts.concurrency or 16
+  if math.type(conc) ~= 'integer' or conc < 1 then argerr('call_all', 2, 'concurrency must be a positive integer') end
+  if opts.retry ~= nil and type(opts.retry) ~= 'table' then argerr('call_all', 2, 'retry must be a table') end
+  local retry = require('aegis.retry')
+  local budget = opts.budget
+  if budget == nil then
+    budget = retry.budget({ ratio = 0.2, min = 0 })
+  elseif budget == false then
+    budget = nil
+  elseif getmetatable(budget) ~= retry._Budget then
+    argerr('call_all', 2, 'budget must come from retry.budget or be false')
+  end
+  local http = opts.http or require('aegis.http')
+  local sched = retry.policy(merge(DEFAULT_POLICY, opts.retry))
+  local t0 = sched.now()
+
+  -- everything is checked and built before anything is sent
+  local results, jobs = {}, {}
+  for i = 1, #list do
+    local item = list[i]
+    if type(item) ~= 'table' then
+      argerr('call_all', 1, ('request %d: table expected, got %s'):format(i, type(item)))
+    end
+    local o = setmetatable({ retry = merge(opts.retry, item.retry) }, { __index = item })
+    local ok, job, err = pcall(prepare, o, 'call_all', clock.monotonic())
+    if not ok then
+      -- name the call in argument errors; anything else goes on as it was
+      local fixed, hit
+      if type(job) == 'string' then
+        fixed, hit = job:gsub("^.-bad argument #1 to 'call_all' %(",
+          ("bad argument #1 to 'call_all' (request %d: "):format(i), 1)
+      end
+      if hit == 1 then error(fixed, 2) end
+      error(job, 0)
+    end
+    if job then
+      local p = job.policy
+      p.budget = nil  -- the batch's budget, below
+      job.policy = retry.policy(p)
+      job.index, job.at = i, t0
+      jobs[#jobs + 1] = job
+    else
+      results[i] = { err = err, code = err.code }
+    end
+  end
+  if budget then
+    for _ = 1, #jobs do budget:deposit() end
+  end
+
+  local function done(job, ...)
+    local res, err = finish(job, ...)
+    results[job.index] = res or { err = err, code = err.code }
+    job.finished = true
+  end
+
+  local pending = jobs
+  while #pending > 0 do
+    local now = sched.now()
+    local due, next_at = {}, math.huge
+    for _, job in ipairs(pending) do
+      if job.at <= now then due[#due + 1] = job elseif job.at < next_at then next_at = job.at end
+    end
+    if #due == 0 then
+      sched.sleep(next_at - now)
+    else
+      -- the breaker is asked before every attempt, as retry.run does
+      local send, reqs = {}, {}
+      for _, job in ipairs(due) do
+        local br = job.policy.breaker
+        local ok, msg = true, nil
+        if br then ok, msg = br:allow() end
+        if ok then
+          send[#send + 1] = job
+          reqs[#reqs + 1] = attempt_request(job)
+        else
+          done(job, nil, msg, 'circuit_open')
+        end
+      end
+      local outs = #reqs > 0 and http.all(reqs, { concurrency = conc }) or {}
+      local verdicts = {}
+      for i, job in ipairs(send) do
+        verdicts[i] = classify(job, outs[i])
+      end
+      -- Answers of one round come back together, in no order: the breakers
+      -- hear the failures first, then the successes, so an endpoint that
+      -- answered part of a round is not counted as down.
+      for i, job in ipairs(send) do
+        if verdicts[i].retryable and job.policy.breaker then job.policy.breaker:failure() end
+      end
+      for i, job in ipairs(send) do
+        if not verdicts[i].retryable and job.policy.breaker then job.policy.breaker:success() end
+      end
+      local again = {}
+      for i, job in ipairs(send) do
+        local v, out, p = verdicts[i], outs[i], job.policy
+        local function last()
+          if out.status == nil then return done(job, nil, out.err, out.code) end
+          return done(job, out)
+        end
+        if not v.retryable or job.attempts > p.max_retries then
+          last()
+        elseif v.wait ~= nil and v.wait > p.max_wait then
+          last()  -- fail fast
+        elseif budget and not budget:withdraw() then
+          last()
+        else
+          again[#again + 1] = i
+        end
+      end
+      local u = stratified(#again, sched.random)
+      local t = sched.now()
+      for k, i in ipairs(again) do
+        local job, v, p = send[i], verdicts[i], send[i].policy
+        local backoff = math.min(p.cap, p.base * 2 ^ (job.attempts - 1))
+        local wait
+        if v.wait ~= nil then
+          wait = v.wait + u[k] * math.min(p.retry_after_jitter, backoff)
+        else
+          wait = u[k] * backoff
+        end
+        if p.on_retry then p.on_retry(job.attempts, wait, outs[i]) end
+        job.at = t + wait
+      end
+      local left = {}
+      for _, job in ipairs(pending) do
+        if not job.finished then left[#left + 1] = job end
+      end
+      pending = left
+    end
+  end
+  return results
 end
 
 --- Keeps only the five usage fields, each a count or nil.

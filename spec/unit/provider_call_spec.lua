@@ -150,3 +150,209 @@ describe('aegis.provider.call', function()
     assert.equal('provider: openai: no API key (set OPENAI_API_KEY)', err.msg)
   end)
 end)
+
+-- provider.call_all with a scripted multi transport (opts.http.all) and a
+-- virtual clock: rounds, order, the shared budget, spread-out waits.
+
+-- A transport whose `all` answers each request from `answer(content, k)`,
+-- k being how many times that prompt was sent; records the rounds.
+local function multi(answer)
+  local t = { rounds = {}, seen = {}, sent = 0 }
+  function t.all(reqs, o)
+    t.rounds[#t.rounds + 1] = { n = #reqs, concurrency = o.concurrency }
+    local outs = {}
+    for i, req in ipairs(reqs) do
+      t.sent = t.sent + 1
+      local b = json.decode(req.body)
+      local content = b.messages[#b.messages].content
+      t.seen[content] = (t.seen[content] or 0) + 1
+      local a = answer(content, t.seen[content], req)
+      if a.fail then
+        outs[i] = { err = a.fail, code = a.code }
+      elseif a.events then
+        for _, ev in ipairs(a.events) do
+          if req.on_event(ev) == false then break end
+        end
+        outs[i] = { status = 200, headers = {}, body = '' }
+      else
+        outs[i] = { status = a.status or 200, headers = a.headers or {}, body = a.body and json.encode(a.body) or '' }
+      end
+    end
+    return outs
+  end
+  return t
+end
+
+-- A virtual clock for the batch: `now` and `sleep` move it.
+local function vclock()
+  local c = { t = 100, sleeps = {} }
+  c.retry = {
+    now = function() return c.t end,
+    sleep = function(s) c.sleeps[#c.sleeps + 1] = s; c.t = c.t + s end,
+  }
+  return c
+end
+
+local function items(k, t, extra)
+  local list = {}
+  for i = 1, k do
+    list[i] = opts(t, { blocks = { { kind = 'task', stability = 'volatile', content = 'task ' .. i } } })
+    for key, v in pairs(extra or {}) do list[i][key] = v end
+  end
+  return list
+end
+
+describe('aegis.provider.call_all', function()
+  it('gives results in input order, and a 400 does not disturb the others', function()
+    local t = multi(function(content)
+      if content == 'task 3' then
+        return { status = 400, body = { error = { message = 'bad request', type = 'invalid_request_error' } } }
+      end
+      local ok = json.decode(json.encode(CHAT_OK.body))
+      ok.choices[1].message.content = 'answer to ' .. content
+      return { body = ok }
+    end)
+    local c = vclock()
+    local res = provider.call_all(items(5, t), { http = t, retry = c.retry, concurrency = 7 })
+    assert.equal(5, #res)
+    for i = 1, 5 do
+      if i == 3 then
+        assert.equal('http_400', res[i].code)
+        assert.equal('http_400', res[i].err.code)
+        assert.equal("provider: openai POST 'http://127.0.0.1:1/v1/chat/completions': 400 bad request", res[i].err.msg)
+        assert.equal(1, res[i].err.attempts)
+      else
+        assert.equal('answer to task ' .. i, res[i].text)
+        assert.equal(1, res[i].attempts)
+        assert.equal(10, res[i].usage.output)
+      end
+    end
+    assert.same({ { n = 5, concurrency = 7 } }, t.rounds)
+    assert.same({}, c.sleeps)
+  end)
+
+  it('retries each call at its own time, honouring retry-after', function()
+    local t = multi(function(content, k)
+      if content == 'task 1' and k == 1 then return { status = 429, headers = { ['retry-after'] = '3' } } end
+      if content == 'task 2' and k <= 2 then return { status = 503 } end
+      return CHAT_OK
+    end)
+    local c = vclock()
+    local waits = {}
+    local list = items(3, t)
+    for _, o in ipairs(list) do
+      o.retry.on_retry = function(k, w) waits[#waits + 1] = { k, w } end
+    end
+    local res = provider.call_all(list, { http = t, retry = c.retry, budget = false })
+    assert.equal(2, res[1].attempts)
+    assert.equal(3, res[2].attempts)
+    assert.equal(1, res[3].attempts)
+    -- round 1: three; then task 2 (wait < 0.5 s), task 2 again (< 1 s), task 1 (3 s + < 0.5 s)
+    assert.same({ 3, 1, 1, 1 }, { t.rounds[1].n, t.rounds[2].n, t.rounds[3].n, t.rounds[4].n })
+    assert.equal(4, #t.rounds)
+    local w1 = waits[1][1] == 1 and waits[1][2] >= 3 and waits[1] or waits[2]
+    assert.is_true(w1[2] >= 3 and w1[2] <= 3.5)
+    assert.is_true(c.t - 100 >= 3 and c.t - 100 <= 3.5)
+  end)
+
+  it('shares one retry budget: at most 1.2 x the calls are sent', function()
+    local t = multi(function() return { status = 503 } end)
+    local c = vclock()
+    local res = provider.call_all(items(20, t), { http = t, retry = c.retry })
+    assert.equal(24, t.sent)  -- 20 calls + 0.2 x 20 retries
+    for i = 1, 20 do assert.equal('http_503', res[i].code) end
+    -- a budget of its own
+    t = multi(function() return { status = 503 } end)
+    provider.call_all(items(20, t), { http = t, retry = c.retry, budget = retry.budget({ ratio = 0.5, min = 0 }) })
+    assert.equal(30, t.sent)
+  end)
+
+  it('spreads the waits of one round: one in each slice of the backoff range', function()
+    local t = multi(function(_, k) return k == 1 and { status = 429 } or CHAT_OK end)
+    local c = vclock()
+    local waits = {}
+    local k = 40
+    local list = items(k, t)
+    for _, o in ipairs(list) do o.retry.on_retry = function(_, w) waits[#waits + 1] = w end end
+    local res = provider.call_all(list, { http = t, retry = c.retry, budget = false })
+    for i = 1, k do assert.equal(2, res[i].attempts, res[i].code and res[i].err.msg) end
+    assert.equal(k, #waits)
+    table.sort(waits)
+    for i = 1, k do
+      assert.is_true(waits[i] >= (i - 1) * 0.5 / k and waits[i] <= i * 0.5 / k, 'wait ' .. i .. ': ' .. waits[i])
+    end
+  end)
+
+  it('does not retry a quota 429, and refuses without sending when the breaker is open', function()
+    local t = multi(function(content)
+      if content == 'task 1' then
+        return { status = 429, body = { error = { code = 'insufficient_quota', message = 'quota' } } }
+      end
+      return { status = 503 }
+    end)
+    local c = vclock()
+    local br = retry.breaker('provider_call_spec all open', { threshold = 2 })
+    local list = items(3, t)
+    list[2].retry.breaker, list[3].retry.breaker = br, br
+    local res = provider.call_all(list, { http = t, retry = c.retry, budget = false })
+    assert.equal('quota', res[1].code)
+    assert.equal(1, res[1].err.attempts)
+    -- tasks 2 and 3 fail together: their breaker opens, their retries are refused unsent
+    for i = 2, 3 do
+      assert.equal('circuit_open', res[i].code)
+      assert.equal("provider: openai POST 'http://127.0.0.1:1/v1/chat/completions': retry: circuit "
+        .. "'provider_call_spec all open' is open", res[i].err.msg)
+      assert.equal(1, res[i].err.attempts)
+    end
+    assert.equal(3, t.sent)
+  end)
+
+  it('streams each call to its own on_delta', function()
+    local function chunk(x) return { data = json.encode(x) } end
+    local t = multi(function(content)
+      return { events = {
+        chunk({ choices = { { delta = { content = content } } } }),
+        chunk({ choices = { { delta = { content = '!' }, finish_reason = 'stop' } } }),
+        chunk({ choices = json.array({}), usage = { prompt_tokens = 5, completion_tokens = 2,
+          prompt_tokens_details = { cached_tokens = 0 } } }),
+        { data = '[DONE]' },
+      } }
+    end)
+    local got = { {}, {} }
+    local list = items(2, t, { stream = true })
+    for i = 1, 2 do list[i].on_delta = function(d) table.insert(got[i], d) end end
+    local res = provider.call_all(list, { http = t, retry = vclock().retry })
+    assert.equal('task 1!', res[1].text)
+    assert.equal('task 2!', res[2].text)
+    assert.same({ { 'task 1', '!' }, { 'task 2', '!' } }, got)
+  end)
+
+  it('fails one call without a key and makes the others', function()
+    local t = multi(function() return CHAT_OK end)
+    local list = items(2, t)
+    list[1].getenv = function() return nil end
+    local res = provider.call_all(list, { http = t, retry = vclock().retry })
+    assert.equal('config', res[1].code)
+    assert.equal('provider: openai: no API key (set OPENAI_API_KEY)', res[1].err.msg)
+    assert.equal('done', res[2].text)
+    assert.equal(1, t.sent)
+  end)
+
+  it('refuses misuse before sending anything', function()
+    local t = multi(function() return CHAT_OK end)
+    local list = items(2, t)
+    list[2].model = ''
+    assert.has_error(function() provider.call_all(list, { http = t }) end,
+      "bad argument #1 to 'call_all' (request 2: model must be a non-empty string)")
+    assert.equal(0, t.sent)
+    assert.has_error(function() provider.call_all('x') end,
+      "bad argument #1 to 'call_all' (table expected, got string)")
+    assert.has_error(function() provider.call_all({ 'x' }) end,
+      "bad argument #1 to 'call_all' (request 1: table expected, got string)")
+    assert.has_error(function() provider.call_all({}, { concurrency = 0 }) end,
+      "bad argument #2 to 'call_all' (concurrency must be a positive integer)")
+    assert.has_error(function() provider.call_all({}, { budget = {} }) end,
+      "bad argument #2 to 'call_all' (budget must come from retry.budget or be false)")
+    assert.same({}, provider.call_all({}))
+  end)
+end)
