@@ -1,7 +1,7 @@
 /*
 ** ag_pq.h: libpq, loaded on first use (see ag_dl.h for why).
 ** Call through the table: `const ag_pq_api *pq = ag_pq(err);` then
-** `pq->PQexec(conn, sql)`.  Add a function here before using it.
+** `pq->PQsendQuery(conn, sql)`.  Add a function here before using it.
 */
 #ifndef AG_PQ_H
 #define AG_PQ_H
@@ -12,11 +12,13 @@
 
 #define AG_PQ_SYMBOLS(X) \
   X(PQclear) X(PQcmdStatus) X(PQcmdTuples) X(PQconnectdbParams) \
-  X(PQdescribePrepared) X(PQerrorMessage) X(PQexec) X(PQexecPrepared) \
-  X(PQfinish) X(PQfname) X(PQftype) X(PQgetisnull) X(PQgetlength) \
-  X(PQgetvalue) X(PQlibVersion) X(PQnfields) X(PQnparams) X(PQntuples) \
-  X(PQprepare) X(PQreset) X(PQresultErrorField) X(PQresultStatus) \
-  X(PQsetNoticeProcessor) X(PQstatus) X(PQtransactionStatus)
+  X(PQconsumeInput) X(PQerrorMessage) X(PQfinish) X(PQflush) X(PQfname) \
+  X(PQftype) X(PQgetResult) X(PQgetisnull) X(PQgetlength) X(PQgetvalue) \
+  X(PQisBusy) X(PQlibVersion) X(PQnfields) X(PQnparams) X(PQntuples) \
+  X(PQresultErrorField) X(PQresultStatus) X(PQsendDescribePrepared) \
+  X(PQsendPrepare) X(PQsendQuery) X(PQsendQueryPrepared) \
+  X(PQsetNoticeProcessor) X(PQsetnonblocking) X(PQsocket) X(PQstatus) \
+  X(PQtransactionStatus)
 
 typedef struct ag_pq_api {
 #define AG_PQ_FIELD(f) __typeof__(f) *f;

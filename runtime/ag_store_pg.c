@@ -9,18 +9,34 @@
 ** text).  Values travel as text, except blobs, which go as binary bytea.
 **
 ** A lost connection has no SQLSTATE: it shows as PQstatus == CONNECTION_BAD.
-** When that is known before a statement is sent, PQreset is safe.  When a
+** When that is known before a statement is sent, a reset is safe.  When a
 ** statement fails with it, the connection is reset and the statement run
 ** once more only outside a transaction; inside one, the failure is
 ** reported (`conn`) and ag_store.c keeps the transaction's level failing
 ** until it is rolled back.  After a reset the server has forgotten every
 ** prepared statement, so the cache is cleared and statements re-prepared.
+** "Reset" is PQfinish and a new connection with the same settings.
+**
+** Every statement waits with a client-side deadline (RELIABILITY.md F8):
+** the connection is non-blocking, statements go out with the PQsend*
+** calls, and round_trip() polls the socket until the answer is in or
+** statement_timeout + GRACE seconds have passed.  The server's own
+** statement_timeout answers first unless the server cannot run (a
+** SIGSTOPped backend, whose kernel still acknowledges a Unix socket) or
+** cannot be reached; then the connection is closed (s->conn == NULL, which
+** reads as lost) and the statement fails with `timeout`.  No PQcancel: it
+** opens a blocking connection of its own, which hangs on an unreachable
+** server; the server's statement_timeout fires anyway when the backend
+** runs again, and it then finds its client gone.
 */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <math.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ag_pq.h"
 #include "ag_store.h"
@@ -38,9 +54,15 @@ static const ag_pq_api *pq;
 #define FLOAT4OID 700
 #define FLOAT8OID 701
 
+/* Seconds a round trip may take beyond statement_timeout before the
+** server counts as gone: time for its own cancel to reach us. */
+#define GRACE 5.0
+
 typedef struct pg_store {
   ag_store base;            /* first: a pg_store is an ag_store */
-  PGconn *conn;
+  PGconn *conn;             /* NULL: closed after a round trip timed out */
+  char *conninfo;           /* the caller's URL or conninfo, for reconnecting */
+  char timeout[32];         /* connect_timeout, as libpq takes it */
   PGresult *res;            /* the running query's rows */
   int row, nrows;
   unsigned next_id;         /* names of prepared statements */
@@ -75,12 +97,19 @@ static int status_of (const char *state) {
 }
 
 static int lost (pg_store *s) {
-  return pq->PQstatus(s->conn) == CONNECTION_BAD;
+  return s->conn == NULL || pq->PQstatus(s->conn) == CONNECTION_BAD;
+}
+
+/* Why the connection is lost (lost(s) is true). */
+static int conn_error (pg_store *s, char *err) {
+  if (s->conn == NULL)
+    return ag_seterr(err, AG_ECONN, "the connection was closed after the server did not answer");
+  return first_line(err, AG_ECONN, pq->PQerrorMessage(s->conn));
 }
 
 /* Turns a failed result (NULL too) into a status and message. */
 static int fail (pg_store *s, PGresult *res, char *err) {
-  if (lost(s)) return first_line(err, AG_ECONN, pq->PQerrorMessage(s->conn));
+  if (lost(s)) return conn_error(s, err);
   const char *state = res ? pq->PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
   const char *msg = res ? pq->PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
   if (msg == NULL) msg = pq->PQerrorMessage(s->conn);
@@ -98,6 +127,111 @@ static int ok (PGresult *res) {
                          st == PGRES_EMPTY_QUERY);
 }
 
+/* {======================================================
+** Round trips with a deadline
+** ======================================================= */
+
+static double now (void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Seconds one round trip may take; 0: no limit (statement_timeout 0 says
+** a statement may run as long as it needs, and only the server knows). */
+static double patience (pg_store *s) {
+  double t = s->base.opts.statement_timeout;
+  return t > 0 ? t + GRACE : 0;
+}
+
+/* Waits until the socket is ready for `events` or the monotonic time
+** `until` (0: never) has come: 1 ready (or in error: libpq finds out),
+** 0 expired, -1 poll failed (errno). */
+static int wait_socket (pg_store *s, short events, double until) {
+  struct pollfd pfd;
+  pfd.fd = pq->PQsocket(s->conn);
+  pfd.events = events;
+  if (pfd.fd < 0) return 1;  /* closed: the next libpq call reports it */
+  for (;;) {
+    int ms = -1;
+    if (until > 0) {
+      double left = until - now();
+      if (left <= 0) return 0;
+      ms = left > 3600 ? 3600000 : (int)ceil(left * 1000);
+    }
+    pfd.revents = 0;
+    int n = poll(&pfd, 1, ms);
+    if (n > 0) return 1;
+    if (n < 0 && errno != EINTR) return -1;
+  }
+}
+
+/* The server did not answer in time (w == 0) or poll failed: the
+** connection cannot be trusted with another statement, so close it now
+** (non-blocking: PQfinish's goodbye cannot hang on a full socket). */
+static int give_up (pg_store *s, int w, char *err) {
+  int rc = w == 0
+    ? ag_seterr(err, AG_ETIMEOUT, "no answer from the server within %g s", patience(s))
+    : ag_seterr(err, AG_ECONN, "waiting for the server: %s", strerror(errno));
+  pq->PQfinish(s->conn);
+  s->conn = NULL;
+  return rc;
+}
+
+/*
+** Waits for the answer to what a PQsend* call (which returned `sent`) put
+** on the wire, and collects every result until NULL as libpq requires.
+** *out is the first failed result, else the last one; NULL when sending
+** failed (PQerrorMessage says why, and fail() reads it).  Returns AG_OK
+** whatever the result says; AG_ETIMEOUT or AG_ECONN only after give_up().
+*/
+static int round_trip (pg_store *s, int sent, PGresult **out, char *err) {
+  *out = NULL;
+  if (!sent) return AG_OK;
+  double limit = patience(s), until = limit > 0 ? now() + limit : 0;
+  int w;
+  while (pq->PQflush(s->conn) == 1) {  /* -1: lost; PQgetResult reports it */
+    if ((w = wait_socket(s, POLLIN | POLLOUT, until)) <= 0) return give_up(s, w, err);
+    if (!pq->PQconsumeInput(s->conn)) break;
+  }
+  PGresult *keep = NULL;
+  for (;;) {
+    while (pq->PQisBusy(s->conn)) {
+      if ((w = wait_socket(s, POLLIN, until)) <= 0) {
+        pq->PQclear(keep);
+        return give_up(s, w, err);
+      }
+      if (!pq->PQconsumeInput(s->conn)) break;  /* lost: PQgetResult says so */
+    }
+    PGresult *res = pq->PQgetResult(s->conn);
+    if (res == NULL) break;
+    ExecStatusType st = pq->PQresultStatus(res);
+    if (keep == NULL || ok(keep)) {
+      pq->PQclear(keep);
+      keep = res;
+    } else
+      pq->PQclear(res);
+    /* as PQexec: COPY results repeat, and a lost connection has no more */
+    if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH || lost(s)) break;
+  }
+  *out = keep;
+  return AG_OK;
+}
+
+/* Runs `sql` (several statements allowed) without parameters. */
+static int simple_query (pg_store *s, const char *sql, PGresult **out, char *err) {
+  return round_trip(s, pq->PQsendQuery(s->conn, sql), out, err);
+}
+
+/* }====================================================== */
+
+/* NOTICEs ("table does not exist, skipping") are not ours to print: libpq's
+** default writes them to stderr, in the middle of a CLI's output. */
+static void ignore_notice (void *arg, const char *message) {
+  (void)arg;
+  (void)message;
+}
+
 /* What the session needs after every (re)connect. */
 static int session_setup (pg_store *s, char *err) {
   char sql[256];
@@ -105,19 +239,42 @@ static int session_setup (pg_store *s, char *err) {
            "SET statement_timeout = %ld; SET lock_timeout = %ld; SET bytea_output = 'hex'",
            (long)(s->base.opts.statement_timeout * 1000),
            (long)(s->base.opts.lock_timeout * 1000));
-  PGresult *res = pq->PQexec(s->conn, sql);
-  int rc = ok(res) ? AG_OK : fail(s, res, err);
+  PGresult *res;
+  int rc = simple_query(s, sql, &res, err);
+  if (rc == AG_OK && !ok(res)) rc = fail(s, res, err);
   pq->PQclear(res);
   return rc;
+}
+
+/*
+** Our connection settings come before `dbname` (the URL or conninfo,
+** expanded by libpq), so the URL can override them; libpq takes the last
+** value of a repeated keyword.  Replaces any connection there was (as
+** PQreset would; a closed one is NULL).
+*/
+static int connect_db (pg_store *s, char *err) {
+  const char *const keys[] = {
+    "application_name", "client_encoding", "connect_timeout", "keepalives",
+    "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+    "dbname", NULL,
+  };
+  const char *const values[] = {
+    "aegis-run", "UTF8", s->timeout, "1", "10", "5", "3", "30000", s->conninfo, NULL,
+  };
+  pq->PQfinish(s->conn);
+  s->conn = pq->PQconnectdbParams(keys, values, 1);
+  if (s->conn == NULL) return ag_seterr(err, AG_ENOMEM, "not enough memory");
+  if (lost(s)) return conn_error(s, err);
+  pq->PQsetNoticeProcessor(s->conn, ignore_notice, NULL);
+  if (pq->PQsetnonblocking(s->conn, 1) != 0) return conn_error(s, err);
+  return session_setup(s, err);
 }
 
 static int reconnect (pg_store *s, char *err) {
   s->forget = 1;
   ag_store__cache_clear(&s->base);
   s->forget = 0;
-  pq->PQreset(s->conn);
-  if (lost(s)) return first_line(err, AG_ECONN, pq->PQerrorMessage(s->conn));
-  return session_setup(s, err);
+  return connect_db(s, err);
 }
 
 /* Safe to send again after the connection broke under this statement? */
@@ -188,16 +345,19 @@ static int prepare (pg_store *s, const char *sql, size_t len, ag_store_stmt **ou
   char name[32];
   unsigned id = ++s->next_id;
   snprintf(name, sizeof name, "aegis_%u", id);
-  PGresult *res = pq->PQprepare(s->conn, name, sql, 0, NULL);
+  PGresult *res;
+  int rc = round_trip(s, pq->PQsendPrepare(s->conn, name, sql, 0, NULL), &res, err);
+  if (rc) return rc;
   if (!ok(res)) {
-    int rc = fail(s, res, err);
+    rc = fail(s, res, err);
     pq->PQclear(res);
     return rc;
   }
   pq->PQclear(res);
-  res = pq->PQdescribePrepared(s->conn, name);
+  rc = round_trip(s, pq->PQsendDescribePrepared(s->conn, name), &res, err);
+  if (rc) return rc;  /* closed: the server forgot the statement */
   if (!ok(res)) {
-    int rc = fail(s, res, err);
+    rc = fail(s, res, err);
     pq->PQclear(res);
     return rc;  /* the statement leaks on the server until reset: rare */
   }
@@ -212,7 +372,7 @@ static int prepare (pg_store *s, const char *sql, size_t len, ag_store_stmt **ou
 }
 
 /*
-** Runs `sql` and returns its result in *out: PQexec (several statements
+** Runs `sql` and returns its result in *out: a simple query (several statements
 ** allowed) when `simple`, else the cached prepared statement.  Handles a
 ** lost connection as the header comment says.
 */
@@ -222,16 +382,17 @@ static int run (pg_store *s, const char *sql, size_t len, const ag_store_value *
   *out = NULL;
   for (;;) {
     if (lost(s)) {  /* known before sending: a reset is safe outside a transaction */
-      if (s->base.depth > 0) return first_line(err, AG_ECONN, pq->PQerrorMessage(s->conn));
+      if (s->base.depth > 0) return conn_error(s, err);
       if ((rc = reconnect(s, err)) != AG_OK) return rc;
     }
     int was_idle = idle(s);
     PGresult *res = NULL;
     ag_store_stmt *e = NULL;
-    if (simple) res = pq->PQexec(s->conn, sql);
-    else {
+    if (simple) {
+      if ((rc = simple_query(s, sql, &res, err)) != AG_OK) return rc;  /* gave up: no retry */
+    } else {
       if ((rc = prepare(s, sql, len, &e, err)) != AG_OK) {
-        if (rc == AG_ECONN && lost(s) && was_idle && !retried++) continue;
+        if (rc == AG_ECONN && lost(s) && s->conn != NULL && was_idle && !retried++) continue;
         return rc;
       }
       if (e->nparams != n)
@@ -240,7 +401,9 @@ static int run (pg_store *s, const char *sql, size_t len, const ag_store_value *
       if ((rc = set_params(s, p, n, err)) != AG_OK) return rc;
       char name[32];
       snprintf(name, sizeof name, "aegis_%u", e->id);
-      res = pq->PQexecPrepared(s->conn, name, n, s->values, s->lengths, s->formats, 0);
+      rc = round_trip(s, pq->PQsendQueryPrepared(s->conn, name, n, s->values, s->lengths,
+                                                 s->formats, 0), &res, err);
+      if (rc != AG_OK) return rc;  /* gave up: no retry, the statement may have run */
     }
     if (ok(res)) {
       *out = res;
@@ -404,7 +567,10 @@ static void pg_evict (ag_store *b, ag_store_stmt *e) {
     return;
   char sql[48];
   snprintf(sql, sizeof sql, "DEALLOCATE aegis_%u", e->id);
-  pq->PQclear(pq->PQexec(s->conn, sql));
+  PGresult *res;
+  char err[AG_ERRLEN];
+  simple_query(s, sql, &res, err);  /* a failure shows on the next statement */
+  pq->PQclear(res);
 }
 
 static void pg_close (ag_store *b) {
@@ -413,6 +579,7 @@ static void pg_close (ag_store *b) {
   ag_store__cache_clear(b);
   pq->PQclear(s->res);
   pq->PQfinish(s->conn);
+  free(s->conninfo);
   free(s->buf);
   free(s->values);
   free(s->lengths);
@@ -426,47 +593,23 @@ static const ag_store_backend pg_backend = {
   pg_column, pg_reset, pg_begin, pg_lock, pg_txstatus, pg_evict, pg_close,
 };
 
-/* NOTICEs ("table does not exist, skipping") are not ours to print: libpq's
-** default writes them to stderr, in the middle of a CLI's output. */
-static void ignore_notice (void *arg, const char *message) {
-  (void)arg;
-  (void)message;
-}
-
-/*
-** Our connection settings come before `dbname` (the URL or conninfo,
-** expanded by libpq), so the URL can override them; libpq takes the last
-** value of a repeated keyword.
-*/
 int ag_store__pg_open (const char *conninfo, const ag_store_opts *o,
                        ag_store **out, char *err) {
-  char timeout[32];
-  long secs = (long)ceil(o->connect_timeout);
-  snprintf(timeout, sizeof timeout, "%ld", secs > 0 ? secs : 0);
-  const char *const keys[] = {
-    "application_name", "client_encoding", "connect_timeout", "keepalives",
-    "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout",
-    "dbname", NULL,
-  };
-  const char *const values[] = {
-    "aegis-run", "UTF8", timeout, "1", "10", "5", "3", "30000", conninfo, NULL,
-  };
   *out = NULL;
   if (pq == NULL && (pq = ag_pq(err)) == NULL) return AG_EUNSUPPORTED;
   pg_store *s = calloc(1, sizeof *s);
-  if (s == NULL) return ag_seterr(err, AG_ENOMEM, "not enough memory");
-  ag_store__init(&s->base, &pg_backend, o);
-  s->forget = 1;  /* until connected, nothing is prepared */
-  s->conn = pq->PQconnectdbParams(keys, values, 1);
-  int rc;
-  if (s->conn == NULL) rc = ag_seterr(err, AG_ENOMEM, "not enough memory");
-  else if (lost(s)) rc = first_line(err, AG_ECONN, pq->PQerrorMessage(s->conn));
-  else {
-    pq->PQsetNoticeProcessor(s->conn, ignore_notice, NULL);  /* kept by PQreset */
-    rc = session_setup(s, err);
+  if (s == NULL || (s->conninfo = strdup(conninfo)) == NULL) {
+    free(s);
+    return ag_seterr(err, AG_ENOMEM, "not enough memory");
   }
+  ag_store__init(&s->base, &pg_backend, o);
+  long secs = (long)ceil(o->connect_timeout);
+  snprintf(s->timeout, sizeof s->timeout, "%ld", secs > 0 ? secs : 0);
+  s->forget = 1;  /* until connected, nothing is prepared */
+  int rc = connect_db(s, err);
   if (rc != AG_OK) {
     pq->PQfinish(s->conn);
+    free(s->conninfo);
     free(s);
     return rc;
   }
