@@ -18,7 +18,7 @@ void ag_store_opts_init (ag_store_opts *o) {
   memset(o, 0, sizeof *o);
   o->busy_timeout = 10.0;
   o->connect_timeout = 5.0;
-  o->statement_timeout = 30.0;
+  o->statement_timeout = 25.0;  /* + 5 s client grace: a dead server is seen within 30 s (F8) */
   o->lock_timeout = 10.0;
 }
 

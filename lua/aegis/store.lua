@@ -86,7 +86,7 @@ local option_types = {
 --- (default 'normal')
 ---@field busy_timeout? number SQLite: seconds to wait for another writer's lock (default 10)
 ---@field connect_timeout? number PostgreSQL: seconds to connect (default 5; libpq's minimum is 2)
----@field statement_timeout? number PostgreSQL: seconds a statement may run (default 30; 0: no limit)
+---@field statement_timeout? number PostgreSQL: seconds a statement may run (default 25; 0: no limit)
 ---@field lock_timeout? number PostgreSQL: seconds to wait for a lock (default 10; 0: no limit)
 
 --- Opens a store. `url` is `sqlite:PATH` (`sqlite::memory:` for memory),

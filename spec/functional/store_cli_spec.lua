@@ -26,7 +26,7 @@ describe('aegis-run store', function()
           assert.equal('normal', info.synchronous)
         else
           assert.matches('^%d+', info.server_version)
-          assert.equal('30s', info.statement_timeout)
+          assert.equal('25s', info.statement_timeout)
           assert.equal('10s', info.lock_timeout)
           assert.equal('string', type(info.database))
         end
