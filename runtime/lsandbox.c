@@ -1,24 +1,20 @@
 /*
 ** lsandbox.c: aegis.core.sandbox, the C half of the script sandbox.
 **
-** Three jobs, none of which Lua code can do for itself:
+** Two jobs, neither of which Lua code can do for itself:
 **  - closes the `("").dump` hole once for the whole state: the string
 **    metatable's __index becomes a copy of the string library without
 **    `dump` (and with a `rep` that cannot spin on empty strings), and the
 **    metatable answers getmetatable with false;
 **  - runs a function under a budget (`call`): a count hook shared by every
 **    coroutine the function creates checks an instruction limit and a
-**    wall-clock deadline, and the host allocator's limit caps memory;
-**  - getcwd, which the config loader needs to find the nearest
-**    aegis.config.lua and plain Lua cannot do.
+**    wall-clock deadline, and the host allocator's limit caps memory.
 ** The documented API is lua/aegis/sandbox.lua.
 */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <lua.h>
 #include <lauxlib.h>
@@ -421,15 +417,6 @@ static void protectstrings (lua_State *L) {
 /* }====================================================== */
 
 
-/* getcwd() -> string | nil, msg, code */
-static int sandbox_getcwd (lua_State *L) {
-  char buf[PATH_MAX];
-  if (getcwd(buf, sizeof buf) == NULL)
-    return agL_pushfail(L, AG_EIO, "sandbox: getcwd: %s", strerror(errno));
-  lua_pushstring(L, buf);
-  return 1;
-}
-
 /*
 ** tripped() -> boolean: whether the innermost run's budget ran out.  The
 ** error the hook raises reaches message handlers with hooks off (lua_error
@@ -463,7 +450,6 @@ static int sandbox_instructions (lua_State *L) {
 static const luaL_Reg funcs[] = {
   {"call", sandbox_call},
   {"charge", sandbox_charge},
-  {"getcwd", sandbox_getcwd},
   {"instructions", sandbox_instructions},
   {"tripped", sandbox_tripped},
   {NULL, NULL}
