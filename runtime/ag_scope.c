@@ -49,7 +49,7 @@ enum {
   S_PARENTHESIZED_EXPR, S_NON_NULL_EXPR, S_AS_EXPR, S_SATISFIES_EXPR, S_SEQUENCE_EXPR,
   S_EXPRESSION_STATEMENT, S_JSX_OPENING, S_JSX_SELF_CLOSING, S_JSX_CLOSING,
   S_JSX_NAMESPACE_NAME, S_STRING, S_COMMENT, S_DECORATOR, S_ERROR, S_PUBLIC_FIELD_DEF,
-  S_CALL_EXPR, S_NEW_EXPR, S_YIELD_EXPR, S_TYPE_ASSERTION,
+  S_CALL_EXPR, S_NEW_EXPR, S_YIELD_EXPR, S_TYPE_ASSERTION, S_PROPERTY_SIGNATURE,
   /* nodes that start a type position */
   S_TYPE_ANNOTATION, S_TYPE_ARGUMENTS, S_TYPE_PARAMETERS, S_OPTING_TYPE_ANNOTATION,
   S_OMITTING_TYPE_ANNOTATION, S_ADDING_TYPE_ANNOTATION, S_ASSERTS_ANNOTATION,
@@ -83,7 +83,7 @@ static const char *const SYMNAMES[S_COUNT] = {
   "satisfies_expression", "sequence_expression", "expression_statement",
   "jsx_opening_element", "jsx_self_closing_element", "jsx_closing_element",
   "jsx_namespace_name", "string", "comment", "decorator", "ERROR", "public_field_definition",
-  "call_expression", "new_expression", "yield_expression", "type_assertion",
+  "call_expression", "new_expression", "yield_expression", "type_assertion", "property_signature",
   "type_annotation", "type_arguments", "type_parameters", "opting_type_annotation",
   "omitting_type_annotation", "adding_type_annotation", "asserts_annotation",
   "type_predicate_annotation", "implements_clause", "extends_type_clause", "constraint",
@@ -1010,13 +1010,36 @@ static void node_entry (ag_scope *s, uint32_t d) {
   }
 }
 
-static int push_frame (ag_scope *s, TSNode n, TSFieldId fid) {
+/* Parents whose children's fields matter (child_ctx, add_ref): asking
+** the cursor for a field costs a search of the production's field map in
+** tree-sitter 0.20, so the walk asks only under these. */
+static int needs_field (uint16_t sym) {
+  switch (sym) {
+    case S_VARIABLE_DECLARATOR: case S_EXPORT_STATEMENT: case S_EXPORT_SPECIFIER:
+    case S_REQUIRED_PARAM: case S_OPTIONAL_PARAM: case S_CATCH_CLAUSE: case S_FOR_IN_STATEMENT:
+    case S_PAIR_PATTERN: case S_ASSIGNMENT_PATTERN: case S_OBJECT_ASSIGNMENT_PATTERN:
+    case S_ASSIGNMENT_EXPR: case S_AUGMENTED_ASSIGNMENT_EXPR: case S_UPDATE_EXPR:
+    case S_CLASS_DECL: case S_ABSTRACT_CLASS_DECL: case S_CLASS: case S_IMPORT_STATEMENT:
+    case S_IMPORT_CLAUSE: case S_NAMESPACE_IMPORT: case S_IMPORT_REQUIRE_CLAUSE:
+    case S_IMPORT_SPECIFIER: case S_ENUM_DECL: case S_ENUM_ASSIGNMENT: case S_TYPE_ALIAS_DECL:
+    case S_INTERFACE_DECL: case S_INTERNAL_MODULE: case S_MODULE: case S_NESTED_IDENTIFIER:
+    case S_TYPE_PARAMETER: case S_NESTED_TYPE_IDENTIFIER: case S_TYPE_PREDICATE:
+    case S_MAPPED_TYPE_CLAUSE: case S_INDEX_SIGNATURE: case S_PUBLIC_FIELD_DEF:
+    case S_JSX_OPENING: case S_JSX_SELF_CLOSING: case S_PARENTHESIZED_EXPR:
+    case S_PROPERTY_SIGNATURE: case S_EXTENDS_TYPE_CLAUSE:
+      return 1;
+    default:
+      return is_function_sym(sym);
+  }
+}
+
+static int push_frame (ag_scope *s, TSNode n, const TSTreeCursor *c) {
   if (!grow((void **)&s->fr, &s->capfr, s->nfr + 1, sizeof *s->fr)) { s->oom = 1; return 0; }
   uint32_t d = s->nfr++;
   frame *F = &s->fr[d];
   F->node = n;
   F->sym = symof(s->m, n);
-  F->field = fid < 256 ? s->m->field[fid] : F_OTHER;
+  F->field = F_OTHER;
   F->opened = 0;
   F->descend = 1;
   F->named = 0;
@@ -1030,6 +1053,10 @@ static int push_frame (ag_scope *s, TSNode n, TSFieldId fid) {
   }
   else {
     frame *P = &s->fr[d - 1];
+    if (needs_field(P->sym)) {
+      TSFieldId fid = ts_tree_cursor_current_field_id(c);
+      F->field = fid < 256 ? s->m->field[fid] : F_OTHER;
+    }
     F->scope = F->oscope = P->scope;
     F->decl = P->decl;
     F->stmt = P->stmt;
@@ -1050,16 +1077,16 @@ static void pop_frame (ag_scope *s) {
 
 static void walk (ag_scope *s, TSNode root) {
   TSTreeCursor c = ts_tree_cursor_new(root);
-  push_frame(s, root, 0);
+  push_frame(s, root, &c);
   while (!s->oom) {
     if (s->fr[s->nfr - 1].descend && ts_tree_cursor_goto_first_child(&c)) {
-      push_frame(s, ts_tree_cursor_current_node(&c), ts_tree_cursor_current_field_id(&c));
+      push_frame(s, ts_tree_cursor_current_node(&c), &c);
       continue;
     }
     for (;;) {
       pop_frame(s);
       if (ts_tree_cursor_goto_next_sibling(&c)) {
-        push_frame(s, ts_tree_cursor_current_node(&c), ts_tree_cursor_current_field_id(&c));
+        push_frame(s, ts_tree_cursor_current_node(&c), &c);
         break;
       }
       if (!ts_tree_cursor_goto_parent(&c)) goto done;

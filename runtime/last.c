@@ -431,6 +431,13 @@ static void pushref (lua_State *L, const ag_scope_ref *r, int treeidx) {
   lua_setfield(L, -2, "scope");
 }
 
+static const struct { const char *k; uint32_t f; } VFLAGS[] = {
+  {"exported", AG_VF_EXPORTED}, {"has_init", AG_VF_INIT}, {"self", AG_VF_SELF},
+  {"param_prop", AG_VF_PARAM_PROP}, {"signature", AG_VF_SIGNATURE}, {"setter", AG_VF_SETTER},
+  {"type_import", AG_VF_TYPE_IMPORT}, {"used", AG_VF_USED}, {"direct", AG_VF_DIRECT},
+  {"declare", AG_VF_DECLARE}, {"value", AG_VF_VALUE}, {"type", AG_VF_TYPE},
+};
+
 /* __index of a variable table: id, decl, statement and refs are made on
 ** first use and cached in the table.  [t, k] */
 static int var_index (lua_State *L) {
@@ -455,7 +462,18 @@ static int var_index (lua_State *L) {
       lua_rawseti(L, -2, (lua_Integer)j + 1);
     }
   }
-  else return 0;
+  else if (strcmp(k, "nrefs") == 0) { lua_pushinteger(L, v->nrefs); return 1; }
+  else if (strcmp(k, "ndefs") == 0) { lua_pushinteger(L, v->ndefs); return 1; }
+  else if (strcmp(k, "self_scope") == 0) {
+    if (v->self_scope == AG_SCOPE_NONE) return 0;
+    lua_pushinteger(L, (lua_Integer)v->self_scope + 1);
+    return 1;
+  }
+  else {
+    for (size_t f = 0; f < sizeof VFLAGS / sizeof *VFLAGS; f++)
+      if (strcmp(k, VFLAGS[f].k) == 0) { lua_pushboolean(L, 0); return 1; }
+    return 0;
+  }
   lua_pushvalue(L, -1);
   lua_setfield(L, 1, k);   /* cache: t[k] = value */
   return 1;
@@ -519,12 +537,6 @@ static int sc_resolve (lua_State *L) {
   return 1;
 }
 
-static const struct { const char *k; uint32_t f; } VFLAGS[] = {
-  {"exported", AG_VF_EXPORTED}, {"has_init", AG_VF_INIT}, {"self", AG_VF_SELF},
-  {"param_prop", AG_VF_PARAM_PROP}, {"signature", AG_VF_SIGNATURE}, {"setter", AG_VF_SETTER},
-  {"type_import", AG_VF_TYPE_IMPORT}, {"used", AG_VF_USED}, {"direct", AG_VF_DIRECT},
-  {"declare", AG_VF_DECLARE}, {"value", AG_VF_VALUE}, {"type", AG_VF_TYPE},
-};
 
 /* tree:scope() -> the scope table (cached), or nil, msg, 'nomem' */
 static int tree_scope (lua_State *L) {
@@ -547,7 +559,7 @@ static int tree_scope (lua_State *L) {
   for (uint32_t i = 0; i < nv; i++) {
     const ag_scope_var *v = ag_scope_var_at(t->sc, i);
     luaL_checkstack(L, 4, NULL);
-    lua_createtable(L, 0, 24);
+    lua_createtable(L, 0, 10);
     lua_pushlstring(L, v->name, v->name_len);
     lua_setfield(L, -2, "name");
     lua_pushstring(L, ag_scope_var_kind_name(v->kind));
@@ -557,11 +569,9 @@ static int tree_scope (lua_State *L) {
     setint(L, "reads", v->reads);
     setint(L, "writes", v->writes);
     setint(L, "type_reads", v->type_reads);
-    setint(L, "ndefs", v->ndefs);
-    setint(L, "nrefs", v->nrefs);
-    if (v->self_scope != AG_SCOPE_NONE) setint(L, "self_scope", (lua_Integer)v->self_scope + 1);
+    /* only true flags are stored; var_index answers false for the others */
     for (size_t f = 0; f < sizeof VFLAGS / sizeof *VFLAGS; f++)
-      setbool(L, VFLAGS[f].k, (v->flags & VFLAGS[f].f) != 0);
+      if (v->flags & VFLAGS[f].f) setbool(L, VFLAGS[f].k, 1);
     lua_pushvalue(L, -3);
     lua_setmetatable(L, -2);
     lua_rawseti(L, -2, (lua_Integer)i + 1);
