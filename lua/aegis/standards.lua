@@ -165,6 +165,7 @@ local function load_rule(pack, i, r, where)
 end
 
 local packs = {}  -- cache: key ('name' or 'file:path') -> pack
+local byname = {}  -- pack name -> the pack loaded under it (from a file too)
 
 local function is_file_spec(spec)
   return spec:find('/', 1, true) ~= nil or spec:find('%.lua$') ~= nil
@@ -257,6 +258,7 @@ function M.load(spec, _stack)
   end
   _stack[key] = nil
   packs[key] = pack
+  byname[pack.name] = byname[pack.name] or pack
   return pack
 end
 
@@ -268,7 +270,7 @@ end
 
 --- Forgets loaded rulepacks and engines (for tests).
 function M.reset()
-  packs = {}
+  packs, byname = {}, {}
   M._engines = setmetatable({}, { __mode = 'k' })
 end
 
@@ -334,7 +336,8 @@ local function resolve(specs)
     if type(spec) ~= 'string' then error(('bad argument (rules[%d] must be a string)'):format(i), 4) end
     local packname, rname = spec:match('^([%w_][%w_%-%.]*)/([%w_][%w_%-%.]*)$')
     if packname and not spec:find('%.lua$') then
-      local pack, err = M.load(packname)
+      local pack, err = byname[packname], nil
+      if not pack then pack, err = M.load(packname) end
       if not pack then error(err, 0) end
       local hit
       for _, r in ipairs(pack.rules) do
