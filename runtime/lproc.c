@@ -98,16 +98,16 @@ static void setint (lua_State *L, const char *k, lua_Integer v) {
 }
 
 /*
-** Reads argv (at `argi`) and opts (at `opti`, a table) into `spec`; raises
+** Reads argv (at `argi`, argument `argvarg` in messages) and opts (at
+** `opti`, a table, argument `arg`) into `spec`; raises
 ** on misuse before any C state exists.  Pushes the userdata and strings
 ** that must stay alive while `spec` is used (their number varies: callers
-** keep the stack as it is until the run ends).  `arg` is the argument
-** number messages name.
+** keep the stack as it is until the run ends).
 */
-static void read_spec (lua_State *L, int argi, int opti, int arg, ag_proc_spec *spec) {
+static void read_spec (lua_State *L, int argi, int opti, int argvarg, int arg, ag_proc_spec *spec) {
   memset(spec, 0, sizeof *spec);
-  spec->argv = strlist(L, argi, arg, "argv");             /* [.., argvud] */
-  luaL_argcheck(L, spec->argv[0] != NULL, arg, "argv is empty");
+  spec->argv = strlist(L, argi, argvarg, "argv");         /* [.., argvud] */
+  luaL_argcheck(L, spec->argv[0] != NULL, argvarg, "argv is empty");
   if (lua_getfield(L, opti, "env") != LUA_TNIL) {         /* [.., env] */
     luaL_argcheck(L, lua_istable(L, -1), arg, "env must be a list of 'NAME=value' strings");
     spec->envp = strlist(L, lua_gettop(L), arg, "env");   /* [.., env, envud] */
@@ -172,7 +172,7 @@ static int proc_run (lua_State *L) {
   lua_settop(L, 2);
   /* Every check before any C state: errors raise here, nothing to free. */
   ag_proc_spec spec;
-  read_spec(L, 1, 2, 2, &spec);
+  read_spec(L, 1, 2, 1, 2, &spec);
   LBox *b = newbox(L);                                   /* [.., box] */
   char err[AG_ERRLEN];
   int rc = ag_proc_run(&spec, &b->r, err);
@@ -229,7 +229,7 @@ static int proc_run_all (lua_State *L) {
     }
     if (!lua_istable(L, -1)) luaL_error(L, "bad argument #1 to 'run_all' (item %d: opts must be a table)", (int)i);
     int argvi = lua_gettop(L) - 1, opti = lua_gettop(L);
-    read_spec(L, argvi, opti, 1, &jobs[i - 1].spec);     /* strings pinned on the stack */
+    read_spec(L, argvi, opti, 1, 1, &jobs[i - 1].spec);     /* strings pinned on the stack */
     jobs[i - 1].box = newbox(L);
   }
   /* No Lua call from here until every thread is joined. */
