@@ -71,20 +71,21 @@ static const char *optfield_string (lua_State *L, int opts, const char *key) {
   return s;
 }
 
-static double optfield_range (lua_State *L, int opts, const char *key, double def, double max) {
+static double optfield_range (lua_State *L, int opts, const char *key, double def, double max,
+                              const char *maxs) {
   double d = def;
   int t = lua_getfield(L, opts, key);
   if (t != LUA_TNIL) {
     if (t != LUA_TNUMBER) luaL_error(L, "bad argument #2 to 'run' (%s must be a number)", key);
     d = lua_tonumber(L, -1);
-    if (!(d >= 0) || d > max) luaL_error(L, "bad argument #2 to 'run' (%s must be between 0 and %g)", key, max);
+    if (!(d >= 0) || d > max) luaL_error(L, "bad argument #2 to 'run' (%s must be between 0 and %s)", key, maxs);
   }
   lua_pop(L, 1);
   return d;
 }
 
 static double optfield_number (lua_State *L, int opts, const char *key, double def) {
-  return optfield_range(L, opts, key, def, 1e9);
+  return optfield_range(L, opts, key, def, 1e9, "1e9");
 }
 
 static void setbool (lua_State *L, const char *k, int v) {
@@ -123,7 +124,7 @@ static void read_spec (lua_State *L, int argi, int opti, int argvarg, int arg, a
   spec->timeout = optfield_number(L, opti, "timeout", 0);
   spec->grace = optfield_number(L, opti, "grace", DEFAULT_GRACE);
   spec->cap = (size_t)optfield_number(L, opti, "cap", DEFAULT_CAP);
-  spec->rlimit_as = (size_t)optfield_range(L, opti, "rlimit_as", 0, 0x1p52);
+  spec->rlimit_as = (size_t)optfield_range(L, opti, "rlimit_as", 0, 0x1p52, "2^52");
   spec->rlimit_cpu = optfield_number(L, opti, "rlimit_cpu", 0);
 }
 
