@@ -459,7 +459,12 @@ function M.engine(opts)
   local specs = opts.rules or default_rules(cfg)
   if type(specs) ~= 'table' then error("bad argument #1 to 'engine' (rules must be a list of strings)", 2) end
   local rules = {}
-  for _, p in ipairs(opts.preload or {}) do
+  -- rulepack files first: 'pack/rule' ids may name their rules
+  local preload = table.move(opts.preload or {}, 1, #(opts.preload or {}), 1, {})
+  for _, sp in ipairs(specs) do
+    if type(sp) == 'string' and sp:find('%.lua$') then preload[#preload + 1] = sp end
+  end
+  for _, p in ipairs(preload) do
     local pack, err = load_pack(p, opts.trusted, {})
     if not pack then error(err, 0) end
   end

@@ -200,10 +200,18 @@ end
 ---@return {spec: string, path: string, sha256: string}[] untrusted
 function M.split_trust(specs, cfg, base)
   local trusted, untrusted = {}, {}
+  local files = {}  -- rulepack files given, by base name: 'pack/rule' may name their rules
+  for _, spec in ipairs(specs) do
+    if spec:find('%.lua$') then
+      local base = spec:match('([^/]+)/init%.lua$') or spec:match('([^/]+)%.lua$')
+      if base then files[base] = files[base] or spec end
+    end
+  end
   for _, spec in ipairs(specs) do
     local name = spec
     local packname = spec:match('^([%w_][%w_%-%.]*)/[%w_][%w_%-%.]*$')
-    if packname and not spec:find('%.lua$') then name = packname end
+    if spec:find('%.lua$') then packname = nil end
+    if packname then name = files[packname] or packname end
     local found, msg, code = standards.find(name)
     if not found then
       error(errors.new(code == 'not_found' and 'usage' or 'config', (msg:gsub('^standards', 'enforce'))), 0)
