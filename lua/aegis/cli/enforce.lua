@@ -126,8 +126,17 @@ local function run(args)
   local files, err = walk.files(o.paths, { ignore = scfg.ignore })
   if not files then errors.usage('%s', err) end
   local runner = require('aegis.standards.run')
+  local rules = o.rulepacks
+  if not rules and scfg.rulepacks then
+    -- rulepack files named in the config are relative to its directory
+    rules = {}
+    for i, spec in ipairs(scfg.rulepacks) do
+      local file = spec:find('%.lua$') or spec:find('/', 1, true) and not spec:find('^[%w_][%w_%-%.]*/[%w_][%w_%-%.]*$')
+      rules[i] = (file and spec:sub(1, 1) ~= '/' and config_dir ~= cwd) and config_dir .. '/' .. spec or spec
+    end
+  end
   local res = runner.run({
-    rules = o.rulepacks or scfg.rulepacks or { 'aegis-constitutional' },
+    rules = rules or { 'aegis-constitutional' },
     config = scfg, config_dir = config_dir, files = files,
     jobs = o.jobs or runner.cpus(), fail_fast = o.fail_fast,
     log = function(msg) io.stderr:write('aegis-run: enforce: ', msg, '\n') end,
