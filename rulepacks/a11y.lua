@@ -543,6 +543,19 @@ local function handler_query(regex)
     .. ' @el (#any-of? @tag %s) (#match? @h "%s"))'):format(any, regex, any, regex)
 end
 
+-- Elements of the DOM with a spread object literal holding a property whose name matches `regex`.
+local function spread_handler_query(regex)
+  local any = quoted(DOM_LIST)
+  local list = {}
+  for _, kind in ipairs({ 'jsx_opening_element', 'jsx_self_closing_element' }) do
+    list[#list + 1] = ('((%s name: (identifier) @tag attribute: (jsx_expression (spread_element (object '
+      .. '(pair key: (property_identifier) @h))))) @el (#any-of? @tag %s) (#match? @h "%s"))'):format(kind, any, regex)
+    list[#list + 1] = ('((%s name: (identifier) @tag attribute: (jsx_expression (spread_element (object '
+      .. '(shorthand_property_identifier) @h)))) @el (#any-of? @tag %s) (#match? @h "%s"))'):format(kind, any, regex)
+  end
+  return table.concat(list, '\n')
+end
+
 -- True when `h` (the captured attribute name) is the first attribute matching `pattern` (a Lua pattern
 -- over the upper-cased name): one finding per element however many handlers it has.
 local function first_of(attrs, h, pattern)
@@ -709,9 +722,10 @@ end
 local KEY_HANDLERS = { 'onkeydown', 'onkeyup', 'onkeypress' }
 
 local function click_events_have_key_events(_, m)
-  local el, tag = m.captures.el, m.captures.tag:text()
+  local el, tag, h = m.captures.el, m.captures.tag:text(), m.captures.h
   local attrs = attributes(el)
-  if not first_of(attrs, m.captures.h, '^ONCLICK$') then return nil end
+  local onclick = get_prop(attrs, 'onClick') -- may be {...{onClick: f}}; one finding per element
+  if not onclick or (onclick.node ~= h and onclick.node ~= h:parent()) then return nil end
   if is_hidden(tag, attrs) or is_presentation(attrs) or is_interactive_element(tag, attrs)
     or has_any_prop(attrs, KEY_HANDLERS) then
     return nil
@@ -864,13 +878,8 @@ local function may_have_label(node, max, extra, controls, depth)
   return false
 end
 
-local LABEL_MESSAGES = {
-  accessibleLabel = 'A form label must have accessible text.',
-  htmlFor = 'A form label must have a valid htmlFor attribute.',
-  nesting = 'A form label must have an associated control as a descendant.',
-  either = 'A form label must either have a valid htmlFor attribute or a control as a descendant.',
-  both = 'A form label must have a valid htmlFor attribute and a control as a descendant.',
-}
+local LABEL_NO_TEXT = 'A form label must have accessible text.'
+local LABEL_NO_CONTROL = 'A form label must be associated with a control.'
 
 local CONTROLS = { 'input', 'meter', 'output', 'progress', 'select', 'textarea' }
 
@@ -887,14 +896,14 @@ local function label_has_associated_control(ctx, m)
     html_for = truthy(value_of(get_prop(attrs, 'htmlFor'), false))
   end
   if not may_have_label(elem, depth, opts.labelAttributes or {}, controls, 0) then
-    return { node = open, message = LABEL_MESSAGES.accessibleLabel }
+    return { node = open, message = LABEL_NO_TEXT }
   end
   local assert_type = opts.assert or 'either'
   local nested = may_contain(elem, controls, depth, 1)
   local bad = (assert_type == 'htmlFor' and not html_for) or (assert_type == 'nesting' and not nested)
     or (assert_type == 'both' and not (html_for and nested))
     or (assert_type == 'either' and not html_for and not nested)
-  return bad and { node = open, message = LABEL_MESSAGES[assert_type] } or nil
+  return bad and { node = open, message = LABEL_NO_CONTROL } or nil
 end
 
 local function heading_has_content(_, m)
@@ -969,7 +978,7 @@ return {
       description = 'A clickable non-interactive element also has a keyboard handler',
       eslint = 'jsx-a11y/click-events-have-key-events',
       lang = 'tsx',
-      query = handler_query('^' .. ci('onclick') .. '$'),
+      query = handler_query('^' .. ci('onclick') .. '$') .. '\n' .. spread_handler_query('^' .. ci('onclick') .. '$'),
       check = click_events_have_key_events,
     },
     {
