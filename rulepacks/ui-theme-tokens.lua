@@ -85,7 +85,7 @@ local function tokens(ctx)
   local allowed = {}
   local function add(v)
     if type(v) == 'number' then
-      local s = (v == math.floor(v)) and string.format('%d', v) or tostring(v)
+      local s = (v == math.floor(v) and math.abs(v) < 2^53) and string.format('%d', v) or tostring(v)
       allowed[s] = true
       allowed[s .. 'px'] = true
     elseif type(v) == 'string' then
