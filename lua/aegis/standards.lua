@@ -213,7 +213,7 @@ load_pack = function(spec, trusted, _stack)
   local key = is_file_spec(spec) and 'file:' .. spec or spec
   if packs[key] then
     if trusted and not trusted(packs[key]) then
-      return nil, errors.new('untrusted', ("standards: rulepack '%s' is not trusted"):format(packs[key].path),
+      return nil, errors.new('untrusted', ("standards: rulepack '%s' is not trusted (see standards.trusted)"):format(packs[key].path),
         { exit = 2 })
     end
     return packs[key]
@@ -227,7 +227,7 @@ load_pack = function(spec, trusted, _stack)
   end
   local where = ("rulepack '%s'"):format(found.path)
   if trusted and not trusted(found) then
-    return nil, errors.new('untrusted', ("standards: rulepack '%s' is not trusted"):format(found.path), { exit = 2 })
+    return nil, errors.new('untrusted', ("standards: rulepack '%s' is not trusted (see standards.trusted)"):format(found.path), { exit = 2 })
   end
   local env = sandbox.env({ aegis = false })
   local ok, t = sandbox.run({ source = found.source, name = found.path, env = env, budget = M.budget.load })

@@ -20,9 +20,9 @@ M.untrusted_defaults = { seconds = 120, cpu_seconds = 120, memory_mb = 1024 }
 --- `BASE`; trusted ones `BASE` and `TRUSTED` (the store, for `ctx.artifact`).
 --- Nothing matching `aegis.runtime.is_secret` is ever passed.
 M.env_names = {
-  BASE = { 'PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'AEGIS_LUA_DIR', 'NO_COLOR',
+  BASE = { 'PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'AEGIS_PATH', 'AEGIS_LUA_DIR', 'NO_COLOR',
            'ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS' },
-  TRUSTED = { 'AEGIS_PATH', 'AEGIS_STORE', 'AEGIS_PG_URL', 'AEGIS_DEBUG', 'CI', 'GITHUB_ACTIONS' },
+  TRUSTED = { 'AEGIS_STORE', 'AEGIS_PG_URL', 'AEGIS_DEBUG', 'CI', 'GITHUB_ACTIONS' },
 }
 
 -- {====================================================== helpers
@@ -216,11 +216,26 @@ function M.split_trust(specs, cfg, base)
     if not found then
       error(errors.new(code == 'not_found' and 'usage' or 'config', (msg:gsub('^standards', 'enforce'))), 0)
     end
-    if M.is_trusted(found, cfg.trusted, base) then
+    local ok = M.is_trusted(found, cfg.trusted, base)
+    local why = ''
+    if ok then
+      -- a trusted pack that includes an untrusted one runs untrusted as a
+      -- whole (includes are checked before any of them runs)
+      local pack, err = standards.load(found.builtin and found.name or found.path, { trusted = function(f)
+        return M.is_trusted(f, cfg.trusted, base)
+      end })
+      if not pack and err.code == 'untrusted' then
+        ok, why = false, (' (it includes %s)'):format(err.msg:match("(rulepack '[^']*')") or 'an untrusted rulepack')
+      elseif not pack then
+        error(err, 0)
+      end
+    end
+    if ok then
       trusted[#trusted + 1] = spec
     else
-      untrusted[#untrusted + 1] = { spec = packname and spec or found.path, preload = packname and found.path,
-        path = found.path, sha256 = require('aegis.hash').sha256(found.source) }
+      untrusted[#untrusted + 1] = { spec = packname and spec or (found.builtin and name or found.path),
+        preload = packname and not found.builtin and found.path or nil,
+        path = found.path, sha256 = require('aegis.hash').sha256(found.source), why = why }
     end
   end
   return trusted, untrusted
@@ -309,9 +324,9 @@ function M.run(o)
   local cpu = ucfg.cpu_seconds or math.ceil(seconds)
   local mem = ucfg.memory_mb or ud.memory_mb
   for _, u in ipairs(untrusted) do
-    o.log(("rulepack '%s' is not trusted (sha256 %s): running it in a worker process"
+    o.log(("rulepack '%s' is not trusted%s (sha256 %s): running it in a worker process"
       .. ' (address space %d MiB, CPU %d s, killed after %g s, no secrets in its environment)')
-      :format(u.path, u.sha256, mem, cpu, seconds))
+      :format(u.path, u.why, u.sha256, mem, cpu, seconds))
     item({ rules = json.array({ u.spec }), preload = json.array({ u.preload }), config = cfg,
       files = json.array(o.files), fail_fast = o.fail_fast, untrusted = true },
       { env = M.worker_env(true), timeout = seconds, grace = 0.1, rlimit_as = mem * MiB, rlimit_cpu = cpu },
