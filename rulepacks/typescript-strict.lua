@@ -413,6 +413,7 @@ local function explicit_function_return_type(ctx, match)
   local fn = match.captures.fn
   local t = fn:type()
   if not fn:child_by_field('body') then return nil end           -- overloads, declare, abstract
+  if fn:child_by_field('return_type') then return nil end         -- valid on every path below
   local o = ctx.options or {}
   local declaration = t == 'function_declaration' or t == 'generator_function_declaration'
   if not declaration and o.allowConciseArrowFunctionExpressionsStartingWithVoid and t == 'arrow_function' then
@@ -425,8 +426,8 @@ local function explicit_function_return_type(ctx, match)
   elseif o.allowTypedFunctionExpressions and (valid_expression(fn, o) or ancestor_has_return_type(fn)) then
     return nil
   end
+  if is_constructor_or_setter(fn) then return nil end
   if o.allowHigherOrderFunctions and returns_function(fn) then return nil end
-  if fn:child_by_field('return_type') or is_constructor_or_setter(fn) then return nil end
   local h = head(fn)
   return { start_byte = h.start_byte, end_byte = h.end_byte, message = 'Missing return type on function.' }
 end
@@ -551,13 +552,16 @@ local function prefer_const(ctx)
   local o = ctx.options or {}
   local groups, order = {}, {}
   for _, v in ipairs(sc.variables) do
-    if v.kind == 'let' then
+    -- one write in all (the initializer, or one assignment): anything else is never const, and is
+    -- looked at only for the groups of destructuring 'all'
+    local candidate = v.has_init and v.writes == 0 or not v.has_init and v.writes == 1
+    if v.kind == 'let' and (candidate or o.destructuring == 'all') then
       local st = v.statement
       local p = st and st:parent()
       local for_init = p and p:type() == 'for_statement' and st:type() == 'lexical_declaration'
         and p:child_by_field('initializer') == st
       if not for_init then
-        local id = should_be_const(sc, v, o)
+        local id = candidate and should_be_const(sc, v, o) or nil
         -- group membership: every write of the variable that has a destructuring host
         local seen = {}
         for _, r in ipairs(v.refs) do
