@@ -185,6 +185,33 @@ end
 
 --}======================================================================
 
+--{====================================================================== no-non-null-assertion
+
+-- tree-sitter-typescript 0.23 gives the postfix `!` a lower precedence than ESLint's parser: `a > b!` is
+-- (a > b)!, `+x!` is (+x)!. The operand ESLint sees is the rightmost one: the finding starts there.
+local OPERAND = {
+  binary_expression = 'right', unary_expression = 'argument', await_expression = true,
+  ternary_expression = 'alternative', assignment_expression = 'right', augmented_assignment_expression = 'right',
+  yield_expression = true, spread_element = true, new_expression = false,
+}
+
+local function no_non_null_assertion(_, match)
+  local node = match.captures.report
+  local inner = node:named_child(1)
+  local start = inner
+  while start do
+    local how = OPERAND[start:type()]
+    if not how then break end
+    local nxt = how == true and start:named_child(start:named_child_count()) or start:child_by_field(how)
+    if not nxt then break end
+    start = nxt
+  end
+  if not start or start == inner then return { node = node } end
+  return { start_byte = start:range().start_byte, end_byte = node:range().end_byte }
+end
+
+--}======================================================================
+
 --{====================================================================== explicit-function-return-type
 
 local FUNCTION = {
@@ -247,12 +274,16 @@ local function typed_parent(parent, from, callee)
     return v ~= nil and v == from and parent:child_by_field('type') ~= nil
   end
   if t == 'public_field_definition' then return parent:child_by_field('type') ~= nil end
-  if t == 'arguments' then                                         -- CallExpression / NewExpression
+  if t == 'arguments' then               -- a CallExpression argument (a NewExpression's is not here)
     local call = parent:parent()
-    return call ~= nil and (call:type() == 'call_expression' or call:type() == 'new_expression')
+    return call ~= nil and call:type() == 'call_expression'
   end
   if t == 'call_expression' then return callee == nil or parent:child_by_field('function') ~= callee end
   if t == 'jsx_expression' then return true end
+  if t == 'spread_element' then                   -- <X {...{ f: () => 1 }} />: a JSXSpreadAttribute
+    local p = parent:parent()
+    return p ~= nil and p:type() == 'jsx_expression'
+  end
   return false
 end
 
@@ -670,8 +701,7 @@ local function no_unused_vars(ctx)
       scopes = scopes or sc.scopes
       local s = scopes[v.scope]
       if (s.kind == 'namespace' or s.kind == 'module') and not s.export_list then
-        if dts then goto continue end
-        if s.ambient and DECLARED_KINDS[k] then goto continue end
+        if (dts or s.ambient) and DECLARED_KINDS[k] then goto continue end
       end
       local pattern, what
       if k == 'catch' then
@@ -695,7 +725,7 @@ local function no_unused_vars(ctx)
       if for_in_returns(v) then goto continue end
       local only_type, written = false, false
       for _, r in ipairs(refs) do
-        if r.typeof then only_type = true end
+        if r.typeof or r.predicate then only_type = true end
         if r.write then written = true end
       end
       if only_type and k == 'import' then goto continue end
@@ -780,6 +810,7 @@ return {
       description = 'Forbidden non-null assertion.',
       eslint = '@typescript-eslint/no-non-null-assertion',
       query = [[ (non_null_expression) @report ]],
+      check = no_non_null_assertion,
     },
     {
       id = 'explicit-function-return-type',

@@ -190,7 +190,8 @@ enum {  /* frame flags */
   FF_EXPORT = 1 << 0, FF_INIT = 1 << 1, FF_LOOP = 1 << 2, FF_TYPEIMPORT = 1 << 3,
   FF_PPROP = 1 << 4, FF_SIG = 1 << 5, FF_SETTER = 1 << 6, FF_DIRECT = 1 << 7,
   FF_AMBIENT = 1 << 8, FF_CLASSDECL = 1 << 9, FF_REEXPORT = 1 << 10, FF_HASVALUE = 1 << 11,
-  FF_FORBIND = 1 << 12, FF_SELF = 1 << 13, FF_HASALIAS = 1 << 14, FF_USING = 1 << 15
+  FF_FORBIND = 1 << 12, FF_SELF = 1 << 13, FF_HASALIAS = 1 << 14, FF_USING = 1 << 15,
+  FF_INPARAMS = 1 << 16   /* a parameter of formal_parameters (not a named tuple member) */
 };
 #define FF_PAT (FF_EXPORT | FF_INIT | FF_TYPEIMPORT | FF_PPROP | FF_SIG | FF_SETTER | FF_AMBIENT)
 
@@ -570,10 +571,13 @@ static void child_ctx (const ag_scope *s, const frame *P, frame *F) {
       else if (f == F_PARAMETERS) F->flags |= P->flags & (FF_SIG | FF_SETTER);
       break;
     case S_FORMAL_PARAMETERS:
-      F->flags |= P->flags & (FF_SIG | FF_SETTER);
+      F->flags |= (P->flags & (FF_SIG | FF_SETTER)) | FF_INPARAMS;
       break;
     case S_REQUIRED_PARAM: case S_OPTIONAL_PARAM:
-      if (f == F_PATTERN || f == F_NAME) {
+      if (!(P->flags & FF_INPARAMS)) {       /* [name: T] in a tuple type: a label */
+        if (f == F_PATTERN || f == F_NAME) F->mode = M_NONE;
+      }
+      else if (f == F_PATTERN || f == F_NAME) {
         F->mode = M_BIND;
         F->bkind = AG_VK_PARAM;
         F->bscope = P->scope;
@@ -867,7 +871,7 @@ static void node_entry (ag_scope *s, uint32_t d) {
         case M_EXPR: fl = sym == S_TYPE_IDENTIFIER ? 0 : AG_RF_READ | NS_VALUE; break;
         case M_TYPE: fl = sym == S_SHORTHAND_PROP ? 0 : AG_RF_READ | AG_RF_TYPE | NS_TYPE; break;
         case M_TYPEOF: fl = AG_RF_READ | AG_RF_TYPE | AG_RF_TYPEOF | NS_VALUE; break;
-        case M_TYPEPRED: fl = AG_RF_READ | AG_RF_TYPE | NS_VALUE; break;
+        case M_TYPEPRED: fl = AG_RF_READ | AG_RF_TYPE | AG_RF_PREDICATE | NS_VALUE; break;
         case M_EXPORT: fl = AG_RF_READ | NS_ANY; break;
         case M_ASSIGN: fl = sym == S_TYPE_IDENTIFIER ? 0 : AG_RF_WRITE | NS_VALUE; break;
         case M_RW: fl = sym == S_TYPE_IDENTIFIER ? 0 : AG_RF_READ | AG_RF_WRITE | NS_VALUE; break;
@@ -1189,7 +1193,7 @@ static int is_used (const ag_scope *s, const svar *sv) {
       }
     }
     if ((r->flags & AG_RF_READ) && !forself &&
-        !((r->flags & AG_RF_TYPEOF) && !(v->flags & AG_VF_TYPE_IMPORT)) &&
+        !((r->flags & (AG_RF_TYPEOF | AG_RF_PREDICATE)) && !(v->flags & AG_VF_TYPE_IMPORT)) &&
         !(r->flags & AG_RF_SELF))
       return 1;
   }

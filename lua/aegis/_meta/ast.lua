@@ -97,7 +97,7 @@ function Scope:resolve(node) end
 ---@field refs aegis.ast.Reference[] every reference in source order, initializer writes included
 ---@field exported boolean declared by an export statement
 ---@field has_init boolean has an initializer (or a default value, or is a for-in/of binding)
----@field used boolean read by a reference typescript-eslint's no-unused-vars counts as a use
+---@field used boolean read by a reference typescript-eslint's no-unused-vars counts as a use (not `typeof x` or `x is T` unless a type import)
 ---@field self boolean a class's or named function expression's own name, inside it
 ---@field param_prop boolean a constructor parameter property (`private x`)
 ---@field signature boolean a parameter of a signature or function type (no body)
@@ -120,6 +120,7 @@ function Scope:resolve(node) end
 ---@field self boolean inside the resolved variable's own body
 ---@field self_update boolean `x++` / `x += 1` whose value is unused
 ---@field pragma? true the implicit `React` read of a JSX element (TSX)
+---@field predicate? true the `x` of a type predicate (`x is T`, `asserts x`)
 ---@field name? string for `unresolved` entries
 
 --- A node of a tree. Nodes compare equal with `==` when they are the same
