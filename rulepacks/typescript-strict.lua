@@ -188,25 +188,42 @@ end
 --{====================================================================== no-non-null-assertion
 
 -- tree-sitter-typescript 0.23 gives the postfix `!` a lower precedence than ESLint's parser: `a > b!` is
--- (a > b)!, `+x!` is (+x)!. The operand ESLint sees is the rightmost one: the finding starts there.
+-- (a > b)!, `+x.y!.z()!` is ((+x.y)!.z())!, `<T>x!` is (<T>x)!. The operand ESLint sees starts at the
+-- rightmost operand of the lowest-precedence expression at the head of the member/call chain under `!`.
 local OPERAND = {
   binary_expression = 'right', unary_expression = 'argument', await_expression = true,
   ternary_expression = 'alternative', assignment_expression = 'right', augmented_assignment_expression = 'right',
-  yield_expression = true, spread_element = true, new_expression = false,
+  yield_expression = true, spread_element = true, type_assertion = true,
 }
+local CHAIN = { call_expression = 'function', member_expression = 'object', subscript_expression = 'object' }
+
+local function operand_start(n)
+  local start, head = n, n
+  for _ = 1, 10000 do
+    local t = head:type()
+    local how = OPERAND[t]
+    if how then
+      local nxt = how == true and head:named_child(head:named_child_count()) or head:child_by_field(how)
+      if not nxt then return start end
+      start, head = nxt, nxt
+    elseif CHAIN[t] then
+      head = head:child_by_field(CHAIN[t])
+    elseif t == 'non_null_expression' then
+      head = head:named_child(1)
+    else
+      return start
+    end
+    if not head then return start end
+  end
+  return start
+end
 
 local function no_non_null_assertion(_, match)
   local node = match.captures.report
   local inner = node:named_child(1)
-  local start = inner
-  while start do
-    local how = OPERAND[start:type()]
-    if not how then break end
-    local nxt = how == true and start:named_child(start:named_child_count()) or start:child_by_field(how)
-    if not nxt then break end
-    start = nxt
-  end
-  if not start or start == inner then return { node = node } end
+  if not inner then return { node = node } end
+  local start = operand_start(inner)
+  if start == inner then return { node = node } end
   return { start_byte = start:range().start_byte, end_byte = node:range().end_byte }
 end
 

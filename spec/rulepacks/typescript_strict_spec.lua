@@ -109,6 +109,9 @@ describe('rulepack typescript-strict', function()
   }, {
     { 'const includesBaz = foo.bar!.includes("baz");', at = { { 1, 21 } }, message = 'Forbidden non-null assertion.' },
     { 'x!.y!.z; a![0];', at = { { 1, 1 }, { 1, 1 }, { 1, 10 } } },
+    -- where ESLint's parser binds `!` tighter than tree-sitter's grammar: the finding starts at the operand
+    { 'if (a > stepSize!) {}\nconst i = +e.parent!.get("k")!;\nconst s = (<T>schema!.props!).x;',
+      at = { { 1, 9 }, { 2, 12 }, { 2, 12 }, { 3, 15 }, { 3, 15 } } },
   })
 
   cases('no-var', {
