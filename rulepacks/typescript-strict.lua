@@ -32,7 +32,7 @@ end
 -- the quantifiers `* + ?`, and top-level alternation `a|b`. Anything else (groups, `{n,m}`,
 -- lookaround) is refused with an error naming the option, rather than matched wrongly.
 local function js_regex(src, optname)
-  if src == nil or src == '' then return nil end
+  if src == nil or src == false or src == '' then return nil end
   if type(src) ~= 'string' then error(('option %s: string expected'):format(optname), 0) end
   local alts = {}
   for alt in (src .. '|'):gmatch('(.-)|') do
