@@ -271,7 +271,20 @@ describe('rulepack typescript-strict', function()
     { 'const x = 1;', at = { { 1, 7 } }, options = { vars = 'all' } },
     { 'for (const item of items) {}', at = { { 1, 12 } } },
     { 'export const a = <Foo />;\nconst Bar = 1;', path = 'a.tsx', at = { { 2, 7 } } },
+    { 'const _x = 1;', at = { { 1, 7 } }, options = { varsIgnorePattern = false },
+      message = "'_x' is assigned a value but never used." },
+    { 'const ignoredX = 1, y = 2;', at = { { 1, 21 } }, options = { varsIgnorePattern = '^ignored[A-Z]|^_' } },
   })
+
+  it('no-unused-vars refuses an ignore pattern it cannot translate, naming the option', function()
+    local config = { rules = { ['typescript-strict/no-unused-vars'] = { options = { varsIgnorePattern = '^(a|b)' } } } }
+    local fs, problems = standards.check_source('const a = 1;', { path = 'a.ts',
+      rules = { 'typescript-strict/no-unused-vars' }, config = config })
+    assert.equal(0, #fs)
+    assert.equal(1, #problems)
+    assert.equal('typescript-strict/no-unused-vars', problems[1].rule)
+    assert.matches("option varsIgnorePattern: unsupported regular expression", problems[1].message, 1, true)
+  end)
 
   describe('tsconfig-strict', function()
     local dir
