@@ -10,9 +10,15 @@
 --{====================================================================== helpers
 
 -- The parent of `node`, parentheses skipped (ESTree keeps no ParenthesizedExpression).
+-- Walks of the ancestors are bounded (LIMIT steps): tree-sitter 0.20 finds a parent by walking down from
+-- the root, so an unbounded walk on a hostile nesting would be cubic. Past the bound the rules answer as
+-- if the walk had found nothing (docs/rulepacks/typescript-strict.md).
+local LIMIT = 64
+
 local function up(node)
   local p = node:parent()
-  while p and p:type() == 'parenthesized_expression' do
+  for _ = 1, LIMIT do
+    if not (p and p:type() == 'parenthesized_expression') then break end
     node = p
     p = p:parent()
   end
@@ -282,7 +288,7 @@ local function is_type_assertion(n)
 end
 
 -- isTypedParent(parent, callee): `from` is the child of `parent` on the way up.
-local function typed_parent(parent, from, callee)
+local function typed_parent(parent, from, callee, grand)
   local t = parent:type()
   if is_type_assertion(parent) then return true end
   if t == 'variable_declarator' then return parent:child_by_field('type') ~= nil end
@@ -292,7 +298,7 @@ local function typed_parent(parent, from, callee)
   end
   if t == 'public_field_definition' then return parent:child_by_field('type') ~= nil end
   if t == 'arguments' then               -- a CallExpression argument (a NewExpression's is not here)
-    local call = parent:parent()
+    local call = grand or parent:parent()
     return call ~= nil and call:type() == 'call_expression'
   end
   if t == 'call_expression' then return callee == nil or parent:child_by_field('function') ~= callee end
@@ -305,14 +311,16 @@ local function typed_parent(parent, from, callee)
 end
 
 -- isPropertyOfObjectWithType: `prop` is a pair or an object method.
-local function property_of_typed_object(prop)
+local function property_of_typed_object(prop, depth)
+  depth = (depth or 0) + 1
+  if depth > LIMIT then return false end
   local t = prop:type()
   if t ~= 'pair' and t ~= 'method_definition' and t ~= 'shorthand_property_identifier' then return false end
   local obj = prop:parent()
   if not obj or obj:type() ~= 'object' then return false end
   local parent, from = up(obj)
   if not parent then return false end
-  return typed_parent(parent, from) or property_of_typed_object(parent)
+  return typed_parent(parent, from) or property_of_typed_object(parent, depth)
 end
 
 -- `x as const` / `<const>x` (isConstAssertion)
@@ -329,13 +337,13 @@ local function is_const_assertion(n)
 end
 
 -- isValidFunctionExpressionReturnType (allowTypedFunctionExpressions is on when this is called).
-local function valid_expression(fn, o, parent, from)
+local function valid_expression(fn, o, parent, from, grand)
   if fn:type() == 'method_definition' then
     -- the FunctionExpression of a method: its ESTree parent is the MethodDefinition or the Property
     if property_of_typed_object(fn) then return true end
   elseif parent then
-    if typed_parent(parent, from, from) or property_of_typed_object(parent) then return true end
-    if parent:type() == 'arguments' and parent:parent():type() == 'new_expression' then return true end
+    if typed_parent(parent, from, from, grand) or property_of_typed_object(parent) then return true end
+    if parent:type() == 'arguments' and (grand or parent:parent()):type() == 'new_expression' then return true end
   end
   if o.allowExpressions then
     if fn:type() == 'method_definition' then
@@ -356,7 +364,7 @@ local function valid_expression(fn, o, parent, from)
 end
 
 -- ancestorHasReturnType
-local function ancestor_has_return_type(fn, parent)
+local function ancestor_has_return_type(fn, parent, typed_ancestor)
   local ancestor = parent
   if fn:type() == 'method_definition' then
     return false          -- its ESTree parent is the Property/MethodDefinition, whose value is itself
@@ -367,7 +375,9 @@ local function ancestor_has_return_type(fn, parent)
   local is_return = t == 'return_statement'
   local bodyless = t == 'arrow_function' and (ancestor:child_by_field('body') or ancestor):type() ~= 'statement_block'
   if not is_return and not bodyless then return false end
-  while ancestor do
+  if typed_ancestor ~= nil then return typed_ancestor end
+  for _ = 1, LIMIT do
+    if not ancestor then break end
     t = ancestor:type()
     if FUNCTION[t] and t ~= 'method_definition' or t == 'method_definition' then
       if ancestor:child_by_field('return_type') then return true end
@@ -459,17 +469,16 @@ local function explicit_function_return_type(ctx, match)
     local body = fn:child_by_field('body')
     if body and body:type() == 'unary_expression' and body:text():match('^void[%s%(]') then return nil end
   end
-  -- the ESTree parent, parentheses skipped (a method's is its class body or object): asked once, as
-  -- tree-sitter 0.20 finds a parent by walking down from the root
-  local parent, from
-  if not declaration or o.allowIIFEs or (type(o.allowedNames) == 'table' and #o.allowedNames > 0) then
-    parent, from = up(fn)
-  end
+  -- the parent (parentheses skipped), the node under it, the grandparent and the answer of the
+  -- ancestor walk, recorded by the scope walk: tree-sitter 0.20 finds a parent by walking down from the
+  -- root, O(depth) per step
+  local parent, from, grand, typed_ancestor = ctx.scope():context(fn)
+  if not parent then parent, from = up(fn) end
   if allowed_function(fn, o, parent, from) then return nil end
   if declaration then
     if o.allowTypedFunctionExpressions and fn:child_by_field('return_type') then return nil end
   elseif o.allowTypedFunctionExpressions and
-         (valid_expression(fn, o, parent, from) or ancestor_has_return_type(fn, parent)) then
+         (valid_expression(fn, o, parent, from, grand) or ancestor_has_return_type(fn, parent, typed_ancestor)) then
     return nil
   end
   if is_constructor_or_setter(fn, parent) then return nil end

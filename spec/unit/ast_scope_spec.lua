@@ -356,6 +356,25 @@ describe('aegis.ast scope', function()
     assert.error_matches(function() sc:resolve(other:root()) end, 'node of another tree')
   end)
 
+  it('gives the context of every function: parent, node under it, grandparent, typed ancestor', function()
+    local sc, tree = scope_of('const f = (() => 1);\nfoo(function () {});\nclass K { m() {} }\n'
+      .. 'function g(): () => void { return () => {}; }\nx = () => {};')
+    local q = assert(ast.query('ts', '[(arrow_function) (function_expression) (method_definition)] @fn'))
+    local got = {}
+    for _, m in ipairs(q:matches(tree)) do
+      local p, from, grand, typed = sc:context(m.captures.fn)
+      got[#got + 1] = table.concat({ p:type(), from:type(), grand and grand:type() or '-', tostring(typed) }, ' ')
+    end
+    assert.same({
+      'variable_declarator parenthesized_expression lexical_declaration false',
+      'arguments function_expression call_expression false',
+      'class_body method_definition class_declaration false',
+      'return_statement arrow_function statement_block true',
+      'assignment_expression arrow_function expression_statement false',
+    }, got)
+    assert.is_nil(sc:context(tree:root()))
+  end)
+
   it('analyses a file with syntax errors', function()
     local sc = scope_of('let a = ; function (b) { c }')
     assert.equal('let', var(sc, 'a').kind)

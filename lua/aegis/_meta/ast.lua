@@ -70,6 +70,21 @@ local Scope = {}
 ---@return aegis.ast.Variable?
 function Scope:resolve(node) end
 
+--- Where a function (declaration, function or generator expression, arrow
+--- or method) is written, as recorded by the walk: its parent with
+--- parentheses skipped, the child of that parent it sits under, its
+--- grandparent, and typescript-eslint's ancestorHasReturnType walk from the
+--- parent (the nearest ancestor that is a function with a return type, a
+--- typed variable declarator or class property, or an expression
+--- statement). Nothing for other nodes. Node:parent() in tree-sitter 0.20
+--- walks down from the root; this is O(log n).
+---@param fn aegis.ast.Node
+---@return aegis.ast.Node? parent
+---@return aegis.ast.Node? from
+---@return aegis.ast.Node? grand
+---@return boolean? typed_ancestor
+function Scope:context(fn) end
+
 ---@class aegis.ast.ScopeInfo
 ---@field kind 'module'|'function'|'block'|'class'|'catch'|'for'|'switch'|'namespace'|'enum'|'type'|'static'
 ---@field node aegis.ast.Node the node that opens it
