@@ -879,10 +879,16 @@ return {
         (variable_declaration) @decl
         (for_in_statement kind: "var" @decl)
       ]],
-      check = function(_, match)
+      check = function(ctx, match)
+        -- `declare var x` starts at `declare` in ESTree; the source is read instead of asking for the
+        -- parent (tree-sitter 0.20 walks down from the root for it)
         local node = match.captures.decl
-        local p = node:parent()
-        if p and p:type() == 'ambient_declaration' then node = p end   -- ESTree starts at `declare`
+        local r = node:range()
+        local before = ctx.source:sub(math.max(1, r.start_byte - 40), r.start_byte)
+        local kw = before:match('()declare%s+$')
+        if kw then
+          return { start_byte = r.start_byte - (#before - kw + 1), end_byte = r.end_byte }
+        end
         return { node = node }
       end,
     },
