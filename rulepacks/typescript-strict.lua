@@ -472,7 +472,7 @@ local function explicit_function_return_type(ctx, match)
   -- the parent (parentheses skipped), the node under it, the grandparent and the answer of the
   -- ancestor walk, recorded by the scope walk: tree-sitter 0.20 finds a parent by walking down from the
   -- root, O(depth) per step
-  local parent, from, grand, typed_ancestor = ctx.scope():context(fn)
+  local parent, from, grand, typed_ancestor, hof = ctx.scope():context(fn)
   if not parent then parent, from = up(fn) end
   if allowed_function(fn, o, parent, from) then return nil end
   if declaration then
@@ -482,7 +482,10 @@ local function explicit_function_return_type(ctx, match)
     return nil
   end
   if is_constructor_or_setter(fn, parent) then return nil end
-  if o.allowHigherOrderFunctions and returns_function(fn) then return nil end
+  if o.allowHigherOrderFunctions then
+    if hof == nil then hof = returns_function(fn) end
+    if hof then return nil end
+  end
   local h = head(fn, parent)
   return { start_byte = h.start_byte, end_byte = h.end_byte, message = 'Missing return type on function.' }
 end

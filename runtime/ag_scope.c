@@ -50,6 +50,7 @@ enum {
   S_EXPRESSION_STATEMENT, S_JSX_OPENING, S_JSX_SELF_CLOSING, S_JSX_CLOSING,
   S_JSX_NAMESPACE_NAME, S_STRING, S_COMMENT, S_DECORATOR, S_ERROR, S_PUBLIC_FIELD_DEF,
   S_CALL_EXPR, S_NEW_EXPR, S_YIELD_EXPR, S_TYPE_ASSERTION, S_PROPERTY_SIGNATURE, S_CONDITIONAL_TYPE,
+  S_RETURN_STATEMENT,
   /* nodes that start a type position */
   S_TYPE_ANNOTATION, S_TYPE_ARGUMENTS, S_TYPE_PARAMETERS, S_OPTING_TYPE_ANNOTATION,
   S_OMITTING_TYPE_ANNOTATION, S_ADDING_TYPE_ANNOTATION, S_ASSERTS_ANNOTATION,
@@ -84,7 +85,7 @@ static const char *const SYMNAMES[S_COUNT] = {
   "jsx_opening_element", "jsx_self_closing_element", "jsx_closing_element",
   "jsx_namespace_name", "string", "comment", "decorator", "ERROR", "public_field_definition",
   "call_expression", "new_expression", "yield_expression", "type_assertion", "property_signature",
-  "conditional_type",
+  "conditional_type", "return_statement",
   "type_annotation", "type_arguments", "type_parameters", "opting_type_annotation",
   "omitting_type_annotation", "adding_type_annotation", "asserts_annotation",
   "type_predicate_annotation", "implements_clause", "extends_type_clause", "constraint",
@@ -185,6 +186,7 @@ typedef struct frame {
   uint16_t sym, field;
   uint8_t mode, bkind, opened, descend;
   uint8_t anc;       /* ancestorHasReturnType's answer from this node up (ag_scope_fnctx) */
+  uint32_t fnrec;    /* index in fns of the function this node is (or encloses it), or NONE */
 } frame;
 
 enum { M_EXPR, M_TYPE, M_TYPEOF, M_TYPEPRED, M_EXPORT, M_BIND, M_ASSIGN, M_RW, M_NONE, M_NSNAME };
@@ -1023,6 +1025,19 @@ static void node_entry (ag_scope *s, uint32_t d) {
     case S_JSX_OPENING: case S_JSX_SELF_CLOSING:
       if (s->tsx) add_ref(s, d, F->node, s->react, AG_RF_READ | AG_RF_PRAGMA | NS_VALUE);
       return;
+    case S_RETURN_STATEMENT:
+      if (F->fnrec != NONE) {
+        ag_scope_fnctx *c = &s->fns[F->fnrec];
+        TSNode arg = ts_node_named_child(F->node, 0);
+        while (!ts_node_is_null(arg) && symof(s->m, arg) == S_COMMENT) arg = ts_node_next_named_sibling(arg);
+        while (!ts_node_is_null(arg) && symof(s->m, arg) == S_PARENTHESIZED_EXPR) arg = ts_node_named_child(arg, 0);
+        c->nret++;
+        if (!ts_node_is_null(arg)) {
+          uint16_t as = symof(s->m, arg);
+          if (as == S_ARROW_FUNCTION || as == S_FUNCTION_EXPR || as == S_GENERATOR_FUNCTION) c->nret_fn++;
+        }
+      }
+      return;
     case S_STRING: case S_COMMENT:
       F->descend = 0;
       return;
@@ -1040,7 +1055,20 @@ static void node_entry (ag_scope *s, uint32_t d) {
       c->from = s->fr[j + 1].node;
       c->grand = j > 0 ? s->fr[j - 1].node : (TSNode){{0, 0, 0, 0}, NULL, NULL};
       c->typed_ancestor = s->fr[j].anc;
+      c->nret = c->nret_fn = 0;
+      c->returns_function = 0;
+      F->fnrec = s->nfns - 1;
+      if (sym == S_ARROW_FUNCTION) {
+        TSNode body = field_child(s, F->node, F_BODY);
+        while (!ts_node_is_null(body) && symof(s->m, body) == S_PARENTHESIZED_EXPR)
+          body = ts_node_named_child(body, 0);
+        if (!ts_node_is_null(body)) {
+          uint16_t bs = symof(s->m, body);
+          c->returns_function = bs == S_ARROW_FUNCTION || bs == S_FUNCTION_EXPR || bs == S_GENERATOR_FUNCTION;
+        }
+      }
     }
+    else F->fnrec = NONE;
     F->flags &= ~(uint32_t)FF_LOOP;
     if (is_signature_sym(sym) ||
         ((sym == S_FUNCTION_DECL || sym == S_METHOD_DEF) &&
@@ -1094,6 +1122,7 @@ static int push_frame (ag_scope *s, TSNode n, const TSTreeCursor *c) {
   F->descend = 1;
   F->named = 0;
   F->dvar = NONE;
+  F->fnrec = d > 0 ? s->fr[d - 1].fnrec : NONE;
   if (d == 0) {
     F->scope = F->oscope = F->bscope = NONE;
     F->decl = F->stmt = NONE;
@@ -1314,6 +1343,10 @@ static int finish (ag_scope *s) {
     }
     for (uint32_t i = 0; i < nv; i++)
       if (is_used(s, &s->vars[i])) s->vars[i].v.flags |= AG_VF_USED;
+    for (uint32_t i = 0; i < s->nfns; i++) {
+      ag_scope_fnctx *c = &s->fns[i];
+      if (c->nret > 0 && c->nret == c->nret_fn) c->returns_function = 1;
+    }
   }
   free(top);
   free(vfirst);

@@ -131,6 +131,11 @@ typedef struct ag_scope_fnctx {
   ** declarator or class property (1 when it has a type annotation), or an
   ** expression statement (0); 0 when there is none */
   int typed_ancestor;
+  /* typescript-eslint's doesImmediatelyReturnFunctionExpression: an arrow
+  ** whose body is a function, or at least one return and every return of
+  ** this function (not of nested ones) returning a function expression */
+  int returns_function;
+  uint32_t nret, nret_fn;      /* its returns; those returning a function */
 } ag_scope_fnctx;
 
 /* The context of the function node `fn`, or NULL if it is not one. */

@@ -432,7 +432,8 @@ static void pushref (lua_State *L, const ag_scope_ref *r, int treeidx) {
   lua_setfield(L, -2, "scope");
 }
 
-/* sc:context(fn) -> parent, from, grand, typed_ancestor of a function node, or nothing. */
+/* sc:context(fn) -> parent, from, grand, typed_ancestor, returns_function of a
+** function node, or nothing. */
 static int sc_context (lua_State *L) {
   LTree *t = uptree(L), *nt;
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -445,7 +446,8 @@ static int sc_context (lua_State *L) {
   pushnode(L, c->from, treeidx);
   pushnode(L, c->grand, treeidx);
   lua_pushboolean(L, c->typed_ancestor);
-  return 4;
+  lua_pushboolean(L, c->returns_function);
+  return 5;
 }
 
 static const struct { const char *k; uint32_t f; } VFLAGS[] = {

@@ -373,6 +373,16 @@ describe('aegis.ast scope', function()
       'assignment_expression arrow_function expression_statement false',
     }, got)
     assert.is_nil(sc:context(tree:root()))
+    sc, tree = scope_of('const a = () => () => 1;\nfunction b() { if (x) return () => 1; return function () {}; }\n'
+      .. 'function c() { if (x) return 1; return () => 2; }\nfunction d() { const f = () => { return 1; }; }')
+    q = assert(ast.query('ts', '[(function_declaration) (arrow_function) (function_expression)] @fn'))
+    got = {}
+    for _, m in ipairs(q:matches(tree)) do
+      local _, _, _, _, hof = sc:context(m.captures.fn)
+      got[#got + 1] = m.captures.fn:type():sub(1, 3) .. '=' .. tostring(hof)
+    end
+    assert.same({ 'arr=true', 'arr=false', 'fun=true', 'arr=false', 'fun=false', 'fun=false', 'arr=false',
+      'fun=false', 'arr=false' }, got)
   end)
 
   it('analyses a file with syntax errors', function()

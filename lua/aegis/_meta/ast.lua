@@ -76,13 +76,16 @@ function Scope:resolve(node) end
 --- grandparent, and typescript-eslint's ancestorHasReturnType walk from the
 --- parent (the nearest ancestor that is a function with a return type, a
 --- typed variable declarator or class property, or an expression
---- statement). Nothing for other nodes. Node:parent() in tree-sitter 0.20
---- walks down from the root; this is O(log n).
+--- statement), and whether it returns a function (an arrow whose body is
+--- one, or at least one `return` and all of its own returning one). Nothing
+--- for other nodes. Node:parent() in tree-sitter 0.20 walks down from the
+--- root; this is O(log n).
 ---@param fn aegis.ast.Node
 ---@return aegis.ast.Node? parent
 ---@return aegis.ast.Node? from
 ---@return aegis.ast.Node? grand
 ---@return boolean? typed_ancestor
+---@return boolean? returns_function
 function Scope:context(fn) end
 
 ---@class aegis.ast.ScopeInfo
