@@ -226,7 +226,8 @@ describe('aegis.ast scope', function()
   end)
 
   it('merges declarations of one name in one scope', function()
-    local sc = scope_of('interface M { a: 1 } class M {} function f(): void; function f(x?) {} namespace f {}\nvar v; var v;')
+    local sc = scope_of('interface M { a: 1 } class M {} function f(): void; function f(x?) {} namespace f {}\n'
+      .. 'var v; var v;')
     local m = var(sc, 'M')
     assert.equal(2, m.ndefs)
     assert.equal('interface', m.kind)
@@ -263,7 +264,8 @@ describe('aegis.ast scope', function()
   end)
 
   it('does not treat labels, properties or member names as variables', function()
-    local sc = scope_of('loop: for (;;) { break loop; }\nconst o = { p: 1, q }; o.p; o["r"];\nclass K { s = 1; t() {} }')
+    local sc = scope_of('loop: for (;;) { break loop; }\nconst o = { p: 1, q }; o.p; o["r"];\n'
+      .. 'class K { s = 1; t() {} }')
     assert.is_nil(by_name(sc).loop)
     assert.same({ 'q' }, unresolved(sc))
     assert.same({ 'i', 'r', 'r' }, refs(var(sc, 'o')))
@@ -300,7 +302,8 @@ describe('aegis.ast scope', function()
 
   it('computes used as typescript-eslint does', function()
     local sc = scope_of('let a = 0; a = a + 1;\nlet b = 0; b++;\nlet c = 0; c += 1; use(c);\n'
-      .. 'let d = 0; d = f(() => d);\nlet d2 = 0; d2 = (() => d2)();\nconst e = 1; type E = typeof e;\nimport type { F } from "f"; type G = typeof F;')
+      .. 'let d = 0; d = f(() => d);\nlet d2 = 0; d2 = (() => d2)();\nconst e = 1; type E = typeof e;\n'
+      .. 'import type { F } from "f"; type G = typeof F;')
     assert.is_false(var(sc, 'a').used)
     assert.is_false(var(sc, 'b').used)
     assert.is_true(var(sc, 'c').used)
@@ -333,7 +336,9 @@ describe('aegis.ast scope', function()
 
   it('does not declare the labels of named tuple members', function()
     local sc = scope_of('type P = [start: number, end?: number, ...rest: string[]];')
-    assert.same({ 'P' }, (function() local o = {} for _, v in ipairs(sc.variables) do o[#o + 1] = v.name end return o end)())
+    local names = {}
+    for _, v in ipairs(sc.variables) do names[#names + 1] = v.name end
+    assert.same({ 'P' }, names)
   end)
 
   it('supports using declarations', function()
