@@ -1141,9 +1141,11 @@ static int push_frame (ag_scope *s, TSNode n, const TSTreeCursor *c) {
     F->stmt = P->stmt;
     child_ctx(s, P, F);
     if (ts_node_is_named(n)) P->named++;
+    else F->descend = 0;         /* a token: no children, no cursor step down */
   }
   node_entry(s, d);
   F = &s->fr[d];
+  if (F->sym >= S_IDENTIFIER && F->sym <= S_SHORTHAND_PROP_PATTERN) F->descend = 0;   /* leaves */
   uint8_t up = d > 0 ? s->fr[d - 1].anc : 0;
   switch (F->sym) {
     case S_FUNCTION_DECL: case S_GENERATOR_FUNCTION_DECL: case S_FUNCTION_EXPR:
