@@ -710,12 +710,39 @@ local function for_in_returns(v)
   return false
 end
 
+-- A name in an object pattern that ends with a rest element (ignoreRestSiblings): `{ a, ...rest }`.
+local function has_rest_sibling(id)
+  local p = id:parent()
+  if p and p:type() == 'pair_pattern' then p = p:parent() end
+  if not (p and p:type() == 'object_pattern') then return false end
+  for i = p:named_child_count(), 1, -1 do
+    local c = p:named_child(i)
+    if c:type() ~= 'comment' then return c:type() == 'rest_pattern' end
+  end
+  return false
+end
+
+local function in_array_pattern(id)
+  local p = id:parent()
+  return p ~= nil and p:type() == 'array_pattern'
+end
+
+local function has_static_block(decl)
+  local body = decl:child_by_field('body')
+  if not body then return false end
+  for _, c in ipairs(body:named_children()) do
+    if c:type() == 'class_static_block' then return true end
+  end
+  return false
+end
+
 local function no_unused_vars(ctx)
   local sc = ctx.scope()
   local o = ctx.options or {}
   local vars_re = js_regex(o.varsIgnorePattern, 'varsIgnorePattern')
   local args_re = js_regex(o.argsIgnorePattern, 'argsIgnorePattern')
   local caught_re = js_regex(o.caughtErrorsIgnorePattern, 'caughtErrorsIgnorePattern')
+  local array_re = js_regex(o.destructuredArrayIgnorePattern, 'destructuredArrayIgnorePattern')
   local dts = ctx.path:match('%.d%.[mc]?tsx?$') ~= nil
   local scopes, params
   local vars = sc.variables
@@ -730,6 +757,15 @@ local function no_unused_vars(ctx)
       if (s.kind == 'namespace' or s.kind == 'module') and not s.export_list then
         if (dts or s.ambient) and DECLARED_KINDS[k] then goto continue end
       end
+      if array_re and array_re(v.name) then
+        local hit = in_array_pattern(v.id)
+        for _, r in ipairs(hit and {} or v.refs) do
+          if in_array_pattern(r.node) then hit = true; break end
+        end
+        if hit then goto continue end
+      end
+      if k == 'class' and o.ignoreClassWithStaticInitBlock and has_static_block(v.decl) then goto continue end
+      if k == 'using' and o.ignoreUsingDeclarations then goto continue end
       local pattern, what
       if k == 'catch' then
         if o.caughtErrors == 'none' then goto continue end
@@ -744,12 +780,19 @@ local function no_unused_vars(ctx)
         end
         pattern, what = o.argsIgnorePattern, 'args'
       else
-        if o.vars == 'local' and s.kind == 'module' then goto continue end
+        -- vars = 'local' skips the global scope, which a module does not have
         if vars_re and vars_re(v.name) then goto continue end
         pattern, what = o.varsIgnorePattern, 'vars'
       end
       local refs = v.refs
       if for_in_returns(v) then goto continue end
+      if o.ignoreRestSiblings then
+        local rest = has_rest_sibling(v.id)
+        for _, r in ipairs(rest and {} or refs) do
+          if has_rest_sibling(r.node) then rest = true; break end
+        end
+        if rest then goto continue end
+      end
       local only_type, written = false, false
       for _, r in ipairs(refs) do
         if r.typeof or r.predicate then only_type = true end

@@ -243,6 +243,10 @@ describe('rulepack typescript-strict', function()
     'export function f<T>(x: T): T { return x; }',
     'let used = 0;\nused = used + 1;\nexport { used };',
     { 'function f(a, b) { return b; }\nf();', options = { args = 'after-used' } },
+    { 'const { a, ...rest } = obj;\nexport { rest };', options = { ignoreRestSiblings = true } },
+    { 'const [_a, b] = pair;\nexport { b };', options = { destructuredArrayIgnorePattern = '^_' } },
+    { 'class Registered { static { register(this); } }', options = { ignoreClassWithStaticInitBlock = true } },
+    { '{ using res = open(); }', options = { ignoreUsingDeclarations = true } },
   }, {
     { 'const x = 10;', at = { { 1, 7 } },
       message = "'x' is assigned a value but never used. Allowed unused vars must match /^_/u." },
@@ -277,6 +281,11 @@ describe('rulepack typescript-strict', function()
     { 'import x from "x";\ninterface I {}', path = 'types.d.ts', at = { { 1, 8 } } },
     { 'function outer() { let x = 1; function inner() { x = 2; } inner(); }\nouter();', at = { { 1, 24 } } },
     { 'const x = 1;', at = { { 1, 7 } }, options = { vars = 'all' } },
+    { 'const x = 1;', at = { { 1, 7 } }, options = { vars = 'local' } },   -- a module scope is not global
+    { 'const { a, ...rest } = obj;\nexport { rest };', at = { { 1, 9 } } },
+    { 'const [_a, b] = pair;\nexport { b };', at = { { 1, 8 } }, options = { varsIgnorePattern = false } },
+    { 'class Registered { static { register(this); } }', at = { { 1, 7 } } },
+    { '{ using res = open(); }', at = { { 1, 9 } } },
     { 'for (const item of items) {}', at = { { 1, 12 } } },
     { 'export const a = <Foo />;\nconst Bar = 1;', path = 'a.tsx', at = { { 2, 7 } } },
     { 'const _x = 1;', at = { { 1, 7 } }, options = { varsIgnorePattern = false },
