@@ -110,6 +110,7 @@ static const char *const FIELDNAMES[F_COUNT] = {
 ** field ids back to the grammar's (for ts_node_child_by_field_id). */
 typedef struct langmap {
   uint16_t *sym;
+  uint8_t *named;                 /* grammar symbol -> is a named node */
   uint32_t nsym;
   uint16_t field[256];
   TSFieldId gfield[F_COUNT];
@@ -124,11 +125,13 @@ static void build_map (int tsx) {
   const TSLanguage *lang = tsx ? tree_sitter_tsx() : tree_sitter_typescript();
   m->nsym = ts_language_symbol_count(lang);
   m->sym = (uint16_t *)calloc(m->nsym + 1, sizeof *m->sym);
-  if (m->sym == NULL) return;
+  m->named = (uint8_t *)calloc(m->nsym + 1, sizeof *m->named);
+  if (m->sym == NULL || m->named == NULL) return;
   for (uint32_t i = 0; i < m->nsym; i++) {
     TSSymbolType t = ts_language_symbol_type(lang, (TSSymbol)i);
     const char *nm = ts_language_symbol_name(lang, (TSSymbol)i);
     if (nm == NULL || t == TSSymbolTypeAnonymous) continue;
+    m->named[i] = t == TSSymbolTypeRegular;
     for (int k = 1; k < S_COUNT; k++)
       if (strcmp(nm, SYMNAMES[k]) == 0) { m->sym[i] = (uint16_t)k; break; }
   }
@@ -147,6 +150,11 @@ static void build_tsx (void) { build_map(1); }
 static const langmap *getmap (int tsx) {
   pthread_once(&ONCE[tsx], tsx ? build_tsx : build_ts);
   return MAPS[tsx].ok ? &MAPS[tsx] : NULL;
+}
+
+static uint16_t symof_sym (const langmap *m, TSNode n, TSSymbol s) {
+  if (s < m->nsym) return m->sym[s];
+  return strcmp(ts_node_type(n), "ERROR") == 0 ? S_ERROR : S_OTHER;
 }
 
 static uint16_t symof (const langmap *m, TSNode n) {
@@ -1116,7 +1124,8 @@ static int push_frame (ag_scope *s, TSNode n, const TSTreeCursor *c) {
   uint32_t d = s->nfr++;
   frame *F = &s->fr[d];
   F->node = n;
-  F->sym = symof(s->m, n);
+  TSSymbol gs = ts_node_symbol(n);
+  F->sym = symof_sym(s->m, n, gs);
   F->field = F_OTHER;
   F->opened = 0;
   F->descend = 1;
@@ -1140,7 +1149,7 @@ static int push_frame (ag_scope *s, TSNode n, const TSTreeCursor *c) {
     F->decl = P->decl;
     F->stmt = P->stmt;
     child_ctx(s, P, F);
-    if (ts_node_is_named(n)) P->named++;
+    if (gs < s->m->nsym ? s->m->named[gs] : 1) P->named++;
     else F->descend = 0;         /* a token: no children, no cursor step down */
   }
   node_entry(s, d);
