@@ -85,6 +85,7 @@ int ag_cache_get (ag_cache *c, const char *ns, size_t nsn,
   }
   ag_sha256_hex(d, got);
   hit->hash_ok = want != NULL && wantn == AG_SHA256_HEXLEN && memcmp(got, want, AG_SHA256_HEXLEN) == 0;
+  memcpy(hit->hash, got, sizeof hit->hash);
   if (sqlite3_column_type(c->get, 2) != SQLITE_NULL) {
     hit->has_cost = 1;
     hit->cost = sqlite3_column_double(c->get, 2);

@@ -37,6 +37,7 @@ typedef struct ag_cache_hit {
   const void *response;
   size_t response_len;
   int hash_ok;          /* SHA-256 of response == stored response_hash */
+  char hash[AG_SHA256_HEXLEN + 1];   /* that SHA-256, hex (set when hash_ok) */
   int has_cost;
   double cost;
   int64_t created_at;   /* ms since 1970 */

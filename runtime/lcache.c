@@ -3,11 +3,11 @@
 ** the prompt cache).  Private: lua/aegis/cache.lua is the documented API.
 **
 **   core.open(path, busy_ms)      -> conn | nil, msg, code
-**   conn:hit(ns, canon)           -> key, hash_ok, meta, text, cost, created_at, bytes,
-**                                    provider, model, endpoint, scaffold_id, prefix_hash
+**   conn:hit(ns, canon [, known]) -> key, hash_ok, meta, text, cost, created_at, bytes,
+**                                    provider, model, endpoint, scaffold_id, prefix_hash, hash
 **                                    key, nil                   (no entry)
 **                                    key, false, msg, code      (the read failed)
-**   conn:get(ns, key)             -> the same without hashing the request
+**   conn:get(ns, key [, known])   -> the same without hashing the request
 **   conn:close()                  -> true (also __close, __gc)
 **
 ** `hit` hashes the canonical request (the key), reads the entry on a
@@ -16,7 +16,9 @@
 ** The response is `<canonical JSON of the metadata>\n<text>` (canonical
 ** JSON has no raw newline); `meta` and `text` are its two parts, `text`
 ** nil when there is no newline.  hash_ok false: the bytes failed their
-** check (meta and text are then nil).
+** check (meta and text are then nil).  `known`: the response hash of a
+** copy the caller already holds; when the bytes read verify against that
+** same hash, meta is `true` and text nil (nothing to copy or decode).
 */
 #include <string.h>
 
@@ -47,7 +49,8 @@ static int cache_open (lua_State *L) {
 }
 
 /* Pushes the outcome of ag_cache_get after the key (already pushed). */
-static int pushhit (lua_State *L, ag_cache *c, const char *ns, size_t nsn, const char *key) {
+static int pushhit (lua_State *L, ag_cache *c, const char *ns, size_t nsn, const char *key,
+                    const char *known, size_t knownn) {
   ag_cache_hit hit;
   char err[AG_ERRLEN];
   int rc = ag_cache_get(c, ns, nsn, key, &hit, err);
@@ -62,11 +65,17 @@ static int pushhit (lua_State *L, ag_cache *c, const char *ns, size_t nsn, const
     return 4;
   }
   /* copies the borrowed bytes before the statement is reset */
-  luaL_checkstack(L, 12, NULL);
+  luaL_checkstack(L, 13, NULL);
   lua_pushboolean(L, hit.hash_ok);                            /* [key, ok] */
   const char *r = (const char *)hit.response;
   const char *nl = hit.hash_ok ? memchr(r, '\n', hit.response_len) : NULL;
-  if (nl != NULL) {
+  int same = hit.hash_ok && known != NULL && knownn == AG_SHA256_HEXLEN &&
+             memcmp(known, hit.hash, AG_SHA256_HEXLEN) == 0;
+  if (same) {
+    lua_pushboolean(L, 1);                                    /* [.., true] */
+    lua_pushnil(L);
+  }
+  else if (nl != NULL) {
     lua_pushlstring(L, r, (size_t)(nl - r));                  /* [.., meta] */
     lua_pushlstring(L, nl + 1, hit.response_len - (size_t)(nl - r) - 1);   /* [.., text] */
   }
@@ -81,8 +90,9 @@ static int pushhit (lua_State *L, ag_cache *c, const char *ns, size_t nsn, const
   for (int i = 0; i < 5; i++) {
     if (t[i]->p != NULL) lua_pushlstring(L, t[i]->p, t[i]->n); else lua_pushnil(L);
   }
+  if (hit.hash_ok) lua_pushlstring(L, hit.hash, AG_SHA256_HEXLEN); else lua_pushnil(L);
   ag_cache_done(c);
-  return 12;
+  return 13;
 }
 
 static int conn_hit (lua_State *L) {
@@ -94,8 +104,10 @@ static int conn_hit (lua_State *L) {
   char key[AG_SHA256_HEXLEN + 1];
   if (ag_sha256_buf(canon, n, d) != AG_OK) return luaL_error(L, "cache: SHA-256 failed");
   ag_sha256_hex(d, key);
+  size_t knownn = 0;
+  const char *known = luaL_optlstring(L, 4, NULL, &knownn);
   lua_pushlstring(L, key, AG_SHA256_HEXLEN);     /* [.., key] */
-  return pushhit(L, c, ns, nsn, key);
+  return pushhit(L, c, ns, nsn, key, known, knownn);
 }
 
 static int conn_get (lua_State *L) {
@@ -104,8 +116,10 @@ static int conn_get (lua_State *L) {
   const char *ns = luaL_checklstring(L, 2, &nsn);
   const char *key = luaL_checklstring(L, 3, &kn);
   luaL_argcheck(L, kn == AG_SHA256_HEXLEN, 3, "key must be 64 hex digits");
+  size_t knownn = 0;
+  const char *known = luaL_optlstring(L, 4, NULL, &knownn);
   lua_pushvalue(L, 3);                           /* [.., key] */
-  return pushhit(L, c, ns, nsn, key);
+  return pushhit(L, c, ns, nsn, key, known, knownn);
 }
 
 static int conn_gc (lua_State *L) {

@@ -134,6 +134,32 @@ describe('aegis.cache.key', function()
     assert.not_equal(k1, k2)
   end)
 
+  it('builds the same text json.canonical makes of the canonical request, whatever its shape', function()
+    local variants = {
+      {},
+      { system = 'é "quoted" \\ \n\t' .. string.char(1) },
+      { system = '' },
+      { blocks = { { kind = 'requirements', stability = 'stable', content = 'R', breakpoint = true },
+        { kind = 'ställ "x"', stability = 'stable', content = '', breakpoint = false },
+        { stability = 'volatile', content = 'no kind' } } },
+      { blocks = { { kind = 'task', stability = 'volatile', content = 'x', hash = 'abc', extra = { 1, 2 } } } },
+      { messages = { { role = 'assistant', content = 'a' }, { role = 'user', content = 'b\u{1F600}' } } },
+      { messages = { { role = 'user', content = 'b', name = 'bob' }, { content = 'no role' } } },
+      { params = { temperature = 0.1, stop = { '\n', '</s>' }, ['x\u{E000}'] = 1, ['x\u{10000}'] = 2,
+        logit_bias = { ['50256'] = -100 }, max_tokens = 1e3 } },
+      { params = {} },
+      { options = { api = 'responses', extra = { 'a' } } },
+      { model = 'mödel/"x"', stream = true, sample_index = 12 },
+      { provider = 'anthropic', base_url = 'http://127.0.0.1:1/anthropic', options = { version = '2026-10-21' } },
+      { provider = 'llamacpp', base_url = 'http://127.0.0.1:1/llamacpp', params = { top_k = 1 } },
+    }
+    for i, v in ipairs(variants) do
+      local t, text = cache._canonical(req(v))
+      assert.equal(json.canonical(t), text, 'variant ' .. i)
+      assert.equal(hash.sha256(text), (cache.key(req(v))), 'variant ' .. i)
+    end
+  end)
+
   it('raises on misuse, as provider.call does', function()
     assert.error_matches(function() cache.key('x') end, "bad argument #1 to 'key' %(table expected, got string%)")
     assert.error_matches(function() cache.key(req({ model = '' })) end,
