@@ -75,7 +75,8 @@ CREATE TABLE cache_events (
   cached_input BIGINT,
   output_tokens BIGINT,
   cost DOUBLE PRECISION,
-  saved_cost DOUBLE PRECISION);
+  saved_cost DOUBLE PRECISION,
+  n BIGINT NOT NULL DEFAULT 1);
 CREATE INDEX cache_events_at ON cache_events (at);
 CREATE INDEX cache_events_scaffold ON cache_events (scaffold_id);
 CREATE TABLE cache_quarantine (
@@ -223,12 +224,47 @@ local function q(v)
   return r
 end
 
+-- The common case (no options, no aegis_path) is looked up through nested
+-- tables of short strings, without making a signature string.
+local plain_memo = {}
+
+local function plain_slot(o, create)
+  local base = o.base_url or ''
+  local bp = plain_memo[o.provider]
+  if not bp then
+    if not create then return nil end
+    bp = {}
+    plain_memo[o.provider] = bp
+  end
+  local bm = bp[base]
+  if not bm then
+    if not create then return nil end
+    bm = {}
+    bp[base] = bm
+  end
+  local pair = bm[o.model]
+  if not pair and create then
+    pair = {}
+    bm[o.model] = pair
+  end
+  return pair
+end
+
 local function endpoint_info(o, fname)
+  local plain = o.options == nil and o.aegis_path == nil
+  if plain then
+    local pair = plain_slot(o, false)
+    local info = pair and pair[o.stream and 2 or 1]
+    if info then return info end
+  end
   local sig = ('%s\1%s\1%s\1%s\1%s'):format(o.provider, o.model, o.stream and 't' or 'f', o.base_url or '',
     o.aegis_path or '')
   if o.options ~= nil then sig = sig .. '\1' .. json.canonical(o.options) end
   local info = memo_by_sig[sig]
-  if info then return info end
+  if info then
+    if plain then plain_slot(o, true)[o.stream and 2 or 1] = info end
+    return info
+  end
   local provider = require('aegis.provider')
   local req, err, adapter, resolved = provider._build({
     provider = o.provider, model = o.model, system = o.system, blocks = o.blocks, messages = o.messages,
@@ -252,9 +288,10 @@ local function endpoint_info(o, fname)
     qmiddle = ',"model":' .. json.canonical(o.model) .. (options and (',"options":' .. json.canonical(options)) or ''),
     qdefaults = next(defaults) ~= nil and (',"params":' .. json.canonical(defaults)) or nil,
     qtail = ',"provider":' .. json.canonical(adapter.name) .. ',"sample_index":' }
-  if memo_count >= 256 then memo_by_sig, memo_count = {}, 0 end
+  if memo_count >= 256 then memo_by_sig, memo_count, plain_memo = {}, 0, {} end
   memo_by_sig[sig] = info
   memo_count = memo_count + 1
+  if plain then plain_slot(o, true)[o.stream and 2 or 1] = info end
   return info
 end
 
@@ -382,6 +419,28 @@ local function canonical_text(o, info)
   return table.concat(out, '', 1, n)
 end
 
+-- The key of `o` without making its text: aegis.core.cache.key builds and
+-- hashes the same text in C for the usual shapes (nil for others).
+local function key_of(o, info)
+  local params = o.params
+  local ptext
+  if params and next(params) ~= nil then
+    ptext = core.params(info.defaults, params)
+    if not ptext then
+      local merged = shallow(info.defaults)
+      for k, v in pairs(params) do merged[k] = v end
+      ptext = ',"params":' .. json.canonical(merged)
+    end
+  else
+    ptext = info.qdefaults
+  end
+  local k = core.key(o.blocks, o.messages, o.system, info.qhead, info.qmiddle, ptext, info.qtail,
+    o.sample_index or 0, o.stream)
+  if k then return k end
+  local canon = canonical_text(o, info)
+  return sha256(canon), canon
+end
+
 --- Builds the key of a request: the SHA-256 (hex) of its canonical form
 --- (RFC 8785) `{key_version, provider, endpoint, model, system_sha256,
 --- blocks, messages, params, options, stream, sample_index}`, where
@@ -406,11 +465,20 @@ function M.key(opts)
   return sha256(canon), canon
 end
 
--- For the specs: the canonical request as a table, and as text built the
--- short way.
+-- For the specs: the canonical request as a table, as text built the
+-- short way, and the key the C path makes (nil for shapes it leaves to Lua).
 function M._canonical(opts)
   local info = assert(endpoint_info(opts, 'key'))
-  return canonical_request(opts, info), canonical_text(opts, info)
+  local params = opts.params
+  local ptext = info.qdefaults
+  if params and next(params) ~= nil then
+    local merged = shallow(info.defaults)
+    for k, v in pairs(params) do merged[k] = v end
+    ptext = ',"params":' .. json.canonical(merged)
+  end
+  return canonical_request(opts, info), canonical_text(opts, info),
+    core.key(opts.blocks, opts.messages, opts.system, info.qhead, info.qmiddle, ptext, info.qtail,
+      opts.sample_index or 0, opts.stream)
 end
 
 -- }======================================================
@@ -474,7 +542,7 @@ local option_types = {
 ---@field limits? aegis.cache.Limits Default: the config's `cache` section
 ---@field store? aegis.store.Db Use this open store (not closed by `close`) instead of a URL
 ---@field warn? fun(msg: string) Where warnings go (default: stderr, `aegis-run: warning: cache: ...`)
----@field flush_every? integer Hit counters and events are written every this many operations (default 256)
+---@field flush_every? integer Hit counters and events are written every this many operations (default 1024)
 ---@field flush_interval? number ... or when this many seconds have passed (default 1)
 ---@field gc_every? integer Limits are checked every this many puts (default 64)
 ---@field lease? number Seconds a single-flight lease lasts (SQLite; default 120)
@@ -544,7 +612,7 @@ function M.open(url, opts)
   local self = setmetatable({
     db = db, owned = owned, namespace = namespace, limits = limits,
     warn = opts.warn or warn_default,
-    flush_every = opts.flush_every or 256, flush_interval = opts.flush_interval or 1,
+    flush_every = opts.flush_every or 1024, flush_interval = opts.flush_interval or 1,
     gc_every = opts.gc_every or 64, lease_seconds = opts.lease or 120,
     wait_seconds = opts.wait or opts.lease or 120, events = opts.events ~= false,
     -- in memory until the next flush (never one write per hit)
@@ -600,10 +668,11 @@ local function flush(self)
         -- hits of c:call kept as a count: one event row each, and the counters
         if t.calls > 0 then
           local u, saved = t.tmpl.resp.usage, t.tmpl.resp.cost
-          for _ = 1, self.events and t.calls or 0 do
+          if self.events then  -- one row for the hits of this entry since the last flush
             _, m, c = db:exec([[INSERT INTO cache_events (at, namespace, key, outcome, provider, model,
-  input_tokens, cached_input, output_tokens, cost, saved_cost) VALUES ($1, $2, $3, 'hit', $4, $5, $6, $7, $8, 0, $9)]],
-              t.at, ns, key, t.provider, t.model, u.input, u.cached_input, u.output, saved)
+  input_tokens, cached_input, output_tokens, cost, saved_cost, n)
+  VALUES ($1, $2, $3, 'hit', $4, $5, $6, $7, $8, 0, $9, $10)]],
+              t.at, ns, key, t.provider, t.model, u.input, u.cached_input, u.output, saved, t.calls)
             if m then return nil, m, c end
           end
           local cn = counters[ns] or {}
@@ -1186,6 +1255,7 @@ end
 local function msg_of(m) return (tostring(m):gsub('^store: ', '')) end
 
 local USAGE_FIELDS = { 'input', 'cached_input', 'cache_write_5m', 'cache_write_1h', 'output' }
+local COST_NOTE = { hit = 'cache hit', waited = 'cache waited', miss = 'cache miss', bypass = 'cache bypass' }
 
 -- A result made from a stored (or in-process) response; on_delta gets the
 -- chunks one by one as the provider sent them.
@@ -1202,14 +1272,12 @@ local function replay(resp, o, kind, key, provider, t0)
       o.on_delta(text)
     end
   end
-  local usage = {}
-  for _, f in ipairs(USAGE_FIELDS) do
-    local v = resp.usage and resp.usage[f]
-    usage[f] = v and int(v) or nil
-  end
+  local u = resp.usage or {}
   return {
     text = resp.text, provider = provider, model = o.model, served_model = resp.served_model,
-    usage = usage, cost = 0, saved_cost = resp.cost, cost_note = 'cache ' .. kind,
+    usage = { input = int(u.input), cached_input = int(u.cached_input), cache_write_5m = int(u.cache_write_5m),
+      cache_write_1h = int(u.cache_write_1h), output = int(u.output) },
+    cost = 0, saved_cost = resp.cost, cost_note = COST_NOTE[kind],
     latency_ms = math.floor((clock.monotonic() - t0) * 1000 + 0.5), finish = resp.finish,
     attempts = 0, warnings = {}, cache = kind, key = key,
   }
@@ -1457,10 +1525,11 @@ end
 fast_hit = function(self, ns, key, info, o, copts, t0)
   local per = self.memo.by[ns]
   local m = per and per[key]
-  local _, ok, meta, text, cost, created_at, _, _, _, _, _, _, rhash = self.fast:get(ns, key, m and m.hash)
+  local ok, meta, text, cost, created_at, rhash = self.fast:check(ns, key, m and m.hash)
   if ok ~= true then return nil end
+  local now = now_ms()
   local ttl = self.limits.ttl
-  if ttl and created_at < now_ms() - ttl * 1000 then return nil end
+  if ttl and created_at < now - ttl * 1000 then return nil end
   if meta ~= true then
     local resp = response_of(meta, text)
     if not resp then return nil end
@@ -1478,11 +1547,11 @@ fast_hit = function(self, ns, key, info, o, copts, t0)
   local r = replay(resp, o, 'hit', key, info.provider, t0)
   local sc = copts.scaffold
   if sc then
-    touch(self, ns, key, now_ms())
+    touch(self, ns, key, now)
     record(self, { ns = ns, key = key, info = info }, o, 'hit', r, copts, 1)
   else
     -- the event and the counters are written from the touch at the next flush
-    local t = touch(self, ns, key, now_ms())
+    local t = touch(self, ns, key, now)
     t.calls = t.calls + 1
     t.tmpl = m
     t.provider, t.model = info.provider, o.model
@@ -1561,15 +1630,14 @@ function Cache:call(opts, copts)
   check_request(ko, 'call')
   local info, err = endpoint_info(ko, 'call')
   if not info then return nil, err end
-  local canon = canonical_text(ko, info)
-  local key = sha256(canon)
+  local key, canon = key_of(ko, info)
   local ns = copts.namespace or self.namespace
   if self.fast and not copts.no_cache then
     -- the hit path: one C call reads and checks the entry
     local r = fast_hit(self, ns, key, info, opts, copts, t0)
     if r then return r end
   end
-  local items = { { key = key, canon = canon, info = info, ns = ns, idx = { 1 } } }
+  local items = { { key = key, canon = canon or canonical_text(ko, info), info = info, ns = ns, idx = { 1 } } }
   local out = drive(self, items, { opts }, copts, function(sent)
     local r, e = require('aegis.provider').call(sent[1])
     return { { res = r, err = e } }
