@@ -3,11 +3,10 @@
 ** the prompt cache).  Private: lua/aegis/cache.lua is the documented API.
 **
 **   core.open(path, busy_ms)      -> conn | nil, msg, code
-**   conn:hit(ns, canon [, known]) -> key, hash_ok, meta, text, cost, created_at, bytes,
+**   conn:get(ns, key [, known])   -> key, hash_ok, meta, text, cost, created_at, bytes,
 **                                    provider, model, endpoint, scaffold_id, prefix_hash, hash
 **                                    key, nil                   (no entry)
 **                                    key, false, msg, code      (the read failed)
-**   conn:get(ns, key [, known])   -> the same without hashing the request
 **   conn:check(ns, key, known)    -> ok, meta, text, cost, created_at, hash: the hit
 **                                    path's short form (no key, no other columns;
 **                                    hash only when it is not `known`); nil (no
@@ -27,12 +26,11 @@
 ** printable-ASCII names and values that are booleans, numbers or
 ** printable-ASCII strings; nil for anything else (the Lua code encodes it).
 **
-** `hit` hashes the canonical request (the key), reads the entry on a
-** prepared statement and checks the response against its stored SHA-256,
-** in one call: the whole of a cache hit but decoding the small metadata.
-** The response is `<canonical JSON of the metadata>\n<text>` (canonical
-** JSON has no raw newline); `meta` and `text` are its two parts, `text`
-** nil when there is no newline.  hash_ok false: the bytes failed their
+** `get` reads the entry on a prepared statement and checks the response
+** against its stored SHA-256, in one call: the whole of a cache hit but
+** decoding the small metadata.  The response is `<canonical JSON of the
+** metadata>\n<text>` (canonical JSON has no raw newline); `meta` and
+** `text` are its two parts, `text` nil when there is no newline.  hash_ok false: the bytes failed their
 ** check (meta and text are then nil).  `known`: the response hash of a
 ** copy the caller already holds; when the bytes read verify against that
 ** same hash, meta is `true` and text nil (nothing to copy or decode).
@@ -73,7 +71,7 @@ static int pushhit (lua_State *L, ag_cache *c, const char *ns, size_t nsn, const
                     const char *known, size_t knownn) {
   ag_cache_hit hit;
   char err[AG_ERRLEN];
-  int rc = ag_cache_get(c, ns, nsn, key, &hit, err);
+  int rc = ag_cache_get(c, ns, nsn, key, 1, &hit, err);
   if (rc == AG_ENOTFOUND) {
     lua_pushnil(L);
     return 2;
@@ -124,7 +122,7 @@ static int conn_check (lua_State *L) {
   const char *known = luaL_optlstring(L, 4, NULL, &knownn);
   ag_cache_hit hit;
   char err[AG_ERRLEN];
-  int rc = ag_cache_get(c, ns, nsn, key, &hit, err);
+  int rc = ag_cache_get(c, ns, nsn, key, 0, &hit, err);
   if (rc == AG_ENOTFOUND) return 0;
   if (rc != AG_OK) {
     lua_pushboolean(L, 0);
@@ -156,21 +154,6 @@ static int conn_check (lua_State *L) {
   return 6;
 }
 
-static int conn_hit (lua_State *L) {
-  ag_cache *c = checkopen(L);
-  size_t nsn, n;
-  const char *ns = luaL_checklstring(L, 2, &nsn);
-  const char *canon = luaL_checklstring(L, 3, &n);
-  unsigned char d[AG_SHA256_LEN];
-  char key[AG_SHA256_HEXLEN + 1];
-  if (ag_sha256_buf(canon, n, d) != AG_OK) return luaL_error(L, "cache: SHA-256 failed");
-  ag_sha256_hex(d, key);
-  size_t knownn = 0;
-  const char *known = luaL_optlstring(L, 4, NULL, &knownn);
-  lua_pushlstring(L, key, AG_SHA256_HEXLEN);     /* [.., key] */
-  return pushhit(L, c, ns, nsn, key, known, knownn);
-}
-
 static int conn_get (lua_State *L) {
   ag_cache *c = checkopen(L);
   size_t nsn, kn;
@@ -193,12 +176,30 @@ static int plainascii (const char *s, size_t n) {
   return 1;
 }
 
-static void addhash (luaL_Buffer *b, const char *s, size_t n) {
+#define CACHE_SHA "aegis.cache.Sha"
+
+typedef struct LSha { ag_cache_sha *h; } LSha;
+
+/* The module's hasher: upvalue 1 of core.key (one Lua state, one user). */
+static ag_cache_sha *hasher (lua_State *L) {
+  LSha *p = (LSha *)lua_touserdata(L, lua_upvalueindex(1));
+  if (p == NULL || p->h == NULL) luaL_error(L, "cache: SHA-256 unavailable");
+  return p->h;
+}
+
+static void addhash (luaL_Buffer *b, ag_cache_sha *h, const char *s, size_t n) {
   unsigned char d[AG_SHA256_LEN];
   char hex[AG_SHA256_HEXLEN + 1];
-  ag_sha256_buf(s, n, d);
+  if (ag_cache_sha_digest(h, s, n, d) != AG_OK) luaL_error(b->L, "cache: SHA-256 failed");
   ag_sha256_hex(d, hex);
   luaL_addlstring(b, hex, AG_SHA256_HEXLEN);
+}
+
+static int sha_gc (lua_State *L) {
+  LSha *p = (LSha *)luaL_checkudata(L, 1, CACHE_SHA);
+  ag_cache_sha_close(p->h);
+  p->h = NULL;
+  return 0;
 }
 
 /* Field `k` of the table at `t` if it is a plain string: its bytes, else
@@ -245,6 +246,7 @@ static int cache_key (lua_State *L) {
   const char *tail = luaL_checklstring(L, 7, &tailn);
   lua_Integer si = luaL_checkinteger(L, 8);
   int stream = lua_toboolean(L, 9);
+  ag_cache_sha *h = hasher(L);
   luaL_Buffer b;
   luaL_buffinit(L, &b);                          /* the buffer may sit on the stack: use absolute indices */
   lua_Integer nb = lua_istable(L, 1) ? luaL_len(L, 1) : 0;
@@ -267,7 +269,7 @@ static int cache_key (lua_State *L) {
     luaL_addstring(&b, i == 1 ? "{\"blocks\":[{" : ",{");
     if (bp != LUA_TNIL) luaL_addstring(&b, bpv ? "\"breakpoint\":true," : "\"breakpoint\":false,");
     luaL_addstring(&b, "\"content_sha256\":\"");
-    addhash(&b, content, cn);
+    addhash(&b, h, content, cn);
     luaL_addchar(&b, '"');
     if (kind) { luaL_addstring(&b, ",\"kind\":\""); luaL_addlstring(&b, kind, kn); luaL_addchar(&b, '"'); }
     if (stab) { luaL_addstring(&b, ",\"stability\":\""); luaL_addlstring(&b, stab, sn); luaL_addchar(&b, '"'); }
@@ -289,7 +291,7 @@ static int cache_key (lua_State *L) {
     lua_pop(L, 1);                               /* the message */
     if (content == NULL || role == NULL) return 0;
     luaL_addstring(&b, i == 1 ? ",\"messages\":[{\"content_sha256\":\"" : ",{\"content_sha256\":\"");
-    addhash(&b, content, cn);
+    addhash(&b, h, content, cn);
     luaL_addstring(&b, "\",\"role\":\"");
     luaL_addlstring(&b, role, rn);
     luaL_addstring(&b, "\"}");
@@ -306,7 +308,7 @@ static int cache_key (lua_State *L) {
     size_t n;
     const char *sys = lua_tolstring(L, 3, &n);
     luaL_addstring(&b, ",\"system_sha256\":\"");
-    addhash(&b, sys, n);
+    addhash(&b, h, sys, n);
     luaL_addchar(&b, '"');
   }
   else if (!lua_isnoneornil(L, 3)) return 0;
@@ -314,7 +316,8 @@ static int cache_key (lua_State *L) {
   /* hashed where it was built: the text itself is not needed on a hit */
   unsigned char d[AG_SHA256_LEN];
   char key[AG_SHA256_HEXLEN + 1];
-  ag_sha256_buf(luaL_buffaddr(&b), luaL_bufflen(&b), d);
+  if (ag_cache_sha_digest(h, luaL_buffaddr(&b), luaL_bufflen(&b), d) != AG_OK)
+    return luaL_error(L, "cache: SHA-256 failed");
   ag_sha256_hex(d, key);
   lua_pushlstring(L, key, AG_SHA256_HEXLEN);     /* [.., key] */
   return 1;
@@ -474,14 +477,23 @@ static int conn_tostring (lua_State *L) {
 }
 
 static const luaL_Reg funcs[] = {{"key", cache_key}, {"open", cache_open}, {"params", cache_params}, {NULL, NULL}};
-static const luaL_Reg meth[] = {{"check", conn_check}, {"close", conn_close}, {"get", conn_get}, {"hit", conn_hit},
-                                {NULL, NULL}};
+static const luaL_Reg meth[] = {{"check", conn_check}, {"close", conn_close}, {"get", conn_get}, {NULL, NULL}};
 static const luaL_Reg metameth[] = {{"__index", NULL}, {"__gc", conn_gc}, {"__close", conn_gc},
                                     {"__tostring", conn_tostring}, {NULL, NULL}};
 
 AGLIB_API int luaopen_aegis_core_cache(lua_State *L);
 AGLIB_API int luaopen_aegis_core_cache (lua_State *L) {
+  static const luaL_Reg shameta[] = {{"__gc", sha_gc}, {NULL, NULL}};
   agL_newclass(L, CACHE_CONN, meth, metameth);
-  luaL_newlib(L, funcs);
+  luaL_newmetatable(L, CACHE_SHA);               /* [mt] */
+  luaL_setfuncs(L, shameta, 0);
+  lua_pop(L, 1);
+  luaL_newlibtable(L, funcs);                    /* [lib] */
+  LSha *p = (LSha *)lua_newuserdatauv(L, sizeof *p, 0);   /* [lib, sha] */
+  p->h = NULL;
+  luaL_setmetatable(L, CACHE_SHA);
+  char err[AG_ERRLEN];
+  if (ag_cache_sha_open(&p->h, err) != AG_OK) return luaL_error(L, "cache: %s", err);
+  luaL_setfuncs(L, funcs, 1);                    /* [lib]: the hasher is every function's upvalue */
   return 1;
 }
