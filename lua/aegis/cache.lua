@@ -16,7 +16,6 @@
 --- is checked on every read. See docs/cache.md.
 local clock = require('aegis.clock')
 local core = require('aegis.core.cache')
-local errors = require('aegis.errors')
 local hash = require('aegis.hash')
 local json = require('aegis.json')
 local store = require('aegis.store')
@@ -1090,7 +1089,9 @@ function Cache:gc(opts)
   if opts ~= nil and type(opts) ~= 'table' then argerr('gc', 1, 'table expected, got ' .. type(opts)) end
   opts = opts or {}
   local ttl = opts.ttl ~= nil and seconds(opts.ttl) or self.limits.ttl
-  if opts.ttl ~= nil and not ttl then argerr('gc', 1, "ttl must be seconds or a duration such as '30m', '12h', '7d'") end
+  if opts.ttl ~= nil and not ttl then
+    argerr('gc', 1, "ttl must be seconds or a duration such as '30m', '12h', '7d'")
+  end
   local max_entries = opts.max_entries or self.limits.max_entries
   local max_bytes = opts.max_bytes or self.limits.max_bytes
   local budget = { left = opts.max_batches or math.huge }
@@ -1401,7 +1402,8 @@ local function drive(self, items, list, copts, invoke, t0)
         local resp = store_result(item, out.res)
         if item.lease then lease_release(self, item.ns, item.key) end
         if #item.idx > 1 then
-          local rest = { key = item.key, info = item.info, ns = item.ns, idx = table.move(item.idx, 2, #item.idx, 1, {}) }
+          local rest = { key = item.key, info = item.info, ns = item.ns,
+            idx = table.move(item.idx, 2, #item.idx, 1, {}) }
           local _, r = encode_response(resp)
           hit(rest, { text = resp.text, usage = r.usage, finish = r.finish, served_model = r.served_model,
             cost = r.cost, chunk_lengths = r.chunks }, 'waited')
@@ -1622,7 +1624,9 @@ function Cache:call(opts, copts)
   if type(opts) ~= 'table' then argerr('call', 1, 'table expected, got ' .. type(opts)) end
   copts = copts == nil and NO_COPTS or check_copts(copts, 'call', 2)
   local t0 = clock.monotonic()
-  if opts.on_delta ~= nil and type(opts.on_delta) ~= 'function' then argerr('call', 1, 'on_delta must be a function') end
+  if opts.on_delta ~= nil and type(opts.on_delta) ~= 'function' then
+    argerr('call', 1, 'on_delta must be a function')
+  end
   local ko = opts
   if copts.sample_index and opts.sample_index == nil then
     ko = setmetatable({ sample_index = copts.sample_index }, { __index = opts })
@@ -1717,8 +1721,8 @@ function Cache:stats(opts)
   local db = self.db
   local function fail(msg, code) return nil, 'cache: stats: ' .. msg_of(msg), code end
   local where = ns and ' WHERE namespace = $1' or ''
-  local function q(sql) if ns then return db:query(sql, ns) end return db:query(sql) end
-  local rows, msg, code = q([[SELECT namespace, count(*) AS n, CAST(coalesce(sum(bytes), 0) AS BIGINT) AS b,
+  local function query(sql) if ns then return db:query(sql, ns) end return db:query(sql) end
+  local rows, msg, code = query([[SELECT namespace, count(*) AS n, CAST(coalesce(sum(bytes), 0) AS BIGINT) AS b,
   min(created_at) AS oldest, max(created_at) AS newest FROM cache_entries]] .. where .. ' GROUP BY namespace')
   if not rows then return fail(msg, code) end
   local s = { entries = 0, bytes = 0, hits = 0, misses = 0, corrupt = 0, stores = 0, bypass = 0,
@@ -1736,7 +1740,7 @@ function Cache:stats(opts)
     if r.oldest and (not s.oldest or r.oldest < s.oldest) then s.oldest = int(r.oldest) end
     if r.newest and (not s.newest or r.newest > s.newest) then s.newest = int(r.newest) end
   end
-  rows, msg, code = q('SELECT namespace, name, value FROM cache_counters' .. where)
+  rows, msg, code = query('SELECT namespace, name, value FROM cache_counters' .. where)
   if not rows then return fail(msg, code) end
   for _, r in ipairs(rows) do
     if s[r.name] ~= nil then
@@ -1748,10 +1752,9 @@ function Cache:stats(opts)
       rec[r.name] = rec[r.name] + int(r.value)
     end
   end
-  local row
-  row, msg, code = ns and db:first('SELECT count(*) AS n FROM cache_quarantine WHERE namespace = $1', ns)
-    or db:first('SELECT count(*) AS n FROM cache_quarantine')
-  if msg then return fail(msg, code) end
+  rows, msg, code = query('SELECT count(*) AS n FROM cache_quarantine' .. where)
+  if not rows then return fail(msg, code) end
+  local row = rows[1]
   s.quarantined = row and row.n or 0
   local lookups = s.hits + s.misses
   s.hit_rate = lookups > 0 and s.hits / lookups or 0

@@ -6,7 +6,6 @@ local cache = require('aegis.cache')
 local json = require('aegis.json')
 local hash = require('aegis.hash')
 local store = require('aegis.store')
-local retry = require('aegis.retry')
 
 local KEY = 'sk-proj-' .. ('Z'):rep(20) .. 'T3BlbkFJ' .. ('Q'):rep(20)
 
@@ -139,7 +138,8 @@ for _, backend in ipairs(h.store_backends()) do
       end
       assert.is_nil(c:get(k))
       assert.equal(1, #warnings)
-      assert.matches('^entry ' .. k .. ' failed its check %(response hash mismatch%): moved to quarantine$', warnings[1])
+      assert.matches('^entry ' .. k .. ' failed its check %(response hash mismatch%): moved to quarantine$',
+        warnings[1])
       local db <close> = raw_db()
       assert.is_nil(db:first('SELECT key FROM cache_entries WHERE key = $1', k))
       local q = db:first('SELECT reason, response FROM cache_quarantine WHERE key = $1', k)
