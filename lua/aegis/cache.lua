@@ -658,8 +658,16 @@ local function flush(self)
         e.input_tokens, e.cached_input, e.output_tokens, e.cost, e.saved_cost)
       if m then return nil, m, c end
     end
+    -- rows are updated in key order, so concurrent flushes of other
+    -- processes take their row locks in the same order (no deadlock)
+    local order = {}
     for ns, per in pairs(touches) do
-      for key, t in pairs(per) do
+      for key, t in pairs(per) do order[#order + 1] = { ns, key, t } end
+    end
+    table.sort(order, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
+    for _, o in ipairs(order) do
+      local ns, key, t = o[1], o[2], o[3]
+      do
         local _, m, c = db:exec([[UPDATE cache_entries SET hits = hits + $1,
   last_used_at = CASE WHEN last_used_at < $2 THEN $2 ELSE last_used_at END
   WHERE namespace = $3 AND key = $4]], t.n, t.at, ns, key)
@@ -682,12 +690,15 @@ local function flush(self)
         end
       end
     end
+    local cs = {}
     for ns, per in pairs(counters) do
-      for name, n in pairs(per) do
-        local _, m, c = db:exec([[INSERT INTO cache_counters (namespace, name, value) VALUES ($1, $2, $3)
-  ON CONFLICT (namespace, name) DO UPDATE SET value = cache_counters.value + excluded.value]], ns, name, n + 0.0)
-        if m then return nil, m, c end
-      end
+      for name, n in pairs(per) do cs[#cs + 1] = { ns, name, n } end
+    end
+    table.sort(cs, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
+    for _, x in ipairs(cs) do
+      local _, m, c = db:exec([[INSERT INTO cache_counters (namespace, name, value) VALUES ($1, $2, $3)
+  ON CONFLICT (namespace, name) DO UPDATE SET value = cache_counters.value + excluded.value]], x[1], x[2], x[3] + 0.0)
+      if m then return nil, m, c end
     end
     return true
   end)
@@ -1026,6 +1037,8 @@ local QUARANTINE_MAX = 1000
 -- Deletes the given rows in one short transaction; returns rows, bytes.
 local function delete_rows(db, rows)
   local n, bytes = 0, 0
+  -- in key order, as flush updates: concurrent transactions lock rows in one order
+  table.sort(rows, function(a, b) return a.namespace < b.namespace or (a.namespace == b.namespace and a.key < b.key) end)
   local ok, msg, code = db:tx(function(tx)
     for _, r in ipairs(rows) do
       local d, m, c = tx:exec('DELETE FROM cache_entries WHERE namespace = $1 AND key = $2', r.namespace, r.key)

@@ -247,6 +247,27 @@ for _, backend in ipairs(h.store_backends()) do
       assert.equal(0, db:first('SELECT count(*) AS n FROM cache_leases').n)
     end)
 
+    it('still answers when the cache fails: a miss and a warning, nothing raised', function()
+      if not h.needs(backend) then return end
+      local db <close> = raw_db()
+      assert(db:exec('ALTER TABLE cache_entries RENAME TO cache_entries_away'))
+      local restore <close> = setmetatable({}, { __close = function()
+        db:exec('ALTER TABLE cache_entries_away RENAME TO cache_entries')
+      end })
+      local t = transport(echo)
+      local r = assert(c:call(request(t, 'broken')))
+      assert.equal('miss', r.cache)
+      assert.equal('echo: broken', r.text)
+      assert.equal(1, #t.sent)
+      assert.matches('^lookup failed, calling the provider: ', warnings[1])
+      assert.matches('^answer not stored: put ', warnings[#warnings])
+      local k = assert(cache.key(request(nil, 'broken')))
+      local e, msg, code = c:get(k)
+      assert.is_nil(e)
+      assert.matches("^cache: get '" .. k .. "': ", msg)
+      assert.equal('sql', code)
+    end)
+
     it('honours no_cache and no_store', function()
       if not h.needs(backend) then return end
       local t = transport(echo)
