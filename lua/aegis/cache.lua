@@ -1038,7 +1038,9 @@ local QUARANTINE_MAX = 1000
 local function delete_rows(db, rows)
   local n, bytes = 0, 0
   -- in key order, as flush updates: concurrent transactions lock rows in one order
-  table.sort(rows, function(a, b) return a.namespace < b.namespace or (a.namespace == b.namespace and a.key < b.key) end)
+  table.sort(rows, function(a, b)
+    return a.namespace < b.namespace or (a.namespace == b.namespace and a.key < b.key)
+  end)
   local ok, msg, code = db:tx(function(tx)
     for _, r in ipairs(rows) do
       local d, m, c = tx:exec('DELETE FROM cache_entries WHERE namespace = $1 AND key = $2', r.namespace, r.key)

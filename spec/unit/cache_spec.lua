@@ -251,7 +251,7 @@ for _, backend in ipairs(h.store_backends()) do
       if not h.needs(backend) then return end
       local db <close> = raw_db()
       assert(db:exec('ALTER TABLE cache_entries RENAME TO cache_entries_away'))
-      local restore <close> = setmetatable({}, { __close = function()
+      local restore <close> = setmetatable({}, { __close = function()  -- luacheck: ignore restore
         db:exec('ALTER TABLE cache_entries_away RENAME TO cache_entries')
       end })
       local t = transport(echo)
