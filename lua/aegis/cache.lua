@@ -527,7 +527,7 @@ end
 
 local option_types = {
   namespace = 'string', limits = 'table', store = 'userdata', warn = 'function',
-  flush_every = 'number', flush_interval = 'number', gc_every = 'number', lease = 'number',
+  flush_every = 'number', flush_interval = 'number', gc_every = 'number', lease = 'number', check = 'boolean',
   wait = 'number', events = 'boolean', busy_timeout = 'number',
 }
 
@@ -544,8 +544,9 @@ local option_types = {
 ---@field flush_every? integer Hit counters and events are written every this many operations (default 1024)
 ---@field flush_interval? number ... or when this many seconds have passed (default 1)
 ---@field gc_every? integer Limits are checked every this many puts (default 64)
----@field lease? number Seconds a single-flight lease lasts (SQLite; default 120)
+---@field lease? number Seconds a single-flight lease lasts (SQLite; default 600, provider.call's total timeout)
 ---@field wait? number Most seconds to wait for another process's answer (default: the lease)
+---@field check? boolean Run `PRAGMA quick_check` on open and refuse a damaged SQLite file (code 'corrupt')
 ---@field events? boolean Write `cache_events` rows (default true)
 ---@field busy_timeout? number SQLite busy timeout in seconds (default 10)
 
@@ -599,6 +600,15 @@ function M.open(url, opts)
     if owned then db:close() end
     return nil, ("cache: open '%s': %s"):format(db.url, tostring(msg):gsub('^store: ', '')), code
   end
+  if opts.check and db.kind == 'sqlite' then
+    -- a file from elsewhere (a restored CI cache): look before using it
+    local rows, qmsg, qcode = db:query('PRAGMA quick_check')
+    if not rows then return fail(qmsg, qcode) end
+    local first = rows[1] and select(2, next(rows[1]))
+    if #rows ~= 1 or first ~= 'ok' then
+      return fail('quick_check: ' .. tostring(first), 'corrupt')
+    end
+  end
   local ok, msg, code = db:migrate('cache', M.MIGRATIONS)
   if not ok then return fail(msg, code) end
   -- the C hit path reads SQLite files through a connection of its own
@@ -612,8 +622,8 @@ function M.open(url, opts)
     db = db, owned = owned, namespace = namespace, limits = limits,
     warn = opts.warn or warn_default,
     flush_every = opts.flush_every or 1024, flush_interval = opts.flush_interval or 1,
-    gc_every = opts.gc_every or 64, lease_seconds = opts.lease or 120,
-    wait_seconds = opts.wait or opts.lease or 120, events = opts.events ~= false,
+    gc_every = opts.gc_every or 64, lease_seconds = opts.lease or 600,
+    wait_seconds = opts.wait or opts.lease or 600, events = opts.events ~= false,
     -- in memory until the next flush (never one write per hit)
     pending = { touches = {}, events = {}, counters = {}, ops = 0, at = clock.monotonic() },
     puts = 0, closed = false, holder = holder, fast = fast, memo = { n = 0, bytes = 0, by = {} },

@@ -559,6 +559,25 @@ for _, backend in ipairs(h.store_backends()) do
 end
 
 describe('aegis.cache.open', function()
+  it('refuses a damaged SQLite file with check = true', function()
+    local path = h.tmpdir() .. '/damaged.db'
+    do
+      local c = assert(cache.open('sqlite:' .. path))
+      for i = 1, 50 do c:put(hash.sha256('d' .. i), { text = ('x'):rep(3000), usage = {} }) end
+      c:close()
+    end
+    -- scribble over a page in the middle of the file (not the header)
+    local f = assert(io.open(path, 'r+b'))
+    local size = f:seek('end')
+    f:seek('set', size // 2)
+    f:write(('\255\0'):rep(2048))
+    f:close()
+    local c, msg, code = cache.open('sqlite:' .. path, { check = true })
+    assert.is_nil(c)
+    assert.equal('corrupt', code)
+    assert.matches("^cache: open 'sqlite:" .. path:gsub('%p', '%%%0') .. "': ", msg)
+  end)
+
   it('returns nil, msg, code when the store cannot be opened', function()
     local c, msg, code = cache.open('sqlite:/nonexistent/dir/c.db')
     assert.is_nil(c)
