@@ -559,7 +559,7 @@ for _, backend in ipairs(h.store_backends()) do
 end
 
 describe('aegis.cache.open', function()
-  it('refuses a damaged SQLite file with check = true', function()
+  it('refuses a damaged SQLite file (quick_check on open), unless check = false', function()
     local path = h.tmpdir() .. '/damaged.db'
     do
       local c = assert(cache.open('sqlite:' .. path))
@@ -572,10 +572,13 @@ describe('aegis.cache.open', function()
     f:seek('set', size // 2)
     f:write(('\255\0'):rep(2048))
     f:close()
-    local c, msg, code = cache.open('sqlite:' .. path, { check = true })
+    local c, msg, code = cache.open('sqlite:' .. path)
     assert.is_nil(c)
     assert.equal('corrupt', code)
     assert.matches("^cache: open 'sqlite:" .. path:gsub('%p', '%%%0') .. "': ", msg)
+    assert.truthy(io.open(path))  -- left where it is
+    c = assert(cache.open('sqlite:' .. path, { check = false }))
+    c:close()
   end)
 
   it('returns nil, msg, code when the store cannot be opened', function()
