@@ -78,12 +78,13 @@ int ag_cache_open (const char *path, int busy_ms, ag_cache **out,
                     "PRAGMA query_only=ON", NULL, NULL, NULL);
   if (rc != SQLITE_OK) goto fail;
   rc = sqlite3_prepare_v3(c->db,
-    "SELECT response, response_hash, cost, created_at, bytes, provider, model, endpoint, scaffold_id,"
-    " prefix_hash FROM cache_entries"
+    "SELECT response, response_hash, cost, created_at, namespace, key, bytes, provider, model, endpoint,"
+    " scaffold_id, prefix_hash FROM cache_entries"
     " WHERE namespace = ?1 AND key = ?2", -1, SQLITE_PREPARE_PERSISTENT, &c->get, NULL);
   if (rc != SQLITE_OK) goto fail;
   rc = sqlite3_prepare_v3(c->db,
-    "SELECT response, response_hash, cost, created_at FROM cache_entries WHERE namespace = ?1 AND key = ?2",
+    "SELECT response, response_hash, cost, created_at, namespace, key FROM cache_entries"
+    " WHERE namespace = ?1 AND key = ?2",
     -1, SQLITE_PREPARE_PERSISTENT, &c->check, NULL);
   if (rc != SQLITE_OK) goto fail;
   {
@@ -137,20 +138,57 @@ int ag_cache_get (ag_cache *c, const char *ns, size_t nsn,
   }
   ag_sha256_hex(d, hit->hash);
   hit->hash_ok = want != NULL && wantn == AG_SHA256_HEXLEN && memcmp(hit->hash, want, AG_SHA256_HEXLEN) == 0;
+  /* the row must be the one asked for (see ag_cache.h) */
+  const unsigned char *rns = sqlite3_column_text(st, 4), *rkey = sqlite3_column_text(st, 5);
+  if (rns == NULL || rkey == NULL || (size_t)sqlite3_column_bytes(st, 4) != nsn ||
+      sqlite3_column_bytes(st, 5) != AG_SHA256_HEXLEN || memcmp(rns, ns, nsn) != 0 ||
+      memcmp(rkey, key, AG_SHA256_HEXLEN) != 0)
+    hit->hash_ok = 0;
   if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
     hit->has_cost = 1;
     hit->cost = sqlite3_column_double(st, 2);
   }
   hit->created_at = sqlite3_column_int64(st, 3);
   if (full) {
-    hit->bytes = sqlite3_column_int64(st, 4);
+    hit->bytes = sqlite3_column_int64(st, 6);
     ag_cache_text *t[] = {&hit->provider, &hit->model, &hit->endpoint, &hit->scaffold_id, &hit->prefix_hash};
     for (int i = 0; i < 5; i++) {
-      t[i]->p = (const char *)sqlite3_column_text(st, 5 + i);
-      t[i]->n = (size_t)sqlite3_column_bytes(st, 5 + i);
+      t[i]->p = (const char *)sqlite3_column_text(st, 7 + i);
+      t[i]->n = (size_t)sqlite3_column_bytes(st, 7 + i);
     }
   }
   return AG_OK;
+}
+
+int ag_cache_prepare (const char *path, int busy_ms, char err[AG_ERRLEN]) {
+  sqlite3 *db = NULL;
+  int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
+    sqlite3_busy_timeout(db, busy_ms);
+    rc = sqlite3_exec(db, "PRAGMA trusted_schema=OFF", NULL, NULL, NULL);
+  }
+  sqlite3_stmt *st = NULL;
+  int tables = -1, av = -1;
+  if (rc == SQLITE_OK)
+    rc = sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM sqlite_master), auto_vacuum FROM pragma_auto_vacuum",
+                            -1, &st, NULL);
+  if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    tables = sqlite3_column_int(st, 0);
+    av = sqlite3_column_int(st, 1);
+    rc = SQLITE_OK;
+  }
+  sqlite3_finalize(st);
+  /* a file with no table yet: VACUUM applies the new mode, instantly */
+  if (rc == SQLITE_OK && tables == 0 && av == 0)
+    rc = sqlite3_exec(db, "PRAGMA auto_vacuum=INCREMENTAL; VACUUM", NULL, NULL, NULL);
+  int status = AG_OK;
+  if (rc != SQLITE_OK) {
+    status = status_of(rc);
+    ag_seterr(err, status, "%s", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  }
+  sqlite3_close_v2(db);
+  return status;
 }
 
 void ag_cache_done (ag_cache *c) {

@@ -29,6 +29,15 @@ typedef struct ag_cache ag_cache;
 int ag_cache_open(const char *path, int busy_ms, ag_cache **out,
                   char err[AG_ERRLEN]);
 
+/*
+** Readies a SQLite file the store has just created for the cache: when it
+** holds no table yet, sets auto_vacuum=INCREMENTAL (and VACUUMs, which an
+** empty file takes at once) so rotation can give pages back with
+** incremental_vacuum.  A file that has tables is left as it is.  AG_OK, or
+** an error with the detail in `err`.
+*/
+int ag_cache_prepare(const char *path, int busy_ms, char err[AG_ERRLEN]);
+
 /* What ag_cache_get found.  `response` is borrowed: valid until
 ** ag_cache_done or the next ag_cache_get on the same handle. */
 typedef struct ag_cache_text { const char *p; size_t n; } ag_cache_text;  /* p NULL: SQL NULL */
@@ -48,7 +57,9 @@ typedef struct ag_cache_hit {
 /*
 ** Reads (ns, key): AG_OK with *hit filled, AG_ENOTFOUND when there is no
 ** such entry, or an error (AG_EBUSY, AG_ECORRUPT, AG_EIO, AG_ESQL) with the
-** detail in `err`.  Without `full` only the response, its check, cost and
+** detail in `err`.  The row read must carry (ns, key) itself: a damaged
+** index pointing at another entry's row reads as hash_ok = 0, never as
+** that entry's answer.  Without `full` only the response, its check, cost and
 ** created_at are read (the hit path); bytes and the text columns are left
 ** zero.  Call ag_cache_done after reading *hit.
 */

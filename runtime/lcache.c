@@ -21,6 +21,8 @@
 ** key; for anything else it returns nil and the Lua code builds the text.
 ** `head`, `middle`, `params` and `tail` are the request's fixed parts,
 ** already canonical (cache.lua keeps them per provider and model).
+**   core.prepare(path, busy_ms)   -> true | nil, msg, code: auto_vacuum=INCREMENTAL
+**                                    on a file with no table yet (ag_cache_prepare)
 **   core.params(defaults, params) -> ',"params":{...}' | nil
 ** `params` over `defaults`, in canonical JSON, for flat tables of
 ** printable-ASCII names and values that are booleans, numbers or
@@ -457,6 +459,18 @@ static int cache_params (lua_State *L) {
   return 1;
 }
 
+/* core.prepare(path, busy_ms) -> true | nil, msg, code */
+static int cache_prepare (lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lua_Integer busy = luaL_optinteger(L, 2, 10000);
+  luaL_argcheck(L, busy >= 0 && busy <= 3600000, 2, "busy timeout out of range");
+  char err[AG_ERRLEN];
+  int rc = ag_cache_prepare(path, (int)busy, err);
+  if (rc != AG_OK) return agL_pushfail(L, rc, "cache: prepare '%s': %s", path, err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static int conn_gc (lua_State *L) {
   LConn *p = (LConn *)luaL_checkudata(L, 1, CACHE_CONN);
   ag_cache_close(p->c);
@@ -476,7 +490,8 @@ static int conn_tostring (lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg funcs[] = {{"key", cache_key}, {"open", cache_open}, {"params", cache_params}, {NULL, NULL}};
+static const luaL_Reg funcs[] = {{"key", cache_key}, {"open", cache_open}, {"params", cache_params},
+                                 {"prepare", cache_prepare}, {NULL, NULL}};
 static const luaL_Reg meth[] = {{"check", conn_check}, {"close", conn_close}, {"get", conn_get}, {NULL, NULL}};
 static const luaL_Reg metameth[] = {{"__index", NULL}, {"__gc", conn_gc}, {"__close", conn_gc},
                                     {"__tostring", conn_tostring}, {NULL, NULL}};

@@ -604,6 +604,16 @@ function M.open(url, opts)
     if owned then db:close() end
     return nil, ("cache: open '%s': %s"):format(db.url, tostring(msg):gsub('^store: ', '')), code
   end
+  local path = db.kind == 'sqlite' and db.url:match('^sqlite:(.+)$')
+  if path == ':memory:' then path = nil end
+  if path then
+    local fresh = db:first('SELECT count(*) AS n FROM sqlite_master')
+    if fresh and fresh.n == 0 then
+      -- a new file: auto_vacuum=INCREMENTAL before the first table, so that
+      -- rotation can give space back (best effort: a failure only costs that)
+      core.prepare(path, math.floor((opts.busy_timeout or 10) * 1000))
+    end
+  end
   local check = opts.check
   if check == nil then check = cfg.check ~= false end
   if check and db.kind == 'sqlite' then
@@ -615,12 +625,23 @@ function M.open(url, opts)
       return fail('quick_check: ' .. tostring(first), 'corrupt')
     end
   end
+  if db.kind == 'sqlite' then
+    -- plain SQL triggers run even with trusted_schema=OFF: a file that
+    -- carries one on our tables (or a view in their place) is not ours
+    local bad, bmsg, bcode = db:first([[SELECT type, name, tbl_name FROM sqlite_master
+  WHERE type IN ('trigger', 'view') AND (tbl_name LIKE 'cache\_%' ESCAPE '\' OR tbl_name = 'aegis_migrations')
+  LIMIT 1]])
+    if bmsg then return fail(bmsg, bcode) end
+    if bad then
+      return fail(("%s '%s' on %s (refused: the cache's tables carry none)"):format(bad.type, bad.name, bad.tbl_name),
+        'corrupt')
+    end
+  end
   local ok, msg, code = db:migrate('cache', M.MIGRATIONS)
   if not ok then return fail(msg, code) end
   -- the C hit path reads SQLite files through a connection of its own
   local fast
-  local path = db.kind == 'sqlite' and db.url:match('^sqlite:(.+)$')
-  if path and path ~= ':memory:' then
+  if path then
     fast = core.open(path, math.floor((opts.busy_timeout or 10) * 1000))
   end
   local holder = holder_id()
@@ -768,7 +789,7 @@ end
 -- {====================================================== entries
 
 local SELECT_ENTRY = [[SELECT response, response_hash, provider, model, endpoint, cost, scaffold_id, prefix_hash,
-  created_at, bytes FROM cache_entries WHERE namespace = $1 AND key = $2]]
+  created_at, bytes, namespace, key FROM cache_entries WHERE namespace = $1 AND key = $2]]
 
 -- A private decoder for the entries' metadata (verified bytes we wrote).
 local meta_decoder = require('cjson').new()
@@ -850,6 +871,11 @@ local function read(self, ns, key)
     if msg then return nil, msg, code end
     if not row then return false end
     local body = row.response
+    if row.namespace ~= ns or row.key ~= key then
+      -- a damaged index led to another entry's row: never its answer
+      quarantine(self, ns, key, row, 'row of another key')
+      return false
+    end
     if type(body) ~= 'string' or hash.sha256(body) ~= row.response_hash then
       quarantine(self, ns, key, row, 'response hash mismatch')
       return false

@@ -559,6 +559,41 @@ for _, backend in ipairs(h.store_backends()) do
 end
 
 describe('aegis.cache.open', function()
+  it('refuses a file that carries a trigger on its tables (they would run even with trusted_schema=OFF)', function()
+    local path = h.tmpdir() .. '/triggered.db'
+    do
+      local c = assert(cache.open('sqlite:' .. path))
+      c:close()
+      local db <close> = assert(store.open('sqlite:' .. path))
+      assert(db:exec([[CREATE TRIGGER evil AFTER INSERT ON cache_entries BEGIN DELETE FROM cache_leases; END]]))
+    end
+    local c, msg, code = cache.open('sqlite:' .. path)
+    assert.is_nil(c)
+    assert.equal('corrupt', code)
+    assert.equal("cache: open 'sqlite:" .. path .. "': trigger 'evil' on cache_entries (refused: the cache's tables "
+      .. 'carry none)', msg)
+  end)
+
+  it('gives a new SQLite file auto_vacuum=INCREMENTAL, so rotation shrinks it', function()
+    local path = h.tmpdir() .. '/shrink.db'
+    local c = assert(cache.open('sqlite:' .. path))
+    assert.equal(2, c.db:first('PRAGMA auto_vacuum').auto_vacuum)
+    for i = 1, 60 do c:put(hash.sha256('s' .. i), { text = ('x'):rep(20000), usage = {} }) end
+    local before = c.db:first('PRAGMA page_count').page_count
+    local r = assert(c:gc({ max_entries = 2 }))
+    assert.equal(59, r.evicted)  -- 5 % below 2 is 1 entry
+    assert.is_true(r.pages_freed > 0)
+    assert.equal(0, c.db:first('PRAGMA freelist_count').freelist_count)
+    assert.is_true(c.db:first('PRAGMA page_count').page_count < before / 10)
+    c:close()
+    -- an existing file is left as it is
+    local db <close> = assert(store.open('sqlite:' .. h.tmpdir() .. '/other.db'))
+    assert(db:exec('CREATE TABLE other (x INTEGER)'))
+    local c2 = assert(cache.open(nil, { store = db }))
+    assert.equal(0, db:first('PRAGMA auto_vacuum').auto_vacuum)
+    c2:close()
+  end)
+
   it('refuses a damaged SQLite file (quick_check on open), unless check = false', function()
     local path = h.tmpdir() .. '/damaged.db'
     do
