@@ -535,7 +535,8 @@ local option_types = {
 ---@class aegis.cache.Limits
 ---@field ttl? number|string Seconds an entry lives ('30m', '12h', '7d' also), from its creation
 ---@field max_entries? integer Most entries kept (all namespaces); least recently used go first
----@field max_bytes? integer Most bytes (requests + responses) kept; least recently used go first
+---@field max_bytes? integer Most bytes kept, least recently used going first: the file's size (pages in use) for a
+--- cache alone in its SQLite file; else the entries' bytes (requests + responses)
 
 ---@class aegis.cache.OpenOpts
 ---@field namespace? string Namespace of this handle's entries (default: config, else 'default')
@@ -1095,6 +1096,20 @@ local function delete_rows(db, rows)
   return n, bytes
 end
 
+-- true when the SQLite file holds the cache's tables and nothing else
+local function dedicated(db)
+  local r = db:first([[SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'
+  AND name NOT LIKE 'cache\_%' ESCAPE '\' AND name NOT LIKE 'sqlite\_%' ESCAPE '\' AND name <> 'aegis_migrations']])
+  return r ~= nil and r.n == 0
+end
+
+-- Bytes of the SQLite file's pages in use (free pages left out).
+local function used_bytes(db)
+  local pc, ps, fl = db:first('PRAGMA page_count'), db:first('PRAGMA page_size'), db:first('PRAGMA freelist_count')
+  if not (pc and ps and fl) then return nil end
+  return (pc.page_count - fl.freelist_count) * ps.page_size
+end
+
 local function totals(db)
   return db:first('SELECT count(*) AS n, CAST(coalesce(sum(bytes), 0) AS BIGINT) AS b FROM cache_entries')
 end
@@ -1128,7 +1143,9 @@ end
 
 --- Applies the limits: removes entries older than `ttl`, then the least
 --- recently used ones while there are more than `max_entries` or more bytes
---- than `max_bytes` (down to 5 % below the limit). Incremental: rows go in
+--- than `max_bytes` (down to 5 % below the limit; for a cache alone in its
+--- SQLite file, `max_bytes` bounds the file's pages in use, so entries go
+--- until the file fits). Incremental: rows go in
 --- batches of 500, each in its own short transaction, so readers and
 --- writers of other processes are never held up for long; `max_batches`
 --- bounds one pass. Also trims `cache_events` (newest 200,000 kept),
@@ -1181,22 +1198,29 @@ function Cache:gc(opts)
       if not ok then return fail(msg, code) end
     end
   end
+  -- least recently used entries out until they hold at most `want` bytes
+  local function trim_bytes(want)
+    local t, tmsg, tcode = totals(db)
+    if not t then return nil, tmsg, tcode end
+    if t.b <= want then return true end
+    local need = t.b - want
+    return trim(db, 'SELECT namespace, key, bytes FROM cache_entries ORDER BY last_used_at LIMIT $1',
+      nil, budget, out, 'evicted', function(rows)
+        local take = {}
+        for _, r in ipairs(rows) do
+          if need <= 0 then break end
+          take[#take + 1] = r
+          need = need - int(r.bytes)
+        end
+        return take
+      end)
+  end
   if max_bytes then
     local t
     t, msg, code = totals(db)
     if not t then return fail(msg, code) end
     if t.b > max_bytes then
-      local need = t.b - math.floor(max_bytes * (1 - SLACK))
-      ok, msg, code = trim(db, 'SELECT namespace, key, bytes FROM cache_entries ORDER BY last_used_at LIMIT $1',
-        nil, budget, out, 'evicted', function(rows)
-          local take = {}
-          for _, r in ipairs(rows) do
-            if need <= 0 then break end
-            take[#take + 1] = r
-            need = need - int(r.bytes)
-          end
-          return take
-        end)
+      ok, msg, code = trim_bytes(math.floor(max_bytes * (1 - SLACK)))
       if not ok then return fail(msg, code) end
     end
   end
@@ -1223,17 +1247,35 @@ function Cache:gc(opts)
     n, msg, code = db:exec('DELETE FROM cache_quarantine WHERE id <= $1', row.top - QUARANTINE_MAX)
     if not n then return fail(msg, code) end
   end
-  if db.kind == 'sqlite' then
+  local function vacuum()
     local av = db:first('PRAGMA auto_vacuum')
-    if av and av.auto_vacuum == 2 then
-      while budget.left > 0 do
-        local fl = db:first('PRAGMA freelist_count')
-        local free = fl and fl.freelist_count or 0
-        if free == 0 then break end
-        local _, vmsg = db:exec('PRAGMA incremental_vacuum(2048)')
-        if vmsg then break end  -- space is given back next time
-        out.pages_freed = out.pages_freed + math.min(free, 2048)
-        budget.left = budget.left - 1
+    if not (av and av.auto_vacuum == 2) then return end
+    while budget.left > 0 do
+      local fl = db:first('PRAGMA freelist_count')
+      local free = fl and fl.freelist_count or 0
+      if free == 0 then break end
+      local _, vmsg = db:exec('PRAGMA incremental_vacuum(2048)')
+      if vmsg then break end  -- space is given back next time
+      out.pages_freed = out.pages_freed + math.min(free, 2048)
+      budget.left = budget.left - 1
+    end
+  end
+  if db.kind == 'sqlite' then
+    vacuum()
+    -- A file that holds only the cache: max_bytes bounds the file itself
+    -- (pages in use), indexes, page slack and the side tables included.
+    -- Entries fill pages unevenly, so the entries' own bytes are trimmed to
+    -- the limit scaled by what the file holds per byte of them, and again
+    -- while the file is still over it.
+    if max_bytes and dedicated(db) then
+      for _ = 1, 6 do
+        if budget.left <= 0 then break end
+        local used = used_bytes(db)
+        local t = totals(db)
+        if not used or not t or used <= max_bytes or t.b == 0 then break end
+        ok, msg, code = trim_bytes(math.floor(max_bytes * (1 - SLACK) * t.b / used))
+        if not ok then return fail(msg, code) end
+        vacuum()
       end
     end
   end
@@ -1250,6 +1292,10 @@ maybe_gc = function(self)
   if l.max_entries or l.max_bytes then
     local t = totals(self.db)
     if t and ((l.max_entries and t.n > l.max_entries) or (l.max_bytes and t.b > l.max_bytes)) then over = true end
+    if not over and l.max_bytes and self.db.kind == 'sqlite' and dedicated(self.db) then
+      local used = used_bytes(self.db)
+      if used and used > l.max_bytes then over = true end
+    end
   end
   if not over and l.ttl then
     local r = self.db:first('SELECT min(created_at) AS oldest FROM cache_entries')

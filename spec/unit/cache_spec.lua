@@ -458,6 +458,12 @@ for _, backend in ipairs(h.store_backends()) do
 
     it('evicts the least recently used first, for max_entries and max_bytes', function()
       if not h.needs(backend) then return end
+      -- a store shared with other tables: max_bytes counts the entries' bytes
+      local other <close> = raw_db()
+      assert(other:exec('CREATE TABLE IF NOT EXISTS not_the_cache (x INTEGER)'))
+      local drop <close> = setmetatable({}, { __close = function()  -- luacheck: ignore drop
+        other:exec('DROP TABLE not_the_cache')
+      end })
       local keys = {}
       for i = 1, 10 do
         keys[i] = hash.sha256('lru' .. i)
@@ -572,6 +578,23 @@ describe('aegis.cache.open', function()
     assert.equal('corrupt', code)
     assert.equal("cache: open 'sqlite:" .. path .. "': trigger 'evil' on cache_entries (refused: the cache's tables "
       .. 'carry none)', msg)
+  end)
+
+  it('bounds the file itself with max_bytes when the cache is alone in it', function()
+    local path = h.tmpdir() .. '/alone.db'
+    local c = assert(cache.open('sqlite:' .. path, { gc_every = 10, limits = { max_bytes = 400 * 1024 } }))
+    -- 2.5 KB answers: two to a 4 KB page at best, so the file holds more than the entries' bytes
+    for i = 1, 400 do c:put(hash.sha256('a' .. i), { text = ('x'):rep(2500), usage = {} }) end
+    local function file()
+      return c.db:first('PRAGMA page_count').page_count * c.db:first('PRAGMA page_size').page_size
+    end
+    c.db:exec('ANALYZE')  -- sqlite_stat1, as PRAGMA optimize makes on close: still the cache alone
+    assert.is_true(file() <= 400 * 1024 * 1.05, 'automatic rotation kept the file near the limit: ' .. file())
+    assert(c:gc())
+    assert.is_true(file() <= 400 * 1024, 'file ' .. file())
+    local s = c:stats()
+    assert.is_true(s.entries > 50 and s.bytes < 400 * 1024)
+    c:close()
   end)
 
   it('gives a new SQLite file auto_vacuum=INCREMENTAL, so rotation shrinks it', function()
