@@ -19,18 +19,20 @@ commands:
                          with the field that differed from the nearest stored
                          one, and the provider prefix-cache hits predicted by
                          each provider's rules
-  verify                 integrity check of the store and the hash of every
-                         entry; exit 1 when anything is wrong
+  verify [--full]        quick_check (integrity_check with --full) of the store
+                         and the hash of every entry; exit 1 when anything is
+                         wrong
   gc [--ttl D] [--max-entries N] [--max-bytes N]
                          removes expired and least recently used entries down
                          to the limits (default: the configured ones)
-  export FILE            writes every entry to FILE (JSON lines)
+  export FILE            writes every verified entry to FILE (JSON lines)
   import FILE            reads entries written by export (each re-hashed)
-  clear                  removes every entry of the namespace, and says how many
+  clear                  removes every entry (of --namespace NS, else of every
+                         namespace) with its statistics, and says how many
 
 options (every command):
   --store URL       the cache's store
-  --namespace NS    the cache namespace (default: cache.namespace, else default)
+  --namespace NS    only this namespace (default: every one)
   --json            one JSON object on stdout
   -h, --help        this help
 
@@ -41,7 +43,7 @@ exit codes: 0 success, 1 verify found a problem or an operation failed,
 local COMMANDS = {
   stats = {},
   analyze = { performance = 'flag', top = 'integer' },
-  verify = {},
+  verify = { full = 'flag' },
   gc = { ttl = 'string', ['max-entries'] = 'integer', ['max-bytes'] = 'integer' },
   export = { file = true },
   import = { file = true },
@@ -96,11 +98,16 @@ local function parse(args)
   return o
 end
 
-local function open(o, limits)
+local function open(o)
   local cache = require('aegis.cache')
-  local c, msg = cache.open(o.store, { namespace = o.namespace, limits = limits })
+  local c, msg = cache.open(o.store, { namespace = o.namespace })
   if not c then errors.config('%s', msg) end
   return c
+end
+
+-- The namespace filter of a command: the one named, else every one.
+local function ns_opts(o)
+  return o.namespace and { namespace = o.namespace } or nil
 end
 
 -- A to-be-closed guard that closes the cache (which writes its pending
@@ -148,22 +155,20 @@ end
 -- stats: the cache's own counters and sizes, with the analysis's breakdown.
 local function gather_stats(c, o)
   local analyze = require('aegis.cache.analyze')
-  local st = check(analyze.stats(c.db, { namespace = c.namespace }))
-  local own = c.stats and c:stats() or {}
-  for k, v in pairs(own) do
-    if type(v) ~= 'table' then st[k] = v end
-  end
+  local st = check(analyze.stats(c.db, { namespace = o.namespace }))
+  local own = check(c:stats(ns_opts(o)))
+  for k, v in pairs(own) do st[k] = v end
   -- keep hit_rate consistent with the hits and misses shown
   local n = (st.hits or 0) + (st.misses or 0)
   st.hit_rate = n > 0 and st.hits / n or json.null
-  st.namespace = c.namespace
+  st.namespace = o.namespace or json.null
   st.store = c.db.url
   return st
 end
 
 local function print_stats(st)
   out(('store      %s'):format(st.store))
-  out(('namespace  %s'):format(st.namespace))
+  out(('namespace  %s'):format(st.namespace == json.null and '(all)' or st.namespace))
   out(('entries    %d (%s)'):format(st.entries or 0, size(st.bytes or 0)))
   out(('requests   %d: %d hits, %d misses, hit rate %s'):format((st.hits or 0) + (st.misses or 0), st.hits or 0,
     st.misses or 0, pct(st.hit_rate)))
@@ -258,7 +263,7 @@ function handlers.analyze(o)
   local st = gather_stats(c, o)
   local report = { stats = st }
   if o.performance then
-    report.performance = check(analyze.performance(c.db, { namespace = c.namespace, top = o.top }))
+    report.performance = check(analyze.performance(c.db, { namespace = o.namespace, top = o.top }))
   end
   if o.json then
     -- the stats fields at the top level too, so `analyze --json` reads like `stats --json`
@@ -276,7 +281,7 @@ end
 function handlers.verify(o)
   local c = open(o)
   local _ <close> = closing(c)
-  local v, msg = c:verify()
+  local v, msg = c:verify({ full = o.full })
   if v == nil then
     v = { ok = false, error = msg }
   end
@@ -307,18 +312,15 @@ local function print_counts(title, t)
 end
 
 function handlers.gc(o)
-  local limits
-  if o.ttl or o['max-entries'] or o['max-bytes'] then
-    limits = { ttl = o.ttl, max_entries = o['max-entries'], max_bytes = o['max-bytes'] }
-  end
-  local ok, c = pcall(open, o, limits)
-  if not ok then
-    -- a bad --ttl is the cache's argument error: a usage error here
-    if errors.is(c) then error(c, 0) end
-    errors.usage('cache gc: %s', tostring(c):gsub("^bad argument #%d+ to 'open' %((.*)%)$", '%1'))
-  end
+  local c = open(o)
   local _ <close> = closing(c)
-  local res = check(c:gc())
+  local ok, res, msg, code = pcall(c.gc, c, { ttl = o.ttl, max_entries = o['max-entries'], max_bytes = o['max-bytes'] })
+  if not ok then
+    -- a bad --ttl is an argument error of gc: a usage error here
+    if errors.is(res) then error(res, 0) end
+    errors.usage('cache gc: %s', (tostring(res):gsub("^.-bad argument #%d+ to '[%w_]+' %((.*)%)$", '%1')))
+  end
+  check(res, msg, code)
   if o.json then emit_json(res) else print_counts('gc: removed', res) end
   return 0
 end
@@ -326,36 +328,44 @@ end
 function handlers.export(o)
   local c = open(o)
   local _ <close> = closing(c)
-  local res = check(c:export(o.file))
+  local res = check(c:export(o.file, ns_opts(o)))
   if type(res) ~= 'table' then res = { entries = res } end
   res.file = o.file
-  if o.json then emit_json(res) else out(('exported %s entries to %s'):format(tostring(res.entries), o.file)) end
+  if o.json then
+    emit_json(res)
+  else
+    out(('exported %d entries to %s (%d skipped: failed their check)'):format(res.exported or 0, o.file,
+      res.skipped or 0))
+  end
   return 0
 end
 
 function handlers.import(o)
   local c = open(o)
   local _ <close> = closing(c)
-  local res = check(c:import(o.file))
+  local res = check(c:import(o.file, ns_opts(o)))
   if type(res) ~= 'table' then res = { entries = res } end
   res.file = o.file
-  if o.json then emit_json(res) else print_counts(('imported from %s'):format(o.file), res) end
+  if o.json then
+    emit_json(res)
+  else
+    out(('imported %d entries from %s (%d already present, %d bad)'):format(res.imported or 0, o.file,
+      res.present or 0, res.bad or 0))
+  end
   return 0
 end
 
 function handlers.clear(o)
   local c = open(o)
   local _ <close> = closing(c)
-  local before = c.stats and c:stats() or {}
-  local res = check(c:clear())
-  if type(res) ~= 'table' then res = { entries = type(res) == 'number' and res or before.entries } end
-  if res.bytes == nil then res.bytes = before.bytes end
-  res.namespace = c.namespace
+  local before = check(c:stats(ns_opts(o)))
+  local removed = check(c:clear(ns_opts(o)))
+  local res = { entries = removed, bytes = before.bytes, namespace = o.namespace or json.null, store = c.db.url }
   if o.json then
     emit_json(res)
   else
-    out(('removed %s entries (%s) from namespace %s of %s'):format(tostring(res.entries or 0), size(res.bytes or 0),
-      c.namespace, c.db.url))
+    out(('removed %d entries (%s) from %s of %s, with their statistics'):format(removed, size(before.bytes or 0),
+      o.namespace and ('namespace ' .. o.namespace) or 'every namespace', c.db.url))
   end
   return 0
 end
