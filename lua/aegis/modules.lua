@@ -6,7 +6,8 @@ local M = {}
 
 --- Names of the modules that own tables or data models, in load order.
 M.owners = {
-  'aegis.config', 'aegis.artifact', 'aegis.trace', 'aegis.checkpoint', 'aegis.provider', 'aegis.cache', 'aegis.scaffold',
+  'aegis.config', 'aegis.artifact', 'aegis.trace', 'aegis.checkpoint', 'aegis.provider', 'aegis.cache',
+  'aegis.scaffold',
 }
 
 --- Loads every owner module this build has. One that is not built (yet) is

@@ -236,13 +236,14 @@ function M.save(db, r, contents)
       list[#list + 1] = { kind = b.kind, stability = b.stability, hash = b.hash }
       local content = contents[b.hash]
       if content then
-        local ok, m, c = tx:exec('INSERT INTO blocks (hash, kind, content, bytes, created_at) VALUES ($1, $2, $3, $4, $5)'
-          .. ' ON CONFLICT (hash) DO NOTHING', b.hash, b.kind, content, #content, now)
+        local ok, m, c = tx:exec('INSERT INTO blocks (hash, kind, content, bytes, created_at)'
+          .. ' VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hash) DO NOTHING', b.hash, b.kind, content, #content, now)
         if not ok then return nil, m, c end
       end
     end
     local ok, m, c = tx:exec('INSERT INTO scaffolds (id, family, name, provider, model, params, blocks, prefix_hash,'
-      .. ' prefix_bytes, prefix_tokens, warnings, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)'
+      .. ' prefix_bytes, prefix_tokens, warnings, created_at)'
+      .. ' VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)'
       .. ' ON CONFLICT (id) DO NOTHING',
       r.scaffold_id, r.family, r.name, r.provider, r.model, json.canonical(r.request.params or {}),
       json.canonical(json.array(list)), r.prefix_hash, r.tokens.prefix_bytes, r.tokens.prefix_estimate,
@@ -287,11 +288,11 @@ end
 ---@field name? string
 ---@field provider string
 ---@field model string
----@field blocks {kind: string, stability: string, hash: string}[] In the order sent; the system text, when there is one, first as kind 'system'
+---@field blocks {kind: string, stability: string, hash: string}[] As sent; the system text first (kind 'system')
 ---@field prefix_hash? string SHA-256 of the stable prefix (nil without one)
 ---@field http? table The HTTP request the adapter builds (method, url, headers, body), without credentials
 ---@field tokens {input_estimate: integer, prefix_estimate: integer, prefix_bytes: integer, output_estimate?: integer}
----@field cost_estimate? number USD for the estimated input (cached part priced as cached when predicted) and `max_tokens` of output
+---@field cost_estimate? number USD for the estimated input (cached when a hit is predicted) and `max_tokens` of output
 ---@field cost_note? string Why the cost is unknown, or what it leaves out
 ---@field cache {response: boolean, prefix: boolean, prefix_reason: string}
 ---@field warnings string[]
@@ -310,9 +311,11 @@ end
 --- Misuse raises (`bad argument #1 to 'resolve' (blocks[2].stability must be
 --- 'stable' or 'volatile')`); an adapter that cannot build the request
 --- (unknown provider, no user turn) returns `nil, err` (an `aegis.errors`
---- object, code 'config' or 'adapter').
+--- object, code 'config' or 'adapter'). `opts.now` (seconds since 1970) is
+--- the time the prefix prediction uses; `opts.build = false` skips the
+--- adapter (no `http`); `opts.save = false` does not store the scaffold.
 ---@param input table
----@param opts? {store?: aegis.store.Db, cache?: table, now?: number, build?: boolean}
+---@param opts? {store?: aegis.store.Db, cache?: table, now?: number, build?: boolean, save?: boolean}
 ---@return aegis.scaffold.Resolved? resolved
 ---@return aegis.Error? err
 function M.resolve(input, opts)
@@ -346,7 +349,8 @@ function M.resolve(input, opts)
   for _, b in ipairs(ordered) do
     if b.stability == 'stable' then
       for _, m in ipairs(analyze.volatile_markers(b.content)) do
-        warnings[#warnings + 1] = ("prefix breaker: stable block '%s' contains %s '%s'"):format(b.kind, m.what, m.sample)
+        warnings[#warnings + 1] = ("prefix breaker: stable block '%s' contains %s '%s'")
+          :format(b.kind, m.what, m.sample)
       end
     end
   end

@@ -223,7 +223,8 @@ describe('aegis.cache.analyze over the tables', function()
         assert.equal(1, #types.changing_stable_block)
         local ch = types.changing_stable_block[1]
         assert.same({ 'drifting', 'file_map', 3, 3 }, { ch.family, ch.kind, ch.versions, ch.requests })
-        assert.equal("stable block 'file_map' of scaffold 'drifting' had 3 different contents over 3 requests", ch.detail)
+        assert.equal("stable block 'file_map' of scaffold 'drifting' had 3 different contents over 3 requests",
+          ch.detail)
 
         local top = perf.top_missed
         assert.equal(10, #top)

@@ -3,7 +3,6 @@
 local h = require('spec.helpers')
 
 local hash = require('aegis.hash')
-local json = require('aegis.json')
 local scaffold = require('aegis.scaffold')
 local store = require('aegis.store')
 local uuid = require('aegis.uuid')
@@ -182,7 +181,8 @@ describe('aegis.scaffold.resolve', function()
         content = 'x' } } })
     end, "bad argument #1 to 'resolve' %(blocks%[1%]%.stability must be 'stable' or 'volatile'%)")
     assert.error_matches(function()
-      scaffold.resolve({ provider = 'p', model = 'm', blocks = { { kind = 'a b', stability = 'stable', content = 'x' } } })
+      scaffold.resolve({ provider = 'p', model = 'm',
+        blocks = { { kind = 'a b', stability = 'stable', content = 'x' } } })
     end, "bad argument #1 to 'resolve' %(blocks%[1%]%.kind must be a name")
     assert.error_matches(function()
       scaffold.resolve({ provider = 'p', model = 'm', blocks = { { kind = 'task', stability = 'stable' } } })

@@ -147,8 +147,8 @@ end
 local function has_table(db, name)
   local row
   if db.kind == 'postgres' then
-    row = db:first('SELECT 1 AS x FROM information_schema.tables WHERE table_name = $1 AND table_schema = current_schema()'
-      .. ' LIMIT 1', name)
+    row = db:first('SELECT 1 AS x FROM information_schema.tables WHERE table_name = $1'
+      .. ' AND table_schema = current_schema() LIMIT 1', name)
   else
     row = db:first("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = $1", name)
   end
@@ -193,7 +193,8 @@ end
 local function scaffolds(db)
   local out = {}
   if not has_table(db, 'scaffolds') then return out end
-  for _, r in ipairs(db:query('SELECT id, family, name, provider, model, prefix_tokens, warnings FROM scaffolds') or {}) do
+  local rows = db:query('SELECT id, family, name, provider, model, prefix_tokens, warnings FROM scaffolds') or {}
+  for _, r in ipairs(rows) do
     r.warnings = decode_list(r.warnings)
     out[r.id] = r
   end
@@ -487,7 +488,7 @@ function M.performance(db, opts)
   local evs, msg, code = events(db, opts)
   if not evs then return nil, msg, code end
   local sc = scaffolds(db)
-  local block_bytes, block_content = {}, {}
+  local block_bytes = {}
   local have_blocks = has_table(db, 'blocks')
 
   -- stable-scaffold hit rate: the prefix was requested before
@@ -559,7 +560,7 @@ function M.performance(db, opts)
     for _, h in ipairs(hashes) do
       local row = db:first('SELECT kind, content, bytes FROM blocks WHERE hash = $1', h)
       if row then
-        block_bytes[h], block_content[h] = math.tointeger(tonumber(row.bytes)), row.content
+        block_bytes[h] = math.tointeger(tonumber(row.bytes))
         for _, m in ipairs(M.volatile_markers(row.content)) do
           breakers[#breakers + 1] = { type = 'volatile_content', kind = row.kind, block = h,
             detail = ("stable block '%s' (%s) contains %s '%s'"):format(row.kind, h:sub(1, 12), m.what, m.sample) }
@@ -641,7 +642,9 @@ function M.performance(db, opts)
         mode = rules.mode, min_tokens = rules.min_tokens }
       pp.by_provider[ev.provider] = bp
       pp.calls, bp.calls = pp.calls + 1, bp.calls + 1
-      if num(ev.cached_input) > 0 then pp.observed_hits, bp.observed_hits = pp.observed_hits + 1, bp.observed_hits + 1 end
+      if num(ev.cached_input) > 0 then
+        pp.observed_hits, bp.observed_hits = pp.observed_hits + 1, bp.observed_hits + 1
+      end
       local tokens = ev.prefix_hash and prefix_tokens(ev, sc, block_bytes) or 0
       local at = M.seconds(ev.at)
       local k = ev.provider .. '\0' .. ev.model .. '\0' .. tostring(ev.prefix_hash)
