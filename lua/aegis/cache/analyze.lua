@@ -320,9 +320,14 @@ end
 
 -- {====================================================== comparing requests
 
--- Flattens a decoded JSON value into path -> canonical leaf text.
+-- Empty containers as leaves (distinct from any string).
+local EMPTY_ARRAY, EMPTY_OBJECT = {}, {}
+
+-- Flattens a decoded JSON value into path -> leaf (strings, numbers,
+-- booleans and json.null as they are; empty containers as sentinels), so
+-- two requests compare leaf by leaf without encoding anything.
 local function flatten(v, path, out)
-  if type(v) == 'table' and v ~= json.null then
+  if type(v) == 'table' then
     local n = 0
     if json.is_array(v) then
       for i, x in ipairs(v) do
@@ -335,10 +340,23 @@ local function flatten(v, path, out)
         flatten(x, path == '' and tostring(k) or (path .. '.' .. tostring(k)), out)
       end
     end
-    if n == 0 then out[path] = json.canonical(v) end
+    if n == 0 then out[path] = json.is_array(v) and EMPTY_ARRAY or EMPTY_OBJECT end
   else
-    out[path] = json.canonical(v)
+    out[path] = v
   end
+  return out
+end
+
+-- The sorted paths in which two flattened requests differ.
+local function differ(fa, fb)
+  local out = {}
+  for k, v in pairs(fa) do
+    if fb[k] ~= v then out[#out + 1] = k end
+  end
+  for k in pairs(fb) do
+    if fa[k] == nil then out[#out + 1] = k end
+  end
+  table.sort(out)
   return out
 end
 
@@ -350,16 +368,7 @@ end
 function M.diff(a, b)
   if type(a) == 'string' then a = json.decode(a) end
   if type(b) == 'string' then b = json.decode(b) end
-  local fa, fb = flatten(a, '', {}), flatten(b, '', {})
-  local out = {}
-  for k, v in pairs(fa) do
-    if fb[k] ~= v then out[#out + 1] = k end
-  end
-  for k in pairs(fb) do
-    if fa[k] == nil then out[#out + 1] = k end
-  end
-  table.sort(out)
-  return out
+  return differ(flatten(a, '', {}), flatten(b, '', {}))
 end
 
 -- What a differing field is, for people: a block's kind and stability.
@@ -596,6 +605,16 @@ function M.performance(db, opts)
       end
     end
     local found = {}
+    local flats = {}  -- key -> flattened request, each decoded once
+    local function flat(key, text)
+      local f = flats[key]
+      if f == nil then
+        local v = type(text) == 'string' and json.decode(text) or nil
+        f = flatten(v == nil and {} or v, '', {})
+        flats[key] = f
+      end
+      return f
+    end
     for _, ev in ipairs(misses) do
       if #found >= top * 5 then break end
       local own = db:first('SELECT request, provider, model FROM cache_entries WHERE key = $1', ev.key)
@@ -604,9 +623,10 @@ function M.performance(db, opts)
           .. ' AND key <> $3 ORDER BY created_at DESC LIMIT ' .. math.tointeger(limit),
           own.provider or ev.provider, own.model or ev.model, ev.key) or {}
         local mine = json.decode(own.request)
+        local fmine = flat(ev.key, own.request)
         local best, best_fields
         for _, c in ipairs(cands) do
-          local fields = M.diff(mine, c.request)
+          local fields = differ(fmine, flat(c.key, c.request))
           if best == nil or #fields < #best_fields then best, best_fields = c.key, fields end
         end
         local item = { key = ev.key, provider = ev.provider, model = ev.model, scaffold_id = ev.scaffold_id,
