@@ -35,6 +35,7 @@ local analyze = require('aegis.cache.analyze')
 local clock = require('aegis.clock')
 local hash = require('aegis.hash')
 local json = require('aegis.json')
+local s = require('aegis.schema')
 local store = require('aegis.store')
 
 local M = {}
@@ -74,6 +75,37 @@ CREATE INDEX scaffolds_prefix ON scaffolds (prefix_hash);
 ]]),
 }
 store.register('scaffold', M.STEPS)
+
+local Hash = s.string({ pattern = '^%x+$', min = 64, max = 64, description = 'SHA-256, 64 lowercase hex digits' })
+local Kind = s.string({ pattern = '^[%a_][%w_%.%-]*$',
+  description = "requirements, file_map, style_guide, context, task, or a custom kind ('system' for the system text)" })
+local Stability = s.enum({ 'stable', 'volatile' })
+
+--- The data models of this module, for `aegis-run schema export`.
+---@type table<string, aegis.schema.Schema>
+M.schemas = {
+  block = s.register('block', s.object({
+    kind = Kind,
+    stability = Stability,
+    content = s.string(),
+    breakpoint = s.boolean():optional():describe('Ask for a provider cache breakpoint after this stable block'),
+  }, { name = 'block', description = 'A piece of a prompt (scaffold.resolve input)' })),
+  scaffold = s.register('scaffold', s.object({
+    id = Hash:describe('SHA-256 of the canonical form: provider, model, params, system hash, blocks'),
+    family = s.string():describe("'name:<name>', or a hash of provider, model and block kinds"),
+    name = s.string():optional(),
+    provider = s.string({ min = 1 }),
+    model = s.string({ min = 1 }),
+    params = s.record(s.string(), s.any()),
+    blocks = s.array(s.object({ kind = Kind, stability = Stability, hash = Hash,
+      content = s.string():optional() })):describe('In the order sent, stable first'),
+    prefix_hash = Hash:optional():describe('SHA-256 of the stable prefix'),
+    prefix_bytes = s.integer({ min = 0 }),
+    prefix_tokens = s.integer({ min = 0 }),
+    warnings = s.array(s.string()),
+    created_at = s.string({ format = 'date-time' }),
+  }, { name = 'scaffold', description = 'A stored scaffold (scaffold.load)' })),
+}
 
 -- Keys of the input that belong to the scaffold rather than the request.
 local OWN = { name = true }
@@ -205,8 +237,8 @@ local function family_of(input, ordered)
 end
 
 local function iso(t)
-  local s = math.floor(t)
-  return os.date('!%Y-%m-%dT%H:%M:%S', s) .. ('.%03dZ'):format(math.floor((t - s) * 1000))
+  local secs = math.floor(t)
+  return os.date('!%Y-%m-%dT%H:%M:%S', secs) .. ('.%03dZ'):format(math.floor((t - secs) * 1000))
 end
 
 --- Stores a resolved scaffold and its blocks, deduplicated by hash (a

@@ -222,6 +222,8 @@ describe('aegis.scaffold storage', function()
         assert.same({ max_tokens = 200 }, s.params)
         assert.equal(STYLE, s.blocks[3].content)
         assert.equal('task', s.blocks[4].kind)
+        assert(scaffold.schemas.scaffold:parse(s))
+        for _, blk in ipairs(input().blocks) do assert(scaffold.schemas.block:parse(blk)) end
         assert.is_nil(scaffold.load(db, string.rep('0', 64)))
         db:close()
       end)
