@@ -241,6 +241,13 @@ local function iso(t)
   return os.date('!%Y-%m-%dT%H:%M:%S', secs) .. ('.%03dZ'):format(math.floor((t - secs) * 1000))
 end
 
+local save, load_row
+
+-- A store failure as this module reports it: `scaffold: save '<id>': ...`.
+local function failed(action, id, msg, code)
+  return nil, ("scaffold: %s '%s': %s"):format(action, id:sub(1, 12), (tostring(msg):gsub('^store: ', ''))), code
+end
+
 --- Stores a resolved scaffold and its blocks, deduplicated by hash (a
 --- block or scaffold already there is left as it is). Migrates the
 --- `scaffold` component first.
@@ -253,6 +260,12 @@ end
 function M.save(db, r, contents)
   if type(db) ~= 'userdata' and type(db) ~= 'table' then argerr(1, 'save', 'store expected') end
   if type(r) ~= 'table' or type(r.scaffold_id) ~= 'string' then argerr(2, 'save', 'resolved scaffold expected') end
+  local ok, msg, code = save(db, r, contents)
+  if not ok then return failed('save', r.scaffold_id, msg, code) end
+  return true
+end
+
+save = function(db, r, contents)
   local v, msg, code = db:migrate('scaffold', M.STEPS)
   if not v then return nil, msg, code end
   if contents == nil then
@@ -295,6 +308,12 @@ end
 ---@return string? code
 function M.load(db, id)
   if type(id) ~= 'string' then argerr(2, 'load', 'string expected, got ' .. type(id)) end
+  local row, msg, code = load_row(db, id)
+  if row == nil and msg then return failed('load', id, msg, code) end
+  return row
+end
+
+load_row = function(db, id)
   local v, msg, code = db:migrate('scaffold', M.STEPS)
   if not v then return nil, msg, code end
   local row
@@ -460,10 +479,7 @@ function M.resolve(input, opts)
     if type(input.system) == 'string' and input.system ~= '' then contents[list[1].hash] = input.system end
     for _, b in ipairs(ordered) do contents[hash.sha256(b.content)] = b.content end
     local saved, msg, code = M.save(db, r, contents)
-    if not saved then
-      return nil, require('aegis.errors').new(code or 'io', 'scaffold: save \'' .. r.scaffold_id:sub(1, 12) .. "': "
-        .. tostring(msg))
-    end
+    if not saved then return nil, require('aegis.errors').new(code or 'io', msg) end
   end
   return r
 end

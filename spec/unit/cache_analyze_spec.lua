@@ -146,6 +146,22 @@ describe('aegis.cache.analyze over the tables', function()
         db:close()
       end)
 
+      it('returns the store failure for tables it cannot read', function()
+        if not h.needs(b) then return end
+        local db = open(b)
+        assert(db:exec('CREATE TABLE cache_events (at BIGINT)'))  -- no id, no outcome
+        local st, msg, code = analyze.stats(db)
+        assert.is_nil(st)
+        assert.equal('sql', code)
+        assert.matches("^cache: analyze '.-': query 'SELECT %* FROM cache_events ORDER BY id': .*id", msg)
+        local perf
+        perf, msg, code = analyze.performance(db)
+        assert.is_nil(perf)
+        assert.equal('sql', code)
+        assert.matches("^cache: analyze '.-': query 'SELECT %* FROM cache_events", msg)
+        db:close()
+      end)
+
       it('gives hits, misses and hit rates overall, per block kind and per scaffold, and what was saved', function()
         if not h.needs(b) then return end
         local db = open(b)

@@ -228,6 +228,22 @@ describe('aegis.scaffold storage', function()
         db:close()
       end)
 
+      it('returns the store failure when the scaffold cannot be stored or loaded', function()
+        if not h.needs(b) then return end
+        local db = open(b)
+        -- a table in the way of the migration
+        assert(db:exec('CREATE TABLE blocks (x INTEGER)'))
+        local r, err = scaffold.resolve(input(), { store = db })
+        assert.is_nil(r)
+        assert.equal('sql', err.code)
+        assert.matches("^scaffold: save '%x+': migrate 'scaffold': version 1: .*blocks", err.msg)
+        local row, msg, code = scaffold.load(db, string.rep('a', 64))
+        assert.is_nil(row)
+        assert.equal('sql', code)
+        assert.matches("^scaffold: load 'aaaaaaaaaaaa': migrate 'scaffold'", msg)
+        db:close()
+      end)
+
       it('predicts a provider prefix hit from the cache events', function()
         if not h.needs(b) then return end
         local db = open(b)

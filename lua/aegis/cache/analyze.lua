@@ -205,6 +205,13 @@ end
 
 -- {====================================================== statistics
 
+local stats, performance
+
+-- A store failure as this module reports it.
+local function failed(db, msg, code)
+  return nil, ("cache: analyze '%s': %s"):format(tostring(db.url), (tostring(msg):gsub('^store: ', ''))), code
+end
+
 --- Options of `stats` and `performance`.
 ---@class aegis.cache.analyze.Opts
 ---@field namespace? string Only this namespace (default: all)
@@ -227,7 +234,12 @@ end
 ---@return string? code
 function M.stats(db, opts)
   if type(db) ~= 'userdata' and type(db) ~= 'table' then argerr(1, 'stats', 'store expected, got ' .. type(db)) end
-  opts = opts or {}
+  local st, msg, code = stats(db, opts or {})
+  if not st then return failed(db, msg, code) end
+  return st
+end
+
+stats = function(db, opts)
   local st = {
     entries = 0, bytes = 0, hits = 0, misses = 0, hit_rate = json.null, corrupt = 0, bypass = 0,
     bytes_saved = 0, tokens_saved = 0, cost_saved = 0,
@@ -486,7 +498,12 @@ function M.performance(db, opts)
   if type(db) ~= 'userdata' and type(db) ~= 'table' then
     argerr(1, 'performance', 'store expected, got ' .. type(db))
   end
-  opts = opts or {}
+  local perf, msg, code = performance(db, opts or {})
+  if not perf then return failed(db, msg, code) end
+  return perf
+end
+
+performance = function(db, opts)
   local perf = {
     stable_scaffold = { requests = 0, prefix_seen = 0, hit_rate = json.null },
     breakers = json.array({}),
