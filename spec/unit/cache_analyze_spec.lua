@@ -113,6 +113,9 @@ describe('aegis.cache.analyze rules', function()
       blocks = { { kind = 'task', content = 'b' } }, seed = 1 }
     assert.same({ 'blocks[1].content', 'params.temperature', 'seed' }, analyze.diff(a, b))
     assert.same({}, analyze.diff(json.canonical(a), a))
+    assert.same({ 'blocks[1].content', 'system' }, analyze.diff(
+      { system_sha256 = hash.sha256('a'), blocks = { { content_sha256 = hash.sha256('x') } } },
+      { system_sha256 = hash.sha256('b'), blocks = { { content_sha256 = hash.sha256('y') } } }))
   end)
 
   it('predicts no hit without history, a short prefix or a breakpoint', function()

@@ -354,7 +354,9 @@ local function flatten(v, path, out)
     end
     if n == 0 then out[path] = json.is_array(v) and EMPTY_ARRAY or EMPTY_OBJECT end
   else
-    out[path] = v
+    -- prompt texts enter the canonical request by their hash
+    -- (`content_sha256`, `system_sha256`): name the text, not its hash
+    out[(path:gsub('_sha256$', ''))] = v
   end
   return out
 end
@@ -373,7 +375,9 @@ local function differ(fa, fb)
 end
 
 --- The fields in which two canonical requests differ: paths such as
---- `model`, `params.temperature`, `blocks[3].content`, sorted.
+--- `model`, `params.temperature`, `blocks[3].content`, sorted. A text the
+--- request holds by its hash (`content_sha256`) is named without the
+--- suffix.
 ---@param a string|table A canonical request (JSON text) or its decoded value
 ---@param b string|table
 ---@return string[] fields
