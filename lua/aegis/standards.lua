@@ -817,10 +817,17 @@ end
 
 -- The ctx a rule's check gets for one file.
 function Engine:_ctx(file, rule, out)
-  local ctx = {
+  local cfg = self.config
+  -- ctx.config is copied on first read (the theme's token lists can be long)
+  local ctx = setmetatable({
     path = file.path, lang = file.lang, source = file.source, tree = file.tree, root = file.root,
-    options = copy_plain(rule.options), config = copy_plain(self.config),
-  }
+    options = copy_plain(rule.options),
+  }, { __index = function(t, k)
+    if k ~= 'config' then return nil end
+    local c = copy_plain(cfg)
+    rawset(t, 'config', c)
+    return c
+  end })
   function ctx.report(spec)
     if type(spec) ~= 'table' then error('ctx.report: table expected', 2) end
     local msg = rawget(spec, 'message')
