@@ -891,9 +891,12 @@ function Engine:check(src, opts)
   end
   local file = { path = p, lang = lang, source = src, tree = tree, root = tree:root() }
   local l = self:_lang(lang)
-  for _, b in ipairs(l.bad) do
-    problems[#problems + 1] = { kind = 'rule', rule = b.rule.id, path = p, code = 'query',
-      message = ("rule '%s': query: %s"):format(b.rule.id, b.message) }
+  if not l.bad_reported then  -- once per engine and language, with the first file
+    l.bad_reported = true
+    for _, b in ipairs(l.bad) do
+      problems[#problems + 1] = { kind = 'rule', rule = b.rule.id, path = p, code = 'query',
+        message = ("rule '%s': query: %s"):format(b.rule.id, b.message) }
+    end
   end
   if l.query then
     local per = {}  -- rule -> matches
