@@ -534,26 +534,33 @@ local function elements_query(names)
     .. '((jsx_self_closing_element name: (identifier) @tag) @el (#any-of? @tag %s))'):format(any, any)
 end
 
--- Elements of the DOM with an attribute whose name matches `regex`.
-local function handler_query(regex)
-  local any = quoted(DOM_LIST)
-  return ('((jsx_opening_element name: (identifier) @tag attribute: (jsx_attribute (property_identifier) @h))'
-    .. ' @el (#any-of? @tag %s) (#match? @h "%s"))\n'
-    .. '((jsx_self_closing_element name: (identifier) @tag attribute: (jsx_attribute (property_identifier) @h))'
-    .. ' @el (#any-of? @tag %s) (#match? @h "%s"))'):format(any, regex, any, regex)
+-- Attributes whose name matches `regex` (the rule's check then looks at the element). Starting from the
+-- attribute keeps the query cheap: a pattern over (element, attribute) pairs costs tree-sitter a state per
+-- attribute of every element.
+local function handler_query(regex, spread)
+  local q = ('((jsx_attribute (property_identifier) @h) (#match? @h "%s"))'):format(regex)
+  if not spread then return q end
+  return q .. ('\n((jsx_expression (spread_element (object (pair key: (property_identifier) @h)))) (#match? @h "%s"))\n'
+    .. '((jsx_expression (spread_element (object (shorthand_property_identifier) @h))) (#match? @h "%s"))')
+    :format(regex, regex)
 end
 
--- Elements of the DOM with a spread object literal holding a property whose name matches `regex`.
-local function spread_handler_query(regex)
-  local any = quoted(DOM_LIST)
-  local list = {}
-  for _, kind in ipairs({ 'jsx_opening_element', 'jsx_self_closing_element' }) do
-    list[#list + 1] = ('((%s name: (identifier) @tag attribute: (jsx_expression (spread_element (object '
-      .. '(pair key: (property_identifier) @h))))) @el (#any-of? @tag %s) (#match? @h "%s"))'):format(kind, any, regex)
-    list[#list + 1] = ('((%s name: (identifier) @tag attribute: (jsx_expression (spread_element (object '
-      .. '(shorthand_property_identifier) @h)))) @el (#any-of? @tag %s) (#match? @h "%s"))'):format(kind, any, regex)
-  end
-  return table.concat(list, '\n')
+-- The element of a handler capture (an attribute name, or a key in {...{onClick}}), and its DOM tag;
+-- nil when it is not on a DOM element.
+local function handler_element(h)
+  local n = h:parent()
+  local t = n:type()
+  if t == 'pair' then n = n:parent() end
+  if t == 'pair' or t == 'object' then n = n:parent():parent() end -- object -> spread_element -> jsx_expression
+  local el = n and n:parent()
+  if not el then return nil end
+  local et = el:type()
+  if et ~= 'jsx_opening_element' and et ~= 'jsx_self_closing_element' then return nil end
+  local name = el:child_by_field('name')
+  if not name or name:type() ~= 'identifier' then return nil end
+  local tag = name:text()
+  if not DOM[tag] then return nil end
+  return el, tag
 end
 
 -- True when `h` (the captured attribute name) is the first attribute matching `pattern` (a Lua pattern
@@ -671,7 +678,7 @@ end
 
 local ANCHOR_PROPS = { 'title', 'aria-label' }
 
-local function anchor_has_content(ctx, m)
+local function anchor_has_content(_, m)
   local el = m.captures.el
   local attrs = attributes(el)
   if has_accessible_child(element_of(el), attrs) or has_any_prop(attrs, ANCHOR_PROPS) then return nil end
@@ -679,7 +686,8 @@ local function anchor_has_content(ctx, m)
     .. 'reader.' }
 end
 
-local LEARN = ' Learn more: https://github.com/jsx-eslint/eslint-plugin-jsx-a11y/blob/HEAD/docs/rules/anchor-is-valid.md'
+local LEARN = ' Learn more: https://github.com/jsx-eslint/eslint-plugin-jsx-a11y/blob/HEAD/docs/rules/'
+  .. 'anchor-is-valid.md'
 local PREFER_BUTTON = 'Anchor used as a button. Anchors are primarily expected to navigate. Use the button '
   .. 'element instead.' .. LEARN
 local NO_HREF = 'The href attribute is required for an anchor to be keyboard accessible. Provide a valid, '
@@ -722,7 +730,9 @@ end
 local KEY_HANDLERS = { 'onkeydown', 'onkeyup', 'onkeypress' }
 
 local function click_events_have_key_events(_, m)
-  local el, tag, h = m.captures.el, m.captures.tag:text(), m.captures.h
+  local h = m.captures.h
+  local el, tag = handler_element(h)
+  if not el then return nil end
   local attrs = attributes(el)
   local onclick = get_prop(attrs, 'onClick') -- may be {...{onClick: f}}; one finding per element
   if not onclick or (onclick.node ~= h and onclick.node ~= h:parent()) then return nil end
@@ -750,7 +760,8 @@ end
 local STATIC_HANDLERS = { 'onClick', 'onMouseDown', 'onMouseUp', 'onKeyPress', 'onKeyDown', 'onKeyUp' }
 
 local function no_static_element_interactions(ctx, m)
-  local el, tag = m.captures.el, m.captures.tag:text()
+  local el, tag = handler_element(m.captures.h)
+  if not el then return nil end
   local attrs = attributes(el)
   if not first_of(attrs, m.captures.h, '^ON') then return nil end
   local opts = ctx.options or {}
@@ -772,7 +783,8 @@ local NONINTERACTIVE_HANDLERS = { 'onClick', 'onError', 'onLoad', 'onMouseDown',
   'onKeyDown', 'onKeyUp' }
 
 local function no_noninteractive_element_interactions(ctx, m)
-  local el, tag = m.captures.el, m.captures.tag:text()
+  local el, tag = handler_element(m.captures.h)
+  if not el then return nil end
   local attrs = attributes(el)
   if not first_of(attrs, m.captures.h, '^ON') then return nil end
   local opts = ctx.options or {}
@@ -978,7 +990,7 @@ return {
       description = 'A clickable non-interactive element also has a keyboard handler',
       eslint = 'jsx-a11y/click-events-have-key-events',
       lang = 'tsx',
-      query = handler_query('^' .. ci('onclick') .. '$') .. '\n' .. spread_handler_query('^' .. ci('onclick') .. '$'),
+      query = handler_query('^' .. ci('onclick') .. '$', true),
       check = click_events_have_key_events,
     },
     {

@@ -331,7 +331,8 @@ describe('rulepack a11y', function()
     '<div role="doc-toc" />',
     '<div />',
   }, {
-    { '<div role="datepicker" />', col = 6, message = 'Elements with ARIA roles must use a valid, non-abstract ARIA role' },
+    { '<div role="datepicker" />', col = 6,
+      message = 'Elements with ARIA roles must use a valid, non-abstract ARIA role' },
     { '<div role="range" />', col = 6, message = 'non-abstract ARIA role' },
     { '<div role="" />', col = 6, message = 'non-abstract ARIA role' },
     { '<div role />', col = 6, message = 'non-abstract ARIA role' },
