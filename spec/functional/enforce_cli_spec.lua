@@ -59,6 +59,20 @@ describe('aegis-run enforce', function()
     assert.is_nil(r.stdout:find('\27', 1, true))  -- not a terminal: no colour
   end)
 
+  it('colours text on a terminal, unless NO_COLOR is set', function()
+    if not os.execute('command -v script >/dev/null 2>&1') then return pending('needs script(1) (util-linux)') end
+    local dir = project({ ['a.ts'] = 'var x;\n' })
+    local function run(nc)
+      local p = io.popen(('cd %s && %s script -qec %s /dev/null </dev/null'):format(h.shell_quote(dir),
+        nc and 'env NO_COLOR=1' or 'env -u NO_COLOR', h.shell_quote(h.shell_quote(h.bin) .. ' enforce a.ts')))
+      local out = p:read('a')
+      p:close()
+      return out
+    end
+    assert.matches('\27[1;31merror\27[0m', run(false), 1, true)
+    assert.is_nil(run(true):find('\27', 1, true))
+  end)
+
   it('exits 0 when clean, and on warnings up to --max-warnings', function()
     local dir = project({ ['a.ts'] = 'debugger;\n// TODO x\n' })
     local r = enforce(dir, { '.' })
