@@ -97,6 +97,21 @@ describe('aegis-run enforce', function()
     assert.equal(3, #doc.rules)
   end)
 
+  it('keeps JSON valid when messages quote invalid UTF-8, in process and from workers', function()
+    local files = {}
+    for i = 1, 9 do files[('f%d.ts'):format(i)] = '// TODO \255\254 bytes\n' end
+    local dir = project(files)
+    for _, jobs in ipairs({ '1', '2' }) do
+      local r = enforce(dir, { '--jobs', jobs, '--format', 'json', '.' })
+      assert.equal(0, r.code)
+      local doc = assert(json.decode(r.stdout))
+      assert.equal(9, #doc.findings)
+      assert.equal('found: // TODO \u{FFFD}\u{FFFD} bytes', doc.findings[1].message)
+    end
+    local r = enforce(dir, { '--format', 'sarif', 'f1.ts' })
+    assert.truthy(json.decode(r.stdout))
+  end)
+
   it('writes GitHub annotations, escaping data and properties', function()
     local dir = project({ ['dir,x/a.ts'] = 'var a;\ndebugger;\n// TODO 100%\n' })
     local r = enforce(dir, { '--format', 'github', 'dir,x/a.ts' })
