@@ -263,6 +263,22 @@ return { name = 'bad', rules = {
     assert.matches("a.ts: error rule 'bad/boom' on 'a.ts': vendor/rulepacks/bad.lua:2: kaboom", r.stdout, 1, true)
   end)
 
+  it('reports a finding on another file once, however many files report it', function()
+    local files = { ['vendor/rulepacks/cfg.lua'] = [[
+return { name = 'cfg', rules = {
+  { id = 'tsconfig', description = 'd', query = '(program) @p', check = function(ctx)
+      ctx.report{ path = 'tsconfig.json', line = 1, col = 1, message = 'strict is off' } end } } }
+]] }
+    for i = 1, 10 do files[('f%d.ts'):format(i)] = 'let a;\n' end
+    local dir = project(files)
+    for _, jobs in ipairs({ '1', '3' }) do
+      local r = enforce(dir, { '--jobs', jobs, '--rulepacks', 'vendor/rulepacks/cfg.lua', '--format', 'json', '.' })
+      local doc = json.decode(r.stdout)
+      assert.equal(1, #doc.findings)
+      assert.same({ 'tsconfig.json', 'strict is off' }, { doc.findings[1].path, doc.findings[1].message })
+    end
+  end)
+
   it('honours suppression comments', function()
     local dir = project({ ['a.ts'] = '// aegis-disable-next-line demo/no-var\nvar a;\nvar b; // eslint-disable-line no-var\n' })
     local r = enforce(dir, { '.' })

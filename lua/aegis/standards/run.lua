@@ -406,6 +406,17 @@ function M.run(o)
     if checked == 0 and #trusted == 0 then checked = #o.files end
   end
   standards.sort(findings)
+  -- a finding reported on another file (ctx.report{path = 'tsconfig.json'})
+  -- comes from every file that looked at it: keep one
+  local uniq, last = {}, nil
+  for _, f in ipairs(findings) do
+    if not (last and last.path == f.path and last.line == f.line and last.col == f.col and last.rule == f.rule
+        and last.message == f.message) then
+      uniq[#uniq + 1] = f
+    end
+    last = f
+  end
+  findings = uniq
   table.sort(problems, function(a, b)
     if (a.path or '') ~= (b.path or '') then return (a.path or '') < (b.path or '') end
     if (a.line or 0) ~= (b.line or 0) then return (a.line or 0) < (b.line or 0) end
