@@ -167,6 +167,11 @@ local function load_rule(pack, i, r, where)
   return rule
 end
 
+local function untrusted_error(file)
+  return errors.new('untrusted', ("standards: rulepack '%s' is not trusted (see standards.trusted)"):format(file),
+    { exit = 2 })
+end
+
 local packs = {}  -- cache: key ('name' or 'file:path') -> pack
 local load_pack
 local byname = {}  -- pack name -> the pack loaded under it (from a file too)
@@ -212,16 +217,15 @@ function M.load(spec, opts)
   return load_pack(spec, opts and opts.trusted, {})
 end
 
-load_pack = function(spec, trusted, _stack)
+load_pack = function(spec, trusted, stack)
   local key = is_file_spec(spec) and 'file:' .. spec or spec
   if packs[key] then
     if trusted and not trusted(packs[key]) then
-      return nil, errors.new('untrusted', ("standards: rulepack '%s' is not trusted (see standards.trusted)"):format(packs[key].path),
-        { exit = 2 })
+      return nil, untrusted_error(packs[key].path)
     end
     return packs[key]
   end
-  if _stack[key] then
+  if stack[key] then
     return nil, errors.new('rulepack', ("standards: rulepack '%s' includes itself"):format(spec), { exit = 2 })
   end
   local found, msg, code = M.find(spec)
@@ -230,7 +234,7 @@ load_pack = function(spec, trusted, _stack)
   end
   local where = ("rulepack '%s'"):format(found.path)
   if trusted and not trusted(found) then
-    return nil, errors.new('untrusted', ("standards: rulepack '%s' is not trusted (see standards.trusted)"):format(found.path), { exit = 2 })
+    return nil, untrusted_error(found.path)
   end
   local env = sandbox.env({ aegis = false })
   local ok, t = sandbox.run({ source = found.source, name = found.path, env = env, budget = M.budget.load })
@@ -245,7 +249,9 @@ load_pack = function(spec, trusted, _stack)
     version = field(t, 'version'), description = field(t, 'description'),
     sha256 = require('aegis.hash').sha256(found.source), rules = {},
   }
-  if pack.version ~= nil and type(pack.version) ~= 'string' then return nil, pack_error(where, 'version must be a string') end
+  if pack.version ~= nil and type(pack.version) ~= 'string' then
+    return nil, pack_error(where, 'version must be a string')
+  end
   if pack.description ~= nil and type(pack.description) ~= 'string' then
     return nil, pack_error(where, 'description must be a string')
   end
@@ -253,14 +259,14 @@ load_pack = function(spec, trusted, _stack)
   if type(rules) ~= 'table' then return nil, pack_error(where, 'rules must be a list') end
   local include = field(t, 'include') or {}
   if type(include) ~= 'table' then return nil, pack_error(where, 'include must be a list of rulepack names') end
-  _stack[key] = true
+  stack[key] = true
   local seen = {}
   for i = 1, rawlen(include) do
     local inc = rawget(include, i)
     if type(inc) ~= 'string' or is_file_spec(inc) then
       return nil, pack_error(where, 'include[%d] must be a rulepack name', i)
     end
-    local sub, err = load_pack(inc, trusted, _stack)
+    local sub, err = load_pack(inc, trusted, stack)
     if not sub then return nil, err end
     for _, r in ipairs(sub.rules) do
       if not seen[r.id] then
@@ -276,7 +282,7 @@ load_pack = function(spec, trusted, _stack)
     seen[r.id] = true
     pack.rules[#pack.rules + 1] = r
   end
-  _stack[key] = nil
+  stack[key] = nil
   packs[key] = pack
   byname[pack.name] = byname[pack.name] or pack
   return pack
@@ -300,7 +306,8 @@ end
 
 --- What `engine` and `check_source` take.
 ---@class aegis.standards.Opts
----@field rules? string[] Rule ids ('pack/rule'), rulepack names or rulepack files (default: config's, else 'aegis-constitutional')
+---@field rules? string[] Rule ids ('pack/rule'), rulepack names or rulepack files
+--- (default: the config's `rulepacks`, else 'aegis-constitutional')
 ---@field config? table The `standards` config section (default `config.get().standards`)
 ---@field path? string File name, for the language and messages (default 'input.ts')
 ---@field lang? 'ts'|'tsx' Wins over the path's extension

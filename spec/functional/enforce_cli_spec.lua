@@ -12,7 +12,8 @@ return {
     { id = 'no-debugger', severity = 'warning', description = 'Unexpected debugger statement',
       query = '(debugger_statement) @d' },
     { id = 'no-todo', severity = 'info', description = 'TODO comment', query = '((comment) @c (#match? @c "TODO"))',
-      check = function(ctx, m) return ctx.options.prefix .. ctx.text(m.captures.c) end, options = { prefix = 'found: ' } },
+      check = function(ctx, m) return ctx.options.prefix .. ctx.text(m.captures.c) end,
+      options = { prefix = 'found: ' } },
   },
 }
 ]]
@@ -144,7 +145,8 @@ describe('aegis-run enforce', function()
     local dir
     setup(function() dir = project({ ['a.ts'] = 'let a;\n' }) end)
     for _, c in ipairs({
-      { { '--rulepacks', 'no-such-pack', '.' }, "aegis-run: enforce: no rulepack 'no-such-pack' in AEGIS_PATH (.) or built-ins\n" },
+      { { '--rulepacks', 'no-such-pack', '.' },
+        "aegis-run: enforce: no rulepack 'no-such-pack' in AEGIS_PATH (.) or built-ins\n" },
       { { '--bogus', '.' }, "aegis-run: enforce: unknown option '--bogus' (see aegis-run enforce --help)\n" },
       { { 'missing/' }, "aegis-run: enforce: 'missing/': No such file or directory\n" },
       { {}, 'aegis-run: enforce: no paths given (see aegis-run enforce --help)\n' },
@@ -280,7 +282,9 @@ return { name = 'cfg', rules = {
   end)
 
   it('honours suppression comments', function()
-    local dir = project({ ['a.ts'] = '// aegis-disable-next-line demo/no-var\nvar a;\nvar b; // eslint-disable-line no-var\n' })
+    local dir = project({
+      ['a.ts'] = '// aegis-disable-next-line demo/no-var\nvar a;\nvar b; // eslint-disable-line no-var\n',
+    })
     local r = enforce(dir, { '.' })
     assert.equal(0, r.code)
   end)

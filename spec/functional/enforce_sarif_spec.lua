@@ -65,7 +65,8 @@ local PACK = [[
 return { name = 'demo', version = '1.0.0', rules = {
   { id = 'no-var', severity = 'error', description = 'Use let or const instead of var', eslint = 'no-var',
     query = '(variable_declaration "var" @report)' },
-  { id = 'no-debugger', severity = 'warning', description = 'Unexpected debugger statement', query = '(debugger_statement) @d' },
+  { id = 'no-debugger', severity = 'warning', description = 'Unexpected debugger statement',
+    query = '(debugger_statement) @d' },
   { id = 'todo', severity = 'info', description = 'TODO comment', query = '((comment) @c (#match? @c "TODO"))' },
   { id = 'boom', severity = 'error', description = 'fails on purpose', query = '(program) @p',
     check = function(ctx) if ctx.path:find('boom') then error('kaboom') end end },
@@ -78,7 +79,8 @@ local function project()
   mkdir(dir .. '/vendor')
   mkdir(dir .. '/src/with space')
   h.write(dir .. '/vendor/demo.lua', PACK)
-  h.write(dir .. '/aegis.config.lua', "return { standards = { rulepacks = { 'vendor/demo.lua' }, trusted = { 'vendor' } } }")
+  h.write(dir .. '/aegis.config.lua',
+    "return { standards = { rulepacks = { 'vendor/demo.lua' }, trusted = { 'vendor' } } }")
   -- 'é' is 2 bytes and 1 UTF-16 unit, '😀' 4 bytes and 2 units
   h.write(dir .. '/src/a.ts', 'let s = "é😀"; var x = 1;\ndebugger;\n// TODO later\n')
   h.write(dir .. '/src/with space/b.ts', 'var y;\n')

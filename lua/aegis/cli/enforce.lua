@@ -103,7 +103,7 @@ end
 
 local function run(args)
   local o = parse(args)
-  local standards = require('aegis.standards')  -- declares the config section
+  require('aegis.standards')  -- declares the config section before the config is read
   if o.worker then
     local code, out = require('aegis.standards.run').worker(io.stdin:read('a') or '')
     io.stdout:write(out)
@@ -131,8 +131,9 @@ local function run(args)
     -- rulepack files named in the config are relative to its directory
     rules = {}
     for i, spec in ipairs(scfg.rulepacks) do
-      local file = spec:find('%.lua$') or spec:find('/', 1, true) and not spec:find('^[%w_][%w_%-%.]*/[%w_][%w_%-%.]*$')
-      rules[i] = (file and spec:sub(1, 1) ~= '/' and config_dir ~= cwd) and config_dir .. '/' .. spec or spec
+      local is_file = spec:find('%.lua$')
+        or spec:find('/', 1, true) and not spec:find('^[%w_][%w_%-%.]*/[%w_][%w_%-%.]*$')
+      rules[i] = (is_file and spec:sub(1, 1) ~= '/' and config_dir ~= cwd) and config_dir .. '/' .. spec or spec
     end
   end
   local res = runner.run({
@@ -169,7 +170,8 @@ local function run(args)
   local maxw = o.max_warnings or scfg.max_warnings
   if maxw and maxw >= 0 and res.counts.warning > maxw then
     failed = true
-    io.stderr:write(('aegis-run: enforce: %d warnings (more than --max-warnings %d)\n'):format(res.counts.warning, maxw))
+    io.stderr:write(('aegis-run: enforce: %d warnings (more than --max-warnings %d)\n')
+      :format(res.counts.warning, maxw))
   end
   return failed and 1 or 0
 end

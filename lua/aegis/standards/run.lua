@@ -236,8 +236,8 @@ function M.split_trust(specs, cfg, base)
   local files = {}  -- rulepack files given, by base name: 'pack/rule' may name their rules
   for _, spec in ipairs(specs) do
     if spec:find('%.lua$') then
-      local base = spec:match('([^/]+)/init%.lua$') or spec:match('([^/]+)%.lua$')
-      if base then files[base] = files[base] or spec end
+      local stem = spec:match('([^/]+)/init%.lua$') or spec:match('([^/]+)%.lua$')
+      if stem then files[stem] = files[stem] or spec end
     end
   end
   for _, spec in ipairs(specs) do
