@@ -268,6 +268,17 @@ return { name = 'bad', rules = {
     assert.matches("a.ts: error rule 'bad/boom' on 'a.ts': vendor/rulepacks/bad.lua:2: kaboom", r.stdout, 1, true)
   end)
 
+  it('keeps findings that differ only in their end, in process and from workers', function()
+    local files = { ['vendor/rulepacks/nest.lua'] =
+      "return { name = 'nest', rules = { { id = 'm', description = 'd', query = '(member_expression) @m' } } }" }
+    for i = 1, 10 do files[('f%02d.ts'):format(i)] = 'a.b.c.d;\n' end
+    local dir = project(files)
+    local one = enforce(dir, { '--jobs', '1', '--rulepacks', 'vendor/rulepacks/nest.lua', '--format', 'json', '.' })
+    local three = enforce(dir, { '--jobs', '3', '--rulepacks', 'vendor/rulepacks/nest.lua', '--format', 'json', '.' })
+    assert.equal(one.stdout, three.stdout)
+    assert.equal(30, #json.decode(one.stdout).findings)
+  end)
+
   it('reports a finding on another file once, however many files report it', function()
     local files = { ['vendor/rulepacks/cfg.lua'] = [[
 return { name = 'cfg', rules = {

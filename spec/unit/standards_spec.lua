@@ -80,6 +80,13 @@ return { name = 'shared', rules = {
     assert.same({ 'A', 'b1', 'c1debugger;' }, { f[1].message, f[2].message, f[3].message })
   end)
 
+  it('orders findings totally: nested nodes at the same start sort by their end', function()
+    local p = pack("return { name = 'nest', rules = {"
+      .. " { id = 'm', description = 'd', query = '(member_expression) @m' } } }")
+    local f = standards.check_source('a.b.c;', { rules = { p }, config = {} })
+    assert.same({ 4, 6 }, { f[1].end_col, f[2].end_col })
+  end)
+
   it('overlays severity and options from config; off drops the rule', function()
     local cfg = { rules = { ['basic/no-any'] = { severity = 'error', options = { word = 'cfg' } },
       ['basic/no-var'] = 'off' } }
