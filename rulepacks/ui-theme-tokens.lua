@@ -67,8 +67,9 @@ local FONT_SIZE_PROPS = set('fontsize font')
 
 --{====================================================================== tokens
 
--- allowed-value sets by config table (a config is read once per run)
-local caches = {}
+-- The allowed-value set of the last tokens table seen. The engine hands each check a copy of the config, so
+-- one entry (not a table keyed by config, which would grow with every file) is what can be reused.
+local cached_tokens, cached_allowed = nil, nil
 
 local function norm(s)
   return (s:lower():gsub('%s+', ' '):gsub('^ ', ''):gsub(' $', ''))
@@ -80,8 +81,7 @@ local function tokens(ctx)
   local cfg = ctx.config
   local src = cfg and cfg.theme and cfg.theme.tokens
   if src == nil then return {} end
-  local cached = caches[src]
-  if cached then return cached end
+  if src == cached_tokens then return cached_allowed end
   local allowed = {}
   local function add(v)
     if type(v) == 'number' then
@@ -92,19 +92,16 @@ local function tokens(ctx)
       allowed[norm(v)] = true
     end
   end
-  local depth = 0
-  local function walk(t, prefix)
-    depth = depth + 1
-    if depth > 16 then return end
+  local function walk(t, prefix, depth)
+    if depth > 16 then return end -- a config is data, but a cycle must not hang the check
     for k, v in pairs(t) do
       local path = type(k) == 'string' and (prefix and prefix .. '.' .. k or k) or prefix
       if type(k) == 'string' then add(k); add(path) end
-      if type(v) == 'table' then walk(v, path) else add(v) end
+      if type(v) == 'table' then walk(v, path, depth + 1) else add(v) end
     end
-    depth = depth - 1
   end
-  if type(src) == 'table' then walk(src, nil) else add(src) end
-  caches[src] = allowed
+  if type(src) == 'table' then walk(src, nil, 1) else add(src) end
+  cached_tokens, cached_allowed = src, allowed
   return allowed
 end
 
