@@ -123,9 +123,11 @@ end
 -- `text` the literal text of the value (substitutions blanked), `base` the byte offset of text's first
 -- byte in the source, and appends { s =, e =, text = } ranges of hard-coded values to `out`.
 
--- Blanks var(...) so that fallbacks inside it are not reported.
+local function blank(m) return (' '):rep(#m) end
+
+-- Blanks var(...) (a fallback inside it is not reported) and url(...) (url(#id) is an SVG reference).
 local function mask_vars(text)
-  return (text:gsub('[vV][aA][rR]%s*%b()', function(m) return (' '):rep(#m) end))
+  return (text:gsub('[vV][aA][rR]%s*%b()', blank):gsub('[uU][rR][lL]%s*%b()', blank))
 end
 
 local function scan_colors(prop, text, base, _, out)
