@@ -425,6 +425,8 @@ return {
       id = 'no-hardcoded-color',
       severity = 'warning',
       description = 'Colours in styles use theme tokens, not hex, rgb(), hsl() or named colours',
+      help = 'Take the colour from the theme (theme.palette.x, a CSS variable, or a token listed in '
+        .. 'standards.theme.tokens).',
       query = QUERY,
       check = make_check(scan_colors, never, "hard-coded colour '%s': use a theme token"),
       options = { allow = {} },
@@ -433,6 +435,8 @@ return {
       id = 'no-hardcoded-spacing',
       severity = 'warning',
       description = 'Margins, paddings, gaps and offsets use theme spacing tokens, not px/rem/em or bare numbers',
+      help = 'Take the spacing from the theme (theme.spacing(n), a CSS variable, or a token listed in '
+        .. 'standards.theme.tokens).',
       query = QUERY,
       check = make_check(scan_spacing, function(prop, sx) return SPACING_PROPS[prop] and not sx end,
         "hard-coded spacing '%s': use a theme spacing token"),
@@ -442,6 +446,8 @@ return {
       id = 'no-hardcoded-font-size',
       severity = 'warning',
       description = 'Font sizes use theme tokens, not px/rem/em/pt or bare numbers',
+      help = 'Take the font size from the theme typography (a CSS variable, or a token listed in '
+        .. 'standards.theme.tokens).',
       query = QUERY,
       check = make_check(scan_font_size, function(prop) return prop == 'fontsize' end,
         "hard-coded font size '%s': use a theme font-size token"),
