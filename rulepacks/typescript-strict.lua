@@ -32,7 +32,7 @@ end
 -- the quantifiers `* + ?`, and top-level alternation `a|b`. Anything else (groups, `{n,m}`,
 -- lookaround) is refused with an error naming the option, rather than matched wrongly.
 local function js_regex(src, optname)
-  if src == nil or src == '' then return nil end
+  if src == nil or src == false or src == '' then return nil end
   if type(src) ~= 'string' then error(('option %s: string expected'):format(optname), 0) end
   local alts = {}
   for alt in (src .. '|'):gmatch('(.-)|') do
@@ -185,6 +185,50 @@ end
 
 --}======================================================================
 
+--{====================================================================== no-non-null-assertion
+
+-- tree-sitter-typescript 0.23 gives the postfix `!` a lower precedence than ESLint's parser: `a > b!` is
+-- (a > b)!, `+x.y!.z()!` is ((+x.y)!.z())!, `<T>x!` is (<T>x)!. The operand ESLint sees starts at the
+-- rightmost operand of the lowest-precedence expression at the head of the member/call chain under `!`.
+local OPERAND = {
+  binary_expression = 'right', unary_expression = 'argument', await_expression = true,
+  ternary_expression = 'alternative', assignment_expression = 'right', augmented_assignment_expression = 'right',
+  yield_expression = true, spread_element = true, type_assertion = true,
+}
+local CHAIN = { call_expression = 'function', member_expression = 'object', subscript_expression = 'object' }
+
+local function operand_start(n)
+  local start, head = n, n
+  for _ = 1, 10000 do
+    local t = head:type()
+    local how = OPERAND[t]
+    if how then
+      local nxt = how == true and head:named_child(head:named_child_count()) or head:child_by_field(how)
+      if not nxt then return start end
+      start, head = nxt, nxt
+    elseif CHAIN[t] then
+      head = head:child_by_field(CHAIN[t])
+    elseif t == 'non_null_expression' then
+      head = head:named_child(1)
+    else
+      return start
+    end
+    if not head then return start end
+  end
+  return start
+end
+
+local function no_non_null_assertion(_, match)
+  local node = match.captures.report
+  local inner = node:named_child(1)
+  if not inner then return { node = node } end
+  local start = operand_start(inner)
+  if start == inner then return { node = node } end
+  return { start_byte = start:range().start_byte, end_byte = node:range().end_byte }
+end
+
+--}======================================================================
+
 --{====================================================================== explicit-function-return-type
 
 local FUNCTION = {
@@ -247,12 +291,16 @@ local function typed_parent(parent, from, callee)
     return v ~= nil and v == from and parent:child_by_field('type') ~= nil
   end
   if t == 'public_field_definition' then return parent:child_by_field('type') ~= nil end
-  if t == 'arguments' then                                         -- CallExpression / NewExpression
+  if t == 'arguments' then               -- a CallExpression argument (a NewExpression's is not here)
     local call = parent:parent()
-    return call ~= nil and (call:type() == 'call_expression' or call:type() == 'new_expression')
+    return call ~= nil and call:type() == 'call_expression'
   end
   if t == 'call_expression' then return callee == nil or parent:child_by_field('function') ~= callee end
   if t == 'jsx_expression' then return true end
+  if t == 'spread_element' then                   -- <X {...{ f: () => 1 }} />: a JSXSpreadAttribute
+    local p = parent:parent()
+    return p ~= nil and p:type() == 'jsx_expression'
+  end
   return false
 end
 
@@ -281,8 +329,7 @@ local function is_const_assertion(n)
 end
 
 -- isValidFunctionExpressionReturnType (allowTypedFunctionExpressions is on when this is called).
-local function valid_expression(fn, o)
-  local parent, from = up(fn)
+local function valid_expression(fn, o, parent, from)
   if fn:type() == 'method_definition' then
     -- the FunctionExpression of a method: its ESTree parent is the MethodDefinition or the Property
     if property_of_typed_object(fn) then return true end
@@ -292,8 +339,7 @@ local function valid_expression(fn, o)
   end
   if o.allowExpressions then
     if fn:type() == 'method_definition' then
-      local p = fn:parent()
-      if p and p:type() == 'object' then return true end        -- a Property, not a MethodDefinition
+      if parent and parent:type() == 'object' then return true end  -- a Property, not a MethodDefinition
     elseif parent then
       local t = parent:type()
       if t ~= 'variable_declarator' and t ~= 'public_field_definition' and t ~= 'export_statement' then
@@ -310,8 +356,8 @@ local function valid_expression(fn, o)
 end
 
 -- ancestorHasReturnType
-local function ancestor_has_return_type(fn)
-  local ancestor, from = up(fn)
+local function ancestor_has_return_type(fn, parent)
+  local ancestor = parent
   if fn:type() == 'method_definition' then
     return false          -- its ESTree parent is the Property/MethodDefinition, whose value is itself
   end
@@ -321,7 +367,6 @@ local function ancestor_has_return_type(fn)
   local is_return = t == 'return_statement'
   local bodyless = t == 'arrow_function' and (ancestor:child_by_field('body') or ancestor):type() ~= 'statement_block'
   if not is_return and not bodyless then return false end
-  local _ = from
   while ancestor do
     t = ancestor:type()
     if FUNCTION[t] and t ~= 'method_definition' or t == 'method_definition' then
@@ -339,17 +384,13 @@ local function ancestor_has_return_type(fn)
 end
 
 -- getFunctionHeadLoc: {start_byte, end_byte} of the function's head.
-local function head(fn)
+local function head(fn, parent)
   local t = fn:type()
   local params = fn:child_by_field('parameters') or fn:child_by_field('parameter')
   local paren = params and params:range().start_byte or fn:range().start_byte
   if t == 'method_definition' then
-    local p = fn:parent()
-    local s = fn:range().start_byte
-    if p and p:type() == 'class_body' then s = fn:range().start_byte end
-    return { start_byte = s, end_byte = paren }
+    return { start_byte = fn:range().start_byte, end_byte = paren }
   end
-  local parent = up(fn)
   if parent and parent:type() == 'public_field_definition' then
     return { start_byte = after_decorators(parent):range().start_byte, end_byte = paren }
   end
@@ -367,21 +408,19 @@ local function head(fn)
   return { start_byte = fn:range().start_byte, end_byte = paren }
 end
 
-local function is_constructor_or_setter(fn)
+local function is_constructor_or_setter(fn, p)
   if fn:type() ~= 'method_definition' then return false end
   for _, c in ipairs(fn:children()) do
     if not c:is_named() and c:type() == 'set' then return true end
   end
   local name = fn:child_by_field('name')
-  local p = fn:parent()
   return name ~= nil and p ~= nil and p:type() == 'class_body' and
     (name:text() == 'constructor' or name:text() == '"constructor"' or name:text() == "'constructor'")
 end
 
 -- isAllowedFunction (allowedNames, allowIIFEs, allowFunctionsWithoutTypeParameters)
-local function allowed_function(fn, o)
+local function allowed_function(fn, o, parent, from)
   if o.allowFunctionsWithoutTypeParameters and not fn:child_by_field('type_parameters') then return true end
-  local parent, from = up(fn)
   if o.allowIIFEs and parent and parent:type() == 'call_expression' and parent:child_by_field('function') == from then
     return true
   end
@@ -420,15 +459,22 @@ local function explicit_function_return_type(ctx, match)
     local body = fn:child_by_field('body')
     if body and body:type() == 'unary_expression' and body:text():match('^void[%s%(]') then return nil end
   end
-  if allowed_function(fn, o) then return nil end
+  -- the ESTree parent, parentheses skipped (a method's is its class body or object): asked once, as
+  -- tree-sitter 0.20 finds a parent by walking down from the root
+  local parent, from
+  if not declaration or o.allowIIFEs or (type(o.allowedNames) == 'table' and #o.allowedNames > 0) then
+    parent, from = up(fn)
+  end
+  if allowed_function(fn, o, parent, from) then return nil end
   if declaration then
     if o.allowTypedFunctionExpressions and fn:child_by_field('return_type') then return nil end
-  elseif o.allowTypedFunctionExpressions and (valid_expression(fn, o) or ancestor_has_return_type(fn)) then
+  elseif o.allowTypedFunctionExpressions and
+         (valid_expression(fn, o, parent, from) or ancestor_has_return_type(fn, parent)) then
     return nil
   end
-  if is_constructor_or_setter(fn) then return nil end
+  if is_constructor_or_setter(fn, parent) then return nil end
   if o.allowHigherOrderFunctions and returns_function(fn) then return nil end
-  local h = head(fn)
+  local h = head(fn, parent)
   return { start_byte = h.start_byte, end_byte = h.end_byte, message = 'Missing return type on function.' }
 end
 
@@ -670,8 +716,7 @@ local function no_unused_vars(ctx)
       scopes = scopes or sc.scopes
       local s = scopes[v.scope]
       if (s.kind == 'namespace' or s.kind == 'module') and not s.export_list then
-        if dts then goto continue end
-        if s.ambient and DECLARED_KINDS[k] then goto continue end
+        if (dts or s.ambient) and DECLARED_KINDS[k] then goto continue end
       end
       local pattern, what
       if k == 'catch' then
@@ -695,7 +740,7 @@ local function no_unused_vars(ctx)
       if for_in_returns(v) then goto continue end
       local only_type, written = false, false
       for _, r in ipairs(refs) do
-        if r.typeof then only_type = true end
+        if r.typeof or r.predicate then only_type = true end
         if r.write then written = true end
       end
       if only_type and k == 'import' then goto continue end
@@ -780,6 +825,7 @@ return {
       description = 'Forbidden non-null assertion.',
       eslint = '@typescript-eslint/no-non-null-assertion',
       query = [[ (non_null_expression) @report ]],
+      check = no_non_null_assertion,
     },
     {
       id = 'explicit-function-return-type',

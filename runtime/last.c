@@ -427,6 +427,7 @@ static void pushref (lua_State *L, const ag_scope_ref *r, int treeidx) {
   setbool(L, "self", (r->flags & AG_RF_SELF) != 0);
   setbool(L, "self_update", (r->flags & AG_RF_SELF_UPDATE) != 0);
   if (r->flags & AG_RF_PRAGMA) setbool(L, "pragma", 1);
+  if (r->flags & AG_RF_PREDICATE) setbool(L, "predicate", 1);
   lua_pushinteger(L, (lua_Integer)r->scope + 1);
   lua_setfield(L, -2, "scope");
 }

@@ -310,6 +310,32 @@ describe('aegis.ast scope', function()
     assert.is_true(var(sc, 'F').used)
   end)
 
+  it('declares infer names in the conditional type, outside its false branch', function()
+    local sc = scope_of('type A<T> = T extends (x: infer U) => infer V ? [U, V] : V;\n'
+      .. 'type B<T> = (T extends any ? (a: T) => 1 : 0) extends (a: infer T) => 1 ? T : never;')
+    local u, v = var(sc, 'U'), var(sc, 'V')
+    assert.equal('type_param', u.kind)
+    assert.equal('type', sc.scopes[u.scope].kind)
+    assert.equal('conditional_type', sc.scopes[u.scope].node:type())
+    assert.same({ 't' }, refs(u))
+    assert.same({ 't' }, refs(v))
+    assert.same({ 'V' }, unresolved(sc))
+    -- the check type is inside the conditional's scope too (typescript-eslint's model)
+    local ts = by_name(sc).T
+    assert.same({}, refs(ts[2]))
+    assert.equal(3, #ts[3].refs)
+  end)
+
+  it('does not take a variance modifier for a type parameter name', function()
+    local sc = scope_of('type C<out T> = T;')
+    assert.is_nil(by_name(sc).out)
+  end)
+
+  it('does not declare the labels of named tuple members', function()
+    local sc = scope_of('type P = [start: number, end?: number, ...rest: string[]];')
+    assert.same({ 'P' }, (function() local o = {} for _, v in ipairs(sc.variables) do o[#o + 1] = v.name end return o end)())
+  end)
+
   it('supports using declarations', function()
     local sc = scope_of('{ using res = open(); }')
     local r = var(sc, 'res')
