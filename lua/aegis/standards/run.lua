@@ -86,15 +86,33 @@ local function utf8_clean(str)
   return table.concat(out)
 end
 
---- A copy of `v` whose strings are valid UTF-8 (invalid bytes become
---- U+FFFD), for JSON; arrays stay marked.
+-- Whether every string in `v` (keys too) is valid UTF-8.
+local function all_valid(v)
+  if type(v) == 'string' then return utf8.len(v) ~= nil end
+  if type(v) ~= 'table' then return true end
+  for k, x in pairs(v) do
+    if not all_valid(k) or not all_valid(x) then return false end
+  end
+  return true
+end
+
+--- `v` with every string valid UTF-8 (invalid bytes become U+FFFD), for
+--- JSON: `v` itself when it already is, else a copy; arrays stay marked.
 ---@param v any
 ---@return any
 function M.clean(v)
+  if all_valid(v) then return v end  -- the usual case: no copy
+  return M.deep_clean(v)
+end
+
+--- `clean` without the check: always a copy.
+---@param v any
+---@return any
+function M.deep_clean(v)
   if type(v) == 'string' then return utf8_clean(v) end
   if type(v) ~= 'table' or v == json.null then return v end
   local t = {}
-  for k, x in pairs(v) do t[k] = M.clean(x) end
+  for k, x in pairs(v) do t[M.deep_clean(k)] = M.deep_clean(x) end
   if json.is_array(v) then t = json.array(t) end
   return t
 end
