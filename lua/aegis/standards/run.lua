@@ -294,6 +294,20 @@ function M.split_trust(specs, cfg, base)
   return trusted, untrusted
 end
 
+--- The aegis-run binary to start workers with: `arg[0]` made absolute when
+--- it names a file (under valgrind /proc/self/exe is valgrind, which refuses
+--- to be run so), else /proc/self/exe.
+---@return string
+function M.self_exe()
+  local a0 = rawget(_G, 'arg') and _G.arg[0]
+  if type(a0) == 'string' and a0:find('/', 1, true) then
+    local p = require('aegis.standards.walk').absolute(a0, fs.cwd() or '/')
+    local st = fs.stat(p)
+    if st and st.type == 'file' then return p end
+  end
+  return '/proc/self/exe'
+end
+
 -- Shards: files spread over n lists by size (largest first onto the least
 -- loaded), each list kept in path order.
 local function shards(files, n)
@@ -345,7 +359,7 @@ function M.run(o)
     end
   end
   local items, kinds = {}, {}
-  local exe = o.exe or '/proc/self/exe'
+  local exe = o.exe or M.self_exe()
   local cfg = o.config
   local function item(job, opts, kind)
     opts.stdin = json.encode(job)
