@@ -295,6 +295,21 @@ return { name = 'cfg', rules = {
     end
   end)
 
+  it("keeps rulepacks' print off standard output (the report), in process and in workers", function()
+    local files = { ['vendor/rulepacks/noisy.lua'] = [[
+return { name = 'noisy', rules = { { id = 'p', description = 'd', query = '(program) @p',
+  check = function(ctx) print('{"findings": []}', ctx.path) end } } }
+]] }
+    for i = 1, 10 do files[('f%02d.ts'):format(i)] = 'let a;\n' end
+    local dir = project(files)
+    for _, jobs in ipairs({ '1', '3' }) do
+      local r = enforce(dir, { '--jobs', jobs, '--rulepacks', 'vendor/rulepacks/noisy.lua', '--format', 'json', '.' })
+      assert.equal(0, r.code)
+      assert.equal(10, json.decode(r.stdout).summary.files)
+      assert.matches('{"findings": []}\tf01.ts\n', r.stderr, 1, true)
+    end
+  end)
+
   it('honours suppression comments', function()
     local dir = project({
       ['a.ts'] = '// aegis-disable-next-line demo/no-var\nvar a;\nvar b; // eslint-disable-line no-var\n',

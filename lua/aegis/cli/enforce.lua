@@ -105,8 +105,18 @@ local function parse(args)
   return o
 end
 
+-- print for rulepacks (the sandbox takes the global print when it builds an
+-- environment): standard output carries the report, or a worker's result.
+local function print_to_stderr(...)
+  local n = select('#', ...)
+  local t = { ... }
+  for i = 1, n do t[i] = tostring(t[i]) end
+  io.stderr:write(table.concat(t, '\t', 1, n), '\n')
+end
+
 local function run(args)
   local o = parse(args)
+  _G.print = print_to_stderr
   require('aegis.standards')  -- declares the config section before the config is read
   if o.worker then
     local code, out = require('aegis.standards.run').worker(io.stdin:read('a') or '')

@@ -409,6 +409,8 @@ function M.run(o)
     local results = require('aegis.core.proc').run_all(items)
     for i, r in ipairs(results) do
       local k = kinds[i]
+      -- what the rulepacks printed (print goes to stderr under enforce)
+      if r.exit == 0 and r.stderr and r.stderr ~= '' then io.stderr:write(r.stderr) end
       local who = k.untrusted and ("untrusted rulepack '%s'"):format(k.untrusted.path)
         or ('worker %d'):format(k.shard)
       local res = r.exit == 0 and json.decode(r.stdout) or nil
