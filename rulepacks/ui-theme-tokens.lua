@@ -67,8 +67,9 @@ local FONT_SIZE_PROPS = set('fontsize font')
 
 --{====================================================================== tokens
 
--- allowed-value sets by config table (a config is read once per run)
-local caches = {}
+-- The allowed-value set of the last tokens table seen. The engine hands each check a copy of the config, so
+-- one entry (not a table keyed by config, which would grow with every file) is what can be reused.
+local cached_tokens, cached_allowed = nil, nil
 
 local function norm(s)
   return (s:lower():gsub('%s+', ' '):gsub('^ ', ''):gsub(' $', ''))
@@ -80,8 +81,7 @@ local function tokens(ctx)
   local cfg = ctx.config
   local src = cfg and cfg.theme and cfg.theme.tokens
   if src == nil then return {} end
-  local cached = caches[src]
-  if cached then return cached end
+  if src == cached_tokens then return cached_allowed end
   local allowed = {}
   local function add(v)
     if type(v) == 'number' then
@@ -92,19 +92,16 @@ local function tokens(ctx)
       allowed[norm(v)] = true
     end
   end
-  local depth = 0
-  local function walk(t, prefix)
-    depth = depth + 1
-    if depth > 16 then return end
+  local function walk(t, prefix, depth)
+    if depth > 16 then return end -- a config is data, but a cycle must not hang the check
     for k, v in pairs(t) do
       local path = type(k) == 'string' and (prefix and prefix .. '.' .. k or k) or prefix
       if type(k) == 'string' then add(k); add(path) end
-      if type(v) == 'table' then walk(v, path) else add(v) end
+      if type(v) == 'table' then walk(v, path, depth + 1) else add(v) end
     end
-    depth = depth - 1
   end
-  if type(src) == 'table' then walk(src, nil) else add(src) end
-  caches[src] = allowed
+  if type(src) == 'table' then walk(src, nil, 1) else add(src) end
+  cached_tokens, cached_allowed = src, allowed
   return allowed
 end
 
@@ -126,12 +123,14 @@ end
 -- `text` the literal text of the value (substitutions blanked), `base` the byte offset of text's first
 -- byte in the source, and appends { s =, e =, text = } ranges of hard-coded values to `out`.
 
--- Blanks var(...) so that fallbacks inside it are not reported.
+local function blank(m) return (' '):rep(#m) end
+
+-- Blanks var(...) (a fallback inside it is not reported) and url(...) (url(#id) is an SVG reference).
 local function mask_vars(text)
-  return (text:gsub('[vV][aA][rR]%s*%b()', function(m) return (' '):rep(#m) end))
+  return (text:gsub('[vV][aA][rR]%s*%b()', blank):gsub('[uU][rR][lL]%s*%b()', blank))
 end
 
-local function scan_colors(prop, text, base, ctx, out)
+local function scan_colors(prop, text, base, _, out)
   local masked = mask_vars(text)
   local lower = masked:lower()
   local i = 1
@@ -351,7 +350,8 @@ local CALL_QUERY = table.concat({
     .. 'right: (template_string) @root (#eq? @fn "styled"))',
 }, '\n')
 
-local JSX_QUERY = '(jsx_attribute (property_identifier) @attr (jsx_expression) @root (#any-of? @attr "style" "sx" "css"))'
+local JSX_QUERY = '(jsx_attribute (property_identifier) @attr (jsx_expression) @root '
+  .. '(#any-of? @attr "style" "sx" "css"))'
 
 local QUERY = { ts = CALL_QUERY, tsx = CALL_QUERY .. '\n' .. JSX_QUERY }
 
@@ -361,34 +361,55 @@ local function in_sx(m)
   return a ~= nil and a:text() == 'sx'
 end
 
+-- The literal values of a style root: { prop =, text =, base = } for text and { prop =, number =, s =, e =,
+-- text = } for bare numbers. The three rules walk the same roots of a file one after the other, so the
+-- values of the current source are kept (byte offsets and strings only: no nodes outlive their tree).
+local cached_source, cached = nil, {}
+
+local function values_of(ctx, m)
+  local root = m.captures.root
+  local r = root:range()
+  if cached_source ~= ctx.source then cached_source, cached = ctx.source, {} end
+  local key = r.start_byte .. ':' .. r.end_byte
+  local list = cached[key]
+  if list then return list end
+  list = {}
+  local fn, p = m.captures.fn, m.captures.p
+  if not (root:type() == 'arguments' and fn and fn:text() == 'StyleSheet' and (not p or p:text() ~= 'create')) then
+    walk_root(root, {
+      scan = function(prop, text, base) list[#list + 1] = { prop = prop, text = text, base = base } end,
+      number = function(prop, n, node)
+        local nr = node:range()
+        list[#list + 1] = { prop = prop, number = n, s = nr.start_byte, e = nr.end_byte, text = node:text() }
+      end,
+    })
+  end
+  list.sx = in_sx(m)
+  cached[key] = list
+  return list
+end
+
 -- Builds the check of a rule from its scanner and its handling of bare numbers.
 local function make_check(scanner, numbers, message)
   return function(ctx, m)
-    local root = m.captures.root
-    if not root then return nil end
-    if root:type() == 'arguments' and m.captures.fn and m.captures.fn:text() == 'StyleSheet' then
-      local p = m.captures.p
-      if not p or p:text() ~= 'create' then return nil end
-    end
-    local sx = in_sx(m)
-    local spec = {}
-    spec.scan = function(prop, text, base)
-      if allowed_value(ctx, (text:gsub('\1', ' '))) then return end
-      local out = {}
-      scanner(prop, text, base, ctx, out)
-      for _, f in ipairs(out) do
-        if not allowed_value(ctx, f.text) then
-          ctx.report({ start_byte = f.s, end_byte = f.e, message = message:format(f.text) })
+    if not m.captures.root then return nil end
+    local list = values_of(ctx, m)
+    for _, v in ipairs(list) do
+      if v.number then
+        if v.number ~= 0 and numbers(v.prop, list.sx) and not allowed_value(ctx, v.text)
+          and not allowed_value(ctx, v.text .. 'px') then
+          ctx.report({ start_byte = v.s, end_byte = v.e, message = message:format(v.text) })
+        end
+      elseif not allowed_value(ctx, (v.text:gsub('\1', ' '))) then
+        local out = {}
+        scanner(v.prop, v.text, v.base, ctx, out)
+        for _, f in ipairs(out) do
+          if not allowed_value(ctx, f.text) then
+            ctx.report({ start_byte = f.s, end_byte = f.e, message = message:format(f.text) })
+          end
         end
       end
     end
-    spec.number = function(prop, n, node)
-      if n == 0 or not numbers(prop, sx) then return end
-      local text = node:text()
-      if allowed_value(ctx, text) or allowed_value(ctx, text .. 'px') then return end
-      ctx.report({ node = node, message = message:format(text) })
-    end
-    walk_root(root, spec)
     return nil
   end
 end
@@ -404,6 +425,8 @@ return {
       id = 'no-hardcoded-color',
       severity = 'warning',
       description = 'Colours in styles use theme tokens, not hex, rgb(), hsl() or named colours',
+      help = 'Take the colour from the theme (theme.palette.x, a CSS variable, or a token listed in '
+        .. 'standards.theme.tokens).',
       query = QUERY,
       check = make_check(scan_colors, never, "hard-coded colour '%s': use a theme token"),
       options = { allow = {} },
@@ -412,6 +435,8 @@ return {
       id = 'no-hardcoded-spacing',
       severity = 'warning',
       description = 'Margins, paddings, gaps and offsets use theme spacing tokens, not px/rem/em or bare numbers',
+      help = 'Take the spacing from the theme (theme.spacing(n), a CSS variable, or a token listed in '
+        .. 'standards.theme.tokens).',
       query = QUERY,
       check = make_check(scan_spacing, function(prop, sx) return SPACING_PROPS[prop] and not sx end,
         "hard-coded spacing '%s': use a theme spacing token"),
@@ -421,6 +446,8 @@ return {
       id = 'no-hardcoded-font-size',
       severity = 'warning',
       description = 'Font sizes use theme tokens, not px/rem/em/pt or bare numbers',
+      help = 'Take the font size from the theme typography (a CSS variable, or a token listed in '
+        .. 'standards.theme.tokens).',
       query = QUERY,
       check = make_check(scan_font_size, function(prop) return prop == 'fontsize' end,
         "hard-coded font size '%s': use a theme font-size token"),
