@@ -873,6 +873,8 @@ static void node_entry (ag_scope *s, uint32_t d) {
   frame *F = &s->fr[d];
   const frame *P = d > 0 ? &s->fr[d - 1] : NULL;
   uint16_t sym = F->sym;
+  if (d == 0 && sym != S_PROGRAM)        /* a root that is not a program (ERROR): still the module */
+    open_scope(s, F, AG_SK_MODULE, 0);
   if (is_decl_sym(sym)) F->decl = d;
   if (is_stmt_sym(sym)) F->stmt = d;
   if (P && P->sym == S_CONDITIONAL_TYPE && P->opened && F->field == F_ALTERNATIVE) {
@@ -928,7 +930,7 @@ static void node_entry (ag_scope *s, uint32_t d) {
       return;
     }
     case S_PROGRAM:
-      open_scope(s, F, AG_SK_MODULE, 0);
+      if (d == 0) open_scope(s, F, AG_SK_MODULE, 0);
       return;
     case S_LEXICAL_DECL: case S_VARIABLE_DECL: {
       F->bkind = (uint8_t)(sym == S_VARIABLE_DECL ? AG_VK_VAR
