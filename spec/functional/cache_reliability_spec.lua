@@ -160,3 +160,141 @@ describe('RELIABILITY F1: kill -9 loop on the cache', function()
     assert.is_true(killed > iterations, 'the writers were hardly ever killed: the test proved little')
   end)
 end)
+
+describe('RELIABILITY F5: corrupt cache files', function()
+  local corrupt = require('spec.support.cache.corrupt')
+  local json = require('aegis.json')
+  local store = require('aegis.store')
+  local N, SIZE = 40, 1500
+  local names = { 'flip 1', 'flip 10', 'flip 100', 'truncate', 'zero length', 'garbage -wal' }
+
+  -- A cache of N entries written by writer.lua, its WAL folded into the file.
+  local function pristine(dir)
+    local path = fresh_cache(dir)
+    assert.is_true(cc.bash(cc.cmd('writer.lua', { 'sqlite:' .. path, 'f5-', tostring(N), tostring(SIZE) })
+      .. ' > /dev/null'))
+    local db = assert(store.open('sqlite:' .. path))
+    assert(db:first('PRAGMA wal_checkpoint(TRUNCATE)'))
+    db:close()
+    os.remove(path .. '-wal')
+    os.remove(path .. '-shm')
+    return assert(h.read(path))
+  end
+
+  local function inode(path)
+    local p = io.popen('stat -c %i ' .. q(path) .. ' 2>/dev/null')
+    local s = p:read('a')
+    p:close()
+    return tonumber(s)
+  end
+
+  -- Runs probe.lua over `paths`; gives its results by path and its exit.
+  local function probe(paths)
+    local args = { 'f5-', tostring(N), tostring(SIZE) }
+    table.move(paths, 1, #paths, #args + 1, args)
+    local p = io.popen(cc.cmd('probe.lua', args) .. ' 2>&1; echo "exit $?"')
+    local out = p:read('a')
+    p:close()
+    local results = {}
+    for line in out:gmatch('[^\n]+') do
+      local ok, r = pcall(json.decode, line)
+      if ok and type(r) == 'table' and r.path then results[r.path] = r end
+    end
+    return results, tonumber(out:match('exit (%d+)%s*$')), out
+  end
+
+  -- The invariants of one trial: no crash, nothing wrong returned, no
+  -- error raised, and whatever went missing was detected.
+  local function check(r, what, kind)
+    assert.truthy(r, what .. ': no result (the probe died?)')
+    assert.is_nil(r.raised, what .. ': aegis.cache raised: ' .. tostring(r.raised))
+    assert.equal(0, r.wrong, what .. ': a wrong answer was returned')
+    if r.open ~= 'ok' then return 'open refused (' .. r.open .. ')' end
+    assert.equal(N, r.hits + r.misses + r.errors, what)
+    if kind == 'zero length' then
+      -- an empty file is an empty database: the cache starts afresh
+      assert.equal(N, r.misses, what)
+      return 'empty cache'
+    end
+    local detected = r.errors > 0 or r.warnings > 0 or r.verify_ok == false
+    if r.hits < N then
+      assert.is_true(detected, ('%s: %d entries lost and nothing detected (verify %s)'):format(what, N - r.hits,
+        tostring(r.integrity)))
+    end
+    if detected then return 'detected' end
+    return 'no effect'
+  end
+
+  setup(cc.require_public)
+
+  it('never crashes, never returns a wrong answer, detects what it loses (1,000 trials)', function()
+    local trials = env_int('AEGIS_F5_TRIALS', 1000)
+    local dir = h.tmpdir()
+    local good = pristine(dir)
+    local seed = os.time()
+    math.randomseed(seed)
+    local outcomes, rebuilt, t = {}, 0, 0
+    while t < trials do
+      local batch, what = {}, {}
+      for _ = 1, math.min(25, trials - t) do
+        t = t + 1
+        local path = ('%s/t%04d.db'):format(dir, t)
+        local kind = (t - 1) % #corrupt.kinds + 1
+        what[path] = { desc = ('trial %d (seed %d): %s'):format(t, seed, corrupt.kinds[kind](good, path)),
+          kind = names[kind] }
+        what[path].inode = inode(path)
+        batch[#batch + 1] = path
+      end
+      local results, exit, out = probe(batch)
+      assert.equal(0, exit, 'the probe died:\n' .. out)
+      for _, path in ipairs(batch) do
+        local w = what[path]
+        local o = check(results[path], w.desc, w.kind)
+        local key = w.kind .. ': ' .. o
+        outcomes[key] = (outcomes[key] or 0) + 1
+        if inode(path) ~= w.inode then rebuilt = rebuilt + 1 end
+        os.execute('rm -f ' .. q(path) .. '*')
+      end
+    end
+    local lines = {}
+    for k, v in pairs(outcomes) do lines[#lines + 1] = ('  %-40s %d'):format(k, v) end
+    table.sort(lines)
+    print(('\nF5: %d trials (seed %d), %d files replaced by the cache\n%s'):format(trials, seed, rebuilt,
+      table.concat(lines, '\n')))
+  end)
+
+  it('leaves a damaged file in place while another process holds it open', function()
+    local dir = h.tmpdir()
+    local good = pristine(dir)
+    local seed = os.time()
+    math.randomseed(seed)
+    for t = 1, 10 do
+      local path = ('%s/held%02d.db'):format(dir, t)
+      h.write(path, good)
+      -- the holder: the sqlite3 shell with its connection open (WAL, -shm
+      -- mapped), waiting for more input on a FIFO; it ends at EOF
+      local fifo = path .. '.in'
+      assert(os.execute('mkfifo ' .. q(fifo)))
+      assert(os.execute(('sqlite3 %s < %s > /dev/null 2>&1 &'):format(q(path), q(fifo))))
+      local holder = assert(io.open(fifo, 'w'))
+      holder:write('SELECT count(*) FROM cache_entries;\n')
+      holder:flush()
+      local ok, err = pcall(function()
+        for _ = 1, 200 do
+          if cc.size(path .. '-shm') > 0 then break end
+          os.execute('sleep 0.01')
+        end
+        assert.is_true(cc.size(path .. '-shm') > 0, 'the holder did not open the file')
+        local before = inode(path)
+        local desc = t % 2 == 1 and corrupt.flip(good, path, 100) or corrupt.flip(good, path, 10)
+        local results, exit, out = probe({ path })
+        assert.equal(0, exit, 'the probe died:\n' .. out)
+        check(results[path], ('held trial %d (seed %d): %s'):format(t, seed, desc), 'flip')
+        assert.equal(before, inode(path), 'held trial ' .. t .. ': the file was replaced while another process had '
+          .. 'it open')
+      end)
+      holder:close()
+      assert(ok, err)
+    end
+  end)
+end)
