@@ -298,3 +298,131 @@ describe('RELIABILITY F5: corrupt cache files', function()
     end
   end)
 end)
+
+describe('RELIABILITY S5: a cache file from another trust domain', function()
+  local store = require('aegis.store')
+
+  -- Runs SQL through the sqlite3 shell (no DEFENSIVE, trusted schema: the
+  -- attacker's tool); gives its output.
+  local function shell(path, sql)
+    local dir = h.tmpdir()
+    h.write(dir .. '/in.sql', sql)
+    local p = io.popen(('sqlite3 %s < %s 2>&1'):format(q(path), q(dir .. '/in.sql')))
+    local out = p:read('a')
+    p:close()
+    return out
+  end
+
+  -- A real cache with a few entries, made by aegis.cache itself.
+  local function made(dir)
+    local path = fresh_cache(dir)
+    assert.is_true(cc.bash(cc.cmd('writer.lua', { 'sqlite:' .. path, 's5-', '20', '500' }) .. ' > /dev/null'))
+    return path
+  end
+
+  -- Everything a run does with a cache: hit, miss, put, rewrite, delete,
+  -- statistics flush, stats, verify, gc, close. Gives the warnings and the
+  -- failures; raises nothing (an error raised is a bug).
+  local function use(path)
+    local warnings, failures = {}, {}
+    local c, msg, code = cache.open('sqlite:' .. path, { limits = {}, warn = function(m)
+      warnings[#warnings + 1] = m
+    end })
+    if not c then return { open = code, msg = msg } end
+    local function try(what, ok, m)
+      if not ok and m then failures[#failures + 1] = what .. ': ' .. tostring(m) end
+    end
+    local e = c:get(cc.key('s5-1'))
+    if e then assert.equal(cc.fill('s5-1', cc.len(1, 500)), e.response.text) end
+    try('get', c:get(cc.key('s5-none')) == nil or true)
+    try('put', c:put(cc.key('s5-new'), { text = 'new', usage = {} }, { provider = 'p', model = 'm' }))
+    try('put again', c:put(cc.key('s5-2'), { text = cc.fill('s5-2', cc.len(2, 500)), usage = {} },
+      { provider = 'p', model = 'm' }))
+    try('delete', c:delete(cc.key('s5-3')))
+    try('flush', c:flush())
+    try('stats', c:stats())
+    try('verify', c:verify({ full = true }))
+    try('gc', c:gc({}))
+    c:close()
+    return { open = 'ok', warnings = warnings, failures = failures }
+  end
+
+  setup(cc.require_public)
+
+  it('opens SQLite with trusted_schema=OFF and DEFENSIVE (writable_schema cannot rewrite the schema)', function()
+    local dir = h.tmpdir()
+    local c = assert(cache.open('sqlite:' .. made(dir), { limits = {} }))
+    assert.equal(0, c.db:first('PRAGMA trusted_schema').trusted_schema)
+    c.db:exec('PRAGMA writable_schema = ON')
+    local n, msg = c.db:exec("UPDATE sqlite_master SET sql = 'CREATE TABLE x(y)' WHERE name = 'cache_leases'")
+    assert.is_nil(n)
+    assert.matches('may not be modified', msg)
+    c:close()
+  end)
+
+  it('runs no trigger a crafted file carries (plain SQL triggers on every cache table)', function()
+    local dir = h.tmpdir()
+    local path = made(dir)
+    local triggers = { 'CREATE TABLE pwned (what TEXT);' }
+    for _, t in ipairs({ 'cache_entries', 'cache_events', 'cache_counters', 'cache_leases', 'cache_quarantine' }) do
+      for _, ev in ipairs({ 'INSERT', 'UPDATE', 'DELETE' }) do
+        triggers[#triggers + 1] = ("CREATE TRIGGER evil_%s_%s AFTER %s ON %s BEGIN INSERT INTO pwned VALUES ('%s %s'); END;")
+          :format(t, ev:lower(), ev, t, ev, t)
+      end
+    end
+    assert.equal('', shell(path, table.concat(triggers, '\n')))
+    local r = use(path)
+    local fired = shell(path, 'SELECT group_concat(what, ", ") FROM pwned;'):gsub('%s+$', '')
+    assert.equal('', fired, 'the crafted triggers ran: ' .. fired .. ' (cache.open: ' .. tostring(r.open) .. ')')
+  end)
+
+  it('loads no extension through a crafted trigger or view (a marker file stays absent)', function()
+    local dir = h.tmpdir()
+    local path = made(dir)
+    local marker, so = dir .. '/EXECUTED', dir .. '/evil.so'
+    assert.is_true(cc.bash(('cc -shared -fPIC -o %s -DMARKER=%s %s'):format(q(so), q('"' .. marker .. '"'),
+      q(cc.dir .. '/evil_ext.c'))))
+    local evil = ("load_extension('%s')"):format(so)
+    -- triggers on the tables every run writes, and a view in place of the
+    -- counters table that stats() reads
+    local sql = {}
+    for _, t in ipairs({ 'cache_entries', 'cache_events', 'cache_counters' }) do
+      for _, ev in ipairs({ 'INSERT', 'UPDATE', 'DELETE' }) do
+        sql[#sql + 1] = ('CREATE TRIGGER ext_%s_%s AFTER %s ON %s BEGIN SELECT %s; END;'):format(t, ev:lower(), ev,
+          t, evil)
+      end
+    end
+    sql[#sql + 1] = 'ALTER TABLE cache_counters RENAME TO cache_counters_real;'
+    sql[#sql + 1] = ('CREATE VIEW cache_counters AS SELECT namespace, name, value + length(%s) AS value '
+      .. 'FROM cache_counters_real;'):format(evil)
+    assert.equal('', shell(path, table.concat(sql, '\n')))
+    assert.is_nil(io.open(marker), 'crafting the file ran the extension already')
+    use(path)
+    assert.is_nil(io.open(marker), 'a crafted schema made aegis.cache load an extension (code executed)')
+  end)
+
+  it('runs quick_check before using a file: a damaged b-tree is refused at open', function()
+    local dir = h.tmpdir()
+    local path = made(dir)
+    local db = assert(store.open('sqlite:' .. path))
+    assert(db:first('PRAGMA wal_checkpoint(TRUNCATE)'))
+    local page = db:first('PRAGMA page_size').page_size
+    local root = db:first("SELECT rootpage FROM sqlite_master WHERE name = 'cache_entries_lru'").rootpage
+    db:close()
+    -- scramble the cell area of one index page: the header and the schema
+    -- still read, quick_check does not pass
+    local f = assert(io.open(path, 'r+b'))
+    f:seek('set', (root - 1) * page + page // 2)
+    f:write(('\255\0'):rep(page // 4))
+    f:close()
+    assert.is_nil(io.open(path .. '-wal'))
+    local db2 = assert(store.open('sqlite:' .. path))
+    assert.not_equal('ok', assert(db2:first('PRAGMA quick_check')).quick_check, 'the damage was not seen')
+    db2:close()
+    local c, msg, code = cache.open('sqlite:' .. path, { limits = {} })
+    if c then c:close() end
+    assert.is_nil(c, 'a file failing quick_check was opened for use')
+    assert.equal('corrupt', code)
+    assert.matches("^cache: open '", msg)
+  end)
+end)
