@@ -426,3 +426,140 @@ describe('RELIABILITY S5: a cache file from another trust domain', function()
     assert.matches("^cache: open '", msg)
   end)
 end)
+
+-- The emulator for the specs whose workers call a provider through the cache.
+local function emulator()
+  local emu = require('spec.fixtures.emulator.client')
+  return emu.start({})
+end
+
+-- Parses calls.lua's output: results by request number, or open_failed.
+local function call_results(text)
+  local json = require('aegis.json')
+  local by, open_failed = {}, nil
+  for line in (text or ''):gmatch('[^\n]+') do
+    local ok, r = pcall(json.decode, line)
+    if ok and type(r) == 'table' then
+      if r.open_failed then open_failed = r
+      elseif r.i then by[r.i] = r end
+    end
+  end
+  return by, open_failed
+end
+
+describe('RELIABILITY F3: I/O errors and allocation failures under the cache', function()
+  local e
+  setup(function()
+    cc.require_public()
+    e = emulator()
+  end)
+  teardown(function() if e then e:stop() end end)
+
+  it('fails the Nth open, pwrite, fdatasync, ftruncate and SQLite allocation, once and forever: '
+    .. 'no crash, no wrong answer, a failing cache is a miss with a warning, the file stays intact', function()
+    local dir = h.tmpdir()
+    local so = dir .. '/faultinj.so'
+    assert.is_true(cc.bash(('cc -shared -fPIC -O1 -o %s tools/faultinj.c -ldl'):format(q(so))),
+      'cannot build tools/faultinj.c')
+    local base = e.base.openai
+    local work = dir .. '/work'
+    assert(os.execute('mkdir ' .. q(work)))
+    local path = work .. '/cache.db'
+    local url = 'sqlite:' .. path
+    local env = { OPENAI_API_KEY = 'sk-test-f3' }
+    -- requests 1..4 are in the pristine cache, 5..8 are not
+    assert.is_true(cc.bash(cc.cmd('calls.lua', { url, base, '1', '4' }, env) .. ' > /dev/null'))
+    local pristine = assert(h.read(path))
+    assert.is_nil(io.open(path .. '-wal'), 'the WAL was left behind')
+    local function restore()
+      os.execute('rm -f ' .. q(path) .. '*')
+      h.write(path, pristine)
+    end
+    -- one run with the shim counting: the expected answers and the points
+    local log = dir .. '/faults.log'
+    local function run(fault)
+      restore()
+      os.remove(log)
+      local fenv = { OPENAI_API_KEY = env.OPENAI_API_KEY, LD_PRELOAD = so, AEGIS_FAULT = fault,
+        AEGIS_FAULT_PATH = work, AEGIS_FAULT_LOG = log,
+        ASAN_OPTIONS = (os.getenv('ASAN_OPTIONS') or '') .. ':verify_asan_link_order=0' }
+      local p = io.popen(cc.cmd('calls.lua', { url, base, '1', '8' }, fenv) .. ' 2> ' .. q(dir .. '/stderr')
+        .. '; echo "exit $?"')
+      local out = p:read('a')
+      p:close()
+      local counts = {}
+      for k, v in (h.read(log) or ''):gmatch('(%w+)=(%d+)') do counts[k] = tonumber(v) end
+      return out, tonumber(out:match('exit (%d+)%s*$')), h.read(dir .. '/stderr') or '', counts
+    end
+    local out, exit, err, points = run('count')
+    assert.equal(0, exit, err)
+    local expected = call_results(out)
+    for i = 1, 8 do
+      assert.truthy(expected[i] and expected[i].text, 'clean run: request ' .. i)
+      assert.equal(i <= 4 and 'hit' or 'miss', expected[i].cache)
+    end
+    assert.equal('', err, 'clean run warned')
+    -- N = 1..K for each kind (K: the calls the clean run made), sampled
+    -- beyond the first 24 so a run stays short
+    local summary, trials = {}, 0
+    for _, kind in ipairs({ 'open', 'pwrite', 'fdatasync', 'ftruncate', 'malloc' }) do
+      local k = points[kind] or 0
+      assert.is_true(k > 0, 'the clean run made no ' .. kind .. ' call under the cache directory')
+      local ns = {}
+      for n = 1, math.min(k, 24) do ns[#ns + 1] = n end
+      if k > 24 then
+        for j = 1, 16 do ns[#ns + 1] = 24 + math.floor((k - 24) * j / 16) end
+      end
+      local s = { trials = 0, hit = 0, open_failed = 0, warned = 0 }
+      summary[kind] = s
+      for _, n in ipairs(ns) do
+        for _, mode in ipairs({ '', ':forever' }) do
+          local fault = ('%s:%d%s'):format(kind, n, mode)
+          local what = 'fault ' .. fault
+          local o, x, stderr, c = run(fault)
+          trials, s.trials = trials + 1, s.trials + 1
+          -- no crash, no sanitizer report, no error raised
+          assert.equal(0, x, what .. ': exit ' .. tostring(x) .. '\n' .. stderr .. o)
+          for line in stderr:gmatch('[^\n]+') do
+            assert.truthy(line:find('^aegis%-run: warning: cache: '), what .. ': unexpected stderr line: ' .. line)
+          end
+          if (c.injected or 0) > 0 then s.hit = s.hit + 1 end
+          if stderr ~= '' then s.warned = s.warned + 1 end
+          local got, open_failed = call_results(o)
+          if open_failed then
+            -- the open failed cleanly: nil, msg, code
+            s.open_failed = s.open_failed + 1
+            assert.matches("^cache: ", open_failed.open_failed, what)
+            assert.truthy(({ io = true, nomem = true, corrupt = true, busy = true })[open_failed.code],
+              what .. ': code ' .. tostring(open_failed.code))
+          else
+            for i = 1, 8 do
+              local r = got[i]
+              assert.truthy(r and r.text, what .. ': request ' .. i .. ' failed: ' .. tostring(r and r.err))
+              assert.equal(expected[i].text, r.text, what .. ': request ' .. i .. ' answered wrongly')
+              -- a stored answer not served is a cache failure: it must say so
+              if i <= 4 and r.cache ~= 'hit' then
+                assert.truthy(stderr:find('warning: cache:', 1, true), what .. ': request ' .. i
+                  .. ' missed a stored answer without a warning')
+              end
+            end
+          end
+          -- the file is whole afterwards (read without faults)
+          assert.equal('ok', cc.integrity(path), what)
+          local _, bad = cc.scan(path)
+          assert.same({}, bad, what .. ': entries whose hash does not verify')
+        end
+      end
+      assert.is_true(s.hit > 0, kind .. ': no fault was ever injected (the test proved nothing)')
+    end
+    local lines = {}
+    for kind, s in pairs(summary) do
+      lines[#lines + 1] = ('  %-9s %3d runs, fault hit in %3d, open failed cleanly in %3d, warned in %3d')
+        :format(kind, s.trials, s.hit, s.open_failed, s.warned)
+    end
+    table.sort(lines)
+    print(('\nF3: %d runs (clean run: %s)\n%s'):format(trials,
+      ('open=%d pwrite=%d fdatasync=%d ftruncate=%d malloc=%d'):format(points.open, points.pwrite, points.fdatasync,
+        points.ftruncate, points.malloc), table.concat(lines, '\n')))
+  end)
+end)

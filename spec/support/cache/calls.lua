@@ -1,0 +1,48 @@
+-- Provider calls through the cache, for RELIABILITY.md F3/F4 and the
+-- single-flight spec:
+--   aegis-run calls.lua URL BASE_URL FIRST LAST [MODE [TAG]]
+-- makes requests FIRST..LAST (request i asks "TAG request i" of the
+-- emulator's OpenAI route at BASE_URL, key from $OPENAI_API_KEY) through
+-- aegis.cache at URL, one by one (MODE 'seq', the default) or all at once
+-- with call_all (MODE 'all'). Prints one JSON line per request:
+-- {i, cache = 'hit'|'miss'|'waited'|..., text} or {i, err, code}; when the
+-- cache cannot be opened, one line {open_failed = msg, code} and no calls.
+-- Warnings go to stderr (aegis-run: warning: cache: ...).
+local cache, json = aegis.cache, aegis.json
+
+local url, base = arg[1], arg[2]
+local first, last = math.tointeger(tonumber(arg[3])), math.tointeger(tonumber(arg[4]))
+local mode, tag = arg[5] or 'seq', arg[6] or 'cachetest'
+
+local c, msg, code = cache.open(url)
+if not c then
+  print(json.encode({ open_failed = tostring(msg):gsub('[^\32-\126]', '?'), code = tostring(code) }))
+  return 0
+end
+
+local function request(i)
+  return {
+    provider = 'openai', model = 'gpt-5.4', base_url = base,
+    blocks = { { kind = 'task', stability = 'volatile', content = ('%s request %d'):format(tag, i) } },
+    params = { max_tokens = 32 },
+  }
+end
+
+local function report(i, res, err)
+  if res then
+    print(json.encode({ i = i, cache = res.cache, text = res.text }))
+  else
+    print(json.encode({ i = i, err = tostring(err), code = type(err) == 'table' and err.code or nil }))
+  end
+end
+
+if mode == 'all' then
+  local list = {}
+  for i = first, last do list[#list + 1] = request(i) end
+  for n, r in ipairs(c:call_all(list)) do
+    if r.err then report(first + n - 1, nil, r.err) else report(first + n - 1, r) end
+  end
+else
+  for i = first, last do report(i, c:call(request(i))) end
+end
+c:close()
