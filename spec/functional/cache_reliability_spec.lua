@@ -563,3 +563,82 @@ describe('RELIABILITY F3: I/O errors and allocation failures under the cache', f
         points.ftruncate, points.malloc), table.concat(lines, '\n')))
   end)
 end)
+
+describe('RELIABILITY F4: ENOSPC (a 16 MiB tmpfs) during cache writes and rotation', function()
+  local e
+  setup(function()
+    cc.require_public()
+    e = emulator()
+  end)
+  teardown(function() if e then e:stop() end end)
+
+  it('completes with exit 0 and right answers, the cache degraded, no partial entry', function()
+    local dir = h.tmpdir()
+    local mnt = dir .. '/mnt'
+    assert(os.execute('mkdir ' .. q(mnt)))
+    -- a real full filesystem: a tmpfs of its own, which needs root (CI runs
+    -- as root); without it this fails, it is never skipped
+    local p = io.popen('id -u')
+    local uid = p:read('l')
+    p:close()
+    assert.equal('0', uid, 'F4 mounts a 16 MiB tmpfs and so needs root (not skipped: run it as root)')
+    local mounted = os.execute(('mount -t tmpfs -o size=16m aegis-f4 %s 2> %s'):format(q(mnt), q(dir .. '/mount.err')))
+    assert.is_true(mounted == true, 'cannot mount a 16 MiB tmpfs: ' .. tostring(h.read(dir .. '/mount.err')))
+    local ok, err = pcall(function()
+      local base, env = e.base.openai, { OPENAI_API_KEY = 'sk-test-f4' }
+      local n = 120
+      -- the answers on a disk with room, for comparison
+      local ref = dir .. '/ref.db'
+      local rp = io.popen(cc.cmd('calls.lua', { 'sqlite:' .. ref, base, '1', tostring(n), 'seq', 'f4' }, env))
+      local expected = call_results(rp:read('a'))
+      rp:close()
+      local path = mnt .. '/cache.db'
+      local url = 'sqlite:' .. path
+      assert.is_true(cc.bash(cc.cmd('calls.lua', { url, base, '1', '20', 'seq', 'f4' }, env) .. ' > /dev/null'))
+      -- fill the filesystem, then give back 96 KiB: room to open the cache
+      -- (its -shm takes 32 KiB) and for a few writes, not for 100 answers
+      os.execute(('dd if=/dev/zero of=%s/filler bs=64k 2>/dev/null; truncate -s -96K %s/filler'):format(q(mnt),
+        q(mnt)))
+      -- 120 requests (1..20 stored), rotating down to 10 entries as it goes
+      local cp = io.popen(cc.cmd('calls.lua', { url, base, '1', tostring(n), 'seq', 'f4', '10' }, env) .. ' 2> '
+        .. q(dir .. '/stderr') .. '; echo "exit $?"')
+      local out = cp:read('a')
+      cp:close()
+      local stderr = h.read(dir .. '/stderr') or ''
+      assert.equal('0', out:match('exit (%d+)%s*$'), 'the run did not complete:\n' .. stderr)
+      local got, open_failed = call_results(out)
+      assert.is_nil(open_failed, 'the cache could not even be opened: the test set-up left too little room')
+      for i = 1, n do
+        assert.truthy(got[i] and got[i].text, 'request ' .. i .. ' failed: ' .. tostring(got[i] and got[i].err))
+        assert.equal(expected[i].text, got[i].text, 'request ' .. i .. ' answered wrongly')
+      end
+      assert.truthy(stderr:find('disk is full', 1, true), 'the disk never filled: the test proved nothing\n' .. stderr)
+      for line in stderr:gmatch('[^\n]+') do
+        assert.truthy(line:find('^aegis%-run: warning: cache: '), 'unexpected stderr line: ' .. line)
+      end
+      -- no partial entry, still full and after room is made
+      assert.equal('ok', cc.integrity(path))
+      local _, bad = cc.scan(path)
+      assert.same({}, bad)
+      os.remove(mnt .. '/filler')
+      local c = assert(cache.open(url, { limits = {} }))
+      local v = assert(c:verify({ full = true }))
+      c:close()
+      assert.is_true(v.ok, 'verify: ' .. tostring(v.integrity))
+      -- a filesystem with no room at all: the open fails cleanly
+      os.execute(('rm -f %s-*; dd if=/dev/zero of=%s/filler bs=64k 2>/dev/null'):format(q(path), q(mnt)))
+      local fp = io.popen(cc.cmd('calls.lua', { url, base, '1', '2', 'seq', 'f4' }, env) .. ' 2>&1; echo "exit $?"')
+      local fout = fp:read('a')
+      fp:close()
+      assert.equal('0', fout:match('exit (%d+)%s*$'), fout)
+      local fgot, failed = call_results(fout)
+      if failed then
+        assert.matches("^cache: open '", failed.open_failed)
+      else
+        for i = 1, 2 do assert.equal(expected[i].text, fgot[i].text) end
+      end
+    end)
+    os.execute('umount ' .. q(mnt))
+    assert(ok, err)
+  end)
+end)
