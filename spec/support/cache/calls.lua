@@ -1,7 +1,7 @@
 -- Provider calls through the cache, for RELIABILITY.md F3/F4 and the
 -- single-flight spec:
 --   aegis-run calls.lua URL BASE_URL FIRST LAST [MODE [TAG [MAX_ENTRIES]]]
--- makes requests FIRST..LAST (request i asks "TAG request i" of the
+-- makes requests FIRST..LAST (downwards when FIRST > LAST; request i asks "TAG request i" of the
 -- emulator's OpenAI route at BASE_URL, key from $OPENAI_API_KEY) through
 -- aegis.cache at URL, one by one (MODE 'seq', the default) or all at once
 -- with call_all (MODE 'all'). Prints one JSON line per request:
@@ -16,6 +16,7 @@ local url, base = arg[1], arg[2]
 local first, last = math.tointeger(tonumber(arg[3])), math.tointeger(tonumber(arg[4]))
 local mode, tag = arg[5] or 'seq', arg[6] or 'cachetest'
 local max_entries = math.tointeger(tonumber(arg[7] or ''))
+local step = first <= last and 1 or -1
 
 local c, msg, code = cache.open(url, max_entries and { limits = { max_entries = max_entries }, gc_every = 4 } or nil)
 if not c then
@@ -41,12 +42,16 @@ end
 
 if mode == 'all' then
   local list = {}
-  for i = first, last do list[#list + 1] = request(i) end
+  local ids = {}
+  for i = first, last, step do
+    list[#list + 1] = request(i)
+    ids[#ids + 1] = i
+  end
   for n, r in ipairs(c:call_all(list)) do
-    if r.err then report(first + n - 1, nil, r.err) else report(first + n - 1, r) end
+    if r.err then report(ids[n], nil, r.err) else report(ids[n], r) end
   end
 else
-  for i = first, last do report(i, c:call(request(i))) end
+  for i = first, last, step do report(i, c:call(request(i))) end
 end
 if max_entries then
   local r, gmsg, gcode = c:gc()
