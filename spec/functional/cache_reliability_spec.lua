@@ -147,7 +147,8 @@ describe('RELIABILITY L2: rotation while L1 runs (scaled to 1/16)', function()
     local url = 'sqlite:' .. path
     local big = 3000
     assert.is_true(cc.bash(('%s > /dev/null &\n%s > /dev/null &\nwait'):format(
-      cc.cmd('writer.lua', { url, 'a-', '8000', tostring(big) }), cc.cmd('writer.lua', { url, 'b-', '8000', tostring(big) }))))
+      cc.cmd('writer.lua', { url, 'a-', '8000', tostring(big) }),
+      cc.cmd('writer.lua', { url, 'b-', '8000', tostring(big) }))))
     local before = cc.size(path)
     local target = before // 2
     local lines = {}
@@ -204,8 +205,8 @@ describe('RELIABILITY L2: rotation while L1 runs (scaled to 1/16)', function()
     local pages = db:first('PRAGMA page_count').page_count * db:first('PRAGMA page_size').page_size
     print(('\nL2 (1/16 scale): %.1f MiB file trimmed to a target of %.1f MiB in %.2f s (%d entries evicted, %d pages '
       .. 'given back); gets: max %.0f ms, %d over 200 ms; WAL at most %.1f MiB; file after %.1f MiB (%.1f MiB of '
-      .. 'entries)'):format(before / 1048576, target / 1048576, gc.seconds, gc.evicted, gc.pages_freed + last.pages_freed,
-      worst, over, wal_max / 1048576, pages / 1048576, payload / 1048576))
+      .. 'entries)'):format(before / 1048576, target / 1048576, gc.seconds, gc.evicted,
+      gc.pages_freed + last.pages_freed, worst, over, wal_max / 1048576, pages / 1048576, payload / 1048576))
     assert.is_true(pages <= target * 1.05, ('the file is %.1f MiB after rotation and incremental_vacuum, target '
       .. '%.1f MiB + 5 %%'):format(pages / 1048576, target / 1048576))
   end)
@@ -259,7 +260,6 @@ end)
 describe('RELIABILITY F5: corrupt cache files', function()
   local corrupt = require('spec.support.cache.corrupt')
   local json = require('aegis.json')
-  local store = require('aegis.store')
   local N, SIZE = 40, 1500
   local names = { 'flip 1', 'flip 10', 'flip 100', 'truncate', 'zero length', 'garbage -wal' }
 
@@ -395,7 +395,7 @@ describe('RELIABILITY F5: corrupt cache files', function()
 end)
 
 describe('RELIABILITY S5: a cache file from another trust domain', function()
-  local store = require('aegis.store')
+
 
   -- Runs SQL through the sqlite3 shell (no DEFENSIVE, trusted schema: the
   -- attacker's tool); gives its output.
@@ -461,8 +461,8 @@ describe('RELIABILITY S5: a cache file from another trust domain', function()
     local triggers = { 'CREATE TABLE pwned (what TEXT);' }
     for _, t in ipairs({ 'cache_entries', 'cache_events', 'cache_counters', 'cache_leases', 'cache_quarantine' }) do
       for _, ev in ipairs({ 'INSERT', 'UPDATE', 'DELETE' }) do
-        triggers[#triggers + 1] = ("CREATE TRIGGER evil_%s_%s AFTER %s ON %s BEGIN INSERT INTO pwned VALUES ('%s %s'); END;")
-          :format(t, ev:lower(), ev, t, ev, t)
+        triggers[#triggers + 1] = ("CREATE TRIGGER evil_%s_%s AFTER %s ON %s BEGIN INSERT INTO pwned VALUES ('%s %s'); "
+          .. 'END;'):format(t, ev:lower(), ev, t, ev, t)
       end
     end
     assert.equal('', shell(path, table.concat(triggers, '\n')))

@@ -96,7 +96,9 @@ describe('cache single-flight across processes', function()
         json.canonical(outcomes)))
       assert.equal(50, #calls, 'provider calls (from the emulator log)')
       assert.equal(50, distinct)
-      for i = 1, 50 do assert.equal(1, misses[i], 'request ' .. i .. ' was made by ' .. (misses[i] or 0) .. ' processes') end
+      for i = 1, 50 do
+        assert.equal(1, misses[i], ('request %d was made by %d processes'):format(i, misses[i] or 0))
+      end
       assert.is_true((outcomes.waited or 0) > 0, 'no process ever waited for another: the calls did not overlap')
     end)
   end

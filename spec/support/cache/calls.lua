@@ -10,6 +10,7 @@
 -- With MAX_ENTRIES the cache rotates (automatically as puts cross the
 -- limit, and once more at the end: a line {gc = result} or {gc_err, code}).
 -- Warnings go to stderr (aegis-run: warning: cache: ...).
+-- luacheck: read globals aegis
 local cache, json = aegis.cache, aegis.json
 
 local url, base = arg[1], arg[2]

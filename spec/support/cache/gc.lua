@@ -3,6 +3,7 @@
 -- runs c:gc({max_bytes = MAX_BYTES}) until it reports done (each pass is
 -- bounded; rows go in short transactions) and prints one JSON line:
 -- {seconds, passes, evicted, bytes_freed, pages_freed} or {err, code}.
+-- luacheck: read globals aegis
 local cache, clock, json = aegis.cache, aegis.clock, aegis.json
 
 local url, max_bytes = arg[1], math.tointeger(tonumber(arg[2]))

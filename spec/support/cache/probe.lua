@@ -7,6 +7,7 @@
 --    warnings, verify_ok, integrity, bad}
 -- `wrong` counts answers that differ from what was written (must be 0);
 -- `raised` is an error raised by aegis.cache (a bug: failures are values).
+-- luacheck: read globals aegis
 local cache, hash, json = aegis.cache, aegis.hash, aegis.json
 
 local prefix, n, size = arg[1], math.tointeger(tonumber(arg[2])), math.tointeger(tonumber(arg[3]))

@@ -5,6 +5,7 @@
 -- is the writers' SIZE). Prints one line:
 --   stats get n= p50= p99= max= over200= hits= misses= errors= wrong=
 -- (milliseconds), then each error as `error CODE MSG` (at most 20).
+-- luacheck: read globals aegis
 local cache, clock, hash = aegis.cache, aegis.clock, aegis.hash
 
 local url = arg[1]

@@ -8,6 +8,7 @@
 -- (F1 rewrites the same names every iteration). After each put returns it prints `ack NAME` (print flushes, so a
 -- line on stdout is an acknowledgement even if the process is then killed)
 -- or `fail NAME CODE MSG`; at the end one `stats put ...` line.
+-- luacheck: read globals aegis
 local cache, clock, hash = aegis.cache, aegis.clock, aegis.hash
 
 local url, prefix = arg[1], arg[2]
