@@ -34,7 +34,10 @@ local function probe(path, r)
     local e, gmsg = c:get(key(name))
     if e then
       if e.response.text == fill(name, size + (i * 37) % (size // 2 + 1)) then r.hits = r.hits + 1
-      else r.wrong = r.wrong + 1 end
+      else
+        r.wrong = r.wrong + 1
+        r.wrong_for = r.wrong_for or (name .. ' got ' .. clean(e.response.text:sub(1, 40)))
+      end
     elseif gmsg then
       r.errors = r.errors + 1
       r.err = r.err or clean(gmsg)
