@@ -114,14 +114,16 @@ describe('cache single-flight across processes', function()
       cc.cmd('calls.lua', { url, e.base.openai, '1', '1', 'seq', 'crash' }, env)))
     local pid = p:read('l')
     p:close()
-    local db <close> = assert(store.open(url))
-    local leased = false
-    for _ = 1, 300 do
-      local row = db:first('SELECT count(*) AS n FROM cache_leases')
-      if row and row.n > 0 then leased = true break end
+    -- kill it once its request is at the provider (the emulator logs a
+    -- request when it arrives), its lease taken
+    local arrived = false
+    for _ = 1, 500 do
+      if #provider_calls(e) > 0 then arrived = true break end
       os.execute('sleep 0.01')
     end
-    assert.is_true(leased, 'the first process never took the lease')
+    assert.is_true(arrived, 'the first process never called the provider')
+    local db <close> = assert(store.open(url))
+    assert.equal(1, db:first('SELECT count(*) AS n FROM cache_leases').n, 'the first process holds no lease')
     assert(os.execute('kill -9 ' .. pid))
     os.execute(('while kill -0 %s 2>/dev/null; do sleep 0.01; done'):format(pid))
     -- the lease is still there, its holder dead
