@@ -15,6 +15,7 @@
 --- store (SQLite or PostgreSQL) in the `cache_*` tables; the response hash
 --- is checked on every read. See docs/cache.md.
 local clock = require('aegis.clock')
+local core = require('aegis.core.cache')
 local errors = require('aegis.errors')
 local hash = require('aegis.hash')
 local json = require('aegis.json')
@@ -182,12 +183,6 @@ local endpoint_memo = setmetatable({}, { __mode = 'k' })
 local memo_by_sig = {}
 local memo_count = 0
 
-local function block_copy(b)
-  local o = {}
-  for k, v in pairs(b) do o[k] = v end
-  return o
-end
-
 -- The validation `provider.call` would do, for the fields the key reads.
 local function check_request(o, fname)
   if type(o.provider) ~= 'string' or o.provider == '' then argerr(fname, 1, 'provider must be a non-empty string') end
@@ -252,23 +247,36 @@ end
 ---@class aegis.cache.KeyOpts: aegis.provider.CallOpts
 ---@field sample_index? integer Which sample of this request (default 0): repeats and n > 1 are separate entries
 
+-- A block or message with its `content` replaced by `content_sha256`.
+local function by_hash(t)
+  local o = {}
+  for k, v in pairs(t) do o[k] = v end
+  if type(t.content) == 'string' then
+    o.content, o.content_sha256 = nil, hash.sha256(t.content)
+  end
+  return o
+end
+
 -- The canonical request table of `o` (see M.key).
 local function canonical_request(o, info)
   local params = shallow(info.defaults)
   for k, v in pairs(o.params or {}) do params[k] = v end
-  local blocks
+  local blocks, messages
   if o.blocks and #o.blocks > 0 then
     blocks = {}
-    for i, b in ipairs(o.blocks) do blocks[i] = block_copy(b) end
+    for i, b in ipairs(o.blocks) do blocks[i] = by_hash(b) end
   end
-  local messages = (o.messages and #o.messages > 0) and o.messages or nil
+  if o.messages and #o.messages > 0 then
+    messages = {}
+    for i, m in ipairs(o.messages) do messages[i] = by_hash(m) end
+  end
   local options = next(info.options or {}) and info.options or nil
   return {
     key_version = M.KEY_VERSION,
     provider = info.provider,
     endpoint = info.endpoint,
     model = o.model,
-    system = o.system,
+    system_sha256 = o.system and hash.sha256(o.system) or nil,
     blocks = blocks,
     messages = messages,
     params = next(params) and params or nil,
@@ -279,14 +287,17 @@ local function canonical_request(o, info)
 end
 
 --- Builds the key of a request: the SHA-256 (hex) of its canonical form
---- (RFC 8785) `{key_version, provider, endpoint, model, system, blocks,
---- messages, params, options, stream, sample_index}`, where `params` are the
---- caller's over the adapter's `defaults` (an omitted temperature is the
---- provider's default, so omitting it and giving the default are one key),
---- unknown parameters included; `endpoint` is the path the adapter sends
---- to (from `provider.build`, below the base URL); empty `blocks`,
---- `messages`, `params` and `options` are left out. Misuse raises as
---- `provider.call` does; a provider that cannot be loaded returns nil, err.
+--- (RFC 8785) `{key_version, provider, endpoint, model, system_sha256,
+--- blocks, messages, params, options, stream, sample_index}`, where
+--- `params` are the caller's over the adapter's `defaults` (an omitted
+--- temperature is the provider's default, so omitting it and giving the
+--- default are one key), unknown parameters included; `endpoint` is the
+--- path the adapter sends to (from `provider.build`, below the base URL);
+--- prompt texts enter by their SHA-256 (`system_sha256`, and
+--- `content_sha256` in each block and message, every other field of theirs
+--- as given), as blocks are stored by hash; empty `blocks`, `messages`,
+--- `params` and `options` are left out. Misuse raises as `provider.call`
+--- does; a provider that cannot be loaded returns nil, err.
 ---@param opts aegis.cache.KeyOpts
 ---@return string? key 64 hex digits
 ---@return string|aegis.Error canon The canonical request text the key hashes, or the error
@@ -420,6 +431,12 @@ function M.open(url, opts)
   end
   local ok, msg, code = db:migrate('cache', M.MIGRATIONS)
   if not ok then return fail(msg, code) end
+  -- the C hit path reads SQLite files through a connection of its own
+  local fast
+  local path = db.kind == 'sqlite' and db.url:match('^sqlite:(.+)$')
+  if path and path ~= ':memory:' then
+    fast = core.open(path, math.floor((opts.busy_timeout or 10) * 1000))
+  end
   local holder = holder_id()
   local self = setmetatable({
     db = db, owned = owned, namespace = namespace, limits = limits,
@@ -429,7 +446,7 @@ function M.open(url, opts)
     wait_seconds = opts.wait or opts.lease or 120, events = opts.events ~= false,
     -- in memory until the next flush (never one write per hit)
     pending = { touches = {}, events = {}, counters = {}, ops = 0, at = clock.monotonic() },
-    puts = 0, closed = false, holder = holder,
+    puts = 0, closed = false, holder = holder, fast = fast,
   }, Cache)
   return self
 end
@@ -530,12 +547,20 @@ end
 -- {====================================================== entries
 
 local SELECT_ENTRY = [[SELECT response, response_hash, provider, model, endpoint, cost, scaffold_id, prefix_hash,
-  created_at, bytes, input_tokens, output_tokens FROM cache_entries WHERE namespace = $1 AND key = $2]]
+  created_at, bytes FROM cache_entries WHERE namespace = $1 AND key = $2]]
+
+-- A private decoder for the entries' metadata (verified bytes we wrote).
+local meta_decoder = require('cjson').new()
+meta_decoder.decode_invalid_numbers(false)
+meta_decoder.decode_max_depth(16)
 
 -- Moves an entry that failed its check to cache_quarantine (one short
 -- transaction), warns and counts it.
 local function quarantine(self, ns, key, row, reason)
   local at = now_ms()
+  if not row.response_hash then
+    row = self.db:first(SELECT_ENTRY, ns, key) or row
+  end
   local ok, msg = self.db:tx(function(db)
     local _, m, c = db:exec([[INSERT INTO cache_quarantine (at, namespace, key, reason, response, response_hash)
   VALUES ($1, $2, $3, $4, $5, $6)]], at, ns, key, reason, store.blob(row.response or ''), row.response_hash)
@@ -550,30 +575,89 @@ local function quarantine(self, ns, key, row, reason)
   event(self, { namespace = ns, key = key, outcome = 'corrupt', provider = row.provider, model = row.model })
 end
 
--- Reads and verifies one entry: entry, or false (absent, expired or
--- corrupt), or nil, msg, code (the store failed).
-local function read(self, ns, key)
-  local row, msg, code = self.db:first(SELECT_ENTRY, ns, key)
-  if msg then return nil, msg, code end
-  if not row then return false end
-  local body = row.response
-  if type(body) ~= 'string' or hash.sha256(body) ~= row.response_hash then
-    quarantine(self, ns, key, row, 'response hash mismatch')
-    return false
+-- Splits a stored response `<metadata JSON>\n<text>`: meta, text (nil
+-- when there is no newline).
+local function split(body)
+  local nl = body:find('\n', 1, true)
+  if not nl then return body, nil end
+  return body:sub(1, nl - 1), body:sub(nl + 1)
+end
+
+-- Decodes the metadata and checks its shape: the response table, or nil.
+local function response_of(meta, text)
+  if type(meta) ~= 'string' or type(text) ~= 'string' then return nil end
+  local ok, m = pcall(meta_decoder.decode, meta)
+  if not ok or type(m) ~= 'table' then return nil end
+  local usage = m.usage
+  if usage ~= nil and type(usage) ~= 'table' then return nil end
+  local lens = m.chunks
+  if lens ~= nil then
+    if type(lens) ~= 'table' then return nil end
+    local total = 0
+    for _, n in ipairs(lens) do
+      if math.type(n) == nil or n < 0 then return nil end
+      total = total + n
+    end
+    if total ~= #text then return nil end
   end
-  local ok, resp = pcall(json.decode, body)
-  if not ok or type(resp) ~= 'table' or type(resp.text) ~= 'string' then
+  return { text = text, usage = usage or {}, finish = m.finish, served_model = m.served_model, cost = m.cost,
+    chunk_lengths = lens }
+end
+
+-- Reads and verifies one entry: entry, or false (absent, expired or
+-- corrupt), or nil, msg, code (the store failed). On SQLite files the read
+-- goes through the C hit path (aegis.core.cache): one prepared point read
+-- that also checks the hash.
+local function read(self, ns, key)
+  local row, resp
+  local fast = self.fast
+  if fast then
+    local _, ok, meta, text, cost, created_at, bytes, provider, model, endpoint, scaffold_id, prefix_hash =
+      fast:get(ns, key)
+    if ok == nil then return false end
+    if ok == false and type(meta) == 'string' and text ~= nil then return nil, meta, text end
+    row = { provider = provider, model = model, endpoint = endpoint, cost = cost, scaffold_id = scaffold_id,
+      prefix_hash = prefix_hash, created_at = created_at, bytes = bytes }
+    if not ok then
+      quarantine(self, ns, key, row, 'response hash mismatch')
+      return false
+    end
+    resp = response_of(meta, text)
+  else
+    local msg, code
+    row, msg, code = self.db:first(SELECT_ENTRY, ns, key)
+    if msg then return nil, msg, code end
+    if not row then return false end
+    local body = row.response
+    if type(body) ~= 'string' or hash.sha256(body) ~= row.response_hash then
+      quarantine(self, ns, key, row, 'response hash mismatch')
+      return false
+    end
+    resp = response_of(split(body))
+  end
+  if not resp then
     quarantine(self, ns, key, row, 'response unreadable')
     return false
   end
   local ttl = self.limits.ttl
   if ttl and row.created_at < now_ms() - ttl * 1000 then return false end
-  if resp.usage == nil then resp.usage = {} end
   return {
     key = key, namespace = ns, response = resp, provider = row.provider, model = row.model,
     endpoint = row.endpoint, cost = row.cost, scaffold_id = row.scaffold_id, prefix_hash = row.prefix_hash,
     created_at = int(row.created_at), bytes = int(row.bytes),
   }
+end
+
+-- The chunks of a stored stream, as strings.
+local function chunks_of(resp)
+  local lens = resp.chunk_lengths
+  if not lens then return nil end
+  local out, at = {}, 1
+  for i, n in ipairs(lens) do
+    out[i] = resp.text:sub(at, at + n - 1)
+    at = at + n
+  end
+  return out
 end
 
 ---@class aegis.cache.Response
@@ -618,6 +702,8 @@ function Cache:get(key, opts)
     return nil, ("cache: get '%s': %s"):format(key, tostring(msg):gsub('^store: ', '')), code
   end
   if e then
+    e.response.chunks = chunks_of(e.response)
+    e.response.chunk_lengths = nil
     count(self, 'hits', 1, ns)
     touch(self, ns, key, now_ms())
   else
@@ -636,24 +722,39 @@ end
 ---@field prefix_hash? string
 ---@field namespace? string Default: the handle's
 
+-- The stored form of a response: `<canonical JSON of {usage, finish,
+-- served_model, cost, chunks = [chunk lengths]}>\n<text>`. Canonical JSON
+-- has no raw newline, so the first one ends the metadata; the text follows
+-- as it is, and a hit returns it without decoding it. The chunk lengths
+-- must add up to the text (otherwise, as when the text was redacted, the
+-- text is one chunk).
 local function encode_response(response)
   local usage = {}
   for k, v in pairs(type(response.usage) == 'table' and response.usage or {}) do
     if type(v) == 'number' then usage[k] = v end
   end
   local r = {
-    text = response.text, usage = usage, finish = response.finish,
+    usage = usage, finish = response.finish,
     served_model = response.served_model, cost = type(response.cost) == 'number' and response.cost or nil,
   }
-  if response.chunks and #response.chunks > 0 then r.chunks = json.array(response.chunks) end
-  return json.canonical(r), r
+  local chunks = response.chunks
+  if chunks and #chunks > 0 then
+    local lens, total = {}, 0
+    for i, c in ipairs(chunks) do
+      lens[i] = #c
+      total = total + #c
+    end
+    r.chunks = total == #response.text and json.array(lens) or json.array({ #response.text })
+  end
+  return json.canonical(r) .. '\n' .. response.text, r
 end
 
 local maybe_gc
 
 --- Stores an answer under `key` (replacing one already there). The response
---- is kept as canonical JSON `{text, usage, finish, chunks, served_model,
---- cost}` with its SHA-256, checked on every read. Limits are checked every
+--- is kept as `<canonical JSON of {usage, finish, served_model, cost, chunks
+--- = [lengths]}>` + newline + the text, with its SHA-256, checked on every
+--- read (docs/cache.md "Entries and integrity"). Limits are checked every
 --- `gc_every` puts, and rotation runs (in bounded batches) when one is crossed.
 ---@param key string 64 hex digits
 ---@param response aegis.cache.Response
@@ -964,11 +1065,15 @@ local USAGE_FIELDS = { 'input', 'cached_input', 'cache_write_5m', 'cache_write_1
 -- chunks one by one as the provider sent them.
 local function replay(resp, o, kind, key, provider, t0)
   if o.stream and o.on_delta then
-    local chunks = resp.chunks
-    if type(chunks) == 'table' and #chunks > 0 then
-      for _, c in ipairs(chunks) do o.on_delta(c) end
-    elseif resp.text ~= '' then
-      o.on_delta(resp.text)
+    local lens, text = resp.chunk_lengths, resp.text
+    if lens and #lens > 0 then
+      local at = 1
+      for _, n in ipairs(lens) do
+        o.on_delta(text:sub(at, at + n - 1))
+        at = at + n
+      end
+    elseif text ~= '' then
+      o.on_delta(text)
     end
   end
   local usage = {}
@@ -1101,7 +1206,9 @@ local function drive(self, items, list, copts, invoke, t0)
         if item.lease then lease_release(self, item.ns, item.key) end
         if #item.idx > 1 then
           local rest = { key = item.key, info = item.info, ns = item.ns, idx = table.move(item.idx, 2, #item.idx, 1, {}) }
-          hit(rest, json.decode(json.canonical(resp)), 'waited')
+          local _, r = encode_response(resp)
+          hit(rest, { text = resp.text, usage = r.usage, finish = r.finish, served_model = r.served_model,
+            cost = r.cost, chunk_lengths = r.chunks }, 'waited')
         end
       else
         if item.lease then lease_release(self, item.ns, item.key) end  -- errors are never stored
@@ -1432,9 +1539,8 @@ function Cache:verify(opts)
       local reason
       if type(r.response) ~= 'string' or hash.sha256(r.response) ~= r.response_hash then
         reason = 'response hash mismatch'
-      else
-        local ok, v = pcall(json.decode, r.response)
-        if not ok or type(v) ~= 'table' or type(v.text) ~= 'string' then reason = 'response unreadable' end
+      elseif not response_of(split(r.response)) then
+        reason = 'response unreadable'
       end
       if reason then
         out.ok = false
@@ -1485,7 +1591,7 @@ function Cache:export(path, opts)
     for _, r in ipairs(rows) do
       last_ns, last_key = r.namespace, r.key
       if type(r.response) == 'string' and hash.sha256(r.response) == r.response_hash
-        and pcall(json.decode, r.response) then
+        and response_of(split(r.response)) then
         local ok, line = pcall(json.canonical, r)
         if ok then
           local w, werr = f:write(line, '\n')
@@ -1556,10 +1662,7 @@ function Cache:import(path, opts)
     local good = ok and type(r) == 'table' and is_key(r.key) and type(r.response) == 'string'
       and type(r.namespace) == 'string' and type(r.provider) == 'string' and type(r.model) == 'string'
       and hash.sha256(r.response) == r.response_hash
-    if good then
-      local dok, v = pcall(json.decode, r.response)
-      good = dok and type(v) == 'table' and type(v.text) == 'string'
-    end
+    if good then good = response_of(split(r.response)) ~= nil end
     if good then
       if ns then r.namespace = ns end
       batch[#batch + 1] = r
@@ -1623,6 +1726,7 @@ function Cache:close()
   if self.closed then return true end
   pcall(flush, self)
   self.closed = true
+  if self.fast then self.fast:close() end
   if self.owned then self.db:close() end
   return true
 end

@@ -31,8 +31,10 @@ describe('aegis.cache.key', function()
     assert.equal(cache.KEY_VERSION, t.key_version)
     assert.equal(0, t.sample_index)
     assert.is_false(t.stream)
-    assert.equal('You write TypeScript.', t.system)
-    assert.equal('Write add.ts', t.blocks[2].content)
+    -- prompt texts enter by their SHA-256; every other field as given
+    assert.equal(hash.sha256('You write TypeScript.'), t.system_sha256)
+    assert.is_nil(t.system)
+    assert.same({ kind = 'task', stability = 'volatile', content_sha256 = hash.sha256('Write add.ts') }, t.blocks[2])
   end)
 
   it('is the same for the same request, whatever the order keys were written in', function()

@@ -110,14 +110,21 @@ for _, backend in ipairs(h.store_backends()) do
       assert.is_nil(c:get(k))
     end)
 
-    it('stores the canonical response and its SHA-256', function()
+    it('stores the response as canonical metadata, a newline and the text, with its SHA-256', function()
       if not h.needs(backend) then return end
       local k = assert(cache.key(request(nil, 'b')))
       c:put(k, { text = 'x', usage = {} })
       local db <close> = raw_db()
       local row = db:first('SELECT response, response_hash FROM cache_entries WHERE key = $1', k)
       assert.equal(hash.sha256(row.response), row.response_hash)
-      assert.equal(json.canonical(json.decode(row.response)), row.response)
+      assert.equal('{"usage":{}}\nx', row.response)
+      local k2 = assert(cache.key(request(nil, 'b2')))
+      c:put(k2, { text = 'Hello world', chunks = { 'He', 'llo', ' world' }, usage = { input = 3 }, finish = 'stop',
+        cost = 0.25, served_model = 'm-1' })
+      row = db:first('SELECT response FROM cache_entries WHERE key = $1', k2)
+      assert.equal('{"chunks":[2,3,6],"cost":0.25,"finish":"stop","served_model":"m-1","usage":{"input":3}}\n'
+        .. 'Hello world', row.response)
+      assert.same({ 'He', 'llo', ' world' }, c:get(k2).response.chunks)
     end)
 
     it('treats an edited response as a miss, quarantines it and warns', function()
@@ -474,7 +481,7 @@ for _, backend in ipairs(h.store_backends()) do
       local lines = {}
       for l in io.lines(path) do lines[#lines + 1] = l end
       local ln = json.decode(lines[2])
-      ln.response = ln.response:gsub('"text":"', '"text":"X')
+      ln.response = ln.response .. ' (edited)'
       lines[2] = json.canonical(ln)
       lines[#lines + 1] = 'garbage'
       h.write(path, table.concat(lines, '\n') .. '\n')
