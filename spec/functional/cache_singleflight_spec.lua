@@ -63,7 +63,7 @@ describe('cache single-flight across processes', function()
       local lines = {}
       for p, m in ipairs(modes) do
         lines[#lines + 1] = ('%s > %s/out%d 2> %s/err%d &'):format(cc.cmd('calls.lua',
-          { url, e.base.openai, m[1], m[2], m[3], 'single-flight ' .. round }, { OPENAI_API_KEY = 'sk-test-sf' }),
+          { url, e.base.openai, m[1], m[2], m[3], 'single-flight ' .. round }, { OPENAI_API_KEY = 'sk-test-sf' }, 300),
           q(dir), p, q(dir), p)
       end
       lines[#lines + 1] = 'wait'
