@@ -16,7 +16,6 @@
 --- is checked on every read. See docs/cache.md.
 local clock = require('aegis.clock')
 local core = require('aegis.core.cache')
-local errors = require('aegis.errors')
 local hash = require('aegis.hash')
 local json = require('aegis.json')
 local store = require('aegis.store')
@@ -75,7 +74,8 @@ CREATE TABLE cache_events (
   cached_input BIGINT,
   output_tokens BIGINT,
   cost DOUBLE PRECISION,
-  saved_cost DOUBLE PRECISION);
+  saved_cost DOUBLE PRECISION,
+  n BIGINT NOT NULL DEFAULT 1);
 CREATE INDEX cache_events_at ON cache_events (at);
 CREATE INDEX cache_events_scaffold ON cache_events (scaffold_id);
 CREATE TABLE cache_quarantine (
@@ -102,8 +102,8 @@ store.register('cache', M.MIGRATIONS)
 local cfg_declared = false
 
 --- Declares the `cache` section of aegis.config.lua: `cache = {url =,
---- namespace =, ttl =, max_entries =, max_bytes =}`. Called when this
---- module loads.
+--- namespace =, ttl =, max_entries =, max_bytes =, check =}`. Called when
+--- this module loads.
 function M.declare_config()
   if cfg_declared then return end
   cfg_declared = true
@@ -117,6 +117,7 @@ function M.declare_config()
       :describe("Entry lifetime: seconds, or '30m', '12h', '7d' (default: none)"),
     max_entries = s.integer({ min = 1 }):optional():describe('Most entries kept (LRU eviction beyond)'),
     max_bytes = s.integer({ min = 1 }):optional():describe('Most bytes of requests + responses kept (LRU beyond)'),
+    check = s.boolean():optional():describe('Run quick_check on open, refusing a damaged SQLite file (default true)'),
   }):default({}):describe('The prompt cache (docs/cache.md)'))
 end
 
@@ -179,7 +180,6 @@ end
 -- on the prompt or the parameters (the built-in adapters route on options
 -- only), so one `provider.build` per signature suffices; a new signature
 -- builds again.
-local endpoint_memo = setmetatable({}, { __mode = 'k' })
 local memo_by_sig = {}
 local memo_count = 0
 
@@ -211,11 +211,60 @@ local function check_request(o, fname)
   end
 end
 
+-- Canonical JSON of a short string, remembered (kinds, roles, models).
+local qmemo, qcount = {}, 0
+local function q(v)
+  local r = qmemo[v]
+  if r then return r end
+  r = json.canonical(v)
+  if #v <= 128 then
+    if qcount >= 1024 then qmemo, qcount = {}, 0 end
+    qmemo[v], qcount = r, qcount + 1
+  end
+  return r
+end
+
+-- The common case (no options, no aegis_path) is looked up through nested
+-- tables of short strings, without making a signature string.
+local plain_memo = {}
+
+local function plain_slot(o, create)
+  local base = o.base_url or ''
+  local bp = plain_memo[o.provider]
+  if not bp then
+    if not create then return nil end
+    bp = {}
+    plain_memo[o.provider] = bp
+  end
+  local bm = bp[base]
+  if not bm then
+    if not create then return nil end
+    bm = {}
+    bp[base] = bm
+  end
+  local pair = bm[o.model]
+  if not pair and create then
+    pair = {}
+    bm[o.model] = pair
+  end
+  return pair
+end
+
 local function endpoint_info(o, fname)
-  local sig = json.canonical({ o.provider, o.model, o.stream and true or false, o.options or json.null,
-    o.base_url or json.null, o.aegis_path or json.null })
+  local plain = o.options == nil and o.aegis_path == nil
+  if plain then
+    local pair = plain_slot(o, false)
+    local info = pair and pair[o.stream and 2 or 1]
+    if info then return info end
+  end
+  local sig = ('%s\1%s\1%s\1%s\1%s'):format(o.provider, o.model, o.stream and 't' or 'f', o.base_url or '',
+    o.aegis_path or '')
+  if o.options ~= nil then sig = sig .. '\1' .. json.canonical(o.options) end
   local info = memo_by_sig[sig]
-  if info then return info end
+  if info then
+    if plain then plain_slot(o, true)[o.stream and 2 or 1] = info end
+    return info
+  end
   local provider = require('aegis.provider')
   local req, err, adapter, resolved = provider._build({
     provider = o.provider, model = o.model, system = o.system, blocks = o.blocks, messages = o.messages,
@@ -232,10 +281,17 @@ local function endpoint_info(o, fname)
     endpoint = url:match('^https?://[^/]*(/[^?#]*)') or '/'
   end
   local defaults = type(adapter.defaults) == 'table' and shallow(adapter.defaults) or {}
-  info = { provider = adapter.name, endpoint = endpoint, options = resolved.options, defaults = defaults }
-  if memo_count >= 256 then memo_by_sig, memo_count = {}, 0 end
+  local options = next(resolved.options or {}) and resolved.options or nil
+  info = { provider = adapter.name, endpoint = endpoint, options = options, defaults = defaults,
+    -- the fixed parts of the canonical text, already encoded
+    qhead = '"endpoint":' .. json.canonical(endpoint) .. ',"key_version":' .. tostring(M.KEY_VERSION),
+    qmiddle = ',"model":' .. json.canonical(o.model) .. (options and (',"options":' .. json.canonical(options)) or ''),
+    qdefaults = next(defaults) ~= nil and (',"params":' .. json.canonical(defaults)) or nil,
+    qtail = ',"provider":' .. json.canonical(adapter.name) .. ',"sample_index":' }
+  if memo_count >= 256 then memo_by_sig, memo_count, plain_memo = {}, 0, {} end
   memo_by_sig[sig] = info
   memo_count = memo_count + 1
+  if plain then plain_slot(o, true)[o.stream and 2 or 1] = info end
   return info
 end
 
@@ -270,7 +326,7 @@ local function canonical_request(o, info)
     messages = {}
     for i, m in ipairs(o.messages) do messages[i] = by_hash(m) end
   end
-  local options = next(info.options or {}) and info.options or nil
+  local options = info.options
   return {
     key_version = M.KEY_VERSION,
     provider = info.provider,
@@ -284,6 +340,105 @@ local function canonical_request(o, info)
     stream = o.stream and true or false,
     sample_index = o.sample_index or 0,
   }
+end
+
+local sha256 = require('aegis.core.hash').sha256
+
+-- Blocks and messages with only these fields take the short way below.
+local BLOCK_FIELDS = { kind = 'string', stability = 'string', content = 'string', breakpoint = 'boolean' }
+local MESSAGE_FIELDS = { role = 'string', content = 'string' }
+
+local function usual(t, fields)
+  if type(t.content) ~= 'string' then return false end
+  for k, v in pairs(t) do
+    if fields[k] ~= type(v) then return false end
+  end
+  return true
+end
+
+-- The canonical text of canonical_request(o, info), built from its parts
+-- (the key order of RFC 8785 written out: the fields are ASCII) instead of
+-- encoding a fresh table: the same bytes (spec/unit/cache_key_spec.lua
+-- checks it against json.canonical), in a fraction of the time, because a
+-- cache hit pays for it.
+local function canonical_text(o, info)
+  local out, n = {}, 0
+  local blocks = o.blocks
+  if blocks and #blocks > 0 then
+    for i, b in ipairs(blocks) do
+      local piece
+      if usual(b, BLOCK_FIELDS) then
+        local kind, bp = b.kind, b.breakpoint
+        piece = '{' .. (bp == nil and '' or bp and '"breakpoint":true,' or '"breakpoint":false,')
+          .. '"content_sha256":"' .. sha256(b.content) .. '"'
+          .. (kind and (',"kind":' .. q(kind)) or '')
+          .. (b.stability and (',"stability":' .. q(b.stability)) or '') .. '}'
+      else
+        piece = json.canonical(by_hash(b))
+      end
+      n = n + 1
+      out[n] = (i == 1 and '{"blocks":[' or ',') .. piece
+    end
+    n = n + 1
+    out[n] = '],' .. info.qhead
+  else
+    n = n + 1
+    out[n] = '{' .. info.qhead
+  end
+  local messages = o.messages
+  if messages and #messages > 0 then
+    for i, m in ipairs(messages) do
+      local piece
+      if m.role ~= nil and usual(m, MESSAGE_FIELDS) then
+        piece = '{"content_sha256":"' .. sha256(m.content) .. '","role":' .. q(m.role) .. '}'
+      else
+        piece = json.canonical(by_hash(m))
+      end
+      n = n + 1
+      out[n] = (i == 1 and ',"messages":[' or ',') .. piece
+    end
+    n = n + 1
+    out[n] = ']'
+  end
+  n = n + 1
+  out[n] = info.qmiddle
+  local params = o.params
+  if params and next(params) ~= nil then
+    local merged = shallow(info.defaults)
+    for k, v in pairs(params) do merged[k] = v end
+    n = n + 1
+    out[n] = ',"params":' .. json.canonical(merged)
+  elseif info.qdefaults then
+    n = n + 1
+    out[n] = info.qdefaults
+  end
+  local si = o.sample_index or 0
+  n = n + 1
+  out[n] = info.qtail .. (si == 0 and '0' or tostring(si)) .. (o.stream and ',"stream":true' or ',"stream":false')
+    .. (o.system ~= nil and (',"system_sha256":"' .. sha256(o.system) .. '"}') or '}')
+  return table.concat(out, '', 1, n)
+end
+
+-- The key of `o` without making its text: aegis.core.cache.key builds and
+-- hashes the same text in C for the usual shapes (nil for others).
+local function key_of(o, info)
+  local params = o.params
+  local ptext
+  if params and next(params) ~= nil then
+    ptext = core.params(info.defaults, params)
+    if not ptext then
+      local merged = shallow(info.defaults)
+      for k, v in pairs(params) do merged[k] = v end
+      ptext = ',"params":' .. json.canonical(merged)
+    end
+  else
+    ptext = info.qdefaults
+  end
+  local k = core.key(o.blocks, o.messages, o.system, info.qhead, info.qmiddle, ptext, info.qtail,
+    o.sample_index or 0, o.stream)
+  if k then return k end
+  local canon = canonical_text(o, info)
+  return sha256(canon), canon
 end
 
 --- Builds the key of a request: the SHA-256 (hex) of its canonical form
@@ -306,8 +461,24 @@ function M.key(opts)
   check_request(opts, 'key')
   local info, err = endpoint_info(opts, 'key')
   if not info then return nil, err end
-  local canon = json.canonical(canonical_request(opts, info))
-  return hash.sha256(canon), canon
+  local canon = canonical_text(opts, info)
+  return sha256(canon), canon
+end
+
+-- For the specs: the canonical request as a table, as text built the
+-- short way, and the key the C path makes (nil for shapes it leaves to Lua).
+function M._canonical(opts)
+  local info = assert(endpoint_info(opts, 'key'))
+  local params = opts.params
+  local ptext = info.qdefaults
+  if params and next(params) ~= nil then
+    local merged = shallow(info.defaults)
+    for k, v in pairs(params) do merged[k] = v end
+    ptext = ',"params":' .. json.canonical(merged)
+  end
+  return canonical_request(opts, info), canonical_text(opts, info),
+    core.key(opts.blocks, opts.messages, opts.system, info.qhead, info.qmiddle, ptext, info.qtail,
+      opts.sample_index or 0, opts.stream)
 end
 
 -- }======================================================
@@ -357,32 +528,37 @@ end
 
 local option_types = {
   namespace = 'string', limits = 'table', store = 'userdata', warn = 'function',
-  flush_every = 'number', flush_interval = 'number', gc_every = 'number', lease = 'number',
+  flush_every = 'number', flush_interval = 'number', gc_every = 'number', lease = 'number', check = 'boolean',
   wait = 'number', events = 'boolean', busy_timeout = 'number',
 }
 
 ---@class aegis.cache.Limits
 ---@field ttl? number|string Seconds an entry lives ('30m', '12h', '7d' also), from its creation
 ---@field max_entries? integer Most entries kept (all namespaces); least recently used go first
----@field max_bytes? integer Most bytes (requests + responses) kept; least recently used go first
+---@field max_bytes? integer Most bytes kept, least recently used going first: the file's size (pages in use) for a
+--- cache alone in its SQLite file; else the entries' bytes (requests + responses)
 
 ---@class aegis.cache.OpenOpts
 ---@field namespace? string Namespace of this handle's entries (default: config, else 'default')
 ---@field limits? aegis.cache.Limits Default: the config's `cache` section
 ---@field store? aegis.store.Db Use this open store (not closed by `close`) instead of a URL
 ---@field warn? fun(msg: string) Where warnings go (default: stderr, `aegis-run: warning: cache: ...`)
----@field flush_every? integer Hit counters and events are written every this many operations (default 256)
+---@field flush_every? integer Hit counters and events are written every this many operations (default 1024)
 ---@field flush_interval? number ... or when this many seconds have passed (default 1)
 ---@field gc_every? integer Limits are checked every this many puts (default 64)
----@field lease? number Seconds a single-flight lease lasts (SQLite; default 120)
+---@field lease? number Seconds a single-flight lease lasts (SQLite; default 600, provider.call's total timeout)
 ---@field wait? number Most seconds to wait for another process's answer (default: the lease)
+---@field check? boolean Run `PRAGMA quick_check` on open and refuse a damaged SQLite file (code 'corrupt');
+--- default: the config's `cache.check`, else true (RELIABILITY.md S5; ~0.4 ms of CPU per MB of file)
 ---@field events? boolean Write `cache_events` rows (default true)
 ---@field busy_timeout? number SQLite busy timeout in seconds (default 10)
 
 --- Opens the cache in a store: `url`, else `config.cache.url`, else the
 --- project store (`store.default_url()`). SQLite is opened with
---- `synchronous=NORMAL` (the cache is re-derivable). The tables are
---- migrated on open.
+--- `synchronous=NORMAL` (the cache is re-derivable) and, unless `check =
+--- false`, checked with `PRAGMA quick_check` first: a damaged file is
+--- refused (code 'corrupt') and left where it is. The tables are migrated
+--- on open.
 ---@param url? string
 ---@param opts? aegis.cache.OpenOpts
 ---@return aegis.cache.Cache? cache
@@ -429,24 +605,56 @@ function M.open(url, opts)
     if owned then db:close() end
     return nil, ("cache: open '%s': %s"):format(db.url, tostring(msg):gsub('^store: ', '')), code
   end
+  local path = db.kind == 'sqlite' and db.url:match('^sqlite:(.+)$')
+  if path == ':memory:' then path = nil end
+  if path then
+    local fresh = db:first('SELECT count(*) AS n FROM sqlite_master')
+    if fresh and fresh.n == 0 then
+      -- a new file: auto_vacuum=INCREMENTAL before the first table, so that
+      -- rotation can give space back (best effort: a failure only costs that)
+      core.prepare(path, math.floor((opts.busy_timeout or 10) * 1000))
+    end
+  end
+  local check = opts.check
+  if check == nil then check = cfg.check ~= false end
+  if check and db.kind == 'sqlite' then
+    -- a file from elsewhere (a restored CI cache): look before using it
+    local rows, qmsg, qcode = db:query('PRAGMA quick_check')
+    if not rows then return fail(qmsg, qcode) end
+    local first = rows[1] and select(2, next(rows[1]))
+    if #rows ~= 1 or first ~= 'ok' then
+      return fail('quick_check: ' .. tostring(first), 'corrupt')
+    end
+  end
+  if db.kind == 'sqlite' then
+    -- plain SQL triggers run even with trusted_schema=OFF: a file that
+    -- carries one on our tables (or a view in their place) is not ours
+    local bad, bmsg, bcode = db:first([[SELECT type, name, tbl_name FROM sqlite_master
+  WHERE type IN ('trigger', 'view') AND (tbl_name LIKE 'cache\_%' ESCAPE '\' OR tbl_name = 'aegis_migrations')
+  LIMIT 1]])
+    if bmsg then return fail(bmsg, bcode) end
+    if bad then
+      return fail(("%s '%s' on %s (refused: the cache's tables carry none)"):format(bad.type, bad.name, bad.tbl_name),
+        'corrupt')
+    end
+  end
   local ok, msg, code = db:migrate('cache', M.MIGRATIONS)
   if not ok then return fail(msg, code) end
   -- the C hit path reads SQLite files through a connection of its own
   local fast
-  local path = db.kind == 'sqlite' and db.url:match('^sqlite:(.+)$')
-  if path and path ~= ':memory:' then
+  if path then
     fast = core.open(path, math.floor((opts.busy_timeout or 10) * 1000))
   end
   local holder = holder_id()
   local self = setmetatable({
     db = db, owned = owned, namespace = namespace, limits = limits,
     warn = opts.warn or warn_default,
-    flush_every = opts.flush_every or 256, flush_interval = opts.flush_interval or 1,
-    gc_every = opts.gc_every or 64, lease_seconds = opts.lease or 120,
-    wait_seconds = opts.wait or opts.lease or 120, events = opts.events ~= false,
+    flush_every = opts.flush_every or 1024, flush_interval = opts.flush_interval or 1,
+    gc_every = opts.gc_every or 64, lease_seconds = opts.lease or 600,
+    wait_seconds = opts.wait or opts.lease or 600, events = opts.events ~= false,
     -- in memory until the next flush (never one write per hit)
     pending = { touches = {}, events = {}, counters = {}, ops = 0, at = clock.monotonic() },
-    puts = 0, closed = false, holder = holder, fast = fast,
+    puts = 0, closed = false, holder = holder, fast = fast, memo = { n = 0, bytes = 0, by = {} },
   }, Cache)
   return self
 end
@@ -480,12 +688,6 @@ local function flush(self)
   local touches, events, counters = p.touches, p.events, p.counters
   p.touches, p.events, p.counters = {}, {}, {}
   local ok, msg = self.db:tx(function(db)
-    for ck, t in pairs(touches) do
-      local _, m, c = db:exec([[UPDATE cache_entries SET hits = hits + $1,
-  last_used_at = CASE WHEN last_used_at < $2 THEN $2 ELSE last_used_at END
-  WHERE namespace = $3 AND key = $4]], t.n, t.at, t.ns, ck:sub(#t.ns + 2))
-      if m then return nil, m, c end
-    end
     for _, e in ipairs(events) do
       local _, m, c = db:exec([[INSERT INTO cache_events (at, namespace, key, outcome, scaffold_id, provider,
   model, prefix_hash, block_hashes, input_tokens, cached_input, output_tokens, cost, saved_cost)
@@ -494,12 +696,47 @@ local function flush(self)
         e.input_tokens, e.cached_input, e.output_tokens, e.cost, e.saved_cost)
       if m then return nil, m, c end
     end
-    for ns, per in pairs(counters) do
-      for name, n in pairs(per) do
-        local _, m, c = db:exec([[INSERT INTO cache_counters (namespace, name, value) VALUES ($1, $2, $3)
-  ON CONFLICT (namespace, name) DO UPDATE SET value = cache_counters.value + excluded.value]], ns, name, n + 0.0)
+    -- rows are updated in key order, so concurrent flushes of other
+    -- processes take their row locks in the same order (no deadlock)
+    local order = {}
+    for ns, per in pairs(touches) do
+      for key, t in pairs(per) do order[#order + 1] = { ns, key, t } end
+    end
+    table.sort(order, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
+    for _, o in ipairs(order) do
+      local ns, key, t = o[1], o[2], o[3]
+      do
+        local _, m, c = db:exec([[UPDATE cache_entries SET hits = hits + $1,
+  last_used_at = CASE WHEN last_used_at < $2 THEN $2 ELSE last_used_at END
+  WHERE namespace = $3 AND key = $4]], t.n, t.at, ns, key)
         if m then return nil, m, c end
+        -- hits of c:call kept as a count: one event row each, and the counters
+        if t.calls > 0 then
+          local u, saved = t.tmpl.resp.usage, t.tmpl.resp.cost
+          if self.events then  -- one row for the hits of this entry since the last flush
+            _, m, c = db:exec([[INSERT INTO cache_events (at, namespace, key, outcome, provider, model,
+  input_tokens, cached_input, output_tokens, cost, saved_cost, n)
+  VALUES ($1, $2, $3, 'hit', $4, $5, $6, $7, $8, 0, $9, $10)]],
+              t.at, ns, key, t.provider, t.model, u.input, u.cached_input, u.output, saved, t.calls)
+            if m then return nil, m, c end
+          end
+          local cn = counters[ns] or {}
+          counters[ns] = cn
+          cn.hits = (cn.hits or 0) + t.calls
+          cn.tokens_saved = (cn.tokens_saved or 0) + t.calls * t.tmpl.tokens
+          if saved then cn.cost_saved = (cn.cost_saved or 0) + t.calls * saved end
+        end
       end
+    end
+    local cs = {}
+    for ns, per in pairs(counters) do
+      for name, n in pairs(per) do cs[#cs + 1] = { ns, name, n } end
+    end
+    table.sort(cs, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
+    for _, x in ipairs(cs) do
+      local _, m, c = db:exec([[INSERT INTO cache_counters (namespace, name, value) VALUES ($1, $2, $3)
+  ON CONFLICT (namespace, name) DO UPDATE SET value = cache_counters.value + excluded.value]], x[1], x[2], x[3] + 0.0)
+      if m then return nil, m, c end
     end
     return true
   end)
@@ -517,13 +754,19 @@ local function tick(self)
 end
 
 local function touch(self, ns, key, at)
-  local ck = ns .. '\0' .. key
-  local t = self.pending.touches[ck]
+  local per = self.pending.touches[ns]
+  if not per then
+    per = {}
+    self.pending.touches[ns] = per
+  end
+  local t = per[key]
   if t then
     t.n, t.at = t.n + 1, at
   else
-    self.pending.touches[ck] = { n = 1, at = at, ns = ns }
+    t = { n = 1, at = at, calls = 0 }
+    per[key] = t
   end
+  return t
 end
 
 local function event(self, e)
@@ -547,7 +790,7 @@ end
 -- {====================================================== entries
 
 local SELECT_ENTRY = [[SELECT response, response_hash, provider, model, endpoint, cost, scaffold_id, prefix_hash,
-  created_at, bytes FROM cache_entries WHERE namespace = $1 AND key = $2]]
+  created_at, bytes, namespace, key FROM cache_entries WHERE namespace = $1 AND key = $2]]
 
 -- A private decoder for the entries' metadata (verified bytes we wrote).
 local meta_decoder = require('cjson').new()
@@ -629,6 +872,11 @@ local function read(self, ns, key)
     if msg then return nil, msg, code end
     if not row then return false end
     local body = row.response
+    if row.namespace ~= ns or row.key ~= key then
+      -- a damaged index led to another entry's row: never its answer
+      quarantine(self, ns, key, row, 'row of another key')
+      return false
+    end
     if type(body) ~= 'string' or hash.sha256(body) ~= row.response_hash then
       quarantine(self, ns, key, row, 'response hash mismatch')
       return false
@@ -749,7 +997,7 @@ local function encode_response(response)
   return json.canonical(r) .. '\n' .. response.text, r
 end
 
-local maybe_gc
+local maybe_gc, fast_hit
 
 --- Stores an answer under `key` (replacing one already there). The response
 --- is kept as `<canonical JSON of {usage, finish, served_model, cost, chunks
@@ -832,6 +1080,10 @@ local QUARANTINE_MAX = 1000
 -- Deletes the given rows in one short transaction; returns rows, bytes.
 local function delete_rows(db, rows)
   local n, bytes = 0, 0
+  -- in key order, as flush updates: concurrent transactions lock rows in one order
+  table.sort(rows, function(a, b)
+    return a.namespace < b.namespace or (a.namespace == b.namespace and a.key < b.key)
+  end)
   local ok, msg, code = db:tx(function(tx)
     for _, r in ipairs(rows) do
       local d, m, c = tx:exec('DELETE FROM cache_entries WHERE namespace = $1 AND key = $2', r.namespace, r.key)
@@ -842,6 +1094,20 @@ local function delete_rows(db, rows)
   end)
   if not ok then return nil, msg, code end
   return n, bytes
+end
+
+-- true when the SQLite file holds the cache's tables and nothing else
+local function dedicated(db)
+  local r = db:first([[SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'
+  AND name NOT LIKE 'cache\_%' ESCAPE '\' AND name NOT LIKE 'sqlite\_%' ESCAPE '\' AND name <> 'aegis_migrations']])
+  return r ~= nil and r.n == 0
+end
+
+-- Bytes of the SQLite file's pages in use (free pages left out).
+local function used_bytes(db)
+  local pc, ps, fl = db:first('PRAGMA page_count'), db:first('PRAGMA page_size'), db:first('PRAGMA freelist_count')
+  if not (pc and ps and fl) then return nil end
+  return (pc.page_count - fl.freelist_count) * ps.page_size
 end
 
 local function totals(db)
@@ -877,7 +1143,9 @@ end
 
 --- Applies the limits: removes entries older than `ttl`, then the least
 --- recently used ones while there are more than `max_entries` or more bytes
---- than `max_bytes` (down to 5 % below the limit). Incremental: rows go in
+--- than `max_bytes` (down to 5 % below the limit; for a cache alone in its
+--- SQLite file, `max_bytes` bounds the file's pages in use, so entries go
+--- until the file fits). Incremental: rows go in
 --- batches of 500, each in its own short transaction, so readers and
 --- writers of other processes are never held up for long; `max_batches`
 --- bounds one pass. Also trims `cache_events` (newest 200,000 kept),
@@ -895,7 +1163,9 @@ function Cache:gc(opts)
   if opts ~= nil and type(opts) ~= 'table' then argerr('gc', 1, 'table expected, got ' .. type(opts)) end
   opts = opts or {}
   local ttl = opts.ttl ~= nil and seconds(opts.ttl) or self.limits.ttl
-  if opts.ttl ~= nil and not ttl then argerr('gc', 1, "ttl must be seconds or a duration such as '30m', '12h', '7d'") end
+  if opts.ttl ~= nil and not ttl then
+    argerr('gc', 1, "ttl must be seconds or a duration such as '30m', '12h', '7d'")
+  end
   local max_entries = opts.max_entries or self.limits.max_entries
   local max_bytes = opts.max_bytes or self.limits.max_bytes
   local budget = { left = opts.max_batches or math.huge }
@@ -928,22 +1198,29 @@ function Cache:gc(opts)
       if not ok then return fail(msg, code) end
     end
   end
+  -- least recently used entries out until they hold at most `want` bytes
+  local function trim_bytes(want)
+    local t, tmsg, tcode = totals(db)
+    if not t then return nil, tmsg, tcode end
+    if t.b <= want then return true end
+    local need = t.b - want
+    return trim(db, 'SELECT namespace, key, bytes FROM cache_entries ORDER BY last_used_at LIMIT $1',
+      nil, budget, out, 'evicted', function(rows)
+        local take = {}
+        for _, r in ipairs(rows) do
+          if need <= 0 then break end
+          take[#take + 1] = r
+          need = need - int(r.bytes)
+        end
+        return take
+      end)
+  end
   if max_bytes then
     local t
     t, msg, code = totals(db)
     if not t then return fail(msg, code) end
     if t.b > max_bytes then
-      local need = t.b - math.floor(max_bytes * (1 - SLACK))
-      ok, msg, code = trim(db, 'SELECT namespace, key, bytes FROM cache_entries ORDER BY last_used_at LIMIT $1',
-        nil, budget, out, 'evicted', function(rows)
-          local take = {}
-          for _, r in ipairs(rows) do
-            if need <= 0 then break end
-            take[#take + 1] = r
-            need = need - int(r.bytes)
-          end
-          return take
-        end)
+      ok, msg, code = trim_bytes(math.floor(max_bytes * (1 - SLACK)))
       if not ok then return fail(msg, code) end
     end
   end
@@ -970,17 +1247,35 @@ function Cache:gc(opts)
     n, msg, code = db:exec('DELETE FROM cache_quarantine WHERE id <= $1', row.top - QUARANTINE_MAX)
     if not n then return fail(msg, code) end
   end
-  if db.kind == 'sqlite' then
+  local function vacuum()
     local av = db:first('PRAGMA auto_vacuum')
-    if av and av.auto_vacuum == 2 then
-      while budget.left > 0 do
-        local fl = db:first('PRAGMA freelist_count')
-        local free = fl and fl.freelist_count or 0
-        if free == 0 then break end
-        local _, vmsg = db:exec('PRAGMA incremental_vacuum(2048)')
-        if vmsg then break end  -- space is given back next time
-        out.pages_freed = out.pages_freed + math.min(free, 2048)
-        budget.left = budget.left - 1
+    if not (av and av.auto_vacuum == 2) then return end
+    while budget.left > 0 do
+      local fl = db:first('PRAGMA freelist_count')
+      local free = fl and fl.freelist_count or 0
+      if free == 0 then break end
+      local _, vmsg = db:exec('PRAGMA incremental_vacuum(2048)')
+      if vmsg then break end  -- space is given back next time
+      out.pages_freed = out.pages_freed + math.min(free, 2048)
+      budget.left = budget.left - 1
+    end
+  end
+  if db.kind == 'sqlite' then
+    vacuum()
+    -- A file that holds only the cache: max_bytes bounds the file itself
+    -- (pages in use), indexes, page slack and the side tables included.
+    -- Entries fill pages unevenly, so the entries' own bytes are trimmed to
+    -- the limit scaled by what the file holds per byte of them, and again
+    -- while the file is still over it.
+    if max_bytes and dedicated(db) then
+      for _ = 1, 6 do
+        if budget.left <= 0 then break end
+        local used = used_bytes(db)
+        local t = totals(db)
+        if not used or not t or used <= max_bytes or t.b == 0 then break end
+        ok, msg, code = trim_bytes(math.floor(max_bytes * (1 - SLACK) * t.b / used))
+        if not ok then return fail(msg, code) end
+        vacuum()
       end
     end
   end
@@ -997,6 +1292,10 @@ maybe_gc = function(self)
   if l.max_entries or l.max_bytes then
     local t = totals(self.db)
     if t and ((l.max_entries and t.n > l.max_entries) or (l.max_bytes and t.b > l.max_bytes)) then over = true end
+    if not over and l.max_bytes and self.db.kind == 'sqlite' and dedicated(self.db) then
+      local used = used_bytes(self.db)
+      if used and used > l.max_bytes then over = true end
+    end
   end
   if not over and l.ttl then
     local r = self.db:first('SELECT min(created_at) AS oldest FROM cache_entries')
@@ -1060,6 +1359,7 @@ end
 local function msg_of(m) return (tostring(m):gsub('^store: ', '')) end
 
 local USAGE_FIELDS = { 'input', 'cached_input', 'cache_write_5m', 'cache_write_1h', 'output' }
+local COST_NOTE = { hit = 'cache hit', waited = 'cache waited', miss = 'cache miss', bypass = 'cache bypass' }
 
 -- A result made from a stored (or in-process) response; on_delta gets the
 -- chunks one by one as the provider sent them.
@@ -1076,14 +1376,12 @@ local function replay(resp, o, kind, key, provider, t0)
       o.on_delta(text)
     end
   end
-  local usage = {}
-  for _, f in ipairs(USAGE_FIELDS) do
-    local v = resp.usage and resp.usage[f]
-    usage[f] = v and int(v) or nil
-  end
+  local u = resp.usage or {}
   return {
     text = resp.text, provider = provider, model = o.model, served_model = resp.served_model,
-    usage = usage, cost = 0, saved_cost = resp.cost, cost_note = 'cache ' .. kind,
+    usage = { input = int(u.input), cached_input = int(u.cached_input), cache_write_5m = int(u.cache_write_5m),
+      cache_write_1h = int(u.cache_write_1h), output = int(u.output) },
+    cost = 0, saved_cost = resp.cost, cost_note = COST_NOTE[kind],
     latency_ms = math.floor((clock.monotonic() - t0) * 1000 + 0.5), finish = resp.finish,
     attempts = 0, warnings = {}, cache = kind, key = key,
   }
@@ -1130,8 +1428,10 @@ local copt_types = {
   scaffold = 'table', scaffolds = 'table', concurrency = 'number', budget = 'table', retry = 'table', http = 'table',
 }
 
+local NO_COPTS = setmetatable({}, { __newindex = function() error('read-only', 2) end })
+
 local function check_copts(copts, fname, n)
-  if copts == nil then return {} end
+  if copts == nil then return NO_COPTS end
   if type(copts) ~= 'table' then argerr(fname, n, 'table expected, got ' .. type(copts)) end
   for k, v in pairs(copts) do
     local want = copt_types[k]
@@ -1205,7 +1505,8 @@ local function drive(self, items, list, copts, invoke, t0)
         local resp = store_result(item, out.res)
         if item.lease then lease_release(self, item.ns, item.key) end
         if #item.idx > 1 then
-          local rest = { key = item.key, info = item.info, ns = item.ns, idx = table.move(item.idx, 2, #item.idx, 1, {}) }
+          local rest = { key = item.key, info = item.info, ns = item.ns,
+            idx = table.move(item.idx, 2, #item.idx, 1, {}) }
           local _, r = encode_response(resp)
           hit(rest, { text = resp.text, usage = r.usage, finish = r.finish, served_model = r.served_model,
             cost = r.cost, chunk_lengths = r.chunks }, 'waited')
@@ -1303,6 +1604,67 @@ local function drive(self, items, list, copts, invoke, t0)
   return results
 end
 
+-- Responses already decoded, by namespace and key, with their hash: a hit
+-- whose bytes verify against the same hash reuses the copy (the bytes are
+-- still read and hashed every time; only copying and decoding are saved).
+local MEMO_ENTRIES, MEMO_BYTES = 4096, 32 * 1024 * 1024
+
+local function memo_put(self, ns, key, m)
+  local memo = self.memo
+  if memo.n >= MEMO_ENTRIES or memo.bytes >= MEMO_BYTES then
+    memo = { n = 0, bytes = 0, by = {} }
+    self.memo = memo
+  end
+  local per = memo.by[ns]
+  if not per then
+    per = {}
+    memo.by[ns] = per
+  end
+  if not per[key] then memo.n = memo.n + 1 end
+  per[key] = m
+  memo.bytes = memo.bytes + #m.resp.text
+end
+
+-- A hit through the C path, or nil (a miss, a failed read, a bad entry:
+-- `drive` reads again the slow way and deals with it).
+fast_hit = function(self, ns, key, info, o, copts, t0)
+  local per = self.memo.by[ns]
+  local m = per and per[key]
+  local ok, meta, text, cost, created_at, rhash = self.fast:check(ns, key, m and m.hash)
+  if ok ~= true then return nil end
+  local now = now_ms()
+  local ttl = self.limits.ttl
+  if ttl and created_at < now - ttl * 1000 then return nil end
+  if meta ~= true then
+    local resp = response_of(meta, text)
+    if not resp then return nil end
+    if resp.cost == nil then resp.cost = cost end
+    local usage = {}
+    for _, f in ipairs(USAGE_FIELDS) do
+      local v = resp.usage[f]
+      usage[f] = v and int(v) or nil
+    end
+    resp.usage = usage
+    m = { hash = rhash, resp = resp, tokens = (usage.input or 0) + (usage.output or 0) }
+    memo_put(self, ns, key, m)
+  end
+  local resp = m.resp
+  local r = replay(resp, o, 'hit', key, info.provider, t0)
+  local sc = copts.scaffold
+  if sc then
+    touch(self, ns, key, now)
+    record(self, { ns = ns, key = key, info = info }, o, 'hit', r, copts, 1)
+  else
+    -- the event and the counters are written from the touch at the next flush
+    local t = touch(self, ns, key, now)
+    t.calls = t.calls + 1
+    t.tmpl = m
+    t.provider, t.model = info.provider, o.model
+    tick(self)
+  end
+  return r
+end
+
 -- Groups `list` by namespace and key: the distinct requests.
 local function distinct(self, list, copts, fname)
   local items, by = {}, {}
@@ -1319,8 +1681,8 @@ local function distinct(self, list, copts, fname)
     if not info then
       items[#items + 1] = { failed = err, idx = { i } }
     else
-      local canon = json.canonical(canonical_request(ko, info))
-      local key = hash.sha256(canon)
+      local canon = canonical_text(ko, info)
+      local key = sha256(canon)
       local id = ns .. '\0' .. key
       local item = by[id]
       if item then
@@ -1363,10 +1725,26 @@ end
 function Cache:call(opts, copts)
   checkopen(self, 'call')
   if type(opts) ~= 'table' then argerr('call', 1, 'table expected, got ' .. type(opts)) end
-  copts = check_copts(copts, 'call', 2)
+  copts = copts == nil and NO_COPTS or check_copts(copts, 'call', 2)
   local t0 = clock.monotonic()
-  local items = distinct(self, { opts }, copts, 'call')
-  if items[1].failed then return nil, items[1].failed end
+  if opts.on_delta ~= nil and type(opts.on_delta) ~= 'function' then
+    argerr('call', 1, 'on_delta must be a function')
+  end
+  local ko = opts
+  if copts.sample_index and opts.sample_index == nil then
+    ko = setmetatable({ sample_index = copts.sample_index }, { __index = opts })
+  end
+  check_request(ko, 'call')
+  local info, err = endpoint_info(ko, 'call')
+  if not info then return nil, err end
+  local key, canon = key_of(ko, info)
+  local ns = copts.namespace or self.namespace
+  if self.fast and not copts.no_cache then
+    -- the hit path: one C call reads and checks the entry
+    local r = fast_hit(self, ns, key, info, opts, copts, t0)
+    if r then return r end
+  end
+  local items = { { key = key, canon = canon or canonical_text(ko, info), info = info, ns = ns, idx = { 1 } } }
   local out = drive(self, items, { opts }, copts, function(sent)
     local r, e = require('aegis.provider').call(sent[1])
     return { { res = r, err = e } }
@@ -1446,8 +1824,8 @@ function Cache:stats(opts)
   local db = self.db
   local function fail(msg, code) return nil, 'cache: stats: ' .. msg_of(msg), code end
   local where = ns and ' WHERE namespace = $1' or ''
-  local function q(sql) if ns then return db:query(sql, ns) end return db:query(sql) end
-  local rows, msg, code = q([[SELECT namespace, count(*) AS n, CAST(coalesce(sum(bytes), 0) AS BIGINT) AS b,
+  local function query(sql) if ns then return db:query(sql, ns) end return db:query(sql) end
+  local rows, msg, code = query([[SELECT namespace, count(*) AS n, CAST(coalesce(sum(bytes), 0) AS BIGINT) AS b,
   min(created_at) AS oldest, max(created_at) AS newest FROM cache_entries]] .. where .. ' GROUP BY namespace')
   if not rows then return fail(msg, code) end
   local s = { entries = 0, bytes = 0, hits = 0, misses = 0, corrupt = 0, stores = 0, bypass = 0,
@@ -1465,7 +1843,7 @@ function Cache:stats(opts)
     if r.oldest and (not s.oldest or r.oldest < s.oldest) then s.oldest = int(r.oldest) end
     if r.newest and (not s.newest or r.newest > s.newest) then s.newest = int(r.newest) end
   end
-  rows, msg, code = q('SELECT namespace, name, value FROM cache_counters' .. where)
+  rows, msg, code = query('SELECT namespace, name, value FROM cache_counters' .. where)
   if not rows then return fail(msg, code) end
   for _, r in ipairs(rows) do
     if s[r.name] ~= nil then
@@ -1477,10 +1855,9 @@ function Cache:stats(opts)
       rec[r.name] = rec[r.name] + int(r.value)
     end
   end
-  local row
-  row, msg, code = ns and db:first('SELECT count(*) AS n FROM cache_quarantine WHERE namespace = $1', ns)
-    or db:first('SELECT count(*) AS n FROM cache_quarantine')
-  if msg then return fail(msg, code) end
+  rows, msg, code = query('SELECT count(*) AS n FROM cache_quarantine' .. where)
+  if not rows then return fail(msg, code) end
+  local row = rows[1]
   s.quarantined = row and row.n or 0
   local lookups = s.hits + s.misses
   s.hit_rate = lookups > 0 and s.hits / lookups or 0

@@ -6,7 +6,6 @@ local cache = require('aegis.cache')
 local json = require('aegis.json')
 local hash = require('aegis.hash')
 local store = require('aegis.store')
-local retry = require('aegis.retry')
 
 local KEY = 'sk-proj-' .. ('Z'):rep(20) .. 'T3BlbkFJ' .. ('Q'):rep(20)
 
@@ -139,7 +138,8 @@ for _, backend in ipairs(h.store_backends()) do
       end
       assert.is_nil(c:get(k))
       assert.equal(1, #warnings)
-      assert.matches('^entry ' .. k .. ' failed its check %(response hash mismatch%): moved to quarantine$', warnings[1])
+      assert.matches('^entry ' .. k .. ' failed its check %(response hash mismatch%): moved to quarantine$',
+        warnings[1])
       local db <close> = raw_db()
       assert.is_nil(db:first('SELECT key FROM cache_entries WHERE key = $1', k))
       local q = db:first('SELECT reason, response FROM cache_quarantine WHERE key = $1', k)
@@ -245,6 +245,27 @@ for _, backend in ipairs(h.store_backends()) do
       assert.equal(1, #t2.sent)
       local db <close> = raw_db()
       assert.equal(0, db:first('SELECT count(*) AS n FROM cache_leases').n)
+    end)
+
+    it('still answers when the cache fails: a miss and a warning, nothing raised', function()
+      if not h.needs(backend) then return end
+      local db <close> = raw_db()
+      assert(db:exec('ALTER TABLE cache_entries RENAME TO cache_entries_away'))
+      local restore <close> = setmetatable({}, { __close = function()  -- luacheck: ignore restore
+        db:exec('ALTER TABLE cache_entries_away RENAME TO cache_entries')
+      end })
+      local t = transport(echo)
+      local r = assert(c:call(request(t, 'broken')))
+      assert.equal('miss', r.cache)
+      assert.equal('echo: broken', r.text)
+      assert.equal(1, #t.sent)
+      assert.matches('^lookup failed, calling the provider: ', warnings[1])
+      assert.matches('^answer not stored: put ', warnings[#warnings])
+      local k = assert(cache.key(request(nil, 'broken')))
+      local e, msg, code = c:get(k)
+      assert.is_nil(e)
+      assert.matches("^cache: get '" .. k .. "': ", msg)
+      assert.equal('sql', code)
     end)
 
     it('honours no_cache and no_store', function()
@@ -437,6 +458,12 @@ for _, backend in ipairs(h.store_backends()) do
 
     it('evicts the least recently used first, for max_entries and max_bytes', function()
       if not h.needs(backend) then return end
+      -- a store shared with other tables: max_bytes counts the entries' bytes
+      local other <close> = raw_db()
+      assert(other:exec('CREATE TABLE IF NOT EXISTS not_the_cache (x INTEGER)'))
+      local drop <close> = setmetatable({}, { __close = function()  -- luacheck: ignore drop
+        other:exec('DROP TABLE not_the_cache')
+      end })
       local keys = {}
       for i = 1, 10 do
         keys[i] = hash.sha256('lru' .. i)
@@ -538,6 +565,80 @@ for _, backend in ipairs(h.store_backends()) do
 end
 
 describe('aegis.cache.open', function()
+  it('refuses a file that carries a trigger on its tables (they would run even with trusted_schema=OFF)', function()
+    local path = h.tmpdir() .. '/triggered.db'
+    do
+      local c = assert(cache.open('sqlite:' .. path))
+      c:close()
+      local db <close> = assert(store.open('sqlite:' .. path))
+      assert(db:exec([[CREATE TRIGGER evil AFTER INSERT ON cache_entries BEGIN DELETE FROM cache_leases; END]]))
+    end
+    local c, msg, code = cache.open('sqlite:' .. path)
+    assert.is_nil(c)
+    assert.equal('corrupt', code)
+    assert.equal("cache: open 'sqlite:" .. path .. "': trigger 'evil' on cache_entries (refused: the cache's tables "
+      .. 'carry none)', msg)
+  end)
+
+  it('bounds the file itself with max_bytes when the cache is alone in it', function()
+    local path = h.tmpdir() .. '/alone.db'
+    local c = assert(cache.open('sqlite:' .. path, { gc_every = 10, limits = { max_bytes = 400 * 1024 } }))
+    -- 2.5 KB answers: two to a 4 KB page at best, so the file holds more than the entries' bytes
+    for i = 1, 400 do c:put(hash.sha256('a' .. i), { text = ('x'):rep(2500), usage = {} }) end
+    local function file()
+      return c.db:first('PRAGMA page_count').page_count * c.db:first('PRAGMA page_size').page_size
+    end
+    c.db:exec('ANALYZE')  -- sqlite_stat1, as PRAGMA optimize makes on close: still the cache alone
+    assert.is_true(file() <= 400 * 1024 * 1.05, 'automatic rotation kept the file near the limit: ' .. file())
+    assert(c:gc())
+    assert.is_true(file() <= 400 * 1024, 'file ' .. file())
+    local s = c:stats()
+    assert.is_true(s.entries > 50 and s.bytes < 400 * 1024)
+    c:close()
+  end)
+
+  it('gives a new SQLite file auto_vacuum=INCREMENTAL, so rotation shrinks it', function()
+    local path = h.tmpdir() .. '/shrink.db'
+    local c = assert(cache.open('sqlite:' .. path))
+    assert.equal(2, c.db:first('PRAGMA auto_vacuum').auto_vacuum)
+    for i = 1, 60 do c:put(hash.sha256('s' .. i), { text = ('x'):rep(20000), usage = {} }) end
+    local before = c.db:first('PRAGMA page_count').page_count
+    local r = assert(c:gc({ max_entries = 2 }))
+    assert.equal(59, r.evicted)  -- 5 % below 2 is 1 entry
+    assert.is_true(r.pages_freed > 0)
+    assert.equal(0, c.db:first('PRAGMA freelist_count').freelist_count)
+    assert.is_true(c.db:first('PRAGMA page_count').page_count < before / 10)
+    c:close()
+    -- an existing file is left as it is
+    local db <close> = assert(store.open('sqlite:' .. h.tmpdir() .. '/other.db'))
+    assert(db:exec('CREATE TABLE other (x INTEGER)'))
+    local c2 = assert(cache.open(nil, { store = db }))
+    assert.equal(0, db:first('PRAGMA auto_vacuum').auto_vacuum)
+    c2:close()
+  end)
+
+  it('refuses a damaged SQLite file (quick_check on open), unless check = false', function()
+    local path = h.tmpdir() .. '/damaged.db'
+    do
+      local c = assert(cache.open('sqlite:' .. path))
+      for i = 1, 50 do c:put(hash.sha256('d' .. i), { text = ('x'):rep(3000), usage = {} }) end
+      c:close()
+    end
+    -- scribble over a page in the middle of the file (not the header)
+    local f = assert(io.open(path, 'r+b'))
+    local size = f:seek('end')
+    f:seek('set', size // 2)
+    f:write(('\255\0'):rep(2048))
+    f:close()
+    local c, msg, code = cache.open('sqlite:' .. path)
+    assert.is_nil(c)
+    assert.equal('corrupt', code)
+    assert.matches("^cache: open 'sqlite:" .. path:gsub('%p', '%%%0') .. "': ", msg)
+    assert.truthy(io.open(path))  -- left where it is
+    c = assert(cache.open('sqlite:' .. path, { check = false }))
+    c:close()
+  end)
+
   it('returns nil, msg, code when the store cannot be opened', function()
     local c, msg, code = cache.open('sqlite:/nonexistent/dir/c.db')
     assert.is_nil(c)
