@@ -6,7 +6,10 @@
 -- spec/support/cache/, run as `aegis-run script.lua`; they need `aegis.cache`
 -- to be reachable from scripts.
 -- Counts can be scaled with AEGIS_F1_ITERATIONS, AEGIS_F5_TRIALS,
--- AEGIS_L1_PUTS, AEGIS_L1_GETS.
+-- AEGIS_L1_PUTS, AEGIS_L1_GETS; AEGIS_F5_SEED replays F5's damage and
+-- AEGIS_F5_KEEP=DIR keeps the files of a failing trial. Tools used: cc (F3
+-- builds tools/faultinj.c, S5 an extension), the sqlite3 shell (F5's holder,
+-- S5's attacker), mount (F4, as root), coreutils timeout/dd/truncate.
 local h = require('spec.helpers')
 local cc = require('spec.support.cache.common')
 local cache = require('aegis.cache')
