@@ -172,6 +172,13 @@ function M.response_hash(namespace, key, response)
 end
 local response_hash = M.response_hash
 
+-- true when a stored row's response verifies (any column of a damaged row
+-- may come back with another type: that row does not verify)
+local function verifies(ns, key, resp, h)
+  return type(ns) == 'string' and type(key) == 'string' and type(resp) == 'string' and type(h) == 'string'
+    and response_hash(ns, key, resp) == h
+end
+
 local function is_key(k)
   return type(k) == 'string' and #k == 64 and not k:find('[^0-9a-f]')
 end
@@ -895,7 +902,7 @@ local function read(self, ns, key)
       quarantine(self, ns, key, row, 'row of another key')
       return false
     end
-    if type(body) ~= 'string' or response_hash(ns, key, body) ~= row.response_hash then
+    if not verifies(ns, key, body, row.response_hash) then
       quarantine(self, ns, key, row, 'response hash mismatch')
       return false
     end
@@ -1933,7 +1940,7 @@ function Cache:verify(opts)
     for _, r in ipairs(rows) do
       out.checked = out.checked + 1
       local reason
-      if type(r.response) ~= 'string' or response_hash(r.namespace, r.key, r.response) ~= r.response_hash then
+      if not verifies(r.namespace, r.key, r.response, r.response_hash) then
         reason = 'response hash mismatch'
       elseif not response_of(split(r.response)) then
         reason = 'response unreadable'
@@ -1943,8 +1950,15 @@ function Cache:verify(opts)
         out.bad[#out.bad + 1] = { namespace = r.namespace, key = r.key, reason = reason }
         if opts.quarantine then quarantine(self, r.namespace, r.key, r, reason) end
       end
-      last_ns, last_key = r.namespace, r.key
     end
+    -- a damaged index can return rows out of order: stop where paging stops moving
+    local last = rows[#rows]
+    if type(last.namespace) ~= 'string' or type(last.key) ~= 'string'
+      or (last.namespace == last_ns and last.key == last_key) then
+      out.ok = false
+      break
+    end
+    last_ns, last_key = last.namespace, last.key
   end
   return out
 end
@@ -1984,9 +1998,14 @@ function Cache:export(path, opts)
     else rows, msg, code = self.db:query(sel, last_ns, last_key) end
     if not rows then return fail(msg, code) end
     if #rows == 0 then break end
+    local last = rows[#rows]
+    if type(last.namespace) ~= 'string' or type(last.key) ~= 'string'
+      or (last.namespace == last_ns and last.key == last_key) then
+      break  -- a damaged index: paging stops moving
+    end
+    last_ns, last_key = last.namespace, last.key
     for _, r in ipairs(rows) do
-      last_ns, last_key = r.namespace, r.key
-      if type(r.response) == 'string' and response_hash(r.namespace, r.key, r.response) == r.response_hash
+      if verifies(r.namespace, r.key, r.response, r.response_hash)
         and response_of(split(r.response)) then
         local ok, line = pcall(json.canonical, r)
         if ok then
@@ -2057,7 +2076,7 @@ function Cache:import(path, opts)
     local ok, r = pcall(json.decode, line)
     local good = ok and type(r) == 'table' and is_key(r.key) and type(r.response) == 'string'
       and type(r.namespace) == 'string' and type(r.provider) == 'string' and type(r.model) == 'string'
-      and response_hash(r.namespace, r.key, r.response) == r.response_hash
+      and verifies(r.namespace, r.key, r.response, r.response_hash)
     if good then good = response_of(split(r.response)) ~= nil end
     if good then
       if ns and ns ~= r.namespace then  -- verified as written; hashed again for its new namespace
