@@ -154,6 +154,31 @@ local function warn_default(msg)
   io.stderr:write('aegis-run: warning: cache: ', msg, '\n')
 end
 
+--- The hash an entry's response is checked against: SHA-256 (hex) of
+--- `namespace .. "\0" .. key .. "\0" .. response` (the stored bytes). The
+--- key is in it so that a row read for one key can only verify as that
+--- key's answer: a damaged index that leads a lookup to another entry's
+--- row (SQLite then reads the key columns from the index, the rest from
+--- the row) fails the check instead of returning the other answer.
+---@param namespace string
+---@param key string 64 hex digits
+---@param response string The stored response bytes
+---@return string hex
+function M.response_hash(namespace, key, response)
+  if type(namespace) ~= 'string' or type(key) ~= 'string' or type(response) ~= 'string' then
+    error("bad argument to 'response_hash' (namespace, key and response must be strings)", 2)
+  end
+  return hash.sha256(namespace .. '\0' .. key .. '\0' .. response)
+end
+local response_hash = M.response_hash
+
+-- true when a stored row's response verifies (any column of a damaged row
+-- may come back with another type: that row does not verify)
+local function verifies(ns, key, resp, h)
+  return type(ns) == 'string' and type(key) == 'string' and type(resp) == 'string' and type(h) == 'string'
+    and response_hash(ns, key, resp) == h
+end
+
 local function is_key(k)
   return type(k) == 'string' and #k == 64 and not k:find('[^0-9a-f]')
 end
@@ -877,7 +902,7 @@ local function read(self, ns, key)
       quarantine(self, ns, key, row, 'row of another key')
       return false
     end
-    if type(body) ~= 'string' or hash.sha256(body) ~= row.response_hash then
+    if not verifies(ns, key, body, row.response_hash) then
       quarantine(self, ns, key, row, 'response hash mismatch')
       return false
     end
@@ -1040,7 +1065,8 @@ function Cache:put(key, response, meta)
   response_hash = excluded.response_hash, bytes = excluded.bytes, input_tokens = excluded.input_tokens,
   output_tokens = excluded.output_tokens, cost = excluded.cost, scaffold_id = excluded.scaffold_id,
   prefix_hash = excluded.prefix_hash, created_at = excluded.created_at, last_used_at = excluded.last_used_at]],
-    ns, key, tostring(provider or ''), tostring(model or ''), endpoint, req, store.blob(body), hash.sha256(body),
+    ns, key, tostring(provider or ''), tostring(model or ''), endpoint, req, store.blob(body),
+    response_hash(ns, key, body),
     bytes, r.usage.input, r.usage.output, r.cost, meta.scaffold_id, meta.prefix_hash, at)
   if msg then
     return nil, ("cache: put '%s': %s"):format(key, tostring(msg):gsub('^store: ', '')), code
@@ -1914,7 +1940,7 @@ function Cache:verify(opts)
     for _, r in ipairs(rows) do
       out.checked = out.checked + 1
       local reason
-      if type(r.response) ~= 'string' or hash.sha256(r.response) ~= r.response_hash then
+      if not verifies(r.namespace, r.key, r.response, r.response_hash) then
         reason = 'response hash mismatch'
       elseif not response_of(split(r.response)) then
         reason = 'response unreadable'
@@ -1924,8 +1950,15 @@ function Cache:verify(opts)
         out.bad[#out.bad + 1] = { namespace = r.namespace, key = r.key, reason = reason }
         if opts.quarantine then quarantine(self, r.namespace, r.key, r, reason) end
       end
-      last_ns, last_key = r.namespace, r.key
     end
+    -- a damaged index can return rows out of order: stop where paging stops moving
+    local last = rows[#rows]
+    if type(last.namespace) ~= 'string' or type(last.key) ~= 'string'
+      or (last.namespace == last_ns and last.key == last_key) then
+      out.ok = false
+      break
+    end
+    last_ns, last_key = last.namespace, last.key
   end
   return out
 end
@@ -1965,9 +1998,14 @@ function Cache:export(path, opts)
     else rows, msg, code = self.db:query(sel, last_ns, last_key) end
     if not rows then return fail(msg, code) end
     if #rows == 0 then break end
+    local last = rows[#rows]
+    if type(last.namespace) ~= 'string' or type(last.key) ~= 'string'
+      or (last.namespace == last_ns and last.key == last_key) then
+      break  -- a damaged index: paging stops moving
+    end
+    last_ns, last_key = last.namespace, last.key
     for _, r in ipairs(rows) do
-      last_ns, last_key = r.namespace, r.key
-      if type(r.response) == 'string' and hash.sha256(r.response) == r.response_hash
+      if verifies(r.namespace, r.key, r.response, r.response_hash)
         and response_of(split(r.response)) then
         local ok, line = pcall(json.canonical, r)
         if ok then
@@ -2038,10 +2076,13 @@ function Cache:import(path, opts)
     local ok, r = pcall(json.decode, line)
     local good = ok and type(r) == 'table' and is_key(r.key) and type(r.response) == 'string'
       and type(r.namespace) == 'string' and type(r.provider) == 'string' and type(r.model) == 'string'
-      and hash.sha256(r.response) == r.response_hash
+      and verifies(r.namespace, r.key, r.response, r.response_hash)
     if good then good = response_of(split(r.response)) ~= nil end
     if good then
-      if ns then r.namespace = ns end
+      if ns and ns ~= r.namespace then  -- verified as written; hashed again for its new namespace
+        r.namespace = ns
+        r.response_hash = response_hash(ns, r.key, r.response)
+      end
       batch[#batch + 1] = r
       if #batch >= 200 then
         local wok, msg, code = write()

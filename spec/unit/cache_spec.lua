@@ -115,7 +115,8 @@ for _, backend in ipairs(h.store_backends()) do
       c:put(k, { text = 'x', usage = {} })
       local db <close> = raw_db()
       local row = db:first('SELECT response, response_hash FROM cache_entries WHERE key = $1', k)
-      assert.equal(hash.sha256(row.response), row.response_hash)
+      assert.equal(hash.sha256('default\0' .. k .. '\0' .. row.response), row.response_hash)
+      assert.equal(cache.response_hash('default', k, row.response), row.response_hash)
       assert.equal('{"usage":{}}\nx', row.response)
       local k2 = assert(cache.key(request(nil, 'b2')))
       c:put(k2, { text = 'Hello world', chunks = { 'He', 'llo', ' world' }, usage = { input = 3 }, finish = 'stop',
@@ -160,7 +161,7 @@ for _, backend in ipairs(h.store_backends()) do
         local db <close> = raw_db()
         db:exec('UPDATE cache_entries SET response_hash = $1 WHERE key = $2', ('0'):rep(64), k1)
         db:exec('UPDATE cache_entries SET response = $1, response_hash = $2 WHERE key = $3',
-          store.blob('not json'), hash.sha256('not json'), k2)
+          store.blob('not json'), cache.response_hash('default', k2, 'not json'), k2)
       end
       local v = c:verify()
       assert.is_false(v.ok)
@@ -170,6 +171,24 @@ for _, backend in ipairs(h.store_backends()) do
       assert.equal(2, #warnings)
       assert.matches('response unreadable', warnings[2])
       assert.is_true(c:verify().ok)
+    end)
+
+    it("never gives another entry's answer: the hash covers the key", function()
+      if not h.needs(backend) then return end
+      -- what a damaged index does: the lookup of one key reaches another
+      -- entry's row, whose response and hash agree with each other
+      local k1, k2 = hash.sha256('mine'), hash.sha256('theirs')
+      c:put(k1, { text = 'mine', usage = {} })
+      c:put(k2, { text = 'theirs', usage = {} })
+      do
+        local db <close> = raw_db()
+        local other = db:first('SELECT response, response_hash FROM cache_entries WHERE key = $1', k2)
+        db:exec('UPDATE cache_entries SET response = $1, response_hash = $2 WHERE key = $3',
+          store.blob(other.response), other.response_hash, k1)
+      end
+      assert.is_nil(c:get(k1))
+      assert.matches('^entry ' .. k1 .. ' failed its check', warnings[1])
+      assert.equal('theirs', c:get(k2).response.text)
     end)
 
     it('counts hits in memory and writes them in one batch, not one write per hit', function()
