@@ -17,8 +17,9 @@
 **
 ** `key` builds the canonical text cache.lua's canonical_text builds, for
 ** the usual shape (blocks of kind/stability/content/breakpoint, messages
-** of role/content, names in printable ASCII), hashes it and returns the
-** key; for anything else it returns nil and the Lua code builds the text.
+** of role/content, names in printable ASCII, stable blocks first), hashes
+** it and returns the key; for anything else it returns nil and the Lua code
+** checks the request (raising on misuse) and builds the text.
 ** `head`, `middle`, `params` and `tail` are the request's fixed parts,
 ** already canonical (cache.lua keeps them per provider and model).
 **   core.prepare(path, busy_ms)   -> true | nil, msg, code: auto_vacuum=INCREMENTAL
@@ -252,6 +253,7 @@ static int cache_key (lua_State *L) {
   luaL_Buffer b;
   luaL_buffinit(L, &b);                          /* the buffer may sit on the stack: use absolute indices */
   lua_Integer nb = lua_istable(L, 1) ? luaL_len(L, 1) : 0;
+  int volatile_seen = 0;
   for (lua_Integer i = 1; i <= nb; i++) {
     if (lua_rawgeti(L, 1, i) != LUA_TTABLE) return 0;   /* odd shape: the Lua code decides */
     int t = lua_gettop(L);
@@ -265,6 +267,11 @@ static int cache_key (lua_State *L) {
     const char *kind = plainfield(L, t, "kind", &kn, &pk);
     const char *stab = plainfield(L, t, "stability", &sn, &ps);
     if ((pk && kind == NULL) || (ps && stab == NULL)) return 0;
+    /* what provider.call checks: a stability, stable blocks first (else the
+    ** Lua code raises the argument error) */
+    if (stab == NULL) return 0;
+    if (sn == 8 && memcmp(stab, "volatile", 8) == 0) volatile_seen = 1;
+    else if (!(sn == 6 && memcmp(stab, "stable", 6) == 0) || volatile_seen) return 0;
     int bp = lua_getfield(L, t, "breakpoint");
     int bpv = lua_toboolean(L, -1);
     lua_pop(L, 2);                               /* the breakpoint, the block */

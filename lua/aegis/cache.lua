@@ -208,11 +208,26 @@ end
 local memo_by_sig = {}
 local memo_count = 0
 
--- The validation `provider.call` would do, for the fields the key reads.
-local function check_request(o, fname)
+-- The validation `provider.call` would do, for the fields the key reads:
+-- check_head for all but the blocks' contents, which check_request adds.
+-- (The hit path checks the blocks in C as it hashes them, and runs
+-- check_request only when C declines: so misuse raises the same way.)
+local function check_head(o, fname)
   if type(o.provider) ~= 'string' or o.provider == '' then argerr(fname, 1, 'provider must be a non-empty string') end
   if type(o.model) ~= 'string' or o.model == '' then argerr(fname, 1, 'model must be a non-empty string') end
   if o.blocks ~= nil and type(o.blocks) ~= 'table' then argerr(fname, 1, 'blocks must be a list') end
+  if o.system ~= nil and type(o.system) ~= 'string' then argerr(fname, 1, 'system must be a string') end
+  if o.messages ~= nil and type(o.messages) ~= 'table' then argerr(fname, 1, 'messages must be a list') end
+  if o.params ~= nil and type(o.params) ~= 'table' then argerr(fname, 1, 'params must be a table') end
+  if o.options ~= nil and type(o.options) ~= 'table' then argerr(fname, 1, 'options must be a table') end
+  local si = o.sample_index
+  if si ~= nil and (math.type(si) ~= 'integer' or si < 0) then
+    argerr(fname, 1, 'sample_index must be a non-negative integer')
+  end
+end
+
+local function check_request(o, fname)
+  check_head(o, fname)
   local seen_volatile = false
   for i, b in ipairs(o.blocks or {}) do
     if type(b) ~= 'table' or type(b.content) ~= 'string' then
@@ -225,14 +240,6 @@ local function check_request(o, fname)
     elseif seen_volatile then
       argerr(fname, 1, ('blocks[%d] is stable after a volatile block (stable blocks come first)'):format(i))
     end
-  end
-  if o.system ~= nil and type(o.system) ~= 'string' then argerr(fname, 1, 'system must be a string') end
-  if o.messages ~= nil and type(o.messages) ~= 'table' then argerr(fname, 1, 'messages must be a list') end
-  if o.params ~= nil and type(o.params) ~= 'table' then argerr(fname, 1, 'params must be a table') end
-  if o.options ~= nil and type(o.options) ~= 'table' then argerr(fname, 1, 'options must be a table') end
-  local si = o.sample_index
-  if si ~= nil and (math.type(si) ~= 'integer' or si < 0) then
-    argerr(fname, 1, 'sample_index must be a non-negative integer')
   end
 end
 
@@ -446,7 +453,7 @@ end
 
 -- The key of `o` without making its text: aegis.core.cache.key builds and
 -- hashes the same text in C for the usual shapes (nil for others).
-local function key_of(o, info)
+local function key_of(o, info, fname)
   local params = o.params
   local ptext
   if params and next(params) ~= nil then
@@ -462,6 +469,7 @@ local function key_of(o, info)
   local k = core.key(o.blocks, o.messages, o.system, info.qhead, info.qmiddle, ptext, info.qtail,
     o.sample_index or 0, o.stream)
   if k then return k end
+  check_request(o, fname)  -- raises on misuse; an unusual shape goes on in Lua
   local canon = canonical_text(o, info)
   return sha256(canon), canon
 end
@@ -1760,10 +1768,10 @@ function Cache:call(opts, copts)
   if copts.sample_index and opts.sample_index == nil then
     ko = setmetatable({ sample_index = copts.sample_index }, { __index = opts })
   end
-  check_request(ko, 'call')
+  check_head(ko, 'call')
   local info, err = endpoint_info(ko, 'call')
   if not info then return nil, err end
-  local key, canon = key_of(ko, info)
+  local key, canon = key_of(ko, info, 'call')
   local ns = copts.namespace or self.namespace
   if self.fast and not copts.no_cache then
     -- the hit path: one C call reads and checks the entry

@@ -573,6 +573,14 @@ for _, backend in ipairs(h.store_backends()) do
         "bad argument #2 to 'put' %(response must be a table with a string text%)")
       assert.error_matches(function() c:call(request(nil, 'x'), { nope = true }) end,
         "bad argument #2 to 'call' %(unknown option 'nope'%)")
+      local bad = request(nil, 'x', { blocks = { { kind = 'task', stability = 'volatile', content = 'a' },
+        { kind = 'rules', stability = 'stable', content = 'b' } } })
+      assert.error_matches(function() c:call(bad) end,
+        "bad argument #1 to 'call' %(blocks%[2%] is stable after a volatile block")
+      bad.blocks = { { kind = 'task', stability = 'sometimes', content = 'a' } }
+      assert.error_matches(function() c:call(bad) end, "blocks%[1%]%.stability must be 'stable' or 'volatile'")
+      bad.blocks = { { kind = 'task', stability = 'volatile', content = 1 } }
+      assert.error_matches(function() c:call(bad) end, 'blocks%[1%]%.content must be a string')
       assert.error_matches(function() cache.open(backend.url, { limits = { ttl = 'soon' } }) end,
         "bad argument #2 to 'open' %(limits.ttl must be seconds")
       c:close()
