@@ -431,12 +431,19 @@ local function migrate_sends(db, rec)
   return true
 end
 
--- Channel values of a PostgreSQL checkpoint: its blobs at its versions.
+-- Channel values of a PostgreSQL checkpoint: its blobs at its versions,
+-- each found by a point lookup on the full primary key. (A plain join lets
+-- the planner scan every blob of the thread and hash them: a load then
+-- grows with the thread's history, and under SERIALIZABLE the predicate
+-- locks on all those rows are promoted to a lock on the whole table, which
+-- every concurrent writer then conflicts with. OFFSET 0 keeps the lateral
+-- subquery from being flattened into such a join.)
 local function read_blobs(db, thread, ns, id)
   local rows, msg, code = db:query([[SELECT bl.channel, bl.type, bl.blob FROM checkpoints cp
   CROSS JOIN LATERAL jsonb_each_text(cp.checkpoint -> 'channel_versions') cv
-  JOIN checkpoint_blobs bl ON bl.thread_id = cp.thread_id AND bl.checkpoint_ns = cp.checkpoint_ns
-    AND bl.channel = cv.key AND bl.version = cv.value
+  CROSS JOIN LATERAL (SELECT b.channel, b.type, b.blob FROM checkpoint_blobs b
+    WHERE b.thread_id = cp.thread_id AND b.checkpoint_ns = cp.checkpoint_ns AND b.channel = cv.key
+      AND b.version = cv.value OFFSET 0) bl
   WHERE cp.thread_id = $1 AND cp.checkpoint_ns = $2 AND cp.checkpoint_id = $3]], thread, ns, id)
   if not rows then return nil, msg, code end
   return rows
@@ -1040,15 +1047,6 @@ local function save_in(tx, p)
     if m then return nil, m, c end
     if row then return record(tx, row, { writes = false }) end
   end
-  args.id = a.id or uuid.v6()
-  p.minted = args.id
-  if a.name then
-    local taken, m, c = name_taken(tx, thread, a.name, args.id)
-    if taken == nil then return nil, m, c end
-    if taken then
-      return nil, ("a checkpoint named '%s' already exists in thread '%s'"):format(a.name, thread), 'constraint'
-    end
-  end
   local prow, m, c
   if a.parent then
     prow, m, c = find_row(tx, a.parent, { thread = thread })
@@ -1060,6 +1058,21 @@ local function save_in(tx, p)
   elseif a.parent == nil then
     prow, m, c = find_row(tx, 'latest', { thread = thread, ns = ns })
     if m then return nil, m, c end
+  end
+  -- The id is minted after the parent was read, so after the snapshot of
+  -- a SERIALIZABLE transaction: a checkpoint committed before that read
+  -- (which may be our parent) was minted earlier, and ours sorts after it.
+  -- Minted before, a slow writer could take an id below its own parent's
+  -- and 'latest' (the highest id) would no longer be the chain's head.
+  args.id = a.id or uuid.v6()
+  p.minted = args.id
+  if a.name then
+    local taken
+    taken, m, c = name_taken(tx, thread, a.name, args.id)
+    if taken == nil then return nil, m, c end
+    if taken then
+      return nil, ("a checkpoint named '%s' already exists in thread '%s'"):format(a.name, thread), 'constraint'
+    end
   end
   return write_child(tx, args, prow)
 end
@@ -1184,13 +1197,13 @@ function M.branch(a)
       if m then return nil, m, c end
       if row then return record(tx, row, { writes = false }) end
     end
-    local id = a.id or uuid.v6()
-    minted = id
-    local taken, m, c = name_taken(tx, thread, name, id)
+    local taken, m, c = name_taken(tx, thread, name, a.id)
     if taken == nil then return nil, m, c end
     if taken then
       return nil, ("a checkpoint named '%s' already exists in thread '%s'"):format(name, thread), 'constraint'
     end
+    local id = a.id or uuid.v6()  -- after the first read: see save_in
+    minted = id
     local state = a.state
     if not state then
       local pf

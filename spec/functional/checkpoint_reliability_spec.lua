@@ -89,16 +89,17 @@ local function l3(url, writers, per, isolation)
   local acked, failures = {}, {}
   for w = 1, writers do acks(('%s/out%d'):format(dir, w), acked, failures) end
   assert.same({}, failures)  -- 0 aborts
-  local n, most = 0, 0
+  local n, most, hist = 0, 0, {}
   for _, r in pairs(acked) do
     n = n + 1
     most = math.max(most, r.attempts or 1)
+    hist[r.attempts or 1] = (hist[r.attempts or 1] or 0) + 1
   end
   assert.equal(writers * per, n)
   local db <close> = assert(checkpoint.open(url))
   local ids = check_chains(db, prefix, writers * per)
   for id in pairs(acked) do assert.is_true(ids[id], 'acknowledged checkpoint lost: ' .. id) end
-  return most
+  return most, hist
 end
 
 describe('RELIABILITY L3: concurrent writers on PostgreSQL', function()
@@ -122,9 +123,12 @@ describe('RELIABILITY L3: concurrent writers on PostgreSQL', function()
   -- writers, and more than 20 with 16. The figure is printed, not asserted.
   it('SERIALIZABLE mode keeps the same invariants (lost, duplicates, steps, aborts)', function()
     if not h.needs(backend) then return end
-    local most = l3(backend.url, env_int('AEGIS_L3_SERIAL_WRITERS', 4), env_int('AEGIS_L3_SERIAL_PER_WRITER', 100),
-      'serializable')
-    print(('\nL3 SERIALIZABLE: at most %d retries for one save'):format(most - 1))
+    local most, hist = l3(backend.url, env_int('AEGIS_L3_SERIAL_WRITERS', 4),
+      env_int('AEGIS_L3_SERIAL_PER_WRITER', 100), 'serializable')
+    local parts = {}
+    for k = 1, most do parts[#parts + 1] = ('%d:%d'):format(k - 1, hist[k] or 0) end
+    print(('\nL3 SERIALIZABLE: at most %d retries for one save (retries:saves %s)'):format(most - 1,
+      table.concat(parts, ' ')))
   end)
 end)
 
