@@ -161,8 +161,7 @@ local function run_tx(db, fn, thread)
   return db:tx(function(tx)
     -- index scans only: a sequential scan takes a predicate lock on the
     -- whole table, and every concurrent writer would conflict with it
-    local _, m, c = tx:exec('SET TRANSACTION ISOLATION LEVEL SERIALIZABLE')
-    if not m then _, m, c = tx:exec('SET LOCAL enable_seqscan = off') end
+    local _, m, c = tx:exec('SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; SET LOCAL enable_seqscan = off')
     if m then return nil, m, c end
     return fn(tx)
   end)
@@ -172,6 +171,7 @@ local function write_tx(db, fn, thread)
   local t0 = clock.monotonic()
   local delay, attempt, lost_tries, conflicts = M.RETRY.base, 1, 0, 0
   while true do
+    local t1 = clock.monotonic()
     local r = table.pack(run_tx(db, fn, thread))
     if r[1] ~= nil then
       if type(r[1]) == 'table' then r[1].attempts = attempt end
@@ -186,8 +186,13 @@ local function write_tx(db, fn, thread)
       -- a serialisation failure: the other writer has committed, go again
       if conflicts >= SERIAL_RETRIES then return give_up() end
       conflicts = conflicts + 1
-      -- full jitter, doubling from 10 ms, so retrying writers spread out
-      if conflicts > 1 then sleep(math.random() * math.min(0.2, 0.005 * 2 ^ (conflicts - 1))) end
+      -- Full jitter over a window that starts at the length of the failed
+      -- attempt and doubles: the writers that conflicted were running for
+      -- about as long, so waiting a random part of that spreads the
+      -- retries over the time the others need to finish, and a second
+      -- conflict spreads them wider (capped at 0.25 s).
+      local span = math.max(0.002, clock.monotonic() - t1)
+      sleep(math.random() * math.min(0.25, span * 2 ^ conflicts))
     elseif lost or r[3] == 'busy' then
       -- a lost connection (or a lock not had in time): once at once, then
       -- with capped backoff until the deadline
@@ -716,6 +721,36 @@ local function remember(id, versions, texts)
   facts[id] = { versions = versions, texts = texts }
 end
 
+local BLOBS_PER_STMT = 8
+local write_sqls = {}
+
+-- PostgreSQL: the statement that inserts `k` blobs ($1 thread, $2 ns, then
+-- channel, version, type, blob for each) and, when `row`, the checkpoint
+-- row after them. The texts are fixed per (k, row), so each is prepared once.
+local function write_sql(k, row)
+  local key = k * 2 + (row and 1 or 0)
+  if write_sqls[key] then return write_sqls[key] end
+  local vals = {}
+  for j = 0, k - 1 do
+    local b = 3 + 4 * j
+    vals[#vals + 1] = ('($1, $2, $%d, $%d, $%d, $%d)'):format(b, b + 1, b + 2, b + 3)
+  end
+  local blobs = k > 0 and ('INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)'
+    .. ' VALUES ' .. table.concat(vals, ', ') .. ' ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING')
+  local sql
+  if row then
+    local b = 3 + 4 * k
+    sql = ('INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint,'
+      .. ' metadata) VALUES ($1, $2, $%d, $%d, $%d, $%d) ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)'
+      .. ' DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata'):format(b, b + 1, b + 2, b + 3)
+    if blobs then sql = 'WITH blobs AS (' .. blobs .. ') ' .. sql end
+  else
+    sql = blobs
+  end
+  write_sqls[key] = sql
+  return sql
+end
+
 -- Writes one checkpoint row (and, on PostgreSQL, its changed blobs) inside
 -- the caller's transaction. `texts[c]` is channel c's JSON text.
 local function put_rows(db, thread, ns, parent, cp, texts, meta_text, new_versions)
@@ -737,20 +772,38 @@ local function put_rows(db, thread, ns, parent, cp, texts, meta_text, new_versio
     if msg then return nil, msg, code end
     return true
   end
-  for c, ver in pairs(new_versions) do
-    local text = texts[c]
-    _, msg, code = db:exec('INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)'
-      .. ' VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING',
-      thread, ns, c, version_text(ver), text and 'json' or 'empty', text and store.blob(text) or NULL)
-    if msg then return nil, msg, code end
-  end
+  -- The blobs and the checkpoint row go in one statement (blobs in a
+  -- data-modifying WITH) when at most BLOBS_PER_STMT channels changed, in
+  -- statements of that many blobs each before it otherwise: one round trip
+  -- for a typical save instead of one per changed channel.
+  local names = {}
+  for c in pairs(new_versions) do names[#names + 1] = c end
+  table.sort(names)
   local body = canonical({ v = cp.v, id = cp.id, ts = cp.ts, channel_versions = cp.channel_versions,
     versions_seen = cp.versions_seen })
-  _, msg, code = db:exec('INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,'
-    .. ' checkpoint, metadata) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)'
-    .. ' DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata',
-    thread, ns, cp.id, parent or NULL, body, meta_text)
-  if msg then return nil, msg, code end
+  local i = 1
+  repeat
+    local k = math.min(BLOBS_PER_STMT, #names - i + 1)
+    local last = i + k > #names
+    local args = { thread, ns }
+    for j = i, i + k - 1 do
+      local c = names[j]
+      local text = texts[c]
+      args[#args + 1] = c
+      args[#args + 1] = version_text(new_versions[c])
+      args[#args + 1] = text and 'json' or 'empty'
+      args[#args + 1] = text and store.blob(text) or NULL
+    end
+    if last then
+      args[#args + 1] = cp.id
+      args[#args + 1] = parent or NULL
+      args[#args + 1] = body
+      args[#args + 1] = meta_text
+    end
+    _, msg, code = db:exec(write_sql(k, last), table.unpack(args, 1, 2 + 4 * k + (last and 4 or 0)))
+    if msg then return nil, msg, code end
+    i = i + k
+  until last
   return true
 end
 
