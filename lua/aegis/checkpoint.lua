@@ -152,19 +152,40 @@ end
 -- unknown outcome (a connection lost during COMMIT) is safe.
 local serializable = setmetatable({}, { __mode = 'k' })
 
--- A serialisation failure is retried at once, then after a few random
--- milliseconds: the conflicting writer has committed by then.
+-- SERIALIZABLE: a serialisation failure is retried after a random wait;
+-- after ESCALATE_AFTER of them the save runs alone. Every SERIALIZABLE
+-- write holds SERIAL_LOCK in shared mode for its transaction (taken at
+-- session level before BEGIN, so its snapshot is taken after any writer
+-- that ran alone has committed); a save that runs alone takes it
+-- exclusively, so no other SERIALIZABLE transaction is concurrent with it
+-- and SSI has nothing to cancel it for. This bounds the retries of one
+-- save (RELIABILITY.md L3: at most 5) however the predicate locks fall:
+-- SSI locks index pages, and keys of different threads share pages, so
+-- transactions on different threads conflict too, most while the tables
+-- are small.
 local SERIAL_RETRIES = 20
+local ESCALATE_AFTER = 4
+local SERIAL_LOCK = "hashtextextended('aegis.checkpoint.serializable', 0)"
+local SERIAL_TAKE = { [false] = 'SELECT pg_advisory_lock_shared(' .. SERIAL_LOCK .. ')',
+  [true] = 'SELECT pg_advisory_lock(' .. SERIAL_LOCK .. ')' }
+local SERIAL_GIVE = { [false] = 'SELECT pg_advisory_unlock_shared(' .. SERIAL_LOCK .. ')',
+  [true] = 'SELECT pg_advisory_unlock(' .. SERIAL_LOCK .. ')' }
 
-local function run_tx(db, fn, thread)
+local function run_tx(db, fn, thread, alone)
   if not serializable[db] then return db:tx(fn, { lock = thread }) end
-  return db:tx(function(tx)
+  alone = alone and true or false
+  local _, m, c = db:exec(SERIAL_TAKE[alone])
+  if m then return nil, m, c end
+  local r = table.pack(db:tx(function(tx)
     -- index scans only: a sequential scan takes a predicate lock on the
     -- whole table, and every concurrent writer would conflict with it
-    local _, m, c = tx:exec('SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; SET LOCAL enable_seqscan = off')
+    _, m, c = tx:exec('SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; SET LOCAL enable_seqscan = off')
     if m then return nil, m, c end
     return fn(tx)
-  end)
+  end))
+  -- a session lock goes with a lost connection; otherwise give it back
+  db:exec(SERIAL_GIVE[alone])
+  return table.unpack(r, 1, r.n)
 end
 
 local function write_tx(db, fn, thread)
@@ -172,7 +193,7 @@ local function write_tx(db, fn, thread)
   local delay, attempt, lost_tries, conflicts = M.RETRY.base, 1, 0, 0
   while true do
     local t1 = clock.monotonic()
-    local r = table.pack(run_tx(db, fn, thread))
+    local r = table.pack(run_tx(db, fn, thread, conflicts >= ESCALATE_AFTER))
     if r[1] ~= nil then
       if type(r[1]) == 'table' then r[1].attempts = attempt end
       return table.unpack(r, 1, r.n)
@@ -190,9 +211,9 @@ local function write_tx(db, fn, thread)
       -- attempt and doubles: the writers that conflicted were running for
       -- about as long, so waiting a random part of that spreads the
       -- retries over the time the others need to finish, and a second
-      -- conflict spreads them wider (capped at 0.25 s).
+      -- conflict spreads them wider (capped at 1 s).
       local span = math.max(0.002, clock.monotonic() - t1)
-      sleep(math.random() * math.min(0.25, span * 2 ^ conflicts))
+      if conflicts < ESCALATE_AFTER then sleep(math.random() * math.min(1, span * 2 ^ conflicts)) end
     elseif lost or r[3] == 'busy' then
       -- a lost connection (or a lock not had in time): once at once, then
       -- with capped backoff until the deadline

@@ -115,20 +115,20 @@ describe('RELIABILITY L3: concurrent writers on PostgreSQL', function()
     assert.equal(1, l3(backend.url, writers, per, 'lock'))  -- the lock queues writers: no retries
   end)
 
-  -- SERIALIZABLE (no advisory lock; serialisation failures retried, at
-  -- most 20 times), scaled down to 4 writers x 100 saves. RELIABILITY.md's
-  -- "at most 5 retries per transaction" is NOT met: SSI takes its predicate
-  -- locks on index pages, which the 50 threads' keys share, so saves to
-  -- different threads conflict too; up to 8 retries were seen with 4
-  -- writers, and more than 20 with 16. The figure is printed, not asserted.
-  it('SERIALIZABLE mode keeps the same invariants (lost, duplicates, steps, aborts)', function()
+  -- SERIALIZABLE (no per-thread lock; a serialisation failure is retried
+  -- after a random wait, and after 4 of them the save runs alone), at the
+  -- same scale. SSI's predicate locks cover index pages, which the keys of
+  -- neighbouring threads share, so saves to different threads conflict too
+  -- (most while the tables are small); running alone bounds the retries.
+  it('SERIALIZABLE mode keeps the same invariants with at most 5 retries per save', function()
     if not h.needs(backend) then return end
-    local most, hist = l3(backend.url, env_int('AEGIS_L3_SERIAL_WRITERS', 4),
-      env_int('AEGIS_L3_SERIAL_PER_WRITER', 100), 'serializable')
+    local most, hist = l3(backend.url, env_int('AEGIS_L3_SERIAL_WRITERS', writers),
+      env_int('AEGIS_L3_SERIAL_PER_WRITER', per), 'serializable')
     local parts = {}
     for k = 1, most do parts[#parts + 1] = ('%d:%d'):format(k - 1, hist[k] or 0) end
     print(('\nL3 SERIALIZABLE: at most %d retries for one save (retries:saves %s)'):format(most - 1,
       table.concat(parts, ' ')))
+    assert.is_true(most - 1 <= 5, ('a save took %d retries'):format(most - 1))
   end)
 end)
 
