@@ -33,6 +33,12 @@ for (const sync of ["FULL", "NORMAL"]) {
   const db = new Database(`${dir}/langgraph-${sync.toLowerCase()}.db`);
   db.pragma("journal_mode = WAL");
   db.pragma(`synchronous = ${sync}`);
+  // grow the WAL as aegis_bench.lua does, so no measured commit extends it
+  db.exec("CREATE TABLE IF NOT EXISTS warm (k INTEGER PRIMARY KEY, v BLOB)");
+  const ins = db.prepare("INSERT INTO warm (v) VALUES (?)");
+  for (let i = 0; i < 6; i++) ins.run(Buffer.alloc(1100000, 120));
+  for (let i = 0; i < 600; i++) ins.run(Buffer.alloc(3000, 121));
+  db.exec("DELETE FROM warm");
   targets.push({ name: `sqlite-${sync.toLowerCase()}`, saver: new SqliteSaver(db), close: () => db.close() });
 }
 if (pgUrl) {

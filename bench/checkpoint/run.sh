@@ -46,12 +46,15 @@ local function load(p) local f = assert(io.open(p)); local v = cjson.decode(f:re
 local a, l = load(arg[1]), load(arg[2])
 local lg = {}
 for _, r in ipairs(l) do lg[r.target .. '/' .. r.size] = r end
-print(('%-14s %-6s %9s | %10s %10s %10s %7s %7s | %10s %10s %10s %7s %7s'):format('store', 'state', 'bytes',
-  'save aegis', 'langgraph', 'floor', 'x lg', 'x floor', 'load aegis', 'langgraph', 'floor', 'x lg', 'x floor'))
+print(('%-14s %-6s %9s | %10s %10s %10s %10s %7s %7s %7s | %10s %10s %10s %7s %7s'):format('store', 'state', 'bytes',
+  'save aegis', 'langgraph', 'floor', 'rows floor', 'x lg', 'x floor', 'x rows', 'load aegis', 'langgraph', 'floor',
+  'x lg', 'x floor'))
 for _, r in ipairs(a) do
   local o = lg[r.target .. '/' .. r.size]
-  print(('%-14s %-6s %9d | %8.1fus %8.1fus %8.1fus %6.1fx %6.2fx | %8.1fus %8.1fus %8.1fus %6.1fx %6.2fx'):format(
-    r.target, r.size, r.bytes, r.save_us, o.save_us, r.floor_save_us, o.save_us / r.save_us, r.save_us / r.floor_save_us,
+  local rows = r.rows_floor_save_us
+  print(('%-14s %-6s %9d | %8.1fus %8.1fus %8.1fus %10s %6.1fx %6.2fx %7s | %8.1fus %8.1fus %8.1fus %6.1fx %6.2fx'):format(
+    r.target, r.size, r.bytes, r.save_us, o.save_us, r.floor_save_us, rows and ('%8.1fus'):format(rows) or '-',
+    o.save_us / r.save_us, r.save_us / r.floor_save_us, rows and ('%6.2fx'):format(r.save_us / rows) or '-',
     r.load_us, o.load_us, r.floor_load_us, o.load_us / r.load_us, r.load_us / r.floor_load_us))
 end
 for _, r in ipairs(a) do
@@ -61,5 +64,6 @@ for _, r in ipairs(a) do
   end
 end
 print('x lg: how many times faster than LangGraph.js (goal: load >= 20x SqliteSaver, save >= 10x at NORMAL,'
-  .. ' >= 3x PostgresSaver both ways); x floor: aegis / floor (goal at FULL: save <= 1.2x)')
+  .. ' >= 3x PostgresSaver both ways); x floor: aegis / floor (goal at FULL: save <= 1.2x);'
+  .. ' x rows: aegis / the rows floor (the same SQL and rows as an aegis save, without the codec)')
 LUA

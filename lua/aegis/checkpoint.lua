@@ -39,6 +39,7 @@ M.FORMAT_VERSION = 4
 
 local canonical, decode = json.canonical, json.decode
 local NULL = json.null
+local EMPTY = setmetatable({}, { __newindex = function() error('checkpoint: EMPTY is read-only', 2) end })
 
 -- {======================================================================
 -- Schema: exactly what SqliteSaver 1.0.4 and PostgresSaver 1.0.5 create
@@ -172,7 +173,8 @@ local SERIAL_GIVE = { [false] = 'SELECT pg_advisory_unlock_shared(' .. SERIAL_LO
   [true] = 'SELECT pg_advisory_unlock(' .. SERIAL_LOCK .. ')' }
 
 local function run_tx(db, fn, thread, alone)
-  if not serializable[db] then return db:tx(fn, { lock = thread }) end
+  -- SQLite's BEGIN IMMEDIATE already serialises writers: no lock key
+  if not serializable[db] then return db:tx(fn, db.kind ~= 'sqlite' and { lock = thread } or nil) end
   alone = alone and true or false
   local _, m, c = db:exec(SERIAL_TAKE[alone])
   if m then return nil, m, c end
@@ -193,10 +195,11 @@ local function write_tx(db, fn, thread)
   local delay, attempt, lost_tries, conflicts = M.RETRY.base, 1, 0, 0
   while true do
     local t1 = clock.monotonic()
-    local r = table.pack(run_tx(db, fn, thread, conflicts >= ESCALATE_AFTER))
+    -- every function run here returns a value or nil, msg, code
+    local r = { run_tx(db, fn, thread, conflicts >= ESCALATE_AFTER) }
     if r[1] ~= nil then
       if type(r[1]) == 'table' then r[1].attempts = attempt end
-      return table.unpack(r, 1, r.n)
+      return r[1], r[2], r[3]
     end
     local lost = r[3] == 'conn'
     local waited = clock.monotonic() - t0
@@ -224,7 +227,7 @@ local function write_tx(db, fn, thread)
         delay = math.min(delay * 2, M.RETRY.cap)
       end
     else
-      return table.unpack(r, 1, r.n)
+      return r[1], r[2], r[3]
     end
     attempt = attempt + 1
   end
@@ -364,7 +367,7 @@ local function ancestors(ns)
     end
     return out
   end
-  return {}
+  return EMPTY
 end
 
 -- }======================================================================
@@ -373,10 +376,12 @@ end
 -- Rows <-> records
 -- ======================================================================
 
+local now_s, now_text  -- the last second formatted, and its text
 local function iso_now()
   local t = clock.now()
   local s = math.floor(t)
-  return os.date('!%Y-%m-%dT%H:%M:%S', s) .. ('.%03dZ'):format(math.floor((t - s) * 1000))
+  if s ~= now_s then now_s, now_text = s, os.date('!%Y-%m-%dT%H:%M:%S', s) end
+  return ('%s.%03dZ'):format(now_text, math.floor((t - s) * 1000))
 end
 
 local function version_text(v)
@@ -408,17 +413,36 @@ local function dump(v, what)
 end
 
 local CKPT_COLS = 'thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata'
+-- Statements of the hot paths, built once (a statement is cached by its text).
+local SEL_CKPT = 'SELECT ' .. CKPT_COLS .. ' FROM checkpoints'
+local SEL_LATEST = SEL_CKPT .. ' WHERE thread_id = $1 AND checkpoint_ns = $2 ORDER BY checkpoint_id DESC LIMIT 1'
+local SEL_BY_KEY = SEL_CKPT .. ' WHERE thread_id = $1 AND checkpoint_ns = $2 AND checkpoint_id = $3'
+-- The same, with whether the checkpoint has pending writes (a load then
+-- skips the query of its writes when it has none, the common case).
+local HAS_WRITES = {
+  sqlite = ', EXISTS (SELECT 1 FROM writes w WHERE w.thread_id = c.thread_id AND w.checkpoint_ns = c.checkpoint_ns'
+    .. ' AND w.checkpoint_id = c.checkpoint_id) AS has_writes FROM checkpoints c',
+  postgres = ', EXISTS (SELECT 1 FROM checkpoint_writes w WHERE w.thread_id = c.thread_id'
+    .. ' AND w.checkpoint_ns = c.checkpoint_ns AND w.checkpoint_id = c.checkpoint_id) AS has_writes FROM checkpoints c',
+}
+local SEL_LATEST_W, SEL_BY_KEY_W = {}, {}
+for kind, hw in pairs(HAS_WRITES) do
+  local sel = 'SELECT c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id, c.type, c.checkpoint,'
+    .. ' c.metadata' .. hw
+  SEL_LATEST_W[kind] = sel .. ' WHERE c.thread_id = $1 AND c.checkpoint_ns = $2 ORDER BY c.checkpoint_id DESC LIMIT 1'
+  SEL_BY_KEY_W[kind] = sel .. ' WHERE c.thread_id = $1 AND c.checkpoint_ns = $2 AND c.checkpoint_id = $3'
+end
+local INSERT_SQLITE = 'INSERT OR REPLACE INTO checkpoints (' .. CKPT_COLS .. ') VALUES ($1, $2, $3, $4, $5, $6, $7)'
+local SEL_WRITES = {
+  sqlite = 'SELECT task_id, channel, type, value FROM writes'
+    .. ' WHERE thread_id = $1 AND checkpoint_ns = $2 AND checkpoint_id = $3 ORDER BY task_id, idx',
+  postgres = 'SELECT task_id, channel, type, blob AS value FROM checkpoint_writes'
+    .. ' WHERE thread_id = $1 AND checkpoint_ns = $2 AND checkpoint_id = $3 ORDER BY task_id, idx',
+}
 
 -- Reads the pending writes of one checkpoint, ordered by task and index.
 local function read_writes(db, thread, ns, id)
-  local rows, msg, code
-  if db.kind == 'sqlite' then
-    rows, msg, code = db:query('SELECT task_id, channel, type, value FROM writes'
-      .. ' WHERE thread_id = $1 AND checkpoint_ns = $2 AND checkpoint_id = $3 ORDER BY task_id, idx', thread, ns, id)
-  else
-    rows, msg, code = db:query('SELECT task_id, channel, type, blob AS value FROM checkpoint_writes'
-      .. ' WHERE thread_id = $1 AND checkpoint_ns = $2 AND checkpoint_id = $3 ORDER BY task_id, idx', thread, ns, id)
-  end
+  local rows, msg, code = db:query(SEL_WRITES[db.kind], thread, ns, id)
   if not rows then return nil, msg, code end
   local out = {}
   for i, r in ipairs(rows) do
@@ -520,8 +544,12 @@ local function record(db, row, opts)
   rec.state = cp.channel_values
   if not (opts and opts.writes == false) then
     local w
-    w, msg, code = read_writes(db, rec.thread, rec.ns, rec.id)
-    if not w then return nil, msg, code end
+    if row.has_writes == false or row.has_writes == 0 then
+      w = {}
+    else
+      w, msg, code = read_writes(db, rec.thread, rec.ns, rec.id)
+      if not w then return nil, msg, code end
+    end
     rec.pending_writes = w
   end
   return rec
@@ -540,14 +568,13 @@ local UUID = '^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%
 local function find_row(db, ref, opts)
   local thread, ns = opts.thread, opts.ns
   local rows, msg, code
-  local sel = 'SELECT ' .. CKPT_COLS .. ' FROM checkpoints'
+  local sel = SEL_CKPT
   if ref == 'latest' then
     if thread == nil then return nil, "'latest' needs a thread", 'invalid' end
-    return db:first(sel .. ' WHERE thread_id = $1 AND checkpoint_ns = $2 ORDER BY checkpoint_id DESC LIMIT 1',
-      thread, ns or '')
+    return db:first(opts.writes == false and SEL_LATEST or SEL_LATEST_W[db.kind], thread, ns or '')
   elseif ref:match(UUID) then
     if thread and ns then
-      return db:first(sel .. ' WHERE thread_id = $1 AND checkpoint_ns = $2 AND checkpoint_id = $3', thread, ns, ref)
+      return db:first(opts.writes == false and SEL_BY_KEY or SEL_BY_KEY_W[db.kind], thread, ns, ref)
     elseif thread then
       rows, msg, code = db:query(sel .. ' WHERE thread_id = $1 AND checkpoint_id = $2', thread, ref)
     else
@@ -787,9 +814,8 @@ local function put_rows(db, thread, ns, parent, cp, texts, meta_text, new_versio
     local rest = canonical({ v = cp.v, id = cp.id, ts = cp.ts, channel_versions = cp.channel_versions,
       versions_seen = cp.versions_seen })
     local body = '{"channel_values":{' .. table.concat(parts, ',') .. '},' .. rest:sub(2)
-    _, msg, code = db:exec('INSERT OR REPLACE INTO checkpoints (' .. CKPT_COLS
-      .. ') VALUES ($1, $2, $3, $4, $5, $6, $7)',
-      thread, ns, cp.id, parent or NULL, 'json', store.blob(body), store.blob(meta_text))
+    _, msg, code = db:exec(INSERT_SQLITE, thread, ns, cp.id, parent or NULL, 'json', store.blob(body),
+      store.blob(meta_text))
     if msg then return nil, msg, code end
     return true
   end
@@ -830,9 +856,13 @@ end
 
 local function channel_texts(values, what)
   local texts = {}
-  for c, v in pairs(values or {}) do
+  for c, v in pairs(values or EMPTY) do
     if type(c) ~= 'string' then error(('%s: channel names must be strings, got %s'):format(what, type(c)), 3) end
-    texts[c] = dump(v, what .. ' channel ' .. c)
+    local ok, text = pcall(canonical, v)
+    if not ok then
+      error(('%s channel %s: %s'):format(what, c, tostring(text):gsub('^json: ', '')), 3)
+    end
+    texts[c] = text
   end
   return texts
 end
@@ -936,8 +966,11 @@ local function parent_facts(db, row)
   local texts = channel_texts(rec.checkpoint.channel_values, 'parent')
   f = { versions = rec.checkpoint.channel_versions, texts = texts, versions_seen = rec.checkpoint.versions_seen }
   remember(row.checkpoint_id, f.versions, texts)
-  facts[row.checkpoint_id].versions_seen = f.versions_seen
-  return facts[row.checkpoint_id]
+  f = facts[row.checkpoint_id]
+  f.versions_seen = rec.checkpoint.versions_seen
+  local meta = rec.metadata
+  if type(meta) == 'table' and math.type(meta.step) == 'integer' then f.step = meta.step end
+  return f
 end
 
 -- Highest integer version of each channel already used in a thread and
@@ -969,7 +1002,27 @@ local function versions_taken(db, thread, ns, new_versions)
   return r.n > 0
 end
 
-local function bump(v, used, channel, ns)
+local bump
+
+-- New versions of the channels whose text differs from the parent's (or
+-- that were added or removed): into versions and new_versions. Raises on
+-- a parent version that is not an integer (run under pcall).
+local function mint(texts, ptexts, pver, versions, new_versions, used, ns)
+  for c, text in pairs(texts) do
+    if ptexts[c] ~= text or pver[c] == nil then
+      local nv = bump(pver[c], used and used[c], c, ns)
+      versions[c], new_versions[c] = nv, nv
+    end
+  end
+  for c in pairs(pver) do
+    if texts[c] == nil and ptexts[c] ~= nil then
+      local nv = bump(pver[c], used and used[c], c, ns)
+      versions[c], new_versions[c] = nv, nv
+    end
+  end
+end
+
+function bump(v, used, channel, ns)
   local base = v
   if base ~= nil and math.type(base) ~= 'integer' then
     base = math.tointeger(base) or tonumber(base)
@@ -991,28 +1044,12 @@ local function write_child(db, a, parent_row)
     pf, msg, code = parent_facts(db, parent_row)
     if not pf then return nil, msg, code end
   end
-  local pver = pf and pf.versions or {}
-  local ptexts = pf and pf.texts or {}
+  local pver = pf and pf.versions or EMPTY
+  local ptexts = pf and pf.texts or EMPTY
   local texts = a.texts or ptexts
   local versions, new_versions = {}, {}
   for c, v in pairs(pver) do versions[c] = v end
-  local function mint(used)
-    return pcall(function()
-      for c, text in pairs(texts) do
-        if ptexts[c] ~= text or pver[c] == nil then
-          local nv = bump(pver[c], used and used[c], c, ns)
-          versions[c], new_versions[c] = nv, nv
-        end
-      end
-      for c in pairs(pver) do
-        if texts[c] == nil and ptexts[c] ~= nil then
-          local nv = bump(pver[c], used and used[c], c, ns)
-          versions[c], new_versions[c] = nv, nv
-        end
-      end
-    end)
-  end
-  local ok, err = mint(nil)
+  local ok, err = pcall(mint, texts, ptexts, pver, versions, new_versions, nil, ns)
   if not ok then return nil, err, 'unsupported' end
   if db.kind == 'postgres' and next(new_versions) then
     -- Each new version is the parent's + 1 unless that one is taken (a
@@ -1025,18 +1062,19 @@ local function write_child(db, a, parent_row)
       local used
       used, msg, code = used_versions(db, thread, ns)
       if not used then return nil, msg, code end
-      ok, err = mint(used)
+      ok, err = pcall(mint, texts, ptexts, pver, versions, new_versions, used, ns)
       if not ok then return nil, err, 'unsupported' end
     end
   end
   local step = -1
-  local pmeta
-  if parent_row then
-    pmeta = decode(parent_row.metadata or '{}')
+  if pf and pf.step then
+    step = pf.step
+  elseif parent_row then
+    local pmeta = decode(parent_row.metadata or '{}')
     if type(pmeta) == 'table' and math.type(pmeta.step) == 'integer' then step = pmeta.step end
   end
   local meta = {}
-  for k, v in pairs(a.metadata or {}) do meta[k] = v end
+  for k, v in pairs(a.metadata or EMPTY) do meta[k] = v end
   meta.source = a.source
   meta.step = step + 1
   meta.layer = a.layer
@@ -1051,7 +1089,7 @@ local function write_child(db, a, parent_row)
     if msg then return nil, msg, code end
     if r then parents[up] = r.checkpoint_id end
   end
-  for k, v in pairs(a.parents or {}) do parents[k] = v end
+  for k, v in pairs(a.parents or EMPTY) do parents[k] = v end
   meta.parents = parents
   local cp = {
     v = M.FORMAT_VERSION, id = a.id or uuid.v6(), ts = iso_now(),
@@ -1062,6 +1100,7 @@ local function write_child(db, a, parent_row)
   if not ok then return nil, msg, code end
   remember(cp.id, versions, texts)
   facts[cp.id].versions_seen = cp.versions_seen
+  facts[cp.id].step = meta.step
   cp.channel_values = a.state
   return {
     id = cp.id, thread = thread, ns = ns, parent = parent_row and parent_row.checkpoint_id,
@@ -1070,8 +1109,7 @@ local function write_child(db, a, parent_row)
 end
 
 local function existing(db, thread, ns, id)
-  return db:first('SELECT ' .. CKPT_COLS .. ' FROM checkpoints WHERE thread_id = $1 AND checkpoint_ns = $2'
-    .. ' AND checkpoint_id = $3', thread, ns, id)
+  return db:first(SEL_BY_KEY, thread, ns, id)
 end
 
 local function name_taken(db, thread, name, id)
@@ -1116,14 +1154,14 @@ end
 ---@field metadata? table Further metadata keys
 ---@field id? string The id to use (a retried save passes the same one)
 
+local SAVE_STRINGS = { 'name', 'scaffold_id', 'span_key', 'run_id', 'id' }
+
 -- Checks save's arguments; gives what the transaction needs.
 local function prepare_save(a, fname, n)
   if type(a) ~= 'table' then argerror(n, fname, 'table expected, got ' .. type(a)) end
   local thread = checkfield(a, 'thread', 'string', fname)
   local state = checkfield(a, 'state', 'table', fname)
-  for _, k in ipairs({ 'name', 'scaffold_id', 'span_key', 'run_id', 'id' }) do
-    checkfield(a, k, 'string', fname, true)
-  end
+  for _, k in ipairs(SAVE_STRINGS) do checkfield(a, k, 'string', fname, true) end
   checkfield(a, 'metadata', 'table', fname, true)
   if a.parent ~= nil and a.parent ~= false and type(a.parent) ~= 'string' then
     argerror(n, fname, "field 'parent': string or false expected, got " .. type(a.parent))
@@ -1161,7 +1199,7 @@ local function save_in(tx, p)
       return nil, ("parent '%s' is in namespace '%s', not '%s'"):format(a.parent, prow.checkpoint_ns, ns), 'invalid'
     end
   elseif a.parent == nil then
-    prow, m, c = find_row(tx, 'latest', { thread = thread, ns = ns })
+    prow, m, c = find_row(tx, 'latest', { thread = thread, ns = ns, writes = false })
     if m then return nil, m, c end
   end
   -- The id is minted after the parent was read, so after the snapshot of
