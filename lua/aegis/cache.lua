@@ -453,7 +453,7 @@ end
 
 -- The key of `o` without making its text: aegis.core.cache.key builds and
 -- hashes the same text in C for the usual shapes (nil for others).
-local function key_of(o, info, fname)
+local function key_of(o, info, fname, want_text)
   local params = o.params
   local ptext
   if params and next(params) ~= nil then
@@ -466,9 +466,9 @@ local function key_of(o, info, fname)
   else
     ptext = info.qdefaults
   end
-  local k = core.key(o.blocks, o.messages, o.system, info.qhead, info.qmiddle, ptext, info.qtail,
-    o.sample_index or 0, o.stream)
-  if k then return k end
+  local k, text = core.key(o.blocks, o.messages, o.system, info.qhead, info.qmiddle, ptext, info.qtail,
+    o.sample_index or 0, o.stream, want_text)
+  if k then return k, text end
   check_request(o, fname)  -- raises on misuse; an unusual shape goes on in Lua
   local canon = canonical_text(o, info)
   return sha256(canon), canon
@@ -491,11 +491,10 @@ end
 ---@return string|aegis.Error canon The canonical request text the key hashes, or the error
 function M.key(opts)
   if type(opts) ~= 'table' then argerr('key', 1, 'table expected, got ' .. type(opts)) end
-  check_request(opts, 'key')
+  check_head(opts, 'key')
   local info, err = endpoint_info(opts, 'key')
   if not info then return nil, err end
-  local canon = canonical_text(opts, info)
-  return sha256(canon), canon
+  return key_of(opts, info, 'key', true)
 end
 
 -- For the specs: the canonical request as a table, as text built the
@@ -1709,14 +1708,14 @@ local function distinct(self, list, copts, fname)
     if copts.sample_index and o.sample_index == nil then
       ko = setmetatable({ sample_index = copts.sample_index }, { __index = o })
     end
-    check_request(ko, fname)
+    check_head(ko, fname)
     local info, err = endpoint_info(ko, fname)
     local ns = copts.namespace or self.namespace
     if not info then
+      check_request(ko, fname)
       items[#items + 1] = { failed = err, idx = { i } }
     else
-      local canon = canonical_text(ko, info)
-      local key = sha256(canon)
+      local key, canon = key_of(ko, info, fname, true)
       local id = ns .. '\0' .. key
       local item = by[id]
       if item then
