@@ -555,6 +555,13 @@ for _, backend in ipairs(h.store_backends()) do
       assert.equal(1, c:stats().entries)
       r = assert(c:import(path))
       assert.same({ imported = 0, present = 1, bad = 2 }, r)
+      -- into another namespace: checked as written, hashed again for where it goes
+      r = assert(c:import(path, { namespace = 'copy' }))
+      assert.same({ imported = 1, present = 0, bad = 2 }, r)
+      local db <close> = raw_db()
+      local row = db:first("SELECT key FROM cache_entries WHERE namespace = 'copy'")
+      assert.truthy(c:get(row.key, { namespace = 'copy' }))
+      assert.is_true(c:verify().ok)
     end)
 
     it('returns nil, msg, code for files it cannot read or write', function()
