@@ -1154,6 +1154,26 @@ function Cache:delete(key, opts)
   return n > 0
 end
 
+--- Whether an entry is stored under `key` and not expired, without reading
+--- or checking its response and without counting a hit or a miss (what
+--- `aegis.scaffold.resolve` asks to say whether a request will hit).
+---@param key string 64 hex digits
+---@param opts? {namespace?: string}
+---@return boolean? present
+---@return string? err `cache: has '<key>': <detail>`
+---@return string? code The store's code
+function Cache:has(key, opts)
+  checkopen(self, 'has')
+  if not is_key(key) then argerr('has', 1, 'key must be 64 lowercase hex digits') end
+  local ns = opts and opts.namespace or self.namespace
+  local row, msg, code = self.db:first('SELECT created_at FROM cache_entries WHERE namespace = $1 AND key = $2',
+    ns, key)
+  if msg then return nil, ("cache: has '%s': %s"):format(key, tostring(msg):gsub('^store: ', '')), code end
+  if not row then return false end
+  local ttl = self.limits.ttl
+  return not (ttl and row.created_at < now_ms() - ttl * 1000)
+end
+
 -- }======================================================
 
 -- {====================================================== rotation

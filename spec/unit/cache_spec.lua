@@ -109,6 +109,20 @@ for _, backend in ipairs(h.store_backends()) do
       assert.is_nil(c:get(k))
     end)
 
+    it('says whether an entry is there without counting a hit or a miss', function()
+      if not h.needs(backend) then return end
+      local k = assert(cache.key(request(nil, 'has')))
+      local before = c:stats()
+      assert.is_false(c:has(k))
+      c:put(k, { text = 'x', usage = {} })
+      assert.is_true(c:has(k))
+      assert.is_false(c:has(k, { namespace = 'elsewhere' }))
+      local after = c:stats()
+      assert.equal(before.hits, after.hits)
+      assert.equal(before.misses, after.misses)
+      assert.error_matches(function() c:has('nope') end, "bad argument #1 to 'has' %(key must be 64")
+    end)
+
     it('stores the response as canonical metadata, a newline and the text, with its SHA-256', function()
       if not h.needs(backend) then return end
       local k = assert(cache.key(request(nil, 'b')))
