@@ -1141,64 +1141,82 @@ static int grow (void **buf, size_t *cap, size_t n, size_t sz) {
   return 1;
 }
 
-/* Walks the tree once and collects the matches of p's fast form into
-** p->fs (no Lua call: nothing here can raise).  0 without memory. */
-static int fast_walk (LQuery *p, const LTree *t) {
+/* The walk's state: the query and tree whose matches go to p->fs. */
+typedef struct fwalk { LQuery *p; const LTree *t; } fwalk;
+
+/* Enters node n (symbol sym, at depth, cursor c on it): keeps the ancestor
+** stack and records the matches that end at n.  0 without memory. */
+static int fast_enter (void *ud, TSNode n, TSSymbol sym, uint32_t depth, const TSTreeCursor *c) {
+  const fwalk *w = (const fwalk *)ud;
+  LQuery *p = w->p;
   const fast *f = p->fast;
   fscratch *S = p->fs;
+  if (!grow((void **)&S->stk, &S->capstk, (size_t)depth + 1, sizeof *S->stk)) return 0;
+  S->nstk = (size_t)depth + 1;
+  fframe *fr = &S->stk[depth];
+  fr->node = n;
+  fr->sym = sym;
+  fr->field = (sym < f->nsym && f->needfield[sym]) ? ts_tree_cursor_current_field_id(c) : 0;
+  if (sym >= f->nsym) return 1;
+  for (uint32_t o = f->head[sym]; o < f->head[sym + 1]; o++) {
+    const fpat *pt = &f->pats[f->order[o]];
+    if (pt->n > S->nstk) continue;
+    const fframe *base = S->stk + (S->nstk - pt->n);
+    uint32_t i, ncap = 0;
+    for (i = 0; i < pt->n; i++) {
+      if (base[i].sym != pt->s[i].sym) break;
+      if (i > 0 && pt->s[i].field && base[i].field != pt->s[i].field) break;
+      ncap += pt->s[i].ncap;
+    }
+    if (i < pt->n) continue;
+    if (!grow((void **)&S->c, &S->capc, S->nc + ncap, sizeof *S->c)) return 0;
+    TSQueryCapture *cap = S->c + S->nc;
+    uint32_t k = 0;
+    for (i = 0; i < pt->n; i++)
+      for (uint32_t j = 0; j < pt->s[i].ncap; j++) {
+        cap[k].node = base[i].node;
+        cap[k].index = pt->s[i].cap[j];
+        k++;
+      }
+    TSQueryMatch m = {0, (uint16_t)pt->index, (uint16_t)ncap, cap};
+    if (!match_ok(p, w->t, &m)) continue;
+    if (!grow((void **)&S->m, &S->capm, S->nm + 1, sizeof *S->m)) return 0;
+    S->m[S->nm].pattern = pt->index;
+    S->m[S->nm].first = (uint32_t)S->nc;
+    S->m[S->nm].ncap = ncap;
+    S->nm++;
+    S->nc += ncap;
+  }
+  return 1;
+}
+
+/* Walks the tree once and collects the matches of p's fast form into
+** p->fs (no Lua call: nothing here can raise); with sc, builds the scope
+** analysis of the tree in the same walk into *sc.  Returns AG_OK or
+** AG_ENOMEM. */
+static int fast_walk (LQuery *p, const LTree *t, ag_scope **sc) {
+  fscratch *S = p->fs;
   S->nstk = S->nm = S->nc = 0;
+  fwalk w = {p, t};
+  if (sc != NULL) {
+    char err[AG_ERRLEN];
+    return ag_scope_build_visit(ts_tree_root_node(t->t), t->src, t->len, t->tsx, fast_enter, &w, sc, err);
+  }
   TSTreeCursor c = ts_tree_cursor_new(ts_tree_root_node(t->t));
   int ok = 1;
+  uint32_t depth = 0;
   for (;;) {
     TSNode n = ts_tree_cursor_current_node(&c);
-    TSSymbol sym = ts_node_symbol(n);
-    if (!grow((void **)&S->stk, &S->capstk, S->nstk + 1, sizeof *S->stk)) { ok = 0; break; }
-    fframe *fr = &S->stk[S->nstk++];
-    fr->node = n;
-    fr->sym = sym;
-    fr->field = (sym < f->nsym && f->needfield[sym]) ? ts_tree_cursor_current_field_id(&c) : 0;
-    if (sym < f->nsym) {
-      for (uint32_t o = f->head[sym]; o < f->head[sym + 1]; o++) {
-        const fpat *pt = &f->pats[f->order[o]];
-        if (pt->n > S->nstk) continue;
-        const fframe *base = S->stk + (S->nstk - pt->n);
-        uint32_t i, ncap = 0;
-        for (i = 0; i < pt->n; i++) {
-          if (base[i].sym != pt->s[i].sym) break;
-          if (i > 0 && pt->s[i].field && base[i].field != pt->s[i].field) break;
-          ncap += pt->s[i].ncap;
-        }
-        if (i < pt->n) continue;
-        if (!grow((void **)&S->c, &S->capc, S->nc + ncap, sizeof *S->c)) { ok = 0; break; }
-        TSQueryCapture *cap = S->c + S->nc;
-        uint32_t k = 0;
-        for (i = 0; i < pt->n; i++)
-          for (uint32_t j = 0; j < pt->s[i].ncap; j++) {
-            cap[k].node = base[i].node;
-            cap[k].index = pt->s[i].cap[j];
-            k++;
-          }
-        TSQueryMatch m = {0, (uint16_t)pt->index, (uint16_t)ncap, cap};
-        if (!match_ok(p, t, &m)) continue;
-        if (!grow((void **)&S->m, &S->capm, S->nm + 1, sizeof *S->m)) { ok = 0; break; }
-        S->m[S->nm].pattern = pt->index;
-        S->m[S->nm].first = (uint32_t)S->nc;
-        S->m[S->nm].ncap = ncap;
-        S->nm++;
-        S->nc += ncap;
-      }
-      if (!ok) break;
-    }
-    if (ts_tree_cursor_goto_first_child(&c)) continue;
-    S->nstk--;
+    if (!fast_enter(&w, n, ts_node_symbol(n), depth, &c)) { ok = 0; break; }
+    if (ts_tree_cursor_goto_first_child(&c)) { depth++; continue; }
     while (!ts_tree_cursor_goto_next_sibling(&c)) {
       if (!ts_tree_cursor_goto_parent(&c)) goto done;
-      S->nstk--;
+      depth--;
     }
   }
 done:
   ts_tree_cursor_delete(&c);
-  return ok;
+  return ok ? AG_OK : AG_ENOMEM;
 }
 
 /* The tree or node at arg 2: pushes the tree userdata, returns the node. */
@@ -1252,13 +1270,16 @@ static void pushmatch (lua_State *L, LQuery *p, const TSQueryMatch *m, int treei
 
 static const char *const MODES[] = {"auto", "cursor", "walk", NULL};
 
-/* q:matches(tree|node [, mode]) -> {{pattern=, captures={name=node}, list={{name=, node=}}}}
+/* q:matches(tree|node [, mode [, scope]]) -> {{pattern=, captures={name=node}, list={{name=, node=}}}}
 ** mode 'auto' (default) takes the fast path for a whole tree when the query
 ** has one, 'cursor' always the TSQueryCursor, 'walk' the fast path (an
-** error when the query has none, or for a node). */
+** error when the query has none, or for a node).  scope true: when the fast
+** path runs and the tree has no scope analysis yet, it is built in the same
+** walk (tree:scope() then only makes its tables). */
 static int query_matches (lua_State *L) {
   LQuery *p = checkquery(L, 1);
   int mode = luaL_checkoption(L, 3, "auto", MODES);
+  int withscope = lua_toboolean(L, 4);
   LTree *t;
   int whole = luaL_testudata(L, 2, AST_TREE) != NULL;
   TSNode n = target(L, p, &t);
@@ -1272,7 +1293,11 @@ static int query_matches (lua_State *L) {
       p->fs = (fscratch *)calloc(1, sizeof *p->fs);
       if (p->fs == NULL) return luaL_error(L, "ast: query: out of memory");
     }
-    if (!fast_walk(p, t)) return luaL_error(L, "ast: query: out of memory");
+    ag_scope *sc = NULL;
+    int rc = fast_walk(p, t, withscope && t->sc == NULL ? &sc : NULL);
+    if (rc != AG_OK && withscope) rc = fast_walk(p, t, NULL);  /* tree:scope() will tell */
+    if (rc != AG_OK) return luaL_error(L, "ast: query: out of memory");
+    if (sc != NULL) t->sc = sc;
     fscratch *S = p->fs;
     lua_createtable(L, (int)(S->nm < 1000000 ? S->nm : 1000000), 0);
     for (size_t i = 0; i < S->nm; i++) {

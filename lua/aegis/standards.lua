@@ -871,6 +871,7 @@ function Engine:_ctx(file, rule, out)
       if t.scope == nil then
         error('standards: ctx.scope() needs tree:scope() (the scope analysis of aegis.ast), missing in this build', 2)
       end
+      engine.wants_scope = true
       local t0 = engine.timings and os.clock()
       file.scope = t:scope()
       if t0 then
@@ -942,8 +943,15 @@ function Engine:check(src, opts)
     local per = {}  -- rule -> matches
     local order = {}
     local t1 = tm and os.clock()
-    local matches = l.query:matches(tree)
-    if tm then tm['(query)'] = (tm['(query)'] or 0) + os.clock() - t1 end
+    -- once a rule of this engine has asked for the scope analysis, it is
+    -- built in the query's walk of the tree (when the query has the fast
+    -- path): one walk instead of two
+    local with_scope = self.wants_scope == true
+    local matches = l.query:matches(tree, 'auto', with_scope)
+    if tm then
+      local k = with_scope and l.query:fast() and '(query+scope)' or '(query)'
+      tm[k] = (tm[k] or 0) + os.clock() - t1
+    end
     local comments = {}
     file.comments = comments
     for _, m in ipairs(matches) do
