@@ -41,7 +41,12 @@ static const TSLanguage *language (int tsx) {
 /* t == NULL means closed.  src/len borrow the pinned source string. */
 /* sc: the scope analysis, built on first tree:scope() and freed with the
 ** tree; the Lua table made from it is cached in user value 2. */
-typedef struct LTree { TSTree *t; const char *src; size_t len; int tsx; ag_scope *sc; } LTree;
+/* lines: byte offsets where lines start (lines[0] = 0), nlines of them,
+** made on first tree:position() and freed with the tree. */
+typedef struct LTree {
+  TSTree *t; const char *src; size_t len; int tsx; ag_scope *sc;
+  uint32_t *lines; uint32_t nlines;
+} LTree;
 typedef struct LNode { TSNode n; } LNode;
 
 static LTree *totree (lua_State *L, int idx) {
@@ -102,6 +107,8 @@ static int ast_parse (lua_State *L) {
   LTree *p = (LTree *)lua_newuserdatauv(L, sizeof *p, 2);   /* [.., tree] */
   p->t = NULL;
   p->sc = NULL;
+  p->lines = NULL;
+  p->nlines = 0;
   p->src = src;
   p->len = len;
   p->tsx = tsx;
@@ -128,6 +135,9 @@ static int tree_gc (lua_State *L) {
   p->t = NULL;
   ag_scope_free(p->sc);
   p->sc = NULL;
+  free(p->lines);
+  p->lines = NULL;
+  p->nlines = 0;
   return 0;
 }
 
@@ -153,6 +163,39 @@ static int tree_root (lua_State *L) {
 static int tree_lang (lua_State *L) {
   lua_pushstring(L, LANGS[checktree(L, 1)->tsx]);
   return 1;
+}
+
+/* tree:position(byte) -> line, col: 1-based line and column (in bytes) of a
+** 0-based byte offset of the source (at most its length).  The line index
+** is made once per tree (memchr over the source). */
+static int tree_position (lua_State *L) {
+  LTree *t = checktree(L, 1);
+  lua_Integer b = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, b >= 0 && (lua_Unsigned)b <= (lua_Unsigned)t->len, 2, "byte offset out of range");
+  if (t->lines == NULL) {
+    uint32_t n = 1;
+    const char *p = t->src, *e = t->src + t->len;
+    while (p < e && (p = (const char *)memchr(p, '\n', (size_t)(e - p))) != NULL) { n++; p++; }
+    uint32_t *v = (uint32_t *)malloc((size_t)n * sizeof *v);
+    if (v == NULL) return luaL_error(L, "ast: position: out of memory");
+    v[0] = 0;
+    n = 1;
+    p = t->src;
+    while (p < e && (p = (const char *)memchr(p, '\n', (size_t)(e - p))) != NULL) {
+      p++;
+      v[n++] = (uint32_t)(p - t->src);
+    }
+    t->lines = v;
+    t->nlines = n;
+  }
+  uint32_t lo = 0, hi = t->nlines - 1, x = (uint32_t)b;   /* the last line start <= x */
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo + 1) / 2;
+    if (t->lines[mid] <= x) lo = mid; else hi = mid - 1;
+  }
+  lua_pushinteger(L, (lua_Integer)lo + 1);
+  lua_pushinteger(L, (lua_Integer)(x - t->lines[lo]) + 1);
+  return 2;
 }
 
 static int tree_source (lua_State *L) {
@@ -1524,7 +1567,7 @@ static const luaL_Reg funcs[] = {
 static const luaL_Reg tree_meth[] = {
   {"root", tree_root}, {"errors", tree_errors}, {"text", tree_text},
   {"lang", tree_lang}, {"source", tree_source}, {"close", tree_close},
-  {"scope", tree_scope}, {NULL, NULL}
+  {"scope", tree_scope}, {"position", tree_position}, {NULL, NULL}
 };
 static const luaL_Reg tree_meta[] = {
   {"__index", NULL}, {"__gc", tree_gc}, {"__close", tree_gc},
