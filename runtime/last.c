@@ -1292,19 +1292,20 @@ static void pushmatch (lua_State *L, LQuery *p, const TSQueryMatch *m, int treei
   lua_createtable(L, 0, m->capture_count);         /* [.., match, caps] */
   lua_createtable(L, m->capture_count, 0);         /* [.., match, caps, list] */
   for (uint16_t i = 0; i < m->capture_count; i++) {
-    pushcapname(L, p, m->captures[i].index);
-    if (lua_rawget(L, -3) == LUA_TNIL) {           /* first node wins */
+    pushcapname(L, p, m->captures[i].index);       /* [.., caps, list, name] */
+    pushnode(L, m->captures[i].node, treeidx);     /* [.., caps, list, name, node] */
+    lua_pushvalue(L, -2);
+    if (lua_rawget(L, -5) == LUA_TNIL) {           /* first node wins */
       lua_pop(L, 1);
-      pushcapname(L, p, m->captures[i].index);
-      pushnode(L, m->captures[i].node, treeidx);
-      lua_rawset(L, -4);
+      lua_pushvalue(L, -2);
+      lua_pushvalue(L, -2);
+      lua_rawset(L, -6);
     }
     else lua_pop(L, 1);
-    lua_createtable(L, 0, 2);
-    pushcapname(L, p, m->captures[i].index);
+    lua_createtable(L, 0, 2);                      /* [.., caps, list, name, node, entry] */
+    lua_insert(L, -3);                             /* [.., caps, list, entry, name, node] */
+    lua_setfield(L, -3, "node");
     lua_setfield(L, -2, "name");
-    pushnode(L, m->captures[i].node, treeidx);
-    lua_setfield(L, -2, "node");
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
   lua_setfield(L, -3, "list");
