@@ -410,8 +410,7 @@ end
 
 -- Number of patterns of a compiled query.
 local function pattern_count(q)
-  if q.pattern_count then return q:pattern_count() end
-  return tonumber(tostring(q):match('(%d+) patterns'))
+  return q:pattern_count()
 end
 
 local function query_for(rule, lang)
