@@ -1190,7 +1190,7 @@ static void pop_frame (ag_scope *s) {
 /* The descendants of the node under the cursor (one the analysis does not
 ** enter), for the visitor only; the cursor ends where it started. */
 static void visit_below (ag_scope *s, TSTreeCursor *c, uint32_t d) {
-  if (ts_node_child_count(ts_tree_cursor_current_node(c)) == 0 || !ts_tree_cursor_goto_first_child(c)) return;
+  if (ts_node_child_count(s->fr[d].node) == 0 || !ts_tree_cursor_goto_first_child(c)) return;
   uint32_t depth = d + 1;
   for (;;) {
     TSNode n = ts_tree_cursor_current_node(c);
