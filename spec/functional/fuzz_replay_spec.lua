@@ -49,6 +49,8 @@ end)
 local function quote_list(t)
   local out = {}
   for i, s in ipairs(t) do out[i] = ('%q'):format(s) end
+  return '{' .. table.concat(out, ',\n') .. '}'
+end
 
 -- Runs `files` through target `t` in a child aegis-run; returns the result.
 local function replay(t, files)
@@ -57,9 +59,6 @@ local function replay(t, files)
     quote_list(files), 'fuzz replay ' .. t))
   local r = h.run({ 'test', dir .. '/replay_spec.lua' }, { cwd = ROOT })
   return r, (r.stdout or '') .. (r.stderr or '')
-end
-
-  return '{' .. table.concat(out, ',\n') .. '}'
 end
 
 describe('fuzz corpus and regressions replay', function()
