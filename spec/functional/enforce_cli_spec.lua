@@ -59,6 +59,20 @@ describe('aegis-run enforce', function()
     assert.is_nil(r.stdout:find('\27', 1, true))  -- not a terminal: no colour
   end)
 
+  it('colours text on a terminal, unless NO_COLOR is set', function()
+    if not os.execute('command -v script >/dev/null 2>&1') then return pending('needs script(1) (util-linux)') end
+    local dir = project({ ['a.ts'] = 'var x;\n' })
+    local function run(nc)
+      local p = io.popen(('cd %s && %s script -qec %s /dev/null </dev/null'):format(h.shell_quote(dir),
+        nc and 'env NO_COLOR=1' or 'env -u NO_COLOR', h.shell_quote(h.shell_quote(h.bin) .. ' enforce a.ts')))
+      local out = p:read('a')
+      p:close()
+      return out
+    end
+    assert.matches('\27[1;31merror\27[0m', run(false), 1, true)
+    assert.is_nil(run(true):find('\27', 1, true))
+  end)
+
   it('exits 0 when clean, and on warnings up to --max-warnings', function()
     local dir = project({ ['a.ts'] = 'debugger;\n// TODO x\n' })
     local r = enforce(dir, { '.' })
@@ -81,6 +95,21 @@ describe('aegis-run enforce', function()
       doc.findings[1].end_col, doc.findings[1].start_byte, doc.findings[1].end_byte })
     assert.equal('found: // TODO later', doc.findings[2].message)
     assert.equal(3, #doc.rules)
+  end)
+
+  it('keeps JSON valid when messages quote invalid UTF-8, in process and from workers', function()
+    local files = {}
+    for i = 1, 9 do files[('f%d.ts'):format(i)] = '// TODO \255\254 bytes\n' end
+    local dir = project(files)
+    for _, jobs in ipairs({ '1', '2' }) do
+      local r = enforce(dir, { '--jobs', jobs, '--format', 'json', '.' })
+      assert.equal(0, r.code)
+      local doc = assert(json.decode(r.stdout))
+      assert.equal(9, #doc.findings)
+      assert.equal('found: // TODO \u{FFFD}\u{FFFD} bytes', doc.findings[1].message)
+    end
+    local r = enforce(dir, { '--format', 'sarif', 'f1.ts' })
+    assert.truthy(json.decode(r.stdout))
   end)
 
   it('writes GitHub annotations, escaping data and properties', function()
@@ -232,6 +261,22 @@ return { name = 'bad', rules = {
     assert.equal(1, r.code)
     assert.matches('a.ts:1:1 warning demo/no-debugger', r.stdout, 1, true)
     assert.matches("a.ts: error rule 'bad/boom' on 'a.ts': vendor/rulepacks/bad.lua:2: kaboom", r.stdout, 1, true)
+  end)
+
+  it('reports a finding on another file once, however many files report it', function()
+    local files = { ['vendor/rulepacks/cfg.lua'] = [[
+return { name = 'cfg', rules = {
+  { id = 'tsconfig', description = 'd', query = '(program) @p', check = function(ctx)
+      ctx.report{ path = 'tsconfig.json', line = 1, col = 1, message = 'strict is off' } end } } }
+]] }
+    for i = 1, 10 do files[('f%d.ts'):format(i)] = 'let a;\n' end
+    local dir = project(files)
+    for _, jobs in ipairs({ '1', '3' }) do
+      local r = enforce(dir, { '--jobs', jobs, '--rulepacks', 'vendor/rulepacks/cfg.lua', '--format', 'json', '.' })
+      local doc = json.decode(r.stdout)
+      assert.equal(1, #doc.findings)
+      assert.same({ 'tsconfig.json', 'strict is off' }, { doc.findings[1].path, doc.findings[1].message })
+    end
   end)
 
   it('honours suppression comments', function()

@@ -96,7 +96,8 @@ const F = <div style={{ gridArea: 'header', transition: 'color 0.2s', content: '
     local rule = 'no-hardcoded-spacing'
 
     it('reports px/rem/em lengths and bare numbers on spacing properties', function()
-      local src = [[const a = <div style={{ margin: 8, padding: '4px 1rem', gap: '0.5em', top: -2, marginInlineStart: '2px' }} />;]]
+      local src = [[const a = <div style={{ margin: 8, padding: '4px 1rem', gap: '0.5em', top: -2,
+  marginInlineStart: '2px' }} />;]]
       local fs = run(rule, src)
       assert.same({ '8', '4px', '1rem', '0.5em', '-2', '2px' }, texts(src, fs))
       assert.equal("hard-coded spacing '8': use a theme spacing token", fs[1].message)

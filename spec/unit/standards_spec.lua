@@ -64,6 +64,20 @@ describe('aegis.standards.check_source', function()
     assert.equal('pattern 2', f[2].message)
   end)
 
+  it('matches a query text shared by several rules once, and gives each rule the matches', function()
+    local p = pack([[
+local Q = '(debugger_statement) @d'
+return { name = 'shared', rules = {
+  { id = 'a', description = 'A', query = Q },
+  { id = 'b', description = 'B', query = Q, check = function(ctx, m) local n = m.pattern; m.pattern = 99; return 'b' .. n end },
+  { id = 'c', description = 'C', query = Q, check = function(ctx, m) return 'c' .. m.pattern .. ctx.text(m.captures.d) end },
+} }
+]])
+    local f = standards.check_source('debugger;', { rules = { p }, config = {} })
+    assert.same({ '1:1 shared/a', '1:1 shared/b', '1:1 shared/c' }, ids(f))
+    assert.same({ 'A', 'b1', 'c1debugger;' }, { f[1].message, f[2].message, f[3].message })
+  end)
+
   it('overlays severity and options from config; off drops the rule', function()
     local cfg = { rules = { ['basic/no-any'] = { severity = 'error', options = { word = 'cfg' } },
       ['basic/no-var'] = 'off' } }

@@ -66,6 +66,39 @@ local function severity_counts(findings)
   return c
 end
 
+-- A string as valid UTF-8: each byte that is not part of a valid sequence
+-- becomes U+FFFD (JSON carries only UTF-8; messages quote source text).
+local function utf8_clean(str)
+  if utf8.len(str) then return str end
+  local out, i, n = {}, 1, #str
+  while i <= n do
+    local c = str:byte(i)
+    local size = c < 0x80 and 1 or c >= 0xF0 and 4 or c >= 0xE0 and 3 or c >= 0xC2 and 2 or 0
+    local piece = size > 0 and str:sub(i, i + size - 1) or ''
+    if size > 0 and #piece == size and utf8.len(piece) == 1 then
+      out[#out + 1] = piece
+      i = i + size
+    else
+      out[#out + 1] = '\u{FFFD}'
+      i = i + 1
+    end
+  end
+  return table.concat(out)
+end
+
+--- A copy of `v` whose strings are valid UTF-8 (invalid bytes become
+--- U+FFFD), for JSON; arrays stay marked.
+---@param v any
+---@return any
+function M.clean(v)
+  if type(v) == 'string' then return utf8_clean(v) end
+  if type(v) ~= 'table' or v == json.null then return v end
+  local t = {}
+  for k, x in pairs(v) do t[k] = M.clean(x) end
+  if json.is_array(v) then t = json.array(t) end
+  return t
+end
+
 local FAILING = { rule = true, read = true, parse = true, worker = true }
 
 --- Whether a problem makes the run fail (a rule that could not run, a file
@@ -147,7 +180,7 @@ function M.worker(input)
     res.env = json.array(env_names())
     res.limits = limits()
   end
-  return 0, json.encode(res)
+  return 0, json.encode(M.clean(res))
 end
 
 -- }======================================================
@@ -292,6 +325,7 @@ function M.run(o)
   local cfg = o.config
   local function item(job, opts, kind)
     opts.stdin = json.encode(job)
+    opts.cap = 1e9  -- the findings of a shard: never cut (a cut would be a broken JSON)
     items[#items + 1] = { { exe, 'enforce', '--worker' }, opts }
     kinds[#kinds + 1] = kind
   end
@@ -372,6 +406,17 @@ function M.run(o)
     if checked == 0 and #trusted == 0 then checked = #o.files end
   end
   standards.sort(findings)
+  -- a finding reported on another file (ctx.report{path = 'tsconfig.json'})
+  -- comes from every file that looked at it: keep one
+  local uniq, last = {}, nil
+  for _, f in ipairs(findings) do
+    if not (last and last.path == f.path and last.line == f.line and last.col == f.col and last.rule == f.rule
+        and last.message == f.message) then
+      uniq[#uniq + 1] = f
+    end
+    last = f
+  end
+  findings = uniq
   table.sort(problems, function(a, b)
     if (a.path or '') ~= (b.path or '') then return (a.path or '') < (b.path or '') end
     if (a.line or 0) ~= (b.line or 0) then return (a.line or 0) < (b.line or 0) end
