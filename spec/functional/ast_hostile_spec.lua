@@ -20,6 +20,10 @@ local PARSE_SLACK_S = 1.0
 -- Everything after the parse (errors, queries, scope) gets this much CPU
 -- on top of the parse budget. CPU time, not wall: load does not inflate it.
 local POST_CPU_S = 2.0
+-- enforce on one file: the default parse budget (5 s) and as much again
+-- for the rules; past ENFORCE_WALL_S of wall time the process is killed.
+local ENFORCE_CPU_S = 10.0
+local ENFORCE_WALL_S = 30
 
 -- Known failures, each a defect outside this spec with what fixes it. A
 -- known case that fails is pending with its reason (visible in every run);
@@ -30,6 +34,14 @@ local HEAP = 'tree-sitter 0.20.7 (Debian 12 libtree-sitter0) corrupts its heap a
 local QUERY_TIME = 'a tree-sitter query over the error tree of n unclosed parentheses takes time quadratic '
   .. 'in n (0.20.7 and 0.21.1 alike: 1.3 s per query at n = 20,000, 7 s at 40,000), and aegis.ast queries '
   .. 'have no time budget'
+ -- enforce (rules over the tree), per rule found by bisecting with --rulepacks:
+local ARROWS = 'typescript-strict/explicit-function-return-type takes time superlinear in the depth of '
+  .. 'nested arrow functions (5,000 levels: 65 s CPU), and built-in rules run without a time budget '
+  .. '(aegis.standards: count hook only with budget.builtin)'
+local TEMPLATES = 'aegis-constitutional/no-secrets takes time quadratic in the depth of nested template '
+  .. 'literals (4,000 levels: 4.8 s CPU; 100k: hours), and built-in rules run without a time budget'
+local JSX = 'a11y takes time superlinear in the depth of nested JSX elements (16,000 levels: 8.3 s CPU; '
+  .. '100k: over 120 s), and built-in rules run without a time budget'
 local TREE_MEMORY = "the default size cap (ast.budget.bytes, 8 MiB) admits sources whose tree takes about "
   .. '70 bytes of RSS per source byte (8 MB of TypeScript: ~580 MB), over the 256 MiB of B2; needs a '
   .. 'lower cap or a memory budget (ts_set_allocator counting bytes + ts_parser_set_cancellation_flag)'
@@ -64,7 +76,7 @@ local CASES = {
       return 'const x = ' .. ('('):rep(N) .. '1' .. (')'):rep(N) .. ';\n']] },
   { name = '100k nested brackets', lang = 'ts', gen = [[
       return 'const x = ' .. ('['):rep(N) .. (']'):rep(N) .. ';\n']] },
-  { name = '100k nested arrow functions', lang = 'ts', gen = [[
+  { name = '100k nested arrow functions', lang = 'ts', enforce_known = ARROWS, gen = [[
       return 'const f = ' .. ('(a) => '):rep(N) .. 'a;\n']] },
   { name = '100k nested object literals', lang = 'ts', gen = [[
       return 'const o = ' .. ('{ a: '):rep(N) .. '1' .. (' }'):rep(N) .. ';\n']] },
@@ -72,9 +84,9 @@ local CASES = {
       return ('if (x) {'):rep(N) .. ('}'):rep(N) .. '\n']] },
   { name = '100k nested generic types', lang = 'ts', gen = [[
       return 'type T = ' .. ('A<'):rep(N) .. 'B' .. ('>'):rep(N) .. ';\n']] },
-  { name = '100k nested template literals', lang = 'ts', gen = [[
+  { name = '100k nested template literals', lang = 'ts', enforce_known = TEMPLATES, gen = [[
       return 'const t = ' .. ('`${'):rep(N) .. '1' .. ('}`'):rep(N) .. ';\n']] },
-  { name = '100k nested JSX elements', lang = 'tsx', gen = [[
+  { name = '100k nested JSX elements', lang = 'tsx', enforce_known = JSX, gen = [[
       return 'const x = ' .. ('<a>'):rep(N) .. ('</a>'):rep(N) .. ';\n']] },
   -- 100k unclosed parentheses: as below, and its queries alone take minutes
   -- (QUERY_TIME); fuzz/known/ast/ts0207-unclosed-paren-65534 replays it.
@@ -139,8 +151,8 @@ local RUNNER = [[
 import resource, subprocess, sys, time
 t = time.monotonic()
 try:
-    p = subprocess.run(sys.argv[3:], stdin=subprocess.DEVNULL, stdout=open(sys.argv[1], 'wb'),
-                       stderr=open(sys.argv[2], 'wb'), timeout=120)
+    p = subprocess.run(sys.argv[4:], stdin=subprocess.DEVNULL, stdout=open(sys.argv[1], 'wb'),
+                       stderr=open(sys.argv[2], 'wb'), timeout=float(sys.argv[3]))
     rc = p.returncode
 except subprocess.TimeoutExpired:
     rc = 'hung'
@@ -148,13 +160,14 @@ r = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(rc, r.ru_maxrss, '%.3f' % (r.ru_utime + r.ru_stime), '%.3f' % (time.monotonic() - t))
 ]]
 
-local function measure(argv)
+-- Runs argv in `cwd`, killed (SIGKILL, the process alone) after `timeout` s.
+local function measure(argv, cwd, timeout)
   local dir = h.tmpdir()
   h.write(dir .. '/run.py', RUNNER)
-  local cmd = { 'python3', dir .. '/run.py', dir .. '/out', dir .. '/err' }
+  local cmd = { 'python3', dir .. '/run.py', dir .. '/out', dir .. '/err', tostring(timeout) }
   for _, a in ipairs(argv) do cmd[#cmd + 1] = a end
   for i, a in ipairs(cmd) do cmd[i] = h.shell_quote(a) end
-  local p = io.popen(table.concat(cmd, ' '))
+  local p = io.popen('cd ' .. h.shell_quote(cwd) .. ' && ' .. table.concat(cmd, ' '))
   local line = p:read('a')
   p:close()
   local rc, rss, cpu, wall = line:match('^(%S+) (%d+) ([%d.]+) ([%d.]+)')
@@ -191,7 +204,7 @@ describe('hostile TypeScript inputs (B2)', function()
       local code = SCRIPT:format(case.gen, quote_list(QUERIES[case.lang]))
       local ms = case.ms or PARSE_MS
       local r = measure({ h.bin, '-e', code, case.lang, case.bytes and tostring(case.bytes) or '',
-                          tostring(ms), tostring(N) })
+                          tostring(ms), tostring(N) }, h.tmpdir(), 60)
       if os.getenv('AEGIS_B2_REPORT') then   -- the figures, for docs and reports
         io.stderr:write(('B2 %-50s %s rss=%dKiB cpu=%.2fs wall=%.2fs\n'):format(case.name,
           (r.stdout:match('result=[^\n]*') or ('exit ' .. tostring(r.code))), r.rss, r.cpu, r.wall))
@@ -225,15 +238,23 @@ describe('hostile TypeScript inputs (B2)', function()
       if not has_enforce() then return pending('needs aegis-run enforce (helper/engine)') end
       local dir = h.tmpdir()
       local file = h.write(dir .. '/input.' .. case.lang, build(case))
-      local r = measure({ h.bin, 'enforce', '--format', 'json', file })
+      -- In a directory of its own: the built-in rulepacks, no project
+      -- config; --jobs 1 checks in the process measured (and killed).
+      local r = measure({ h.bin, 'enforce', '--jobs', '1', '--format', 'json', file }, dir, ENFORCE_WALL_S)
+      if os.getenv('AEGIS_B2_REPORT') then
+        io.stderr:write(('B2 enforce %-42s exit %s rss=%dKiB cpu=%.2fs wall=%.2fs\n'):format(case.name,
+          tostring(r.code), r.rss, r.cpu, r.wall))
+      end
       local ok, err = pcall(function()
         assert.truthy(r.code == 0 or r.code == 1, describe_result(r))
         local report = require('aegis.json').decode(r.stdout)
         assert.truthy(report and report.summary, describe_result(r))
+        assert.is_true(r.cpu <= ENFORCE_CPU_S, 'CPU over budget: ' .. describe_result(r))
         assert.is_true(r.rss <= RSS_CAP, 'RSS over 256 MiB: ' .. describe_result(r))
       end)
       if not ok then
-        if case.known then return pending(case.known .. '\n' .. describe_result(r)) end
+        local why = case.known or case.enforce_known
+        if why then return pending(why .. '\n' .. describe_result(r)) end
         error(err, 0)
       end
     end)
