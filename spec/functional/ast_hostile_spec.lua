@@ -24,6 +24,10 @@ local POST_CPU_S = 2.0
 -- for the rules; past ENFORCE_WALL_S of wall time the process is killed.
 local ENFORCE_CPU_S = 10.0
 local ENFORCE_WALL_S = 20
+-- Under a sanitizer (make test-asan) RSS and CPU figures mean nothing:
+-- only the outcome (no crash, a clean result) is checked, with more time.
+local SANITIZED = (os.getenv('ASAN_OPTIONS') or '') ~= ''
+if SANITIZED then ENFORCE_WALL_S = 90 end
 
 -- Known failures, each a defect outside this spec with what fixes it. A
 -- known case that fails is pending with its reason (visible in every run);
@@ -206,7 +210,7 @@ describe('hostile TypeScript inputs (B2)', function()
       local code = SCRIPT:format(case.gen, quote_list(QUERIES[case.lang]))
       local ms = case.ms or PARSE_MS
       local r = measure({ h.bin, '-e', code, case.lang, case.bytes and tostring(case.bytes) or '',
-                          tostring(ms), tostring(N) }, h.tmpdir(), 60)
+                          tostring(ms), tostring(N) }, h.tmpdir(), SANITIZED and 180 or 60)
       if os.getenv('AEGIS_B2_REPORT') then   -- the figures, for docs and reports
         io.stderr:write(('B2 %-50s %s rss=%dKiB cpu=%.2fs wall=%.2fs\n'):format(case.name,
           (r.stdout:match('result=[^\n]*') or ('exit ' .. tostring(r.code))), r.rss, r.cpu, r.wall))
@@ -225,8 +229,10 @@ describe('hostile TypeScript inputs (B2)', function()
         end
         local parse_s = tonumber(r.stdout:match('parse_s=([%d.]+)'))
         assert.is_true(parse_s <= ms / 1000 + PARSE_SLACK_S, 'parse over budget: ' .. describe_result(r))
-        assert.is_true(r.cpu <= ms / 1000 + POST_CPU_S, 'CPU over budget: ' .. describe_result(r))
-        assert.is_true(r.rss <= RSS_CAP, 'RSS over 256 MiB: ' .. describe_result(r))
+        if not SANITIZED then
+          assert.is_true(r.cpu <= ms / 1000 + POST_CPU_S, 'CPU over budget: ' .. describe_result(r))
+          assert.is_true(r.rss <= RSS_CAP, 'RSS over 256 MiB: ' .. describe_result(r))
+        end
       end)
       if not ok then
         if case.known then return pending(case.known .. '\n' .. describe_result(r)) end
@@ -251,8 +257,10 @@ describe('hostile TypeScript inputs (B2)', function()
         assert.truthy(r.code == 0 or r.code == 1, describe_result(r))
         local report = require('aegis.json').decode(r.stdout)
         assert.truthy(report and report.summary, describe_result(r))
-        assert.is_true(r.cpu <= ENFORCE_CPU_S, 'CPU over budget: ' .. describe_result(r))
-        assert.is_true(r.rss <= RSS_CAP, 'RSS over 256 MiB: ' .. describe_result(r))
+        if not SANITIZED then
+          assert.is_true(r.cpu <= ENFORCE_CPU_S, 'CPU over budget: ' .. describe_result(r))
+          assert.is_true(r.rss <= RSS_CAP, 'RSS over 256 MiB: ' .. describe_result(r))
+        end
       end)
       if not ok then
         local why = case.known or case.enforce_known
