@@ -89,7 +89,7 @@ describe('fuzz corpus and regressions replay', function()
           assert.truthy(why, 'fuzz/known/' .. t .. '/' .. f .. '.why is missing')
           local r = replay(t, { known .. '/' .. f })
           if r.code == 0 then
-            pending('runs clean in this binary (without ASan a double free may go unseen): ' .. why)
+            pending('passes in this binary (the target tolerates it, or only a sanitizer sees it): ' .. why)
           else
             pending(why)
           end
