@@ -950,6 +950,8 @@ return {
       severity = 'error',
       description = 'Elements that need a text alternative (img, object, area, input type="image") have one',
       eslint = 'jsx-a11y/alt-text',
+      help = 'Describe the image in alt (alt="" if it is decorative); give <object> inner text or a title, <area> '
+        .. 'and <input type="image"> an alt.',
       lang = 'tsx',
       query = elements_query('img object area input'),
       check = alt_text,
@@ -960,6 +962,7 @@ return {
       severity = 'error',
       description = 'Anchors have content that a screen reader can read',
       eslint = 'jsx-a11y/anchor-has-content',
+      help = 'Put text in the link, or give it aria-label or title; children hidden with aria-hidden do not count.',
       lang = 'tsx',
       query = elements_query('a'),
       check = anchor_has_content,
@@ -969,6 +972,7 @@ return {
       severity = 'error',
       description = 'Anchors have a valid, navigable href and are not used as buttons',
       eslint = 'jsx-a11y/anchor-is-valid',
+      help = 'Give the anchor a real address in href; an element that only runs code on click should be a <button>.',
       lang = 'tsx',
       query = elements_query('a'),
       check = anchor_is_valid,
@@ -979,6 +983,7 @@ return {
       severity = 'error',
       description = 'A clickable non-interactive element also has a keyboard handler',
       eslint = 'jsx-a11y/click-events-have-key-events',
+      help = 'Keyboard users cannot click: handle onKeyDown (Enter and Space) too, or use a <button>.',
       lang = 'tsx',
       query = handler_query('^' .. ci('onclick') .. '$', true),
       check = click_events_have_key_events,
@@ -988,6 +993,8 @@ return {
       severity = 'error',
       description = 'Static elements (div, span, ...) with mouse or keyboard handlers have a role',
       eslint = 'jsx-a11y/no-static-element-interactions',
+      help = 'Use <button> or <a href>; if that is impossible, add a role such as role="button", tabIndex and key '
+        .. 'handlers.',
       lang = 'tsx',
       query = handler_query('^' .. ci('on')),
       check = no_static_element_interactions,
@@ -998,6 +1005,8 @@ return {
       severity = 'error',
       description = 'Non-interactive elements (li, p, img, ...) have no mouse or keyboard handlers',
       eslint = 'jsx-a11y/no-noninteractive-element-interactions',
+      help = 'Move the handler to a <button> inside the element, or give the element an interactive role if it '
+        .. 'really is a control.',
       lang = 'tsx',
       query = handler_query('^' .. ci('on')),
       check = no_noninteractive_element_interactions,
@@ -1015,6 +1024,8 @@ return {
       severity = 'error',
       description = 'A label has text and is tied to a control (htmlFor or a nested control)',
       eslint = 'jsx-a11y/label-has-associated-control',
+      help = 'Give the label text and tie it to its control: htmlFor with the control\'s id, or the control nested'
+        .. ' inside the label.',
       lang = 'tsx',
       query = '((jsx_element open_tag: (jsx_opening_element name: (identifier) @tag)) @el (#eq? @tag "label"))\n'
         .. '((jsx_self_closing_element name: (identifier) @tag) @el (#eq? @tag "label"))',
@@ -1026,6 +1037,7 @@ return {
       severity = 'error',
       description = 'Headings (h1-h6) have content that a screen reader can read',
       eslint = 'jsx-a11y/heading-has-content',
+      help = 'Put text in the heading; an empty heading is announced as a heading with nothing in it.',
       lang = 'tsx',
       query = elements_query('h1 h2 h3 h4 h5 h6'),
       check = heading_has_content,
@@ -1035,6 +1047,8 @@ return {
       severity = 'error',
       description = 'A role attribute holds valid, non-abstract ARIA roles',
       eslint = 'jsx-a11y/aria-role',
+      help = 'Use a role from WAI-ARIA 1.2 (button, link, dialog, ...), in lower case; abstract roles such as '
+        .. 'range or widget are not for use in markup.',
       lang = 'tsx',
       query = '((jsx_attribute (property_identifier) @name) @attr (#match? @name "^' .. ci('role') .. '$"))',
       check = aria_role,

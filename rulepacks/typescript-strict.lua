@@ -10,9 +10,15 @@
 --{====================================================================== helpers
 
 -- The parent of `node`, parentheses skipped (ESTree keeps no ParenthesizedExpression).
+-- Walks of the ancestors are bounded (LIMIT steps): tree-sitter 0.20 finds a parent by walking down from
+-- the root, so an unbounded walk on a hostile nesting would be cubic. Past the bound the rules answer as
+-- if the walk had found nothing (docs/rulepacks/typescript-strict.md).
+local LIMIT = 64
+
 local function up(node)
   local p = node:parent()
-  while p and p:type() == 'parenthesized_expression' do
+  for _ = 1, LIMIT do
+    if not (p and p:type() == 'parenthesized_expression') then break end
     node = p
     p = p:parent()
   end
@@ -32,7 +38,7 @@ end
 -- the quantifiers `* + ?`, and top-level alternation `a|b`. Anything else (groups, `{n,m}`,
 -- lookaround) is refused with an error naming the option, rather than matched wrongly.
 local function js_regex(src, optname)
-  if src == nil or src == '' then return nil end
+  if src == nil or src == false or src == '' then return nil end
   if type(src) ~= 'string' then error(('option %s: string expected'):format(optname), 0) end
   local alts = {}
   for alt in (src .. '|'):gmatch('(.-)|') do
@@ -185,6 +191,50 @@ end
 
 --}======================================================================
 
+--{====================================================================== no-non-null-assertion
+
+-- tree-sitter-typescript 0.23 gives the postfix `!` a lower precedence than ESLint's parser: `a > b!` is
+-- (a > b)!, `+x.y!.z()!` is ((+x.y)!.z())!, `<T>x!` is (<T>x)!. The operand ESLint sees starts at the
+-- rightmost operand of the lowest-precedence expression at the head of the member/call chain under `!`.
+local OPERAND = {
+  binary_expression = 'right', unary_expression = 'argument', await_expression = true,
+  ternary_expression = 'alternative', assignment_expression = 'right', augmented_assignment_expression = 'right',
+  yield_expression = true, spread_element = true, type_assertion = true,
+}
+local CHAIN = { call_expression = 'function', member_expression = 'object', subscript_expression = 'object' }
+
+local function operand_start(n)
+  local start, head = n, n
+  for _ = 1, 10000 do
+    local t = head:type()
+    local how = OPERAND[t]
+    if how then
+      local nxt = how == true and head:named_child(head:named_child_count()) or head:child_by_field(how)
+      if not nxt then return start end
+      start, head = nxt, nxt
+    elseif CHAIN[t] then
+      head = head:child_by_field(CHAIN[t])
+    elseif t == 'non_null_expression' then
+      head = head:named_child(1)
+    else
+      return start
+    end
+    if not head then return start end
+  end
+  return start
+end
+
+local function no_non_null_assertion(_, match)
+  local node = match.captures.report
+  local inner = node:named_child(1)
+  if not inner then return { node = node } end
+  local start = operand_start(inner)
+  if start == inner then return { node = node } end
+  return { start_byte = start:range().start_byte, end_byte = node:range().end_byte }
+end
+
+--}======================================================================
+
 --{====================================================================== explicit-function-return-type
 
 local FUNCTION = {
@@ -238,7 +288,7 @@ local function is_type_assertion(n)
 end
 
 -- isTypedParent(parent, callee): `from` is the child of `parent` on the way up.
-local function typed_parent(parent, from, callee)
+local function typed_parent(parent, from, callee, grand)
   local t = parent:type()
   if is_type_assertion(parent) then return true end
   if t == 'variable_declarator' then return parent:child_by_field('type') ~= nil end
@@ -247,24 +297,30 @@ local function typed_parent(parent, from, callee)
     return v ~= nil and v == from and parent:child_by_field('type') ~= nil
   end
   if t == 'public_field_definition' then return parent:child_by_field('type') ~= nil end
-  if t == 'arguments' then                                         -- CallExpression / NewExpression
-    local call = parent:parent()
-    return call ~= nil and (call:type() == 'call_expression' or call:type() == 'new_expression')
+  if t == 'arguments' then               -- a CallExpression argument (a NewExpression's is not here)
+    local call = grand or parent:parent()
+    return call ~= nil and call:type() == 'call_expression'
   end
   if t == 'call_expression' then return callee == nil or parent:child_by_field('function') ~= callee end
   if t == 'jsx_expression' then return true end
+  if t == 'spread_element' then                   -- <X {...{ f: () => 1 }} />: a JSXSpreadAttribute
+    local p = parent:parent()
+    return p ~= nil and p:type() == 'jsx_expression'
+  end
   return false
 end
 
 -- isPropertyOfObjectWithType: `prop` is a pair or an object method.
-local function property_of_typed_object(prop)
+local function property_of_typed_object(prop, depth)
+  depth = (depth or 0) + 1
+  if depth > LIMIT then return false end
   local t = prop:type()
   if t ~= 'pair' and t ~= 'method_definition' and t ~= 'shorthand_property_identifier' then return false end
   local obj = prop:parent()
   if not obj or obj:type() ~= 'object' then return false end
   local parent, from = up(obj)
   if not parent then return false end
-  return typed_parent(parent, from) or property_of_typed_object(parent)
+  return typed_parent(parent, from) or property_of_typed_object(parent, depth)
 end
 
 -- `x as const` / `<const>x` (isConstAssertion)
@@ -281,19 +337,17 @@ local function is_const_assertion(n)
 end
 
 -- isValidFunctionExpressionReturnType (allowTypedFunctionExpressions is on when this is called).
-local function valid_expression(fn, o)
-  local parent, from = up(fn)
+local function valid_expression(fn, o, parent, from, grand)
   if fn:type() == 'method_definition' then
     -- the FunctionExpression of a method: its ESTree parent is the MethodDefinition or the Property
     if property_of_typed_object(fn) then return true end
   elseif parent then
-    if typed_parent(parent, from, from) or property_of_typed_object(parent) then return true end
-    if parent:type() == 'arguments' and parent:parent():type() == 'new_expression' then return true end
+    if typed_parent(parent, from, from, grand) or property_of_typed_object(parent) then return true end
+    if parent:type() == 'arguments' and (grand or parent:parent()):type() == 'new_expression' then return true end
   end
   if o.allowExpressions then
     if fn:type() == 'method_definition' then
-      local p = fn:parent()
-      if p and p:type() == 'object' then return true end        -- a Property, not a MethodDefinition
+      if parent and parent:type() == 'object' then return true end  -- a Property, not a MethodDefinition
     elseif parent then
       local t = parent:type()
       if t ~= 'variable_declarator' and t ~= 'public_field_definition' and t ~= 'export_statement' then
@@ -310,8 +364,8 @@ local function valid_expression(fn, o)
 end
 
 -- ancestorHasReturnType
-local function ancestor_has_return_type(fn)
-  local ancestor, from = up(fn)
+local function ancestor_has_return_type(fn, parent, typed_ancestor)
+  local ancestor = parent
   if fn:type() == 'method_definition' then
     return false          -- its ESTree parent is the Property/MethodDefinition, whose value is itself
   end
@@ -321,8 +375,9 @@ local function ancestor_has_return_type(fn)
   local is_return = t == 'return_statement'
   local bodyless = t == 'arrow_function' and (ancestor:child_by_field('body') or ancestor):type() ~= 'statement_block'
   if not is_return and not bodyless then return false end
-  local _ = from
-  while ancestor do
+  if typed_ancestor ~= nil then return typed_ancestor end
+  for _ = 1, LIMIT do
+    if not ancestor then break end
     t = ancestor:type()
     if FUNCTION[t] and t ~= 'method_definition' or t == 'method_definition' then
       if ancestor:child_by_field('return_type') then return true end
@@ -339,17 +394,13 @@ local function ancestor_has_return_type(fn)
 end
 
 -- getFunctionHeadLoc: {start_byte, end_byte} of the function's head.
-local function head(fn)
+local function head(fn, parent)
   local t = fn:type()
   local params = fn:child_by_field('parameters') or fn:child_by_field('parameter')
   local paren = params and params:range().start_byte or fn:range().start_byte
   if t == 'method_definition' then
-    local p = fn:parent()
-    local s = fn:range().start_byte
-    if p and p:type() == 'class_body' then s = fn:range().start_byte end
-    return { start_byte = s, end_byte = paren }
+    return { start_byte = fn:range().start_byte, end_byte = paren }
   end
-  local parent = up(fn)
   if parent and parent:type() == 'public_field_definition' then
     return { start_byte = after_decorators(parent):range().start_byte, end_byte = paren }
   end
@@ -367,21 +418,19 @@ local function head(fn)
   return { start_byte = fn:range().start_byte, end_byte = paren }
 end
 
-local function is_constructor_or_setter(fn)
+local function is_constructor_or_setter(fn, p)
   if fn:type() ~= 'method_definition' then return false end
   for _, c in ipairs(fn:children()) do
     if not c:is_named() and c:type() == 'set' then return true end
   end
   local name = fn:child_by_field('name')
-  local p = fn:parent()
   return name ~= nil and p ~= nil and p:type() == 'class_body' and
     (name:text() == 'constructor' or name:text() == '"constructor"' or name:text() == "'constructor'")
 end
 
 -- isAllowedFunction (allowedNames, allowIIFEs, allowFunctionsWithoutTypeParameters)
-local function allowed_function(fn, o)
+local function allowed_function(fn, o, parent, from)
   if o.allowFunctionsWithoutTypeParameters and not fn:child_by_field('type_parameters') then return true end
-  local parent, from = up(fn)
   if o.allowIIFEs and parent and parent:type() == 'call_expression' and parent:child_by_field('function') == from then
     return true
   end
@@ -413,21 +462,31 @@ local function explicit_function_return_type(ctx, match)
   local fn = match.captures.fn
   local t = fn:type()
   if not fn:child_by_field('body') then return nil end           -- overloads, declare, abstract
+  if fn:child_by_field('return_type') then return nil end         -- valid on every path below
   local o = ctx.options or {}
   local declaration = t == 'function_declaration' or t == 'generator_function_declaration'
   if not declaration and o.allowConciseArrowFunctionExpressionsStartingWithVoid and t == 'arrow_function' then
     local body = fn:child_by_field('body')
     if body and body:type() == 'unary_expression' and body:text():match('^void[%s%(]') then return nil end
   end
-  if allowed_function(fn, o) then return nil end
+  -- the parent (parentheses skipped), the node under it, the grandparent and the answer of the
+  -- ancestor walk, recorded by the scope walk: tree-sitter 0.20 finds a parent by walking down from the
+  -- root, O(depth) per step
+  local parent, from, grand, typed_ancestor, hof = ctx.scope():context(fn)
+  if not parent then parent, from = up(fn) end
+  if allowed_function(fn, o, parent, from) then return nil end
   if declaration then
     if o.allowTypedFunctionExpressions and fn:child_by_field('return_type') then return nil end
-  elseif o.allowTypedFunctionExpressions and (valid_expression(fn, o) or ancestor_has_return_type(fn)) then
+  elseif o.allowTypedFunctionExpressions and
+         (valid_expression(fn, o, parent, from, grand) or ancestor_has_return_type(fn, parent, typed_ancestor)) then
     return nil
   end
-  if o.allowHigherOrderFunctions and returns_function(fn) then return nil end
-  if fn:child_by_field('return_type') or is_constructor_or_setter(fn) then return nil end
-  local h = head(fn)
+  if is_constructor_or_setter(fn, parent) then return nil end
+  if o.allowHigherOrderFunctions then
+    if hof == nil then hof = returns_function(fn) end
+    if hof then return nil end
+  end
+  local h = head(fn, parent)
   return { start_byte = h.start_byte, end_byte = h.end_byte, message = 'Missing return type on function.' }
 end
 
@@ -449,9 +508,8 @@ end
 
 local DECLARATION_HOST = { program = true, statement_block = true, switch_case = true, switch_default = true }
 
--- canBecomeVariableDeclaration
-local function can_become_declaration(id)
-  local n = above_patterns(id)
+-- canBecomeVariableDeclaration; `n` is the node above the patterns the identifier is in
+local function can_become_declaration(n)
   if not n then return false end
   local t = n:type()
   if t == 'variable_declarator' or t == 'for_in_statement' and n:child_by_field('kind') then return true end
@@ -506,12 +564,25 @@ local function top_level_targets(pattern)
 end
 
 -- ESLint prefer-const's getIdentifierIfShouldBeConst for one `let` variable: the node to report, or nil.
+-- The node above the patterns of a write reference of v: for the initializer of a plain `let x = ...`
+-- or `for (let x of ...)`, its declaration, without asking for parents (tree-sitter 0.20 walks down
+-- from the root for each).
+local function write_host(v, r)
+  if r.init then
+    local d = v.decl
+    local t = d:type()
+    if t == 'for_in_statement' and d:child_by_field('left') == r.node then return d end
+    if t == 'variable_declarator' and d:child_by_field('name') == r.node then return d end
+  end
+  return above_patterns(r.node)
+end
+
 local function should_be_const(sc, v, o)
-  local writer, read_before
+  local writer, read_before, writer_host
   for _, r in ipairs(v.refs) do
     if r.write then
       if writer and writer.node ~= r.node then return nil end
-      local host = above_patterns(r.node)
+      local host = write_host(v, r)
       if host and (host:type() == 'assignment_expression') then
         local left = strip_parens(host:child_by_field('left'))
         if left and (left:type() == 'object_pattern' or left:type() == 'array_pattern') then
@@ -522,13 +593,13 @@ local function should_be_const(sc, v, o)
           if has_member_target(left) then return nil end
         end
       end
-      writer = r
+      writer, writer_host = r, host
     elseif r.read and not writer then
       if o.ignoreReadBeforeAssign then return nil end
       read_before = true
     end
   end
-  if not writer or writer.scope ~= v.scope or not can_become_declaration(writer.node) then return nil end
+  if not writer or writer.scope ~= v.scope or not can_become_declaration(writer_host) then return nil end
   if read_before then return v.id end
   return writer.node
 end
@@ -549,43 +620,54 @@ end
 local function prefer_const(ctx)
   local sc = ctx.scope()
   local o = ctx.options or {}
+  local all = o.destructuring == 'all'
   local groups, order = {}, {}
   for _, v in ipairs(sc.variables) do
-    if v.kind == 'let' then
+    -- one write in all (the initializer, or one assignment): anything else is never const, and is
+    -- looked at only for the groups of destructuring 'all'
+    local candidate = v.has_init and v.writes == 0 or not v.has_init and v.writes == 1
+    if v.kind == 'let' and (candidate or all) then
+      -- `for (let i = 0; ...)`: told by the source before the declaration (asking for the parent costs a
+      -- walk down from the root in tree-sitter 0.20)
       local st = v.statement
-      local p = st and st:parent()
-      local for_init = p and p:type() == 'for_statement' and st:type() == 'lexical_declaration'
-        and p:child_by_field('initializer') == st
+      local for_init = false
+      if st:type() == 'lexical_declaration' then
+        local sb = st:range().start_byte
+        local before = ctx.source:sub(math.max(1, sb - 24), sb)
+        for_init = before:match('%f[%w_$]for%s*%(%s*$') ~= nil
+      end
       if not for_init then
-        local id = should_be_const(sc, v, o)
-        -- group membership: every write of the variable that has a destructuring host
-        local seen = {}
-        for _, r in ipairs(v.refs) do
-          if r.write then
-            local k = group_key(r.node)
-            if k and not seen[k] then
-              seen[k] = true
-              if not groups[k] then groups[k] = {}; order[#order + 1] = k end
-              local g = groups[k]
-              g[#g + 1] = { id = id, name = v.name }
+        local id = candidate and should_be_const(sc, v, o) or nil
+        if not all then
+          -- destructuring 'any': every variable that should be const is reported, grouped or not
+          if id then
+            ctx.report({ node = id, message = ("'%s' is never reassigned. Use 'const' instead."):format(v.name) })
+          end
+        else
+          -- group membership: every write of the variable that has a destructuring host
+          local seen = {}
+          for _, r in ipairs(v.refs) do
+            if r.write then
+              local k = group_key(r.node)
+              if k and not seen[k] then
+                seen[k] = true
+                if not groups[k] then groups[k] = {}; order[#order + 1] = k end
+                local g = groups[k]
+                g[#g + 1] = { id = id, name = v.name }
+              end
             end
           end
         end
       end
     end
   end
-  local all = o.destructuring == 'all'
   for _, k in ipairs(order) do
     local g = groups[k]
     local ok = true
-    if all then
-      for _, e in ipairs(g) do if not e.id then ok = false end end
-    end
+    for _, e in ipairs(g) do if not e.id then ok = false end end
     if ok then
       for _, e in ipairs(g) do
-        if e.id then
-          ctx.report({ node = e.id, message = ("'%s' is never reassigned. Use 'const' instead."):format(e.name) })
-        end
+        ctx.report({ node = e.id, message = ("'%s' is never reassigned. Use 'const' instead."):format(e.name) })
       end
     end
   end
@@ -648,12 +730,39 @@ local function for_in_returns(v)
   return false
 end
 
+-- A name in an object pattern that ends with a rest element (ignoreRestSiblings): `{ a, ...rest }`.
+local function has_rest_sibling(id)
+  local p = id:parent()
+  if p and p:type() == 'pair_pattern' then p = p:parent() end
+  if not (p and p:type() == 'object_pattern') then return false end
+  for i = p:named_child_count(), 1, -1 do
+    local c = p:named_child(i)
+    if c:type() ~= 'comment' then return c:type() == 'rest_pattern' end
+  end
+  return false
+end
+
+local function in_array_pattern(id)
+  local p = id:parent()
+  return p ~= nil and p:type() == 'array_pattern'
+end
+
+local function has_static_block(decl)
+  local body = decl:child_by_field('body')
+  if not body then return false end
+  for _, c in ipairs(body:named_children()) do
+    if c:type() == 'class_static_block' then return true end
+  end
+  return false
+end
+
 local function no_unused_vars(ctx)
   local sc = ctx.scope()
   local o = ctx.options or {}
   local vars_re = js_regex(o.varsIgnorePattern, 'varsIgnorePattern')
   local args_re = js_regex(o.argsIgnorePattern, 'argsIgnorePattern')
   local caught_re = js_regex(o.caughtErrorsIgnorePattern, 'caughtErrorsIgnorePattern')
+  local array_re = js_regex(o.destructuredArrayIgnorePattern, 'destructuredArrayIgnorePattern')
   local dts = ctx.path:match('%.d%.[mc]?tsx?$') ~= nil
   local scopes, params
   local vars = sc.variables
@@ -666,9 +775,17 @@ local function no_unused_vars(ctx)
       scopes = scopes or sc.scopes
       local s = scopes[v.scope]
       if (s.kind == 'namespace' or s.kind == 'module') and not s.export_list then
-        if dts then goto continue end
-        if s.ambient and DECLARED_KINDS[k] then goto continue end
+        if (dts or s.ambient) and DECLARED_KINDS[k] then goto continue end
       end
+      if array_re and array_re(v.name) then
+        local hit = in_array_pattern(v.id)
+        for _, r in ipairs(hit and {} or v.refs) do
+          if in_array_pattern(r.node) then hit = true; break end
+        end
+        if hit then goto continue end
+      end
+      if k == 'class' and o.ignoreClassWithStaticInitBlock and has_static_block(v.decl) then goto continue end
+      if k == 'using' and o.ignoreUsingDeclarations then goto continue end
       local pattern, what
       if k == 'catch' then
         if o.caughtErrors == 'none' then goto continue end
@@ -683,15 +800,22 @@ local function no_unused_vars(ctx)
         end
         pattern, what = o.argsIgnorePattern, 'args'
       else
-        if o.vars == 'local' and s.kind == 'module' then goto continue end
+        -- vars = 'local' skips the global scope, which a module does not have
         if vars_re and vars_re(v.name) then goto continue end
         pattern, what = o.varsIgnorePattern, 'vars'
       end
       local refs = v.refs
       if for_in_returns(v) then goto continue end
+      if o.ignoreRestSiblings then
+        local rest = has_rest_sibling(v.id)
+        for _, r in ipairs(rest and {} or refs) do
+          if has_rest_sibling(r.node) then rest = true; break end
+        end
+        if rest then goto continue end
+      end
       local only_type, written = false, false
       for _, r in ipairs(refs) do
-        if r.typeof then only_type = true end
+        if r.typeof or r.predicate then only_type = true end
         if r.write then written = true end
       end
       if only_type and k == 'import' then goto continue end
@@ -776,6 +900,7 @@ return {
       description = 'Forbidden non-null assertion.',
       eslint = '@typescript-eslint/no-non-null-assertion',
       query = [[ (non_null_expression) @report ]],
+      check = no_non_null_assertion,
     },
     {
       id = 'explicit-function-return-type',
@@ -820,10 +945,16 @@ return {
         (variable_declaration) @decl
         (for_in_statement kind: "var" @decl)
       ]],
-      check = function(_, match)
+      check = function(ctx, match)
+        -- `declare var x` starts at `declare` in ESTree; the source is read instead of asking for the
+        -- parent (tree-sitter 0.20 walks down from the root for it)
         local node = match.captures.decl
-        local p = node:parent()
-        if p and p:type() == 'ambient_declaration' then node = p end   -- ESTree starts at `declare`
+        local r = node:range()
+        local before = ctx.source:sub(math.max(1, r.start_byte - 40), r.start_byte)
+        local kw = before:match('()declare%s+$')
+        if kw then
+          return { start_byte = r.start_byte - (#before - kw + 1), end_byte = r.end_byte }
+        end
         return { node = node }
       end,
     },

@@ -49,7 +49,8 @@ enum {
   S_PARENTHESIZED_EXPR, S_NON_NULL_EXPR, S_AS_EXPR, S_SATISFIES_EXPR, S_SEQUENCE_EXPR,
   S_EXPRESSION_STATEMENT, S_JSX_OPENING, S_JSX_SELF_CLOSING, S_JSX_CLOSING,
   S_JSX_NAMESPACE_NAME, S_STRING, S_COMMENT, S_DECORATOR, S_ERROR, S_PUBLIC_FIELD_DEF,
-  S_CALL_EXPR, S_NEW_EXPR, S_YIELD_EXPR, S_TYPE_ASSERTION, S_PROPERTY_SIGNATURE,
+  S_CALL_EXPR, S_NEW_EXPR, S_YIELD_EXPR, S_TYPE_ASSERTION, S_PROPERTY_SIGNATURE, S_CONDITIONAL_TYPE,
+  S_RETURN_STATEMENT,
   /* nodes that start a type position */
   S_TYPE_ANNOTATION, S_TYPE_ARGUMENTS, S_TYPE_PARAMETERS, S_OPTING_TYPE_ANNOTATION,
   S_OMITTING_TYPE_ANNOTATION, S_ADDING_TYPE_ANNOTATION, S_ASSERTS_ANNOTATION,
@@ -84,6 +85,7 @@ static const char *const SYMNAMES[S_COUNT] = {
   "jsx_opening_element", "jsx_self_closing_element", "jsx_closing_element",
   "jsx_namespace_name", "string", "comment", "decorator", "ERROR", "public_field_definition",
   "call_expression", "new_expression", "yield_expression", "type_assertion", "property_signature",
+  "conditional_type", "return_statement",
   "type_annotation", "type_arguments", "type_parameters", "opting_type_annotation",
   "omitting_type_annotation", "adding_type_annotation", "asserts_annotation",
   "type_predicate_annotation", "implements_clause", "extends_type_clause", "constraint",
@@ -94,19 +96,21 @@ enum {
   F_OTHER, F_NAME, F_VALUE, F_LEFT, F_RIGHT, F_BODY, F_PARAMETERS, F_PARAMETER, F_PATTERN,
   F_TYPE, F_RETURN_TYPE, F_DECLARATION, F_SOURCE, F_ALIAS, F_KIND, F_KEY, F_OBJECT,
   F_ARGUMENT, F_MODULE, F_INITIALIZER, F_OPERATOR, F_FUNCTION, F_CONSTRUCTOR, F_INDEX_TYPE,
-  F_DECORATOR, F_COUNT
+  F_DECORATOR, F_ALTERNATIVE, F_COUNT
 };
 
 static const char *const FIELDNAMES[F_COUNT] = {
   NULL, "name", "value", "left", "right", "body", "parameters", "parameter", "pattern", "type",
   "return_type", "declaration", "source", "alias", "kind", "key", "object", "argument",
   "module", "initializer", "operator", "function", "constructor", "index_type", "decorator",
+  "alternative",
 };
 
 /* Per language: grammar symbol -> S_*, grammar field id -> F_*, and our
 ** field ids back to the grammar's (for ts_node_child_by_field_id). */
 typedef struct langmap {
   uint16_t *sym;
+  uint8_t *named;                 /* grammar symbol -> is a named node */
   uint32_t nsym;
   uint16_t field[256];
   TSFieldId gfield[F_COUNT];
@@ -121,11 +125,13 @@ static void build_map (int tsx) {
   const TSLanguage *lang = tsx ? tree_sitter_tsx() : tree_sitter_typescript();
   m->nsym = ts_language_symbol_count(lang);
   m->sym = (uint16_t *)calloc(m->nsym + 1, sizeof *m->sym);
-  if (m->sym == NULL) return;
+  m->named = (uint8_t *)calloc(m->nsym + 1, sizeof *m->named);
+  if (m->sym == NULL || m->named == NULL) return;
   for (uint32_t i = 0; i < m->nsym; i++) {
     TSSymbolType t = ts_language_symbol_type(lang, (TSSymbol)i);
     const char *nm = ts_language_symbol_name(lang, (TSSymbol)i);
     if (nm == NULL || t == TSSymbolTypeAnonymous) continue;
+    m->named[i] = t == TSSymbolTypeRegular;
     for (int k = 1; k < S_COUNT; k++)
       if (strcmp(nm, SYMNAMES[k]) == 0) { m->sym[i] = (uint16_t)k; break; }
   }
@@ -144,6 +150,11 @@ static void build_tsx (void) { build_map(1); }
 static const langmap *getmap (int tsx) {
   pthread_once(&ONCE[tsx], tsx ? build_tsx : build_ts);
   return MAPS[tsx].ok ? &MAPS[tsx] : NULL;
+}
+
+static uint16_t symof_sym (const langmap *m, TSNode n, TSSymbol s) {
+  if (s < m->nsym) return m->sym[s];
+  return strcmp(ts_node_type(n), "ERROR") == 0 ? S_ERROR : S_OTHER;
 }
 
 static uint16_t symof (const langmap *m, TSNode n) {
@@ -182,6 +193,8 @@ typedef struct frame {
   uint32_t flags;
   uint16_t sym, field;
   uint8_t mode, bkind, opened, descend;
+  uint8_t anc;       /* ancestorHasReturnType's answer from this node up (ag_scope_fnctx) */
+  uint32_t fnrec;    /* index in fns of the function this node is (or encloses it), or NONE */
 } frame;
 
 enum { M_EXPR, M_TYPE, M_TYPEOF, M_TYPEPRED, M_EXPORT, M_BIND, M_ASSIGN, M_RW, M_NONE, M_NSNAME };
@@ -190,7 +203,9 @@ enum {  /* frame flags */
   FF_EXPORT = 1 << 0, FF_INIT = 1 << 1, FF_LOOP = 1 << 2, FF_TYPEIMPORT = 1 << 3,
   FF_PPROP = 1 << 4, FF_SIG = 1 << 5, FF_SETTER = 1 << 6, FF_DIRECT = 1 << 7,
   FF_AMBIENT = 1 << 8, FF_CLASSDECL = 1 << 9, FF_REEXPORT = 1 << 10, FF_HASVALUE = 1 << 11,
-  FF_FORBIND = 1 << 12, FF_SELF = 1 << 13, FF_HASALIAS = 1 << 14, FF_USING = 1 << 15
+  FF_FORBIND = 1 << 12, FF_SELF = 1 << 13, FF_HASALIAS = 1 << 14, FF_USING = 1 << 15,
+  FF_INPARAMS = 1 << 16,  /* a parameter of formal_parameters (not a named tuple member) */
+  FF_REENTER = 1 << 17    /* false branch of a conditional type: its scope re-entered after */
 };
 #define FF_PAT (FF_EXPORT | FF_INIT | FF_TYPEIMPORT | FF_PPROP | FF_SIG | FF_SETTER | FF_AMBIENT)
 
@@ -223,6 +238,7 @@ struct ag_scope {
   ag_scope_ref *refs; uint32_t nrefs, caprefs;
   uint32_t *events; uint32_t nevents, capevents;
   uint32_t *byvar;                           /* ref indices grouped by variable */
+  ag_scope_fnctx *fns; uint32_t nfns, capfns; /* function contexts, in preorder */
   uint32_t react;                            /* name id of "React" */
   /* walk */
   frame *fr; uint32_t nfr, capfr;
@@ -454,9 +470,9 @@ static int unused_expr (const ag_scope *s, uint32_t j) {
     if (P->sym == S_PARENTHESIZED_EXPR) { j--; continue; }
     if (P->sym == S_EXPRESSION_STATEMENT) return 1;
     if (P->sym == S_SEQUENCE_EXPR) {
-      TSNode nx = ts_node_next_named_sibling(s->fr[j].node);
-      while (!ts_node_is_null(nx) && symof(s->m, nx) == S_COMMENT) nx = ts_node_next_named_sibling(nx);
-      if (!ts_node_is_null(nx)) return 1;
+      /* not the last: it ends before the sequence (no sibling search: in
+      ** tree-sitter 0.20 that walks down from the root, each time) */
+      if (ts_node_end_byte(s->fr[j].node) < ts_node_end_byte(P->node)) return 1;
       j--;
       continue;
     }
@@ -497,6 +513,19 @@ static void add_ref (ag_scope *s, uint32_t d, TSNode n, uint32_t name, uint32_t 
   }
   r->flags = flags;
   if (event(s, EV_REF, s->nrefs)) s->nrefs++;
+}
+
+/* Where `infer X` declares X: the scope of the nearest conditional type
+** whose check or extends type holds it (typescript-eslint looks past the
+** function-type scopes in between).  The search is bounded: a frame stack
+** of hostile depth costs no more than 256 steps per name. */
+static uint32_t infer_scope (const ag_scope *s, const frame *P) {
+  uint32_t d = (uint32_t)(P - s->fr);
+  for (uint32_t k = 0; k < 256 && d > 0; k++, d--) {
+    const frame *A = &s->fr[d];
+    if (A->sym == S_CONDITIONAL_TYPE && A->opened) return A->scope;
+  }
+  return P->scope;
 }
 
 /* Mode and flags of the frame F (already holding node, sym and field)
@@ -570,10 +599,13 @@ static void child_ctx (const ag_scope *s, const frame *P, frame *F) {
       else if (f == F_PARAMETERS) F->flags |= P->flags & (FF_SIG | FF_SETTER);
       break;
     case S_FORMAL_PARAMETERS:
-      F->flags |= P->flags & (FF_SIG | FF_SETTER);
+      F->flags |= (P->flags & (FF_SIG | FF_SETTER)) | FF_INPARAMS;
       break;
     case S_REQUIRED_PARAM: case S_OPTIONAL_PARAM:
-      if (f == F_PATTERN || f == F_NAME) {
+      if (!(P->flags & FF_INPARAMS)) {       /* [name: T] in a tuple type: a label */
+        if (f == F_PATTERN || f == F_NAME) F->mode = M_NONE;
+      }
+      else if (f == F_PATTERN || f == F_NAME) {
         F->mode = M_BIND;
         F->bkind = AG_VK_PARAM;
         F->bscope = P->scope;
@@ -762,7 +794,14 @@ static void child_ctx (const ag_scope *s, const frame *P, frame *F) {
       if (f == F_NAME) F->mode = M_NONE;
       break;
     case S_INFER_TYPE:
-      if (c == S_TYPE_IDENTIFIER) F->mode = M_NONE;
+      if (c == S_TYPE_IDENTIFIER && P->named == 0) {
+        F->mode = M_BIND;
+        F->bkind = AG_VK_TYPE_PARAM;
+        F->bscope = infer_scope(s, P);
+      }
+      break;
+    case S_CONDITIONAL_TYPE:      /* the false branch is outside the scope of the infer names */
+      if (f == F_ALTERNATIVE) F->scope = P->oscope;
       break;
     case S_INDEX_SIGNATURE:
       F->mode = f == F_NAME ? M_NONE : M_TYPE;
@@ -834,8 +873,14 @@ static void node_entry (ag_scope *s, uint32_t d) {
   frame *F = &s->fr[d];
   const frame *P = d > 0 ? &s->fr[d - 1] : NULL;
   uint16_t sym = F->sym;
+  if (d == 0 && sym != S_PROGRAM)        /* a root that is not a program (ERROR): still the module */
+    open_scope(s, F, AG_SK_MODULE, 0);
   if (is_decl_sym(sym)) F->decl = d;
   if (is_stmt_sym(sym)) F->stmt = d;
+  if (P && P->sym == S_CONDITIONAL_TYPE && P->opened && F->field == F_ALTERNATIVE) {
+    event(s, EV_EXIT, P->scope);       /* the replay leaves the conditional scope meanwhile */
+    F->flags |= FF_REENTER;
+  }
   switch (sym) {
     case S_IDENTIFIER: case S_TYPE_IDENTIFIER: case S_SHORTHAND_PROP:
     case S_SHORTHAND_PROP_PATTERN: case S_PROPERTY_IDENTIFIER: {
@@ -844,6 +889,12 @@ static void node_entry (ag_scope *s, uint32_t d) {
         if (sym == S_SHORTHAND_PROP) return;
         if (sym == S_PROPERTY_IDENTIFIER && F->bkind != AG_VK_ENUM_MEMBER) return;
         if (F->bkind == AG_VK_PARAM && P && is_function_sym(P->sym)) F->decl = d;
+        if (F->bkind == AG_VK_TYPE_PARAM && P && P->sym == S_TYPE_PARAMETER &&
+            (text_is(s, F->node, "in") || text_is(s, F->node, "out") || text_is(s, F->node, "const"))) {
+          /* `<out T>`: this grammar has no variance modifiers; the keyword is taken as the name */
+          TSNode nx = ts_node_next_named_sibling(P->node);
+          if (!ts_node_is_null(nx) && symof(s->m, nx) == S_ERROR) return;
+        }
         uint32_t ff = F->flags;
         if (ff & FF_CLASSDECL) {
           declare(s, d, AG_VK_CLASS, F->bscope, ff & ~(uint32_t)FF_CLASSDECL);
@@ -867,7 +918,7 @@ static void node_entry (ag_scope *s, uint32_t d) {
         case M_EXPR: fl = sym == S_TYPE_IDENTIFIER ? 0 : AG_RF_READ | NS_VALUE; break;
         case M_TYPE: fl = sym == S_SHORTHAND_PROP ? 0 : AG_RF_READ | AG_RF_TYPE | NS_TYPE; break;
         case M_TYPEOF: fl = AG_RF_READ | AG_RF_TYPE | AG_RF_TYPEOF | NS_VALUE; break;
-        case M_TYPEPRED: fl = AG_RF_READ | AG_RF_TYPE | NS_VALUE; break;
+        case M_TYPEPRED: fl = AG_RF_READ | AG_RF_TYPE | AG_RF_PREDICATE | NS_VALUE; break;
         case M_EXPORT: fl = AG_RF_READ | NS_ANY; break;
         case M_ASSIGN: fl = sym == S_TYPE_IDENTIFIER ? 0 : AG_RF_WRITE | NS_VALUE; break;
         case M_RW: fl = sym == S_TYPE_IDENTIFIER ? 0 : AG_RF_READ | AG_RF_WRITE | NS_VALUE; break;
@@ -879,7 +930,7 @@ static void node_entry (ag_scope *s, uint32_t d) {
       return;
     }
     case S_PROGRAM:
-      open_scope(s, F, AG_SK_MODULE, 0);
+      if (d == 0) open_scope(s, F, AG_SK_MODULE, 0);
       return;
     case S_LEXICAL_DECL: case S_VARIABLE_DECL: {
       F->bkind = (uint8_t)(sym == S_VARIABLE_DECL ? AG_VK_VAR
@@ -956,7 +1007,7 @@ static void node_entry (ag_scope *s, uint32_t d) {
     case S_ENUM_DECL:
       open_scope(s, F, AG_SK_ENUM, 0);
       return;
-    case S_INTERFACE_DECL: case S_TYPE_ALIAS_DECL:
+    case S_INTERFACE_DECL: case S_TYPE_ALIAS_DECL: case S_CONDITIONAL_TYPE:
       open_scope(s, F, AG_SK_TYPE, 0);
       return;
     case S_IMPORT_STATEMENT:
@@ -984,6 +1035,19 @@ static void node_entry (ag_scope *s, uint32_t d) {
     case S_JSX_OPENING: case S_JSX_SELF_CLOSING:
       if (s->tsx) add_ref(s, d, F->node, s->react, AG_RF_READ | AG_RF_PRAGMA | NS_VALUE);
       return;
+    case S_RETURN_STATEMENT:
+      if (F->fnrec != NONE) {
+        ag_scope_fnctx *c = &s->fns[F->fnrec];
+        TSNode arg = ts_node_named_child(F->node, 0);
+        while (!ts_node_is_null(arg) && symof(s->m, arg) == S_COMMENT) arg = ts_node_next_named_sibling(arg);
+        while (!ts_node_is_null(arg) && symof(s->m, arg) == S_PARENTHESIZED_EXPR) arg = ts_node_named_child(arg, 0);
+        c->nret++;
+        if (!ts_node_is_null(arg)) {
+          uint16_t as = symof(s->m, arg);
+          if (as == S_ARROW_FUNCTION || as == S_FUNCTION_EXPR || as == S_GENERATOR_FUNCTION) c->nret_fn++;
+        }
+      }
+      return;
     case S_STRING: case S_COMMENT:
       F->descend = 0;
       return;
@@ -991,6 +1055,30 @@ static void node_entry (ag_scope *s, uint32_t d) {
       break;
   }
   if (is_function_sym(sym)) {
+    if (!is_signature_sym(sym) && sym != S_FUNCTION_SIG && d > 0) {
+      if (!grow((void **)&s->fns, &s->capfns, s->nfns + 1, sizeof *s->fns)) { s->oom = 1; return; }
+      uint32_t j = d - 1;
+      while (j > 0 && s->fr[j].sym == S_PARENTHESIZED_EXPR) j--;
+      ag_scope_fnctx *c = &s->fns[s->nfns++];
+      c->fn = F->node;
+      c->parent = s->fr[j].node;
+      c->from = s->fr[j + 1].node;
+      c->grand = j > 0 ? s->fr[j - 1].node : (TSNode){{0, 0, 0, 0}, NULL, NULL};
+      c->typed_ancestor = s->fr[j].anc;
+      c->nret = c->nret_fn = 0;
+      c->returns_function = 0;
+      F->fnrec = s->nfns - 1;
+      if (sym == S_ARROW_FUNCTION) {
+        TSNode body = field_child(s, F->node, F_BODY);
+        while (!ts_node_is_null(body) && symof(s->m, body) == S_PARENTHESIZED_EXPR)
+          body = ts_node_named_child(body, 0);
+        if (!ts_node_is_null(body)) {
+          uint16_t bs = symof(s->m, body);
+          c->returns_function = bs == S_ARROW_FUNCTION || bs == S_FUNCTION_EXPR || bs == S_GENERATOR_FUNCTION;
+        }
+      }
+    }
+    else F->fnrec = NONE;
     F->flags &= ~(uint32_t)FF_LOOP;
     if (is_signature_sym(sym) ||
         ((sym == S_FUNCTION_DECL || sym == S_METHOD_DEF) &&
@@ -1026,7 +1114,7 @@ static int needs_field (uint16_t sym) {
     case S_TYPE_PARAMETER: case S_NESTED_TYPE_IDENTIFIER: case S_TYPE_PREDICATE:
     case S_MAPPED_TYPE_CLAUSE: case S_INDEX_SIGNATURE: case S_PUBLIC_FIELD_DEF:
     case S_JSX_OPENING: case S_JSX_SELF_CLOSING: case S_PARENTHESIZED_EXPR:
-    case S_PROPERTY_SIGNATURE: case S_EXTENDS_TYPE_CLAUSE:
+    case S_PROPERTY_SIGNATURE: case S_EXTENDS_TYPE_CLAUSE: case S_CONDITIONAL_TYPE:
       return 1;
     default:
       return is_function_sym(sym);
@@ -1038,12 +1126,14 @@ static int push_frame (ag_scope *s, TSNode n, const TSTreeCursor *c) {
   uint32_t d = s->nfr++;
   frame *F = &s->fr[d];
   F->node = n;
-  F->sym = symof(s->m, n);
+  TSSymbol gs = ts_node_symbol(n);
+  F->sym = symof_sym(s->m, n, gs);
   F->field = F_OTHER;
   F->opened = 0;
   F->descend = 1;
   F->named = 0;
   F->dvar = NONE;
+  F->fnrec = d > 0 ? s->fr[d - 1].fnrec : NONE;
   if (d == 0) {
     F->scope = F->oscope = F->bscope = NONE;
     F->decl = F->stmt = NONE;
@@ -1061,9 +1151,27 @@ static int push_frame (ag_scope *s, TSNode n, const TSTreeCursor *c) {
     F->decl = P->decl;
     F->stmt = P->stmt;
     child_ctx(s, P, F);
-    if (ts_node_is_named(n)) P->named++;
+    if (gs < s->m->nsym ? s->m->named[gs] : 1) P->named++;
+    else F->descend = 0;         /* a token: no children, no cursor step down */
   }
   node_entry(s, d);
+  F = &s->fr[d];
+  if (F->sym >= S_IDENTIFIER && F->sym <= S_SHORTHAND_PROP_PATTERN) F->descend = 0;   /* leaves */
+  uint8_t up = d > 0 ? s->fr[d - 1].anc : 0;
+  switch (F->sym) {
+    case S_FUNCTION_DECL: case S_GENERATOR_FUNCTION_DECL: case S_FUNCTION_EXPR:
+    case S_GENERATOR_FUNCTION: case S_ARROW_FUNCTION: case S_METHOD_DEF:
+      F->anc = !ts_node_is_null(field_child(s, n, F_RETURN_TYPE)) ? 1 : up;
+      break;
+    case S_VARIABLE_DECLARATOR: case S_PUBLIC_FIELD_DEF:
+      F->anc = !ts_node_is_null(field_child(s, n, F_TYPE));
+      break;
+    case S_EXPRESSION_STATEMENT:
+      F->anc = 0;
+      break;
+    default:
+      F->anc = up;
+  }
   return 1;
 }
 
@@ -1073,6 +1181,7 @@ static void pop_frame (ag_scope *s) {
     s->scopes[F->scope].s.end = s->nscopes;
     event(s, EV_EXIT, F->scope);
   }
+  if (F->flags & FF_REENTER) event(s, EV_ENTER, s->fr[s->nfr - 1].scope);
 }
 
 static void walk (ag_scope *s, TSNode root) {
@@ -1139,8 +1248,7 @@ static int storable (const ag_scope *s, TSNode fn, uint32_t a, uint32_t b) {
   while (!ts_node_is_null(parent) && inside(parent, a, b)) {
     uint16_t ps = symof(s->m, parent);
     if (ps == S_SEQUENCE_EXPR) {
-      TSNode nx = ts_node_next_named_sibling(node);
-      if (!ts_node_is_null(nx)) return 0;
+      if (ts_node_end_byte(node) < ts_node_end_byte(parent)) return 0;
     }
     else if (ps == S_CALL_EXPR || ps == S_NEW_EXPR) {
       TSNode callee = field_child(s, parent, ps == S_CALL_EXPR ? F_FUNCTION : F_CONSTRUCTOR);
@@ -1166,6 +1274,8 @@ static int is_used (const ag_scope *s, const svar *sv) {
   const ag_scope_var *v = &sv->v;
   uint32_t rs = 0, re = 0;  /* previous rhs, when one applies */
   int have = 0;
+  uint32_t cfs = NONE, crs = 0, cre = 0;  /* last storable() answer: refs in one rhs share it */
+  int cans = 0;
   uint32_t varvs = s->scopes[v->scope].s.varscope;
   for (uint32_t i = 0; i < v->nrefs; i++) {
     const ag_scope_ref *r = &s->refs[s->byvar[v->first_ref + i]];
@@ -1175,8 +1285,15 @@ static int is_used (const ag_scope *s, const svar *sv) {
       if (r->flags & AG_RF_SELF_UPDATE) forself = 1;
       else if (in_prev) {
         uint32_t fs = s->scopes[r->scope].fn;
-        forself = !(fs != NONE && inside(s->scopes[fs].s.node, rs, re) &&
-                    storable(s, s->scopes[fs].s.node, rs, re));
+        int st = 0;
+        if (fs != NONE && inside(s->scopes[fs].s.node, rs, re)) {
+          if (fs != cfs || rs != crs || re != cre) {
+            cfs = fs; crs = rs; cre = re;
+            cans = storable(s, s->scopes[fs].s.node, rs, re);
+          }
+          st = cans;
+        }
+        forself = !st;
       }
     }
     if (!in_prev) {
@@ -1189,7 +1306,7 @@ static int is_used (const ag_scope *s, const svar *sv) {
       }
     }
     if ((r->flags & AG_RF_READ) && !forself &&
-        !((r->flags & AG_RF_TYPEOF) && !(v->flags & AG_VF_TYPE_IMPORT)) &&
+        !((r->flags & (AG_RF_TYPEOF | AG_RF_PREDICATE)) && !(v->flags & AG_VF_TYPE_IMPORT)) &&
         !(r->flags & AG_RF_SELF))
       return 1;
   }
@@ -1239,6 +1356,10 @@ static int finish (ag_scope *s) {
     }
     for (uint32_t i = 0; i < nv; i++)
       if (is_used(s, &s->vars[i])) s->vars[i].v.flags |= AG_VF_USED;
+    for (uint32_t i = 0; i < s->nfns; i++) {
+      ag_scope_fnctx *c = &s->fns[i];
+      if (c->nret > 0 && c->nret == c->nret_fn) c->returns_function = 1;
+    }
   }
   free(top);
   free(vfirst);
@@ -1293,6 +1414,7 @@ void ag_scope_free (ag_scope *s) {
   free(s->refs);
   free(s->events);
   free(s->byvar);
+  free(s->fns);
   free(s->fr);
   free(s);
 }
@@ -1329,6 +1451,18 @@ const ag_scope_ref *ag_scope_ref_at (const ag_scope *s, uint32_t start) {
   }
   for (; lo < s->nrefs && ts_node_start_byte(s->refs[lo].node) == start; lo++)
     if (!(s->refs[lo].flags & AG_RF_PRAGMA)) return &s->refs[lo];
+  return NULL;
+}
+
+const ag_scope_fnctx *ag_scope_fn_context (const ag_scope *s, TSNode fn) {
+  uint32_t start = ts_node_start_byte(fn), lo = 0, hi = s->nfns;
+  while (lo < hi) {                      /* preorder: sorted by start byte */
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (ts_node_start_byte(s->fns[mid].fn) < start) lo = mid + 1;
+    else hi = mid;
+  }
+  for (; lo < s->nfns && ts_node_start_byte(s->fns[lo].fn) == start; lo++)
+    if (ts_node_eq(s->fns[lo].fn, fn)) return &s->fns[lo];
   return NULL;
 }
 

@@ -72,7 +72,8 @@ enum {  /* ag_scope_ref.flags */
   AG_RF_SELF = 1 << 5,         /* inside the resolved variable's own declaration */
   AG_RF_SELF_UPDATE = 1 << 6,  /* x++ or x += 1 whose value is unused */
   AG_RF_PRAGMA = 1 << 7,       /* implicit `React` read of a JSX element */
-  AG_RF_LOOP = 1 << 8          /* inside a loop of its function */
+  AG_RF_LOOP = 1 << 8,         /* inside a loop of its function */
+  AG_RF_PREDICATE = 1 << 9     /* the `x` of a type predicate `x is T` / `asserts x` */
 };
 
 enum {  /* ag_scope_scope.flags */
@@ -116,6 +117,29 @@ typedef struct ag_scope_ref {
 int ag_scope_build(TSNode root, const char *src, size_t len, int tsx, ag_scope **out,
                    char err[AG_ERRLEN]);
 void ag_scope_free(ag_scope *s);
+
+/* Where a function is written: for every function declaration, function
+** or generator expression, arrow function and method, its parent with
+** parentheses skipped, the child of that parent it sits under (the
+** outermost parenthesis, or the function), and the grandparent (null at
+** the root).  Rules reading a function's ESTree parent use this: tree-sitter
+** 0.20 finds a parent by walking down from the root. */
+typedef struct ag_scope_fnctx {
+  TSNode fn, parent, from, grand;
+  /* typescript-eslint's ancestorHasReturnType walk from the parent: the
+  ** nearest ancestor that is a function with a return type (1), a variable
+  ** declarator or class property (1 when it has a type annotation), or an
+  ** expression statement (0); 0 when there is none */
+  int typed_ancestor;
+  /* typescript-eslint's doesImmediatelyReturnFunctionExpression: an arrow
+  ** whose body is a function, or at least one return and every return of
+  ** this function (not of nested ones) returning a function expression */
+  int returns_function;
+  uint32_t nret, nret_fn;      /* its returns; those returning a function */
+} ag_scope_fnctx;
+
+/* The context of the function node `fn`, or NULL if it is not one. */
+const ag_scope_fnctx *ag_scope_fn_context(const ag_scope *s, TSNode fn);
 
 /* Counts of scopes, variables and references (any pointer may be NULL). */
 void ag_scope_counts(const ag_scope *s, uint32_t *nscopes, uint32_t *nvars, uint32_t *nrefs);

@@ -12,7 +12,8 @@ return {
     { id = 'no-debugger', severity = 'warning', description = 'Unexpected debugger statement',
       query = '(debugger_statement) @d' },
     { id = 'no-todo', severity = 'info', description = 'TODO comment', query = '((comment) @c (#match? @c "TODO"))',
-      check = function(ctx, m) return ctx.options.prefix .. ctx.text(m.captures.c) end, options = { prefix = 'found: ' } },
+      check = function(ctx, m) return ctx.options.prefix .. ctx.text(m.captures.c) end,
+      options = { prefix = 'found: ' } },
   },
 }
 ]]
@@ -144,7 +145,8 @@ describe('aegis-run enforce', function()
     local dir
     setup(function() dir = project({ ['a.ts'] = 'let a;\n' }) end)
     for _, c in ipairs({
-      { { '--rulepacks', 'no-such-pack', '.' }, "aegis-run: enforce: no rulepack 'no-such-pack' in AEGIS_PATH (.) or built-ins\n" },
+      { { '--rulepacks', 'no-such-pack', '.' },
+        "aegis-run: enforce: no rulepack 'no-such-pack' in AEGIS_PATH (.) or built-ins\n" },
       { { '--bogus', '.' }, "aegis-run: enforce: unknown option '--bogus' (see aegis-run enforce --help)\n" },
       { { 'missing/' }, "aegis-run: enforce: 'missing/': No such file or directory\n" },
       { {}, 'aegis-run: enforce: no paths given (see aegis-run enforce --help)\n' },
@@ -173,7 +175,9 @@ describe('aegis-run enforce', function()
 
   it('walks directories honouring nested .gitignore files, negation and directory patterns', function()
     local dir = project({
-      ['.gitignore'] = 'gen/\n*.gen.ts\n!keep.gen.ts\n/top.ts\nbuild\n',
+      ['.gitignore'] = 'gen/\n*.gen.ts\n!keep.gen.ts\n/top.ts\nbuild\nvendor2/**\n!vendor2/keep.ts\n',
+      ['vendor2/drop.ts'] = 'var a;\n',
+      ['vendor2/keep.ts'] = 'var a;\n',
       ['top.ts'] = 'var a;\n',
       ['src/top.ts'] = 'var a;\n',          -- /top.ts is anchored to the root
       ['src/a.gen.ts'] = 'var a;\n',
@@ -194,7 +198,8 @@ describe('aegis-run enforce', function()
     local r = enforce(dir, { '--format', 'json', '.' })
     local paths = {}
     for _, f in ipairs(json.decode(r.stdout).findings) do paths[#paths + 1] = f.path end
-    assert.same({ 'src/deep/b.mts', 'src/deep/c.cts', 'src/keep.gen.ts', 'src/ok.tsx', 'src/top.ts' }, paths)
+    assert.same({ 'src/deep/b.mts', 'src/deep/c.cts', 'src/keep.gen.ts', 'src/ok.tsx', 'src/top.ts',
+      'vendor2/keep.ts' }, paths)
     -- a file named on the command line is checked even when ignored
     r = enforce(dir, { '--format', 'json', 'gen/g.ts', 'src/deep/d.js' })
     paths = {}
@@ -263,6 +268,17 @@ return { name = 'bad', rules = {
     assert.matches("a.ts: error rule 'bad/boom' on 'a.ts': vendor/rulepacks/bad.lua:2: kaboom", r.stdout, 1, true)
   end)
 
+  it('keeps findings that differ only in their end, in process and from workers', function()
+    local files = { ['vendor/rulepacks/nest.lua'] =
+      "return { name = 'nest', rules = { { id = 'm', description = 'd', query = '(member_expression) @m' } } }" }
+    for i = 1, 10 do files[('f%02d.ts'):format(i)] = 'a.b.c.d;\n' end
+    local dir = project(files)
+    local one = enforce(dir, { '--jobs', '1', '--rulepacks', 'vendor/rulepacks/nest.lua', '--format', 'json', '.' })
+    local three = enforce(dir, { '--jobs', '3', '--rulepacks', 'vendor/rulepacks/nest.lua', '--format', 'json', '.' })
+    assert.equal(one.stdout, three.stdout)
+    assert.equal(30, #json.decode(one.stdout).findings)
+  end)
+
   it('reports a finding on another file once, however many files report it', function()
     local files = { ['vendor/rulepacks/cfg.lua'] = [[
 return { name = 'cfg', rules = {
@@ -279,8 +295,25 @@ return { name = 'cfg', rules = {
     end
   end)
 
+  it("keeps rulepacks' print off standard output (the report), in process and in workers", function()
+    local files = { ['vendor/rulepacks/noisy.lua'] = [[
+return { name = 'noisy', rules = { { id = 'p', description = 'd', query = '(program) @p',
+  check = function(ctx) print('{"findings": []}', ctx.path) end } } }
+]] }
+    for i = 1, 10 do files[('f%02d.ts'):format(i)] = 'let a;\n' end
+    local dir = project(files)
+    for _, jobs in ipairs({ '1', '3' }) do
+      local r = enforce(dir, { '--jobs', jobs, '--rulepacks', 'vendor/rulepacks/noisy.lua', '--format', 'json', '.' })
+      assert.equal(0, r.code)
+      assert.equal(10, json.decode(r.stdout).summary.files)
+      assert.matches('{"findings": []}\tf01.ts\n', r.stderr, 1, true)
+    end
+  end)
+
   it('honours suppression comments', function()
-    local dir = project({ ['a.ts'] = '// aegis-disable-next-line demo/no-var\nvar a;\nvar b; // eslint-disable-line no-var\n' })
+    local dir = project({
+      ['a.ts'] = '// aegis-disable-next-line demo/no-var\nvar a;\nvar b; // eslint-disable-line no-var\n',
+    })
     local r = enforce(dir, { '.' })
     assert.equal(0, r.code)
   end)

@@ -19,7 +19,8 @@ describe('examples/custom_rulepack', function()
     local doc = json.decode(r.stdout)
     local got = {}
     for _, f in ipairs(doc.findings) do got[#got + 1] = ('%d:%d %s'):format(f.line, f.col, f.rule) end
-    assert.same({ '1:23 team-style/max-params', '2:11 team-style/no-console-log', '3:17 team-style/no-money-float' }, got)
+    assert.same({ '1:23 team-style/max-params', '2:11 team-style/no-console-log', '3:17 team-style/no-money-float' },
+      got)
     assert.equal('toCents(amount)', doc.findings[3].fix.text)
   end)
 end)

@@ -77,7 +77,8 @@ describe('untrusted rulepacks (S7)', function()
 return { name = 'wrap', include = { 'prpack' }, rules = {} }
 ]])
     local r = enforce(dir, { '--rulepacks', 'trusted/rulepacks/wrap.lua', '--format', 'json', '.' })
-    assert.matches("rulepack 'trusted/rulepacks/wrap.lua' is not trusted (it includes rulepack './rulepacks/prpack.lua')",
+    assert.matches("rulepack 'trusted/rulepacks/wrap.lua' is not trusted"
+      .. " (it includes rulepack './rulepacks/prpack.lua')",
       r.stderr, 1, true)
     assert.equal('prpack/no-debugger', json.decode(r.stdout).findings[1].rule)
   end)

@@ -75,7 +75,7 @@ const B = <div style={{ color: '#0a84ff', borderColor: 'text.main', outline: 'no
 const C = styled.div`color: ${(p) => p.theme.text}; background: var(--surface);`;
 const D = { color: '#fff' };
 const E = <div className="red" title="#fff" />;
-const F = <div style={{ gridArea: 'header', transition: 'color 0.2s', content: '"#"' }} />;
+const F = <div style={{ gridArea: 'header', transition: 'color 0.2s', content: '"#"', fill: 'url(#fade)' }} />;
 ]]
       assert.same({}, texts(src, run(rule, src, TOKENS)))
     end)

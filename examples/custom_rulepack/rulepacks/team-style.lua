@@ -52,7 +52,6 @@ return {
            arguments: (arguments (_) @arg)) @call
          (#match? @arg "(amount|price|total)"))
       ]],
-      check = function(ctx, m) return true end,
       fix = function(ctx, m)
         local r = m.captures.call:range()
         return { start_byte = r.start_byte, end_byte = r.end_byte,

@@ -76,7 +76,9 @@ function M.text(res, opts)
   local line = ('%s in %d file%s'):format(table.concat(parts, ', '), res.files, res.files == 1 and '' or 's')
   local nprob = #res.problems - nsyntax
   if nprob > 0 then line = line .. (', %d problem%s'):format(nprob, nprob == 1 and '' or 's') end
-  if nsyntax > 0 then line = line .. (' (%d syntax error%s: files still checked)'):format(nsyntax, nsyntax == 1 and '' or 's') end
+  if nsyntax > 0 then
+    line = line .. (' (%d syntax error%s: files still checked)'):format(nsyntax, nsyntax == 1 and '' or 's')
+  end
   out[#out + 1] = line
   return table.concat(out, '\n') .. '\n'
 end
@@ -174,8 +176,17 @@ function M.sarif(res, opts)
       locations = json.array({ { physicalLocation = { artifactLocation = loc, region = region } } }),
     }
     if f.fix then
-      local s1 = f.fix.start_byte
-      r.properties = { fix = { start_byte = s1, end_byte = f.fix.end_byte, text = f.fix.text } }
+      -- SARIF fixes: replace bytes [start, end) of the file with the text
+      r.fixes = json.array({ {
+        description = { text = 'Fix offered by ' .. f.rule },
+        artifactChanges = json.array({ {
+          artifactLocation = loc,
+          replacements = json.array({ {
+            deletedRegion = { byteOffset = f.fix.start_byte, byteLength = f.fix.end_byte - f.fix.start_byte },
+            insertedContent = { text = f.fix.text },
+          } }),
+        } }),
+      } })
     end
     results[#results + 1] = r
   end
@@ -242,7 +253,8 @@ function M.github(res)
   for _, p in ipairs(res.problems) do
     if p.kind ~= 'syntax' then
       local file = p.path ~= '' and ('file=%s,'):format(esc_prop(p.path)) or ''
-      out[#out + 1] = ('::error %stitle=%s::%s'):format(file, esc_prop(p.rule or 'aegis-run enforce'), esc_data(p.message))
+      out[#out + 1] = ('::error %stitle=%s::%s'):format(file, esc_prop(p.rule or 'aegis-run enforce'),
+        esc_data(p.message))
     end
   end
   return #out > 0 and table.concat(out, '\n') .. '\n' or ''
