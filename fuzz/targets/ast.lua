@@ -152,14 +152,8 @@ local function check_scope(tree, src, seen, pick)
   end
   assert(tree:scope() == sc, 'scope is not cached')
   local scopes = sc.scopes
-  if tree:root():type() ~= 'program' then
-    -- KNOWN (fuzz/known/ast/scope-error-root-no-module-scope): an ERROR
-    -- root gets no module scope and references outside any other scope
-    -- point at scope 2^32. Tolerated only there, so fuzzing can go on;
-    -- delete once fixed.
-    return
-  end
-  assert(#scopes >= 1 and scopes[1].kind == 'module', 'no module scope for a program')
+  -- any root opens the module scope, an ERROR one too (fuzz/regressions/ast/scope-error-root-*)
+  assert(#scopes >= 1 and scopes[1].kind == 'module', 'no module scope')
   for i, s in ipairs(scopes) do
     assert(type(s.kind) == 'string' and s.index == i, 'scope kind/index')
     assert(s.parent == nil or (s.parent >= 1 and s.parent < i), 'scope parent')
