@@ -67,6 +67,7 @@ end
 -- seen. Text is compared on leaves only (an inner node's text is the span of
 -- its leaves; comparing it on every node would cost depth x size).
 local FIELDS = { 'name', 'body', 'left', 'value', 'no_such_field' }
+local function touch(...) return select('#', ...) end  -- calls made for their checks and coverage
 local function walk(root, src)
   local seen, stack, within = {}, { root }, { false }
   while #stack > 0 and #seen < MAX_NODES do
@@ -84,12 +85,12 @@ local function walk(root, src)
     if count == 0 then
       assert(n:text() == src:sub(r.start_byte + 1, r.end_byte), 'leaf text')
     end
-    local _ = n:type(), n:is_named(), n:is_error(), n:is_missing(), n:has_error(),
-              n:child_by_field(FIELDS[i % #FIELDS + 1])
+    touch(n:type(), n:is_named(), n:is_error(), n:is_missing(), n:has_error(),
+          n:child_by_field(FIELDS[i % #FIELDS + 1]))
     if i % 8 == 1 then
       local f = n:field_name()
       assert(f == nil or type(f) == 'string')
-      _ = n:parent(), n:next_sibling(), n:prev_sibling(), n:next_named_sibling(), n:prev_named_sibling()
+      touch(n:parent(), n:next_sibling(), n:prev_sibling(), n:next_named_sibling(), n:prev_named_sibling())
       assert(n:child(0) == nil and n:child(count + 1) == nil, 'child() out of range')
       local named = n:named_children()
       assert(#named == n:named_child_count(), 'named_child_count')
