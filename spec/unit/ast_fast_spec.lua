@@ -94,7 +94,9 @@ local function sources()
   local corpus = os.getenv('AEGIS_ENFORCE_CORPUS')
   if corpus and corpus ~= '' then
     for line in io.lines(corpus .. '/files.txt') do
-      if line ~= '' then list[#list + 1] = { ast.lang_of(line) or 'ts', line, assert(fs.read(corpus .. '/' .. line)) } end
+      if line ~= '' then
+        list[#list + 1] = { ast.lang_of(line) or 'ts', line, assert(fs.read(corpus .. '/' .. line)) }
+      end
     end
   end
   return list
