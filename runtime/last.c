@@ -258,14 +258,19 @@ static size_t collect_errors (TSNode root, TSNode *out, size_t cap) {
   }
 }
 
-/* tree:errors() -> {diag...} in source order.  Two walks: count, then fill
-** a userdata array, so no C memory is held while Lua may raise. */
+/* tree:errors([max]) -> {diag...} in source order, total.  At most max
+** diagnostics (a flood of errors in a hostile file must not cost a table
+** each); total counts them all.  Two walks: count, then fill a userdata
+** array, so no C memory is held while Lua may raise. */
 static int tree_errors (lua_State *L) {
   LTree *t = checktree(L, 1);
+  lua_Integer max = luaL_optinteger(L, 2, LUA_MAXINTEGER);
+  luaL_argcheck(L, max >= 0, 2, "max must not be negative");
   TSNode root = ts_tree_root_node(t->t);
   lua_newtable(L);
-  if (!ts_node_has_error(root)) return 1;
-  size_t n = collect_errors(root, NULL, 0);
+  if (!ts_node_has_error(root)) { lua_pushinteger(L, 0); return 2; }
+  size_t total = collect_errors(root, NULL, 0);
+  size_t n = (lua_Unsigned)max < total ? (size_t)max : total;
   TSNode *v = (TSNode *)lua_newuserdatauv(L, (n ? n : 1) * sizeof *v, 0);  /* [res, box] */
   collect_errors(root, v, n);
   for (size_t i = 0; i < n; i++) {
@@ -274,7 +279,8 @@ static int tree_errors (lua_State *L) {
     lua_rawseti(L, -3, (lua_Integer)i + 1);
   }
   lua_pop(L, 1);
-  return 1;
+  lua_pushinteger(L, (lua_Integer)total);
+  return 2;
 }
 
 /* ---------------------------------------------------------------- nodes */

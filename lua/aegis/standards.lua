@@ -29,6 +29,10 @@ local M = {}
 
 local MiB = 1024 * 1024
 
+--- Syntax errors listed per file; past them one problem says how many more
+--- there are (a hostile file can hold over 100,000).
+M.MAX_SYNTAX_ERRORS = 100
+
 --- Budget of one rule over one file (its `check` and `fix` calls), and of
 --- loading one rulepack. `standards.budget` in the config overrides the
 --- first (`instructions`, `seconds`, `memory_mb`).
@@ -1020,8 +1024,14 @@ function Engine:check(src, opts)
   local t3 = tm and os.clock()
   if #findings > 0 then findings = suppress(findings, file, byid) end
   if tm then tm['(suppress)'] = (tm['(suppress)'] or 0) + os.clock() - t3 end
-  for _, e in ipairs(tree:errors()) do
+  local errs, total = tree:errors(M.MAX_SYNTAX_ERRORS)
+  for _, e in ipairs(errs) do
     problems[#problems + 1] = { kind = 'syntax', path = p, line = e.line, col = e.col, message = e.message }
+  end
+  if total > #errs then
+    local last = errs[#errs]
+    problems[#problems + 1] = { kind = 'syntax', path = p, line = last.line, col = last.col,
+      message = ('%d more syntax errors not listed'):format(total - #errs) }
   end
   tree:close()
   return sort_findings(findings), problems

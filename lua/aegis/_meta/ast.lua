@@ -27,9 +27,12 @@ local Tree = {}
 function Tree:root() end
 
 --- Parse diagnostics: every ERROR node (outermost only) and MISSING node, in
---- source order. Lines and columns are 1-based, columns in bytes.
+--- source order, or the first `max` of them. Lines and columns are 1-based,
+--- columns in bytes.
+---@param max? integer At most this many (default: all)
 ---@return aegis.ast.Diagnostic[]
-function Tree:errors() end
+---@return integer total How many there are in all
+function Tree:errors(max) end
 
 --- The source text of a node of this tree.
 ---@param node aegis.ast.Node
