@@ -13,7 +13,7 @@
 **                                    entry); false, msg, code (the read failed)
 **   conn:close()                  -> true (also __close, __gc)
 **   core.key(blocks, messages, system, head, middle, params, tail,
-**            sample_index, stream)  -> key | nil
+**            sample_index, stream, want_text)  -> key [, text] | nil
 **
 ** `key` builds the canonical text cache.lua's canonical_text builds, for
 ** the usual shape (blocks of kind/stability/content/breakpoint, messages
@@ -249,6 +249,7 @@ static int cache_key (lua_State *L) {
   const char *tail = luaL_checklstring(L, 7, &tailn);
   lua_Integer si = luaL_checkinteger(L, 8);
   int stream = lua_toboolean(L, 9);
+  int want_text = lua_toboolean(L, 10);
   ag_cache_sha *h = hasher(L);
   luaL_Buffer b;
   luaL_buffinit(L, &b);                          /* the buffer may sit on the stack: use absolute indices */
@@ -322,14 +323,20 @@ static int cache_key (lua_State *L) {
   }
   else if (!lua_isnoneornil(L, 3)) return 0;
   luaL_addchar(&b, '}');
-  /* hashed where it was built: the text itself is not needed on a hit */
+  /* hashed where it was built: a hit does not need the text itself */
   unsigned char d[AG_SHA256_LEN];
   char key[AG_SHA256_HEXLEN + 1];
   if (ag_cache_sha_digest(h, luaL_buffaddr(&b), luaL_bufflen(&b), d) != AG_OK)
     return luaL_error(L, "cache: SHA-256 failed");
   ag_sha256_hex(d, key);
-  lua_pushlstring(L, key, AG_SHA256_HEXLEN);     /* [.., key] */
-  return 1;
+  if (!want_text) {
+    lua_pushlstring(L, key, AG_SHA256_HEXLEN);   /* [.., key] */
+    return 1;
+  }
+  luaL_pushresult(&b);                           /* [.., text] */
+  lua_pushlstring(L, key, AG_SHA256_HEXLEN);     /* [.., text, key] */
+  lua_insert(L, -2);                             /* [.., key, text] */
+  return 2;
 }
 
 /*

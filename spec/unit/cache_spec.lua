@@ -109,6 +109,20 @@ for _, backend in ipairs(h.store_backends()) do
       assert.is_nil(c:get(k))
     end)
 
+    it('says whether an entry is there without counting a hit or a miss', function()
+      if not h.needs(backend) then return end
+      local k = assert(cache.key(request(nil, 'has')))
+      local before = c:stats()
+      assert.is_false(c:has(k))
+      c:put(k, { text = 'x', usage = {} })
+      assert.is_true(c:has(k))
+      assert.is_false(c:has(k, { namespace = 'elsewhere' }))
+      local after = c:stats()
+      assert.equal(before.hits, after.hits)
+      assert.equal(before.misses, after.misses)
+      assert.error_matches(function() c:has('nope') end, "bad argument #1 to 'has' %(key must be 64")
+    end)
+
     it('stores the response as canonical metadata, a newline and the text, with its SHA-256', function()
       if not h.needs(backend) then return end
       local k = assert(cache.key(request(nil, 'b')))
@@ -432,6 +446,24 @@ for _, backend in ipairs(h.store_backends()) do
     end)
 
     if backend.name == 'sqlite' then
+      it('does not wait for another writer to write its batched counts: it keeps them for the next flush', function()
+        c:close()
+        local w = {}
+        c = assert(cache.open(backend.url, { flush_every = 1, warn = function(m) w[#w + 1] = m end }))
+        local k = hash.sha256('busy')
+        c:put(k, { text = 'x', usage = {} })
+        local other <close> = raw_db()
+        assert(other:tx(function()  -- another process holds the write lock meanwhile
+          assert(other:exec('UPDATE cache_leases SET expires_at = 0 WHERE 0'))
+          for _ = 1, 3 do assert(c:get(k)) end  -- each get tries to flush, gives up after 50 ms
+          return true
+        end))
+        assert.same({}, w)
+        assert.is_true(c:flush())
+        assert.equal(3, other:first('SELECT hits FROM cache_entries WHERE key = $1', k).hits)
+        assert.equal(3, c:stats().hits)
+      end)
+
       it('takes over the lease of a dead process on this host at once, and an expired one', function()
         local t = transport(echo)
         local o = request(t, 'dead')
@@ -537,6 +569,13 @@ for _, backend in ipairs(h.store_backends()) do
       assert.equal(1, c:stats().entries)
       r = assert(c:import(path))
       assert.same({ imported = 0, present = 1, bad = 2 }, r)
+      -- into another namespace: checked as written, hashed again for where it goes
+      r = assert(c:import(path, { namespace = 'copy' }))
+      assert.same({ imported = 1, present = 0, bad = 2 }, r)
+      local db <close> = raw_db()
+      local row = db:first("SELECT key FROM cache_entries WHERE namespace = 'copy'")
+      assert.truthy(c:get(row.key, { namespace = 'copy' }))
+      assert.is_true(c:verify().ok)
     end)
 
     it('returns nil, msg, code for files it cannot read or write', function()

@@ -13,7 +13,7 @@
 -- luacheck: read globals aegis
 local cache, json = aegis.cache, aegis.json
 
-local url, base = arg[1], arg[2]
+local url = arg[1]   -- arg[2], BASE_URL, arrives as $OPENAI_BASE_URL (common.cmd)
 local first, last = math.tointeger(tonumber(arg[3])), math.tointeger(tonumber(arg[4]))
 local mode, tag = arg[5] or 'seq', arg[6] or 'cachetest'
 local max_entries = math.tointeger(tonumber(arg[7] or ''))
@@ -27,7 +27,7 @@ end
 
 local function request(i)
   return {
-    provider = 'openai', model = 'gpt-5.4', base_url = base,
+    provider = 'openai', model = 'gpt-5.4',
     blocks = { { kind = 'task', stability = 'volatile', content = ('%s request %d'):format(tag, i) } },
     params = { max_tokens = 32 },
   }

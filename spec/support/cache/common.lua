@@ -35,6 +35,12 @@ function M.len(i, size) return size + (i * 37) % (size // 2 + 1) end
 ---  outer `timeout` or a `kill` of $!: those would reach only this one)
 function M.cmd(script, args, env, limit)
   local parts = {}
+  if script == 'calls.lua' then
+    -- a script cannot choose where a call goes: the emulator's address
+    -- reaches it as the adapter's base URL variable
+    env = env or {}
+    env.OPENAI_BASE_URL = args[2]
+  end
   if limit then parts[#parts + 1] = ('timeout -s KILL %d'):format(limit) end
   if env then
     parts[#parts + 1] = 'env'
