@@ -383,11 +383,23 @@ int ag_store_begin (ag_store *s, const char *lock_key, int *level,
   *level = 0;
   int rc = before(s, NULL, 0, err);
   if (rc) return rc;
-  if (s->depth == 0) rc = s->be->begin(s, err);
-  else rc = control(s, "SAVEPOINT aegis_%d", s->depth + 1, err);
+  int outer = s->depth == 0;
+  if (outer) {
+    rc = s->be->begin(s, lock_key, err);  /* takes the lock too */
+    if (rc) {
+      /* BEGIN may have gone through and the lock not: roll back what there
+      ** is (a ROLLBACK outside a transaction only warns) */
+      if (lock_key != NULL && s->be->lock != NULL) {
+        s->depth++;
+        rollback_one(s, NULL);
+      }
+      return rc;
+    }
+  } else
+    rc = control(s, "SAVEPOINT aegis_%d", s->depth + 1, err);
   if (rc) return rc;
   s->depth++;
-  if (lock_key != NULL && s->be->lock != NULL) {
+  if (!outer && lock_key != NULL && s->be->lock != NULL) {
     rc = s->be->lock(s, lock_key, err);
     if (rc) {
       rollback_one(s, NULL);

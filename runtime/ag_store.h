@@ -182,7 +182,9 @@ typedef struct ag_store_backend {
   const char *(*column_name)(ag_store *s, int i);
   int (*column)(ag_store *s, int i, ag_store_value *v, char *err);
   void (*reset)(ag_store *s);
-  int (*begin)(ag_store *s, char *err);          /* outermost level */
+  /* outermost level; with `lock_key` (may be NULL) also takes the lock,
+  ** in the same round trip where the backend can */
+  int (*begin)(ag_store *s, const char *lock_key, char *err);
   int (*lock)(ag_store *s, const char *key, char *err);  /* NULL: no-op */
   /* -1 connection lost, 0 no transaction, 1 open, 2 open but aborted */
   int (*txstatus)(ag_store *s);

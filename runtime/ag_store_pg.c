@@ -236,7 +236,8 @@ static void ignore_notice (void *arg, const char *message) {
 static int session_setup (pg_store *s, char *err) {
   char sql[256];
   snprintf(sql, sizeof sql,
-           "SET statement_timeout = %ld; SET lock_timeout = %ld; SET bytea_output = 'hex'",
+           "SET statement_timeout = %ld; SET lock_timeout = %ld; SET bytea_output = 'hex';"
+           " SET standard_conforming_strings = on",
            (long)(s->base.opts.statement_timeout * 1000),
            (long)(s->base.opts.lock_timeout * 1000));
   PGresult *res;
@@ -530,9 +531,34 @@ static void pg_reset (ag_store *b) {
   s->row = s->nrows = 0;
 }
 
-static int pg_begin (ag_store *b, char *err) {
+/*
+** BEGIN, and with a key the transaction's advisory lock, in one round trip:
+** one simple query of two statements, the key as a literal with its quotes
+** doubled (the session runs with standard_conforming_strings on, so a
+** backslash is an ordinary character). A transaction that got BEGIN but
+** not the lock is rolled back by ag_store_begin.
+*/
+static int pg_begin (ag_store *b, const char *key, char *err) {
+  static const char pre[] = "BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('";
+  static const char post[] = "', 0))";
   int64_t changes;
-  return pg_exec(b, "BEGIN", 5, NULL, 0, &changes, err);
+  if (key == NULL) return pg_exec(b, "BEGIN", 5, NULL, 0, &changes, err);
+  size_t n = strlen(key), quotes = 0;
+  for (size_t i = 0; i < n; i++) quotes += key[i] == '\'';
+  size_t len = sizeof pre - 1 + n + quotes + sizeof post - 1;
+  char *sql = malloc(len + 1);
+  if (sql == NULL) return ag_seterr(err, AG_ENOMEM, "out of memory");
+  char *w = sql;
+  memcpy(w, pre, sizeof pre - 1);
+  w += sizeof pre - 1;
+  for (size_t i = 0; i < n; i++) {
+    if (key[i] == '\'') *w++ = '\'';
+    *w++ = key[i];
+  }
+  memcpy(w, post, sizeof post);  /* with its NUL */
+  int rc = pg_exec(b, sql, len, NULL, 0, &changes, err);
+  free(sql);
+  return rc;
 }
 
 static int pg_lock (ag_store *b, const char *key, char *err) {

@@ -298,8 +298,9 @@ static void sq_reset (ag_store *b) {
 ** cannot be upgraded), so retry those with full jitter until the same
 ** deadline, with the handler's wait cut to the time that is left.
 */
-static int sq_begin (ag_store *b, char *err) {
+static int sq_begin (ag_store *b, const char *lock_key, char *err) {
   sq_store *s = SQ(b);
+  (void)lock_key;  /* BEGIN IMMEDIATE already serialises writers */
   double deadline = ag_store__now() + b->opts.busy_timeout;
   double cap = 0.002;
   int64_t changes;

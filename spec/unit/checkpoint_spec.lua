@@ -194,6 +194,29 @@ for _, backend in ipairs(h.store_backends()) do
       assert.is_nil(b.parent)
     end)
 
+    it("takes any thread id, quotes and backslashes included, and locks on it", function()
+      if not h.needs(backend) then return end
+      -- on PostgreSQL the thread's lock key goes into the BEGIN round trip as a literal
+      local t = "it's a \\ thread'; SELECT 1; --" .. uuid.v4()
+      local a = assert(checkpoint.save({ db = db, thread = t, state = { x = 1 } }))
+      local b = assert(checkpoint.save({ db = db, thread = t, state = { x = 2 } }))
+      assert.equal(a.id, b.parent)
+      assert.equal(1, b.metadata.step)
+      assert.equal(2, assert(checkpoint.load('latest', { db = db, thread = t })).state.x)
+      if db.kind == 'postgres' then
+        -- the same key as hashtextextended(thread, 0) bound as a parameter:
+        -- another session asking for that lock waits for it
+        local other <close> = assert(store.open(backend.url, { lock_timeout = 0.05 }))
+        local r, msg, code = db:tx(function()
+          return other:tx(function(tx)
+            return tx:exec('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', t)
+          end)
+        end, { lock = t })
+        assert.is_nil(r)
+        assert.equal('busy', code, msg)
+      end
+    end)
+
     it('branches without replay, and sibling branches keep their own values', function()
       if not h.needs(backend) then return end
       local t = thread()
