@@ -45,7 +45,7 @@ end
 local function warm_wal(db)
   assert(db:exec('CREATE TABLE IF NOT EXISTS warm (k INTEGER PRIMARY KEY, v BLOB)'))
   local big = store.blob(('x'):rep(1100000))
-  for i = 1, 6 do assert(db:tx(function(tx) return tx:exec('INSERT INTO warm (v) VALUES ($1)', big) end)) end
+  for _ = 1, 6 do assert(db:tx(function(tx) return tx:exec('INSERT INTO warm (v) VALUES ($1)', big) end)) end
   for _ = 1, 600 do
     assert(db:tx(function(tx) return tx:exec('INSERT INTO warm (v) VALUES ($1)', store.blob(('y'):rep(3000))) end))
   end
