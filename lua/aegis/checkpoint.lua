@@ -432,6 +432,10 @@ for kind, hw in pairs(HAS_WRITES) do
   SEL_LATEST_W[kind] = sel .. ' WHERE c.thread_id = $1 AND c.checkpoint_ns = $2 ORDER BY c.checkpoint_id DESC LIMIT 1'
   SEL_BY_KEY_W[kind] = sel .. ' WHERE c.thread_id = $1 AND c.checkpoint_ns = $2 AND c.checkpoint_id = $3'
 end
+-- A save's parent: only the columns it needs when the parent's versions and
+-- texts are remembered (the checkpoint column holds every value on SQLite).
+local SEL_LATEST_HEAD = 'SELECT thread_id, checkpoint_ns, checkpoint_id, type, metadata FROM checkpoints'
+  .. ' WHERE thread_id = $1 AND checkpoint_ns = $2 ORDER BY checkpoint_id DESC LIMIT 1'
 local INSERT_SQLITE = 'INSERT OR REPLACE INTO checkpoints (' .. CKPT_COLS .. ') VALUES ($1, $2, $3, $4, $5, $6, $7)'
 local SEL_WRITES = {
   sqlite = 'SELECT task_id, channel, type, value FROM writes'
@@ -961,7 +965,13 @@ end
 local function parent_facts(db, row)
   local f = facts[row.checkpoint_id]
   if f then return f end
-  local rec, msg, code = record(db, row, { writes = false })
+  local msg, code
+  if row.checkpoint == nil then  -- a head row (SEL_LATEST_HEAD): read the whole row
+    row, msg, code = db:first(SEL_BY_KEY, row.thread_id, row.checkpoint_ns, row.checkpoint_id)
+    if not row then return nil, msg or 'the parent checkpoint vanished', code or 'notfound' end
+  end
+  local rec
+  rec, msg, code = record(db, row, { writes = false })
   if not rec then return nil, msg, code end
   local texts = channel_texts(rec.checkpoint.channel_values, 'parent')
   f = { versions = rec.checkpoint.channel_versions, texts = texts, versions_seen = rec.checkpoint.versions_seen }
@@ -1199,7 +1209,7 @@ local function save_in(tx, p)
       return nil, ("parent '%s' is in namespace '%s', not '%s'"):format(a.parent, prow.checkpoint_ns, ns), 'invalid'
     end
   elseif a.parent == nil then
-    prow, m, c = find_row(tx, 'latest', { thread = thread, ns = ns, writes = false })
+    prow, m, c = tx:first(SEL_LATEST_HEAD, thread, ns)
     if m then return nil, m, c end
   end
   -- The id is minted after the parent was read, so after the snapshot of
