@@ -994,24 +994,6 @@ local function used_versions(db, thread, ns)
   return out
 end
 
--- Whether any of the versions (channel -> integer) is already used in the
--- thread and namespace: one statement of point lookups on the blobs' key.
--- Used versions of a channel are 1..max when aegis and LangGraph.js wrote
--- them (each mints the highest + 1, or the parent's + 1 which is then
--- either used or the highest + 1), so when the parent's + 1 is free no
--- higher version is used either. The point lookups read (and, under
--- SERIALIZABLE, lock) only the index pages the new blobs go to, not the
--- whole thread's range as the max() does.
-local function versions_taken(db, thread, ns, new_versions)
-  local want = {}
-  for c, v in pairs(new_versions) do want[c] = version_text(v) end
-  local r, msg, code = db:first([[SELECT count(*) AS n FROM jsonb_each_text(CAST($3 AS jsonb)) k
-  CROSS JOIN LATERAL (SELECT 1 FROM checkpoint_blobs b WHERE b.thread_id = $1 AND b.checkpoint_ns = $2
-    AND b.channel = k.key AND b.version = k.value OFFSET 0) x]], thread, ns, canonical(want))
-  if not r then return nil, msg, code end
-  return r.n > 0
-end
-
 local bump
 
 -- New versions of the channels whose text differs from the parent's (or
@@ -1062,19 +1044,15 @@ local function write_child(db, a, parent_row)
   local ok, err = pcall(mint, texts, ptexts, pver, versions, new_versions, nil, ns)
   if not ok then return nil, err, 'unsupported' end
   if db.kind == 'postgres' and next(new_versions) then
-    -- Each new version is the parent's + 1 unless that one is taken (a
-    -- sibling branch used it): then every changed channel goes above the
-    -- highest version used in the thread and namespace.
-    local taken
-    taken, msg, code = versions_taken(db, thread, ns, new_versions)
-    if taken == nil then return nil, msg, code end
-    if taken then
-      local used
-      used, msg, code = used_versions(db, thread, ns)
-      if not used then return nil, msg, code end
-      ok, err = pcall(mint, texts, ptexts, pver, versions, new_versions, used, ns)
-      if not ok then return nil, err, 'unsupported' end
-    end
+    -- every changed channel goes above the highest version used in the
+    -- thread and namespace (LangGraph numbers a channel's versions from the
+    -- highest of all channels, so they have gaps: the parent's + 1 being
+    -- free does not mean nothing higher is used)
+    local used
+    used, msg, code = used_versions(db, thread, ns)
+    if not used then return nil, msg, code end
+    ok, err = pcall(mint, texts, ptexts, pver, versions, new_versions, used, ns)
+    if not ok then return nil, err, 'unsupported' end
   end
   local step = -1
   if pf and pf.step then
