@@ -258,7 +258,8 @@ end
 --- power loss), and the checkpoint tables created or brought forward.
 --- On PostgreSQL, writes to one thread are serialised by an advisory lock;
 --- `isolation = 'serializable'` runs them as SERIALIZABLE transactions
---- instead, retrying a serialisation failure (at most 20 times).
+--- instead, retrying a serialisation failure up to 4 times with a growing random wait, then running
+--- the save alone (it takes exclusively the lock every SERIALIZABLE save holds shared).
 ---@param url? string Store URL (default: `store.default_url()`)
 ---@param opts? aegis.checkpoint.OpenOpts
 ---@return aegis.store.Db? db
