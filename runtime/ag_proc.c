@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -138,6 +139,24 @@ static int drain (int fd, sink *s) {
   }
 }
 
+/* Sets the resource limits of `spec` on `pid`; 0 or an errno. */
+static int set_limits (pid_t pid, const ag_proc_spec *spec, const char **which) {
+#if !defined(__SANITIZE_ADDRESS__)
+  if (spec->rlimit_as > 0) {
+    struct rlimit r = {(rlim_t)spec->rlimit_as, (rlim_t)spec->rlimit_as};
+    *which = "RLIMIT_AS";
+    if (prlimit(pid, RLIMIT_AS, &r, NULL) != 0) return errno;
+  }
+#endif
+  if (spec->rlimit_cpu > 0) {
+    rlim_t soft = (rlim_t)(spec->rlimit_cpu + 0.999);
+    struct rlimit r = {soft, soft + 1};
+    *which = "RLIMIT_CPU";
+    if (prlimit(pid, RLIMIT_CPU, &r, NULL) != 0) return errno;
+  }
+  return 0;
+}
+
 static int nonblock (int fd) {
   int fl = fcntl(fd, F_GETFL);
   return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
@@ -249,6 +268,14 @@ int ag_proc_run (const ag_proc_spec *spec, ag_proc_result *res, char err[AG_ERRL
     rc = e == ENOENT ? ag_seterr(err, AG_ENOTFOUND, "program '%s' not found", prog)
                      : ag_seterr(err, e == ENOMEM ? AG_ENOMEM : AG_EIO, "start '%s': %s", prog, strerror(e));
     goto done;
+  }
+  if (spec->rlimit_as > 0 || spec->rlimit_cpu > 0) {
+    const char *which = "";
+    int le = set_limits(pid, spec, &which);
+    if (le != 0) {
+      rc = ag_seterr(err, AG_EIO, "%s: %s", which, strerror(le));
+      goto done;  /* kills and reaps the child */
+    }
   }
   closefd(&in[0]);
   closefd(&out[1]);

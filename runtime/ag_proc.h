@@ -13,6 +13,12 @@
 ** closed.  The parent polls the three pipes (and a pidfd when the kernel
 ** has them), so large outputs and large inputs never deadlock, and it
 ** always reaps the child: no zombie is left behind.
+**
+** Resource limits (rlimit_as, rlimit_cpu) are set with prlimit(2) right
+** after the spawn, before a byte of stdin is written: a child that takes
+** its work from stdin (an aegis-run worker) runs that work under them.
+** posix_spawn has no rlimit attribute, and a fork+exec path only for this
+** would double the spawning code.
 */
 #ifndef AG_PROC_H
 #define AG_PROC_H
@@ -37,6 +43,12 @@ typedef struct ag_proc_spec {
                       ** pipes are still read after the child exits while
                       ** something outside its group holds them */
   size_t cap;         /* bytes kept of stdout and of stderr, each */
+  size_t rlimit_as;   /* RLIMIT_AS of the child, bytes; 0: inherited.  Not
+                      ** applied in AddressSanitizer builds (ASan reserves
+                      ** terabytes of address space up front) */
+  double rlimit_cpu;  /* RLIMIT_CPU of the child, seconds (soft limit:
+                      ** SIGXCPU; hard limit one second later: SIGKILL);
+                      ** 0: inherited */
 } ag_proc_spec;
 
 /* What happened.  Caller owns `out` and `err`; free with ag_proc_result_free. */
@@ -63,6 +75,8 @@ typedef struct ag_proc_result {
 **   AG_EIO        it could not be started (permission, not an executable,
 **                 out of descriptors or processes)
 **   AG_ENOMEM     a buffer could not be grown (the child is killed and reaped)
+**   AG_EIO        also: the resource limits could not be set (the child is
+**                 killed and reaped)
 ** Messages name the thing: "program 'x' not found", "cwd '/d': No such file
 ** or directory", "start '/bin/x': Permission denied".
 */

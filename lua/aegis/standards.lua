@@ -1,0 +1,947 @@
+--- The standards engine: loads rulepacks, runs their rules over TypeScript
+--- and TSX sources, and returns findings (docs/rulepacks.md).
+---
+--- ```lua
+--- local standards = require('aegis.standards')
+--- local findings, problems = standards.check_source(src, {
+---   path = 'a.tsx', rules = { 'typescript-strict/no-var', 'a11y' },
+--- })
+--- ```
+---
+--- A rulepack is a Lua file returning `{name, version, description, rules,
+--- include?}` (built in under `rulepacks/`, or found on `AEGIS_PATH` through
+--- `aegis.path`, or given as a file path). It runs in the sandbox without
+--- the `aegis` table: rules reach the world only through `ctx`. Each file is
+--- parsed once; every rule's query for its language is compiled into one
+--- tree-sitter query, run in C, and its matches are dispatched to rules by
+--- pattern index. Lua runs only for a rule's `check` and `fix`, under a
+--- budget per rule and file: a rule that errors or runs out of budget is a
+--- problem naming the rule and the file, and the other rules still run.
+local ast = require('aegis.ast')
+local errors = require('aegis.errors')
+local fs = require('aegis.fs')
+local json = require('aegis.json')
+local path = require('aegis.path')
+local sandbox = require('aegis.sandbox')
+local sbcore = require('aegis.core.sandbox')
+
+local M = {}
+
+local MiB = 1024 * 1024
+
+--- Budget of one rule over one file (its `check` and `fix` calls), and of
+--- loading one rulepack. `standards.budget` in the config overrides the
+--- first (`instructions`, `seconds`, `memory_mb`).
+---@type table<string, aegis.sandbox.Budget>
+M.budget = {
+  rule = { instructions = 200000000, seconds = 2, memory = 256 * MiB },
+  load = { instructions = 50000000, seconds = 5, memory = 64 * MiB },
+}
+
+--- Severities, most severe first.
+M.SEVERITIES = { 'error', 'warning', 'info' }
+local SEVERITY = { error = 1, warning = 2, info = 3 }
+
+-- {====================================================== config section
+
+local schema_built
+local function declare_config()
+  if schema_built then return end
+  schema_built = true
+  local s = require('aegis.schema')
+  local config = require('aegis.config')
+  local severity = s.enum({ 'error', 'warning', 'info', 'off' })
+  config.declare('standards', s.object({
+    rulepacks = s.array(s.string({ min = 1 })):optional()
+      :describe('Rulepacks (or rule ids) `aegis-run enforce` runs when --rulepacks is not given'
+        .. " (default {'aegis-constitutional'})"),
+    rules = s.record(s.string({ min = 1 }), s.union({
+      severity,
+      s.object({ severity = severity:optional(), options = s.any():optional() }),
+    })):optional():describe("Per rule ('pack/rule'): a severity, 'off', or {severity =, options =}"),
+    theme = s.object({
+      tokens = s.any():optional():describe('Theme tokens rules such as ui-theme-tokens suggest'),
+    }, { strict = false }):optional():describe('The design system: what ui-theme-tokens checks against'),
+    trusted = s.array(s.string({ min = 1 })):optional()
+      :describe('Rulepack files or directories trusted to run in-process; any other rulepack that is not'
+        .. ' built in runs in a locked-down worker process'),
+    budget = s.object({
+      instructions = s.integer({ min = 0 }):optional(),
+      seconds = s.number({ min = 0 }):optional(),
+      memory_mb = s.integer({ min = 0 }):optional(),
+    }):optional():describe('Budget of one rule over one file (default 2e8 instructions, 2 s, 256 MiB)'),
+    untrusted = s.object({
+      seconds = s.number({ min = 0.1 }):optional():describe('Wall time of an untrusted worker (default 120)'),
+      cpu_seconds = s.integer({ min = 1 }):optional():describe('RLIMIT_CPU of an untrusted worker (default 120)'),
+      memory_mb = s.integer({ min = 16 }):optional():describe('RLIMIT_AS of an untrusted worker (default 1024)'),
+    }):optional():describe('Limits of the worker process that runs untrusted rulepacks'),
+    ignore = s.array(s.string({ min = 1 })):optional()
+      :describe('Extra .gitignore-style patterns for `aegis-run enforce` directory walks'),
+    max_warnings = s.integer({ min = -1 }):optional()
+      :describe('Exit 1 when there are more warnings than this (-1: no limit; --max-warnings wins)'),
+  }):optional():describe('aegis-run enforce: rulepacks, rule severities and options, theme, trust'))
+end
+declare_config()
+
+-- }======================================================
+
+-- {====================================================== rulepacks
+
+local function copy_plain(v, seen)
+  if type(v) ~= 'table' then return v end
+  seen = seen or {}
+  if seen[v] then return seen[v] end
+  local t = {}
+  seen[v] = t
+  for k, x in next, v do t[copy_plain(k, seen)] = copy_plain(x, seen) end
+  return t
+end
+
+-- Raw field read: no metamethod of the rulepack runs on the host side.
+local function field(t, k)
+  return rawget(t, k)
+end
+
+local function pack_error(where, fmt, ...)
+  return errors.new('rulepack', where .. ': ' .. fmt:format(...), { exit = 2 })
+end
+
+local function valid_query(q)
+  if type(q) == 'string' then return true end
+  if type(q) ~= 'table' then return false end
+  for k, v in next, q do
+    if (k ~= 'ts' and k ~= 'tsx') or type(v) ~= 'string' then return false end
+  end
+  return true
+end
+
+-- Checks and copies a rule from a rulepack table: plain fields copied with
+-- raw reads, functions kept (they run only under a budget).
+local function load_rule(pack, i, r, where)
+  if type(r) ~= 'table' then return nil, pack_error(where, 'rules[%d]: table expected, got %s', i, type(r)) end
+  local id = field(r, 'id')
+  if type(id) ~= 'string' or not id:find('^[%w_][%w_%-%.]*$') then
+    return nil, pack_error(where, "rules[%d]: id must be a name (letters, digits, '_', '-', '.')", i)
+  end
+  local rule = { id = pack.name .. '/' .. id, name = id, pack = pack.name, source = pack.path }
+  local sev = field(r, 'severity') or 'error'
+  if not SEVERITY[sev] then
+    return nil, pack_error(where, "rule '%s': severity must be 'error', 'warning' or 'info'", id)
+  end
+  rule.severity = sev
+  local desc = field(r, 'description')
+  if type(desc) ~= 'string' or desc == '' then
+    return nil, pack_error(where, "rule '%s': description must be a non-empty string", id)
+  end
+  rule.description = desc
+  for _, k in ipairs({ 'eslint', 'help', 'lang' }) do
+    local v = field(r, k)
+    if v ~= nil and type(v) ~= 'string' then
+      return nil, pack_error(where, "rule '%s': %s must be a string", id, k)
+    end
+    rule[k] = v
+  end
+  if rule.lang ~= nil and rule.lang ~= 'ts' and rule.lang ~= 'tsx' then
+    return nil, pack_error(where, "rule '%s': lang must be 'ts' or 'tsx'", id)
+  end
+  local q = field(r, 'query')
+  if not valid_query(q) then
+    return nil, pack_error(where, "rule '%s': query must be a string or {ts = string, tsx = string}", id)
+  end
+  rule.query = copy_plain(q)
+  for _, k in ipairs({ 'check', 'fix' }) do
+    local f = field(r, k)
+    if f ~= nil and type(f) ~= 'function' then
+      return nil, pack_error(where, "rule '%s': %s must be a function", id, k)
+    end
+    rule[k] = f
+  end
+  local opts = field(r, 'options')
+  if opts ~= nil and type(opts) ~= 'table' then
+    return nil, pack_error(where, "rule '%s': options must be a table", id)
+  end
+  rule.options = copy_plain(opts or {})
+  return rule
+end
+
+local packs = {}  -- cache: key ('name' or 'file:path') -> pack
+local byname = {}  -- pack name -> the pack loaded under it (from a file too)
+
+local function is_file_spec(spec)
+  return spec:find('/', 1, true) ~= nil or spec:find('%.lua$') ~= nil
+end
+
+--- Finds a rulepack's source: a built-in or `AEGIS_PATH` name (through
+--- `aegis.path`), or a file path (anything with a '/' or ending in `.lua`).
+---@param spec string
+---@return {source: string, path: string, builtin: boolean, name: string}? found
+---@return string? err
+---@return string? code 'not_found', 'invalid' or 'io'
+function M.find(spec)
+  if type(spec) ~= 'string' then error("bad argument #1 to 'find' (string expected)", 2) end
+  if is_file_spec(spec) then
+    local src, reason, code = fs.read(spec)
+    if not src then
+      return nil, ("standards: read rulepack '%s': %s"):format(spec, reason), code
+    end
+    local base = spec:match('([^/]+)/init%.lua$') or spec:match('([^/]+)%.lua$') or spec:match('([^/]+)$')
+    return { source = src, path = spec, builtin = false, name = base }
+  end
+  local found, err, code = path.find('rulepacks', spec)
+  if not found then return nil, 'standards: ' .. err:gsub('^path: ', ''), code end
+  found.name = spec
+  return found
+end
+
+--- Loads a rulepack (cached): runs its file in the sandbox without `aegis`,
+--- checks its table, and loads the packs it `include`s. Rule ids become
+--- '<pack>/<id>'; included rules keep their own pack's ids.
+---@param spec string A rulepack name or a file path
+---@return table? pack `{name, version, description, path, builtin, sha256, rules}`
+---@return aegis.Error? err code 'rulepack' (exit 2), or 'not_found'
+function M.load(spec, _stack)
+  if type(spec) ~= 'string' then error("bad argument #1 to 'load' (string expected)", 2) end
+  local key = is_file_spec(spec) and 'file:' .. spec or spec
+  if packs[key] then return packs[key] end
+  _stack = _stack or {}
+  if _stack[key] then
+    return nil, errors.new('rulepack', ("standards: rulepack '%s' includes itself"):format(spec), { exit = 2 })
+  end
+  local found, msg, code = M.find(spec)
+  if not found then
+    return nil, errors.new(code == 'not_found' and 'not_found' or 'rulepack', msg, { exit = 2 })
+  end
+  local where = ("rulepack '%s'"):format(found.path)
+  local env = sandbox.env({ aegis = false })
+  local ok, t = sandbox.run({ source = found.source, name = found.path, env = env, budget = M.budget.load })
+  if not ok then return nil, errors.new('rulepack', t.msg, { exit = 2 }) end
+  if type(t) ~= 'table' then return nil, pack_error(where, 'must return a table, got %s', type(t)) end
+  local name = field(t, 'name')
+  if type(name) ~= 'string' or not name:find('^[%w_][%w_%-%.]*$') then
+    return nil, pack_error(where, 'name must be a rulepack name')
+  end
+  local pack = {
+    name = name, path = found.path, builtin = found.builtin == true,
+    version = field(t, 'version'), description = field(t, 'description'),
+    sha256 = require('aegis.hash').sha256(found.source), rules = {},
+  }
+  if pack.version ~= nil and type(pack.version) ~= 'string' then return nil, pack_error(where, 'version must be a string') end
+  if pack.description ~= nil and type(pack.description) ~= 'string' then
+    return nil, pack_error(where, 'description must be a string')
+  end
+  local rules = field(t, 'rules') or {}
+  if type(rules) ~= 'table' then return nil, pack_error(where, 'rules must be a list') end
+  local include = field(t, 'include') or {}
+  if type(include) ~= 'table' then return nil, pack_error(where, 'include must be a list of rulepack names') end
+  _stack[key] = true
+  local seen = {}
+  for i = 1, rawlen(include) do
+    local inc = rawget(include, i)
+    if type(inc) ~= 'string' or is_file_spec(inc) then
+      return nil, pack_error(where, 'include[%d] must be a rulepack name', i)
+    end
+    local sub, err = M.load(inc, _stack)
+    if not sub then return nil, err end
+    for _, r in ipairs(sub.rules) do
+      if not seen[r.id] then
+        seen[r.id] = true
+        pack.rules[#pack.rules + 1] = r
+      end
+    end
+  end
+  for i = 1, rawlen(rules) do
+    local r, err = load_rule(pack, i, rawget(rules, i), where)
+    if not r then return nil, err end
+    if seen[r.id] then return nil, pack_error(where, "rule '%s' defined twice", r.name) end
+    seen[r.id] = true
+    pack.rules[#pack.rules + 1] = r
+  end
+  _stack[key] = nil
+  packs[key] = pack
+  byname[pack.name] = byname[pack.name] or pack
+  return pack
+end
+
+--- Names of the rulepacks on `AEGIS_PATH`, in the project and built in.
+---@return string[]
+function M.rulepacks()
+  return path.list('rulepacks')
+end
+
+--- Forgets loaded rulepacks and engines (for tests).
+function M.reset()
+  packs, byname = {}, {}
+  M._engines = setmetatable({}, { __mode = 'k' })
+end
+
+-- }======================================================
+
+-- {====================================================== engine
+
+--- What `engine` and `check_source` take.
+---@class aegis.standards.Opts
+---@field rules? string[] Rule ids ('pack/rule'), rulepack names or rulepack files (default: config's, else 'aegis-constitutional')
+---@field config? table The `standards` config section (default `config.get().standards`)
+---@field path? string File name, for the language and messages (default 'input.ts')
+---@field lang? 'ts'|'tsx' Wins over the path's extension
+---@field store? aegis.store.Db Store `ctx.artifact()` reads (default: the project store, when it exists)
+
+---@class aegis.standards.Finding
+---@field rule string 'pack/rule'
+---@field severity 'error'|'warning'|'info'
+---@field message string
+---@field path string
+---@field line integer 1-based
+---@field col integer 1-based, in bytes
+---@field end_line integer
+---@field end_col integer 1-based, exclusive
+---@field start_byte integer 0-based
+---@field end_byte integer 0-based, exclusive
+---@field fix? {start_byte: integer, end_byte: integer, text: string}
+
+---@class aegis.standards.Problem
+---@field kind 'rule'|'parse'|'syntax'|'read'
+---@field rule? string The rule that failed
+---@field path string
+---@field message string
+---@field code? string 'runtime', 'budget', 'memory', 'timeout', 'too_large', 'io'
+---@field line? integer
+---@field col? integer
+
+local function config_section(cfg)
+  if cfg ~= nil then
+    if type(cfg) ~= 'table' then error("bad argument #2 (config must be a table)", 3) end
+    return cfg
+  end
+  local c = require('aegis.config').get()
+  return c.standards or {}
+end
+
+local function default_rules(cfg)
+  if cfg.rulepacks and #cfg.rulepacks > 0 then return cfg.rulepacks end
+  return { 'aegis-constitutional' }
+end
+
+-- Resolves rule specs to rule records, in a stable order (by spec, then the
+-- pack's order). Raises an aegis.errors object for an unknown pack or rule.
+local function resolve(specs)
+  local out, seen = {}, {}
+  local function add(r)
+    if not seen[r.id] then
+      seen[r.id] = true
+      out[#out + 1] = r
+    end
+  end
+  for i, spec in ipairs(specs) do
+    if type(spec) ~= 'string' then error(('bad argument (rules[%d] must be a string)'):format(i), 4) end
+    local packname, rname = spec:match('^([%w_][%w_%-%.]*)/([%w_][%w_%-%.]*)$')
+    if packname and not spec:find('%.lua$') then
+      local pack, err = byname[packname], nil
+      if not pack then pack, err = M.load(packname) end
+      if not pack then error(err, 0) end
+      local hit
+      for _, r in ipairs(pack.rules) do
+        if r.id == spec or (r.name == rname and r.pack ~= packname and not hit) then hit = r end
+      end
+      if not hit then
+        error(errors.new('usage', ("standards: no rule '%s' in rulepack '%s'"):format(rname, packname)), 0)
+      end
+      add(hit)
+    else
+      local pack, err = M.load(spec)
+      if not pack then error(err, 0) end
+      for _, r in ipairs(pack.rules) do add(r) end
+    end
+  end
+  return out
+end
+
+-- The rule as configured: severity and options overlaid by config.rules.
+local function configure(rule, cfg)
+  local o = cfg.rules and cfg.rules[rule.id]
+  local sev, opts = rule.severity, rule.options
+  if type(o) == 'string' then
+    sev = o
+  elseif type(o) == 'table' then
+    sev = o.severity or sev
+    if type(o.options) == 'table' then
+      local merged = copy_plain(rule.options)
+      for k, v in pairs(o.options) do merged[k] = copy_plain(v) end
+      opts = merged
+    elseif o.options ~= nil then
+      opts = o.options
+    end
+  end
+  if sev == 'off' then return nil end
+  local r = setmetatable({ severity = sev, options = copy_plain(opts) }, { __index = rule })
+  return r
+end
+
+-- Number of patterns of a compiled query.
+local function pattern_count(q)
+  if q.pattern_count then return q:pattern_count() end
+  return tonumber(tostring(q):match('(%d+) patterns'))
+end
+
+local function query_for(rule, lang)
+  if rule.lang and rule.lang ~= lang then return nil end
+  local q = rule.query
+  if type(q) == 'table' then return q[lang] end
+  return q
+end
+
+-- The combined query of `rules` for `lang`: one tree-sitter query; owner[p]
+-- and offset[p] map its pattern p (1-based) back to the rule and the rule's
+-- own pattern number. Rules whose query does not compile are problems.
+local function combine(rules, lang)
+  local parts, owner, base, bad = {}, {}, {}, {}
+  local n = 0
+  for _, r in ipairs(rules) do
+    local src = query_for(r, lang)
+    if src then
+      local q, err = ast.query(lang, src)
+      if not q then
+        bad[#bad + 1] = { rule = r, message = err }
+      else
+        local c = pattern_count(q)
+        for p = 1, c do
+          owner[n + p] = r
+          base[n + p] = n
+        end
+        n = n + c
+        parts[#parts + 1] = src
+      end
+    end
+  end
+  local combined
+  if n > 0 then
+    local err
+    combined, err = ast.query(lang, table.concat(parts, '\n'))
+    if not combined then error(('standards: combined %s query: %s'):format(lang, err)) end
+  end
+  return { query = combined, owner = owner, base = base, bad = bad }
+end
+
+local Engine = {}
+Engine.__index = Engine
+
+M._engines = setmetatable({}, { __mode = 'k' })
+
+--- Builds an engine: the rules resolved and configured, their queries
+--- compiled per language on first use. Raises an `aegis.errors` object
+--- (exit 2) for an unknown or broken rulepack or rule.
+---@param opts? aegis.standards.Opts
+---@return aegis.standards.Engine
+function M.engine(opts)
+  if opts ~= nil and type(opts) ~= 'table' then error("bad argument #1 to 'engine' (table expected)", 2) end
+  opts = opts or {}
+  local cfg = config_section(opts.config)
+  local specs = opts.rules or default_rules(cfg)
+  if type(specs) ~= 'table' then error("bad argument #1 to 'engine' (rules must be a list of strings)", 2) end
+  local rules = {}
+  for _, r in ipairs(resolve(specs)) do
+    local c = configure(r, cfg)
+    if c then rules[#rules + 1] = c end
+  end
+  local b = cfg.budget or {}
+  local d = M.budget.rule
+  ---@class aegis.standards.Engine
+  local e = setmetatable({
+    rules = rules, config = cfg, langs = {}, store = opts.store,
+    budget = {
+      instructions = b.instructions or d.instructions,
+      seconds = b.seconds or d.seconds,
+      memory = b.memory_mb and b.memory_mb * MiB or d.memory,
+    },
+    tsconfigs = {},
+  }, Engine)
+  return e
+end
+
+function Engine:_lang(lang)
+  local l = self.langs[lang]
+  if not l then
+    l = combine(self.rules, lang)
+    self.langs[lang] = l
+  end
+  return l
+end
+
+-- {------------------------------------------------------ positions
+
+-- Byte offsets where lines start (1-based list; lines[1] = 0).
+local function line_starts(src)
+  local t, n = { 0 }, 1
+  local i = 1
+  while true do
+    local j = src:find('\n', i, true)
+    if not j then break end
+    n = n + 1
+    t[n] = j
+    i = j + 1
+  end
+  return t
+end
+
+-- 1-based line and column of byte offset `b` (0-based).
+local function linecol(starts, b)
+  local lo, hi = 1, #starts
+  while lo < hi do
+    local mid = (lo + hi + 1) // 2
+    if starts[mid] <= b then lo = mid else hi = mid - 1 end
+  end
+  return lo, b - starts[lo] + 1
+end
+
+-- }------------------------------------------------------
+
+-- {------------------------------------------------------ suppression
+
+local KINDS = { ['disable-next-line'] = true, ['disable-line'] = true, disable = true, enable = true }
+
+-- The directives in the file's comments: {family, kind, names (nil: all),
+-- line, end_line, start_byte}.
+local function directives(file)
+  local src = file.source
+  if not (src:find('aegis-', 1, true) or src:find('eslint-', 1, true)) then return nil end
+  local q = ast.query(file.lang, '(comment) @c')
+  local out = {}
+  for _, c in ipairs(q:captures(file.tree)) do
+    local text = c.node:text()
+    local body = text:match('^//(.*)$') or text:match('^/%*(.-)%*/$') or ''
+    body = body:gsub('^%s*%**%s*', '')
+    local family, kind, rest = body:match('^(%a+)%-([%a%-]+)(.*)$')
+    if (family == 'aegis' or family == 'eslint') and KINDS[kind] and (rest == '' or rest:find('^%s')) then
+      rest = rest:gsub('%s%-%-%s.*$', ''):gsub('%s%-%-$', '')
+      local names
+      for name in rest:gmatch('[^,%s]+') do
+        names = names or {}
+        names[name] = true
+      end
+      local r = c.node:range()
+      out[#out + 1] = {
+        family = family, kind = kind, names = names,
+        line = r.start_row + 1, end_line = r.end_row + 1, start_byte = r.start_byte,
+      }
+    end
+  end
+  return out
+end
+
+-- Whether directive names `names` (nil: all) cover `rule` in `family`.
+local function covers(family, names, rule)
+  if family == 'eslint' then
+    if not rule.eslint then return false end
+    return names == nil or names[rule.eslint] == true
+  end
+  return names == nil or names[rule.id] == true or names[rule.name] == true
+end
+
+-- Drops the findings of this file that a directive suppresses.
+local function suppress(findings, file, byid)
+  local dirs = directives(file)
+  if not dirs or #dirs == 0 then return findings end
+  local ranges = {}  -- {family, names, from, to}
+  local open = {}
+  for _, d in ipairs(dirs) do
+    if d.kind == 'disable' then
+      local r = { family = d.family, names = d.names, from = d.start_byte, to = math.huge }
+      open[#open + 1] = r
+      ranges[#ranges + 1] = r
+    elseif d.kind == 'enable' then
+      for _, r in ipairs(open) do
+        if r.to == math.huge and r.family == d.family then
+          if d.names == nil then
+            r.to = d.start_byte
+          elseif r.names then
+            local all = true
+            for n in pairs(r.names) do if not d.names[n] then all = false end end
+            if all then r.to = d.start_byte end
+          end
+        end
+      end
+    end
+  end
+  local out = {}
+  for _, f in ipairs(findings) do
+    local rule, keep = byid[f.rule], true
+    if rule and f.path == file.path then
+      for _, d in ipairs(dirs) do
+        if (d.kind == 'disable-next-line' and f.line == d.end_line + 1)
+            or (d.kind == 'disable-line' and f.line == d.line) then
+          if covers(d.family, d.names, rule) then keep = false break end
+        end
+      end
+      if keep then
+        for _, r in ipairs(ranges) do
+          if f.start_byte >= r.from and f.start_byte < r.to and covers(r.family, r.names, rule) then
+            keep = false
+            break
+          end
+        end
+      end
+    end
+    if keep then out[#out + 1] = f end
+  end
+  return out
+end
+
+-- }------------------------------------------------------
+
+-- {------------------------------------------------------ ctx helpers
+
+-- JSONC: comments and trailing commas removed outside strings.
+local function strip_jsonc(s)
+  local out, i, n = {}, 1, #s
+  while i <= n do
+    local c = s:sub(i, i)
+    if c == '"' then
+      local j = i + 1
+      while j <= n do
+        local d = s:sub(j, j)
+        if d == '\\' then j = j + 2
+        elseif d == '"' then break
+        else j = j + 1 end
+      end
+      out[#out + 1] = s:sub(i, j)
+      i = j + 1
+    elseif s:sub(i, i + 1) == '//' then
+      local j = s:find('\n', i, true) or n + 1
+      i = j
+    elseif s:sub(i, i + 1) == '/*' then
+      local j = s:find('*/', i + 2, true)
+      i = j and j + 2 or n + 1
+    else
+      out[#out + 1] = c
+      i = i + 1
+    end
+  end
+  local t = table.concat(out)
+  -- a comma followed by only whitespace and a closing bracket
+  t = t:gsub(',(%s*[%]}])', '%1')
+  return t
+end
+
+--- Decodes JSON with comments and trailing commas (tsconfig.json).
+---@param s string
+---@return any? value
+---@return string? err
+function M.decode_jsonc(s)
+  if type(s) ~= 'string' then error("bad argument #1 to 'decode_jsonc' (string expected)", 2) end
+  return json.decode(strip_jsonc(s))
+end
+
+local function dirname(p)
+  local d = p:match('^(.*)/[^/]*$')
+  if d == nil then return '.' end
+  if d == '' then return '/' end
+  return d
+end
+
+-- The nearest tsconfig.json at or above `dir`, decoded, with its path; nil
+-- when there is none (stops after a directory holding .git).
+function Engine:_tsconfig(dir)
+  if self.tsconfigs[dir] ~= nil then return self.tsconfigs[dir] or nil end
+  local p = (dir == '/' and '' or dir) .. '/tsconfig.json'
+  if dir == '.' then p = 'tsconfig.json' end
+  local res = false
+  local src = fs.read(p)
+  if src then
+    local v, err = M.decode_jsonc(src)
+    if type(v) == 'table' then
+      v = copy_plain(v)
+      v.path = p
+      res = v
+    else
+      res = { path = p, error = err or 'not an object' }
+    end
+  elseif not (fs.exists(dir .. '/.git') or dir == '/') then
+    local up
+    if dir == '.' then
+      local cwd = fs.cwd()
+      up = cwd and dirname(cwd)
+    else
+      up = dirname(dir)
+      if up == dir then up = nil end
+      if up == '.' and dir ~= '.' and not dir:find('^/') then up = '.' end
+    end
+    if up and up ~= dir then res = self:_tsconfig(up) or false end
+  end
+  self.tsconfigs[dir] = res
+  return res or nil
+end
+
+local store_state  -- false: no project store; a db once opened
+
+function Engine:_artifact(source)
+  local db = self.store
+  if db == nil then
+    if store_state == nil then
+      store_state = false
+      local store = require('aegis.store')
+      local url = store.default_url()
+      local file = url:match('^sqlite:(.*)$')
+      if not file or (file ~= ':memory:' and fs.exists(file)) then
+        local d = store.open(url)
+        if d then store_state = d end
+      end
+    end
+    db = store_state or nil
+  end
+  if not db then return nil end
+  local h = require('aegis.hash').sha256(source)
+  local info = require('aegis.artifact').info(h, db)
+  return info and copy_plain(info) or nil
+end
+
+-- }------------------------------------------------------
+
+-- A finding at a node, or from a report table {node | start_byte, end_byte |
+-- line, col, message, path}.
+local function make_finding(file, rule, spec, default_node, message)
+  local f = { rule = rule.id, severity = rule.severity, message = message or rule.description, path = file.path }
+  local node = spec and spec.node or default_node
+  if spec and spec.path ~= nil and spec.path ~= file.path then
+    if type(spec.path) ~= 'string' then error('ctx.report: path must be a string', 0) end
+    f.path = spec.path
+    f.line = math.tointeger(spec.line) or 1
+    f.col = math.tointeger(spec.col) or 1
+    f.end_line = math.tointeger(spec.end_line) or f.line
+    f.end_col = math.tointeger(spec.end_col) or f.col
+    f.start_byte, f.end_byte = 0, 0
+    return f
+  end
+  if spec and spec.start_byte ~= nil and spec.node == nil then
+    local sb, eb = math.tointeger(spec.start_byte), math.tointeger(spec.end_byte or spec.start_byte)
+    if not sb or not eb or sb < 0 or eb < sb or eb > #file.source then
+      error('ctx.report: start_byte/end_byte out of range', 0)
+    end
+    file.starts = file.starts or line_starts(file.source)
+    f.start_byte, f.end_byte = sb, eb
+    f.line, f.col = linecol(file.starts, sb)
+    f.end_line, f.end_col = linecol(file.starts, eb)
+    return f
+  end
+  if spec and spec.line ~= nil and spec.node == nil then
+    f.line = math.tointeger(spec.line) or 1
+    f.col = math.tointeger(spec.col) or 1
+    f.end_line = math.tointeger(spec.end_line) or f.line
+    f.end_col = math.tointeger(spec.end_col) or f.col
+    file.starts = file.starts or line_starts(file.source)
+    f.start_byte = (file.starts[f.line] or 0) + f.col - 1
+    f.end_byte = f.start_byte
+    return f
+  end
+  if node == nil then error('ctx.report: node, start_byte or line expected', 0) end
+  local r = node:range()
+  f.start_byte, f.end_byte = r.start_byte, r.end_byte
+  f.line, f.col = r.start_row + 1, r.start_col + 1
+  f.end_line, f.end_col = r.end_row + 1, r.end_col + 1
+  return f
+end
+
+local function default_node(m)
+  return m.captures.report or (m.list[1] and m.list[1].node)
+end
+
+local function check_fix(fx)
+  if fx == nil or fx == false then return nil end
+  if type(fx) ~= 'table' then error('fix must return a table {start_byte, end_byte, text}', 0) end
+  local sb, eb, text = math.tointeger(rawget(fx, 'start_byte')), math.tointeger(rawget(fx, 'end_byte')),
+    rawget(fx, 'text')
+  if not sb or not eb or type(text) ~= 'string' or eb < sb then
+    error('fix must return a table {start_byte, end_byte, text}', 0)
+  end
+  return { start_byte = sb, end_byte = eb, text = text }
+end
+
+-- Runs one rule's matches on one file (inside the budget).
+local function run_rule(file, rule, matches, ctx, out)
+  local check, fix = rule.check, rule.fix
+  for _, m in ipairs(matches) do
+    local f
+    if check == nil then
+      f = make_finding(file, rule, nil, default_node(m))
+    else
+      local res = check(ctx, m)
+      if res == true then
+        f = make_finding(file, rule, nil, default_node(m))
+      elseif type(res) == 'string' then
+        f = make_finding(file, rule, nil, default_node(m), res)
+      elseif type(res) == 'table' then
+        local msg = rawget(res, 'message')
+        if msg ~= nil and type(msg) ~= 'string' then error('check: message must be a string', 0) end
+        f = make_finding(file, rule, {
+          node = rawget(res, 'node'), start_byte = rawget(res, 'start_byte'), end_byte = rawget(res, 'end_byte'),
+          line = rawget(res, 'line'), col = rawget(res, 'col'), path = rawget(res, 'path'),
+        }, default_node(m), msg)
+      elseif res ~= nil and res ~= false then
+        error('check must return nil, a boolean, a string or a table, got ' .. type(res), 0)
+      end
+    end
+    if f then
+      if fix then f.fix = check_fix(fix(ctx, m)) end
+      out[#out + 1] = f
+    end
+  end
+end
+
+-- The ctx a rule's check gets for one file.
+function Engine:_ctx(file, rule, out)
+  local ctx = {
+    path = file.path, lang = file.lang, source = file.source, tree = file.tree, root = file.root,
+    options = copy_plain(rule.options), config = copy_plain(self.config),
+  }
+  function ctx.report(spec)
+    if type(spec) ~= 'table' then error('ctx.report: table expected', 2) end
+    local msg = rawget(spec, 'message')
+    if msg ~= nil and type(msg) ~= 'string' then error('ctx.report: message must be a string', 2) end
+    out[#out + 1] = make_finding(file, rule, {
+      node = rawget(spec, 'node'), start_byte = rawget(spec, 'start_byte'), end_byte = rawget(spec, 'end_byte'),
+      line = rawget(spec, 'line'), col = rawget(spec, 'col'), end_line = rawget(spec, 'end_line'),
+      end_col = rawget(spec, 'end_col'), path = rawget(spec, 'path'),
+    }, nil, msg)
+  end
+  function ctx.text(node) return node:text() end
+  function ctx.scope()
+    if file.scope == nil then
+      local t = file.tree
+      if t.scope == nil then
+        error('standards: ctx.scope() needs tree:scope() (the scope analysis of aegis.ast), missing in this build', 2)
+      end
+      file.scope = t:scope()
+    end
+    return file.scope
+  end
+  local engine = self
+  function ctx.tsconfig()
+    if file.tsconfig == nil then file.tsconfig = engine:_tsconfig(dirname(file.path)) or false end
+    return file.tsconfig and copy_plain(file.tsconfig) or nil
+  end
+  function ctx.artifact()
+    if file.artifact == nil then file.artifact = engine:_artifact(file.source) or false end
+    return file.artifact and copy_plain(file.artifact) or nil
+  end
+  return ctx
+end
+
+local function sort_findings(fs_)
+  table.sort(fs_, function(a, b)
+    if a.path ~= b.path then return a.path < b.path end
+    if a.line ~= b.line then return a.line < b.line end
+    if a.col ~= b.col then return a.col < b.col end
+    if a.rule ~= b.rule then return a.rule < b.rule end
+    return a.message < b.message
+  end)
+  return fs_
+end
+M.sort = sort_findings
+
+--- Checks one source with the engine's rules.
+---@param src string
+---@param opts? {path?: string, lang?: 'ts'|'tsx'}
+---@return aegis.standards.Finding[] findings Sorted by path, line, col, rule
+---@return aegis.standards.Problem[] problems Rules that failed, queries that did not compile, parse failures
+function Engine:check(src, opts)
+  if type(src) ~= 'string' then error("bad argument #1 to 'check' (string expected, got " .. type(src) .. ')', 2) end
+  opts = opts or {}
+  local p = opts.path or 'input.ts'
+  local lang = opts.lang or ast.lang_of(p) or 'ts'
+  local findings, problems = {}, {}
+  local tree, err, code = ast.parse(src, { lang = lang, path = p })
+  if not tree then
+    problems[1] = { kind = 'parse', path = p, message = err, code = code }
+    return findings, problems
+  end
+  local file = { path = p, lang = lang, source = src, tree = tree, root = tree:root() }
+  local l = self:_lang(lang)
+  for _, b in ipairs(l.bad) do
+    problems[#problems + 1] = { kind = 'rule', rule = b.rule.id, path = p, code = 'query',
+      message = ("rule '%s': query: %s"):format(b.rule.id, b.message) }
+  end
+  if l.query then
+    local per = {}  -- rule -> matches
+    local order = {}
+    for _, m in ipairs(l.query:matches(tree)) do
+      local r = l.owner[m.pattern]
+      m.pattern = m.pattern - l.base[m.pattern]
+      local list = per[r]
+      if not list then
+        list = {}
+        per[r] = list
+        order[#order + 1] = r
+      end
+      list[#list + 1] = m
+    end
+    local budget = self.budget
+    for _, r in ipairs(order) do
+      if r.check == nil and r.fix == nil then
+        run_rule(file, r, per[r], nil, findings)
+      else
+        local out = {}
+        local ctx = self:_ctx(file, r, out)
+        local ok, kind, msg = sbcore.call(budget.instructions, budget.seconds, budget.memory, '@' .. r.source,
+          run_rule, file, r, per[r], ctx, out)
+        if not ok then
+          if type(msg) == 'table' then msg = tostring(msg) end
+          problems[#problems + 1] = { kind = 'rule', rule = r.id, path = p, code = kind,
+            message = ("rule '%s' on '%s': %s"):format(r.id, p, tostring(msg)) }
+        end
+        for _, f in ipairs(out) do findings[#findings + 1] = f end
+      end
+    end
+  end
+  local byid = {}
+  for _, r in ipairs(self.rules) do byid[r.id] = r end
+  findings = suppress(findings, file, byid)
+  for _, e in ipairs(tree:errors()) do
+    problems[#problems + 1] = { kind = 'syntax', path = p, line = e.line, col = e.col, message = e.message }
+  end
+  tree:close()
+  return sort_findings(findings), problems
+end
+
+--- The configured rules of the engine (severity and options from config).
+---@return table[] rules `{id, name, pack, severity, description, eslint?, help?}`
+function Engine:rule_list()
+  local out = {}
+  for _, r in ipairs(self.rules) do
+    out[#out + 1] = { id = r.id, name = r.name, pack = r.pack, severity = r.severity, description = r.description,
+      eslint = r.eslint, help = r.help }
+  end
+  return out
+end
+
+--- Checks one source: parses it once, runs the rules' queries in C, calls
+--- their `check` in the sandbox. Engines are cached per (rules, config).
+---@param src string Source text
+---@param opts? aegis.standards.Opts
+---@return aegis.standards.Finding[] findings Sorted by (path, line, col, rule)
+---@return aegis.standards.Problem[] problems Rules that errored or ran out of budget (naming rule and file),
+--- queries that do not compile, syntax errors (`kind = 'syntax'`: the file is still checked)
+function M.check_source(src, opts)
+  if type(src) ~= 'string' then
+    error("bad argument #1 to 'check_source' (string expected, got " .. type(src) .. ')', 2)
+  end
+  if opts ~= nil and type(opts) ~= 'table' then error("bad argument #2 to 'check_source' (table expected)", 2) end
+  opts = opts or {}
+  local cfg = config_section(opts.config)
+  local specs = opts.rules or default_rules(cfg)
+  if type(specs) ~= 'table' then error("bad argument #2 to 'check_source' (rules must be a list)", 2) end
+  local key = table.concat(specs, '\0')
+  local byc = M._engines[cfg]
+  if not byc then
+    byc = {}
+    M._engines[cfg] = byc
+  end
+  local e = byc[key]
+  if not e or e.store ~= opts.store then
+    e = M.engine({ rules = specs, config = cfg, store = opts.store })
+    byc[key] = e
+  end
+  return e:check(src, { path = opts.path, lang = opts.lang })
+end
+
+-- }======================================================
+
+return M

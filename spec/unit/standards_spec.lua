@@ -1,0 +1,338 @@
+-- aegis.standards: rulepack loading, the combined query and its dispatch,
+-- check/report/fix, ctx, config overlays, suppression comments, rule
+-- failures and budgets (S2, in-process), rulepack sandbox escapes (S1).
+local h = require('spec.helpers')
+local standards = require('aegis.standards')
+local errors = require('aegis.errors')
+
+local dir = h.tmpdir()
+local n = 0
+local clock = require('aegis.clock').monotonic
+
+-- Writes a rulepack file from its source; returns its path.
+local function pack(src)
+  n = n + 1
+  return h.write(('%s/pack%d.lua'):format(dir, n), src)
+end
+
+local function ids(findings)
+  local t = {}
+  for i, f in ipairs(findings) do t[i] = ('%d:%d %s'):format(f.line, f.col, f.rule) end
+  return t
+end
+
+local BASIC = [[
+return {
+  name = 'basic', version = '1.0.0', description = 'test pack',
+  rules = {
+    { id = 'no-var', severity = 'error', description = 'Use let or const instead of var', eslint = 'no-var',
+      query = [=[ (variable_declaration "var" @report) ]=] },
+    { id = 'no-any', severity = 'warning', description = 'no any', eslint = '@typescript-eslint/no-explicit-any',
+      query = [=[ ((predefined_type) @t (#eq? @t "any")) ]=],
+      check = function(ctx, m) return 'Unexpected any (' .. ctx.options.word .. ')' end,
+      options = { word = 'default' } },
+    { id = 'two', description = 'two patterns',
+      query = [=[ (debugger_statement) @d (throw_statement) @t ]=],
+      check = function(ctx, m) return 'pattern ' .. m.pattern end },
+  },
+}
+]]
+
+describe('aegis.standards.check_source', function()
+  local basic
+  setup(function() basic = pack(BASIC) end)
+  before_each(function() standards.reset() end)
+
+  it('reports matches without check at @report, with the description', function()
+    local f = standards.check_source('let a = 1;\nvar b = 2;\n', { path = 'x.ts', rules = { basic }, config = {} })
+    assert.same({ '2:1 basic/no-var' }, ids(f))
+    assert.same({ rule = 'basic/no-var', severity = 'error', message = 'Use let or const instead of var',
+      path = 'x.ts', line = 2, col = 1, end_line = 2, end_col = 4, start_byte = 11, end_byte = 14 }, f[1])
+  end)
+
+  it('selects single rules by full id and whole packs by name', function()
+    local src = 'var a: any = 1;'
+    assert.truthy(standards.load(basic))  -- a pack loaded from a file is then known by its name
+    assert.same({ '1:8 basic/no-any' },
+      ids(standards.check_source(src, { rules = { 'basic/no-any' }, config = {} })) )
+  end)
+
+  it('dispatches the combined query by pattern: a rule sees its own pattern numbers', function()
+    local f = standards.check_source('debugger;\nthrow 1;\nvar x;\n', { rules = { basic }, config = {} })
+    assert.same({ '1:1 basic/two', '2:1 basic/two', '3:1 basic/no-var' }, ids(f))
+    assert.equal('pattern 1', f[1].message)
+    assert.equal('pattern 2', f[2].message)
+  end)
+
+  it('overlays severity and options from config; off drops the rule', function()
+    local cfg = { rules = { ['basic/no-any'] = { severity = 'error', options = { word = 'cfg' } },
+      ['basic/no-var'] = 'off' } }
+    local f = standards.check_source('var a: any;', { rules = { basic }, config = cfg })
+    assert.same({ '1:8 basic/no-any' }, ids(f))
+    assert.equal('error', f[1].severity)
+    assert.equal('Unexpected any (cfg)', f[1].message)
+  end)
+
+  it('takes check results: true, string, table with node or bytes; and ctx.report', function()
+    local p = pack([[
+return { name = 'res', rules = {
+  { id = 't', description = 'desc t', query = '(debugger_statement) @d', check = function() return true end },
+  { id = 'tab', description = 'd', query = '(throw_statement) @t',
+    check = function(ctx, m) return { start_byte = 0, end_byte = 2, message = 'bytes' } end },
+  { id = 'rep', description = 'd', query = '(program) @p',
+    check = function(ctx, m)
+      ctx.report{ node = ctx.root, message = 'one' }
+      ctx.report{ path = 'other.json', line = 3, col = 2, message = 'two' }
+      return false
+    end },
+} }
+]])
+    local f = standards.check_source('debugger;\nthrow 1;', { path = 'a.ts', rules = { p }, config = {} })
+    table.sort(f, function(a, b) return a.message < b.message end)
+    assert.equal('bytes', f[1].message)
+    assert.same({ 1, 1, 1, 3 }, { f[1].line, f[1].col, f[1].end_line, f[1].end_col })
+    assert.equal('desc t', f[2].message)
+    assert.equal('one', f[3].message)
+    assert.same({ 'other.json', 3, 2 }, { f[4].path, f[4].line, f[4].col })
+  end)
+
+  it('attaches fixes', function()
+    local p = pack([[
+return { name = 'fx', rules = {
+  { id = 'v', description = 'var', query = '(variable_declaration "var" @report)',
+    fix = function(ctx, m) local r = m.captures.report:range()
+      return { start_byte = r.start_byte, end_byte = r.end_byte, text = 'let' } end },
+} }
+]])
+    local f = standards.check_source('var a = 1;', { rules = { p }, config = {} })
+    assert.same({ start_byte = 0, end_byte = 3, text = 'let' }, f[1].fix)
+  end)
+
+  it('gives ctx: path, lang, source, options, config, text, tsconfig', function()
+    local proj = h.tmpdir()
+    os.execute('mkdir -p ' .. h.shell_quote(proj .. '/src') .. ' ' .. h.shell_quote(proj .. '/.git'))
+    h.write(proj .. '/tsconfig.json', '{\n // comment\n "compilerOptions": { "strict": true, },\n}\n')
+    local p = pack([[
+return { name = 'ctx', rules = {
+  { id = 'c', description = 'd', query = '(program) @p', check = function(ctx, m)
+      local tc = ctx.tsconfig()
+      return table.concat({ ctx.path, ctx.lang, #ctx.source, ctx.config.theme.tokens[1], ctx.text(m.captures.p),
+        tostring(tc.compilerOptions.strict), tc.path }, '|')
+    end },
+} }
+]])
+    local file = proj .. '/src/a.tsx'
+    local f = standards.check_source('x', { path = file, rules = { p }, config = { theme = { tokens = { 'red' } } } })
+    assert.equal(table.concat({ file, 'tsx', '1', 'red', 'x', 'true', proj .. '/tsconfig.json' }, '|'), f[1].message)
+  end)
+
+  it('suppresses with aegis-disable comments, by full id, short id or all', function()
+    local src = table.concat({
+      'var a;',
+      '// aegis-disable-next-line basic/no-var',
+      'var b;',
+      'var c; // aegis-disable-line no-var',  -- not a directive kind for aegis: disable-line is accepted too
+      '/* aegis-disable */',
+      'var d;',
+      '/* aegis-enable */',
+      'var e;',
+      '// aegis-disable-next-line other-rule',
+      'var f;',
+    }, '\n')
+    local f = standards.check_source(src, { rules = { basic }, config = {} })
+    assert.same({ '1:1 basic/no-var', '8:1 basic/no-var', '10:1 basic/no-var' }, ids(f))
+  end)
+
+  it('honours eslint-disable comments only for rules that map to ESLint rules', function()
+    local p = pack([[
+return { name = 'noeslint', rules = {
+  { id = 'dbg', description = 'd', query = '(debugger_statement) @d' } } }
+]])
+    local src = table.concat({
+      '// eslint-disable-next-line no-var -- migrating',
+      'var a; debugger;',
+      'var b; // eslint-disable-line',
+      '/* eslint-disable @typescript-eslint/no-explicit-any, no-var */',
+      'let c: any; var d;',
+      '/* eslint-enable @typescript-eslint/no-explicit-any, no-var */',
+      'let e: any;',
+    }, '\n')
+    local f = standards.check_source(src, { rules = { basic, p }, config = {} })
+    assert.same({ '2:8 basic/two', '2:8 noeslint/dbg', '7:8 basic/no-any' }, ids(f))
+  end)
+
+  it('reports a rule that errors with the rule and the file, and runs the others', function()
+    local p = pack([[
+return { name = 'bad', rules = {
+  { id = 'boom', description = 'd', query = '(identifier) @i', check = function() error('kaboom') end },
+  { id = 'ok', description = 'fine', query = '(debugger_statement) @d' },
+} }
+]])
+    local f, problems = standards.check_source('x; debugger;', { path = 'f.ts', rules = { p }, config = {} })
+    assert.same({ '1:4 bad/ok' }, ids(f))
+    assert.equal(1, #problems)
+    assert.equal('bad/boom', problems[1].rule)
+    assert.equal('runtime', problems[1].code)
+    assert.matches("^rule 'bad/boom' on 'f.ts': .*pack%d+%.lua:2: kaboom$", problems[1].message)
+  end)
+
+  it('reports a query that does not compile as a problem of that rule', function()
+    local p = pack([[
+return { name = 'badq', rules = {
+  { id = 'q', description = 'd', query = '(not_a_node) @x' },
+  { id = 'ok', description = 'fine', query = '(debugger_statement) @d' },
+} }
+]])
+    local f, problems = standards.check_source('debugger;', { path = 'f.ts', rules = { p }, config = {} })
+    assert.same({ '1:1 badq/ok' }, ids(f))
+    assert.equal('query', problems[1].code)
+    assert.matches("rule 'badq/q': query: ast: query: invalid node type", problems[1].message, 1, true)
+  end)
+
+  -- S2 in-process: a loop, a pcall loop and a coroutine loop are stopped
+  -- within 100 ms of the budget, and the other rules still run.
+  for name, body in pairs({
+    loop = 'while true do end',
+    pcall_loop = 'while true do pcall(function() while true do end end) end',
+    coroutine_loop = 'while true do local co = coroutine.wrap(function() while true do end end); pcall(co) end',
+  }) do
+    it('stops a ' .. name .. ' at the time budget (S2)', function()
+      local p = pack(([[
+return { name = 'spin', rules = {
+  { id = 'spin', description = 'd', query = '(program) @p', check = function() %s end },
+  { id = 'ok', description = 'fine', query = '(debugger_statement) @d' },
+} }
+]]):format(body))
+      local t0 = clock()
+      local f, problems = standards.check_source('debugger;', { path = 'f.ts', rules = { p },
+        config = { budget = { seconds = 0.2, instructions = 0 } } })
+      local dt = clock() - t0
+      assert.same({ '1:1 spin/ok' }, ids(f))
+      assert.equal('budget', problems[1].code)
+      assert.matches('time budget exceeded', problems[1].message, 1, true)
+      assert.is_true(dt < 0.2 + 0.1, ('stopped after %.3f s'):format(dt))
+    end)
+  end
+
+  it('stops a rule at its instruction budget', function()
+    local p = pack([[
+return { name = 'ins', rules = {
+  { id = 'spin', description = 'd', query = '(program) @p', check = function() while true do end end } } }
+]])
+    local _, problems = standards.check_source('x', { rules = { p }, config = { budget = { instructions = 100000 } } })
+    assert.matches("rule 'ins/spin' on 'input.ts': .*instruction budget exceeded %(100000 instructions%)",
+      problems[1].message)
+  end)
+
+  it('refuses an include that cannot be found, naming it', function()
+    local p = pack("return { name = 'union', include = { 'no-such-included' }, rules = {} }")
+    local res, err = standards.load(p)
+    assert.is_nil(res)
+    assert.equal('not_found', err.code)
+    assert.matches("no rulepack 'no-such-included'", err.msg, 1, true)
+  end)
+
+  it('raises clear errors for unknown packs and rules', function()
+    local ok, err = pcall(standards.check_source, 'x', { rules = { 'no-such-pack' }, config = {} })
+    assert.is_false(ok)
+    assert.is_true(errors.is(err))
+    assert.equal('not_found', err.code)
+    assert.equal(2, err.exit)
+    assert.matches("^standards: no rulepack 'no%-such%-pack' in AEGIS_PATH", err.msg)
+    ok, err = pcall(standards.check_source, 'x', { rules = { 'basic/nope' }, config = {} })
+    assert.is_false(ok)
+    assert.matches("no rulepack 'basic'", err.msg, 1, true)
+  end)
+
+  it('refuses malformed rulepacks with the file named', function()
+    for src, msg in pairs({
+      ['return 1'] = 'must return a table, got number',
+      ["return { name = 'x', rules = { { id = 'a', description = 'd', query = 3 } } }"] = "rule 'a': query must be",
+      ["return { name = 'x', rules = { { id = 'a', description = 'd', query = 'x', severity = 'fatal' } } }"] =
+        "rule 'a': severity must be",
+      ["return { name = 'x', rules = { { id = 'a b', description = 'd', query = 'x' } } }"] = 'rules[1]: id must be',
+      ["return { name = 'x', rules = { { id = 'a', query = 'x' } } }"] = "rule 'a': description must be",
+    }) do
+      local p = pack(src)
+      local res, err = standards.load(p)
+      assert.is_nil(res)
+      assert.equal('rulepack', err.code)
+      assert.equal(2, err.exit)
+      assert.matches("rulepack '" .. p .. "': " .. msg, err.msg, 1, true)
+    end
+  end)
+
+  it('says clearly when ctx.scope() is not available', function()
+    local p = pack([[
+return { name = 'sc', rules = {
+  { id = 's', description = 'd', query = '(program) @p', check = function(ctx) return #ctx.scope().variables .. '' end } } }
+]])
+    local f, problems = standards.check_source('let x = 1;', { rules = { p }, config = {} })
+    local tree = require('aegis.ast').parse('x')
+    if tree.scope then
+      assert.equal('1', f[1].message)
+    else
+      assert.matches('ctx.scope() needs tree:scope()', problems[1].message, 1, true)
+    end
+  end)
+
+  it('reports syntax errors as problems and still checks the file', function()
+    local f, problems = standards.check_source('var a = ;\n', { rules = { basic }, config = {} })
+    assert.same({ '1:1 basic/no-var' }, ids(f))
+    assert.equal('syntax', problems[#problems].kind)
+  end)
+
+  it('raises on misuse', function()
+    assert.error_matches(function() standards.check_source(1) end, "bad argument #1 to 'check_source'")
+    assert.error_matches(function() standards.check_source('x', 1) end, "bad argument #2 to 'check_source'")
+  end)
+end)
+
+-- S1: a rulepack (at load time or inside check) reaching for io, os,
+-- debug, string.dump, load of bytecode, or host metatables through ctx.
+describe('aegis.standards rulepack sandbox (S1)', function()
+  before_each(function() standards.reset() end)
+
+  for name, expr in pairs({
+    io = "io.open('/etc/passwd')",
+    os_execute = "os.execute('id')",
+    debug = 'debug.getinfo(1)',
+    string_dump = '("").dump(ctx.text)',
+    string_dump_lib = 'string.dump(ctx.text)',
+    load_bytecode = 'load("\\27Lua")',
+    require = "require('aegis.fs')",
+    package = 'package.loaded',
+    collectgarbage = "collectgarbage('count')",
+    tree_metatable = 'getmetatable(ctx.tree).__index',
+    node_metatable = 'getmetatable(ctx.root).__gc',
+    gc_metamethod = 'setmetatable({}, { __gc = function() while true do end end })',
+    aegis_fs = 'aegis.fs.read("/etc/passwd")',
+    report_upvalue = 'ctx.report.__index',
+  }) do
+    it('refuses ' .. name .. ' inside check', function()
+      local p = pack(([[
+return { name = 'esc', rules = {
+  { id = 'e', description = 'd', query = '(program) @p', check = function(ctx) local v = %s; return 'escaped ' .. tostring(v) end } } }
+]]):format(expr))
+      local f, problems = standards.check_source('x', { path = 'f.ts', rules = { p }, config = {} })
+      assert.same({}, f)
+      assert.equal(1, #problems)
+      assert.equal('esc/e', problems[1].rule)
+      assert.equal('runtime', problems[1].code)
+    end)
+  end
+
+  it('refuses io at load time', function()
+    local p = pack("io.write('x'); return { name = 'l', rules = {} }")
+    local res, err = standards.load(p)
+    assert.is_nil(res)
+    assert.matches("sandbox: undefined global 'io'", err.msg, 1, true)
+  end)
+
+  it('refuses a bytecode rulepack', function()
+    local p = h.write(dir .. '/bytecode.lua', string.dump(function() return {} end))
+    local res, err = standards.load(p)
+    assert.is_nil(res)
+    assert.matches('binary chunks are not allowed', err.msg, 1, true)
+  end)
+end)
