@@ -97,7 +97,7 @@ js_string = function(v)
     if v ~= v then return 'NaN' end
     if v == math.huge then return 'Infinity' end
     if v == -math.huge then return '-Infinity' end
-    if v == math.floor(v) and math.abs(v) < 1e21 then return string.format('%d', v) end
+    if v == math.floor(v) and math.abs(v) < 2^53 then return string.format('%d', v) end
     return string.format('%.17g', v)
   end
   if v == UNDEF then return 'undefined' end

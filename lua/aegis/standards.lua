@@ -165,6 +165,7 @@ local function load_rule(pack, i, r, where)
 end
 
 local packs = {}  -- cache: key ('name' or 'file:path') -> pack
+local load_pack
 local byname = {}  -- pack name -> the pack loaded under it (from a file too)
 
 local function is_file_spec(spec)
@@ -196,14 +197,27 @@ end
 --- Loads a rulepack (cached): runs its file in the sandbox without `aegis`,
 --- checks its table, and loads the packs it `include`s. Rule ids become
 --- '<pack>/<id>'; included rules keep their own pack's ids.
+--- `opts.trusted(found)` (found as from `find`) is asked before a pack or
+--- any pack it includes runs; false refuses it (code 'untrusted').
 ---@param spec string A rulepack name or a file path
+---@param opts? {trusted?: fun(found: table): boolean}
 ---@return table? pack `{name, version, description, path, builtin, sha256, rules}`
----@return aegis.Error? err code 'rulepack' (exit 2), or 'not_found'
-function M.load(spec, _stack)
+---@return aegis.Error? err code 'rulepack' (exit 2), 'not_found' or 'untrusted'
+function M.load(spec, opts)
   if type(spec) ~= 'string' then error("bad argument #1 to 'load' (string expected)", 2) end
+  if opts ~= nil and type(opts) ~= 'table' then error("bad argument #2 to 'load' (table expected)", 2) end
+  return load_pack(spec, opts and opts.trusted, {})
+end
+
+load_pack = function(spec, trusted, _stack)
   local key = is_file_spec(spec) and 'file:' .. spec or spec
-  if packs[key] then return packs[key] end
-  _stack = _stack or {}
+  if packs[key] then
+    if trusted and not trusted(packs[key]) then
+      return nil, errors.new('untrusted', ("standards: rulepack '%s' is not trusted"):format(packs[key].path),
+        { exit = 2 })
+    end
+    return packs[key]
+  end
   if _stack[key] then
     return nil, errors.new('rulepack', ("standards: rulepack '%s' includes itself"):format(spec), { exit = 2 })
   end
@@ -212,6 +226,9 @@ function M.load(spec, _stack)
     return nil, errors.new(code == 'not_found' and 'not_found' or 'rulepack', msg, { exit = 2 })
   end
   local where = ("rulepack '%s'"):format(found.path)
+  if trusted and not trusted(found) then
+    return nil, errors.new('untrusted', ("standards: rulepack '%s' is not trusted"):format(found.path), { exit = 2 })
+  end
   local env = sandbox.env({ aegis = false })
   local ok, t = sandbox.run({ source = found.source, name = found.path, env = env, budget = M.budget.load })
   if not ok then return nil, errors.new('rulepack', t.msg, { exit = 2 }) end
@@ -240,7 +257,7 @@ function M.load(spec, _stack)
     if type(inc) ~= 'string' or is_file_spec(inc) then
       return nil, pack_error(where, 'include[%d] must be a rulepack name', i)
     end
-    local sub, err = M.load(inc, _stack)
+    local sub, err = load_pack(inc, trusted, _stack)
     if not sub then return nil, err end
     for _, r in ipairs(sub.rules) do
       if not seen[r.id] then
@@ -285,6 +302,9 @@ end
 ---@field path? string File name, for the language and messages (default 'input.ts')
 ---@field lang? 'ts'|'tsx' Wins over the path's extension
 ---@field store? aegis.store.Db Store `ctx.artifact()` reads (default: the project store, when it exists)
+---@field store_url? string URL of that store instead of `store.default_url()`
+---@field trusted? fun(found: table): boolean Asked before any rulepack runs (see `load`)
+---@field preload? string[] Rulepack files loaded first, so 'pack/rule' ids can name their rules
 
 ---@class aegis.standards.Finding
 ---@field rule string 'pack/rule'
@@ -324,7 +344,7 @@ end
 
 -- Resolves rule specs to rule records, in a stable order (by spec, then the
 -- pack's order). Raises an aegis.errors object for an unknown pack or rule.
-local function resolve(specs)
+local function resolve(specs, trusted)
   local out, seen = {}, {}
   local function add(r)
     if not seen[r.id] then
@@ -337,7 +357,7 @@ local function resolve(specs)
     local packname, rname = spec:match('^([%w_][%w_%-%.]*)/([%w_][%w_%-%.]*)$')
     if packname and not spec:find('%.lua$') then
       local pack, err = byname[packname], nil
-      if not pack then pack, err = M.load(packname) end
+      if not pack then pack, err = load_pack(packname, trusted, {}) end
       if not pack then error(err, 0) end
       local hit
       for _, r in ipairs(pack.rules) do
@@ -348,7 +368,7 @@ local function resolve(specs)
       end
       add(hit)
     else
-      local pack, err = M.load(spec)
+      local pack, err = load_pack(spec, trusted, {})
       if not pack then error(err, 0) end
       for _, r in ipairs(pack.rules) do add(r) end
     end
@@ -439,7 +459,16 @@ function M.engine(opts)
   local specs = opts.rules or default_rules(cfg)
   if type(specs) ~= 'table' then error("bad argument #1 to 'engine' (rules must be a list of strings)", 2) end
   local rules = {}
-  for _, r in ipairs(resolve(specs)) do
+  -- rulepack files first: 'pack/rule' ids may name their rules
+  local preload = table.move(opts.preload or {}, 1, #(opts.preload or {}), 1, {})
+  for _, sp in ipairs(specs) do
+    if type(sp) == 'string' and sp:find('%.lua$') then preload[#preload + 1] = sp end
+  end
+  for _, p in ipairs(preload) do
+    local pack, err = load_pack(p, opts.trusted, {})
+    if not pack then error(err, 0) end
+  end
+  for _, r in ipairs(resolve(specs, opts.trusted)) do
     local c = configure(r, cfg)
     if c then rules[#rules + 1] = c end
   end
@@ -447,7 +476,7 @@ function M.engine(opts)
   local d = M.budget.rule
   ---@class aegis.standards.Engine
   local e = setmetatable({
-    rules = rules, config = cfg, langs = {}, store = opts.store,
+    rules = rules, config = cfg, langs = {}, store = opts.store, store_url = opts.store_url,
     budget = {
       instructions = b.instructions or d.instructions,
       seconds = b.seconds or d.seconds,
@@ -671,22 +700,22 @@ function Engine:_tsconfig(dir)
   return res or nil
 end
 
-local store_state  -- false: no project store; a db once opened
+local store_state = {}  -- url -> false (no project store) or an open db
 
 function Engine:_artifact(source)
   local db = self.store
   if db == nil then
-    if store_state == nil then
-      store_state = false
-      local store = require('aegis.store')
-      local url = store.default_url()
+    local store = require('aegis.store')
+    local url = self.store_url or store.default_url()
+    if store_state[url] == nil then
+      store_state[url] = false
       local file = url:match('^sqlite:(.*)$')
       if not file or (file ~= ':memory:' and fs.exists(file)) then
         local d = store.open(url)
-        if d then store_state = d end
+        if d then store_state[url] = d end
       end
     end
-    db = store_state or nil
+    db = store_state[url] or nil
   end
   if not db then return nil end
   local h = require('aegis.hash').sha256(source)

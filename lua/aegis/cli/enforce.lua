@@ -1,0 +1,172 @@
+--- `aegis-run enforce`: checks TypeScript and TSX files against rulepacks
+--- (docs/rulepacks.md).
+local errors = require('aegis.errors')
+local fs = require('aegis.fs')
+local host = require('aegis.core.host')
+
+local usage = [[
+usage: aegis-run enforce [options] PATHS...
+
+Checks TypeScript and TSX files against rulepacks and reports the findings.
+Directories are walked for .ts, .tsx, .mts and .cts files, honouring
+.gitignore files (nested ones and negations too) and skipping node_modules
+and .git; files named on the command line are checked whatever their
+extension (.js/.jsx too). Files are checked in parallel worker processes.
+
+options:
+  --rulepacks a,b      rulepacks, rule ids (pack/rule) or rulepack files to run
+                       (default: standards.rulepacks in aegis.config.lua, else
+                       aegis-constitutional)
+  --config F           use the configuration file F instead of the nearest
+                       aegis.config.lua
+  --format FMT         text (default: like a compiler, with the source line;
+                       colour on a terminal unless NO_COLOR is set), json,
+                       sarif (SARIF 2.1.0 for GitHub code scanning) or github
+                       (workflow annotations)
+  --output F           write the report to F instead of standard output
+  --ci                 for CI: no colour; the format defaults to github when
+                       GITHUB_ACTIONS=true, else text
+  --fail-fast          stop at the first file with an error
+  --max-warnings N     exit 1 when there are more than N warnings
+  --jobs N             worker processes (default: the number of CPUs; 1 checks
+                       in this process)
+
+A rulepack that is neither built in nor under a `standards.trusted` entry of
+the configuration runs in a separate worker process with resource limits, a
+kill watchdog and no secrets in its environment; its SHA-256 is logged.
+
+exit status: 0 clean, 1 error-level findings (or too many warnings, or a rule
+that could not run), 2 usage or configuration error]]
+
+local FORMATS = { text = true, json = true, sarif = true, github = true }
+
+local function parse(args)
+  local o = { paths = {}, rulepacks = nil }
+  local i = 1
+  local function value(name)
+    local v = args[i + 1]
+    if v == nil then errors.usage("enforce: option '%s' needs an argument", name) end
+    i = i + 1
+    return v
+  end
+  while i <= #args do
+    local a = args[i]
+    local name, inline = a:match('^(%-%-[%w-]+)=(.*)$')
+    if name then
+      table.insert(args, i + 1, inline)
+      a = name
+    end
+    if a == '--rulepacks' then
+      local list = {}
+      for s in value(a):gmatch('[^,]+') do list[#list + 1] = s:match('^%s*(.-)%s*$') end
+      if #list == 0 then errors.usage('enforce: --rulepacks needs at least one rulepack') end
+      o.rulepacks = list
+    elseif a == '--config' then
+      o.config = value(a)
+    elseif a == '--format' then
+      o.format = value(a)
+      if not FORMATS[o.format] then
+        errors.usage("enforce: unknown format '%s' (text, json, sarif or github)", o.format)
+      end
+    elseif a == '--output' then
+      o.output = value(a)
+    elseif a == '--ci' then
+      o.ci = true
+    elseif a == '--fail-fast' then
+      o.fail_fast = true
+    elseif a == '--max-warnings' then
+      local v = value(a)
+      o.max_warnings = math.tointeger(tonumber(v))
+      if not o.max_warnings or o.max_warnings < 0 then
+        errors.usage("enforce: --max-warnings needs a non-negative integer, got '%s'", v)
+      end
+    elseif a == '--jobs' or a == '-j' then
+      local v = value(a)
+      o.jobs = math.tointeger(tonumber(v))
+      if not o.jobs or o.jobs < 1 or o.jobs > 256 then
+        errors.usage("enforce: --jobs needs an integer from 1 to 256, got '%s'", v)
+      end
+    elseif a == '--worker' then
+      o.worker = true
+    elseif a == '--' then
+      for k = i + 1, #args do o.paths[#o.paths + 1] = args[k] end
+      break
+    elseif a:sub(1, 1) == '-' and a ~= '-' then
+      errors.usage("enforce: unknown option '%s' (see aegis-run enforce --help)", a)
+    else
+      o.paths[#o.paths + 1] = a
+    end
+    i = i + 1
+  end
+  return o
+end
+
+local function run(args)
+  local o = parse(args)
+  local standards = require('aegis.standards')  -- declares the config section
+  if o.worker then
+    local code, out = require('aegis.standards.run').worker(io.stdin:read('a') or '')
+    io.stdout:write(out)
+    return code
+  end
+  if #o.paths == 0 then errors.usage('enforce: no paths given (see aegis-run enforce --help)') end
+  local config = require('aegis.config')
+  local cfg
+  if o.config then
+    if not fs.exists(o.config) then errors.usage("enforce: config '%s': No such file or directory", o.config) end
+    cfg = config.load({ path = o.config })
+  else
+    cfg = config.get()
+  end
+  local scfg = cfg.standards or {}
+  local cwd = fs.cwd() or '.'
+  local file = config.file()
+  local walk = require('aegis.standards.walk')
+  local config_dir = file and walk.absolute(file, cwd):match('^(.*)/[^/]*$') or cwd
+  local files, err = walk.files(o.paths, { ignore = scfg.ignore })
+  if not files then errors.usage('%s', err) end
+  local runner = require('aegis.standards.run')
+  local res = runner.run({
+    rules = o.rulepacks or scfg.rulepacks or { 'aegis-constitutional' },
+    config = scfg, config_dir = config_dir, files = files,
+    jobs = o.jobs or runner.cpus(), fail_fast = o.fail_fast,
+    log = function(msg) io.stderr:write('aegis-run: enforce: ', msg, '\n') end,
+  })
+  local format = o.format
+  if not format then
+    format = (o.ci and os.getenv('GITHUB_ACTIONS') == 'true') and 'github' or 'text'
+  end
+  local report = require('aegis.standards.report')
+  local text
+  if format == 'text' then
+    local nc = os.getenv('NO_COLOR')
+    local color = not o.ci and not o.output and host.isatty(1) and (nc == nil or nc == '')
+    text = report.text(res, { color = color })
+  elseif format == 'json' then
+    text = report.json(res)
+  elseif format == 'sarif' then
+    text = report.sarif(res, { root = walk.root(), cwd = cwd, version = require('aegis').version })
+  else
+    text = report.github(res)
+  end
+  if o.output then
+    local ok, reason = fs.write(o.output, text)
+    if not ok then errors.usage("enforce: write '%s': %s", o.output, reason) end
+  else
+    io.stdout:write(text)
+  end
+  local failed = res.counts.error > 0
+  for _, p in ipairs(res.problems) do if runner.failing(p) then failed = true end end
+  local maxw = o.max_warnings or scfg.max_warnings
+  if maxw and maxw >= 0 and res.counts.warning > maxw then
+    failed = true
+    io.stderr:write(('aegis-run: enforce: %d warnings (more than --max-warnings %d)\n'):format(res.counts.warning, maxw))
+  end
+  return failed and 1 or 0
+end
+
+return {
+  summary = 'check TypeScript/TSX files against rulepacks (text, JSON, SARIF, GitHub)',
+  usage = usage,
+  run = run,
+}

@@ -1,0 +1,392 @@
+--- Running the standards engine over many files: in-process, in parallel
+--- worker processes (`aegis-run enforce --worker`, one per shard of the file
+--- list), and untrusted rulepacks in a locked-down worker (rlimits, a kill
+--- watchdog, no secrets in its environment). Used by `aegis-run enforce`.
+local errors = require('aegis.errors')
+local fs = require('aegis.fs')
+local json = require('aegis.json')
+local standards = require('aegis.standards')
+
+local M = {}
+
+local MiB = 1024 * 1024
+
+--- Limits of the untrusted worker, unless `standards.untrusted` in the
+--- config says otherwise: wall seconds (the watchdog kills it after them),
+--- CPU seconds (RLIMIT_CPU) and MiB of address space (RLIMIT_AS).
+M.untrusted_defaults = { seconds = 120, cpu_seconds = 120, memory_mb = 1024 }
+
+--- Environment variables passed to workers. Untrusted workers get only
+--- `BASE`; trusted ones `BASE` and `TRUSTED` (the store, for `ctx.artifact`).
+--- Nothing matching `aegis.runtime.is_secret` is ever passed.
+M.env_names = {
+  BASE = { 'PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'AEGIS_LUA_DIR', 'NO_COLOR',
+           'ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS' },
+  TRUSTED = { 'AEGIS_PATH', 'AEGIS_STORE', 'AEGIS_PG_URL', 'AEGIS_DEBUG', 'CI', 'GITHUB_ACTIONS' },
+}
+
+-- {====================================================== helpers
+
+--- Number of online CPUs (from /sys), at least 1.
+---@return integer
+function M.cpus()
+  local s = fs.read('/sys/devices/system/cpu/online')
+  if not s then return 1 end
+  local n = 0
+  for a, b in s:gmatch('(%d+)%-?(%d*)') do
+    n = n + (b ~= '' and (tonumber(b) - tonumber(a) + 1) or 1)
+  end
+  return math.max(n, 1)
+end
+
+--- The environment ("NAME=value" list) of a worker.
+---@param untrusted boolean
+---@param getenv? fun(name: string): string? Instead of os.getenv (tests)
+---@return string[]
+function M.worker_env(untrusted, getenv)
+  getenv = getenv or os.getenv
+  local is_secret = require('aegis.runtime').is_secret
+  local out = {}
+  local lists = untrusted and { M.env_names.BASE } or { M.env_names.BASE, M.env_names.TRUSTED }
+  for _, list in ipairs(lists) do
+    for _, name in ipairs(list) do
+      local v = getenv(name)
+      local secret = is_secret(name, v)
+      -- the store URLs are passed to trusted workers only, credentials and all
+      if name == 'AEGIS_STORE' or name == 'AEGIS_PG_URL' then secret = untrusted end
+      if v ~= nil and not secret then out[#out + 1] = name .. '=' .. v end
+    end
+  end
+  return out
+end
+
+local function severity_counts(findings)
+  local c = { error = 0, warning = 0, info = 0 }
+  for _, f in ipairs(findings) do c[f.severity] = (c[f.severity] or 0) + 1 end
+  return c
+end
+
+local FAILING = { rule = true, read = true, parse = true, worker = true }
+
+--- Whether a problem makes the run fail (a rule that could not run, a file
+--- that could not be read or parsed, a worker that died); syntax errors do
+--- not (the file is still checked).
+---@param p aegis.standards.Problem
+---@return boolean
+function M.failing(p)
+  return FAILING[p.kind] == true
+end
+
+-- }======================================================
+
+-- {====================================================== checking files
+
+-- Checks `files` with `engine`; stops after the first file with an
+-- error-level finding when `fail_fast`. Returns findings, problems, the
+-- number of files checked.
+local function check_files(engine, files, fail_fast)
+  local findings, problems, n = {}, {}, 0
+  for _, p in ipairs(files) do
+    n = n + 1
+    local src, reason = fs.read(p)
+    if not src then
+      problems[#problems + 1] = { kind = 'read', path = p, message = ("enforce: read '%s': %s"):format(p, reason) }
+    else
+      local f, pr = engine:check(src, { path = p })
+      local failed = false
+      for _, x in ipairs(f) do
+        findings[#findings + 1] = x
+        if x.severity == 'error' then failed = true end
+      end
+      for _, x in ipairs(pr) do
+        problems[#problems + 1] = x
+        if M.failing(x) then failed = true end
+      end
+      if fail_fast and failed then break end
+    end
+  end
+  return findings, problems, n
+end
+
+-- The names in our environment (/proc/self/environ), for the log.
+local function env_names()
+  local s = fs.read('/proc/self/environ') or ''
+  local names = {}
+  for name in s:gmatch('([^%z=]+)=[^%z]*') do names[#names + 1] = name end
+  table.sort(names)
+  return names
+end
+
+-- Our resource limits that matter here, from /proc/self/limits.
+local function limits()
+  local s = fs.read('/proc/self/limits') or ''
+  local out = {}
+  out.cpu = s:match('Max cpu time%s+(%S+)')
+  out.as = s:match('Max address space%s+(%S+)')
+  return out
+end
+
+--- The worker: reads a job (JSON on stdin), checks its files, writes the
+--- result (JSON on stdout). A rulepack that cannot be loaded is exit 2.
+---@param input string The job: `{rules, config, files, fail_fast, untrusted, store_url?}`
+---@return integer exit code
+---@return string output JSON
+function M.worker(input)
+  local job, err = json.decode(input)
+  if type(job) ~= 'table' then
+    errors.usage('enforce --worker: bad job on stdin: %s', err or 'not an object')
+  end
+  local engine = standards.engine({ rules = job.rules, config = job.config, preload = job.preload,
+    store_url = job.store_url })
+  local findings, problems, n = check_files(engine, job.files or {}, job.fail_fast)
+  local res = {
+    findings = json.array(findings), problems = json.array(problems), files = n,
+    rules = json.array(engine:rule_list()),
+  }
+  if job.untrusted then
+    res.env = json.array(env_names())
+    res.limits = limits()
+  end
+  return 0, json.encode(res)
+end
+
+-- }======================================================
+
+-- {====================================================== trust
+
+local function normalize(p, cwd)
+  return require('aegis.standards.walk').absolute(p, cwd)
+end
+
+--- Whether a rulepack found at `found` is trusted: built in, or its file is
+--- (under) an entry of `trusted` (paths relative to `base`).
+---@param found {builtin: boolean, path: string}
+---@param trusted string[]
+---@param base string Absolute directory relative trusted entries start from
+---@return boolean
+function M.is_trusted(found, trusted, base)
+  if found.builtin then return true end
+  local cwd = fs.cwd() or '.'
+  local file = normalize(found.path, cwd)
+  for _, t in ipairs(trusted or {}) do
+    local entry = normalize(t, base):gsub('/+$', '')
+    if file == entry or file:sub(1, #entry + 1) == entry .. '/' then return true end
+  end
+  return false
+end
+
+-- }======================================================
+
+-- {====================================================== the parent
+
+--- What `run` takes.
+---@class aegis.standards.RunOpts
+---@field rules string[] Rule specs (ids, packs, files)
+---@field config table The standards section
+---@field config_dir string Absolute directory of the config file (trusted paths are relative to it)
+---@field files string[]
+---@field jobs integer Worker processes (1: in process)
+---@field fail_fast? boolean
+---@field log fun(msg: string) Where S7 notices go (stderr)
+---@field exe? string The aegis-run binary for workers (default /proc/self/exe)
+
+--- Splits rule specs into the trusted ones (run here or in plain workers)
+--- and the untrusted ones (each with its file, name and SHA-256). Raises an
+--- `aegis.errors` object (exit 2) for a rulepack that cannot be found.
+---@param specs string[]
+---@param cfg table
+---@param base string
+---@return string[] trusted
+---@return {spec: string, path: string, sha256: string}[] untrusted
+function M.split_trust(specs, cfg, base)
+  local trusted, untrusted = {}, {}
+  local files = {}  -- rulepack files given, by base name: 'pack/rule' may name their rules
+  for _, spec in ipairs(specs) do
+    if spec:find('%.lua$') then
+      local base = spec:match('([^/]+)/init%.lua$') or spec:match('([^/]+)%.lua$')
+      if base then files[base] = files[base] or spec end
+    end
+  end
+  for _, spec in ipairs(specs) do
+    local name = spec
+    local packname = spec:match('^([%w_][%w_%-%.]*)/[%w_][%w_%-%.]*$')
+    if spec:find('%.lua$') then packname = nil end
+    if packname then name = files[packname] or packname end
+    local found, msg, code = standards.find(name)
+    if not found then
+      error(errors.new(code == 'not_found' and 'usage' or 'config', (msg:gsub('^standards', 'enforce'))), 0)
+    end
+    if M.is_trusted(found, cfg.trusted, base) then
+      trusted[#trusted + 1] = spec
+    else
+      untrusted[#untrusted + 1] = { spec = packname and spec or found.path, preload = packname and found.path,
+        path = found.path, sha256 = require('aegis.hash').sha256(found.source) }
+    end
+  end
+  return trusted, untrusted
+end
+
+-- Shards: files spread over n lists by size (largest first onto the least
+-- loaded), each list kept in path order.
+local function shards(files, n)
+  local sized = {}
+  for i, p in ipairs(files) do
+    local st = fs.stat(p)
+    sized[i] = { p = p, size = st and st.size or 0 }
+  end
+  table.sort(sized, function(a, b)
+    if a.size ~= b.size then return a.size > b.size end
+    return a.p < b.p
+  end)
+  local out, load = {}, {}
+  for i = 1, n do out[i], load[i] = {}, 0 end
+  for _, f in ipairs(sized) do
+    local best = 1
+    for i = 2, n do if load[i] < load[best] then best = i end end
+    out[best][#out[best] + 1] = f.p
+    load[best] = load[best] + f.size + 1
+  end
+  for i = 1, n do table.sort(out[i]) end
+  return out
+end
+
+local function store_url()
+  local ok, url = pcall(function() return require('aegis.store').default_url() end)
+  return ok and url or nil
+end
+
+--- Runs the check: trusted rules in process or in `jobs` workers, each
+--- untrusted rulepack in its own locked-down worker; merges the results in
+--- a stable order.
+---@param o aegis.standards.RunOpts
+---@return {findings: aegis.standards.Finding[], problems: aegis.standards.Problem[], rules: table[], files: integer}
+function M.run(o)
+  local trusted, untrusted = M.split_trust(o.rules, o.config, o.config_dir)
+  local findings, problems, rules, checked = {}, {}, {}, 0
+  local rule_seen = {}
+  local function add_rules(list)
+    for _, r in ipairs(list) do
+      if not rule_seen[r.id] then
+        rule_seen[r.id] = true
+        rules[#rules + 1] = r
+      end
+    end
+  end
+  local items, kinds = {}, {}
+  local exe = o.exe or '/proc/self/exe'
+  local cfg = o.config
+  local function item(job, opts, kind)
+    opts.stdin = json.encode(job)
+    items[#items + 1] = { { exe, 'enforce', '--worker' }, opts }
+    kinds[#kinds + 1] = kind
+  end
+  if #trusted > 0 then
+    -- the rules load here in any case: a bad pack is a usage error before
+    -- any worker starts, and the rule list feeds SARIF
+    local engine = standards.engine({ rules = trusted, config = cfg,
+      trusted = function(found) return M.is_trusted(found, cfg.trusted, o.config_dir) end })
+    add_rules(engine:rule_list())
+    local jobs = math.max(1, math.min(o.jobs, #o.files // 4))
+    if jobs <= 1 then
+      local f, p, n = check_files(engine, o.files, o.fail_fast)
+      table.move(f, 1, #f, #findings + 1, findings)
+      table.move(p, 1, #p, #problems + 1, problems)
+      checked = n
+    else
+      local env = M.worker_env(false)
+      local url = store_url()
+      for i, shard in ipairs(shards(o.files, jobs)) do
+        if #shard > 0 then
+          item({ rules = json.array(trusted), config = cfg, files = json.array(shard), fail_fast = o.fail_fast,
+            store_url = url }, { env = env }, { shard = i, files = #shard })
+        end
+      end
+    end
+  end
+  local ucfg = cfg.untrusted or {}
+  local ud = M.untrusted_defaults
+  local seconds = ucfg.seconds or ud.seconds
+  local cpu = ucfg.cpu_seconds or math.ceil(seconds)
+  local mem = ucfg.memory_mb or ud.memory_mb
+  for _, u in ipairs(untrusted) do
+    o.log(("rulepack '%s' is not trusted (sha256 %s): running it in a worker process"
+      .. ' (address space %d MiB, CPU %d s, killed after %g s, no secrets in its environment)')
+      :format(u.path, u.sha256, mem, cpu, seconds))
+    item({ rules = json.array({ u.spec }), preload = json.array({ u.preload }), config = cfg,
+      files = json.array(o.files), fail_fast = o.fail_fast, untrusted = true },
+      { env = M.worker_env(true), timeout = seconds, grace = 0.1, rlimit_as = mem * MiB, rlimit_cpu = cpu },
+      { untrusted = u })
+  end
+  if #items > 0 then
+    local results = require('aegis.core.proc').run_all(items)
+    for i, r in ipairs(results) do
+      local k = kinds[i]
+      local who = k.untrusted and ("untrusted rulepack '%s'"):format(k.untrusted.path)
+        or ('worker %d'):format(k.shard)
+      local res = r.exit == 0 and json.decode(r.stdout) or nil
+      if r.error then
+        problems[#problems + 1] = { kind = 'worker', path = '', message = ('enforce: %s: %s'):format(who, r.error) }
+      elseif r.exit == 2 then
+        error(errors.new('usage', (r.stderr:gsub('^aegis%-run: ', ''):gsub('\n.*$', ''))), 0)
+      elseif type(res) ~= 'table' then
+        local why
+        if r.timed_out then
+          why = ('killed after %.1f s (wall budget %g s)'):format(r.seconds, seconds)
+        elseif r.signal_name then
+          why = ('killed by SIG%s after %.1f s'):format(r.signal_name, r.seconds)
+          if r.signal_name == 'XCPU' or r.signal_name == 'KILL' and k.untrusted then
+            why = why .. ' (CPU or memory limit)'
+          end
+        else
+          why = ('exit %s: %s'):format(tostring(r.exit), (r.stderr or ''):gsub('\n$', ''))
+        end
+        problems[#problems + 1] = { kind = 'worker', path = '', rule = k.untrusted and k.untrusted.spec or nil,
+          message = ('enforce: %s: %s'):format(who, why), seconds = r.seconds }
+      else
+        for _, f in ipairs(res.findings or {}) do findings[#findings + 1] = f end
+        for _, p in ipairs(res.problems or {}) do problems[#problems + 1] = p end
+        add_rules(res.rules or {})
+        if k.shard then checked = checked + (res.files or 0) end
+        if k.untrusted then
+          o.log(("untrusted rulepack '%s' ran with limits: CPU %s s, address space %s; environment: %s")
+            :format(k.untrusted.path, tostring(res.limits and res.limits.cpu),
+              tostring(res.limits and res.limits.as), table.concat(res.env or {}, ' ')))
+        end
+      end
+    end
+    if checked == 0 and #trusted == 0 then checked = #o.files end
+  end
+  standards.sort(findings)
+  table.sort(problems, function(a, b)
+    if (a.path or '') ~= (b.path or '') then return (a.path or '') < (b.path or '') end
+    if (a.line or 0) ~= (b.line or 0) then return (a.line or 0) < (b.line or 0) end
+    if (a.rule or '') ~= (b.rule or '') then return (a.rule or '') < (b.rule or '') end
+    return a.message < b.message
+  end)
+  if o.fail_fast then
+    -- each worker stopped at its first failing file, in path order: every
+    -- file before the first failing one overall was checked by someone
+    local cut
+    for _, f in ipairs(findings) do
+      if f.severity == 'error' and (cut == nil or f.path < cut) then cut = f.path end
+    end
+    for _, p in ipairs(problems) do
+      if M.failing(p) and p.path ~= '' and (cut == nil or p.path < cut) then cut = p.path end
+    end
+    if cut then
+      local keep = {}
+      for _, f in ipairs(findings) do if f.path <= cut then keep[#keep + 1] = f end end
+      findings = keep
+      local keepp = {}
+      for _, p in ipairs(problems) do if p.path == '' or p.path <= cut then keepp[#keepp + 1] = p end end
+      problems = keepp
+    end
+  end
+  table.sort(rules, function(a, b) return a.id < b.id end)
+  return { findings = findings, problems = problems, rules = rules, files = checked,
+    counts = severity_counts(findings) }
+end
+
+-- }======================================================
+
+return M

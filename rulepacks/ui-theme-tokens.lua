@@ -1,0 +1,430 @@
+-- ui-theme-tokens: colours, spacing and font sizes come from the theme, not from literals.
+-- No ESLint equivalent; docs/rulepacks/ui-theme-tokens.md gives the exact scope.
+--
+-- Scope (the "style roots" the query finds in C):
+--   * JSX props `style`, `sx` and `css` whose value is an object (or an array, ternary or && of objects);
+--   * arguments of CSS-in-JS calls: css(...), keyframes, createGlobalStyle, injectGlobal, globalStyle, style,
+--     styleVariants, makeStyles, createStyles, StyleSheet.create(...), styled.div(...), styled(X)(...),
+--     styled.div.attrs(...)(...), styled(X).attrs(...)(...);
+--   * the same callees used as template tags: css`...`, styled.div`...`, styled(X)`...`, styled.div<P>`...`.
+-- Inside an object every property is checked, and nested objects (selectors, media queries) too; inside a
+-- template every `property: value` declaration. Anything computed (theme.x, props => ..., ${...}) is left
+-- alone: only literal text is a hard-coded value. A value equal to a configured token (config
+-- `theme.tokens`, a list or a nested map: its values and its key paths count) is fine, and var(--x) is
+-- always fine.
+
+--{====================================================================== tables
+
+local function set(words)
+  local s = {}
+  for w in words:gmatch('%S+') do s[w] = true end
+  return s
+end
+
+-- CSS named colours (CSS Color 4), lowercase.
+local NAMED = set('aliceblue antiquewhite aqua aquamarine azure beige bisque black blanchedalmond blue '
+  .. 'blueviolet brown burlywood cadetblue chartreuse chocolate coral cornflowerblue cornsilk crimson cyan '
+  .. 'darkblue darkcyan darkgoldenrod darkgray darkgreen darkgrey darkkhaki darkmagenta darkolivegreen '
+  .. 'darkorange darkorchid darkred darksalmon darkseagreen darkslateblue darkslategray darkslategrey '
+  .. 'darkturquoise darkviolet deeppink deepskyblue dimgray dimgrey dodgerblue firebrick floralwhite '
+  .. 'forestgreen fuchsia gainsboro ghostwhite gold goldenrod gray green greenyellow grey honeydew hotpink '
+  .. 'indianred indigo ivory khaki lavender lavenderblush lawngreen lemonchiffon lightblue lightcoral '
+  .. 'lightcyan lightgoldenrodyellow lightgray lightgreen lightgrey lightpink lightsalmon lightseagreen '
+  .. 'lightskyblue lightslategray lightslategrey lightsteelblue lightyellow lime limegreen linen magenta '
+  .. 'maroon mediumaquamarine mediumblue mediumorchid mediumpurple mediumseagreen mediumslateblue '
+  .. 'mediumspringgreen mediumturquoise mediumvioletred midnightblue mintcream mistyrose moccasin '
+  .. 'navajowhite navy oldlace olive olivedrab orange orangered orchid palegoldenrod palegreen '
+  .. 'paleturquoise palevioletred papayawhip peachpuff peru pink plum powderblue purple rebeccapurple red '
+  .. 'rosybrown royalblue saddlebrown salmon sandybrown seagreen seashell sienna silver skyblue slateblue '
+  .. 'slategray slategrey snow springgreen steelblue tan teal thistle tomato turquoise violet wheat white '
+  .. 'whitesmoke yellow yellowgreen')
+
+-- Colour functions.
+local COLOR_FUNCTIONS = set('rgb rgba hsl hsla hwb lab lch oklab oklch color')
+
+-- Properties (lowercase, without '-') whose value may name a colour. Hex and colour functions are
+-- reported on every property; named colours only on these (a font called "Orange" is not a colour).
+local COLOR_PROPS = set('color background backgroundcolor backgroundimage border bordercolor bordertop '
+  .. 'borderright borderbottom borderleft bordertopcolor borderrightcolor borderbottomcolor borderleftcolor '
+  .. 'borderblock borderblockcolor borderinline borderinlinecolor borderblockstart borderblockend '
+  .. 'borderinlinestart borderinlineend borderblockstartcolor borderblockendcolor borderinlinestartcolor '
+  .. 'borderinlineendcolor outline outlinecolor boxshadow textshadow fill stroke caretcolor accentcolor '
+  .. 'textdecoration textdecorationcolor textemphasiscolor columnrule columnrulecolor stopcolor floodcolor '
+  .. 'lightingcolor scrollbarcolor bg bgcolor borderColor')
+
+-- Spacing properties (lowercase, without '-'); the short ones are styled-system / MUI `sx` aliases.
+local SPACING_PROPS = set('margin margintop marginright marginbottom marginleft marginblock marginblockstart '
+  .. 'marginblockend margininline margininlinestart margininlineend marginx marginy padding paddingtop '
+  .. 'paddingright paddingbottom paddingleft paddingblock paddingblockstart paddingblockend paddinginline '
+  .. 'paddinginlinestart paddinginlineend paddingx paddingy gap rowgap columngap gridgap gridrowgap '
+  .. 'gridcolumngap inset insetblock insetblockstart insetblockend insetinline insetinlinestart '
+  .. 'insetinlineend top right bottom left marginhorizontal marginvertical paddinghorizontal paddingvertical '
+  .. 'm mt mr mb ml mx my p pt pr pb pl px py')
+
+local FONT_SIZE_PROPS = set('fontsize font')
+
+--}======================================================================
+
+--{====================================================================== tokens
+
+-- allowed-value sets by config table (a config is read once per run)
+local caches = {}
+
+local function norm(s)
+  return (s:lower():gsub('%s+', ' '):gsub('^ ', ''):gsub(' $', ''))
+end
+
+-- The set of allowed values of a config: token values, token names and dotted key paths, normalised.
+-- Numbers n also allow 'npx'.
+local function tokens(ctx)
+  local cfg = ctx.config
+  local src = cfg and cfg.theme and cfg.theme.tokens
+  if src == nil then return {} end
+  local cached = caches[src]
+  if cached then return cached end
+  local allowed = {}
+  local function add(v)
+    if type(v) == 'number' then
+      local s = (v == math.floor(v) and math.abs(v) < 2^53) and string.format('%d', v) or tostring(v)
+      allowed[s] = true
+      allowed[s .. 'px'] = true
+    elseif type(v) == 'string' then
+      allowed[norm(v)] = true
+    end
+  end
+  local depth = 0
+  local function walk(t, prefix)
+    depth = depth + 1
+    if depth > 16 then return end
+    for k, v in pairs(t) do
+      local path = type(k) == 'string' and (prefix and prefix .. '.' .. k or k) or prefix
+      if type(k) == 'string' then add(k); add(path) end
+      if type(v) == 'table' then walk(v, path) else add(v) end
+    end
+    depth = depth - 1
+  end
+  if type(src) == 'table' then walk(src, nil) else add(src) end
+  caches[src] = allowed
+  return allowed
+end
+
+local function allowed_value(ctx, text)
+  local t = tokens(ctx)
+  local n = norm(text)
+  if t[n] then return true end
+  for _, a in ipairs((ctx.options or {}).allow or {}) do
+    if norm(tostring(a)) == n then return true end
+  end
+  return false
+end
+
+--}======================================================================
+
+--{====================================================================== scanners
+
+-- Each scanner takes (prop, text, base, ctx, out, numeric) where `prop` is the normalised property name,
+-- `text` the literal text of the value (substitutions blanked), `base` the byte offset of text's first
+-- byte in the source, and appends { s =, e =, text = } ranges of hard-coded values to `out`.
+
+-- Blanks var(...) so that fallbacks inside it are not reported.
+local function mask_vars(text)
+  return (text:gsub('[vV][aA][rR]%s*%b()', function(m) return (' '):rep(#m) end))
+end
+
+local function scan_colors(prop, text, base, ctx, out)
+  local masked = mask_vars(text)
+  local lower = masked:lower()
+  local i = 1
+  while true do
+    local s, e = lower:find('#%x+', i)
+    if not s then break end
+    local len = e - s
+    local before = s > 1 and lower:sub(s - 1, s - 1) or ''
+    local after = lower:sub(e + 1, e + 1)
+    if (len == 3 or len == 4 or len == 6 or len == 8) and not before:find('[%w_%-]') and not after:find('[%w_%-]') then
+      out[#out + 1] = { s = base + s - 1, e = base + e, text = text:sub(s, e) }
+    end
+    i = e + 1
+  end
+  i = 1
+  while true do
+    local s, e, word = lower:find('([%a][%w%-]*)', i)
+    if not s then break end
+    local before = s > 1 and lower:sub(s - 1, s - 1) or ''
+    if not before:find('[#%w_%-]') then
+      if COLOR_FUNCTIONS[word] and lower:find('^%s*%(', e + 1) then
+        local close = select(2, lower:find('^%s*%b()', e + 1))
+        local fin = close or #lower
+        out[#out + 1] = { s = base + s - 1, e = base + fin, text = text:sub(s, fin) }
+        e = fin
+      elseif NAMED[word] and COLOR_PROPS[prop] then
+        out[#out + 1] = { s = base + s - 1, e = base + e, text = text:sub(s, e) }
+      end
+    end
+    i = e + 1
+  end
+end
+
+-- Lengths in `units` (a set) inside text; zero lengths are fine.
+local function scan_lengths(units, text, base, out)
+  local masked = mask_vars(text):lower()
+  local i = 1
+  while true do
+    local s, e, num, unit = masked:find('(%-?%d*%.?%d+)(%a+)', i)
+    if not s then break end
+    local before = s > 1 and masked:sub(s - 1, s - 1) or ''
+    local after = masked:sub(e + 1, e + 1)
+    if units[unit] and tonumber(num) ~= 0 and not before:find('[%w_%.#]') and not after:find('[%w_]') then
+      out[#out + 1] = { s = base + s - 1, e = base + e, text = text:sub(s, e) }
+    end
+    i = e + 1
+  end
+end
+
+local SPACING_UNITS = set('px rem em')
+local FONT_UNITS = set('px rem em pt')
+
+local function scan_spacing(prop, text, base, _, out)
+  if SPACING_PROPS[prop] then scan_lengths(SPACING_UNITS, text, base, out) end
+end
+
+local function scan_font_size(prop, text, base, _, out)
+  if FONT_SIZE_PROPS[prop] then scan_lengths(FONT_UNITS, text, base, out) end
+end
+
+--}======================================================================
+
+--{====================================================================== walking style roots
+
+local function prop_name(key)
+  local t = key:type()
+  local s
+  if t == 'property_identifier' or t == 'identifier' then s = key:text()
+  elseif t == 'string' then s = key:text():sub(2, -2)
+  else return nil end
+  return (s:lower():gsub('%-', ''))
+end
+
+-- The literal text of a string or template node, with substitutions blanked, and its source offset.
+local function literal_text(node)
+  local t = node:type()
+  local r = node:range()
+  local text = node:text()
+  if t == 'string' then return text:sub(2, -2), r.start_byte + 1 end
+  if t == 'template_string' then
+    local parts, pos = {}, r.start_byte + 1
+    for _, c in ipairs(node:named_children()) do
+      if c:type() == 'template_substitution' then
+        local cr = c:range()
+        parts[#parts + 1] = text:sub(pos - r.start_byte + 1, cr.start_byte - r.start_byte)
+        parts[#parts + 1] = ('\1'):rep(cr.end_byte - cr.start_byte)
+        pos = cr.end_byte
+      end
+    end
+    parts[#parts + 1] = text:sub(pos - r.start_byte + 1, #text - 1)
+    return table.concat(parts), r.start_byte + 1
+  end
+  return nil
+end
+
+-- A numeric literal (possibly negative): its value.
+local function number_value(node)
+  local t = node:type()
+  if t == 'number' then return tonumber((node:text():gsub('_', ''))) end
+  if t == 'unary_expression' then
+    local op = node:child(1):text()
+    local arg = node:child_by_field('argument')
+    if (op == '-' or op == '+') and arg and arg:type() == 'number' then
+      local n = tonumber((arg:text():gsub('_', '')))
+      return n and (op == '-' and -n or n)
+    end
+  end
+  return nil
+end
+
+local walk_value
+
+-- Walks an object of style properties.
+local function walk_object(obj, spec, depth)
+  if depth > 32 then return end
+  for _, p in ipairs(obj:named_children()) do
+    local t = p:type()
+    if t == 'pair' then
+      local key, value = p:child_by_field('key'), p:child_by_field('value')
+      local prop = key and prop_name(key)
+      if value then walk_value(value, prop, spec, depth + 1) end
+    elseif t == 'spread_element' then
+      local arg = p:named_child(1)
+      if arg then walk_value(arg, nil, spec, depth + 1) end
+    end
+  end
+end
+
+-- Walks a property value: literals are scanned, objects walked, conditionals and arrays looked into.
+walk_value = function(node, prop, spec, depth)
+  if depth > 32 then return end
+  local t = node:type()
+  if t == 'object' then return walk_object(node, spec, depth) end
+  if t == 'string' or t == 'template_string' then
+    if not prop then return end
+    local text, base = literal_text(node)
+    if text then spec.scan(prop, text, base, node) end
+    return
+  end
+  if t == 'number' or t == 'unary_expression' then
+    local n = number_value(node)
+    if n and prop then spec.number(prop, n, node) end
+    return
+  end
+  if t == 'parenthesized_expression' or t == 'as_expression' or t == 'satisfies_expression' then
+    local inner = node:named_child(1)
+    if inner then walk_value(inner, prop, spec, depth + 1) end
+  elseif t == 'ternary_expression' then
+    local a, b = node:child_by_field('consequence'), node:child_by_field('alternative')
+    if a then walk_value(a, prop, spec, depth + 1) end
+    if b then walk_value(b, prop, spec, depth + 1) end
+  elseif t == 'binary_expression' then
+    local op = node:child_by_field('operator'):text()
+    if op == '&&' or op == '||' or op == '??' then
+      local r = node:child_by_field('right')
+      if r then walk_value(r, prop, spec, depth + 1) end
+      if op ~= '&&' then
+        local l = node:child_by_field('left')
+        if l then walk_value(l, prop, spec, depth + 1) end
+      end
+    end
+  elseif t == 'array' then
+    for _, c in ipairs(node:named_children()) do walk_value(c, prop, spec, depth + 1) end
+  elseif t == 'arrow_function' and not prop then
+    local body = node:child_by_field('body')
+    if body and body:type() ~= 'statement_block' then walk_value(body, nil, spec, depth + 1) end
+  end
+end
+
+-- Scans the declarations of a CSS template: `prop: value` up to ';' or '}' (not '{': that is a selector).
+local function walk_css(text, base, spec)
+  text = text:gsub('/%*.-%*/', function(c) return (' '):rep(#c) end)
+  local i = 1
+  while true do
+    local s, _, name, vs, value, ve = text:find('([%a%-][%w%-]*)%s*:%s*()([^;{}]*)()', i)
+    if not s then break end
+    local term = text:sub(ve, ve)
+    local before = s > 1 and text:sub(s - 1, s - 1) or ''
+    if term ~= '{' and not before:find('[%w_&:%.#%-]') then
+      spec.scan((name:lower():gsub('%-', '')), value, base + vs - 1, nil)
+    end
+    i = ve + 1
+  end
+end
+
+-- Walks a style root captured by the query.
+local function walk_root(root, spec)
+  local t = root:type()
+  if t == 'template_string' then
+    local text, base = literal_text(root)
+    return walk_css(text, base, spec)
+  end
+  if t == 'arguments' or t == 'jsx_expression' then
+    for _, a in ipairs(root:named_children()) do walk_value(a, nil, spec, 1) end
+    return
+  end
+  walk_value(root, nil, spec, 1)
+end
+
+--}======================================================================
+
+--{====================================================================== rules
+
+local CALLEES = '"css" "keyframes" "createGlobalStyle" "injectGlobal" "globalStyle" "style" "styleVariants" '
+  .. '"makeStyles" "createStyles"'
+
+local CALL_QUERY = table.concat({
+  '(call_expression function: (identifier) @fn arguments: (_) @root (#any-of? @fn ' .. CALLEES .. '))',
+  '(call_expression function: (member_expression object: (identifier) @fn property: (property_identifier) @p)'
+    .. ' arguments: (_) @root (#any-of? @fn "styled" "StyleSheet") (#not-eq? @p "attrs"))',
+  '(call_expression function: (call_expression function: (identifier) @fn) arguments: (_) @root (#eq? @fn "styled"))',
+  '(call_expression function: (call_expression function: (member_expression object: [(member_expression '
+    .. 'object: (identifier) @fn) (call_expression function: (identifier) @fn)] property: (property_identifier) @p))'
+    .. ' arguments: (_) @root (#eq? @fn "styled") (#eq? @p "attrs"))',
+  -- styled.div<Props>`...` in TSX parses as (styled.div < Props) > `...`
+  '(binary_expression left: (binary_expression left: (member_expression object: (identifier) @fn)) '
+    .. 'right: (template_string) @root (#eq? @fn "styled"))',
+}, '\n')
+
+local JSX_QUERY = '(jsx_attribute (property_identifier) @attr (jsx_expression) @root (#any-of? @attr "style" "sx" "css"))'
+
+local QUERY = { ts = CALL_QUERY, tsx = CALL_QUERY .. '\n' .. JSX_QUERY }
+
+-- True when the root is the value of a `sx` prop (MUI / styled-system: numbers are theme steps there).
+local function in_sx(m)
+  local a = m.captures.attr
+  return a ~= nil and a:text() == 'sx'
+end
+
+-- Builds the check of a rule from its scanner and its handling of bare numbers.
+local function make_check(scanner, numbers, message)
+  return function(ctx, m)
+    local root = m.captures.root
+    if not root then return nil end
+    if root:type() == 'arguments' and m.captures.fn and m.captures.fn:text() == 'StyleSheet' then
+      local p = m.captures.p
+      if not p or p:text() ~= 'create' then return nil end
+    end
+    local sx = in_sx(m)
+    local spec = {}
+    spec.scan = function(prop, text, base)
+      if allowed_value(ctx, (text:gsub('\1', ' '))) then return end
+      local out = {}
+      scanner(prop, text, base, ctx, out)
+      for _, f in ipairs(out) do
+        if not allowed_value(ctx, f.text) then
+          ctx.report({ start_byte = f.s, end_byte = f.e, message = message:format(f.text) })
+        end
+      end
+    end
+    spec.number = function(prop, n, node)
+      if n == 0 or not numbers(prop, sx) then return end
+      local text = node:text()
+      if allowed_value(ctx, text) or allowed_value(ctx, text .. 'px') then return end
+      ctx.report({ node = node, message = message:format(text) })
+    end
+    walk_root(root, spec)
+    return nil
+  end
+end
+
+local function never() return false end
+
+return {
+  name = 'ui-theme-tokens',
+  version = '1.0.0',
+  description = 'Colours, spacing and font sizes in styles come from the theme (config theme.tokens)',
+  rules = {
+    {
+      id = 'no-hardcoded-color',
+      severity = 'warning',
+      description = 'Colours in styles use theme tokens, not hex, rgb(), hsl() or named colours',
+      query = QUERY,
+      check = make_check(scan_colors, never, "hard-coded colour '%s': use a theme token"),
+      options = { allow = {} },
+    },
+    {
+      id = 'no-hardcoded-spacing',
+      severity = 'warning',
+      description = 'Margins, paddings, gaps and offsets use theme spacing tokens, not px/rem/em or bare numbers',
+      query = QUERY,
+      check = make_check(scan_spacing, function(prop, sx) return SPACING_PROPS[prop] and not sx end,
+        "hard-coded spacing '%s': use a theme spacing token"),
+      options = { allow = {} },
+    },
+    {
+      id = 'no-hardcoded-font-size',
+      severity = 'warning',
+      description = 'Font sizes use theme tokens, not px/rem/em/pt or bare numbers',
+      query = QUERY,
+      check = make_check(scan_font_size, function(prop) return prop == 'fontsize' end,
+        "hard-coded font size '%s': use a theme font-size token"),
+      options = { allow = {} },
+    },
+  },
+}
