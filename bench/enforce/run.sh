@@ -16,7 +16,8 @@
 # present.  Everything goes to build/bench-enforce (never committed).
 # usage: bench/enforce/run.sh            (needs bin/aegis-run: `make`)
 # env:   ENFORCE_JOBS (default nproc), ENFORCE_SKIP_ESLINT=1 reuses the last
-#        eslint.json and its times (for rerunning our side while rules change)
+#        eslint.json and its times (for rerunning our side while rules change),
+#        ENFORCE_RULEPACKS (default typescript-strict,a11y)
 set -eu
 cd "$(dirname "$0")/../.."
 top=$(pwd)
@@ -51,7 +52,7 @@ timed parse.time env ENFORCE_ROOT=corpus ENFORCE_FILES=corpus/files.txt ENFORCE_
   "$aegis" test "$top/bench/enforce/parse_spec.lua" > parse.log 2>&1
 grep -q '^1 passed' parse.log || { cat parse.log >&2; echo "enforce bench: parse floor failed" >&2; exit 1; }
 # ---- aegis, one job, then all cores (exit 1 = findings at error level)
-rp=typescript-strict,a11y
+rp=${ENFORCE_RULEPACKS:-typescript-strict,a11y}
 timed aegis-1.time "$aegis" enforce --format json --rulepacks "$rp" --jobs 1 corpus > aegis-1.json 2> aegis-1.err
 timed aegis-n.time "$aegis" enforce --format json --rulepacks "$rp" --jobs "$jobs" corpus > aegis-n.json 2> aegis-n.err
 for f in aegis-1 aegis-n; do
