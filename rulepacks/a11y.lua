@@ -534,26 +534,33 @@ local function elements_query(names)
     .. '((jsx_self_closing_element name: (identifier) @tag) @el (#any-of? @tag %s))'):format(any, any)
 end
 
--- Elements of the DOM with an attribute whose name matches `regex`.
-local function handler_query(regex)
-  local any = quoted(DOM_LIST)
-  return ('((jsx_opening_element name: (identifier) @tag attribute: (jsx_attribute (property_identifier) @h))'
-    .. ' @el (#any-of? @tag %s) (#match? @h "%s"))\n'
-    .. '((jsx_self_closing_element name: (identifier) @tag attribute: (jsx_attribute (property_identifier) @h))'
-    .. ' @el (#any-of? @tag %s) (#match? @h "%s"))'):format(any, regex, any, regex)
+-- Attributes whose name matches `regex` (the rule's check then looks at the element). Starting from the
+-- attribute keeps the query cheap: a pattern over (element, attribute) pairs costs tree-sitter a state per
+-- attribute of every element.
+local function handler_query(regex, spread)
+  local q = ('((jsx_attribute (property_identifier) @h) (#match? @h "%s"))'):format(regex)
+  if not spread then return q end
+  return q .. ('\n((jsx_expression (spread_element (object (pair key: (property_identifier) @h)))) (#match? @h "%s"))\n'
+    .. '((jsx_expression (spread_element (object (shorthand_property_identifier) @h))) (#match? @h "%s"))')
+    :format(regex, regex)
 end
 
--- Elements of the DOM with a spread object literal holding a property whose name matches `regex`.
-local function spread_handler_query(regex)
-  local any = quoted(DOM_LIST)
-  local list = {}
-  for _, kind in ipairs({ 'jsx_opening_element', 'jsx_self_closing_element' }) do
-    list[#list + 1] = ('((%s name: (identifier) @tag attribute: (jsx_expression (spread_element (object '
-      .. '(pair key: (property_identifier) @h))))) @el (#any-of? @tag %s) (#match? @h "%s"))'):format(kind, any, regex)
-    list[#list + 1] = ('((%s name: (identifier) @tag attribute: (jsx_expression (spread_element (object '
-      .. '(shorthand_property_identifier) @h)))) @el (#any-of? @tag %s) (#match? @h "%s"))'):format(kind, any, regex)
-  end
-  return table.concat(list, '\n')
+-- The element of a handler capture (an attribute name, or a key in {...{onClick}}), and its DOM tag;
+-- nil when it is not on a DOM element.
+local function handler_element(h)
+  local n = h:parent()
+  local t = n:type()
+  if t == 'pair' then n = n:parent() end
+  if t == 'pair' or t == 'object' then n = n:parent():parent() end -- object -> spread_element -> jsx_expression
+  local el = n and n:parent()
+  if not el then return nil end
+  local et = el:type()
+  if et ~= 'jsx_opening_element' and et ~= 'jsx_self_closing_element' then return nil end
+  local name = el:child_by_field('name')
+  if not name or name:type() ~= 'identifier' then return nil end
+  local tag = name:text()
+  if not DOM[tag] then return nil end
+  return el, tag
 end
 
 -- True when `h` (the captured attribute name) is the first attribute matching `pattern` (a Lua pattern
@@ -595,30 +602,27 @@ function ALT.img(attrs, tag)
   local alt = get_prop(attrs, 'alt')
   if not alt then
     if is_presentation(attrs) then
-      return 'Prefer alt="" over a presentational role. First rule of aria is to not use aria if it can be '
-        .. 'achieved via native HTML.'
+      return 'mark a decorative image with alt="", not with role="presentation" or role="none"'
     end
     local label = get_prop(attrs, 'aria-label')
     if label then
       if not label_value(label) then
-        return 'The aria-label attribute must have a value. The alt attribute is preferred over aria-label '
-          .. 'for images.'
+        return 'aria-label on an image is empty: give it text (alt is the better way to label an image)'
       end
       return nil
     end
     local by = get_prop(attrs, 'aria-labelledby')
     if by then
       if not label_value(by) then
-        return 'The aria-labelledby attribute must have a value. The alt attribute is preferred over '
-          .. 'aria-labelledby for images.'
+        return 'aria-labelledby on an image is empty: point it at a label (alt is the better way to label an '
+          .. 'image)'
       end
       return nil
     end
-    return tag .. ' elements must have an alt prop, either with meaningful text, or an empty string for '
-      .. 'decorative images.'
+    return '<' .. tag .. '> has no alt prop: describe the image, or use alt="" if it is decorative'
   end
   if alt_ok(alt) then return nil end
-  return 'Invalid alt value for ' .. tag .. '. Use alt="" for presentational images.'
+  return 'alt on <' .. tag .. '> has no usable value: describe the image, or use alt="" if it is decorative'
 end
 
 local function has_label(attrs)
@@ -629,8 +633,7 @@ end
 function ALT.object(attrs, _, el)
   if has_label(attrs) or truthy(value_of(get_prop(attrs, 'title'), true)) then return nil end
   if has_accessible_child(element_of(el), attrs) then return nil end
-  return 'Embedded <object> elements must have alternative text by providing inner text, aria-label or '
-    .. 'aria-labelledby props.'
+  return '<object> has no text alternative: add inner text, a title, aria-label or aria-labelledby'
 end
 
 local function alt_or_label(attrs, message)
@@ -641,14 +644,14 @@ local function alt_or_label(attrs, message)
 end
 
 function ALT.area(attrs)
-  return alt_or_label(attrs, 'Each area of an image map must have a text alternative through the `alt`, '
-    .. '`aria-label`, or `aria-labelledby` prop.')
+  return alt_or_label(attrs, '<area> of an image map has no text alternative: add alt, aria-label or '
+    .. 'aria-labelledby')
 end
 
 ALT['input[type="image"]'] = function(attrs, tag)
   if tag == 'input' and value_of(get_prop(attrs, 'type'), false) ~= 'image' then return nil end
-  return alt_or_label(attrs, '<input> elements with type="image" must have a text alternative through the '
-    .. '`alt`, `aria-label`, or `aria-labelledby` prop.')
+  return alt_or_label(attrs, '<input type="image"> has no text alternative: add alt, aria-label or '
+    .. 'aria-labelledby')
 end
 
 local function list_has(list, x)
@@ -671,23 +674,20 @@ end
 
 local ANCHOR_PROPS = { 'title', 'aria-label' }
 
-local function anchor_has_content(ctx, m)
+local function anchor_has_content(_, m)
   local el = m.captures.el
   local attrs = attributes(el)
   if has_accessible_child(element_of(el), attrs) or has_any_prop(attrs, ANCHOR_PROPS) then return nil end
-  return { node = el, message = 'Anchors must have content and the content must be accessible by a screen '
-    .. 'reader.' }
+  return { node = el, message = 'anchor has no content a screen reader can announce: add text, a visible child, '
+    .. 'title or aria-label' }
 end
 
-local LEARN = ' Learn more: https://github.com/jsx-eslint/eslint-plugin-jsx-a11y/blob/HEAD/docs/rules/anchor-is-valid.md'
-local PREFER_BUTTON = 'Anchor used as a button. Anchors are primarily expected to navigate. Use the button '
-  .. 'element instead.' .. LEARN
-local NO_HREF = 'The href attribute is required for an anchor to be keyboard accessible. Provide a valid, '
-  .. 'navigable address as the href value. If you cannot provide an href, but still need the element to '
-  .. 'resemble a link, use a button and change it with appropriate styles.' .. LEARN
-local INVALID_HREF = 'The href attribute requires a valid value to be accessible. Provide a valid, navigable '
-  .. 'address as the href value. If you cannot provide a valid href, but still need the element to resemble '
-  .. 'a link, use a button and change it with appropriate styles.' .. LEARN
+local PREFER_BUTTON = 'anchor used as a button (a click handler and no real address): use <button> and '
+  .. 'style it'
+local NO_HREF = 'anchor without href cannot be reached with the keyboard: give it a real address, or use '
+  .. '<button> if it does not navigate'
+local INVALID_HREF = "anchor href is not an address ('', '#' or javascript:): give it a real one, or use "
+  .. '<button> if it does not navigate'
 
 local function anchor_is_valid(ctx, m)
   local el = m.captures.el
@@ -722,7 +722,9 @@ end
 local KEY_HANDLERS = { 'onkeydown', 'onkeyup', 'onkeypress' }
 
 local function click_events_have_key_events(_, m)
-  local el, tag, h = m.captures.el, m.captures.tag:text(), m.captures.h
+  local h = m.captures.h
+  local el, tag = handler_element(h)
+  if not el then return nil end
   local attrs = attributes(el)
   local onclick = get_prop(attrs, 'onClick') -- may be {...{onClick: f}}; one finding per element
   if not onclick or (onclick.node ~= h and onclick.node ~= h:parent()) then return nil end
@@ -730,8 +732,8 @@ local function click_events_have_key_events(_, m)
     or has_any_prop(attrs, KEY_HANDLERS) then
     return nil
   end
-  return { node = el, message = 'Visible, non-interactive elements with click handlers must have at least one '
-    .. 'keyboard listener.' }
+  return { node = el, message = 'clickable element that is not natively interactive has no keyboard handler: '
+    .. 'add onKeyDown, onKeyUp or onKeyPress' }
 end
 
 -- role={cond ? 'a' : 'b'}, role={x}: a role the rule cannot read (isNonLiteralProperty).
@@ -750,7 +752,8 @@ end
 local STATIC_HANDLERS = { 'onClick', 'onMouseDown', 'onMouseUp', 'onKeyPress', 'onKeyDown', 'onKeyUp' }
 
 local function no_static_element_interactions(ctx, m)
-  local el, tag = m.captures.el, m.captures.tag:text()
+  local el, tag = handler_element(m.captures.h)
+  if not el then return nil end
   local attrs = attributes(el)
   if not first_of(attrs, m.captures.h, '^ON') then return nil end
   local opts = ctx.options or {}
@@ -762,17 +765,17 @@ local function no_static_element_interactions(ctx, m)
     or is_noninteractive_role(attrs) or is_abstract_role(attrs) then
     return nil
   end
-  if opts.allowExpressionValues ~= false and non_literal_role(attrs) then return nil end
-  return { node = el, message = 'Avoid non-native interactive elements. If using native HTML is not possible, '
-    .. 'add an appropriate role and support for tabbing, mouse, keyboard, and touch inputs to an interactive '
-    .. 'content element.' }
+  if opts.allowExpressionValues == true and non_literal_role(attrs) then return nil end
+  return { node = el, message = 'static element with a mouse or keyboard handler: use a native interactive '
+    .. 'element, or give it a role and keyboard and focus support' }
 end
 
 local NONINTERACTIVE_HANDLERS = { 'onClick', 'onError', 'onLoad', 'onMouseDown', 'onMouseUp', 'onKeyPress',
   'onKeyDown', 'onKeyUp' }
 
 local function no_noninteractive_element_interactions(ctx, m)
-  local el, tag = m.captures.el, m.captures.tag:text()
+  local el, tag = handler_element(m.captures.h)
+  if not el then return nil end
   local attrs = attributes(el)
   if not first_of(attrs, m.captures.h, '^ON') then return nil end
   local opts = ctx.options or {}
@@ -793,8 +796,8 @@ local function no_noninteractive_element_interactions(ctx, m)
     or is_abstract_role(attrs) then
     return nil
   end
-  return { node = el, message = 'Non-interactive elements should not be assigned mouse or keyboard event '
-    .. 'listeners.' }
+  return { node = el, message = 'non-interactive element (content or container) with a mouse or keyboard '
+    .. 'handler: move the handler to an interactive element' }
 end
 
 -- minimatch for the names these options hold: '*' and '?' wildcards, no path separators.
@@ -878,8 +881,8 @@ local function may_have_label(node, max, extra, controls, depth)
   return false
 end
 
-local LABEL_NO_TEXT = 'A form label must have accessible text.'
-local LABEL_NO_CONTROL = 'A form label must be associated with a control.'
+local LABEL_NO_TEXT = 'label has no text a screen reader can announce'
+local LABEL_NO_CONTROL = 'label is not tied to a control: add htmlFor, or nest the input, select or textarea in it'
 
 local CONTROLS = { 'input', 'meter', 'output', 'progress', 'select', 'textarea' }
 
@@ -910,8 +913,7 @@ local function heading_has_content(_, m)
   local el, tag = m.captures.el, m.captures.tag:text()
   local attrs = attributes(el)
   if has_accessible_child(element_of(el), attrs) or is_hidden(tag, attrs) then return nil end
-  return { node = el, message = 'Headings must have content and the content must be accessible by a screen '
-    .. 'reader.' }
+  return { node = el, message = 'heading has no content a screen reader can announce' }
 end
 
 local function aria_role(ctx, m)
@@ -929,7 +931,7 @@ local function aria_role(ctx, m)
     local j = s:find(' ', i, true)
     local r = s:sub(i, (j or 0) - 1)
     if not (allowed[r] or VALID_ROLES[r]) then
-      return { node = attr, message = 'Elements with ARIA roles must use a valid, non-abstract ARIA role.' }
+      return { node = attr, message = "role holds '" .. r .. "', which is not a valid, non-abstract ARIA role" }
     end
     if not j then return nil end
     i = j + 1
@@ -978,7 +980,7 @@ return {
       description = 'A clickable non-interactive element also has a keyboard handler',
       eslint = 'jsx-a11y/click-events-have-key-events',
       lang = 'tsx',
-      query = handler_query('^' .. ci('onclick') .. '$') .. '\n' .. spread_handler_query('^' .. ci('onclick') .. '$'),
+      query = handler_query('^' .. ci('onclick') .. '$', true),
       check = click_events_have_key_events,
     },
     {

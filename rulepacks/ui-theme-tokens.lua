@@ -131,7 +131,7 @@ local function mask_vars(text)
   return (text:gsub('[vV][aA][rR]%s*%b()', function(m) return (' '):rep(#m) end))
 end
 
-local function scan_colors(prop, text, base, ctx, out)
+local function scan_colors(prop, text, base, _, out)
   local masked = mask_vars(text)
   local lower = masked:lower()
   local i = 1
@@ -351,7 +351,8 @@ local CALL_QUERY = table.concat({
     .. 'right: (template_string) @root (#eq? @fn "styled"))',
 }, '\n')
 
-local JSX_QUERY = '(jsx_attribute (property_identifier) @attr (jsx_expression) @root (#any-of? @attr "style" "sx" "css"))'
+local JSX_QUERY = '(jsx_attribute (property_identifier) @attr (jsx_expression) @root '
+  .. '(#any-of? @attr "style" "sx" "css"))'
 
 local QUERY = { ts = CALL_QUERY, tsx = CALL_QUERY .. '\n' .. JSX_QUERY }
 
@@ -361,34 +362,55 @@ local function in_sx(m)
   return a ~= nil and a:text() == 'sx'
 end
 
+-- The literal values of a style root: { prop =, text =, base = } for text and { prop =, number =, s =, e =,
+-- text = } for bare numbers. The three rules walk the same roots of a file one after the other, so the
+-- values of the current source are kept (byte offsets and strings only: no nodes outlive their tree).
+local cached_source, cached = nil, {}
+
+local function values_of(ctx, m)
+  local root = m.captures.root
+  local r = root:range()
+  if cached_source ~= ctx.source then cached_source, cached = ctx.source, {} end
+  local key = r.start_byte .. ':' .. r.end_byte
+  local list = cached[key]
+  if list then return list end
+  list = {}
+  local fn, p = m.captures.fn, m.captures.p
+  if not (root:type() == 'arguments' and fn and fn:text() == 'StyleSheet' and (not p or p:text() ~= 'create')) then
+    walk_root(root, {
+      scan = function(prop, text, base) list[#list + 1] = { prop = prop, text = text, base = base } end,
+      number = function(prop, n, node)
+        local nr = node:range()
+        list[#list + 1] = { prop = prop, number = n, s = nr.start_byte, e = nr.end_byte, text = node:text() }
+      end,
+    })
+  end
+  list.sx = in_sx(m)
+  cached[key] = list
+  return list
+end
+
 -- Builds the check of a rule from its scanner and its handling of bare numbers.
 local function make_check(scanner, numbers, message)
   return function(ctx, m)
-    local root = m.captures.root
-    if not root then return nil end
-    if root:type() == 'arguments' and m.captures.fn and m.captures.fn:text() == 'StyleSheet' then
-      local p = m.captures.p
-      if not p or p:text() ~= 'create' then return nil end
-    end
-    local sx = in_sx(m)
-    local spec = {}
-    spec.scan = function(prop, text, base)
-      if allowed_value(ctx, (text:gsub('\1', ' '))) then return end
-      local out = {}
-      scanner(prop, text, base, ctx, out)
-      for _, f in ipairs(out) do
-        if not allowed_value(ctx, f.text) then
-          ctx.report({ start_byte = f.s, end_byte = f.e, message = message:format(f.text) })
+    if not m.captures.root then return nil end
+    local list = values_of(ctx, m)
+    for _, v in ipairs(list) do
+      if v.number then
+        if v.number ~= 0 and numbers(v.prop, list.sx) and not allowed_value(ctx, v.text)
+          and not allowed_value(ctx, v.text .. 'px') then
+          ctx.report({ start_byte = v.s, end_byte = v.e, message = message:format(v.text) })
+        end
+      elseif not allowed_value(ctx, (v.text:gsub('\1', ' '))) then
+        local out = {}
+        scanner(v.prop, v.text, v.base, ctx, out)
+        for _, f in ipairs(out) do
+          if not allowed_value(ctx, f.text) then
+            ctx.report({ start_byte = f.s, end_byte = f.e, message = message:format(f.text) })
+          end
         end
       end
     end
-    spec.number = function(prop, n, node)
-      if n == 0 or not numbers(prop, sx) then return end
-      local text = node:text()
-      if allowed_value(ctx, text) or allowed_value(ctx, text .. 'px') then return end
-      ctx.report({ node = node, message = message:format(text) })
-    end
-    walk_root(root, spec)
     return nil
   end
 end

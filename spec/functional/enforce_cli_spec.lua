@@ -12,7 +12,8 @@ return {
     { id = 'no-debugger', severity = 'warning', description = 'Unexpected debugger statement',
       query = '(debugger_statement) @d' },
     { id = 'no-todo', severity = 'info', description = 'TODO comment', query = '((comment) @c (#match? @c "TODO"))',
-      check = function(ctx, m) return ctx.options.prefix .. ctx.text(m.captures.c) end, options = { prefix = 'found: ' } },
+      check = function(ctx, m) return ctx.options.prefix .. ctx.text(m.captures.c) end,
+      options = { prefix = 'found: ' } },
   },
 }
 ]]
@@ -59,6 +60,20 @@ describe('aegis-run enforce', function()
     assert.is_nil(r.stdout:find('\27', 1, true))  -- not a terminal: no colour
   end)
 
+  it('colours text on a terminal, unless NO_COLOR is set', function()
+    if not os.execute('command -v script >/dev/null 2>&1') then return pending('needs script(1) (util-linux)') end
+    local dir = project({ ['a.ts'] = 'var x;\n' })
+    local function run(nc)
+      local p = io.popen(('cd %s && %s script -qec %s /dev/null </dev/null'):format(h.shell_quote(dir),
+        nc and 'env NO_COLOR=1' or 'env -u NO_COLOR', h.shell_quote(h.shell_quote(h.bin) .. ' enforce a.ts')))
+      local out = p:read('a')
+      p:close()
+      return out
+    end
+    assert.matches('\27[1;31merror\27[0m', run(false), 1, true)
+    assert.is_nil(run(true):find('\27', 1, true))
+  end)
+
   it('exits 0 when clean, and on warnings up to --max-warnings', function()
     local dir = project({ ['a.ts'] = 'debugger;\n// TODO x\n' })
     local r = enforce(dir, { '.' })
@@ -81,6 +96,21 @@ describe('aegis-run enforce', function()
       doc.findings[1].end_col, doc.findings[1].start_byte, doc.findings[1].end_byte })
     assert.equal('found: // TODO later', doc.findings[2].message)
     assert.equal(3, #doc.rules)
+  end)
+
+  it('keeps JSON valid when messages quote invalid UTF-8, in process and from workers', function()
+    local files = {}
+    for i = 1, 9 do files[('f%d.ts'):format(i)] = '// TODO \255\254 bytes\n' end
+    local dir = project(files)
+    for _, jobs in ipairs({ '1', '2' }) do
+      local r = enforce(dir, { '--jobs', jobs, '--format', 'json', '.' })
+      assert.equal(0, r.code)
+      local doc = assert(json.decode(r.stdout))
+      assert.equal(9, #doc.findings)
+      assert.equal('found: // TODO \u{FFFD}\u{FFFD} bytes', doc.findings[1].message)
+    end
+    local r = enforce(dir, { '--format', 'sarif', 'f1.ts' })
+    assert.truthy(json.decode(r.stdout))
   end)
 
   it('writes GitHub annotations, escaping data and properties', function()
@@ -115,7 +145,8 @@ describe('aegis-run enforce', function()
     local dir
     setup(function() dir = project({ ['a.ts'] = 'let a;\n' }) end)
     for _, c in ipairs({
-      { { '--rulepacks', 'no-such-pack', '.' }, "aegis-run: enforce: no rulepack 'no-such-pack' in AEGIS_PATH (.) or built-ins\n" },
+      { { '--rulepacks', 'no-such-pack', '.' },
+        "aegis-run: enforce: no rulepack 'no-such-pack' in AEGIS_PATH (.) or built-ins\n" },
       { { '--bogus', '.' }, "aegis-run: enforce: unknown option '--bogus' (see aegis-run enforce --help)\n" },
       { { 'missing/' }, "aegis-run: enforce: 'missing/': No such file or directory\n" },
       { {}, 'aegis-run: enforce: no paths given (see aegis-run enforce --help)\n' },
@@ -234,8 +265,26 @@ return { name = 'bad', rules = {
     assert.matches("a.ts: error rule 'bad/boom' on 'a.ts': vendor/rulepacks/bad.lua:2: kaboom", r.stdout, 1, true)
   end)
 
+  it('reports a finding on another file once, however many files report it', function()
+    local files = { ['vendor/rulepacks/cfg.lua'] = [[
+return { name = 'cfg', rules = {
+  { id = 'tsconfig', description = 'd', query = '(program) @p', check = function(ctx)
+      ctx.report{ path = 'tsconfig.json', line = 1, col = 1, message = 'strict is off' } end } } }
+]] }
+    for i = 1, 10 do files[('f%d.ts'):format(i)] = 'let a;\n' end
+    local dir = project(files)
+    for _, jobs in ipairs({ '1', '3' }) do
+      local r = enforce(dir, { '--jobs', jobs, '--rulepacks', 'vendor/rulepacks/cfg.lua', '--format', 'json', '.' })
+      local doc = json.decode(r.stdout)
+      assert.equal(1, #doc.findings)
+      assert.same({ 'tsconfig.json', 'strict is off' }, { doc.findings[1].path, doc.findings[1].message })
+    end
+  end)
+
   it('honours suppression comments', function()
-    local dir = project({ ['a.ts'] = '// aegis-disable-next-line demo/no-var\nvar a;\nvar b; // eslint-disable-line no-var\n' })
+    local dir = project({
+      ['a.ts'] = '// aegis-disable-next-line demo/no-var\nvar a;\nvar b; // eslint-disable-line no-var\n',
+    })
     local r = enforce(dir, { '.' })
     assert.equal(0, r.code)
   end)

@@ -71,6 +71,18 @@ describe('untrusted rulepacks (S7)', function()
     assert.matches('a.ts:1:1 error prpack/no-debugger', r.stdout, 1, true)
   end)
 
+  it('runs a trusted rulepack that includes an untrusted one in the worker, as a whole', function()
+    local dir = project({ prpack = GOOD })
+    h.write(dir .. '/trusted/rulepacks/wrap.lua', [[
+return { name = 'wrap', include = { 'prpack' }, rules = {} }
+]])
+    local r = enforce(dir, { '--rulepacks', 'trusted/rulepacks/wrap.lua', '--format', 'json', '.' })
+    assert.matches("rulepack 'trusted/rulepacks/wrap.lua' is not trusted"
+      .. " (it includes rulepack './rulepacks/prpack.lua')",
+      r.stderr, 1, true)
+    assert.equal('prpack/no-debugger', json.decode(r.stdout).findings[1].rule)
+  end)
+
   it('sets the configured rlimits on the worker', function()
     local dir = project({ prpack = GOOD },
       "return { standards = { untrusted = { seconds = 30, cpu_seconds = 7, memory_mb = 700 } } }")
@@ -161,7 +173,7 @@ describe('aegis.standards.run.worker_env', function()
   it('passes only the base list to untrusted workers', function()
     local e = run.worker_env(true, get)
     table.sort(e)
-    assert.same({ 'AEGIS_LUA_DIR=/l', 'HOME=/h', 'PATH=/bin' }, e)
+    assert.same({ 'AEGIS_LUA_DIR=/l', 'AEGIS_PATH=/p', 'HOME=/h', 'PATH=/bin' }, e)
   end)
   it('passes the store to trusted workers, never API keys', function()
     local e = run.worker_env(false, get)

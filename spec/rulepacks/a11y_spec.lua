@@ -90,24 +90,24 @@ describe('rulepack a11y', function()
     '<input type="text" />',
     '<input type={kind} />',
   }, {
-    { '<img src="a.png" />', message = 'img elements must have an alt prop' },
-    { '<img src="a.png" {...props} />', message = 'img elements must have an alt prop' },
-    { '<img src="a.png" alt />', message = 'Invalid alt value for img' },
-    { '<img src="a.png" alt={undefined} />', message = 'Invalid alt value for img' },
-    { '<img src="a.png" alt={null} />', message = 'Invalid alt value for img' },
-    { '<img src="a.png" alt={false} />', message = 'Invalid alt value for img' },
-    { '<img src="a.png" role="presentation" />', message = 'Prefer alt="" over a presentational role' },
-    { '<img src="a.png" role="none" />', message = 'Prefer alt="" over a presentational role' },
-    { '<img src="a.png" aria-label="" />', message = 'The aria-label attribute must have a value' },
+    { '<img src="a.png" />', message = '<img> has no alt prop' },
+    { '<img src="a.png" {...props} />', message = '<img> has no alt prop' },
+    { '<img src="a.png" alt />', message = 'alt on <img> has no usable value' },
+    { '<img src="a.png" alt={undefined} />', message = 'alt on <img> has no usable value' },
+    { '<img src="a.png" alt={null} />', message = 'alt on <img> has no usable value' },
+    { '<img src="a.png" alt={false} />', message = 'alt on <img> has no usable value' },
+    { '<img src="a.png" role="presentation" />', message = 'mark a decorative image with alt=""' },
+    { '<img src="a.png" role="none" />', message = 'mark a decorative image with alt=""' },
+    { '<img src="a.png" aria-label="" />', message = 'aria-label on an image is empty' },
     { '<img src="a.png" aria-labelledby={undefined} />',
-      message = 'The aria-labelledby attribute must have a value' },
-    { '<object />', message = 'Embedded <object> elements must have alternative text' },
-    { '<object><span aria-hidden /></object>', message = 'Embedded <object> elements' },
-    { '<object>{undefined}</object>', message = 'Embedded <object> elements' },
-    { '<area />', message = 'Each area of an image map must have a text alternative' },
-    { '<area alt />', message = 'Each area of an image map' },
-    { '<input type="image" />', message = '<input> elements with type="image" must have a text alternative' },
-    { '<input type="image" alt={undefined} />', message = '<input> elements with type="image"' },
+      message = 'aria-labelledby on an image is empty' },
+    { '<object />', message = '<object> has no text alternative' },
+    { '<object><span aria-hidden /></object>', message = '<object> has no text alternative' },
+    { '<object>{undefined}</object>', message = '<object> has no text alternative' },
+    { '<area />', message = '<area> of an image map has no text alternative' },
+    { '<area alt />', message = '<area> of an image map has no text alternative' },
+    { '<input type="image" />', message = '<input type="image"> has no text alternative' },
+    { '<input type="image" alt={undefined} />', message = '<input type="image"> has no text alternative' },
   })
 
   describe('alt-text options', function()
@@ -129,12 +129,12 @@ describe('rulepack a11y', function()
     '<a href="/home" dangerouslySetInnerHTML={{ __html: html }} />',
     '<Link to="/home" />',
   }, {
-    { '<a href="/home" />', message = 'Anchors must have content' },
-    { '<a href="/home"></a>', message = 'Anchors must have content' },
-    { '<a href="/home"><span aria-hidden /></a>', message = 'Anchors must have content' },
-    { '<a href="/home"><span aria-hidden="true">x</span></a>', message = 'Anchors must have content' },
-    { '<a href="/home">{undefined}</a>', message = 'Anchors must have content' },
-    { '<a href="/home" {...props} />', message = 'Anchors must have content' },
+    { '<a href="/home" />', message = 'anchor has no content a screen reader can announce' },
+    { '<a href="/home"></a>', message = 'anchor has no content a screen reader can announce' },
+    { '<a href="/home"><span aria-hidden /></a>', message = 'anchor has no content a screen reader can announce' },
+    { '<a href="/home"><span aria-hidden="true">x</span></a>', message = 'anchor has no content' },
+    { '<a href="/home">{undefined}</a>', message = 'anchor has no content a screen reader can announce' },
+    { '<a href="/home" {...props} />', message = 'anchor has no content a screen reader can announce' },
   })
 
   cases('anchor-is-valid', {
@@ -148,17 +148,17 @@ describe('rulepack a11y', function()
     '<a href="/home" onClick={track}>x</a>',
     '<Link onClick={go}>x</Link>',
   }, {
-    { '<a>x</a>', message = 'The href attribute is required for an anchor to be keyboard accessible' },
-    { '<a href={undefined}>x</a>', message = 'The href attribute is required' },
-    { '<a href={null}>x</a>', message = 'The href attribute is required' },
-    { '<a href="">x</a>', message = 'The href attribute requires a valid value to be accessible' },
-    { '<a href="#">x</a>', message = 'The href attribute requires a valid value' },
-    { '<a href={"#"}>x</a>', message = 'The href attribute requires a valid value' },
-    { '<a href="javascript:void(0)">x</a>', message = 'The href attribute requires a valid value' },
-    { '<a href=" javascript:go()">x</a>', message = 'The href attribute requires a valid value' },
-    { '<a onClick={go}>x</a>', message = 'Anchor used as a button' },
-    { '<a href="#" onClick={go}>x</a>', message = 'Anchor used as a button' },
-    { '<a href="javascript:void(0)" onClick={go}>x</a>', message = 'Anchor used as a button' },
+    { '<a>x</a>', message = 'anchor without href cannot be reached with the keyboard' },
+    { '<a href={undefined}>x</a>', message = 'anchor without href' },
+    { '<a href={null}>x</a>', message = 'anchor without href' },
+    { '<a href="">x</a>', message = 'anchor href is not an address' },
+    { '<a href="#">x</a>', message = 'anchor href is not an address' },
+    { '<a href={"#"}>x</a>', message = 'anchor href is not an address' },
+    { '<a href="javascript:void(0)">x</a>', message = 'anchor href is not an address' },
+    { '<a href=" javascript:go()">x</a>', message = 'anchor href is not an address' },
+    { '<a onClick={go}>x</a>', message = 'anchor used as a button' },
+    { '<a href="#" onClick={go}>x</a>', message = 'anchor used as a button' },
+    { '<a href="javascript:void(0)" onClick={go}>x</a>', message = 'anchor used as a button' },
   })
 
   describe('anchor-is-valid options', function()
@@ -170,7 +170,7 @@ describe('rulepack a11y', function()
       assert.equal(0, #run('anchor-is-valid', '<a>x</a>', c))
       local fs = run('anchor-is-valid', '<a href="#" onClick={go}>x</a>', c)
       assert.equal(1, #fs)
-      assert.matches('requires a valid value', fs[1].message, 1, true)
+      assert.matches('anchor href is not an address', fs[1].message, 1, true)
     end)
     it('reads the `specialLink` props as href', function()
       local c = options('anchor-is-valid', { specialLink = { 'to' } })
@@ -194,15 +194,15 @@ describe('rulepack a11y', function()
     '<MyButton onClick={open} />',
     '<div />',
   }, {
-    { '<div onClick={open} />', message = 'Visible, non-interactive elements with click handlers' },
-    { '<div onClick={open} {...props} />', message = 'Visible, non-interactive elements' },
-    { '<div onclick={open} />', message = 'Visible, non-interactive elements' },
-    { '<div onClick={undefined} />', message = 'Visible, non-interactive elements' },
-    { '<div onClick={open} aria-hidden="false" />', message = 'Visible, non-interactive elements' },
-    { '<section onClick={open} onClick={close} />', message = 'Visible, non-interactive elements' },
-    { '<a onClick={open}>x</a>', message = 'Visible, non-interactive elements' },
-    { '<div {...{ onClick: open }} />', message = 'Visible, non-interactive elements' },
-    { '<li onClick={open} />', message = 'Visible, non-interactive elements' },
+    { '<div onClick={open} />', message = 'has no keyboard handler' },
+    { '<div onClick={open} {...props} />', message = 'has no keyboard handler' },
+    { '<div onclick={open} />', message = 'has no keyboard handler' },
+    { '<div onClick={undefined} />', message = 'has no keyboard handler' },
+    { '<div onClick={open} aria-hidden="false" />', message = 'has no keyboard handler' },
+    { '<section onClick={open} onClick={close} />', message = 'has no keyboard handler' },
+    { '<a onClick={open}>x</a>', message = 'has no keyboard handler' },
+    { '<div {...{ onClick: open }} />', message = 'has no keyboard handler' },
+    { '<li onClick={open} />', message = 'has no keyboard handler' },
   })
 
   cases('no-static-element-interactions', {
@@ -224,14 +224,14 @@ describe('rulepack a11y', function()
     '<MyDiv onClick={open} />',
     '<div onMouseEnter={hover} />',
   }, {
-    { '<div onClick={open} />', message = 'Avoid non-native interactive elements' },
-    { '<span onKeyDown={key} />', message = 'Avoid non-native interactive elements' },
-    { '<div onMouseDown={f} onMouseUp={g} />', message = 'Avoid non-native interactive elements' },
-    { '<a onClick={open}>x</a>', message = 'Avoid non-native interactive elements' },
-    { '<section onClick={open} />', message = 'Avoid non-native interactive elements' },
-    { '<header onClick={open} />', message = 'Avoid non-native interactive elements' },
-    { '<div onClick={open} role="foo" />', message = 'Avoid non-native interactive elements' },
-    { '<div onClick={open} {...props} />', message = 'Avoid non-native interactive elements' },
+    { '<div onClick={open} />', message = 'static element with a mouse or keyboard handler' },
+    { '<span onKeyDown={key} />', message = 'static element with a mouse or keyboard handler' },
+    { '<div onMouseDown={f} onMouseUp={g} />', message = 'static element with a mouse or keyboard handler' },
+    { '<a onClick={open}>x</a>', message = 'static element with a mouse or keyboard handler' },
+    { '<section onClick={open} />', message = 'static element with a mouse or keyboard handler' },
+    { '<header onClick={open} />', message = 'static element with a mouse or keyboard handler' },
+    { '<div onClick={open} role="foo" />', message = 'static element with a mouse or keyboard handler' },
+    { '<div onClick={open} {...props} />', message = 'static element with a mouse or keyboard handler' },
   })
 
   describe('no-static-element-interactions options', function()
@@ -260,14 +260,15 @@ describe('rulepack a11y', function()
     '<td onClick={sort} />',
     '<ListItem onClick={open} />',
   }, {
-    { '<li onClick={open} />', message = 'Non-interactive elements should not be assigned' },
-    { '<h1 onClick={open}>Title</h1>', message = 'Non-interactive elements should not be assigned' },
-    { '<img src="a.png" alt="" onClick={zoom} />', message = 'Non-interactive elements should not' },
-    { '<div onClick={open} role="listitem" />', message = 'Non-interactive elements should not' },
-    { '<section onKeyUp={k} aria-label="Panel" />', message = 'Non-interactive elements should not' },
-    { '<form onClick={f} />', message = 'Non-interactive elements should not' },
-    { '<dialog onClick={close} />', message = 'Non-interactive elements should not' },
-    { '<p onClick={open} contentEditable={true} />', message = 'Non-interactive elements should not' },
+    { '<li onClick={open} />',
+      message = 'non-interactive element (content or container) with a mouse or keyboard handler' },
+    { '<h1 onClick={open}>Title</h1>', message = 'non-interactive element (content or container)' },
+    { '<img src="a.png" alt="" onClick={zoom} />', message = 'non-interactive element (content or container)' },
+    { '<div onClick={open} role="listitem" />', message = 'non-interactive element (content or container)' },
+    { '<section onKeyUp={k} aria-label="Panel" />', message = 'non-interactive element (content or container)' },
+    { '<form onClick={f} />', message = 'non-interactive element (content or container)' },
+    { '<dialog onClick={close} />', message = 'non-interactive element (content or container)' },
+    { '<p onClick={open} contentEditable={true} />', message = 'non-interactive element (content or container)' },
   })
 
   cases('label-has-associated-control', {
@@ -281,14 +282,14 @@ describe('rulepack a11y', function()
     '<label {...props}><input /></label>',
     '<Label>Name</Label>',
   }, {
-    { '<label>Name</label>', message = 'A form label must be associated with a control' },
-    { '<label htmlFor="">Name</label>', message = 'A form label must be associated with a control' },
-    { '<label>Name <Input /></label>', message = 'A form label must be associated with a control' },
-    { '<label><div><div><input /></div></div>Name</label>', message = 'associated with a control' },
-    { '<label htmlFor="name" />', message = 'A form label must have accessible text' },
-    { '<label><input /></label>', message = 'A form label must have accessible text' },
-    { '<label>   </label>', message = 'A form label must have accessible text' },
-    { '<label><span><b><i>Name</i></b></span><input /></label>', message = 'must have accessible text' },
+    { '<label>Name</label>', message = 'label is not tied to a control' },
+    { '<label htmlFor="">Name</label>', message = 'label is not tied to a control' },
+    { '<label>Name <Input /></label>', message = 'label is not tied to a control' },
+    { '<label><div><div><input /></div></div>Name</label>', message = 'label is not tied to a control' },
+    { '<label htmlFor="name" />', message = 'label has no text a screen reader can announce' },
+    { '<label><input /></label>', message = 'label has no text a screen reader can announce' },
+    { '<label>   </label>', message = 'label has no text a screen reader can announce' },
+    { '<label><span><b><i>Name</i></b></span><input /></label>', message = 'label has no text' },
   })
 
   describe('label-has-associated-control options', function()
@@ -313,12 +314,12 @@ describe('rulepack a11y', function()
     '<h1>\n</h1>',
     '<Heading />',
   }, {
-    { '<h1 />', message = 'Headings must have content' },
-    { '<h2></h2>', message = 'Headings must have content' },
-    { '<h3><span aria-hidden /></h3>', message = 'Headings must have content' },
-    { '<h4>{undefined}</h4>', message = 'Headings must have content' },
-    { '<h5 title="x" />', message = 'Headings must have content' },
-    { '<h6 {...props} />', message = 'Headings must have content' },
+    { '<h1 />', message = 'heading has no content a screen reader can announce' },
+    { '<h2></h2>', message = 'heading has no content a screen reader can announce' },
+    { '<h3><span aria-hidden /></h3>', message = 'heading has no content a screen reader can announce' },
+    { '<h4>{undefined}</h4>', message = 'heading has no content a screen reader can announce' },
+    { '<h5 title="x" />', message = 'heading has no content a screen reader can announce' },
+    { '<h6 {...props} />', message = 'heading has no content a screen reader can announce' },
   })
 
   cases('aria-role', {
@@ -331,14 +332,15 @@ describe('rulepack a11y', function()
     '<div role="doc-toc" />',
     '<div />',
   }, {
-    { '<div role="datepicker" />', col = 6, message = 'Elements with ARIA roles must use a valid, non-abstract ARIA role' },
-    { '<div role="range" />', col = 6, message = 'non-abstract ARIA role' },
-    { '<div role="" />', col = 6, message = 'non-abstract ARIA role' },
-    { '<div role />', col = 6, message = 'non-abstract ARIA role' },
-    { '<div role="Button" />', col = 6, message = 'non-abstract ARIA role' },
-    { '<div role="button  link" />', col = 6, message = 'non-abstract ARIA role' },
-    { '<div role={null} />', col = 6, message = 'non-abstract ARIA role' },
-    { '<Foo role="datepicker" />', col = 6, message = 'non-abstract ARIA role' },
+    { '<div role="datepicker" />', col = 6,
+      message = "role holds 'datepicker', which is not a valid, non-abstract ARIA role" },
+    { '<div role="range" />', col = 6, message = 'which is not a valid, non-abstract ARIA role' },
+    { '<div role="" />', col = 6, message = 'which is not a valid, non-abstract ARIA role' },
+    { '<div role />', col = 6, message = 'which is not a valid, non-abstract ARIA role' },
+    { '<div role="Button" />', col = 6, message = 'which is not a valid, non-abstract ARIA role' },
+    { '<div role="button  link" />', col = 6, message = 'which is not a valid, non-abstract ARIA role' },
+    { '<div role={null} />', col = 6, message = 'which is not a valid, non-abstract ARIA role' },
+    { '<Foo role="datepicker" />', col = 6, message = 'which is not a valid, non-abstract ARIA role' },
   })
 
   describe('aria-role options', function()

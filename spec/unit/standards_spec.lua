@@ -64,6 +64,22 @@ describe('aegis.standards.check_source', function()
     assert.equal('pattern 2', f[2].message)
   end)
 
+  it('matches a query text shared by several rules once, and gives each rule the matches', function()
+    local p = pack([[
+local Q = '(debugger_statement) @d'
+return { name = 'shared', rules = {
+  { id = 'a', description = 'A', query = Q },
+  { id = 'b', description = 'B', query = Q,
+    check = function(ctx, m) local n = m.pattern; m.pattern = 99; return 'b' .. n end },
+  { id = 'c', description = 'C', query = Q,
+    check = function(ctx, m) return 'c' .. m.pattern .. ctx.text(m.captures.d) end },
+} }
+]])
+    local f = standards.check_source('debugger;', { rules = { p }, config = {} })
+    assert.same({ '1:1 shared/a', '1:1 shared/b', '1:1 shared/c' }, ids(f))
+    assert.same({ 'A', 'b1', 'c1debugger;' }, { f[1].message, f[2].message, f[3].message })
+  end)
+
   it('overlays severity and options from config; off drops the rule', function()
     local cfg = { rules = { ['basic/no-any'] = { severity = 'error', options = { word = 'cfg' } },
       ['basic/no-var'] = 'off' } }
@@ -265,7 +281,8 @@ return { name = 'ins', rules = {
   it('says clearly when ctx.scope() is not available', function()
     local p = pack([[
 return { name = 'sc', rules = {
-  { id = 's', description = 'd', query = '(program) @p', check = function(ctx) return #ctx.scope().variables .. '' end } } }
+  { id = 's', description = 'd', query = '(program) @p',
+    check = function(ctx) return #ctx.scope().variables .. '' end } } }
 ]])
     local f, problems = standards.check_source('let x = 1;', { rules = { p }, config = {} })
     local tree = require('aegis.ast').parse('x')
@@ -312,7 +329,8 @@ describe('aegis.standards rulepack sandbox (S1)', function()
     it('refuses ' .. name .. ' inside check', function()
       local p = pack(([[
 return { name = 'esc', rules = {
-  { id = 'e', description = 'd', query = '(program) @p', check = function(ctx) local v = %s; return 'escaped ' .. tostring(v) end } } }
+  { id = 'e', description = 'd', query = '(program) @p',
+    check = function(ctx) local v = %s; return 'escaped ' .. tostring(v) end } } }
 ]]):format(expr))
       local f, problems = standards.check_source('x', { path = 'f.ts', rules = { p }, config = {} })
       assert.same({}, f)

@@ -103,7 +103,7 @@ end
 
 local function run(args)
   local o = parse(args)
-  local standards = require('aegis.standards')  -- declares the config section
+  require('aegis.standards')  -- declares the config section before the config is read
   if o.worker then
     local code, out = require('aegis.standards.run').worker(io.stdin:read('a') or '')
     io.stdout:write(out)
@@ -126,8 +126,18 @@ local function run(args)
   local files, err = walk.files(o.paths, { ignore = scfg.ignore })
   if not files then errors.usage('%s', err) end
   local runner = require('aegis.standards.run')
+  local rules = o.rulepacks
+  if not rules and scfg.rulepacks then
+    -- rulepack files named in the config are relative to its directory
+    rules = {}
+    for i, spec in ipairs(scfg.rulepacks) do
+      local is_file = spec:find('%.lua$')
+        or spec:find('/', 1, true) and not spec:find('^[%w_][%w_%-%.]*/[%w_][%w_%-%.]*$')
+      rules[i] = (is_file and spec:sub(1, 1) ~= '/' and config_dir ~= cwd) and config_dir .. '/' .. spec or spec
+    end
+  end
   local res = runner.run({
-    rules = o.rulepacks or scfg.rulepacks or { 'aegis-constitutional' },
+    rules = rules or { 'aegis-constitutional' },
     config = scfg, config_dir = config_dir, files = files,
     jobs = o.jobs or runner.cpus(), fail_fast = o.fail_fast,
     log = function(msg) io.stderr:write('aegis-run: enforce: ', msg, '\n') end,
@@ -160,7 +170,8 @@ local function run(args)
   local maxw = o.max_warnings or scfg.max_warnings
   if maxw and maxw >= 0 and res.counts.warning > maxw then
     failed = true
-    io.stderr:write(('aegis-run: enforce: %d warnings (more than --max-warnings %d)\n'):format(res.counts.warning, maxw))
+    io.stderr:write(('aegis-run: enforce: %d warnings (more than --max-warnings %d)\n')
+      :format(res.counts.warning, maxw))
   end
   return failed and 1 or 0
 end
