@@ -150,22 +150,30 @@ for (const [a, e] of RULES) {
   const esLines = new Map(), usLines = new Map();
   for (const x of eslintOnly) esLines.set(lineKey(x), x);
   for (const x of oursOnly) usLines.set(lineKey(x), x);
+  esLines.same = new Set(esL.map(key));
+  usLines.same = new Set(usL.map(key));
   let sameLine = 0;
   for (const k of usLines.keys()) if (esLines.has(k)) sameLine++;
+  // unmatched where the other side has a finding at the very same position:
+  // one side reports several findings there (nested nodes starting together)
+  const usKeys = new Set(usL.map(key)), esKeys = new Set(esL.map(key));
+  const samePos = eslintOnly.filter((x) => usKeys.has(key(x))).length + oursOnly.filter((x) => esKeys.has(key(x))).length;
 
   const short = a.split('/')[1];
   const fmt = (x, other) => {
     const f = file(x.file);
     const l = lineAt(f, x.off);
     const o = other.get(`${x.file}\0${l.line}`);
-    const near = o ? `   (other side on this line at col ${lineAt(f, o.off).col})` : '';
+    const near = o ? `   (other side on this line at col ${lineAt(f, o.off).col})` :
+      (other.same && other.same.has(key(x)) ? '   (other side has fewer findings at this position)' : '');
     const src = l.src.length > 200 ? l.src.slice(0, 200) + '…' : l.src;
     return `${x.file}:${l.line}:${l.col}  ${x.msg || ''}${near}\n    ${src}\n`;
   };
   const txt = [
     `# ${a} against ESLint's ${e} on the corpus`,
     `# eslint ${esL.length}  aegis ${usL.length}  matched ${matched}  ` +
-      `eslint-only ${eslintOnly.length}  aegis-only ${oursOnly.length}  (same line, other column: ${sameLine})`,
+      `eslint-only ${eslintOnly.length}  aegis-only ${oursOnly.length}  (same line, other column: ${sameLine}; ` +
+      `more findings at one position on one side: ${samePos})`,
     `# columns are 1-based UTF-16 code units (ESLint's); a sample of at most ${SAMPLE} per side, spread over files`,
     '',
     `## ESLint only: missed by aegis (${eslintOnly.length})`,
@@ -178,15 +186,15 @@ for (const [a, e] of RULES) {
     rule: a, eslint_rule: e, eslint: esL.length, aegis: usL.length, matched,
     precision: usL.length ? matched / usL.length : null,
     recall: esL.length ? matched / esL.length : null,
-    eslint_only: eslintOnly.length, aegis_only: oursOnly.length, same_line: sameLine,
+    eslint_only: eslintOnly.length, aegis_only: oursOnly.length, same_line: sameLine, same_position: samePos,
   });
 }
 
 const pct = (v) => (v === null ? '    -' : `${(100 * v).toFixed(1).padStart(5)}`);
-console.log('rule                                            eslint   aegis matched  prec%   rec%  same-line');
+console.log('rule                                            eslint   aegis matched  prec%   rec%  same-line same-pos');
 for (const r of rows) {
   console.log(`${r.rule.padEnd(47)} ${String(r.eslint).padStart(7)} ${String(r.aegis).padStart(7)} ` +
-    `${String(r.matched).padStart(7)}  ${pct(r.precision)}  ${pct(r.recall)}  ${String(r.same_line).padStart(9)}`);
+    `${String(r.matched).padStart(7)}  ${pct(r.precision)}  ${pct(r.recall)}  ${String(r.same_line).padStart(9)} ${String(r.same_position).padStart(8)}`);
 }
 const tot = rows.reduce((t, r) => ({ e: t.e + r.eslint, a: t.a + r.aegis, m: t.m + r.matched }), { e: 0, a: 0, m: 0 });
 console.log(`${'all mapped rules'.padEnd(47)} ${String(tot.e).padStart(7)} ${String(tot.a).padStart(7)} ` +
