@@ -32,7 +32,7 @@ end
 -- the quantifiers `* + ?`, and top-level alternation `a|b`. Anything else (groups, `{n,m}`,
 -- lookaround) is refused with an error naming the option, rather than matched wrongly.
 local function js_regex(src, optname)
-  if src == nil or src == '' then return nil end
+  if src == nil or src == false or src == '' then return nil end
   if type(src) ~= 'string' then error(('option %s: string expected'):format(optname), 0) end
   local alts = {}
   for alt in (src .. '|'):gmatch('(.-)|') do
@@ -185,6 +185,50 @@ end
 
 --}======================================================================
 
+--{====================================================================== no-non-null-assertion
+
+-- tree-sitter-typescript 0.23 gives the postfix `!` a lower precedence than ESLint's parser: `a > b!` is
+-- (a > b)!, `+x.y!.z()!` is ((+x.y)!.z())!, `<T>x!` is (<T>x)!. The operand ESLint sees starts at the
+-- rightmost operand of the lowest-precedence expression at the head of the member/call chain under `!`.
+local OPERAND = {
+  binary_expression = 'right', unary_expression = 'argument', await_expression = true,
+  ternary_expression = 'alternative', assignment_expression = 'right', augmented_assignment_expression = 'right',
+  yield_expression = true, spread_element = true, type_assertion = true,
+}
+local CHAIN = { call_expression = 'function', member_expression = 'object', subscript_expression = 'object' }
+
+local function operand_start(n)
+  local start, head = n, n
+  for _ = 1, 10000 do
+    local t = head:type()
+    local how = OPERAND[t]
+    if how then
+      local nxt = how == true and head:named_child(head:named_child_count()) or head:child_by_field(how)
+      if not nxt then return start end
+      start, head = nxt, nxt
+    elseif CHAIN[t] then
+      head = head:child_by_field(CHAIN[t])
+    elseif t == 'non_null_expression' then
+      head = head:named_child(1)
+    else
+      return start
+    end
+    if not head then return start end
+  end
+  return start
+end
+
+local function no_non_null_assertion(_, match)
+  local node = match.captures.report
+  local inner = node:named_child(1)
+  if not inner then return { node = node } end
+  local start = operand_start(inner)
+  if start == inner then return { node = node } end
+  return { start_byte = start:range().start_byte, end_byte = node:range().end_byte }
+end
+
+--}======================================================================
+
 --{====================================================================== explicit-function-return-type
 
 local FUNCTION = {
@@ -247,12 +291,16 @@ local function typed_parent(parent, from, callee)
     return v ~= nil and v == from and parent:child_by_field('type') ~= nil
   end
   if t == 'public_field_definition' then return parent:child_by_field('type') ~= nil end
-  if t == 'arguments' then                                         -- CallExpression / NewExpression
+  if t == 'arguments' then               -- a CallExpression argument (a NewExpression's is not here)
     local call = parent:parent()
-    return call ~= nil and (call:type() == 'call_expression' or call:type() == 'new_expression')
+    return call ~= nil and call:type() == 'call_expression'
   end
   if t == 'call_expression' then return callee == nil or parent:child_by_field('function') ~= callee end
   if t == 'jsx_expression' then return true end
+  if t == 'spread_element' then                   -- <X {...{ f: () => 1 }} />: a JSXSpreadAttribute
+    local p = parent:parent()
+    return p ~= nil and p:type() == 'jsx_expression'
+  end
   return false
 end
 
@@ -413,6 +461,7 @@ local function explicit_function_return_type(ctx, match)
   local fn = match.captures.fn
   local t = fn:type()
   if not fn:child_by_field('body') then return nil end           -- overloads, declare, abstract
+  if fn:child_by_field('return_type') then return nil end         -- valid on every path below
   local o = ctx.options or {}
   local declaration = t == 'function_declaration' or t == 'generator_function_declaration'
   if not declaration and o.allowConciseArrowFunctionExpressionsStartingWithVoid and t == 'arrow_function' then
@@ -425,8 +474,8 @@ local function explicit_function_return_type(ctx, match)
   elseif o.allowTypedFunctionExpressions and (valid_expression(fn, o) or ancestor_has_return_type(fn)) then
     return nil
   end
+  if is_constructor_or_setter(fn) then return nil end
   if o.allowHigherOrderFunctions and returns_function(fn) then return nil end
-  if fn:child_by_field('return_type') or is_constructor_or_setter(fn) then return nil end
   local h = head(fn)
   return { start_byte = h.start_byte, end_byte = h.end_byte, message = 'Missing return type on function.' }
 end
@@ -551,13 +600,16 @@ local function prefer_const(ctx)
   local o = ctx.options or {}
   local groups, order = {}, {}
   for _, v in ipairs(sc.variables) do
-    if v.kind == 'let' then
+    -- one write in all (the initializer, or one assignment): anything else is never const, and is
+    -- looked at only for the groups of destructuring 'all'
+    local candidate = v.has_init and v.writes == 0 or not v.has_init and v.writes == 1
+    if v.kind == 'let' and (candidate or o.destructuring == 'all') then
       local st = v.statement
       local p = st and st:parent()
       local for_init = p and p:type() == 'for_statement' and st:type() == 'lexical_declaration'
         and p:child_by_field('initializer') == st
       if not for_init then
-        local id = should_be_const(sc, v, o)
+        local id = candidate and should_be_const(sc, v, o) or nil
         -- group membership: every write of the variable that has a destructuring host
         local seen = {}
         for _, r in ipairs(v.refs) do
@@ -666,8 +718,7 @@ local function no_unused_vars(ctx)
       scopes = scopes or sc.scopes
       local s = scopes[v.scope]
       if (s.kind == 'namespace' or s.kind == 'module') and not s.export_list then
-        if dts then goto continue end
-        if s.ambient and DECLARED_KINDS[k] then goto continue end
+        if (dts or s.ambient) and DECLARED_KINDS[k] then goto continue end
       end
       local pattern, what
       if k == 'catch' then
@@ -691,7 +742,7 @@ local function no_unused_vars(ctx)
       if for_in_returns(v) then goto continue end
       local only_type, written = false, false
       for _, r in ipairs(refs) do
-        if r.typeof then only_type = true end
+        if r.typeof or r.predicate then only_type = true end
         if r.write then written = true end
       end
       if only_type and k == 'import' then goto continue end
@@ -776,6 +827,7 @@ return {
       description = 'Forbidden non-null assertion.',
       eslint = '@typescript-eslint/no-non-null-assertion',
       query = [[ (non_null_expression) @report ]],
+      check = no_non_null_assertion,
     },
     {
       id = 'explicit-function-return-type',

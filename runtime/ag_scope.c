@@ -49,7 +49,7 @@ enum {
   S_PARENTHESIZED_EXPR, S_NON_NULL_EXPR, S_AS_EXPR, S_SATISFIES_EXPR, S_SEQUENCE_EXPR,
   S_EXPRESSION_STATEMENT, S_JSX_OPENING, S_JSX_SELF_CLOSING, S_JSX_CLOSING,
   S_JSX_NAMESPACE_NAME, S_STRING, S_COMMENT, S_DECORATOR, S_ERROR, S_PUBLIC_FIELD_DEF,
-  S_CALL_EXPR, S_NEW_EXPR, S_YIELD_EXPR, S_TYPE_ASSERTION, S_PROPERTY_SIGNATURE,
+  S_CALL_EXPR, S_NEW_EXPR, S_YIELD_EXPR, S_TYPE_ASSERTION, S_PROPERTY_SIGNATURE, S_CONDITIONAL_TYPE,
   /* nodes that start a type position */
   S_TYPE_ANNOTATION, S_TYPE_ARGUMENTS, S_TYPE_PARAMETERS, S_OPTING_TYPE_ANNOTATION,
   S_OMITTING_TYPE_ANNOTATION, S_ADDING_TYPE_ANNOTATION, S_ASSERTS_ANNOTATION,
@@ -84,6 +84,7 @@ static const char *const SYMNAMES[S_COUNT] = {
   "jsx_opening_element", "jsx_self_closing_element", "jsx_closing_element",
   "jsx_namespace_name", "string", "comment", "decorator", "ERROR", "public_field_definition",
   "call_expression", "new_expression", "yield_expression", "type_assertion", "property_signature",
+  "conditional_type",
   "type_annotation", "type_arguments", "type_parameters", "opting_type_annotation",
   "omitting_type_annotation", "adding_type_annotation", "asserts_annotation",
   "type_predicate_annotation", "implements_clause", "extends_type_clause", "constraint",
@@ -94,13 +95,14 @@ enum {
   F_OTHER, F_NAME, F_VALUE, F_LEFT, F_RIGHT, F_BODY, F_PARAMETERS, F_PARAMETER, F_PATTERN,
   F_TYPE, F_RETURN_TYPE, F_DECLARATION, F_SOURCE, F_ALIAS, F_KIND, F_KEY, F_OBJECT,
   F_ARGUMENT, F_MODULE, F_INITIALIZER, F_OPERATOR, F_FUNCTION, F_CONSTRUCTOR, F_INDEX_TYPE,
-  F_DECORATOR, F_COUNT
+  F_DECORATOR, F_ALTERNATIVE, F_COUNT
 };
 
 static const char *const FIELDNAMES[F_COUNT] = {
   NULL, "name", "value", "left", "right", "body", "parameters", "parameter", "pattern", "type",
   "return_type", "declaration", "source", "alias", "kind", "key", "object", "argument",
   "module", "initializer", "operator", "function", "constructor", "index_type", "decorator",
+  "alternative",
 };
 
 /* Per language: grammar symbol -> S_*, grammar field id -> F_*, and our
@@ -190,7 +192,9 @@ enum {  /* frame flags */
   FF_EXPORT = 1 << 0, FF_INIT = 1 << 1, FF_LOOP = 1 << 2, FF_TYPEIMPORT = 1 << 3,
   FF_PPROP = 1 << 4, FF_SIG = 1 << 5, FF_SETTER = 1 << 6, FF_DIRECT = 1 << 7,
   FF_AMBIENT = 1 << 8, FF_CLASSDECL = 1 << 9, FF_REEXPORT = 1 << 10, FF_HASVALUE = 1 << 11,
-  FF_FORBIND = 1 << 12, FF_SELF = 1 << 13, FF_HASALIAS = 1 << 14, FF_USING = 1 << 15
+  FF_FORBIND = 1 << 12, FF_SELF = 1 << 13, FF_HASALIAS = 1 << 14, FF_USING = 1 << 15,
+  FF_INPARAMS = 1 << 16,  /* a parameter of formal_parameters (not a named tuple member) */
+  FF_REENTER = 1 << 17    /* false branch of a conditional type: its scope re-entered after */
 };
 #define FF_PAT (FF_EXPORT | FF_INIT | FF_TYPEIMPORT | FF_PPROP | FF_SIG | FF_SETTER | FF_AMBIENT)
 
@@ -499,6 +503,19 @@ static void add_ref (ag_scope *s, uint32_t d, TSNode n, uint32_t name, uint32_t 
   if (event(s, EV_REF, s->nrefs)) s->nrefs++;
 }
 
+/* Where `infer X` declares X: the scope of the nearest conditional type
+** whose check or extends type holds it (typescript-eslint looks past the
+** function-type scopes in between).  The search is bounded: a frame stack
+** of hostile depth costs no more than 256 steps per name. */
+static uint32_t infer_scope (const ag_scope *s, const frame *P) {
+  uint32_t d = (uint32_t)(P - s->fr);
+  for (uint32_t k = 0; k < 256 && d > 0; k++, d--) {
+    const frame *A = &s->fr[d];
+    if (A->sym == S_CONDITIONAL_TYPE && A->opened) return A->scope;
+  }
+  return P->scope;
+}
+
 /* Mode and flags of the frame F (already holding node, sym and field)
 ** from its parent P. */
 static void child_ctx (const ag_scope *s, const frame *P, frame *F) {
@@ -570,10 +587,13 @@ static void child_ctx (const ag_scope *s, const frame *P, frame *F) {
       else if (f == F_PARAMETERS) F->flags |= P->flags & (FF_SIG | FF_SETTER);
       break;
     case S_FORMAL_PARAMETERS:
-      F->flags |= P->flags & (FF_SIG | FF_SETTER);
+      F->flags |= (P->flags & (FF_SIG | FF_SETTER)) | FF_INPARAMS;
       break;
     case S_REQUIRED_PARAM: case S_OPTIONAL_PARAM:
-      if (f == F_PATTERN || f == F_NAME) {
+      if (!(P->flags & FF_INPARAMS)) {       /* [name: T] in a tuple type: a label */
+        if (f == F_PATTERN || f == F_NAME) F->mode = M_NONE;
+      }
+      else if (f == F_PATTERN || f == F_NAME) {
         F->mode = M_BIND;
         F->bkind = AG_VK_PARAM;
         F->bscope = P->scope;
@@ -762,7 +782,14 @@ static void child_ctx (const ag_scope *s, const frame *P, frame *F) {
       if (f == F_NAME) F->mode = M_NONE;
       break;
     case S_INFER_TYPE:
-      if (c == S_TYPE_IDENTIFIER) F->mode = M_NONE;
+      if (c == S_TYPE_IDENTIFIER && P->named == 0) {
+        F->mode = M_BIND;
+        F->bkind = AG_VK_TYPE_PARAM;
+        F->bscope = infer_scope(s, P);
+      }
+      break;
+    case S_CONDITIONAL_TYPE:      /* the false branch is outside the scope of the infer names */
+      if (f == F_ALTERNATIVE) F->scope = P->oscope;
       break;
     case S_INDEX_SIGNATURE:
       F->mode = f == F_NAME ? M_NONE : M_TYPE;
@@ -836,6 +863,10 @@ static void node_entry (ag_scope *s, uint32_t d) {
   uint16_t sym = F->sym;
   if (is_decl_sym(sym)) F->decl = d;
   if (is_stmt_sym(sym)) F->stmt = d;
+  if (P && P->sym == S_CONDITIONAL_TYPE && P->opened && F->field == F_ALTERNATIVE) {
+    event(s, EV_EXIT, P->scope);       /* the replay leaves the conditional scope meanwhile */
+    F->flags |= FF_REENTER;
+  }
   switch (sym) {
     case S_IDENTIFIER: case S_TYPE_IDENTIFIER: case S_SHORTHAND_PROP:
     case S_SHORTHAND_PROP_PATTERN: case S_PROPERTY_IDENTIFIER: {
@@ -844,6 +875,12 @@ static void node_entry (ag_scope *s, uint32_t d) {
         if (sym == S_SHORTHAND_PROP) return;
         if (sym == S_PROPERTY_IDENTIFIER && F->bkind != AG_VK_ENUM_MEMBER) return;
         if (F->bkind == AG_VK_PARAM && P && is_function_sym(P->sym)) F->decl = d;
+        if (F->bkind == AG_VK_TYPE_PARAM && P && P->sym == S_TYPE_PARAMETER &&
+            (text_is(s, F->node, "in") || text_is(s, F->node, "out") || text_is(s, F->node, "const"))) {
+          /* `<out T>`: this grammar has no variance modifiers; the keyword is taken as the name */
+          TSNode nx = ts_node_next_named_sibling(P->node);
+          if (!ts_node_is_null(nx) && symof(s->m, nx) == S_ERROR) return;
+        }
         uint32_t ff = F->flags;
         if (ff & FF_CLASSDECL) {
           declare(s, d, AG_VK_CLASS, F->bscope, ff & ~(uint32_t)FF_CLASSDECL);
@@ -867,7 +904,7 @@ static void node_entry (ag_scope *s, uint32_t d) {
         case M_EXPR: fl = sym == S_TYPE_IDENTIFIER ? 0 : AG_RF_READ | NS_VALUE; break;
         case M_TYPE: fl = sym == S_SHORTHAND_PROP ? 0 : AG_RF_READ | AG_RF_TYPE | NS_TYPE; break;
         case M_TYPEOF: fl = AG_RF_READ | AG_RF_TYPE | AG_RF_TYPEOF | NS_VALUE; break;
-        case M_TYPEPRED: fl = AG_RF_READ | AG_RF_TYPE | NS_VALUE; break;
+        case M_TYPEPRED: fl = AG_RF_READ | AG_RF_TYPE | AG_RF_PREDICATE | NS_VALUE; break;
         case M_EXPORT: fl = AG_RF_READ | NS_ANY; break;
         case M_ASSIGN: fl = sym == S_TYPE_IDENTIFIER ? 0 : AG_RF_WRITE | NS_VALUE; break;
         case M_RW: fl = sym == S_TYPE_IDENTIFIER ? 0 : AG_RF_READ | AG_RF_WRITE | NS_VALUE; break;
@@ -956,7 +993,7 @@ static void node_entry (ag_scope *s, uint32_t d) {
     case S_ENUM_DECL:
       open_scope(s, F, AG_SK_ENUM, 0);
       return;
-    case S_INTERFACE_DECL: case S_TYPE_ALIAS_DECL:
+    case S_INTERFACE_DECL: case S_TYPE_ALIAS_DECL: case S_CONDITIONAL_TYPE:
       open_scope(s, F, AG_SK_TYPE, 0);
       return;
     case S_IMPORT_STATEMENT:
@@ -1026,7 +1063,7 @@ static int needs_field (uint16_t sym) {
     case S_TYPE_PARAMETER: case S_NESTED_TYPE_IDENTIFIER: case S_TYPE_PREDICATE:
     case S_MAPPED_TYPE_CLAUSE: case S_INDEX_SIGNATURE: case S_PUBLIC_FIELD_DEF:
     case S_JSX_OPENING: case S_JSX_SELF_CLOSING: case S_PARENTHESIZED_EXPR:
-    case S_PROPERTY_SIGNATURE: case S_EXTENDS_TYPE_CLAUSE:
+    case S_PROPERTY_SIGNATURE: case S_EXTENDS_TYPE_CLAUSE: case S_CONDITIONAL_TYPE:
       return 1;
     default:
       return is_function_sym(sym);
@@ -1073,6 +1110,7 @@ static void pop_frame (ag_scope *s) {
     s->scopes[F->scope].s.end = s->nscopes;
     event(s, EV_EXIT, F->scope);
   }
+  if (F->flags & FF_REENTER) event(s, EV_ENTER, s->fr[s->nfr - 1].scope);
 }
 
 static void walk (ag_scope *s, TSNode root) {
@@ -1189,7 +1227,7 @@ static int is_used (const ag_scope *s, const svar *sv) {
       }
     }
     if ((r->flags & AG_RF_READ) && !forself &&
-        !((r->flags & AG_RF_TYPEOF) && !(v->flags & AG_VF_TYPE_IMPORT)) &&
+        !((r->flags & (AG_RF_TYPEOF | AG_RF_PREDICATE)) && !(v->flags & AG_VF_TYPE_IMPORT)) &&
         !(r->flags & AG_RF_SELF))
       return 1;
   }

@@ -72,7 +72,8 @@ enum {  /* ag_scope_ref.flags */
   AG_RF_SELF = 1 << 5,         /* inside the resolved variable's own declaration */
   AG_RF_SELF_UPDATE = 1 << 6,  /* x++ or x += 1 whose value is unused */
   AG_RF_PRAGMA = 1 << 7,       /* implicit `React` read of a JSX element */
-  AG_RF_LOOP = 1 << 8          /* inside a loop of its function */
+  AG_RF_LOOP = 1 << 8,         /* inside a loop of its function */
+  AG_RF_PREDICATE = 1 << 9     /* the `x` of a type predicate `x is T` / `asserts x` */
 };
 
 enum {  /* ag_scope_scope.flags */

@@ -427,6 +427,7 @@ static void pushref (lua_State *L, const ag_scope_ref *r, int treeidx) {
   setbool(L, "self", (r->flags & AG_RF_SELF) != 0);
   setbool(L, "self_update", (r->flags & AG_RF_SELF_UPDATE) != 0);
   if (r->flags & AG_RF_PRAGMA) setbool(L, "pragma", 1);
+  if (r->flags & AG_RF_PREDICATE) setbool(L, "predicate", 1);
   lua_pushinteger(L, (lua_Integer)r->scope + 1);
   lua_setfield(L, -2, "scope");
 }
@@ -479,6 +480,21 @@ static int var_index (lua_State *L) {
   return 1;
 }
 
+/* __index of a scope table: its node, made on first use. [t, k] */
+static int scope_index (lua_State *L) {
+  LTree *t = uptree(L);
+  if (strcmp(luaL_checkstring(L, 2), "node") != 0) return 0;
+  lua_getfield(L, 1, "index");
+  lua_Integer i = lua_tointeger(L, -1) - 1;
+  uint32_t ns;
+  ag_scope_counts(t->sc, &ns, NULL, NULL);
+  if (i < 0 || i >= (lua_Integer)ns) return 0;
+  pushnode(L, ag_scope_scope_at(t->sc, (uint32_t)i)->node, lua_upvalueindex(1));
+  lua_pushvalue(L, -1);
+  lua_setfield(L, 1, "node");
+  return 1;
+}
+
 /* __index of the scope table: scopes and unresolved on first use. [sc, k] */
 static int sc_index (lua_State *L) {
   LTree *t = uptree(L);
@@ -487,22 +503,27 @@ static int sc_index (lua_State *L) {
   uint32_t ns, nr;
   ag_scope_counts(t->sc, &ns, NULL, &nr);
   if (strcmp(k, "scopes") == 0) {
-    lua_createtable(L, (int)(ns < 1000000 ? ns : 0), 0);
+    lua_createtable(L, (int)(ns < 1000000 ? ns : 0), 0);     /* [sc, k, list] */
+    lua_createtable(L, 0, 1);                                 /* [sc, k, list, mt] */
+    lua_pushvalue(L, treeidx);
+    lua_pushcclosure(L, scope_index, 1);
+    lua_setfield(L, -2, "__index");
     for (uint32_t i = 0; i < ns; i++) {
       const ag_scope_scope *s = ag_scope_scope_at(t->sc, i);
       luaL_checkstack(L, 4, NULL);
       lua_createtable(L, 0, 7);
+      lua_pushvalue(L, -2);
+      lua_setmetatable(L, -2);                                /* node made on first use */
       lua_pushstring(L, ag_scope_kind_name(s->kind));
       lua_setfield(L, -2, "kind");
-      pushnode(L, s->node, treeidx);
-      lua_setfield(L, -2, "node");
       if (s->parent != AG_SCOPE_NONE) setint(L, "parent", (lua_Integer)s->parent + 1);
       setint(L, "varscope", (lua_Integer)s->varscope + 1);
       setint(L, "index", (lua_Integer)i + 1);
       setbool(L, "ambient", (s->flags & AG_SF_AMBIENT) != 0);
       setbool(L, "export_list", (s->flags & AG_SF_EXPORT_LIST) != 0);
-      lua_rawseti(L, -2, (lua_Integer)i + 1);
+      lua_rawseti(L, -3, (lua_Integer)i + 1);
     }
+    lua_pop(L, 1);                                            /* [sc, k, list] */
   }
   else if (strcmp(k, "unresolved") == 0) {
     lua_newtable(L);

@@ -175,7 +175,9 @@ describe('aegis-run enforce', function()
 
   it('walks directories honouring nested .gitignore files, negation and directory patterns', function()
     local dir = project({
-      ['.gitignore'] = 'gen/\n*.gen.ts\n!keep.gen.ts\n/top.ts\nbuild\n',
+      ['.gitignore'] = 'gen/\n*.gen.ts\n!keep.gen.ts\n/top.ts\nbuild\nvendor2/**\n!vendor2/keep.ts\n',
+      ['vendor2/drop.ts'] = 'var a;\n',
+      ['vendor2/keep.ts'] = 'var a;\n',
       ['top.ts'] = 'var a;\n',
       ['src/top.ts'] = 'var a;\n',          -- /top.ts is anchored to the root
       ['src/a.gen.ts'] = 'var a;\n',
@@ -196,7 +198,8 @@ describe('aegis-run enforce', function()
     local r = enforce(dir, { '--format', 'json', '.' })
     local paths = {}
     for _, f in ipairs(json.decode(r.stdout).findings) do paths[#paths + 1] = f.path end
-    assert.same({ 'src/deep/b.mts', 'src/deep/c.cts', 'src/keep.gen.ts', 'src/ok.tsx', 'src/top.ts' }, paths)
+    assert.same({ 'src/deep/b.mts', 'src/deep/c.cts', 'src/keep.gen.ts', 'src/ok.tsx', 'src/top.ts',
+      'vendor2/keep.ts' }, paths)
     -- a file named on the command line is checked even when ignored
     r = enforce(dir, { '--format', 'json', 'gen/g.ts', 'src/deep/d.js' })
     paths = {}

@@ -109,6 +109,9 @@ describe('rulepack typescript-strict', function()
   }, {
     { 'const includesBaz = foo.bar!.includes("baz");', at = { { 1, 21 } }, message = 'Forbidden non-null assertion.' },
     { 'x!.y!.z; a![0];', at = { { 1, 1 }, { 1, 1 }, { 1, 10 } } },
+    -- where ESLint's parser binds `!` tighter than tree-sitter's grammar: the finding starts at the operand
+    { 'if (a > stepSize!) {}\nconst i = +e.parent!.get("k")!;\nconst s = (<T>schema!.props!).x;',
+      at = { { 1, 9 }, { 2, 12 }, { 2, 12 }, { 3, 15 }, { 3, 15 } } },
   })
 
   cases('no-var', {
@@ -230,7 +233,7 @@ describe('rulepack typescript-strict', function()
     'export function outer() { function inner() {} return inner; }',
     { 'declare const x: number;\ninterface I {}', path = 'types.d.ts' },
     'const { a, ...rest } = obj;\nexport { a, rest };',
-    'export const fn = (x: number): x is 1 => true;',
+    'export const fn = (x: number, y: number): x is 1 => y > 0;\nexport type Pair = [left: number, right?: string];',
     'export function f<T>(x: T): T { return x; }',
     'let used = 0;\nused = used + 1;\nexport { used };',
     { 'function f(a, b) { return b; }\nf();', options = { args = 'after-used' } },
@@ -261,11 +264,27 @@ describe('rulepack typescript-strict', function()
     { 'export function f<T, U>(x: T): T { return x; }', at = { { 1, 22 } } },
     { 'const v = 1;\nexport type V = typeof v;', at = { { 1, 7 } }, message = "'v' is assigned a value but only used as a type" },
     { 'declare const y: number;', at = { { 1, 15 } } },
+    { 'export function isOne(x: unknown): x is 1 { return true; }', at = { { 1, 23 } },
+      message = "'x' is defined but only used as a type" },
+    { 'import x from "x";\ninterface I {}', path = 'types.d.ts', at = { { 1, 8 } } },
     { 'function outer() { let x = 1; function inner() { x = 2; } inner(); }\nouter();', at = { { 1, 24 } } },
     { 'const x = 1;', at = { { 1, 7 } }, options = { vars = 'all' } },
     { 'for (const item of items) {}', at = { { 1, 12 } } },
     { 'export const a = <Foo />;\nconst Bar = 1;', path = 'a.tsx', at = { { 2, 7 } } },
+    { 'const _x = 1;', at = { { 1, 7 } }, options = { varsIgnorePattern = false },
+      message = "'_x' is assigned a value but never used." },
+    { 'const ignoredX = 1, y = 2;', at = { { 1, 21 } }, options = { varsIgnorePattern = '^ignored[A-Z]|^_' } },
   })
+
+  it('no-unused-vars refuses an ignore pattern it cannot translate, naming the option', function()
+    local config = { rules = { ['typescript-strict/no-unused-vars'] = { options = { varsIgnorePattern = '^(a|b)' } } } }
+    local fs, problems = standards.check_source('const a = 1;', { path = 'a.ts',
+      rules = { 'typescript-strict/no-unused-vars' }, config = config })
+    assert.equal(0, #fs)
+    assert.equal(1, #problems)
+    assert.equal('typescript-strict/no-unused-vars', problems[1].rule)
+    assert.matches("option varsIgnorePattern: unsupported regular expression", problems[1].message, 1, true)
+  end)
 
   describe('tsconfig-strict', function()
     local dir
