@@ -329,8 +329,7 @@ local function is_const_assertion(n)
 end
 
 -- isValidFunctionExpressionReturnType (allowTypedFunctionExpressions is on when this is called).
-local function valid_expression(fn, o)
-  local parent, from = up(fn)
+local function valid_expression(fn, o, parent, from)
   if fn:type() == 'method_definition' then
     -- the FunctionExpression of a method: its ESTree parent is the MethodDefinition or the Property
     if property_of_typed_object(fn) then return true end
@@ -340,8 +339,7 @@ local function valid_expression(fn, o)
   end
   if o.allowExpressions then
     if fn:type() == 'method_definition' then
-      local p = fn:parent()
-      if p and p:type() == 'object' then return true end        -- a Property, not a MethodDefinition
+      if parent and parent:type() == 'object' then return true end  -- a Property, not a MethodDefinition
     elseif parent then
       local t = parent:type()
       if t ~= 'variable_declarator' and t ~= 'public_field_definition' and t ~= 'export_statement' then
@@ -358,8 +356,8 @@ local function valid_expression(fn, o)
 end
 
 -- ancestorHasReturnType
-local function ancestor_has_return_type(fn)
-  local ancestor, from = up(fn)
+local function ancestor_has_return_type(fn, parent)
+  local ancestor = parent
   if fn:type() == 'method_definition' then
     return false          -- its ESTree parent is the Property/MethodDefinition, whose value is itself
   end
@@ -369,7 +367,6 @@ local function ancestor_has_return_type(fn)
   local is_return = t == 'return_statement'
   local bodyless = t == 'arrow_function' and (ancestor:child_by_field('body') or ancestor):type() ~= 'statement_block'
   if not is_return and not bodyless then return false end
-  local _ = from
   while ancestor do
     t = ancestor:type()
     if FUNCTION[t] and t ~= 'method_definition' or t == 'method_definition' then
@@ -387,17 +384,13 @@ local function ancestor_has_return_type(fn)
 end
 
 -- getFunctionHeadLoc: {start_byte, end_byte} of the function's head.
-local function head(fn)
+local function head(fn, parent)
   local t = fn:type()
   local params = fn:child_by_field('parameters') or fn:child_by_field('parameter')
   local paren = params and params:range().start_byte or fn:range().start_byte
   if t == 'method_definition' then
-    local p = fn:parent()
-    local s = fn:range().start_byte
-    if p and p:type() == 'class_body' then s = fn:range().start_byte end
-    return { start_byte = s, end_byte = paren }
+    return { start_byte = fn:range().start_byte, end_byte = paren }
   end
-  local parent = up(fn)
   if parent and parent:type() == 'public_field_definition' then
     return { start_byte = after_decorators(parent):range().start_byte, end_byte = paren }
   end
@@ -415,21 +408,19 @@ local function head(fn)
   return { start_byte = fn:range().start_byte, end_byte = paren }
 end
 
-local function is_constructor_or_setter(fn)
+local function is_constructor_or_setter(fn, p)
   if fn:type() ~= 'method_definition' then return false end
   for _, c in ipairs(fn:children()) do
     if not c:is_named() and c:type() == 'set' then return true end
   end
   local name = fn:child_by_field('name')
-  local p = fn:parent()
   return name ~= nil and p ~= nil and p:type() == 'class_body' and
     (name:text() == 'constructor' or name:text() == '"constructor"' or name:text() == "'constructor'")
 end
 
 -- isAllowedFunction (allowedNames, allowIIFEs, allowFunctionsWithoutTypeParameters)
-local function allowed_function(fn, o)
+local function allowed_function(fn, o, parent, from)
   if o.allowFunctionsWithoutTypeParameters and not fn:child_by_field('type_parameters') then return true end
-  local parent, from = up(fn)
   if o.allowIIFEs and parent and parent:type() == 'call_expression' and parent:child_by_field('function') == from then
     return true
   end
@@ -468,15 +459,22 @@ local function explicit_function_return_type(ctx, match)
     local body = fn:child_by_field('body')
     if body and body:type() == 'unary_expression' and body:text():match('^void[%s%(]') then return nil end
   end
-  if allowed_function(fn, o) then return nil end
+  -- the ESTree parent, parentheses skipped (a method's is its class body or object): asked once, as
+  -- tree-sitter 0.20 finds a parent by walking down from the root
+  local parent, from
+  if not declaration or o.allowIIFEs or (type(o.allowedNames) == 'table' and #o.allowedNames > 0) then
+    parent, from = up(fn)
+  end
+  if allowed_function(fn, o, parent, from) then return nil end
   if declaration then
     if o.allowTypedFunctionExpressions and fn:child_by_field('return_type') then return nil end
-  elseif o.allowTypedFunctionExpressions and (valid_expression(fn, o) or ancestor_has_return_type(fn)) then
+  elseif o.allowTypedFunctionExpressions and
+         (valid_expression(fn, o, parent, from) or ancestor_has_return_type(fn, parent)) then
     return nil
   end
-  if is_constructor_or_setter(fn) then return nil end
+  if is_constructor_or_setter(fn, parent) then return nil end
   if o.allowHigherOrderFunctions and returns_function(fn) then return nil end
-  local h = head(fn)
+  local h = head(fn, parent)
   return { start_byte = h.start_byte, end_byte = h.end_byte, message = 'Missing return type on function.' }
 end
 
