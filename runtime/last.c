@@ -20,6 +20,7 @@
 #include <tree_sitter/api.h>
 
 #include "ag_astdiff.h"
+#include "ag_scope.h"
 #include "lauxag.h"
 
 #define AST_TREE "aegis.ast.Tree"
@@ -38,7 +39,9 @@ static const TSLanguage *language (int tsx) {
 /* ---------------------------------------------------------------- trees */
 
 /* t == NULL means closed.  src/len borrow the pinned source string. */
-typedef struct LTree { TSTree *t; const char *src; size_t len; int tsx; } LTree;
+/* sc: the scope analysis, built on first tree:scope() and freed with the
+** tree; the Lua table made from it is cached in user value 2. */
+typedef struct LTree { TSTree *t; const char *src; size_t len; int tsx; ag_scope *sc; } LTree;
 typedef struct LNode { TSNode n; } LNode;
 
 static LTree *totree (lua_State *L, int idx) {
@@ -96,8 +99,9 @@ static int ast_parse (lua_State *L) {
     lua_pushliteral(L, "too_large");
     return 3;
   }
-  LTree *p = (LTree *)lua_newuserdatauv(L, sizeof *p, 1);   /* [.., tree] */
+  LTree *p = (LTree *)lua_newuserdatauv(L, sizeof *p, 2);   /* [.., tree] */
   p->t = NULL;
+  p->sc = NULL;
   p->src = src;
   p->len = len;
   p->tsx = tsx;
@@ -122,6 +126,8 @@ static int tree_gc (lua_State *L) {
   LTree *p = totree(L, 1);
   if (p->t != NULL) ts_tree_delete(p->t);
   p->t = NULL;
+  ag_scope_free(p->sc);
+  p->sc = NULL;
   return 0;
 }
 
@@ -379,6 +385,230 @@ static int node_tostring (lua_State *L) {
     lua_pushfstring(L, "aegis.ast.Node (%s %d:%d)", ts_node_type(p->n),
                     (int)a.row + 1, (int)a.column + 1);
   }
+  return 1;
+}
+
+/* ---------------------------------------------------------------- scope */
+
+static void setint (lua_State *L, const char *k, lua_Integer v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, k);
+}
+
+
+/* The tree in upvalue 1 of a scope closure, open and analysed. */
+static LTree *uptree (lua_State *L) {
+  LTree *t = (LTree *)lua_touserdata(L, lua_upvalueindex(1));
+  if (t == NULL || t->t == NULL || t->sc == NULL) luaL_error(L, "attempt to use a closed tree");
+  return t;
+}
+
+static void setbool (lua_State *L, const char *k, int v) {
+  lua_pushboolean(L, v);
+  lua_setfield(L, -2, k);
+}
+
+static void pushname (lua_State *L, const ag_scope *sc, uint32_t name) {
+  uint32_t n;
+  const char *p = ag_scope_name(sc, name, &n);
+  lua_pushlstring(L, p, n);
+}
+
+/* Pushes {node, read, write, type, typeof, init, self, self_update, scope}. */
+static void pushref (lua_State *L, const ag_scope_ref *r, int treeidx) {
+  lua_createtable(L, 0, 10);
+  pushnode(L, r->node, treeidx);
+  lua_setfield(L, -2, "node");
+  setbool(L, "read", (r->flags & AG_RF_READ) != 0);
+  setbool(L, "write", (r->flags & AG_RF_WRITE) != 0);
+  setbool(L, "type", (r->flags & AG_RF_TYPE) != 0);
+  setbool(L, "typeof", (r->flags & AG_RF_TYPEOF) != 0);
+  setbool(L, "init", (r->flags & AG_RF_INIT) != 0);
+  setbool(L, "self", (r->flags & AG_RF_SELF) != 0);
+  setbool(L, "self_update", (r->flags & AG_RF_SELF_UPDATE) != 0);
+  if (r->flags & AG_RF_PRAGMA) setbool(L, "pragma", 1);
+  if (r->flags & AG_RF_PREDICATE) setbool(L, "predicate", 1);
+  lua_pushinteger(L, (lua_Integer)r->scope + 1);
+  lua_setfield(L, -2, "scope");
+}
+
+static const struct { const char *k; uint32_t f; } VFLAGS[] = {
+  {"exported", AG_VF_EXPORTED}, {"has_init", AG_VF_INIT}, {"self", AG_VF_SELF},
+  {"param_prop", AG_VF_PARAM_PROP}, {"signature", AG_VF_SIGNATURE}, {"setter", AG_VF_SETTER},
+  {"type_import", AG_VF_TYPE_IMPORT}, {"used", AG_VF_USED}, {"direct", AG_VF_DIRECT},
+  {"declare", AG_VF_DECLARE}, {"value", AG_VF_VALUE}, {"type", AG_VF_TYPE},
+};
+
+/* __index of a variable table: id, decl, statement and refs are made on
+** first use and cached in the table.  [t, k] */
+static int var_index (lua_State *L) {
+  LTree *t = uptree(L);
+  const char *k = luaL_checkstring(L, 2);
+  lua_getfield(L, 1, "index");
+  lua_Integer i = lua_tointeger(L, -1) - 1;
+  lua_pop(L, 1);
+  uint32_t nv;
+  ag_scope_counts(t->sc, NULL, &nv, NULL);
+  if (i < 0 || i >= (lua_Integer)nv) return 0;
+  const ag_scope_var *v = ag_scope_var_at(t->sc, (uint32_t)i);
+  int treeidx = lua_upvalueindex(1);
+  if (strcmp(k, "id") == 0) pushnode(L, v->id, treeidx);
+  else if (strcmp(k, "decl") == 0) pushnode(L, v->decl, treeidx);
+  else if (strcmp(k, "statement") == 0) pushnode(L, v->stmt, treeidx);
+  else if (strcmp(k, "refs") == 0) {
+    lua_createtable(L, (int)(v->nrefs < 100000 ? v->nrefs : 0), 0);
+    for (uint32_t j = 0; j < v->nrefs; j++) {
+      luaL_checkstack(L, 4, NULL);
+      pushref(L, ag_scope_var_ref(t->sc, v, j), treeidx);
+      lua_rawseti(L, -2, (lua_Integer)j + 1);
+    }
+  }
+  else if (strcmp(k, "nrefs") == 0) { lua_pushinteger(L, v->nrefs); return 1; }
+  else if (strcmp(k, "ndefs") == 0) { lua_pushinteger(L, v->ndefs); return 1; }
+  else if (strcmp(k, "self_scope") == 0) {
+    if (v->self_scope == AG_SCOPE_NONE) return 0;
+    lua_pushinteger(L, (lua_Integer)v->self_scope + 1);
+    return 1;
+  }
+  else {
+    for (size_t f = 0; f < sizeof VFLAGS / sizeof *VFLAGS; f++)
+      if (strcmp(k, VFLAGS[f].k) == 0) { lua_pushboolean(L, 0); return 1; }
+    return 0;
+  }
+  lua_pushvalue(L, -1);
+  lua_setfield(L, 1, k);   /* cache: t[k] = value */
+  return 1;
+}
+
+/* __index of a scope table: its node, made on first use. [t, k] */
+static int scope_index (lua_State *L) {
+  LTree *t = uptree(L);
+  if (strcmp(luaL_checkstring(L, 2), "node") != 0) return 0;
+  lua_getfield(L, 1, "index");
+  lua_Integer i = lua_tointeger(L, -1) - 1;
+  uint32_t ns;
+  ag_scope_counts(t->sc, &ns, NULL, NULL);
+  if (i < 0 || i >= (lua_Integer)ns) return 0;
+  pushnode(L, ag_scope_scope_at(t->sc, (uint32_t)i)->node, lua_upvalueindex(1));
+  lua_pushvalue(L, -1);
+  lua_setfield(L, 1, "node");
+  return 1;
+}
+
+/* __index of the scope table: scopes and unresolved on first use. [sc, k] */
+static int sc_index (lua_State *L) {
+  LTree *t = uptree(L);
+  const char *k = luaL_checkstring(L, 2);
+  int treeidx = lua_upvalueindex(1);
+  uint32_t ns, nr;
+  ag_scope_counts(t->sc, &ns, NULL, &nr);
+  if (strcmp(k, "scopes") == 0) {
+    lua_createtable(L, (int)(ns < 1000000 ? ns : 0), 0);     /* [sc, k, list] */
+    lua_createtable(L, 0, 1);                                 /* [sc, k, list, mt] */
+    lua_pushvalue(L, treeidx);
+    lua_pushcclosure(L, scope_index, 1);
+    lua_setfield(L, -2, "__index");
+    for (uint32_t i = 0; i < ns; i++) {
+      const ag_scope_scope *s = ag_scope_scope_at(t->sc, i);
+      luaL_checkstack(L, 4, NULL);
+      lua_createtable(L, 0, 7);
+      lua_pushvalue(L, -2);
+      lua_setmetatable(L, -2);                                /* node made on first use */
+      lua_pushstring(L, ag_scope_kind_name(s->kind));
+      lua_setfield(L, -2, "kind");
+      if (s->parent != AG_SCOPE_NONE) setint(L, "parent", (lua_Integer)s->parent + 1);
+      setint(L, "varscope", (lua_Integer)s->varscope + 1);
+      setint(L, "index", (lua_Integer)i + 1);
+      setbool(L, "ambient", (s->flags & AG_SF_AMBIENT) != 0);
+      setbool(L, "export_list", (s->flags & AG_SF_EXPORT_LIST) != 0);
+      lua_rawseti(L, -3, (lua_Integer)i + 1);
+    }
+    lua_pop(L, 1);                                            /* [sc, k, list] */
+  }
+  else if (strcmp(k, "unresolved") == 0) {
+    lua_newtable(L);
+    lua_Integer n = 0;
+    for (uint32_t i = 0; i < nr; i++) {
+      const ag_scope_ref *r = ag_scope_ref_at_index(t->sc, i);
+      if (r->var != AG_SCOPE_NONE || (r->flags & AG_RF_PRAGMA)) continue;
+      luaL_checkstack(L, 4, NULL);
+      pushref(L, r, treeidx);
+      pushname(L, t->sc, r->name);
+      lua_setfield(L, -2, "name");
+      lua_rawseti(L, -2, ++n);
+    }
+  }
+  else return 0;
+  lua_pushvalue(L, -1);
+  lua_setfield(L, 1, k);
+  return 1;
+}
+
+/* sc:resolve(node) -> the variable an identifier refers to, or nil. */
+static int sc_resolve (lua_State *L) {
+  LTree *t = uptree(L), *nt;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  TSNode n = checknode(L, 2, &nt);
+  luaL_argcheck(L, nt == t, 2, "node of another tree");
+  const ag_scope_ref *r = ag_scope_ref_at(t->sc, ts_node_start_byte(n));
+  if (r == NULL || r->var == AG_SCOPE_NONE || ts_node_end_byte(r->node) != ts_node_end_byte(n))
+    return 0;
+  lua_getfield(L, 1, "variables");
+  lua_rawgeti(L, -1, (lua_Integer)r->var + 1);
+  return 1;
+}
+
+
+/* tree:scope() -> the scope table (cached), or nil, msg, 'nomem' */
+static int tree_scope (lua_State *L) {
+  LTree *t = checktree(L, 1);
+  if (lua_getiuservalue(L, 1, 2) == LUA_TTABLE) return 1;
+  lua_pop(L, 1);
+  if (t->sc == NULL) {
+    char err[AG_ERRLEN];
+    int rc = ag_scope_build(ts_tree_root_node(t->t), t->src, t->len, t->tsx, &t->sc, err);
+    if (rc != AG_OK) return agL_pushfail(L, rc, "ast: scope: %s", err);
+  }
+  uint32_t nv;
+  ag_scope_counts(t->sc, NULL, &nv, NULL);
+  lua_createtable(L, 0, 4);                                   /* [tree, sc] */
+  lua_createtable(L, 0, 1);                                   /* [tree, sc, varmt] */
+  lua_pushvalue(L, 1);
+  lua_pushcclosure(L, var_index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_createtable(L, (int)(nv < 1000000 ? nv : 0), 0);        /* [tree, sc, varmt, vars] */
+  for (uint32_t i = 0; i < nv; i++) {
+    const ag_scope_var *v = ag_scope_var_at(t->sc, i);
+    luaL_checkstack(L, 4, NULL);
+    lua_createtable(L, 0, 10);
+    lua_pushlstring(L, v->name, v->name_len);
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, ag_scope_var_kind_name(v->kind));
+    lua_setfield(L, -2, "kind");
+    setint(L, "scope", (lua_Integer)v->scope + 1);
+    setint(L, "index", (lua_Integer)i + 1);
+    setint(L, "reads", v->reads);
+    setint(L, "writes", v->writes);
+    setint(L, "type_reads", v->type_reads);
+    /* only true flags are stored; var_index answers false for the others */
+    for (size_t f = 0; f < sizeof VFLAGS / sizeof *VFLAGS; f++)
+      if (v->flags & VFLAGS[f].f) setbool(L, VFLAGS[f].k, 1);
+    lua_pushvalue(L, -3);
+    lua_setmetatable(L, -2);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_setfield(L, -3, "variables");                           /* [tree, sc, varmt] */
+  lua_pop(L, 1);
+  lua_pushvalue(L, 1);
+  lua_pushcclosure(L, sc_resolve, 1);
+  lua_setfield(L, -2, "resolve");
+  lua_createtable(L, 0, 1);                                   /* [tree, sc, scmt] */
+  lua_pushvalue(L, 1);
+  lua_pushcclosure(L, sc_index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, 1, 2);                                 /* cache */
   return 1;
 }
 
@@ -736,10 +966,6 @@ static int parse_fail (lua_State *L, int rc, const char *which, const char *err)
   return 3;
 }
 
-static void setint (lua_State *L, const char *k, lua_Integer v) {
-  lua_pushinteger(L, v);
-  lua_setfield(L, -2, k);
-}
 
 static void pushspan (lua_State *L, const ag_astdiff *d, int side, uint32_t id) {
   ag_astdiff_node nd;
@@ -876,7 +1102,8 @@ static const luaL_Reg funcs[] = {
 };
 static const luaL_Reg tree_meth[] = {
   {"root", tree_root}, {"errors", tree_errors}, {"text", tree_text},
-  {"lang", tree_lang}, {"source", tree_source}, {"close", tree_close}, {NULL, NULL}
+  {"lang", tree_lang}, {"source", tree_source}, {"close", tree_close},
+  {"scope", tree_scope}, {NULL, NULL}
 };
 static const luaL_Reg tree_meta[] = {
   {"__index", NULL}, {"__gc", tree_gc}, {"__close", tree_gc},

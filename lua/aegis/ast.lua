@@ -4,6 +4,10 @@
 --- the userdata are documented in lua/aegis/_meta/ast.lua and docs/ast.md.
 local core = require('aegis.core.ast')
 
+-- Scope analysis: `tree:scope()` is a method of the tree userdata
+-- (runtime/last.c over runtime/ag_scope.c), declared in _meta/ast.lua and
+-- described in docs/ast.md ("Scopes"); nothing to validate on this side.
+
 local M = {}
 
 ---@class aegis.ast.Budget

@@ -69,6 +69,9 @@ local function declare_config()
       instructions = s.integer({ min = 0 }):optional(),
       seconds = s.number({ min = 0 }):optional(),
       memory_mb = s.integer({ min = 0 }):optional(),
+      builtin = s.boolean():optional()
+        :describe('Count instructions and time of built-in rulepacks too (default false: their Lua runs without'
+          .. ' the count hook, about twice as fast, under the memory cap only)'),
     }):optional():describe('Budget of one rule over one file (default 2e8 instructions, 2 s, 256 MiB)'),
     untrusted = s.object({
       seconds = s.number({ min = 0.1 }):optional():describe('Wall time of an untrusted worker (default 120)'),
@@ -123,7 +126,7 @@ local function load_rule(pack, i, r, where)
   if type(id) ~= 'string' or not id:find('^[%w_][%w_%-%.]*$') then
     return nil, pack_error(where, "rules[%d]: id must be a name (letters, digits, '_', '-', '.')", i)
   end
-  local rule = { id = pack.name .. '/' .. id, name = id, pack = pack.name, source = pack.path }
+  local rule = { id = pack.name .. '/' .. id, name = id, pack = pack.name, source = pack.path, builtin = pack.builtin }
   local sev = field(r, 'severity') or 'error'
   if not SEVERITY[sev] then
     return nil, pack_error(where, "rule '%s': severity must be 'error', 'warning' or 'info'", id)
@@ -162,6 +165,11 @@ local function load_rule(pack, i, r, where)
   end
   rule.options = copy_plain(opts or {})
   return rule
+end
+
+local function untrusted_error(file)
+  return errors.new('untrusted', ("standards: rulepack '%s' is not trusted (see standards.trusted)"):format(file),
+    { exit = 2 })
 end
 
 local packs = {}  -- cache: key ('name' or 'file:path') -> pack
@@ -209,16 +217,15 @@ function M.load(spec, opts)
   return load_pack(spec, opts and opts.trusted, {})
 end
 
-load_pack = function(spec, trusted, _stack)
+load_pack = function(spec, trusted, stack)
   local key = is_file_spec(spec) and 'file:' .. spec or spec
   if packs[key] then
     if trusted and not trusted(packs[key]) then
-      return nil, errors.new('untrusted', ("standards: rulepack '%s' is not trusted"):format(packs[key].path),
-        { exit = 2 })
+      return nil, untrusted_error(packs[key].path)
     end
     return packs[key]
   end
-  if _stack[key] then
+  if stack[key] then
     return nil, errors.new('rulepack', ("standards: rulepack '%s' includes itself"):format(spec), { exit = 2 })
   end
   local found, msg, code = M.find(spec)
@@ -227,7 +234,7 @@ load_pack = function(spec, trusted, _stack)
   end
   local where = ("rulepack '%s'"):format(found.path)
   if trusted and not trusted(found) then
-    return nil, errors.new('untrusted', ("standards: rulepack '%s' is not trusted"):format(found.path), { exit = 2 })
+    return nil, untrusted_error(found.path)
   end
   local env = sandbox.env({ aegis = false })
   local ok, t = sandbox.run({ source = found.source, name = found.path, env = env, budget = M.budget.load })
@@ -242,7 +249,9 @@ load_pack = function(spec, trusted, _stack)
     version = field(t, 'version'), description = field(t, 'description'),
     sha256 = require('aegis.hash').sha256(found.source), rules = {},
   }
-  if pack.version ~= nil and type(pack.version) ~= 'string' then return nil, pack_error(where, 'version must be a string') end
+  if pack.version ~= nil and type(pack.version) ~= 'string' then
+    return nil, pack_error(where, 'version must be a string')
+  end
   if pack.description ~= nil and type(pack.description) ~= 'string' then
     return nil, pack_error(where, 'description must be a string')
   end
@@ -250,14 +259,14 @@ load_pack = function(spec, trusted, _stack)
   if type(rules) ~= 'table' then return nil, pack_error(where, 'rules must be a list') end
   local include = field(t, 'include') or {}
   if type(include) ~= 'table' then return nil, pack_error(where, 'include must be a list of rulepack names') end
-  _stack[key] = true
+  stack[key] = true
   local seen = {}
   for i = 1, rawlen(include) do
     local inc = rawget(include, i)
     if type(inc) ~= 'string' or is_file_spec(inc) then
       return nil, pack_error(where, 'include[%d] must be a rulepack name', i)
     end
-    local sub, err = load_pack(inc, trusted, _stack)
+    local sub, err = load_pack(inc, trusted, stack)
     if not sub then return nil, err end
     for _, r in ipairs(sub.rules) do
       if not seen[r.id] then
@@ -273,7 +282,7 @@ load_pack = function(spec, trusted, _stack)
     seen[r.id] = true
     pack.rules[#pack.rules + 1] = r
   end
-  _stack[key] = nil
+  stack[key] = nil
   packs[key] = pack
   byname[pack.name] = byname[pack.name] or pack
   return pack
@@ -297,7 +306,8 @@ end
 
 --- What `engine` and `check_source` take.
 ---@class aegis.standards.Opts
----@field rules? string[] Rule ids ('pack/rule'), rulepack names or rulepack files (default: config's, else 'aegis-constitutional')
+---@field rules? string[] Rule ids ('pack/rule'), rulepack names or rulepack files
+--- (default: the config's `rulepacks`, else 'aegis-constitutional')
 ---@field config? table The `standards` config section (default `config.get().standards`)
 ---@field path? string File name, for the language and messages (default 'input.ts')
 ---@field lang? 'ts'|'tsx' Wins over the path's extension
@@ -305,6 +315,7 @@ end
 ---@field store_url? string URL of that store instead of `store.default_url()`
 ---@field trusted? fun(found: table): boolean Asked before any rulepack runs (see `load`)
 ---@field preload? string[] Rulepack files loaded first, so 'pack/rule' ids can name their rules
+---@field timings? boolean Count CPU seconds per rule and per stage in `engine.timings`
 
 ---@class aegis.standards.Finding
 ---@field rule string 'pack/rule'
@@ -411,21 +422,31 @@ local function query_for(rule, lang)
 end
 
 -- The combined query of `rules` for `lang`: one tree-sitter query; owner[p]
--- and offset[p] map its pattern p (1-based) back to the rule and the rule's
--- own pattern number. Rules whose query does not compile are problems.
+-- (the rules sharing that query text: each text is matched once however
+-- many rules use it) and base[p] map its pattern p (1-based) back to the
+-- rules and the rules' own pattern number. Rules whose query does not
+-- compile are problems.
+local DIRECTIVE_QUERY = '((comment) @c (#match? @c "(aegis|eslint)-(disable|enable)"))'
+local DIRECTIVE = {}  -- owner of that pattern
+
 local function combine(rules, lang)
   local parts, owner, base, bad = {}, {}, {}, {}
+  local group = {}  -- query text -> the owner list of its patterns
   local n = 0
   for _, r in ipairs(rules) do
     local src = query_for(r, lang)
-    if src then
+    if src and group[src] then
+      table.insert(group[src], r)
+    elseif src then
       local q, err = ast.query(lang, src)
       if not q then
         bad[#bad + 1] = { rule = r, message = err }
       else
         local c = pattern_count(q)
+        local g = { r }
+        group[src] = g
         for p = 1, c do
-          owner[n + p] = r
+          owner[n + p] = g
           base[n + p] = n
         end
         n = n + c
@@ -435,6 +456,8 @@ local function combine(rules, lang)
   end
   local combined
   if n > 0 then
+    parts[#parts + 1] = DIRECTIVE_QUERY
+    owner[n + 1], base[n + 1] = DIRECTIVE, n
     local err
     combined, err = ast.query(lang, table.concat(parts, '\n'))
     if not combined then error(('standards: combined %s query: %s'):format(lang, err)) end
@@ -459,7 +482,12 @@ function M.engine(opts)
   local specs = opts.rules or default_rules(cfg)
   if type(specs) ~= 'table' then error("bad argument #1 to 'engine' (rules must be a list of strings)", 2) end
   local rules = {}
-  for _, p in ipairs(opts.preload or {}) do
+  -- rulepack files first: 'pack/rule' ids may name their rules
+  local preload = table.move(opts.preload or {}, 1, #(opts.preload or {}), 1, {})
+  for _, sp in ipairs(specs) do
+    if type(sp) == 'string' and sp:find('%.lua$') then preload[#preload + 1] = sp end
+  end
+  for _, p in ipairs(preload) do
     local pack, err = load_pack(p, opts.trusted, {})
     if not pack then error(err, 0) end
   end
@@ -476,8 +504,10 @@ function M.engine(opts)
       instructions = b.instructions or d.instructions,
       seconds = b.seconds or d.seconds,
       memory = b.memory_mb and b.memory_mb * MiB or d.memory,
+      builtin = b.builtin == true,
     },
     tsconfigs = {},
+    timings = opts.timings and {} or nil,
   }, Engine)
   return e
 end
@@ -525,13 +555,13 @@ local KINDS = { ['disable-next-line'] = true, ['disable-line'] = true, disable =
 
 -- The directives in the file's comments: {family, kind, names (nil: all),
 -- line, end_line, start_byte}.
+-- The comments that may be directives come from the combined query (its
+-- last pattern, DIRECTIVE_QUERY), so finding them costs no second walk of
+-- the tree.
 local function directives(file)
-  local src = file.source
-  if not (src:find('aegis-', 1, true) or src:find('eslint-', 1, true)) then return nil end
-  local q = ast.query(file.lang, '(comment) @c')
   local out = {}
-  for _, c in ipairs(q:captures(file.tree)) do
-    local text = c.node:text()
+  for _, node in ipairs(file.comments or {}) do
+    local text = node:text()
     local body = text:match('^//(.*)$') or text:match('^/%*(.-)%*/$') or ''
     body = body:gsub('^%s*%**%s*', '')
     local family, kind, rest = body:match('^(%a+)%-([%a%-]+)(.*)$')
@@ -542,7 +572,7 @@ local function directives(file)
         names = names or {}
         names[name] = true
       end
-      local r = c.node:range()
+      local r = node:range()
       out[#out + 1] = {
         family = family, kind = kind, names = names,
         line = r.start_row + 1, end_line = r.end_row + 1, start_byte = r.start_byte,
@@ -812,10 +842,17 @@ end
 
 -- The ctx a rule's check gets for one file.
 function Engine:_ctx(file, rule, out)
-  local ctx = {
+  local cfg = self.config
+  -- ctx.config is copied on first read (the theme's token lists can be long)
+  local ctx = setmetatable({
     path = file.path, lang = file.lang, source = file.source, tree = file.tree, root = file.root,
-    options = copy_plain(rule.options), config = copy_plain(self.config),
-  }
+    options = copy_plain(rule.options),
+  }, { __index = function(t, k)
+    if k ~= 'config' then return nil end
+    local c = copy_plain(cfg)
+    rawset(t, 'config', c)
+    return c
+  end })
   function ctx.report(spec)
     if type(spec) ~= 'table' then error('ctx.report: table expected', 2) end
     local msg = rawget(spec, 'message')
@@ -827,17 +864,25 @@ function Engine:_ctx(file, rule, out)
     }, nil, msg)
   end
   function ctx.text(node) return node:text() end
+  local engine = self
   function ctx.scope()
     if file.scope == nil then
       local t = file.tree
       if t.scope == nil then
         error('standards: ctx.scope() needs tree:scope() (the scope analysis of aegis.ast), missing in this build', 2)
       end
+      local t0 = engine.timings and os.clock()
       file.scope = t:scope()
+      if t0 then
+        -- counted apart: the rule that asks first would otherwise pay for all
+        local tm = engine.timings
+        local dt = os.clock() - t0
+        tm['(scope)'] = (tm['(scope)'] or 0) + dt
+        tm[rule.id] = (tm[rule.id] or 0) - dt
+      end
     end
     return file.scope
   end
-  local engine = self
   function ctx.tsconfig()
     if file.tsconfig == nil then file.tsconfig = engine:_tsconfig(dirname(file.path)) or false end
     return file.tsconfig and copy_plain(file.tsconfig) or nil
@@ -855,7 +900,11 @@ local function sort_findings(fs_)
     if a.line ~= b.line then return a.line < b.line end
     if a.col ~= b.col then return a.col < b.col end
     if a.rule ~= b.rule then return a.rule < b.rule end
-    return a.message < b.message
+    if a.message ~= b.message then return a.message < b.message end
+    -- a total order, so output never depends on the order of matches
+    if a.end_line ~= b.end_line then return a.end_line < b.end_line end
+    if a.end_col ~= b.end_col then return a.end_col < b.end_col end
+    return (a.end_byte or 0) < (b.end_byte or 0)
   end)
   return fs_
 end
@@ -872,40 +921,59 @@ function Engine:check(src, opts)
   local p = opts.path or 'input.ts'
   local lang = opts.lang or ast.lang_of(p) or 'ts'
   local findings, problems = {}, {}
+  local tm = self.timings
+  local t0 = tm and os.clock()
   local tree, err, code = ast.parse(src, { lang = lang, path = p })
+  if tm then tm['(parse)'] = (tm['(parse)'] or 0) + os.clock() - t0 end
   if not tree then
     problems[1] = { kind = 'parse', path = p, message = err, code = code }
     return findings, problems
   end
   local file = { path = p, lang = lang, source = src, tree = tree, root = tree:root() }
   local l = self:_lang(lang)
-  for _, b in ipairs(l.bad) do
-    problems[#problems + 1] = { kind = 'rule', rule = b.rule.id, path = p, code = 'query',
-      message = ("rule '%s': query: %s"):format(b.rule.id, b.message) }
+  if not l.bad_reported then  -- once per engine and language, with the first file
+    l.bad_reported = true
+    for _, b in ipairs(l.bad) do
+      problems[#problems + 1] = { kind = 'rule', rule = b.rule.id, path = p, code = 'query',
+        message = ("rule '%s': query: %s"):format(b.rule.id, b.message) }
+    end
   end
   if l.query then
     local per = {}  -- rule -> matches
     local order = {}
-    for _, m in ipairs(l.query:matches(tree)) do
-      local r = l.owner[m.pattern]
+    local t1 = tm and os.clock()
+    local matches = l.query:matches(tree)
+    if tm then tm['(query)'] = (tm['(query)'] or 0) + os.clock() - t1 end
+    local comments = {}
+    file.comments = comments
+    for _, m in ipairs(matches) do
+      local g = l.owner[m.pattern]
       m.pattern = m.pattern - l.base[m.pattern]
-      local list = per[r]
-      if not list then
-        list = {}
-        per[r] = list
-        order[#order + 1] = r
+      if g == DIRECTIVE then comments[#comments + 1] = m.captures.c end
+      for i, r in ipairs(g) do
+        local list = per[r]
+        if not list then
+          list = {}
+          per[r] = list
+          order[#order + 1] = r
+        end
+        -- rules sharing a query get their own match table (same nodes)
+        list[#list + 1] = i == 1 and m or { pattern = m.pattern, captures = m.captures, list = m.list }
       end
-      list[#list + 1] = m
     end
     local budget = self.budget
     for _, r in ipairs(order) do
+      local t2 = tm and os.clock()
       if r.check == nil and r.fix == nil then
         run_rule(file, r, per[r], nil, findings)
       else
         local out = {}
         local ctx = self:_ctx(file, r, out)
-        local ok, kind, msg = sbcore.call(budget.instructions, budget.seconds, budget.memory, '@' .. r.source,
-          run_rule, file, r, per[r], ctx, out)
+        -- Built-in rules are ours and tested: no count hook (in Lua 5.4 any
+        -- count hook slows every instruction about twice), memory cap only.
+        local counted = budget.builtin or not r.builtin
+        local ok, kind, msg = sbcore.call(counted and budget.instructions or 0, counted and budget.seconds or 0,
+          budget.memory, '@' .. r.source, run_rule, file, r, per[r], ctx, out)
         if not ok then
           if type(msg) == 'table' then msg = tostring(msg) end
           problems[#problems + 1] = { kind = 'rule', rule = r.id, path = p, code = kind,
@@ -913,11 +981,18 @@ function Engine:check(src, opts)
         end
         for _, f in ipairs(out) do findings[#findings + 1] = f end
       end
+      if tm then tm[r.id] = (tm[r.id] or 0) + os.clock() - t2 end
     end
   end
-  local byid = {}
-  for _, r in ipairs(self.rules) do byid[r.id] = r end
-  findings = suppress(findings, file, byid)
+  local byid = self.byid
+  if not byid then
+    byid = {}
+    for _, r in ipairs(self.rules) do byid[r.id] = r end
+    self.byid = byid
+  end
+  local t3 = tm and os.clock()
+  if #findings > 0 then findings = suppress(findings, file, byid) end
+  if tm then tm['(suppress)'] = (tm['(suppress)'] or 0) + os.clock() - t3 end
   for _, e in ipairs(tree:errors()) do
     problems[#problems + 1] = { kind = 'syntax', path = p, line = e.line, col = e.col, message = e.message }
   end

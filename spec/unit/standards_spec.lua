@@ -64,6 +64,29 @@ describe('aegis.standards.check_source', function()
     assert.equal('pattern 2', f[2].message)
   end)
 
+  it('matches a query text shared by several rules once, and gives each rule the matches', function()
+    local p = pack([[
+local Q = '(debugger_statement) @d'
+return { name = 'shared', rules = {
+  { id = 'a', description = 'A', query = Q },
+  { id = 'b', description = 'B', query = Q,
+    check = function(ctx, m) local n = m.pattern; m.pattern = 99; return 'b' .. n end },
+  { id = 'c', description = 'C', query = Q,
+    check = function(ctx, m) return 'c' .. m.pattern .. ctx.text(m.captures.d) end },
+} }
+]])
+    local f = standards.check_source('debugger;', { rules = { p }, config = {} })
+    assert.same({ '1:1 shared/a', '1:1 shared/b', '1:1 shared/c' }, ids(f))
+    assert.same({ 'A', 'b1', 'c1debugger;' }, { f[1].message, f[2].message, f[3].message })
+  end)
+
+  it('orders findings totally: nested nodes at the same start sort by their end', function()
+    local p = pack("return { name = 'nest', rules = {"
+      .. " { id = 'm', description = 'd', query = '(member_expression) @m' } } }")
+    local f = standards.check_source('a.b.c;', { rules = { p }, config = {} })
+    assert.same({ 4, 6 }, { f[1].end_col, f[2].end_col })
+  end)
+
   it('overlays severity and options from config; off drops the rule', function()
     local cfg = { rules = { ['basic/no-any'] = { severity = 'error', options = { word = 'cfg' } },
       ['basic/no-var'] = 'off' } }
@@ -265,7 +288,8 @@ return { name = 'ins', rules = {
   it('says clearly when ctx.scope() is not available', function()
     local p = pack([[
 return { name = 'sc', rules = {
-  { id = 's', description = 'd', query = '(program) @p', check = function(ctx) return #ctx.scope().variables .. '' end } } }
+  { id = 's', description = 'd', query = '(program) @p',
+    check = function(ctx) return #ctx.scope().variables .. '' end } } }
 ]])
     local f, problems = standards.check_source('let x = 1;', { rules = { p }, config = {} })
     local tree = require('aegis.ast').parse('x')
@@ -312,7 +336,8 @@ describe('aegis.standards rulepack sandbox (S1)', function()
     it('refuses ' .. name .. ' inside check', function()
       local p = pack(([[
 return { name = 'esc', rules = {
-  { id = 'e', description = 'd', query = '(program) @p', check = function(ctx) local v = %s; return 'escaped ' .. tostring(v) end } } }
+  { id = 'e', description = 'd', query = '(program) @p',
+    check = function(ctx) local v = %s; return 'escaped ' .. tostring(v) end } } }
 ]]):format(expr))
       local f, problems = standards.check_source('x', { path = 'f.ts', rules = { p }, config = {} })
       assert.same({}, f)
@@ -334,5 +359,40 @@ return { name = 'esc', rules = {
     local res, err = standards.load(p)
     assert.is_nil(res)
     assert.matches('binary chunks are not allowed', err.msg, 1, true)
+  end)
+end)
+
+describe('aegis.standards.walk (gitignore rules)', function()
+  local walk = require('aegis.standards.walk')
+  local function ignored(text, rel, isdir)
+    return walk.ignored({ { base = '/r/', rules = walk.parse(text) } }, '/r/' .. rel, isdir or false)
+  end
+  it('matches names at any depth, anchored paths only at the base', function()
+    assert.is_true(ignored('*.gen.ts', 'a/b/x.gen.ts'))
+    assert.is_true(ignored('/top.ts', 'top.ts'))
+    assert.is_false(ignored('/top.ts', 'a/top.ts'))
+    assert.is_true(ignored('a/b.ts', 'a/b.ts'))
+    assert.is_false(ignored('a/b.ts', 'x/a/b.ts'))
+  end)
+  it('handles **, directory-only patterns, negation and the last match winning', function()
+    assert.is_true(ignored('a/**/z.ts', 'a/z.ts'))
+    assert.is_true(ignored('a/**/z.ts', 'a/b/c/z.ts'))
+    assert.is_true(ignored('**/gen', 'x/y/gen', true))
+    assert.is_true(ignored('out/', 'out', true))
+    assert.is_false(ignored('out/', 'out', false))
+    assert.is_false(ignored('*.ts\n!keep.ts', 'keep.ts'))
+    assert.is_true(ignored('!keep.ts\n*.ts', 'keep.ts'))
+    assert.is_false(ignored('d/**', 'd', true))
+    assert.is_true(ignored('d/**', 'd/x.ts'))
+  end)
+  it('handles classes, ?, escapes, comments and trailing spaces', function()
+    assert.is_true(ignored('f[0-9].ts', 'f7.ts'))
+    assert.is_false(ignored('f[!0-9].ts', 'f7.ts'))
+    assert.is_true(ignored('f?.ts', 'fx.ts'))
+    assert.is_false(ignored('f?.ts', 'f/.ts'))
+    assert.is_true(ignored('\\#x.ts', '#x.ts'))
+    assert.is_false(ignored('# x.ts', 'x.ts'))
+    assert.is_true(ignored('x.ts   ', 'x.ts'))
+    assert.is_true(ignored('a+b.ts', 'a+b.ts'))
   end)
 end)

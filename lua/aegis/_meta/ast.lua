@@ -48,6 +48,81 @@ function Tree:source() end
 ---@return true
 function Tree:close() end
 
+--- The scope analysis of the tree (declarations, references, assignments
+--- per scope; docs/ast.md "Scopes"), built in C on first call and cached:
+--- every call returns the same table. Fails only without memory.
+---@return aegis.ast.Scope? scope
+---@return string? err `ast: scope: out of memory`
+---@return string? code 'nomem'
+function Tree:scope() end
+
+--- The result of `tree:scope()`. `variables` is built at once (its node
+--- fields and `refs` on first use); `scopes` and `unresolved` on first use.
+---@class aegis.ast.Scope
+---@field variables aegis.ast.Variable[] declared bindings, in source order
+---@field scopes aegis.ast.ScopeInfo[] scope 1 is the module scope; a scope's index is greater than its parent's
+---@field unresolved aegis.ast.Reference[] references to undeclared names (globals), with `name`
+local Scope = {}
+
+--- The variable an identifier refers to (a reference or a written name),
+--- or nil for a declaration's own name, a global, or any other node.
+---@param node aegis.ast.Node
+---@return aegis.ast.Variable?
+function Scope:resolve(node) end
+
+---@class aegis.ast.ScopeInfo
+---@field kind 'module'|'function'|'block'|'class'|'catch'|'for'|'switch'|'namespace'|'enum'|'type'|'static'
+---@field node aegis.ast.Node the node that opens it
+---@field parent? integer index of the enclosing scope
+---@field varscope integer index of the nearest function/module/namespace/static scope (where `var` goes)
+---@field index integer
+---@field ambient boolean body of a `declare`d namespace or module, or of `declare global`
+---@field export_list boolean holds `export {..}`, `export * from`, `export =` or `export default <name>`
+
+--- A declared binding: one per name and scope (repeated declarations and
+--- declaration merging add definitions: `ndefs`). Flags are booleans.
+---@class aegis.ast.Variable
+---@field name string
+---@field kind 'var'|'let'|'const'|'using'|'param'|'function'|'class'|'import'|'catch'|'enum'|'type'|'interface'|'namespace'|'type_param'|'enum_member'
+---@field id aegis.ast.Node the identifier of the first declaration
+---@field decl aegis.ast.Node its declarator, parameter, specifier or declaration node
+---@field statement aegis.ast.Node the whole declaration (lexical_declaration, function, import_statement, ...)
+---@field scope integer index into `scopes`
+---@field index integer index into `variables`
+---@field ndefs integer declarations merged into this variable
+---@field nrefs integer number of `refs`
+---@field reads integer value reads (compound assignments and updates included)
+---@field writes integer assignments (`=`, `op=`, `++`, destructuring, for-in/of targets), initializers excluded
+---@field type_reads integer references in type positions (type names, `typeof x`)
+---@field refs aegis.ast.Reference[] every reference in source order, initializer writes included
+---@field exported boolean declared by an export statement
+---@field has_init boolean has an initializer (or a default value, or is a for-in/of binding)
+---@field used boolean read by a reference typescript-eslint's no-unused-vars counts as a use (not `typeof x` or `x is T` unless a type import)
+---@field self boolean a class's or named function expression's own name, inside it
+---@field param_prop boolean a constructor parameter property (`private x`)
+---@field signature boolean a parameter of a signature or function type (no body)
+---@field setter boolean a parameter of a setter
+---@field direct boolean a parameter that is a plain identifier (no default, pattern or rest)
+---@field type_import boolean every definition is an `import type`
+---@field declare boolean declared inside a `declare` (ambient) declaration
+---@field value boolean has a value meaning
+---@field type boolean has a type meaning (classes, enums, imports, namespaces have both)
+---@field self_scope? integer the scope of its own body (function, type, enum, namespace): references there are `self`
+
+---@class aegis.ast.Reference
+---@field node aegis.ast.Node the identifier (the JSX element for `pragma`)
+---@field scope integer the scope it occurs in
+---@field read boolean
+---@field write boolean
+---@field type boolean in a type position
+---@field typeof boolean inside `typeof x` in a type
+---@field init boolean the write of a declaration's initializer
+---@field self boolean inside the resolved variable's own body
+---@field self_update boolean `x++` / `x += 1` whose value is unused
+---@field pragma? true the implicit `React` read of a JSX element (TSX)
+---@field predicate? true the `x` of a type predicate (`x is T`, `asserts x`)
+---@field name? string for `unresolved` entries
+
 --- A node of a tree. Nodes compare equal with `==` when they are the same
 --- node. Ranges: bytes 0-based with the end exclusive, rows and columns
 --- 0-based (tree-sitter's convention; diagnostics are 1-based).

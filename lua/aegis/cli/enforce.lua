@@ -30,6 +30,8 @@ options:
   --max-warnings N     exit 1 when there are more than N warnings
   --jobs N             worker processes (default: the number of CPUs; 1 checks
                        in this process)
+  --timings            print CPU seconds per stage (parse, query, scope,
+                       suppress) and per rule, summed over workers, on stderr
 
 A rulepack that is neither built in nor under a `standards.trusted` entry of
 the configuration runs in a separate worker process with resource limits, a
@@ -86,6 +88,8 @@ local function parse(args)
       if not o.jobs or o.jobs < 1 or o.jobs > 256 then
         errors.usage("enforce: --jobs needs an integer from 1 to 256, got '%s'", v)
       end
+    elseif a == '--timings' then
+      o.timings = true
     elseif a == '--worker' then
       o.worker = true
     elseif a == '--' then
@@ -103,7 +107,7 @@ end
 
 local function run(args)
   local o = parse(args)
-  local standards = require('aegis.standards')  -- declares the config section
+  require('aegis.standards')  -- declares the config section before the config is read
   if o.worker then
     local code, out = require('aegis.standards.run').worker(io.stdin:read('a') or '')
     io.stdout:write(out)
@@ -126,10 +130,20 @@ local function run(args)
   local files, err = walk.files(o.paths, { ignore = scfg.ignore })
   if not files then errors.usage('%s', err) end
   local runner = require('aegis.standards.run')
+  local rules = o.rulepacks
+  if not rules and scfg.rulepacks then
+    -- rulepack files named in the config are relative to its directory
+    rules = {}
+    for i, spec in ipairs(scfg.rulepacks) do
+      local is_file = spec:find('%.lua$')
+        or spec:find('/', 1, true) and not spec:find('^[%w_][%w_%-%.]*/[%w_][%w_%-%.]*$')
+      rules[i] = (is_file and spec:sub(1, 1) ~= '/' and config_dir ~= cwd) and config_dir .. '/' .. spec or spec
+    end
+  end
   local res = runner.run({
-    rules = o.rulepacks or scfg.rulepacks or { 'aegis-constitutional' },
+    rules = rules or { 'aegis-constitutional' },
     config = scfg, config_dir = config_dir, files = files,
-    jobs = o.jobs or runner.cpus(), fail_fast = o.fail_fast,
+    jobs = o.jobs or runner.cpus(), fail_fast = o.fail_fast, timings = o.timings,
     log = function(msg) io.stderr:write('aegis-run: enforce: ', msg, '\n') end,
   })
   local format = o.format
@@ -155,12 +169,26 @@ local function run(args)
   else
     io.stdout:write(text)
   end
+  if res.timings then
+    local names, total = {}, 0
+    for k, v in pairs(res.timings) do
+      names[#names + 1] = k
+      total = total + v
+    end
+    table.sort(names, function(a, b)
+      if res.timings[a] ~= res.timings[b] then return res.timings[a] > res.timings[b] end
+      return a < b
+    end)
+    io.stderr:write(('aegis-run: enforce: CPU seconds by stage and rule (total %.3f):\n'):format(total))
+    for _, k in ipairs(names) do io.stderr:write(('%10.3f  %s\n'):format(res.timings[k], k)) end
+  end
   local failed = res.counts.error > 0
   for _, p in ipairs(res.problems) do if runner.failing(p) then failed = true end end
   local maxw = o.max_warnings or scfg.max_warnings
   if maxw and maxw >= 0 and res.counts.warning > maxw then
     failed = true
-    io.stderr:write(('aegis-run: enforce: %d warnings (more than --max-warnings %d)\n'):format(res.counts.warning, maxw))
+    io.stderr:write(('aegis-run: enforce: %d warnings (more than --max-warnings %d)\n')
+      :format(res.counts.warning, maxw))
   end
   return failed and 1 or 0
 end

@@ -76,7 +76,9 @@ function M.text(res, opts)
   local line = ('%s in %d file%s'):format(table.concat(parts, ', '), res.files, res.files == 1 and '' or 's')
   local nprob = #res.problems - nsyntax
   if nprob > 0 then line = line .. (', %d problem%s'):format(nprob, nprob == 1 and '' or 's') end
-  if nsyntax > 0 then line = line .. (' (%d syntax error%s: files still checked)'):format(nsyntax, nsyntax == 1 and '' or 's') end
+  if nsyntax > 0 then
+    line = line .. (' (%d syntax error%s: files still checked)'):format(nsyntax, nsyntax == 1 and '' or 's')
+  end
   out[#out + 1] = line
   return table.concat(out, '\n') .. '\n'
 end
@@ -88,6 +90,7 @@ end
 ---@param res table
 ---@return string
 function M.json(res)
+  res = require('aegis.standards.run').clean(res)
   local nprob = 0
   for _, p in ipairs(res.problems) do if p.kind ~= 'syntax' then nprob = nprob + 1 end end
   return json.encode({
@@ -135,6 +138,8 @@ local LEVEL = { error = 'error', warning = 'warning', info = 'note' }
 ---@param opts {root: string, cwd: string, version: string}
 ---@return string
 function M.sarif(res, opts)
+  local raw_findings = res.findings
+  res = require('aegis.standards.run').clean(res)
   local line_of = line_reader()
   local rules, index = {}, {}
   for i, r in ipairs(res.rules) do
@@ -152,11 +157,12 @@ function M.sarif(res, opts)
     }
   end
   local results = {}
-  for _, f in ipairs(res.findings) do
-    local rel, abs = relative(f.path, opts.root, opts.cwd)
+  for i, f in ipairs(res.findings) do
+    local raw = raw_findings[i].path  -- the file's own name, to read it (percent-encoded in the URI)
+    local rel, abs = relative(raw, opts.root, opts.cwd)
     local loc = { uri = uri_path(rel or abs) }
     if rel then loc.uriBaseId = '%SRCROOT%' else loc.uri = 'file://' .. uri_path(abs) end
-    local l1, l2 = line_of(f.path, f.line), line_of(f.path, f.end_line)
+    local l1, l2 = line_of(raw, f.line), line_of(raw, f.end_line)
     local region = {
       startLine = f.line, startColumn = utf16_col(l1, f.col),
       endLine = f.end_line, endColumn = utf16_col(l2, f.end_col),
@@ -170,8 +176,17 @@ function M.sarif(res, opts)
       locations = json.array({ { physicalLocation = { artifactLocation = loc, region = region } } }),
     }
     if f.fix then
-      local s1 = f.fix.start_byte
-      r.properties = { fix = { start_byte = s1, end_byte = f.fix.end_byte, text = f.fix.text } }
+      -- SARIF fixes: replace bytes [start, end) of the file with the text
+      r.fixes = json.array({ {
+        description = { text = 'Fix offered by ' .. f.rule },
+        artifactChanges = json.array({ {
+          artifactLocation = loc,
+          replacements = json.array({ {
+            deletedRegion = { byteOffset = f.fix.start_byte, byteLength = f.fix.end_byte - f.fix.start_byte },
+            insertedContent = { text = f.fix.text },
+          } }),
+        } }),
+      } })
     end
     results[#results + 1] = r
   end
@@ -238,7 +253,8 @@ function M.github(res)
   for _, p in ipairs(res.problems) do
     if p.kind ~= 'syntax' then
       local file = p.path ~= '' and ('file=%s,'):format(esc_prop(p.path)) or ''
-      out[#out + 1] = ('::error %stitle=%s::%s'):format(file, esc_prop(p.rule or 'aegis-run enforce'), esc_data(p.message))
+      out[#out + 1] = ('::error %stitle=%s::%s'):format(file, esc_prop(p.rule or 'aegis-run enforce'),
+        esc_data(p.message))
     end
   end
   return #out > 0 and table.concat(out, '\n') .. '\n' or ''

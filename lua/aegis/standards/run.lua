@@ -20,9 +20,9 @@ M.untrusted_defaults = { seconds = 120, cpu_seconds = 120, memory_mb = 1024 }
 --- `BASE`; trusted ones `BASE` and `TRUSTED` (the store, for `ctx.artifact`).
 --- Nothing matching `aegis.runtime.is_secret` is ever passed.
 M.env_names = {
-  BASE = { 'PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'AEGIS_LUA_DIR', 'NO_COLOR',
+  BASE = { 'PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'AEGIS_PATH', 'AEGIS_LUA_DIR', 'NO_COLOR',
            'ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS' },
-  TRUSTED = { 'AEGIS_PATH', 'AEGIS_STORE', 'AEGIS_PG_URL', 'AEGIS_DEBUG', 'CI', 'GITHUB_ACTIONS' },
+  TRUSTED = { 'AEGIS_STORE', 'AEGIS_PG_URL', 'AEGIS_DEBUG', 'CI', 'GITHUB_ACTIONS' },
 }
 
 -- {====================================================== helpers
@@ -64,6 +64,39 @@ local function severity_counts(findings)
   local c = { error = 0, warning = 0, info = 0 }
   for _, f in ipairs(findings) do c[f.severity] = (c[f.severity] or 0) + 1 end
   return c
+end
+
+-- A string as valid UTF-8: each byte that is not part of a valid sequence
+-- becomes U+FFFD (JSON carries only UTF-8; messages quote source text).
+local function utf8_clean(str)
+  if utf8.len(str) then return str end
+  local out, i, n = {}, 1, #str
+  while i <= n do
+    local c = str:byte(i)
+    local size = c < 0x80 and 1 or c >= 0xF0 and 4 or c >= 0xE0 and 3 or c >= 0xC2 and 2 or 0
+    local piece = size > 0 and str:sub(i, i + size - 1) or ''
+    if size > 0 and #piece == size and utf8.len(piece) == 1 then
+      out[#out + 1] = piece
+      i = i + size
+    else
+      out[#out + 1] = '\u{FFFD}'
+      i = i + 1
+    end
+  end
+  return table.concat(out)
+end
+
+--- A copy of `v` whose strings are valid UTF-8 (invalid bytes become
+--- U+FFFD), for JSON; arrays stay marked.
+---@param v any
+---@return any
+function M.clean(v)
+  if type(v) == 'string' then return utf8_clean(v) end
+  if type(v) ~= 'table' or v == json.null then return v end
+  local t = {}
+  for k, x in pairs(v) do t[k] = M.clean(x) end
+  if json.is_array(v) then t = json.array(t) end
+  return t
 end
 
 local FAILING = { rule = true, read = true, parse = true, worker = true }
@@ -137,17 +170,18 @@ function M.worker(input)
     errors.usage('enforce --worker: bad job on stdin: %s', err or 'not an object')
   end
   local engine = standards.engine({ rules = job.rules, config = job.config, preload = job.preload,
-    store_url = job.store_url })
+    store_url = job.store_url, timings = job.timings })
   local findings, problems, n = check_files(engine, job.files or {}, job.fail_fast)
   local res = {
     findings = json.array(findings), problems = json.array(problems), files = n,
     rules = json.array(engine:rule_list()),
   }
+  res.timings = engine.timings
   if job.untrusted then
     res.env = json.array(env_names())
     res.limits = limits()
   end
-  return 0, json.encode(res)
+  return 0, json.encode(M.clean(res))
 end
 
 -- }======================================================
@@ -189,6 +223,7 @@ end
 ---@field fail_fast? boolean
 ---@field log fun(msg: string) Where S7 notices go (stderr)
 ---@field exe? string The aegis-run binary for workers (default /proc/self/exe)
+---@field timings? boolean Collect CPU seconds per rule and stage (result `timings`)
 
 --- Splits rule specs into the trusted ones (run here or in plain workers)
 --- and the untrusted ones (each with its file, name and SHA-256). Raises an
@@ -200,19 +235,42 @@ end
 ---@return {spec: string, path: string, sha256: string}[] untrusted
 function M.split_trust(specs, cfg, base)
   local trusted, untrusted = {}, {}
+  local files = {}  -- rulepack files given, by base name: 'pack/rule' may name their rules
+  for _, spec in ipairs(specs) do
+    if spec:find('%.lua$') then
+      local stem = spec:match('([^/]+)/init%.lua$') or spec:match('([^/]+)%.lua$')
+      if stem then files[stem] = files[stem] or spec end
+    end
+  end
   for _, spec in ipairs(specs) do
     local name = spec
     local packname = spec:match('^([%w_][%w_%-%.]*)/[%w_][%w_%-%.]*$')
-    if packname and not spec:find('%.lua$') then name = packname end
+    if spec:find('%.lua$') then packname = nil end
+    if packname then name = files[packname] or packname end
     local found, msg, code = standards.find(name)
     if not found then
       error(errors.new(code == 'not_found' and 'usage' or 'config', (msg:gsub('^standards', 'enforce'))), 0)
     end
-    if M.is_trusted(found, cfg.trusted, base) then
+    local ok = M.is_trusted(found, cfg.trusted, base)
+    local why = ''
+    if ok then
+      -- a trusted pack that includes an untrusted one runs untrusted as a
+      -- whole (includes are checked before any of them runs)
+      local pack, err = standards.load(found.builtin and found.name or found.path, { trusted = function(f)
+        return M.is_trusted(f, cfg.trusted, base)
+      end })
+      if not pack and err.code == 'untrusted' then
+        ok, why = false, (' (it includes %s)'):format(err.msg:match("(rulepack '[^']*')") or 'an untrusted rulepack')
+      elseif not pack then
+        error(err, 0)
+      end
+    end
+    if ok then
       trusted[#trusted + 1] = spec
     else
-      untrusted[#untrusted + 1] = { spec = packname and spec or found.path, preload = packname and found.path,
-        path = found.path, sha256 = require('aegis.hash').sha256(found.source) }
+      untrusted[#untrusted + 1] = { spec = packname and spec or (found.builtin and name or found.path),
+        preload = packname and not found.builtin and found.path or nil,
+        path = found.path, sha256 = require('aegis.hash').sha256(found.source), why = why }
     end
   end
   return trusted, untrusted
@@ -255,6 +313,10 @@ end
 function M.run(o)
   local trusted, untrusted = M.split_trust(o.rules, o.config, o.config_dir)
   local findings, problems, rules, checked = {}, {}, {}, 0
+  local timings = o.timings and {} or nil
+  local function add_timings(t)
+    for k, v in pairs(t or {}) do timings[k] = (timings[k] or 0) + v end
+  end
   local rule_seen = {}
   local function add_rules(list)
     for _, r in ipairs(list) do
@@ -269,18 +331,20 @@ function M.run(o)
   local cfg = o.config
   local function item(job, opts, kind)
     opts.stdin = json.encode(job)
+    opts.cap = 1e9  -- the findings of a shard: never cut (a cut would be a broken JSON)
     items[#items + 1] = { { exe, 'enforce', '--worker' }, opts }
     kinds[#kinds + 1] = kind
   end
   if #trusted > 0 then
     -- the rules load here in any case: a bad pack is a usage error before
     -- any worker starts, and the rule list feeds SARIF
-    local engine = standards.engine({ rules = trusted, config = cfg,
+    local engine = standards.engine({ rules = trusted, config = cfg, timings = o.timings,
       trusted = function(found) return M.is_trusted(found, cfg.trusted, o.config_dir) end })
     add_rules(engine:rule_list())
     local jobs = math.max(1, math.min(o.jobs, #o.files // 4))
     if jobs <= 1 then
       local f, p, n = check_files(engine, o.files, o.fail_fast)
+      if timings then add_timings(engine.timings) end
       table.move(f, 1, #f, #findings + 1, findings)
       table.move(p, 1, #p, #problems + 1, problems)
       checked = n
@@ -290,7 +354,7 @@ function M.run(o)
       for i, shard in ipairs(shards(o.files, jobs)) do
         if #shard > 0 then
           item({ rules = json.array(trusted), config = cfg, files = json.array(shard), fail_fast = o.fail_fast,
-            store_url = url }, { env = env }, { shard = i, files = #shard })
+            store_url = url, timings = o.timings }, { env = env }, { shard = i, files = #shard })
         end
       end
     end
@@ -301,11 +365,11 @@ function M.run(o)
   local cpu = ucfg.cpu_seconds or math.ceil(seconds)
   local mem = ucfg.memory_mb or ud.memory_mb
   for _, u in ipairs(untrusted) do
-    o.log(("rulepack '%s' is not trusted (sha256 %s): running it in a worker process"
+    o.log(("rulepack '%s' is not trusted%s (sha256 %s): running it in a worker process"
       .. ' (address space %d MiB, CPU %d s, killed after %g s, no secrets in its environment)')
-      :format(u.path, u.sha256, mem, cpu, seconds))
+      :format(u.path, u.why, u.sha256, mem, cpu, seconds))
     item({ rules = json.array({ u.spec }), preload = json.array({ u.preload }), config = cfg,
-      files = json.array(o.files), fail_fast = o.fail_fast, untrusted = true },
+      files = json.array(o.files), fail_fast = o.fail_fast, untrusted = true, timings = o.timings },
       { env = M.worker_env(true), timeout = seconds, grace = 0.1, rlimit_as = mem * MiB, rlimit_cpu = cpu },
       { untrusted = u })
   end
@@ -338,6 +402,7 @@ function M.run(o)
         for _, f in ipairs(res.findings or {}) do findings[#findings + 1] = f end
         for _, p in ipairs(res.problems or {}) do problems[#problems + 1] = p end
         add_rules(res.rules or {})
+        if timings then add_timings(res.timings) end
         if k.shard then checked = checked + (res.files or 0) end
         if k.untrusted then
           o.log(("untrusted rulepack '%s' ran with limits: CPU %s s, address space %s; environment: %s")
@@ -349,11 +414,24 @@ function M.run(o)
     if checked == 0 and #trusted == 0 then checked = #o.files end
   end
   standards.sort(findings)
+  -- a finding reported on another file (ctx.report{path = 'tsconfig.json'})
+  -- comes from every file that looked at it: keep one
+  local uniq, last = {}, nil
+  for _, f in ipairs(findings) do
+    if not (last and last.path == f.path and last.line == f.line and last.col == f.col and last.rule == f.rule
+        and last.message == f.message and last.end_line == f.end_line and last.end_col == f.end_col) then
+      uniq[#uniq + 1] = f
+    end
+    last = f
+  end
+  findings = uniq
   table.sort(problems, function(a, b)
     if (a.path or '') ~= (b.path or '') then return (a.path or '') < (b.path or '') end
     if (a.line or 0) ~= (b.line or 0) then return (a.line or 0) < (b.line or 0) end
+    if (a.col or 0) ~= (b.col or 0) then return (a.col or 0) < (b.col or 0) end
     if (a.rule or '') ~= (b.rule or '') then return (a.rule or '') < (b.rule or '') end
-    return a.message < b.message
+    if a.message ~= b.message then return a.message < b.message end
+    return (a.kind or '') < (b.kind or '')
   end)
   if o.fail_fast then
     -- each worker stopped at its first failing file, in path order: every
@@ -376,7 +454,7 @@ function M.run(o)
   end
   table.sort(rules, function(a, b) return a.id < b.id end)
   return { findings = findings, problems = problems, rules = rules, files = checked,
-    counts = severity_counts(findings) }
+    counts = severity_counts(findings), timings = timings }
 end
 
 -- }======================================================

@@ -63,7 +63,8 @@ local function match_segs(g, gi, p, pi)
   while gi <= #g do
     local s = g[gi]
     if s == '**' then
-      if gi == #g then return true end
+      -- a trailing '**' matches everything inside, not the directory itself
+      if gi == #g then return pi <= #p end
       for k = pi, #p do
         if match_segs(g, gi + 1, p, k) then return true end
       end

@@ -1,0 +1,900 @@
+-- typescript-strict: strict TypeScript, with the meaning and the default options of the typescript-eslint
+-- (8.x) and ESLint core (9.x) rules of the same names. docs/rulepacks/typescript-strict.md describes
+-- every rule and its few differences from ESLint.
+--
+-- no-unused-vars and prefer-const run on the scope analysis of aegis.ast (ctx.scope(), built in C once
+-- per file); the others are tree-sitter queries with small checks. Where ESLint's code decides on its
+-- ESTree parents, the checks below walk the tree-sitter parents the same way, skipping parentheses
+-- (ESTree has no node for them).
+
+--{====================================================================== helpers
+
+-- The parent of `node`, parentheses skipped (ESTree keeps no ParenthesizedExpression).
+local function up(node)
+  local p = node:parent()
+  while p and p:type() == 'parenthesized_expression' do
+    node = p
+    p = p:parent()
+  end
+  return p, node
+end
+
+-- The first named child of `node` that is not a decorator (ESLint starts class members after them).
+local function after_decorators(node)
+  for _, c in ipairs(node:children()) do
+    if c:type() ~= 'decorator' then return c end
+  end
+  return node
+end
+
+-- A JavaScript regular expression source (an ESLint *Pattern option) as a matcher. The common forms
+-- are translated to Lua patterns: anchors, `.`, classes `[...]`, `\d \w \s` and escaped characters,
+-- the quantifiers `* + ?`, and top-level alternation `a|b`. Anything else (groups, `{n,m}`,
+-- lookaround) is refused with an error naming the option, rather than matched wrongly.
+local function js_regex(src, optname)
+  if src == nil or src == false or src == '' then return nil end
+  if type(src) ~= 'string' then error(('option %s: string expected'):format(optname), 0) end
+  local alts = {}
+  for alt in (src .. '|'):gmatch('(.-)|') do
+    local out, i, n = {}, 1, #alt
+    while i <= n do
+      local c = alt:sub(i, i)
+      if c == '\\' then
+        local d = alt:sub(i + 1, i + 1)
+        local map = { d = '%d', w = '[%w_]', s = '%s', D = '%D', W = '[^%w_]', S = '%S' }
+        out[#out + 1] = map[d] or ('%' .. d):gsub('^%%(%w)$', '%1')
+        i = i + 2
+      elseif c == '[' then
+        local j = alt:find(']', i + 2, true)
+        if not j then error(('option %s: unsupported regular expression %q'):format(optname, src), 0) end
+        local body = alt:sub(i + 1, j - 1):gsub('\\d', '%%d'):gsub('\\w', '%%w_'):gsub('\\s', '%%s')
+          :gsub('\\(.)', '%%%1')
+        out[#out + 1] = '[' .. body .. ']'
+        i = j + 1
+      elseif c == '(' or c == ')' or c == '{' then
+        error(('option %s: unsupported regular expression %q'):format(optname, src), 0)
+      elseif c == '^' and i == 1 then
+        out[#out + 1] = '^'
+        i = i + 1
+      elseif c == '$' and i == n then
+        out[#out + 1] = '$'
+        i = i + 1
+      elseif c == '*' or c == '+' or c == '?' then
+        out[#out + 1] = c == '*' and '*' or c == '+' and '+' or '?'
+        i = i + 1
+      elseif c == '.' then
+        out[#out + 1] = '.'
+        i = i + 1
+      elseif c:match('%w') then
+        out[#out + 1] = c
+        i = i + 1
+      else
+        out[#out + 1] = '%' .. c
+        i = i + 1
+      end
+    end
+    alts[#alts + 1] = table.concat(out)
+  end
+  return function(s)
+    for _, p in ipairs(alts) do
+      if s:find(p) then return true end
+    end
+    return false
+  end
+end
+
+--}======================================================================
+
+--{====================================================================== ban-ts-comment
+
+-- The number of characters of `s` (UTF-8 code points; ESLint counts graphemes).
+local function strlen(s)
+  return utf8.len(s) or #s
+end
+
+local function trim(s)
+  return (s:gsub('^%s+', ''):gsub('%s+$', ''))
+end
+
+-- typescript-eslint's findDirectiveInComment: {directive =, description =} or nil.
+local function directive_of(text)
+  if text:sub(1, 2) == '//' then
+    local value = text:sub(3)
+    local whole = '//' .. value
+    for _, d in ipairs({ 'check', 'nocheck' }) do
+      local desc = whole:match('^///?%s*@ts%-' .. d .. '([^\r\n]*)$')
+      if desc then return { directive = d, description = desc } end
+    end
+    for _, d in ipairs({ 'expect-error', 'ignore' }) do
+      local desc = value:match('^/*%s*@ts%-' .. d:gsub('%-', '%%-') .. '([^\r\n]*)')
+      if desc then return { directive = d, description = desc } end
+    end
+    return nil
+  end
+  if text:sub(1, 2) ~= '/*' then return nil end
+  local value = text:sub(3, -3)
+  local last = value:match('([^\n]*)$') or value
+  for _, d in ipairs({ 'expect-error', 'ignore' }) do
+    local desc = last:match('^%s*[/*]*%s*@ts%-' .. d:gsub('%-', '%%-') .. '([^\r\n]*)')
+    if desc then return { directive = d, description = desc } end
+  end
+  return nil
+end
+
+local function ban_ts_comment(ctx, match)
+  local node = match.captures.comment
+  local text = node:text()
+  if not text:find('@ts-', 1, true) then return nil end
+  local m = directive_of(text)
+  if not m then return nil end
+  local o = ctx.options or {}
+  local option = o['ts-' .. m.directive]
+  if option == true then
+    if m.directive == 'ignore' then
+      return 'Use "@ts-expect-error" instead of "@ts-ignore", as "@ts-ignore" will do nothing if the '
+        .. 'following line is error-free.'
+    end
+    return ('Do not use "@ts-%s" because it alters compilation errors.'):format(m.directive)
+  end
+  local format = type(option) == 'table' and option.descriptionFormat or nil
+  if option == 'allow-with-description' or format then
+    local min = o.minimumDescriptionLength or 3
+    if strlen(trim(m.description)) < min then
+      return ('Include a description after the "@ts-%s" directive to explain why the @ts-%s is '
+        .. 'necessary. The description must be %d characters or longer.'):format(m.directive, m.directive, min)
+    end
+    if format and not js_regex(format, 'descriptionFormat')(m.description) then
+      return ('The description for the "@ts-%s" directive must match the %s format.'):format(m.directive, format)
+    end
+  end
+  return nil
+end
+
+--}======================================================================
+
+--{====================================================================== no-explicit-any
+
+-- `...args: any[]` / `...args: Array<any>` (typescript-eslint's ignoreRestArgs).
+local function in_rest_args(node)
+  local p = node:parent()
+  if p and p:type() == 'array_type' then p = p:parent()
+  elseif p and p:type() == 'type_arguments' then
+    local g = p:parent()
+    if not (g and g:type() == 'generic_type' and g:named_child(1):text():match('^R?e?a?d?o?n?l?y?Array$')) then
+      return false
+    end
+    p = g:parent()
+  else
+    return false
+  end
+  if not (p and p:type() == 'type_annotation') then return false end
+  local param = p:parent()
+  if not (param and (param:type() == 'required_parameter' or param:type() == 'optional_parameter')) then
+    return false
+  end
+  local pat = param:child_by_field('pattern')
+  return pat ~= nil and pat:type() == 'rest_pattern'
+end
+
+local function no_explicit_any(ctx, match)
+  local node = match.captures.any
+  if node:text() ~= 'any' then return nil end
+  if (ctx.options or {}).ignoreRestArgs and in_rest_args(node) then return nil end
+  return { node = node }
+end
+
+--}======================================================================
+
+--{====================================================================== no-non-null-assertion
+
+-- tree-sitter-typescript 0.23 gives the postfix `!` a lower precedence than ESLint's parser: `a > b!` is
+-- (a > b)!, `+x.y!.z()!` is ((+x.y)!.z())!, `<T>x!` is (<T>x)!. The operand ESLint sees starts at the
+-- rightmost operand of the lowest-precedence expression at the head of the member/call chain under `!`.
+local OPERAND = {
+  binary_expression = 'right', unary_expression = 'argument', await_expression = true,
+  ternary_expression = 'alternative', assignment_expression = 'right', augmented_assignment_expression = 'right',
+  yield_expression = true, spread_element = true, type_assertion = true,
+}
+local CHAIN = { call_expression = 'function', member_expression = 'object', subscript_expression = 'object' }
+
+local function operand_start(n)
+  local start, head = n, n
+  for _ = 1, 10000 do
+    local t = head:type()
+    local how = OPERAND[t]
+    if how then
+      local nxt = how == true and head:named_child(head:named_child_count()) or head:child_by_field(how)
+      if not nxt then return start end
+      start, head = nxt, nxt
+    elseif CHAIN[t] then
+      head = head:child_by_field(CHAIN[t])
+    elseif t == 'non_null_expression' then
+      head = head:named_child(1)
+    else
+      return start
+    end
+    if not head then return start end
+  end
+  return start
+end
+
+local function no_non_null_assertion(_, match)
+  local node = match.captures.report
+  local inner = node:named_child(1)
+  if not inner then return { node = node } end
+  local start = operand_start(inner)
+  if start == inner then return { node = node } end
+  return { start_byte = start:range().start_byte, end_byte = node:range().end_byte }
+end
+
+--}======================================================================
+
+--{====================================================================== explicit-function-return-type
+
+local FUNCTION = {
+  function_declaration = true, generator_function_declaration = true, function_expression = true,
+  generator_function = true, arrow_function = true, method_definition = true,
+}
+local EXPRESSION_FUNCTION = { function_expression = true, generator_function = true, arrow_function = true }
+
+-- The return statements of `fn` (not those of nested functions), or, when `stop` is given, stops at
+-- the first one for which stop(ret) is true and returns nil.
+local function returns_of(fn, stop)
+  local body = fn:child_by_field('body')
+  local out, stack = {}, { body }
+  while #stack > 0 do
+    local n = table.remove(stack)
+    local t = n:type()
+    if t == 'return_statement' then
+      if stop and stop(n) then return nil end
+      out[#out + 1] = n
+    elseif not FUNCTION[t] and t ~= 'class_declaration' and t ~= 'class' then
+      local kids = n:named_children()
+      for i = #kids, 1, -1 do stack[#stack + 1] = kids[i] end
+    end
+  end
+  return out
+end
+
+local function strip_parens(n)
+  while n and n:type() == 'parenthesized_expression' do n = n:named_child(1) end
+  return n
+end
+
+-- doesImmediatelyReturnFunctionExpression
+local function returns_function(fn)
+  local body = fn:child_by_field('body')
+  if not body then return false end
+  if fn:type() == 'arrow_function' and body:type() ~= 'statement_block' then
+    return EXPRESSION_FUNCTION[strip_parens(body):type()] or false
+  end
+  local rets = returns_of(fn, function(r)
+    local arg = strip_parens(r:named_child(1))
+    return not (arg and EXPRESSION_FUNCTION[arg:type()])
+  end)
+  return rets ~= nil and #rets > 0
+end
+
+-- `as T` / `<T>x` (isTypeAssertion; `satisfies` is not one).
+local function is_type_assertion(n)
+  local t = n:type()
+  return t == 'as_expression' or t == 'type_assertion'
+end
+
+-- isTypedParent(parent, callee): `from` is the child of `parent` on the way up.
+local function typed_parent(parent, from, callee)
+  local t = parent:type()
+  if is_type_assertion(parent) then return true end
+  if t == 'variable_declarator' then return parent:child_by_field('type') ~= nil end
+  if t == 'required_parameter' or t == 'optional_parameter' then   -- AssignmentPattern, left typed
+    local v = parent:child_by_field('value')
+    return v ~= nil and v == from and parent:child_by_field('type') ~= nil
+  end
+  if t == 'public_field_definition' then return parent:child_by_field('type') ~= nil end
+  if t == 'arguments' then               -- a CallExpression argument (a NewExpression's is not here)
+    local call = parent:parent()
+    return call ~= nil and call:type() == 'call_expression'
+  end
+  if t == 'call_expression' then return callee == nil or parent:child_by_field('function') ~= callee end
+  if t == 'jsx_expression' then return true end
+  if t == 'spread_element' then                   -- <X {...{ f: () => 1 }} />: a JSXSpreadAttribute
+    local p = parent:parent()
+    return p ~= nil and p:type() == 'jsx_expression'
+  end
+  return false
+end
+
+-- isPropertyOfObjectWithType: `prop` is a pair or an object method.
+local function property_of_typed_object(prop)
+  local t = prop:type()
+  if t ~= 'pair' and t ~= 'method_definition' and t ~= 'shorthand_property_identifier' then return false end
+  local obj = prop:parent()
+  if not obj or obj:type() ~= 'object' then return false end
+  local parent, from = up(obj)
+  if not parent then return false end
+  return typed_parent(parent, from) or property_of_typed_object(parent)
+end
+
+-- `x as const` / `<const>x` (isConstAssertion)
+local function is_const_assertion(n)
+  if n:type() == 'as_expression' then
+    local last = n:child(n:child_count())
+    return last ~= nil and not last:is_named() and last:type() == 'const'
+  end
+  if n:type() == 'type_assertion' then
+    local ta = n:named_child(1)
+    return ta ~= nil and ta:text():match('^<%s*const%s*>$') ~= nil
+  end
+  return false
+end
+
+-- isValidFunctionExpressionReturnType (allowTypedFunctionExpressions is on when this is called).
+local function valid_expression(fn, o, parent, from)
+  if fn:type() == 'method_definition' then
+    -- the FunctionExpression of a method: its ESTree parent is the MethodDefinition or the Property
+    if property_of_typed_object(fn) then return true end
+  elseif parent then
+    if typed_parent(parent, from, from) or property_of_typed_object(parent) then return true end
+    if parent:type() == 'arguments' and parent:parent():type() == 'new_expression' then return true end
+  end
+  if o.allowExpressions then
+    if fn:type() == 'method_definition' then
+      if parent and parent:type() == 'object' then return true end  -- a Property, not a MethodDefinition
+    elseif parent then
+      local t = parent:type()
+      if t ~= 'variable_declarator' and t ~= 'public_field_definition' and t ~= 'export_statement' then
+        return true
+      end
+    end
+  end
+  if o.allowDirectConstAssertionInArrowFunctions and fn:type() == 'arrow_function' then
+    local body = strip_parens(fn:child_by_field('body'))
+    while body and body:type() == 'satisfies_expression' do body = strip_parens(body:named_child(1)) end
+    if body and is_const_assertion(body) then return true end
+  end
+  return false
+end
+
+-- ancestorHasReturnType
+local function ancestor_has_return_type(fn, parent)
+  local ancestor = parent
+  if fn:type() == 'method_definition' then
+    return false          -- its ESTree parent is the Property/MethodDefinition, whose value is itself
+  end
+  if ancestor and ancestor:type() == 'pair' then ancestor = fn end
+  if not ancestor then return false end
+  local t = ancestor:type()
+  local is_return = t == 'return_statement'
+  local bodyless = t == 'arrow_function' and (ancestor:child_by_field('body') or ancestor):type() ~= 'statement_block'
+  if not is_return and not bodyless then return false end
+  while ancestor do
+    t = ancestor:type()
+    if FUNCTION[t] and t ~= 'method_definition' or t == 'method_definition' then
+      if ancestor:child_by_field('return_type') then return true end
+    elseif t == 'variable_declarator' then
+      return ancestor:child_by_field('type') ~= nil
+    elseif t == 'public_field_definition' then
+      return ancestor:child_by_field('type') ~= nil
+    elseif t == 'expression_statement' then
+      return false
+    end
+    ancestor = ancestor:parent()
+  end
+  return false
+end
+
+-- getFunctionHeadLoc: {start_byte, end_byte} of the function's head.
+local function head(fn, parent)
+  local t = fn:type()
+  local params = fn:child_by_field('parameters') or fn:child_by_field('parameter')
+  local paren = params and params:range().start_byte or fn:range().start_byte
+  if t == 'method_definition' then
+    return { start_byte = fn:range().start_byte, end_byte = paren }
+  end
+  if parent and parent:type() == 'public_field_definition' then
+    return { start_byte = after_decorators(parent):range().start_byte, end_byte = paren }
+  end
+  if parent and parent:type() == 'pair' then
+    return { start_byte = parent:range().start_byte, end_byte = paren }
+  end
+  if t == 'arrow_function' then
+    for _, c in ipairs(fn:children()) do
+      if c:type() == '=>' then
+        local r = c:range()
+        return { start_byte = r.start_byte, end_byte = r.end_byte }
+      end
+    end
+  end
+  return { start_byte = fn:range().start_byte, end_byte = paren }
+end
+
+local function is_constructor_or_setter(fn, p)
+  if fn:type() ~= 'method_definition' then return false end
+  for _, c in ipairs(fn:children()) do
+    if not c:is_named() and c:type() == 'set' then return true end
+  end
+  local name = fn:child_by_field('name')
+  return name ~= nil and p ~= nil and p:type() == 'class_body' and
+    (name:text() == 'constructor' or name:text() == '"constructor"' or name:text() == "'constructor'")
+end
+
+-- isAllowedFunction (allowedNames, allowIIFEs, allowFunctionsWithoutTypeParameters)
+local function allowed_function(fn, o, parent, from)
+  if o.allowFunctionsWithoutTypeParameters and not fn:child_by_field('type_parameters') then return true end
+  if o.allowIIFEs and parent and parent:type() == 'call_expression' and parent:child_by_field('function') == from then
+    return true
+  end
+  local names = o.allowedNames
+  if type(names) ~= 'table' or #names == 0 then return false end
+  local name
+  local id = fn:child_by_field('name')
+  if id and fn:type() ~= 'method_definition' then name = id:text()
+  elseif fn:type() == 'method_definition' then
+    if id and id:type() == 'property_identifier' then name = id:text() end
+  elseif parent then
+    local t = parent:type()
+    if t == 'variable_declarator' then
+      local n = parent:child_by_field('name')
+      if n and n:type() == 'identifier' then name = n:text() end
+    elseif t == 'pair' or t == 'public_field_definition' then
+      local k = parent:child_by_field(t == 'pair' and 'key' or 'name')
+      if k and k:type() == 'property_identifier' then name = k:text() end
+    end
+  end
+  if not name then return false end
+  for _, n in ipairs(names) do
+    if n == name then return true end
+  end
+  return false
+end
+
+local function explicit_function_return_type(ctx, match)
+  local fn = match.captures.fn
+  local t = fn:type()
+  if not fn:child_by_field('body') then return nil end           -- overloads, declare, abstract
+  if fn:child_by_field('return_type') then return nil end         -- valid on every path below
+  local o = ctx.options or {}
+  local declaration = t == 'function_declaration' or t == 'generator_function_declaration'
+  if not declaration and o.allowConciseArrowFunctionExpressionsStartingWithVoid and t == 'arrow_function' then
+    local body = fn:child_by_field('body')
+    if body and body:type() == 'unary_expression' and body:text():match('^void[%s%(]') then return nil end
+  end
+  -- the ESTree parent, parentheses skipped (a method's is its class body or object): asked once, as
+  -- tree-sitter 0.20 finds a parent by walking down from the root
+  local parent, from
+  if not declaration or o.allowIIFEs or (type(o.allowedNames) == 'table' and #o.allowedNames > 0) then
+    parent, from = up(fn)
+  end
+  if allowed_function(fn, o, parent, from) then return nil end
+  if declaration then
+    if o.allowTypedFunctionExpressions and fn:child_by_field('return_type') then return nil end
+  elseif o.allowTypedFunctionExpressions and
+         (valid_expression(fn, o, parent, from) or ancestor_has_return_type(fn, parent)) then
+    return nil
+  end
+  if is_constructor_or_setter(fn, parent) then return nil end
+  if o.allowHigherOrderFunctions and returns_function(fn) then return nil end
+  local h = head(fn, parent)
+  return { start_byte = h.start_byte, end_byte = h.end_byte, message = 'Missing return type on function.' }
+end
+
+--}======================================================================
+
+--{====================================================================== scope rules
+
+local PATTERN = {
+  object_pattern = true, array_pattern = true, assignment_pattern = true, object_assignment_pattern = true,
+  rest_pattern = true, pair_pattern = true,
+}
+
+-- The node above the patterns an identifier sits in (ESLint's walk up PATTERN_TYPE nodes).
+local function above_patterns(id)
+  local n = id:parent()
+  while n and (PATTERN[n:type()] or n:type() == 'parenthesized_expression') do n = n:parent() end
+  return n
+end
+
+local DECLARATION_HOST = { program = true, statement_block = true, switch_case = true, switch_default = true }
+
+-- canBecomeVariableDeclaration
+local function can_become_declaration(id)
+  local n = above_patterns(id)
+  if not n then return false end
+  local t = n:type()
+  if t == 'variable_declarator' or t == 'for_in_statement' and n:child_by_field('kind') then return true end
+  if t ~= 'assignment_expression' and t ~= 'augmented_assignment_expression' then return false end
+  local p = up(n)
+  if not (p and p:type() == 'expression_statement') then return false end
+  local host = p:parent()
+  if not (host and DECLARATION_HOST[host:type()]) then return false end
+  if host:type() == 'statement_block' then
+    local hp = host:parent()
+    if hp and (hp:type() == 'internal_module' or hp:type() == 'module') then return false end
+  end
+  return true
+end
+
+-- Member expressions assigned by a destructuring pattern (hasMemberExpressionAssignment).
+local function has_member_target(pattern)
+  local stack = { pattern }
+  while #stack > 0 do
+    local n = table.remove(stack)
+    local t = n:type()
+    if t == 'member_expression' or t == 'subscript_expression' then return true end
+    if t == 'object_pattern' or t == 'array_pattern' or t == 'rest_pattern' or t == 'parenthesized_expression'
+       or t == 'non_null_expression' then
+      for _, c in ipairs(n:named_children()) do stack[#stack + 1] = c end
+    elseif t == 'pair_pattern' then
+      stack[#stack + 1] = n:child_by_field('value')
+    elseif t == 'assignment_pattern' or t == 'object_assignment_pattern' then
+      stack[#stack + 1] = n:child_by_field('left')
+    end
+  end
+  return false
+end
+
+-- The names a destructuring assignment's top-level properties/elements assign (ESLint reads
+-- `prop.value.name` / `element.name`: plain identifiers only).
+local function top_level_targets(pattern)
+  local out = {}
+  for _, c in ipairs(pattern:named_children()) do
+    local t = c:type()
+    if pattern:type() == 'object_pattern' then
+      if t == 'shorthand_property_identifier_pattern' then out[#out + 1] = c
+      elseif t == 'pair_pattern' then
+        local v = c:child_by_field('value')
+        if v and v:type() == 'identifier' then out[#out + 1] = v end
+      end
+    elseif t == 'identifier' then
+      out[#out + 1] = c
+    end
+  end
+  return out
+end
+
+-- ESLint prefer-const's getIdentifierIfShouldBeConst for one `let` variable: the node to report, or nil.
+local function should_be_const(sc, v, o)
+  local writer, read_before
+  for _, r in ipairs(v.refs) do
+    if r.write then
+      if writer and writer.node ~= r.node then return nil end
+      local host = above_patterns(r.node)
+      if host and (host:type() == 'assignment_expression') then
+        local left = strip_parens(host:child_by_field('left'))
+        if left and (left:type() == 'object_pattern' or left:type() == 'array_pattern') then
+          for _, id in ipairs(top_level_targets(left)) do
+            local w = sc:resolve(id)
+            if w and w ~= v and (w.kind == 'param' or w.scope ~= v.scope) then return nil end
+          end
+          if has_member_target(left) then return nil end
+        end
+      end
+      writer = r
+    elseif r.read and not writer then
+      if o.ignoreReadBeforeAssign then return nil end
+      read_before = true
+    end
+  end
+  if not writer or writer.scope ~= v.scope or not can_become_declaration(writer.node) then return nil end
+  if read_before then return v.id end
+  return writer.node
+end
+
+-- The variables a destructuring declaration or assignment writes at once (ESLint's groups): with
+-- destructuring 'all', a group is reported only when every member should be const.
+local function group_key(node)
+  local host = above_patterns(node)
+  local t = host and host:type()
+  if t == 'variable_declarator' or t == 'assignment_expression' or t == 'augmented_assignment_expression'
+     or (t == 'for_in_statement' and host:child_by_field('kind')) then
+    local r = host:range()
+    return r.start_byte .. ':' .. r.end_byte
+  end
+  return nil
+end
+
+local function prefer_const(ctx)
+  local sc = ctx.scope()
+  local o = ctx.options or {}
+  local groups, order = {}, {}
+  for _, v in ipairs(sc.variables) do
+    -- one write in all (the initializer, or one assignment): anything else is never const, and is
+    -- looked at only for the groups of destructuring 'all'
+    local candidate = v.has_init and v.writes == 0 or not v.has_init and v.writes == 1
+    if v.kind == 'let' and (candidate or o.destructuring == 'all') then
+      local st = v.statement
+      local p = st and st:parent()
+      local for_init = p and p:type() == 'for_statement' and st:type() == 'lexical_declaration'
+        and p:child_by_field('initializer') == st
+      if not for_init then
+        local id = candidate and should_be_const(sc, v, o) or nil
+        -- group membership: every write of the variable that has a destructuring host
+        local seen = {}
+        for _, r in ipairs(v.refs) do
+          if r.write then
+            local k = group_key(r.node)
+            if k and not seen[k] then
+              seen[k] = true
+              if not groups[k] then groups[k] = {}; order[#order + 1] = k end
+              local g = groups[k]
+              g[#g + 1] = { id = id, name = v.name }
+            end
+          end
+        end
+      end
+    end
+  end
+  local all = o.destructuring == 'all'
+  for _, k in ipairs(order) do
+    local g = groups[k]
+    local ok = true
+    if all then
+      for _, e in ipairs(g) do if not e.id then ok = false end end
+    end
+    if ok then
+      for _, e in ipairs(g) do
+        if e.id then
+          ctx.report({ node = e.id, message = ("'%s' is never reassigned. Use 'const' instead."):format(e.name) })
+        end
+      end
+    end
+  end
+end
+
+local DECLARED_KINDS = {
+  var = true, let = true, const = true, using = true, class = true, ['function'] = true, enum = true,
+  namespace = true, interface = true, type = true,
+}
+
+-- isAfterLastUsedArg: no later parameter of the same function is referenced (or marked used).
+-- `params` maps a function scope to its parameters in order (built once per file).
+local function after_last_used_arg(params, v)
+  local list = params[v.scope]
+  local seen = false
+  for _, w in ipairs(list) do
+    if seen and (w.nrefs > 0 or w.param_prop) then return false end
+    if w == v then seen = true end
+  end
+  return true
+end
+
+local function params_by_scope(vars)
+  local t = {}
+  for _, w in ipairs(vars) do
+    if w.kind == 'param' then
+      local l = t[w.scope]
+      if not l then l = {}; t[w.scope] = l end
+      l[#l + 1] = w
+    end
+  end
+  return t
+end
+
+-- `for (const k in o) return;` / `k; for (k in o) { return; }`: ESLint counts the loop variable as used
+-- when the loop body is a single return statement.
+local function body_is_return(loop)
+  local body = loop:child_by_field('body')
+  if body and body:type() == 'statement_block' then
+    if body:named_child_count() ~= 1 then return false end
+    body = body:named_child(1)
+  end
+  return body ~= nil and body:type() == 'return_statement'
+end
+
+local function for_in_returns(v)
+  local st = v.statement
+  if st and st:type() == 'for_in_statement' and v.kind ~= 'param' and v.kind ~= 'catch' then
+    local left = st:child_by_field('left')
+    if left and left == v.id then return body_is_return(st) end
+  end
+  for _, r in ipairs(v.refs) do
+    if r.write and not r.init then
+      local p = r.node:parent()
+      if p and p:type() == 'for_in_statement' and p:child_by_field('left') == r.node then
+        return body_is_return(p)
+      end
+    end
+  end
+  return false
+end
+
+local function no_unused_vars(ctx)
+  local sc = ctx.scope()
+  local o = ctx.options or {}
+  local vars_re = js_regex(o.varsIgnorePattern, 'varsIgnorePattern')
+  local args_re = js_regex(o.argsIgnorePattern, 'argsIgnorePattern')
+  local caught_re = js_regex(o.caughtErrorsIgnorePattern, 'caughtErrorsIgnorePattern')
+  local dts = ctx.path:match('%.d%.[mc]?tsx?$') ~= nil
+  local scopes, params
+  local vars = sc.variables
+  for _, v in ipairs(vars) do
+    local k = v.kind
+    if v.used or v.exported or k == 'enum_member' or v.self or v.param_prop or v.signature or v.setter then
+      goto continue
+    end
+    do
+      scopes = scopes or sc.scopes
+      local s = scopes[v.scope]
+      if (s.kind == 'namespace' or s.kind == 'module') and not s.export_list then
+        if (dts or s.ambient) and DECLARED_KINDS[k] then goto continue end
+      end
+      local pattern, what
+      if k == 'catch' then
+        if o.caughtErrors == 'none' then goto continue end
+        if caught_re and caught_re(v.name) then goto continue end
+        pattern, what = o.caughtErrorsIgnorePattern, 'caught errors'
+      elseif k == 'param' then
+        if o.args == 'none' then goto continue end
+        if args_re and args_re(v.name) then goto continue end
+        params = params or params_by_scope(vars)
+        if (o.args or 'after-used') == 'after-used' and v.direct and not after_last_used_arg(params, v) then
+          goto continue
+        end
+        pattern, what = o.argsIgnorePattern, 'args'
+      else
+        if o.vars == 'local' and s.kind == 'module' then goto continue end
+        if vars_re and vars_re(v.name) then goto continue end
+        pattern, what = o.varsIgnorePattern, 'vars'
+      end
+      local refs = v.refs
+      if for_in_returns(v) then goto continue end
+      local only_type, written = false, false
+      for _, r in ipairs(refs) do
+        if r.typeof or r.predicate then only_type = true end
+        if r.write then written = true end
+      end
+      if only_type and k == 'import' then goto continue end
+      -- the last write from the variable's own function, else the declaration
+      local at = v.id
+      local vs = scopes[v.scope].varscope
+      for _, r in ipairs(refs) do
+        if r.write and scopes[r.scope].varscope == vs then at = r.node end
+      end
+      local additional = pattern and (". Allowed unused %s must match /%s/u"):format(what, pattern) or ''
+      ctx.report({
+        node = at,
+        message = ("'%s' is %s but %s%s."):format(v.name, written and 'assigned a value' or 'defined',
+          only_type and 'only used as a type' or 'never used', additional),
+      })
+    end
+    ::continue::
+  end
+end
+
+--}======================================================================
+
+--{====================================================================== tsconfig-strict
+
+local function tsconfig_strict(ctx)
+  local cfg = ctx.tsconfig()
+  if cfg == nil then return nil end
+  local path = cfg.path
+  if cfg.error then
+    ctx.report({ path = path, line = 1, col = 1,
+      message = ('tsconfig.json cannot be read (%s): "compilerOptions.strict" must be true'):format(cfg.error) })
+    return nil
+  end
+  local co = cfg.compilerOptions
+  local strict = nil
+  if type(co) == 'table' then strict = co.strict end
+  if strict == true then return nil end
+  -- a config that extends another and does not set strict itself takes the base's value, which
+  -- ctx.tsconfig() does not resolve: no finding rather than a guess
+  if strict == nil and cfg.extends ~= nil then return nil end
+  ctx.report({
+    path = path, line = 1, col = 1,
+    message = strict == false
+      and 'tsconfig.json sets "compilerOptions.strict" to false: it must be true'
+      or 'tsconfig.json does not set "compilerOptions.strict": true',
+  })
+  return nil
+end
+
+--}======================================================================
+
+return {
+  name = 'typescript-strict',
+  version = '1.0.0',
+  description = 'Strict TypeScript: no any, no unchecked suppressions, explicit return types, '
+    .. 'const and no var, no unused variables, a strict tsconfig',
+  rules = {
+    {
+      id = 'no-explicit-any',
+      severity = 'error',
+      description = 'Unexpected any. Specify a different type.',
+      eslint = '@typescript-eslint/no-explicit-any',
+      query = [[ ((predefined_type) @any (#eq? @any "any")) ]],
+      check = no_explicit_any,
+      options = { fixToUnknown = false, ignoreRestArgs = false },
+    },
+    {
+      id = 'ban-ts-comment',
+      severity = 'error',
+      description = 'Do not use @ts-ignore or @ts-nocheck, and describe every @ts-expect-error',
+      eslint = '@typescript-eslint/ban-ts-comment',
+      query = [[ ((comment) @comment (#match? @comment "@ts-")) ]],
+      check = ban_ts_comment,
+      options = {
+        ['ts-expect-error'] = 'allow-with-description', ['ts-ignore'] = true, ['ts-nocheck'] = true,
+        ['ts-check'] = false, minimumDescriptionLength = 3,
+      },
+    },
+    {
+      id = 'no-non-null-assertion',
+      severity = 'error',
+      description = 'Forbidden non-null assertion.',
+      eslint = '@typescript-eslint/no-non-null-assertion',
+      query = [[ (non_null_expression) @report ]],
+      check = no_non_null_assertion,
+    },
+    {
+      id = 'explicit-function-return-type',
+      severity = 'error',
+      description = 'Missing return type on function.',
+      eslint = '@typescript-eslint/explicit-function-return-type',
+      query = [[
+        (function_declaration) @fn
+        (generator_function_declaration) @fn
+        (function_expression) @fn
+        (generator_function) @fn
+        (arrow_function) @fn
+        (method_definition) @fn
+      ]],
+      check = explicit_function_return_type,
+      options = {
+        allowConciseArrowFunctionExpressionsStartingWithVoid = false,
+        allowDirectConstAssertionInArrowFunctions = true,
+        allowedNames = {},
+        allowExpressions = false,
+        allowFunctionsWithoutTypeParameters = false,
+        allowHigherOrderFunctions = true,
+        allowIIFEs = false,
+        allowTypedFunctionExpressions = true,
+      },
+    },
+    {
+      id = 'prefer-const',
+      severity = 'error',
+      description = 'Use const for variables that are never reassigned after declared',
+      eslint = 'prefer-const',
+      query = [[ (program) @program ]],
+      check = function(ctx) prefer_const(ctx) end,
+      options = { destructuring = 'any', ignoreReadBeforeAssign = false },
+    },
+    {
+      id = 'no-var',
+      severity = 'error',
+      description = 'Unexpected var, use let or const instead.',
+      eslint = 'no-var',
+      query = [[
+        (variable_declaration) @decl
+        (for_in_statement kind: "var" @decl)
+      ]],
+      check = function(_, match)
+        local node = match.captures.decl
+        local p = node:parent()
+        if p and p:type() == 'ambient_declaration' then node = p end   -- ESTree starts at `declare`
+        return { node = node }
+      end,
+    },
+    {
+      id = 'no-unused-vars',
+      severity = 'error',
+      description = 'Variables, parameters and caught errors must be used',
+      eslint = '@typescript-eslint/no-unused-vars',
+      query = [[ (program) @program ]],
+      check = function(ctx) no_unused_vars(ctx) end,
+      options = {
+        vars = 'all', args = 'after-used', caughtErrors = 'all',
+        varsIgnorePattern = '^_', argsIgnorePattern = '^_', caughtErrorsIgnorePattern = '^_',
+      },
+    },
+    {
+      id = 'tsconfig-strict',
+      severity = 'error',
+      description = 'The project tsconfig.json sets "compilerOptions.strict": true',
+      query = [[ (program) @program ]],
+      check = function(ctx) tsconfig_strict(ctx) end,
+    },
+  },
+}

@@ -1,0 +1,137 @@
+/*
+** ag_scope.h: scope analysis of a TypeScript/TSX tree-sitter tree (the
+** tree-sitter-typescript 0.23 grammar): scopes, declared variables, and
+** references resolved to them, built in one iterative walk (no recursion on
+** the tree's depth) plus a linear resolution pass.  No Lua types here; the
+** binding is tree:scope() in last.c, documented in docs/ast.md.
+**
+** The model follows ESLint's scope manager as typescript-eslint extends it,
+** because the rules built on it (no-unused-vars, prefer-const) must agree
+** with those tools:
+**   - scopes: module, function (every function, method, arrow, signature
+**     and function type), block, class, catch, for (only with let/const),
+**     switch, namespace (namespace/module bodies, `declare global`), enum,
+**     type (interfaces and type aliases), static (class static blocks);
+**   - `var` goes to the nearest function/module/namespace/static scope;
+**     everything else, function declarations included, to the current one;
+**   - one variable per (scope, name): repeated declarations and TypeScript
+**     declaration merging add definitions to it;
+**   - a value reference resolves to the innermost variable with a value
+**     meaning, a type reference to one with a type meaning (class, enum,
+**     import and namespace have both);
+**   - references include the write of an initializer (flag INIT);
+**   - in TSX every JSX element also reads `React` (typescript-eslint's
+**     default jsxPragma).
+*/
+#ifndef AG_SCOPE_H
+#define AG_SCOPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <tree_sitter/api.h>
+
+#include "ag_err.h"
+
+#define AG_SCOPE_NONE UINT32_MAX
+
+typedef struct ag_scope ag_scope;
+
+enum {  /* scope kinds; names in ag_scope_kind_name */
+  AG_SK_MODULE, AG_SK_FUNCTION, AG_SK_BLOCK, AG_SK_CLASS, AG_SK_CATCH, AG_SK_FOR,
+  AG_SK_SWITCH, AG_SK_NAMESPACE, AG_SK_ENUM, AG_SK_TYPE, AG_SK_STATIC, AG_SK_NKINDS
+};
+
+enum {  /* variable kinds; names in ag_scope_var_kind_name */
+  AG_VK_VAR, AG_VK_LET, AG_VK_CONST, AG_VK_USING, AG_VK_PARAM, AG_VK_FUNCTION, AG_VK_CLASS,
+  AG_VK_IMPORT, AG_VK_CATCH, AG_VK_ENUM, AG_VK_TYPE, AG_VK_INTERFACE, AG_VK_NAMESPACE,
+  AG_VK_TYPE_PARAM, AG_VK_ENUM_MEMBER, AG_VK_NKINDS
+};
+
+enum {  /* ag_scope_var.flags */
+  AG_VF_EXPORTED = 1 << 0,     /* declared by an export statement */
+  AG_VF_INIT = 1 << 1,         /* has an initializer (or for-in/of, default) */
+  AG_VF_VALUE = 1 << 2,        /* has a value meaning */
+  AG_VF_TYPE = 1 << 3,         /* has a type meaning */
+  AG_VF_SELF = 1 << 4,         /* a class's or function expression's own name, inside it */
+  AG_VF_PARAM_PROP = 1 << 5,   /* constructor parameter property (private x) */
+  AG_VF_SIGNATURE = 1 << 6,    /* parameter of a body-less signature or function type */
+  AG_VF_SETTER = 1 << 7,       /* parameter of a setter */
+  AG_VF_TYPE_IMPORT = 1 << 8,  /* every definition is an `import type` */
+  AG_VF_USED = 1 << 9,         /* read by a reference typescript-eslint counts as a use */
+  AG_VF_DIRECT = 1 << 10,      /* parameter that is a plain identifier (no default, no pattern) */
+  AG_VF_DECLARE = 1 << 11      /* inside a `declare` (ambient) declaration */
+};
+
+enum {  /* ag_scope_ref.flags */
+  AG_RF_READ = 1 << 0,
+  AG_RF_WRITE = 1 << 1,
+  AG_RF_TYPE = 1 << 2,         /* in a type position */
+  AG_RF_TYPEOF = 1 << 3,       /* inside `typeof x` in a type */
+  AG_RF_INIT = 1 << 4,         /* the write of a declaration's initializer */
+  AG_RF_SELF = 1 << 5,         /* inside the resolved variable's own declaration */
+  AG_RF_SELF_UPDATE = 1 << 6,  /* x++ or x += 1 whose value is unused */
+  AG_RF_PRAGMA = 1 << 7,       /* implicit `React` read of a JSX element */
+  AG_RF_LOOP = 1 << 8,         /* inside a loop of its function */
+  AG_RF_PREDICATE = 1 << 9     /* the `x` of a type predicate `x is T` / `asserts x` */
+};
+
+enum {  /* ag_scope_scope.flags */
+  AG_SF_AMBIENT = 1 << 0,      /* body of a `declare`d namespace/module or `declare global` */
+  AG_SF_EXPORT_LIST = 1 << 1   /* has export {..}, export * from, export =, export default <name> */
+};
+
+typedef struct ag_scope_scope {
+  TSNode node;                 /* the node that opens it */
+  uint32_t kind, flags;
+  uint32_t parent;             /* AG_SCOPE_NONE for the module scope */
+  uint32_t varscope;           /* nearest function/module/namespace/static scope (itself if one) */
+  uint32_t end;                /* scopes [index, end) are it and its descendants */
+} ag_scope_scope;
+
+typedef struct ag_scope_var {
+  const char *name;            /* borrowed from the source; not NUL-terminated */
+  uint32_t name_len;
+  uint32_t kind, flags, scope;
+  uint32_t ndefs;              /* declarations merged into it */
+  TSNode id, decl, stmt;       /* of the first declaration */
+  uint32_t reads, writes, type_reads;
+  uint32_t self_scope;         /* scope of its own body (function, type, enum, namespace) */
+  uint32_t first_ref, nrefs;   /* its references: ag_scope_var_ref(s, v, 0..nrefs) */
+} ag_scope_var;
+
+typedef struct ag_scope_ref {
+  TSNode node;                 /* identifier (or the JSX element for PRAGMA) */
+  uint32_t var;                /* AG_SCOPE_NONE when unresolved */
+  uint32_t scope;              /* scope it occurs in */
+  uint32_t flags;
+  uint32_t name;               /* name id: ag_scope_name */
+  uint32_t rhs_start, rhs_end; /* for `x = rhs` as a statement: rhs bytes (0, 0 otherwise) */
+} ag_scope_ref;
+
+/* Builds the analysis of the tree under root (a program node) parsed from
+** src (borrowed: variables point into it; it must outlive the result).  The
+** walk keeps its own stack on the heap, so nesting depth costs memory, not C
+** stack.  Caller owns *out; free with ag_scope_free.  Fails only without
+** memory (*out = NULL). */
+int ag_scope_build(TSNode root, const char *src, size_t len, int tsx, ag_scope **out,
+                   char err[AG_ERRLEN]);
+void ag_scope_free(ag_scope *s);
+
+/* Counts of scopes, variables and references (any pointer may be NULL). */
+void ag_scope_counts(const ag_scope *s, uint32_t *nscopes, uint32_t *nvars, uint32_t *nrefs);
+/* The i-th scope, variable, reference (i below its count).  Borrowed, valid
+** while s lives.  Scope 0 is the module scope; a variable or reference
+** names its scope by index; variables and references are in source order. */
+const ag_scope_scope *ag_scope_scope_at(const ag_scope *s, uint32_t i);
+const ag_scope_var *ag_scope_var_at(const ag_scope *s, uint32_t i);
+const ag_scope_ref *ag_scope_ref_at_index(const ag_scope *s, uint32_t i);
+/* The i-th reference of variable v, in source order. */
+const ag_scope_ref *ag_scope_var_ref(const ag_scope *s, const ag_scope_var *v, uint32_t i);
+/* The reference whose node starts at byte `start` (identifiers only), or NULL. */
+const ag_scope_ref *ag_scope_ref_at(const ag_scope *s, uint32_t start);
+const char *ag_scope_name(const ag_scope *s, uint32_t name, uint32_t *len);
+const char *ag_scope_kind_name(uint32_t kind);
+const char *ag_scope_var_kind_name(uint32_t kind);
+
+#endif
