@@ -144,21 +144,35 @@ end
 
 local ESCAPES = { n = '\n', t = '\t', r = '\r', b = '\b', f = '\f', v = '\v', ['0'] = '\0' }
 
--- The value of a JavaScript string literal node (escapes resolved; enough for comparisons).
+-- The value of a JavaScript string literal node, escapes resolved.
 local function string_value(node)
   local raw = node:text():sub(2, -2)
   if not raw:find('\\', 1, true) then return raw end
-  return (raw:gsub('\\(u?{?%x*}?)(.?)', function(esc, nxt)
-    if esc:sub(1, 1) == 'u' then
-      local hex = esc:match('^u{(%x+)}$') or esc:match('^u(%x%x%x%x)')
-      if hex then
-        local rest = esc:match('^u%x%x%x%x(.*)$') or ''
-        return utf8.char(tonumber(hex, 16)) .. rest .. nxt
-      end
+  local out, i = {}, 1
+  while true do
+    local j = raw:find('\\', i, true)
+    if not j then out[#out + 1] = raw:sub(i); break end
+    out[#out + 1] = raw:sub(i, j - 1)
+    local d = raw:sub(j + 1, j + 1)
+    local hex, after
+    if d == 'u' then
+      hex, after = raw:match('^{(%x+)}()', j + 2)
+      if not hex then hex, after = raw:match('^(%x%x%x%x)()', j + 2) end
+    elseif d == 'x' then
+      hex, after = raw:match('^(%x%x)()', j + 2)
     end
-    if esc == '' then return (ESCAPES[nxt] or nxt) end
-    return esc .. nxt
-  end))
+    local n = hex and tonumber(hex, 16)
+    if n and n < 0x110000 then
+      out[#out + 1] = utf8.char(n)
+      i = after
+    elseif d == '\r' or d == '\n' then -- line continuation
+      i = j + ((d == '\r' and raw:sub(j + 2, j + 2) == '\n') and 3 or 2)
+    else
+      out[#out + 1] = ESCAPES[d] or d
+      i = j + 2
+    end
+  end
+  return table.concat(out)
 end
 
 -- A string or number literal node as jsx-ast-utils' Literal extractor gives it ('true'/'false' become booleans).
@@ -950,6 +964,8 @@ return {
       severity = 'error',
       description = 'Elements that need a text alternative (img, object, area, input type="image") have one',
       eslint = 'jsx-a11y/alt-text',
+      help = 'Describe the image in alt (alt="" if it is decorative); give <object> inner text or a title, <area> '
+        .. 'and <input type="image"> an alt.',
       lang = 'tsx',
       query = elements_query('img object area input'),
       check = alt_text,
@@ -960,6 +976,7 @@ return {
       severity = 'error',
       description = 'Anchors have content that a screen reader can read',
       eslint = 'jsx-a11y/anchor-has-content',
+      help = 'Put text in the link, or give it aria-label or title; children hidden with aria-hidden do not count.',
       lang = 'tsx',
       query = elements_query('a'),
       check = anchor_has_content,
@@ -969,6 +986,7 @@ return {
       severity = 'error',
       description = 'Anchors have a valid, navigable href and are not used as buttons',
       eslint = 'jsx-a11y/anchor-is-valid',
+      help = 'Give the anchor a real address in href; an element that only runs code on click should be a <button>.',
       lang = 'tsx',
       query = elements_query('a'),
       check = anchor_is_valid,
@@ -979,6 +997,7 @@ return {
       severity = 'error',
       description = 'A clickable non-interactive element also has a keyboard handler',
       eslint = 'jsx-a11y/click-events-have-key-events',
+      help = 'Keyboard users cannot click: handle onKeyDown (Enter and Space) too, or use a <button>.',
       lang = 'tsx',
       query = handler_query('^' .. ci('onclick') .. '$', true),
       check = click_events_have_key_events,
@@ -988,6 +1007,8 @@ return {
       severity = 'error',
       description = 'Static elements (div, span, ...) with mouse or keyboard handlers have a role',
       eslint = 'jsx-a11y/no-static-element-interactions',
+      help = 'Use <button> or <a href>; if that is impossible, add a role such as role="button", tabIndex and key '
+        .. 'handlers.',
       lang = 'tsx',
       query = handler_query('^' .. ci('on')),
       check = no_static_element_interactions,
@@ -998,6 +1019,8 @@ return {
       severity = 'error',
       description = 'Non-interactive elements (li, p, img, ...) have no mouse or keyboard handlers',
       eslint = 'jsx-a11y/no-noninteractive-element-interactions',
+      help = 'Move the handler to a <button> inside the element, or give the element an interactive role if it '
+        .. 'really is a control.',
       lang = 'tsx',
       query = handler_query('^' .. ci('on')),
       check = no_noninteractive_element_interactions,
@@ -1015,6 +1038,8 @@ return {
       severity = 'error',
       description = 'A label has text and is tied to a control (htmlFor or a nested control)',
       eslint = 'jsx-a11y/label-has-associated-control',
+      help = 'Give the label text and tie it to its control: htmlFor with the control\'s id, or the control nested'
+        .. ' inside the label.',
       lang = 'tsx',
       query = '((jsx_element open_tag: (jsx_opening_element name: (identifier) @tag)) @el (#eq? @tag "label"))\n'
         .. '((jsx_self_closing_element name: (identifier) @tag) @el (#eq? @tag "label"))',
@@ -1026,6 +1051,7 @@ return {
       severity = 'error',
       description = 'Headings (h1-h6) have content that a screen reader can read',
       eslint = 'jsx-a11y/heading-has-content',
+      help = 'Put text in the heading; an empty heading is announced as a heading with nothing in it.',
       lang = 'tsx',
       query = elements_query('h1 h2 h3 h4 h5 h6'),
       check = heading_has_content,
@@ -1035,6 +1061,8 @@ return {
       severity = 'error',
       description = 'A role attribute holds valid, non-abstract ARIA roles',
       eslint = 'jsx-a11y/aria-role',
+      help = 'Use a role from WAI-ARIA 1.2 (button, link, dialog, ...), in lower case; abstract roles such as '
+        .. 'range or widget are not for use in markup.',
       lang = 'tsx',
       query = '((jsx_attribute (property_identifier) @name) @attr (#match? @name "^' .. ci('role') .. '$"))',
       check = aria_role,

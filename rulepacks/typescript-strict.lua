@@ -10,9 +10,15 @@
 --{====================================================================== helpers
 
 -- The parent of `node`, parentheses skipped (ESTree keeps no ParenthesizedExpression).
+-- Walks of the ancestors are bounded (LIMIT steps): tree-sitter 0.20 finds a parent by walking down from
+-- the root, so an unbounded walk on a hostile nesting would be cubic. Past the bound the rules answer as
+-- if the walk had found nothing (docs/rulepacks/typescript-strict.md).
+local LIMIT = 64
+
 local function up(node)
   local p = node:parent()
-  while p and p:type() == 'parenthesized_expression' do
+  for _ = 1, LIMIT do
+    if not (p and p:type() == 'parenthesized_expression') then break end
     node = p
     p = p:parent()
   end
@@ -282,7 +288,7 @@ local function is_type_assertion(n)
 end
 
 -- isTypedParent(parent, callee): `from` is the child of `parent` on the way up.
-local function typed_parent(parent, from, callee)
+local function typed_parent(parent, from, callee, grand)
   local t = parent:type()
   if is_type_assertion(parent) then return true end
   if t == 'variable_declarator' then return parent:child_by_field('type') ~= nil end
@@ -292,7 +298,7 @@ local function typed_parent(parent, from, callee)
   end
   if t == 'public_field_definition' then return parent:child_by_field('type') ~= nil end
   if t == 'arguments' then               -- a CallExpression argument (a NewExpression's is not here)
-    local call = parent:parent()
+    local call = grand or parent:parent()
     return call ~= nil and call:type() == 'call_expression'
   end
   if t == 'call_expression' then return callee == nil or parent:child_by_field('function') ~= callee end
@@ -305,14 +311,16 @@ local function typed_parent(parent, from, callee)
 end
 
 -- isPropertyOfObjectWithType: `prop` is a pair or an object method.
-local function property_of_typed_object(prop)
+local function property_of_typed_object(prop, depth)
+  depth = (depth or 0) + 1
+  if depth > LIMIT then return false end
   local t = prop:type()
   if t ~= 'pair' and t ~= 'method_definition' and t ~= 'shorthand_property_identifier' then return false end
   local obj = prop:parent()
   if not obj or obj:type() ~= 'object' then return false end
   local parent, from = up(obj)
   if not parent then return false end
-  return typed_parent(parent, from) or property_of_typed_object(parent)
+  return typed_parent(parent, from) or property_of_typed_object(parent, depth)
 end
 
 -- `x as const` / `<const>x` (isConstAssertion)
@@ -329,13 +337,13 @@ local function is_const_assertion(n)
 end
 
 -- isValidFunctionExpressionReturnType (allowTypedFunctionExpressions is on when this is called).
-local function valid_expression(fn, o, parent, from)
+local function valid_expression(fn, o, parent, from, grand)
   if fn:type() == 'method_definition' then
     -- the FunctionExpression of a method: its ESTree parent is the MethodDefinition or the Property
     if property_of_typed_object(fn) then return true end
   elseif parent then
-    if typed_parent(parent, from, from) or property_of_typed_object(parent) then return true end
-    if parent:type() == 'arguments' and parent:parent():type() == 'new_expression' then return true end
+    if typed_parent(parent, from, from, grand) or property_of_typed_object(parent) then return true end
+    if parent:type() == 'arguments' and (grand or parent:parent()):type() == 'new_expression' then return true end
   end
   if o.allowExpressions then
     if fn:type() == 'method_definition' then
@@ -356,7 +364,7 @@ local function valid_expression(fn, o, parent, from)
 end
 
 -- ancestorHasReturnType
-local function ancestor_has_return_type(fn, parent)
+local function ancestor_has_return_type(fn, parent, typed_ancestor)
   local ancestor = parent
   if fn:type() == 'method_definition' then
     return false          -- its ESTree parent is the Property/MethodDefinition, whose value is itself
@@ -367,7 +375,9 @@ local function ancestor_has_return_type(fn, parent)
   local is_return = t == 'return_statement'
   local bodyless = t == 'arrow_function' and (ancestor:child_by_field('body') or ancestor):type() ~= 'statement_block'
   if not is_return and not bodyless then return false end
-  while ancestor do
+  if typed_ancestor ~= nil then return typed_ancestor end
+  for _ = 1, LIMIT do
+    if not ancestor then break end
     t = ancestor:type()
     if FUNCTION[t] and t ~= 'method_definition' or t == 'method_definition' then
       if ancestor:child_by_field('return_type') then return true end
@@ -459,21 +469,23 @@ local function explicit_function_return_type(ctx, match)
     local body = fn:child_by_field('body')
     if body and body:type() == 'unary_expression' and body:text():match('^void[%s%(]') then return nil end
   end
-  -- the ESTree parent, parentheses skipped (a method's is its class body or object): asked once, as
-  -- tree-sitter 0.20 finds a parent by walking down from the root
-  local parent, from
-  if not declaration or o.allowIIFEs or (type(o.allowedNames) == 'table' and #o.allowedNames > 0) then
-    parent, from = up(fn)
-  end
+  -- the parent (parentheses skipped), the node under it, the grandparent and the answer of the
+  -- ancestor walk, recorded by the scope walk: tree-sitter 0.20 finds a parent by walking down from the
+  -- root, O(depth) per step
+  local parent, from, grand, typed_ancestor, hof = ctx.scope():context(fn)
+  if not parent then parent, from = up(fn) end
   if allowed_function(fn, o, parent, from) then return nil end
   if declaration then
     if o.allowTypedFunctionExpressions and fn:child_by_field('return_type') then return nil end
   elseif o.allowTypedFunctionExpressions and
-         (valid_expression(fn, o, parent, from) or ancestor_has_return_type(fn, parent)) then
+         (valid_expression(fn, o, parent, from, grand) or ancestor_has_return_type(fn, parent, typed_ancestor)) then
     return nil
   end
   if is_constructor_or_setter(fn, parent) then return nil end
-  if o.allowHigherOrderFunctions and returns_function(fn) then return nil end
+  if o.allowHigherOrderFunctions then
+    if hof == nil then hof = returns_function(fn) end
+    if hof then return nil end
+  end
   local h = head(fn, parent)
   return { start_byte = h.start_byte, end_byte = h.end_byte, message = 'Missing return type on function.' }
 end
@@ -698,12 +710,39 @@ local function for_in_returns(v)
   return false
 end
 
+-- A name in an object pattern that ends with a rest element (ignoreRestSiblings): `{ a, ...rest }`.
+local function has_rest_sibling(id)
+  local p = id:parent()
+  if p and p:type() == 'pair_pattern' then p = p:parent() end
+  if not (p and p:type() == 'object_pattern') then return false end
+  for i = p:named_child_count(), 1, -1 do
+    local c = p:named_child(i)
+    if c:type() ~= 'comment' then return c:type() == 'rest_pattern' end
+  end
+  return false
+end
+
+local function in_array_pattern(id)
+  local p = id:parent()
+  return p ~= nil and p:type() == 'array_pattern'
+end
+
+local function has_static_block(decl)
+  local body = decl:child_by_field('body')
+  if not body then return false end
+  for _, c in ipairs(body:named_children()) do
+    if c:type() == 'class_static_block' then return true end
+  end
+  return false
+end
+
 local function no_unused_vars(ctx)
   local sc = ctx.scope()
   local o = ctx.options or {}
   local vars_re = js_regex(o.varsIgnorePattern, 'varsIgnorePattern')
   local args_re = js_regex(o.argsIgnorePattern, 'argsIgnorePattern')
   local caught_re = js_regex(o.caughtErrorsIgnorePattern, 'caughtErrorsIgnorePattern')
+  local array_re = js_regex(o.destructuredArrayIgnorePattern, 'destructuredArrayIgnorePattern')
   local dts = ctx.path:match('%.d%.[mc]?tsx?$') ~= nil
   local scopes, params
   local vars = sc.variables
@@ -718,6 +757,15 @@ local function no_unused_vars(ctx)
       if (s.kind == 'namespace' or s.kind == 'module') and not s.export_list then
         if (dts or s.ambient) and DECLARED_KINDS[k] then goto continue end
       end
+      if array_re and array_re(v.name) then
+        local hit = in_array_pattern(v.id)
+        for _, r in ipairs(hit and {} or v.refs) do
+          if in_array_pattern(r.node) then hit = true; break end
+        end
+        if hit then goto continue end
+      end
+      if k == 'class' and o.ignoreClassWithStaticInitBlock and has_static_block(v.decl) then goto continue end
+      if k == 'using' and o.ignoreUsingDeclarations then goto continue end
       local pattern, what
       if k == 'catch' then
         if o.caughtErrors == 'none' then goto continue end
@@ -732,12 +780,19 @@ local function no_unused_vars(ctx)
         end
         pattern, what = o.argsIgnorePattern, 'args'
       else
-        if o.vars == 'local' and s.kind == 'module' then goto continue end
+        -- vars = 'local' skips the global scope, which a module does not have
         if vars_re and vars_re(v.name) then goto continue end
         pattern, what = o.varsIgnorePattern, 'vars'
       end
       local refs = v.refs
       if for_in_returns(v) then goto continue end
+      if o.ignoreRestSiblings then
+        local rest = has_rest_sibling(v.id)
+        for _, r in ipairs(rest and {} or refs) do
+          if has_rest_sibling(r.node) then rest = true; break end
+        end
+        if rest then goto continue end
+      end
       local only_type, written = false, false
       for _, r in ipairs(refs) do
         if r.typeof or r.predicate then only_type = true end
@@ -870,10 +925,16 @@ return {
         (variable_declaration) @decl
         (for_in_statement kind: "var" @decl)
       ]],
-      check = function(_, match)
+      check = function(ctx, match)
+        -- `declare var x` starts at `declare` in ESTree; the source is read instead of asking for the
+        -- parent (tree-sitter 0.20 walks down from the root for it)
         local node = match.captures.decl
-        local p = node:parent()
-        if p and p:type() == 'ambient_declaration' then node = p end   -- ESTree starts at `declare`
+        local r = node:range()
+        local before = ctx.source:sub(math.max(1, r.start_byte - 40), r.start_byte)
+        local kw = before:match('()declare%s+$')
+        if kw then
+          return { start_byte = r.start_byte - (#before - kw + 1), end_byte = r.end_byte }
+        end
         return { node = node }
       end,
     },

@@ -67,8 +67,9 @@ local FONT_SIZE_PROPS = set('fontsize font')
 
 --{====================================================================== tokens
 
--- allowed-value sets by config table (a config is read once per run)
-local caches = {}
+-- The allowed-value set of the last tokens table seen. The engine hands each check a copy of the config, so
+-- one entry (not a table keyed by config, which would grow with every file) is what can be reused.
+local cached_tokens, cached_allowed = nil, nil
 
 local function norm(s)
   return (s:lower():gsub('%s+', ' '):gsub('^ ', ''):gsub(' $', ''))
@@ -80,8 +81,7 @@ local function tokens(ctx)
   local cfg = ctx.config
   local src = cfg and cfg.theme and cfg.theme.tokens
   if src == nil then return {} end
-  local cached = caches[src]
-  if cached then return cached end
+  if src == cached_tokens then return cached_allowed end
   local allowed = {}
   local function add(v)
     if type(v) == 'number' then
@@ -92,19 +92,16 @@ local function tokens(ctx)
       allowed[norm(v)] = true
     end
   end
-  local depth = 0
-  local function walk(t, prefix)
-    depth = depth + 1
-    if depth > 16 then return end
+  local function walk(t, prefix, depth)
+    if depth > 16 then return end -- a config is data, but a cycle must not hang the check
     for k, v in pairs(t) do
       local path = type(k) == 'string' and (prefix and prefix .. '.' .. k or k) or prefix
       if type(k) == 'string' then add(k); add(path) end
-      if type(v) == 'table' then walk(v, path) else add(v) end
+      if type(v) == 'table' then walk(v, path, depth + 1) else add(v) end
     end
-    depth = depth - 1
   end
-  if type(src) == 'table' then walk(src, nil) else add(src) end
-  caches[src] = allowed
+  if type(src) == 'table' then walk(src, nil, 1) else add(src) end
+  cached_tokens, cached_allowed = src, allowed
   return allowed
 end
 
@@ -126,12 +123,14 @@ end
 -- `text` the literal text of the value (substitutions blanked), `base` the byte offset of text's first
 -- byte in the source, and appends { s =, e =, text = } ranges of hard-coded values to `out`.
 
--- Blanks var(...) so that fallbacks inside it are not reported.
+local function blank(m) return (' '):rep(#m) end
+
+-- Blanks var(...) (a fallback inside it is not reported) and url(...) (url(#id) is an SVG reference).
 local function mask_vars(text)
-  return (text:gsub('[vV][aA][rR]%s*%b()', function(m) return (' '):rep(#m) end))
+  return (text:gsub('[vV][aA][rR]%s*%b()', blank):gsub('[uU][rR][lL]%s*%b()', blank))
 end
 
-local function scan_colors(prop, text, base, _, out)
+local function scan_colors(prop, text, base, extra, out)
   local masked = mask_vars(text)
   local lower = masked:lower()
   local i = 1
@@ -157,7 +156,7 @@ local function scan_colors(prop, text, base, _, out)
         local fin = close or #lower
         out[#out + 1] = { s = base + s - 1, e = base + fin, text = text:sub(s, fin) }
         e = fin
-      elseif NAMED[word] and COLOR_PROPS[prop] then
+      elseif NAMED[word] and (COLOR_PROPS[prop] or extra[prop]) then
         out[#out + 1] = { s = base + s - 1, e = base + e, text = text:sub(s, e) }
       end
     end
@@ -184,12 +183,12 @@ end
 local SPACING_UNITS = set('px rem em')
 local FONT_UNITS = set('px rem em pt')
 
-local function scan_spacing(prop, text, base, _, out)
-  if SPACING_PROPS[prop] then scan_lengths(SPACING_UNITS, text, base, out) end
+local function scan_spacing(prop, text, base, extra, out)
+  if SPACING_PROPS[prop] or extra[prop] then scan_lengths(SPACING_UNITS, text, base, out) end
 end
 
-local function scan_font_size(prop, text, base, _, out)
-  if FONT_SIZE_PROPS[prop] then scan_lengths(FONT_UNITS, text, base, out) end
+local function scan_font_size(prop, text, base, extra, out)
+  if FONT_SIZE_PROPS[prop] or extra[prop] then scan_lengths(FONT_UNITS, text, base, out) end
 end
 
 --}======================================================================
@@ -395,15 +394,19 @@ local function make_check(scanner, numbers, message)
   return function(ctx, m)
     if not m.captures.root then return nil end
     local list = values_of(ctx, m)
+    local extra = {}
+    for _, p in ipairs((ctx.options or {}).properties or {}) do
+      if type(p) == 'string' then extra[(p:lower():gsub('%-', ''))] = true end
+    end
     for _, v in ipairs(list) do
       if v.number then
-        if v.number ~= 0 and numbers(v.prop, list.sx) and not allowed_value(ctx, v.text)
+        if v.number ~= 0 and numbers(v.prop, list.sx, extra) and not allowed_value(ctx, v.text)
           and not allowed_value(ctx, v.text .. 'px') then
           ctx.report({ start_byte = v.s, end_byte = v.e, message = message:format(v.text) })
         end
       elseif not allowed_value(ctx, (v.text:gsub('\1', ' '))) then
         local out = {}
-        scanner(v.prop, v.text, v.base, ctx, out)
+        scanner(v.prop, v.text, v.base, extra, out)
         for _, f in ipairs(out) do
           if not allowed_value(ctx, f.text) then
             ctx.report({ start_byte = f.s, end_byte = f.e, message = message:format(f.text) })
@@ -415,7 +418,10 @@ local function make_check(scanner, numbers, message)
   end
 end
 
+-- Whether a bare number on `prop` is a hard-coded value (numbers are not colours; in sx they are spacing steps).
 local function never() return false end
+local function spacing_number(prop, sx, extra) return (SPACING_PROPS[prop] or extra[prop]) and not sx end
+local function font_size_number(prop, _, extra) return prop == 'fontsize' or extra[prop] end
 
 return {
   name = 'ui-theme-tokens',
@@ -426,27 +432,33 @@ return {
       id = 'no-hardcoded-color',
       severity = 'warning',
       description = 'Colours in styles use theme tokens, not hex, rgb(), hsl() or named colours',
+      help = 'Take the colour from the theme (theme.palette.x, a CSS variable, or a token listed in '
+        .. 'standards.theme.tokens).',
       query = QUERY,
       check = make_check(scan_colors, never, "hard-coded colour '%s': use a theme token"),
-      options = { allow = {} },
+      options = { allow = {}, properties = {} },
     },
     {
       id = 'no-hardcoded-spacing',
       severity = 'warning',
       description = 'Margins, paddings, gaps and offsets use theme spacing tokens, not px/rem/em or bare numbers',
+      help = 'Take the spacing from the theme (theme.spacing(n), a CSS variable, or a token listed in '
+        .. 'standards.theme.tokens).',
       query = QUERY,
-      check = make_check(scan_spacing, function(prop, sx) return SPACING_PROPS[prop] and not sx end,
+      check = make_check(scan_spacing, spacing_number,
         "hard-coded spacing '%s': use a theme spacing token"),
-      options = { allow = {} },
+      options = { allow = {}, properties = {} },
     },
     {
       id = 'no-hardcoded-font-size',
       severity = 'warning',
       description = 'Font sizes use theme tokens, not px/rem/em/pt or bare numbers',
+      help = 'Take the font size from the theme typography (a CSS variable, or a token listed in '
+        .. 'standards.theme.tokens).',
       query = QUERY,
-      check = make_check(scan_font_size, function(prop) return prop == 'fontsize' end,
+      check = make_check(scan_font_size, font_size_number,
         "hard-coded font size '%s': use a theme font-size token"),
-      options = { allow = {} },
+      options = { allow = {}, properties = {} },
     },
   },
 }

@@ -50,6 +50,7 @@ enum {
   S_EXPRESSION_STATEMENT, S_JSX_OPENING, S_JSX_SELF_CLOSING, S_JSX_CLOSING,
   S_JSX_NAMESPACE_NAME, S_STRING, S_COMMENT, S_DECORATOR, S_ERROR, S_PUBLIC_FIELD_DEF,
   S_CALL_EXPR, S_NEW_EXPR, S_YIELD_EXPR, S_TYPE_ASSERTION, S_PROPERTY_SIGNATURE, S_CONDITIONAL_TYPE,
+  S_RETURN_STATEMENT,
   /* nodes that start a type position */
   S_TYPE_ANNOTATION, S_TYPE_ARGUMENTS, S_TYPE_PARAMETERS, S_OPTING_TYPE_ANNOTATION,
   S_OMITTING_TYPE_ANNOTATION, S_ADDING_TYPE_ANNOTATION, S_ASSERTS_ANNOTATION,
@@ -84,7 +85,7 @@ static const char *const SYMNAMES[S_COUNT] = {
   "jsx_opening_element", "jsx_self_closing_element", "jsx_closing_element",
   "jsx_namespace_name", "string", "comment", "decorator", "ERROR", "public_field_definition",
   "call_expression", "new_expression", "yield_expression", "type_assertion", "property_signature",
-  "conditional_type",
+  "conditional_type", "return_statement",
   "type_annotation", "type_arguments", "type_parameters", "opting_type_annotation",
   "omitting_type_annotation", "adding_type_annotation", "asserts_annotation",
   "type_predicate_annotation", "implements_clause", "extends_type_clause", "constraint",
@@ -184,6 +185,8 @@ typedef struct frame {
   uint32_t flags;
   uint16_t sym, field;
   uint8_t mode, bkind, opened, descend;
+  uint8_t anc;       /* ancestorHasReturnType's answer from this node up (ag_scope_fnctx) */
+  uint32_t fnrec;    /* index in fns of the function this node is (or encloses it), or NONE */
 } frame;
 
 enum { M_EXPR, M_TYPE, M_TYPEOF, M_TYPEPRED, M_EXPORT, M_BIND, M_ASSIGN, M_RW, M_NONE, M_NSNAME };
@@ -227,6 +230,7 @@ struct ag_scope {
   ag_scope_ref *refs; uint32_t nrefs, caprefs;
   uint32_t *events; uint32_t nevents, capevents;
   uint32_t *byvar;                           /* ref indices grouped by variable */
+  ag_scope_fnctx *fns; uint32_t nfns, capfns; /* function contexts, in preorder */
   uint32_t react;                            /* name id of "React" */
   /* walk */
   frame *fr; uint32_t nfr, capfr;
@@ -458,9 +462,9 @@ static int unused_expr (const ag_scope *s, uint32_t j) {
     if (P->sym == S_PARENTHESIZED_EXPR) { j--; continue; }
     if (P->sym == S_EXPRESSION_STATEMENT) return 1;
     if (P->sym == S_SEQUENCE_EXPR) {
-      TSNode nx = ts_node_next_named_sibling(s->fr[j].node);
-      while (!ts_node_is_null(nx) && symof(s->m, nx) == S_COMMENT) nx = ts_node_next_named_sibling(nx);
-      if (!ts_node_is_null(nx)) return 1;
+      /* not the last: it ends before the sequence (no sibling search: in
+      ** tree-sitter 0.20 that walks down from the root, each time) */
+      if (ts_node_end_byte(s->fr[j].node) < ts_node_end_byte(P->node)) return 1;
       j--;
       continue;
     }
@@ -1021,6 +1025,19 @@ static void node_entry (ag_scope *s, uint32_t d) {
     case S_JSX_OPENING: case S_JSX_SELF_CLOSING:
       if (s->tsx) add_ref(s, d, F->node, s->react, AG_RF_READ | AG_RF_PRAGMA | NS_VALUE);
       return;
+    case S_RETURN_STATEMENT:
+      if (F->fnrec != NONE) {
+        ag_scope_fnctx *c = &s->fns[F->fnrec];
+        TSNode arg = ts_node_named_child(F->node, 0);
+        while (!ts_node_is_null(arg) && symof(s->m, arg) == S_COMMENT) arg = ts_node_next_named_sibling(arg);
+        while (!ts_node_is_null(arg) && symof(s->m, arg) == S_PARENTHESIZED_EXPR) arg = ts_node_named_child(arg, 0);
+        c->nret++;
+        if (!ts_node_is_null(arg)) {
+          uint16_t as = symof(s->m, arg);
+          if (as == S_ARROW_FUNCTION || as == S_FUNCTION_EXPR || as == S_GENERATOR_FUNCTION) c->nret_fn++;
+        }
+      }
+      return;
     case S_STRING: case S_COMMENT:
       F->descend = 0;
       return;
@@ -1028,6 +1045,30 @@ static void node_entry (ag_scope *s, uint32_t d) {
       break;
   }
   if (is_function_sym(sym)) {
+    if (!is_signature_sym(sym) && sym != S_FUNCTION_SIG && d > 0) {
+      if (!grow((void **)&s->fns, &s->capfns, s->nfns + 1, sizeof *s->fns)) { s->oom = 1; return; }
+      uint32_t j = d - 1;
+      while (j > 0 && s->fr[j].sym == S_PARENTHESIZED_EXPR) j--;
+      ag_scope_fnctx *c = &s->fns[s->nfns++];
+      c->fn = F->node;
+      c->parent = s->fr[j].node;
+      c->from = s->fr[j + 1].node;
+      c->grand = j > 0 ? s->fr[j - 1].node : (TSNode){{0, 0, 0, 0}, NULL, NULL};
+      c->typed_ancestor = s->fr[j].anc;
+      c->nret = c->nret_fn = 0;
+      c->returns_function = 0;
+      F->fnrec = s->nfns - 1;
+      if (sym == S_ARROW_FUNCTION) {
+        TSNode body = field_child(s, F->node, F_BODY);
+        while (!ts_node_is_null(body) && symof(s->m, body) == S_PARENTHESIZED_EXPR)
+          body = ts_node_named_child(body, 0);
+        if (!ts_node_is_null(body)) {
+          uint16_t bs = symof(s->m, body);
+          c->returns_function = bs == S_ARROW_FUNCTION || bs == S_FUNCTION_EXPR || bs == S_GENERATOR_FUNCTION;
+        }
+      }
+    }
+    else F->fnrec = NONE;
     F->flags &= ~(uint32_t)FF_LOOP;
     if (is_signature_sym(sym) ||
         ((sym == S_FUNCTION_DECL || sym == S_METHOD_DEF) &&
@@ -1081,6 +1122,7 @@ static int push_frame (ag_scope *s, TSNode n, const TSTreeCursor *c) {
   F->descend = 1;
   F->named = 0;
   F->dvar = NONE;
+  F->fnrec = d > 0 ? s->fr[d - 1].fnrec : NONE;
   if (d == 0) {
     F->scope = F->oscope = F->bscope = NONE;
     F->decl = F->stmt = NONE;
@@ -1099,8 +1141,26 @@ static int push_frame (ag_scope *s, TSNode n, const TSTreeCursor *c) {
     F->stmt = P->stmt;
     child_ctx(s, P, F);
     if (ts_node_is_named(n)) P->named++;
+    else F->descend = 0;         /* a token: no children, no cursor step down */
   }
   node_entry(s, d);
+  F = &s->fr[d];
+  if (F->sym >= S_IDENTIFIER && F->sym <= S_SHORTHAND_PROP_PATTERN) F->descend = 0;   /* leaves */
+  uint8_t up = d > 0 ? s->fr[d - 1].anc : 0;
+  switch (F->sym) {
+    case S_FUNCTION_DECL: case S_GENERATOR_FUNCTION_DECL: case S_FUNCTION_EXPR:
+    case S_GENERATOR_FUNCTION: case S_ARROW_FUNCTION: case S_METHOD_DEF:
+      F->anc = !ts_node_is_null(field_child(s, n, F_RETURN_TYPE)) ? 1 : up;
+      break;
+    case S_VARIABLE_DECLARATOR: case S_PUBLIC_FIELD_DEF:
+      F->anc = !ts_node_is_null(field_child(s, n, F_TYPE));
+      break;
+    case S_EXPRESSION_STATEMENT:
+      F->anc = 0;
+      break;
+    default:
+      F->anc = up;
+  }
   return 1;
 }
 
@@ -1177,8 +1237,7 @@ static int storable (const ag_scope *s, TSNode fn, uint32_t a, uint32_t b) {
   while (!ts_node_is_null(parent) && inside(parent, a, b)) {
     uint16_t ps = symof(s->m, parent);
     if (ps == S_SEQUENCE_EXPR) {
-      TSNode nx = ts_node_next_named_sibling(node);
-      if (!ts_node_is_null(nx)) return 0;
+      if (ts_node_end_byte(node) < ts_node_end_byte(parent)) return 0;
     }
     else if (ps == S_CALL_EXPR || ps == S_NEW_EXPR) {
       TSNode callee = field_child(s, parent, ps == S_CALL_EXPR ? F_FUNCTION : F_CONSTRUCTOR);
@@ -1204,6 +1263,8 @@ static int is_used (const ag_scope *s, const svar *sv) {
   const ag_scope_var *v = &sv->v;
   uint32_t rs = 0, re = 0;  /* previous rhs, when one applies */
   int have = 0;
+  uint32_t cfs = NONE, crs = 0, cre = 0;  /* last storable() answer: refs in one rhs share it */
+  int cans = 0;
   uint32_t varvs = s->scopes[v->scope].s.varscope;
   for (uint32_t i = 0; i < v->nrefs; i++) {
     const ag_scope_ref *r = &s->refs[s->byvar[v->first_ref + i]];
@@ -1213,8 +1274,15 @@ static int is_used (const ag_scope *s, const svar *sv) {
       if (r->flags & AG_RF_SELF_UPDATE) forself = 1;
       else if (in_prev) {
         uint32_t fs = s->scopes[r->scope].fn;
-        forself = !(fs != NONE && inside(s->scopes[fs].s.node, rs, re) &&
-                    storable(s, s->scopes[fs].s.node, rs, re));
+        int st = 0;
+        if (fs != NONE && inside(s->scopes[fs].s.node, rs, re)) {
+          if (fs != cfs || rs != crs || re != cre) {
+            cfs = fs; crs = rs; cre = re;
+            cans = storable(s, s->scopes[fs].s.node, rs, re);
+          }
+          st = cans;
+        }
+        forself = !st;
       }
     }
     if (!in_prev) {
@@ -1277,6 +1345,10 @@ static int finish (ag_scope *s) {
     }
     for (uint32_t i = 0; i < nv; i++)
       if (is_used(s, &s->vars[i])) s->vars[i].v.flags |= AG_VF_USED;
+    for (uint32_t i = 0; i < s->nfns; i++) {
+      ag_scope_fnctx *c = &s->fns[i];
+      if (c->nret > 0 && c->nret == c->nret_fn) c->returns_function = 1;
+    }
   }
   free(top);
   free(vfirst);
@@ -1331,6 +1403,7 @@ void ag_scope_free (ag_scope *s) {
   free(s->refs);
   free(s->events);
   free(s->byvar);
+  free(s->fns);
   free(s->fr);
   free(s);
 }
@@ -1367,6 +1440,18 @@ const ag_scope_ref *ag_scope_ref_at (const ag_scope *s, uint32_t start) {
   }
   for (; lo < s->nrefs && ts_node_start_byte(s->refs[lo].node) == start; lo++)
     if (!(s->refs[lo].flags & AG_RF_PRAGMA)) return &s->refs[lo];
+  return NULL;
+}
+
+const ag_scope_fnctx *ag_scope_fn_context (const ag_scope *s, TSNode fn) {
+  uint32_t start = ts_node_start_byte(fn), lo = 0, hi = s->nfns;
+  while (lo < hi) {                      /* preorder: sorted by start byte */
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (ts_node_start_byte(s->fns[mid].fn) < start) lo = mid + 1;
+    else hi = mid;
+  }
+  for (; lo < s->nfns && ts_node_start_byte(s->fns[lo].fn) == start; lo++)
+    if (ts_node_eq(s->fns[lo].fn, fn)) return &s->fns[lo];
   return NULL;
 }
 

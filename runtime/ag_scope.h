@@ -118,6 +118,29 @@ int ag_scope_build(TSNode root, const char *src, size_t len, int tsx, ag_scope *
                    char err[AG_ERRLEN]);
 void ag_scope_free(ag_scope *s);
 
+/* Where a function is written: for every function declaration, function
+** or generator expression, arrow function and method, its parent with
+** parentheses skipped, the child of that parent it sits under (the
+** outermost parenthesis, or the function), and the grandparent (null at
+** the root).  Rules reading a function's ESTree parent use this: tree-sitter
+** 0.20 finds a parent by walking down from the root. */
+typedef struct ag_scope_fnctx {
+  TSNode fn, parent, from, grand;
+  /* typescript-eslint's ancestorHasReturnType walk from the parent: the
+  ** nearest ancestor that is a function with a return type (1), a variable
+  ** declarator or class property (1 when it has a type annotation), or an
+  ** expression statement (0); 0 when there is none */
+  int typed_ancestor;
+  /* typescript-eslint's doesImmediatelyReturnFunctionExpression: an arrow
+  ** whose body is a function, or at least one return and every return of
+  ** this function (not of nested ones) returning a function expression */
+  int returns_function;
+  uint32_t nret, nret_fn;      /* its returns; those returning a function */
+} ag_scope_fnctx;
+
+/* The context of the function node `fn`, or NULL if it is not one. */
+const ag_scope_fnctx *ag_scope_fn_context(const ag_scope *s, TSNode fn);
+
 /* Counts of scopes, variables and references (any pointer may be NULL). */
 void ag_scope_counts(const ag_scope *s, uint32_t *nscopes, uint32_t *nvars, uint32_t *nrefs);
 /* The i-th scope, variable, reference (i below its count).  Borrowed, valid

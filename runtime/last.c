@@ -432,6 +432,24 @@ static void pushref (lua_State *L, const ag_scope_ref *r, int treeidx) {
   lua_setfield(L, -2, "scope");
 }
 
+/* sc:context(fn) -> parent, from, grand, typed_ancestor, returns_function of a
+** function node, or nothing. */
+static int sc_context (lua_State *L) {
+  LTree *t = uptree(L), *nt;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  TSNode n = checknode(L, 2, &nt);
+  luaL_argcheck(L, nt == t, 2, "node of another tree");
+  const ag_scope_fnctx *c = ag_scope_fn_context(t->sc, n);
+  if (c == NULL) return 0;
+  int treeidx = lua_upvalueindex(1);
+  pushnode(L, c->parent, treeidx);
+  pushnode(L, c->from, treeidx);
+  pushnode(L, c->grand, treeidx);
+  lua_pushboolean(L, c->typed_ancestor);
+  lua_pushboolean(L, c->returns_function);
+  return 5;
+}
+
 static const struct { const char *k; uint32_t f; } VFLAGS[] = {
   {"exported", AG_VF_EXPORTED}, {"has_init", AG_VF_INIT}, {"self", AG_VF_SELF},
   {"param_prop", AG_VF_PARAM_PROP}, {"signature", AG_VF_SIGNATURE}, {"setter", AG_VF_SETTER},
@@ -602,6 +620,9 @@ static int tree_scope (lua_State *L) {
   lua_pushvalue(L, 1);
   lua_pushcclosure(L, sc_resolve, 1);
   lua_setfield(L, -2, "resolve");
+  lua_pushvalue(L, 1);
+  lua_pushcclosure(L, sc_context, 1);
+  lua_setfield(L, -2, "context");
   lua_createtable(L, 0, 1);                                   /* [tree, sc, scmt] */
   lua_pushvalue(L, 1);
   lua_pushcclosure(L, sc_index, 1);

@@ -315,6 +315,7 @@ end
 ---@field store_url? string URL of that store instead of `store.default_url()`
 ---@field trusted? fun(found: table): boolean Asked before any rulepack runs (see `load`)
 ---@field preload? string[] Rulepack files loaded first, so 'pack/rule' ids can name their rules
+---@field timings? boolean Count CPU seconds per rule and per stage in `engine.timings`
 
 ---@class aegis.standards.Finding
 ---@field rule string 'pack/rule'
@@ -425,6 +426,9 @@ end
 -- many rules use it) and base[p] map its pattern p (1-based) back to the
 -- rules and the rules' own pattern number. Rules whose query does not
 -- compile are problems.
+local DIRECTIVE_QUERY = '((comment) @c (#match? @c "(aegis|eslint)-(disable|enable)"))'
+local DIRECTIVE = {}  -- owner of that pattern
+
 local function combine(rules, lang)
   local parts, owner, base, bad = {}, {}, {}, {}
   local group = {}  -- query text -> the owner list of its patterns
@@ -452,6 +456,8 @@ local function combine(rules, lang)
   end
   local combined
   if n > 0 then
+    parts[#parts + 1] = DIRECTIVE_QUERY
+    owner[n + 1], base[n + 1] = DIRECTIVE, n
     local err
     combined, err = ast.query(lang, table.concat(parts, '\n'))
     if not combined then error(('standards: combined %s query: %s'):format(lang, err)) end
@@ -501,6 +507,7 @@ function M.engine(opts)
       builtin = b.builtin == true,
     },
     tsconfigs = {},
+    timings = opts.timings and {} or nil,
   }, Engine)
   return e
 end
@@ -548,13 +555,13 @@ local KINDS = { ['disable-next-line'] = true, ['disable-line'] = true, disable =
 
 -- The directives in the file's comments: {family, kind, names (nil: all),
 -- line, end_line, start_byte}.
+-- The comments that may be directives come from the combined query (its
+-- last pattern, DIRECTIVE_QUERY), so finding them costs no second walk of
+-- the tree.
 local function directives(file)
-  local src = file.source
-  if not (src:find('aegis-', 1, true) or src:find('eslint-', 1, true)) then return nil end
-  local q = ast.query(file.lang, '(comment) @c')
   local out = {}
-  for _, c in ipairs(q:captures(file.tree)) do
-    local text = c.node:text()
+  for _, node in ipairs(file.comments or {}) do
+    local text = node:text()
     local body = text:match('^//(.*)$') or text:match('^/%*(.-)%*/$') or ''
     body = body:gsub('^%s*%**%s*', '')
     local family, kind, rest = body:match('^(%a+)%-([%a%-]+)(.*)$')
@@ -565,7 +572,7 @@ local function directives(file)
         names = names or {}
         names[name] = true
       end
-      local r = c.node:range()
+      local r = node:range()
       out[#out + 1] = {
         family = family, kind = kind, names = names,
         line = r.start_row + 1, end_line = r.end_row + 1, start_byte = r.start_byte,
@@ -857,17 +864,25 @@ function Engine:_ctx(file, rule, out)
     }, nil, msg)
   end
   function ctx.text(node) return node:text() end
+  local engine = self
   function ctx.scope()
     if file.scope == nil then
       local t = file.tree
       if t.scope == nil then
         error('standards: ctx.scope() needs tree:scope() (the scope analysis of aegis.ast), missing in this build', 2)
       end
+      local t0 = engine.timings and os.clock()
       file.scope = t:scope()
+      if t0 then
+        -- counted apart: the rule that asks first would otherwise pay for all
+        local tm = engine.timings
+        local dt = os.clock() - t0
+        tm['(scope)'] = (tm['(scope)'] or 0) + dt
+        tm[rule.id] = (tm[rule.id] or 0) - dt
+      end
     end
     return file.scope
   end
-  local engine = self
   function ctx.tsconfig()
     if file.tsconfig == nil then file.tsconfig = engine:_tsconfig(dirname(file.path)) or false end
     return file.tsconfig and copy_plain(file.tsconfig) or nil
@@ -885,7 +900,11 @@ local function sort_findings(fs_)
     if a.line ~= b.line then return a.line < b.line end
     if a.col ~= b.col then return a.col < b.col end
     if a.rule ~= b.rule then return a.rule < b.rule end
-    return a.message < b.message
+    if a.message ~= b.message then return a.message < b.message end
+    -- a total order, so output never depends on the order of matches
+    if a.end_line ~= b.end_line then return a.end_line < b.end_line end
+    if a.end_col ~= b.end_col then return a.end_col < b.end_col end
+    return (a.end_byte or 0) < (b.end_byte or 0)
   end)
   return fs_
 end
@@ -902,7 +921,10 @@ function Engine:check(src, opts)
   local p = opts.path or 'input.ts'
   local lang = opts.lang or ast.lang_of(p) or 'ts'
   local findings, problems = {}, {}
+  local tm = self.timings
+  local t0 = tm and os.clock()
   local tree, err, code = ast.parse(src, { lang = lang, path = p })
+  if tm then tm['(parse)'] = (tm['(parse)'] or 0) + os.clock() - t0 end
   if not tree then
     problems[1] = { kind = 'parse', path = p, message = err, code = code }
     return findings, problems
@@ -919,9 +941,15 @@ function Engine:check(src, opts)
   if l.query then
     local per = {}  -- rule -> matches
     local order = {}
-    for _, m in ipairs(l.query:matches(tree)) do
+    local t1 = tm and os.clock()
+    local matches = l.query:matches(tree)
+    if tm then tm['(query)'] = (tm['(query)'] or 0) + os.clock() - t1 end
+    local comments = {}
+    file.comments = comments
+    for _, m in ipairs(matches) do
       local g = l.owner[m.pattern]
       m.pattern = m.pattern - l.base[m.pattern]
+      if g == DIRECTIVE then comments[#comments + 1] = m.captures.c end
       for i, r in ipairs(g) do
         local list = per[r]
         if not list then
@@ -935,6 +963,7 @@ function Engine:check(src, opts)
     end
     local budget = self.budget
     for _, r in ipairs(order) do
+      local t2 = tm and os.clock()
       if r.check == nil and r.fix == nil then
         run_rule(file, r, per[r], nil, findings)
       else
@@ -952,11 +981,18 @@ function Engine:check(src, opts)
         end
         for _, f in ipairs(out) do findings[#findings + 1] = f end
       end
+      if tm then tm[r.id] = (tm[r.id] or 0) + os.clock() - t2 end
     end
   end
-  local byid = {}
-  for _, r in ipairs(self.rules) do byid[r.id] = r end
-  findings = suppress(findings, file, byid)
+  local byid = self.byid
+  if not byid then
+    byid = {}
+    for _, r in ipairs(self.rules) do byid[r.id] = r end
+    self.byid = byid
+  end
+  local t3 = tm and os.clock()
+  if #findings > 0 then findings = suppress(findings, file, byid) end
+  if tm then tm['(suppress)'] = (tm['(suppress)'] or 0) + os.clock() - t3 end
   for _, e in ipairs(tree:errors()) do
     problems[#problems + 1] = { kind = 'syntax', path = p, line = e.line, col = e.col, message = e.message }
   end

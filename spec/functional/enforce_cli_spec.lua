@@ -268,6 +268,17 @@ return { name = 'bad', rules = {
     assert.matches("a.ts: error rule 'bad/boom' on 'a.ts': vendor/rulepacks/bad.lua:2: kaboom", r.stdout, 1, true)
   end)
 
+  it('keeps findings that differ only in their end, in process and from workers', function()
+    local files = { ['vendor/rulepacks/nest.lua'] =
+      "return { name = 'nest', rules = { { id = 'm', description = 'd', query = '(member_expression) @m' } } }" }
+    for i = 1, 10 do files[('f%02d.ts'):format(i)] = 'a.b.c.d;\n' end
+    local dir = project(files)
+    local one = enforce(dir, { '--jobs', '1', '--rulepacks', 'vendor/rulepacks/nest.lua', '--format', 'json', '.' })
+    local three = enforce(dir, { '--jobs', '3', '--rulepacks', 'vendor/rulepacks/nest.lua', '--format', 'json', '.' })
+    assert.equal(one.stdout, three.stdout)
+    assert.equal(30, #json.decode(one.stdout).findings)
+  end)
+
   it('reports a finding on another file once, however many files report it', function()
     local files = { ['vendor/rulepacks/cfg.lua'] = [[
 return { name = 'cfg', rules = {
@@ -281,6 +292,21 @@ return { name = 'cfg', rules = {
       local doc = json.decode(r.stdout)
       assert.equal(1, #doc.findings)
       assert.same({ 'tsconfig.json', 'strict is off' }, { doc.findings[1].path, doc.findings[1].message })
+    end
+  end)
+
+  it("keeps rulepacks' print off standard output (the report), in process and in workers", function()
+    local files = { ['vendor/rulepacks/noisy.lua'] = [[
+return { name = 'noisy', rules = { { id = 'p', description = 'd', query = '(program) @p',
+  check = function(ctx) print('{"findings": []}', ctx.path) end } } }
+]] }
+    for i = 1, 10 do files[('f%02d.ts'):format(i)] = 'let a;\n' end
+    local dir = project(files)
+    for _, jobs in ipairs({ '1', '3' }) do
+      local r = enforce(dir, { '--jobs', jobs, '--rulepacks', 'vendor/rulepacks/noisy.lua', '--format', 'json', '.' })
+      assert.equal(0, r.code)
+      assert.equal(10, json.decode(r.stdout).summary.files)
+      assert.matches('{"findings": []}\tf01.ts\n', r.stderr, 1, true)
     end
   end)
 

@@ -64,7 +64,9 @@ local function mkdir(p) os.execute('mkdir -p ' .. h.shell_quote(p)) end
 local PACK = [[
 return { name = 'demo', version = '1.0.0', rules = {
   { id = 'no-var', severity = 'error', description = 'Use let or const instead of var', eslint = 'no-var',
-    query = '(variable_declaration "var" @report)' },
+    query = '(variable_declaration "var" @report)',
+    fix = function(ctx, m) local r = m.captures.report:range()
+      return { start_byte = r.start_byte, end_byte = r.end_byte, text = 'let' } end },
   { id = 'no-debugger', severity = 'warning', description = 'Unexpected debugger statement',
     query = '(debugger_statement) @d' },
   { id = 'todo', severity = 'info', description = 'TODO comment', query = '((comment) @c (#match? @c "TODO"))' },
@@ -166,6 +168,14 @@ describe('aegis-run enforce --format sarif', function()
       'demo/no-var error src/with%20space/b.ts 1 1 1 4',
     }, got)
     assert.matches('^file:///.*/$', run.originalUriBaseIds['%SRCROOT%'].uri)
+  end)
+
+  it('carries fixes as SARIF fixes (byte regions)', function()
+    local r = doc.runs[1].results[1]
+    local rep = r.fixes[1].artifactChanges[1].replacements[1]
+    assert.same({ byteOffset = 18, byteLength = 3 }, rep.deletedRegion)  -- 'var' after 'let s = "é😀"; '
+    assert.equal('let', rep.insertedContent.text)
+    assert.equal('src/a.ts', r.fixes[1].artifactChanges[1].artifactLocation.uri)
   end)
 
   it('reports a rule that failed as a tool execution notification', function()

@@ -118,7 +118,8 @@ describe('rulepack typescript-strict', function()
     'let x = 1; const y = 2;',
     'for (let i = 0; i < 3; i++) {}',
   }, {
-    { 'var x = "y";\nvar CONFIG = {};', at = { { 1, 1 }, { 2, 1 } }, message = 'Unexpected var, use let or const instead.' },
+    { 'var x = "y";\nvar CONFIG = {};', at = { { 1, 1 }, { 2, 1 } },
+      message = 'Unexpected var, use let or const instead.' },
     { 'for (var i = 0; i < 3; i++) {}\nfor (var k in o) {}', at = { { 1, 6 }, { 2, 6 } } },
     { 'declare global { var __x: number; }', at = { { 1, 18 } } },
     { 'export var a = 1;\ndeclare var b: number;', at = { { 1, 8 }, { 2, 1 } } },
@@ -128,13 +129,17 @@ describe('rulepack typescript-strict', function()
     'function test(): void { return; }',
     'var fn = function (): number { return 1; };',
     'var arrowFn = (): string => "test";',
-    'class Test { constructor() {} get prop(): number { return 1; } set prop(v) {} method(): void { return; } arrow = (): string => "arrow"; }',
+    'class Test { constructor() {} get prop(): number { return 1; } set prop(v) {} method(): void { return; }\n'
+      .. '  arrow = (): string => "arrow"; }',
     -- allowTypedFunctionExpressions
-    'type FuncType = () => string;\nlet arrowFn: FuncType = () => "test";\nlet funcExpr: FuncType = function () { return "test"; };',
+    'type FuncType = () => string;\nlet arrowFn: FuncType = () => "test";\n'
+      .. 'let funcExpr: FuncType = function () { return "test"; };',
     'let asTyped = (() => "") as () => string;',
-    'interface ObjectType { foo(): number; }\nlet objectProp: ObjectType = { foo: () => 1 };\nlet objectPropAs = { foo: () => 1 } as ObjectType;',
+    'interface ObjectType { foo(): number; }\nlet objectProp: ObjectType = { foo: () => 1 };\n'
+      .. 'let objectPropAs = { foo: () => 1 } as ObjectType;',
     'declare function functionWithArg(arg: () => number);\nfunctionWithArg(() => 1);',
-    'declare function functionWithObjectArg(arg: { method: () => number });\nfunctionWithObjectArg({ method() { return 1; } });',
+    'declare function functionWithObjectArg(arg: { method: () => number });\n'
+      .. 'functionWithObjectArg({ method() { return 1; } });',
     { 'const Comp: FC = () => { return <button onClick={() => {}} />; };', path = 'a.tsx' },
     'new Promise((resolve) => resolve(1));',
     'class C { private method: () => void = () => {}; }',
@@ -197,7 +202,8 @@ describe('rulepack typescript-strict', function()
     { 'let a = 1, b = 2;\nb = 3;', at = { { 1, 5 } } },
     { 'function f() {\n  let x = 1;\n  return x;\n}', at = { { 2, 7 } } },
     { 'let x;\nx += 1;', at = { { 2, 1 } } },
-    { 'let timer;\nfunction initialize() { if (foo()) { clearInterval(timer); } }\ntimer = setInterval(initialize, 100);',
+    { 'let timer;\nfunction initialize() { if (foo()) { clearInterval(timer); } }\n'
+      .. 'timer = setInterval(initialize, 100);',
       at = { { 1, 5 } } },
   })
 
@@ -237,6 +243,10 @@ describe('rulepack typescript-strict', function()
     'export function f<T>(x: T): T { return x; }',
     'let used = 0;\nused = used + 1;\nexport { used };',
     { 'function f(a, b) { return b; }\nf();', options = { args = 'after-used' } },
+    { 'const { a, ...rest } = obj;\nexport { rest };', options = { ignoreRestSiblings = true } },
+    { 'const [_a, b] = pair;\nexport { b };', options = { destructuredArrayIgnorePattern = '^_' } },
+    { 'class Registered { static { register(this); } }', options = { ignoreClassWithStaticInitBlock = true } },
+    { '{ using res = open(); }', options = { ignoreUsingDeclarations = true } },
   }, {
     { 'const x = 10;', at = { { 1, 7 } },
       message = "'x' is assigned a value but never used. Allowed unused vars must match /^_/u." },
@@ -255,20 +265,27 @@ describe('rulepack typescript-strict', function()
     { 'try { x(); } catch (e) {}', at = { { 1, 21 } },
       message = "'e' is defined but never used. Allowed unused caught errors must match /^_/u." },
     { 'import { A, B } from "a";\nexport const x = A;', at = { { 1, 13 } } },
-    { 'import * as ns from "ns";\nimport def from "d";\nimport e = require("e");', at = { { 1, 13 }, { 2, 8 }, { 3, 8 } } },
+    { 'import * as ns from "ns";\nimport def from "d";\nimport e = require("e");',
+      at = { { 1, 13 }, { 2, 8 }, { 3, 8 } } },
     { 'interface Foo { next: Foo }', at = { { 1, 11 } } },
     { 'type T = T[];', at = { { 1, 6 } } },
     { 'enum E { A, B = A }', at = { { 1, 6 } } },
     { 'namespace N { export const a = N; }', at = { { 1, 11 } } },
     { 'class C { static make() { return new C(); } }', at = { { 1, 7 } } },
     { 'export function f<T, U>(x: T): T { return x; }', at = { { 1, 22 } } },
-    { 'const v = 1;\nexport type V = typeof v;', at = { { 1, 7 } }, message = "'v' is assigned a value but only used as a type" },
+    { 'const v = 1;\nexport type V = typeof v;', at = { { 1, 7 } },
+      message = "'v' is assigned a value but only used as a type" },
     { 'declare const y: number;', at = { { 1, 15 } } },
     { 'export function isOne(x: unknown): x is 1 { return true; }', at = { { 1, 23 } },
       message = "'x' is defined but only used as a type" },
     { 'import x from "x";\ninterface I {}', path = 'types.d.ts', at = { { 1, 8 } } },
     { 'function outer() { let x = 1; function inner() { x = 2; } inner(); }\nouter();', at = { { 1, 24 } } },
     { 'const x = 1;', at = { { 1, 7 } }, options = { vars = 'all' } },
+    { 'const x = 1;', at = { { 1, 7 } }, options = { vars = 'local' } },   -- a module scope is not global
+    { 'const { a, ...rest } = obj;\nexport { rest };', at = { { 1, 9 } } },
+    { 'const [_a, b] = pair;\nexport { b };', at = { { 1, 8 } }, options = { varsIgnorePattern = false } },
+    { 'class Registered { static { register(this); } }', at = { { 1, 7 } } },
+    { '{ using res = open(); }', at = { { 1, 9 } } },
     { 'for (const item of items) {}', at = { { 1, 12 } } },
     { 'export const a = <Foo />;\nconst Bar = 1;', path = 'a.tsx', at = { { 2, 7 } } },
     { 'const _x = 1;', at = { { 1, 7 } }, options = { varsIgnorePattern = false },

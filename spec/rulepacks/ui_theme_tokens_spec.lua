@@ -75,7 +75,7 @@ const B = <div style={{ color: '#0a84ff', borderColor: 'text.main', outline: 'no
 const C = styled.div`color: ${(p) => p.theme.text}; background: var(--surface);`;
 const D = { color: '#fff' };
 const E = <div className="red" title="#fff" />;
-const F = <div style={{ gridArea: 'header', transition: 'color 0.2s', content: '"#"' }} />;
+const F = <div style={{ gridArea: 'header', transition: 'color 0.2s', content: '"#"', fill: 'url(#fade)' }} />;
 ]]
       assert.same({}, texts(src, run(rule, src, TOKENS)))
     end)
@@ -117,6 +117,14 @@ const B = <div style={{ margin: theme.spacing(2), padding: 'var(--space-2)', gap
 const C = styled.div`margin: ${(p) => p.theme.space[2]}; border-width: 1px;`;
 ]]
       assert.same({}, texts(src, run(rule, src, TOKENS)))
+    end)
+
+    it('checks the extra `properties` given in options', function()
+      local src = [[const a = <div style={{ borderRadius: 6, width: '10px', outlineOffset: '2px' }} />;]]
+      local c = { rules = { ['ui-theme-tokens/no-hardcoded-spacing'] = { options = {
+        properties = { 'borderRadius', 'outline-offset' } } } } }
+      assert.same({ '6', '2px' }, texts(src, run(rule, src, c)))
+      assert.same({}, texts(src, run(rule, src)))
     end)
 
     it('treats bare numbers in sx as theme spacing steps, but not strings', function()

@@ -226,7 +226,8 @@ describe('aegis.ast scope', function()
   end)
 
   it('merges declarations of one name in one scope', function()
-    local sc = scope_of('interface M { a: 1 } class M {} function f(): void; function f(x?) {} namespace f {}\nvar v; var v;')
+    local sc = scope_of('interface M { a: 1 } class M {} function f(): void; function f(x?) {} namespace f {}\n'
+      .. 'var v; var v;')
     local m = var(sc, 'M')
     assert.equal(2, m.ndefs)
     assert.equal('interface', m.kind)
@@ -263,7 +264,8 @@ describe('aegis.ast scope', function()
   end)
 
   it('does not treat labels, properties or member names as variables', function()
-    local sc = scope_of('loop: for (;;) { break loop; }\nconst o = { p: 1, q }; o.p; o["r"];\nclass K { s = 1; t() {} }')
+    local sc = scope_of('loop: for (;;) { break loop; }\nconst o = { p: 1, q }; o.p; o["r"];\n'
+      .. 'class K { s = 1; t() {} }')
     assert.is_nil(by_name(sc).loop)
     assert.same({ 'q' }, unresolved(sc))
     assert.same({ 'i', 'r', 'r' }, refs(var(sc, 'o')))
@@ -300,7 +302,8 @@ describe('aegis.ast scope', function()
 
   it('computes used as typescript-eslint does', function()
     local sc = scope_of('let a = 0; a = a + 1;\nlet b = 0; b++;\nlet c = 0; c += 1; use(c);\n'
-      .. 'let d = 0; d = f(() => d);\nlet d2 = 0; d2 = (() => d2)();\nconst e = 1; type E = typeof e;\nimport type { F } from "f"; type G = typeof F;')
+      .. 'let d = 0; d = f(() => d);\nlet d2 = 0; d2 = (() => d2)();\nconst e = 1; type E = typeof e;\n'
+      .. 'import type { F } from "f"; type G = typeof F;')
     assert.is_false(var(sc, 'a').used)
     assert.is_false(var(sc, 'b').used)
     assert.is_true(var(sc, 'c').used)
@@ -333,7 +336,9 @@ describe('aegis.ast scope', function()
 
   it('does not declare the labels of named tuple members', function()
     local sc = scope_of('type P = [start: number, end?: number, ...rest: string[]];')
-    assert.same({ 'P' }, (function() local o = {} for _, v in ipairs(sc.variables) do o[#o + 1] = v.name end return o end)())
+    local names = {}
+    for _, v in ipairs(sc.variables) do names[#names + 1] = v.name end
+    assert.same({ 'P' }, names)
   end)
 
   it('supports using declarations', function()
@@ -354,6 +359,35 @@ describe('aegis.ast scope', function()
     assert.is_nil(sc:resolve(tree:root()))
     local other = assert(ast.parse('a;'))
     assert.error_matches(function() sc:resolve(other:root()) end, 'node of another tree')
+  end)
+
+  it('gives the context of every function: parent, node under it, grandparent, typed ancestor', function()
+    local sc, tree = scope_of('const f = (() => 1);\nfoo(function () {});\nclass K { m() {} }\n'
+      .. 'function g(): () => void { return () => {}; }\nx = () => {};')
+    local q = assert(ast.query('ts', '[(arrow_function) (function_expression) (method_definition)] @fn'))
+    local got = {}
+    for _, m in ipairs(q:matches(tree)) do
+      local p, from, grand, typed = sc:context(m.captures.fn)
+      got[#got + 1] = table.concat({ p:type(), from:type(), grand and grand:type() or '-', tostring(typed) }, ' ')
+    end
+    assert.same({
+      'variable_declarator parenthesized_expression lexical_declaration false',
+      'arguments function_expression call_expression false',
+      'class_body method_definition class_declaration false',
+      'return_statement arrow_function statement_block true',
+      'assignment_expression arrow_function expression_statement false',
+    }, got)
+    assert.is_nil(sc:context(tree:root()))
+    sc, tree = scope_of('const a = () => () => 1;\nfunction b() { if (x) return () => 1; return function () {}; }\n'
+      .. 'function c() { if (x) return 1; return () => 2; }\nfunction d() { const f = () => { return 1; }; }')
+    q = assert(ast.query('ts', '[(function_declaration) (arrow_function) (function_expression)] @fn'))
+    got = {}
+    for _, m in ipairs(q:matches(tree)) do
+      local _, _, _, _, hof = sc:context(m.captures.fn)
+      got[#got + 1] = m.captures.fn:type():sub(1, 3) .. '=' .. tostring(hof)
+    end
+    assert.same({ 'arr=true', 'arr=false', 'fun=true', 'arr=false', 'fun=false', 'fun=false', 'arr=false',
+      'fun=false', 'arr=false' }, got)
   end)
 
   it('analyses a file with syntax errors', function()

@@ -70,6 +70,24 @@ local Scope = {}
 ---@return aegis.ast.Variable?
 function Scope:resolve(node) end
 
+--- Where a function (declaration, function or generator expression, arrow
+--- or method) is written, as recorded by the walk: its parent with
+--- parentheses skipped, the child of that parent it sits under, its
+--- grandparent, and typescript-eslint's ancestorHasReturnType walk from the
+--- parent (the nearest ancestor that is a function with a return type, a
+--- typed variable declarator or class property, or an expression
+--- statement), and whether it returns a function (an arrow whose body is
+--- one, or at least one `return` and all of its own returning one). Nothing
+--- for other nodes. Node:parent() in tree-sitter 0.20 walks down from the
+--- root; this is O(log n).
+---@param fn aegis.ast.Node
+---@return aegis.ast.Node? parent
+---@return aegis.ast.Node? from
+---@return aegis.ast.Node? grand
+---@return boolean? typed_ancestor
+---@return boolean? returns_function
+function Scope:context(fn) end
+
 ---@class aegis.ast.ScopeInfo
 ---@field kind 'module'|'function'|'block'|'class'|'catch'|'for'|'switch'|'namespace'|'enum'|'type'|'static'
 ---@field node aegis.ast.Node the node that opens it
@@ -79,11 +97,14 @@ function Scope:resolve(node) end
 ---@field ambient boolean body of a `declare`d namespace or module, or of `declare global`
 ---@field export_list boolean holds `export {..}`, `export * from`, `export =` or `export default <name>`
 
+---@alias aegis.ast.VariableKind 'var'|'let'|'const'|'using'|'param'|'function'|'class'|'import'|'catch'
+---|'enum'|'type'|'interface'|'namespace'|'type_param'|'enum_member'
+
 --- A declared binding: one per name and scope (repeated declarations and
 --- declaration merging add definitions: `ndefs`). Flags are booleans.
 ---@class aegis.ast.Variable
 ---@field name string
----@field kind 'var'|'let'|'const'|'using'|'param'|'function'|'class'|'import'|'catch'|'enum'|'type'|'interface'|'namespace'|'type_param'|'enum_member'
+---@field kind aegis.ast.VariableKind
 ---@field id aegis.ast.Node the identifier of the first declaration
 ---@field decl aegis.ast.Node its declarator, parameter, specifier or declaration node
 ---@field statement aegis.ast.Node the whole declaration (lexical_declaration, function, import_statement, ...)
@@ -97,7 +118,8 @@ function Scope:resolve(node) end
 ---@field refs aegis.ast.Reference[] every reference in source order, initializer writes included
 ---@field exported boolean declared by an export statement
 ---@field has_init boolean has an initializer (or a default value, or is a for-in/of binding)
----@field used boolean read by a reference typescript-eslint's no-unused-vars counts as a use (not `typeof x` or `x is T` unless a type import)
+---@field used boolean read by a reference typescript-eslint's no-unused-vars counts as a use (not `typeof x`
+--- or `x is T` unless a type import)
 ---@field self boolean a class's or named function expression's own name, inside it
 ---@field param_prop boolean a constructor parameter property (`private x`)
 ---@field signature boolean a parameter of a signature or function type (no body)

@@ -30,6 +30,8 @@ options:
   --max-warnings N     exit 1 when there are more than N warnings
   --jobs N             worker processes (default: the number of CPUs; 1 checks
                        in this process)
+  --timings            print CPU seconds per stage (parse, query, scope,
+                       suppress) and per rule, summed over workers, on stderr
 
 A rulepack that is neither built in nor under a `standards.trusted` entry of
 the configuration runs in a separate worker process with resource limits, a
@@ -86,6 +88,8 @@ local function parse(args)
       if not o.jobs or o.jobs < 1 or o.jobs > 256 then
         errors.usage("enforce: --jobs needs an integer from 1 to 256, got '%s'", v)
       end
+    elseif a == '--timings' then
+      o.timings = true
     elseif a == '--worker' then
       o.worker = true
     elseif a == '--' then
@@ -101,8 +105,18 @@ local function parse(args)
   return o
 end
 
+-- print for rulepacks (the sandbox takes the global print when it builds an
+-- environment): standard output carries the report, or a worker's result.
+local function print_to_stderr(...)
+  local n = select('#', ...)
+  local t = { ... }
+  for i = 1, n do t[i] = tostring(t[i]) end
+  io.stderr:write(table.concat(t, '\t', 1, n), '\n')
+end
+
 local function run(args)
   local o = parse(args)
+  _G.print = print_to_stderr
   require('aegis.standards')  -- declares the config section before the config is read
   if o.worker then
     local code, out = require('aegis.standards.run').worker(io.stdin:read('a') or '')
@@ -139,7 +153,7 @@ local function run(args)
   local res = runner.run({
     rules = rules or { 'aegis-constitutional' },
     config = scfg, config_dir = config_dir, files = files,
-    jobs = o.jobs or runner.cpus(), fail_fast = o.fail_fast,
+    jobs = o.jobs or runner.cpus(), fail_fast = o.fail_fast, timings = o.timings,
     log = function(msg) io.stderr:write('aegis-run: enforce: ', msg, '\n') end,
   })
   local format = o.format
@@ -164,6 +178,19 @@ local function run(args)
     if not ok then errors.usage("enforce: write '%s': %s", o.output, reason) end
   else
     io.stdout:write(text)
+  end
+  if res.timings then
+    local names, total = {}, 0
+    for k, v in pairs(res.timings) do
+      names[#names + 1] = k
+      total = total + v
+    end
+    table.sort(names, function(a, b)
+      if res.timings[a] ~= res.timings[b] then return res.timings[a] > res.timings[b] end
+      return a < b
+    end)
+    io.stderr:write(('aegis-run: enforce: CPU seconds by stage and rule (total %.3f):\n'):format(total))
+    for _, k in ipairs(names) do io.stderr:write(('%10.3f  %s\n'):format(res.timings[k], k)) end
   end
   local failed = res.counts.error > 0
   for _, p in ipairs(res.problems) do if runner.failing(p) then failed = true end end

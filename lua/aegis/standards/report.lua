@@ -176,8 +176,17 @@ function M.sarif(res, opts)
       locations = json.array({ { physicalLocation = { artifactLocation = loc, region = region } } }),
     }
     if f.fix then
-      local s1 = f.fix.start_byte
-      r.properties = { fix = { start_byte = s1, end_byte = f.fix.end_byte, text = f.fix.text } }
+      -- SARIF fixes: replace bytes [start, end) of the file with the text
+      r.fixes = json.array({ {
+        description = { text = 'Fix offered by ' .. f.rule },
+        artifactChanges = json.array({ {
+          artifactLocation = loc,
+          replacements = json.array({ {
+            deletedRegion = { byteOffset = f.fix.start_byte, byteLength = f.fix.end_byte - f.fix.start_byte },
+            insertedContent = { text = f.fix.text },
+          } }),
+        } }),
+      } })
     end
     results[#results + 1] = r
   end

@@ -86,15 +86,33 @@ local function utf8_clean(str)
   return table.concat(out)
 end
 
---- A copy of `v` whose strings are valid UTF-8 (invalid bytes become
---- U+FFFD), for JSON; arrays stay marked.
+-- Whether every string in `v` (keys too) is valid UTF-8.
+local function all_valid(v)
+  if type(v) == 'string' then return utf8.len(v) ~= nil end
+  if type(v) ~= 'table' then return true end
+  for k, x in pairs(v) do
+    if not all_valid(k) or not all_valid(x) then return false end
+  end
+  return true
+end
+
+--- `v` with every string valid UTF-8 (invalid bytes become U+FFFD), for
+--- JSON: `v` itself when it already is, else a copy; arrays stay marked.
 ---@param v any
 ---@return any
 function M.clean(v)
+  if all_valid(v) then return v end  -- the usual case: no copy
+  return M.deep_clean(v)
+end
+
+--- `clean` without the check: always a copy.
+---@param v any
+---@return any
+function M.deep_clean(v)
   if type(v) == 'string' then return utf8_clean(v) end
   if type(v) ~= 'table' or v == json.null then return v end
   local t = {}
-  for k, x in pairs(v) do t[k] = M.clean(x) end
+  for k, x in pairs(v) do t[M.deep_clean(k)] = M.deep_clean(x) end
   if json.is_array(v) then t = json.array(t) end
   return t
 end
@@ -170,12 +188,13 @@ function M.worker(input)
     errors.usage('enforce --worker: bad job on stdin: %s', err or 'not an object')
   end
   local engine = standards.engine({ rules = job.rules, config = job.config, preload = job.preload,
-    store_url = job.store_url })
+    store_url = job.store_url, timings = job.timings })
   local findings, problems, n = check_files(engine, job.files or {}, job.fail_fast)
   local res = {
     findings = json.array(findings), problems = json.array(problems), files = n,
     rules = json.array(engine:rule_list()),
   }
+  res.timings = engine.timings
   if job.untrusted then
     res.env = json.array(env_names())
     res.limits = limits()
@@ -222,6 +241,7 @@ end
 ---@field fail_fast? boolean
 ---@field log fun(msg: string) Where S7 notices go (stderr)
 ---@field exe? string The aegis-run binary for workers (default /proc/self/exe)
+---@field timings? boolean Collect CPU seconds per rule and stage (result `timings`)
 
 --- Splits rule specs into the trusted ones (run here or in plain workers)
 --- and the untrusted ones (each with its file, name and SHA-256). Raises an
@@ -274,6 +294,20 @@ function M.split_trust(specs, cfg, base)
   return trusted, untrusted
 end
 
+--- The aegis-run binary to start workers with: `arg[0]` made absolute when
+--- it names a file (under valgrind /proc/self/exe is valgrind, which refuses
+--- to be run so), else /proc/self/exe.
+---@return string
+function M.self_exe()
+  local a0 = rawget(_G, 'arg') and _G.arg[0]
+  if type(a0) == 'string' and a0:find('/', 1, true) then
+    local p = require('aegis.standards.walk').absolute(a0, fs.cwd() or '/')
+    local st = fs.stat(p)
+    if st and st.type == 'file' then return p end
+  end
+  return '/proc/self/exe'
+end
+
 -- Shards: files spread over n lists by size (largest first onto the least
 -- loaded), each list kept in path order.
 local function shards(files, n)
@@ -311,6 +345,10 @@ end
 function M.run(o)
   local trusted, untrusted = M.split_trust(o.rules, o.config, o.config_dir)
   local findings, problems, rules, checked = {}, {}, {}, 0
+  local timings = o.timings and {} or nil
+  local function add_timings(t)
+    for k, v in pairs(t or {}) do timings[k] = (timings[k] or 0) + v end
+  end
   local rule_seen = {}
   local function add_rules(list)
     for _, r in ipairs(list) do
@@ -321,7 +359,7 @@ function M.run(o)
     end
   end
   local items, kinds = {}, {}
-  local exe = o.exe or '/proc/self/exe'
+  local exe = o.exe or M.self_exe()
   local cfg = o.config
   local function item(job, opts, kind)
     opts.stdin = json.encode(job)
@@ -332,12 +370,13 @@ function M.run(o)
   if #trusted > 0 then
     -- the rules load here in any case: a bad pack is a usage error before
     -- any worker starts, and the rule list feeds SARIF
-    local engine = standards.engine({ rules = trusted, config = cfg,
+    local engine = standards.engine({ rules = trusted, config = cfg, timings = o.timings,
       trusted = function(found) return M.is_trusted(found, cfg.trusted, o.config_dir) end })
     add_rules(engine:rule_list())
     local jobs = math.max(1, math.min(o.jobs, #o.files // 4))
     if jobs <= 1 then
       local f, p, n = check_files(engine, o.files, o.fail_fast)
+      if timings then add_timings(engine.timings) end
       table.move(f, 1, #f, #findings + 1, findings)
       table.move(p, 1, #p, #problems + 1, problems)
       checked = n
@@ -347,7 +386,7 @@ function M.run(o)
       for i, shard in ipairs(shards(o.files, jobs)) do
         if #shard > 0 then
           item({ rules = json.array(trusted), config = cfg, files = json.array(shard), fail_fast = o.fail_fast,
-            store_url = url }, { env = env }, { shard = i, files = #shard })
+            store_url = url, timings = o.timings }, { env = env }, { shard = i, files = #shard })
         end
       end
     end
@@ -362,7 +401,7 @@ function M.run(o)
       .. ' (address space %d MiB, CPU %d s, killed after %g s, no secrets in its environment)')
       :format(u.path, u.why, u.sha256, mem, cpu, seconds))
     item({ rules = json.array({ u.spec }), preload = json.array({ u.preload }), config = cfg,
-      files = json.array(o.files), fail_fast = o.fail_fast, untrusted = true },
+      files = json.array(o.files), fail_fast = o.fail_fast, untrusted = true, timings = o.timings },
       { env = M.worker_env(true), timeout = seconds, grace = 0.1, rlimit_as = mem * MiB, rlimit_cpu = cpu },
       { untrusted = u })
   end
@@ -370,6 +409,8 @@ function M.run(o)
     local results = require('aegis.core.proc').run_all(items)
     for i, r in ipairs(results) do
       local k = kinds[i]
+      -- what the rulepacks printed (print goes to stderr under enforce)
+      if r.exit == 0 and r.stderr and r.stderr ~= '' then io.stderr:write(r.stderr) end
       local who = k.untrusted and ("untrusted rulepack '%s'"):format(k.untrusted.path)
         or ('worker %d'):format(k.shard)
       local res = r.exit == 0 and json.decode(r.stdout) or nil
@@ -395,6 +436,7 @@ function M.run(o)
         for _, f in ipairs(res.findings or {}) do findings[#findings + 1] = f end
         for _, p in ipairs(res.problems or {}) do problems[#problems + 1] = p end
         add_rules(res.rules or {})
+        if timings then add_timings(res.timings) end
         if k.shard then checked = checked + (res.files or 0) end
         if k.untrusted then
           o.log(("untrusted rulepack '%s' ran with limits: CPU %s s, address space %s; environment: %s")
@@ -411,7 +453,7 @@ function M.run(o)
   local uniq, last = {}, nil
   for _, f in ipairs(findings) do
     if not (last and last.path == f.path and last.line == f.line and last.col == f.col and last.rule == f.rule
-        and last.message == f.message) then
+        and last.message == f.message and last.end_line == f.end_line and last.end_col == f.end_col) then
       uniq[#uniq + 1] = f
     end
     last = f
@@ -420,8 +462,10 @@ function M.run(o)
   table.sort(problems, function(a, b)
     if (a.path or '') ~= (b.path or '') then return (a.path or '') < (b.path or '') end
     if (a.line or 0) ~= (b.line or 0) then return (a.line or 0) < (b.line or 0) end
+    if (a.col or 0) ~= (b.col or 0) then return (a.col or 0) < (b.col or 0) end
     if (a.rule or '') ~= (b.rule or '') then return (a.rule or '') < (b.rule or '') end
-    return a.message < b.message
+    if a.message ~= b.message then return a.message < b.message end
+    return (a.kind or '') < (b.kind or '')
   end)
   if o.fail_fast then
     -- each worker stopped at its first failing file, in path order: every
@@ -444,7 +488,7 @@ function M.run(o)
   end
   table.sort(rules, function(a, b) return a.id < b.id end)
   return { findings = findings, problems = problems, rules = rules, files = checked,
-    counts = severity_counts(findings) }
+    counts = severity_counts(findings), timings = timings }
 end
 
 -- }======================================================
