@@ -100,4 +100,7 @@ r1=$(ratio "$e_cpu" "$a1_cpu"); r2=$(ratio "$e_wall" "$an_wall"); r3=$(ratio "$a
 echo "CPU  ESLint / aegis --jobs 1:        ${r1}x  (goal >= 15x: $(verdict "$r1" '>=' 15))"
 echo "wall ESLint / aegis --jobs $jobs:        ${r2}x  (goal >= 25x: $(verdict "$r2" '>=' 25))"
 echo "CPU  aegis --jobs 1 / parse alone:   ${r3}x  (goal <= 1.5x: $(verdict "$r3" '<=' 1.5))"
+# where our time goes: one more --jobs 1 run with --timings (CPU per stage and rule)
+"$aegis" enforce --timings --format json --rulepacks "$rp" --jobs 1 corpus > /dev/null 2> timings.txt || true
+sed -n '1,6p' timings.txt | sed 's/^aegis-run: enforce: //'
 echo "mismatch samples: $work/mismatches/<rule>.txt"
