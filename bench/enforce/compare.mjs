@@ -87,8 +87,13 @@ const fatal = new Set();
 const found = new Map();  // aegis rule id -> { eslint: [], ours: [] }
 for (const [a] of RULES) found.set(a, { eslint: [], ours: [] });
 let eslintOther = 0;
+const suppressed = new Map();  // ESLint findings of these rules the corpus's own comments disable
 for (const r of eslint) {
   const p = rel(r.filePath);
+  for (const m of r.suppressedMessages || []) {
+    const a = ofEslint.get(m.ruleId);
+    if (a) suppressed.set(a, (suppressed.get(a) || 0) + 1);
+  }
   for (const m of r.messages) {
     if (m.fatal) { fatal.add(p); continue; }
     const a = ofEslint.get(m.ruleId);
@@ -200,6 +205,8 @@ const tot = rows.reduce((t, r) => ({ e: t.e + r.eslint, a: t.a + r.aegis, m: t.m
 console.log(`${'all mapped rules'.padEnd(47)} ${String(tot.e).padStart(7)} ${String(tot.a).padStart(7)} ` +
   `${String(tot.m).padStart(7)}  ${pct(tot.a ? tot.m / tot.a : null)}  ${pct(tot.e ? tot.m / tot.e : null)}`);
 if (fatal.size) console.log(`files ESLint could not parse (left out on both sides): ${[...fatal].join(', ')}`);
+console.log(`ESLint findings of these rules disabled by the corpus's own comments (aegis must disable the same): ` +
+  ([...suppressed].map(([k, v]) => `${k.split('/')[1]} ${v}`).join(', ') || 'none'));
 console.log(`ESLint messages of other rules (unknown rules named in the corpus's own comments): ${eslintOther}`);
 if (unmapped.size) {
   console.log(`aegis findings of rules without an ESLint peer (not compared): ` +
@@ -207,5 +214,6 @@ if (unmapped.size) {
 }
 if (summaryJson) {
   fs.writeFileSync(summaryJson, JSON.stringify({ rules: rows, fatal: [...fatal], eslint_other: eslintOther,
+    eslint_suppressed: Object.fromEntries(suppressed),
     unmapped: Object.fromEntries(unmapped) }, null, 2) + '\n');
 }
