@@ -18,7 +18,7 @@ PKGS_DL := libpq libcurl
 # Debian packages: what the build, the tests and the demo need.
 DEB := gcc make pkg-config openssl ca-certificates lua5.4 liblua5.4-dev \
        lua-cjson lua-cjson-dev lua-busted libsqlite3-dev sqlite3 libpq-dev \
-       postgresql libcurl4-openssl-dev libssl-dev libtree-sitter-dev libmicrohttpd-dev python3
+       postgresql libcurl4-openssl-dev libssl-dev libtree-sitter-dev libmicrohttpd-dev python3 python3-jsonschema
 DEB_NPM := npm
 DEB_BENCH := hyperfine curl time
 DEB_VALGRIND := valgrind

@@ -22,6 +22,10 @@ local M = {
   default_version = '2023-06-01',
   default_max_tokens = 4096,
   max_breakpoints = 4,
+  -- What an omitted parameter means (for cache keys, aegis.cache; never
+  -- sent): the API's temperature default, and the max_tokens this adapter
+  -- sends when none is given.
+  defaults = { temperature = 1, max_tokens = 4096 },
 }
 
 --- The first API version that rejects sampling parameters.

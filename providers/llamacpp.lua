@@ -23,6 +23,10 @@ local M = {
   base_url_env = 'LLAMACPP_BASE_URL',
   auth = { header = 'authorization', scheme = 'Bearer', env = 'LLAMACPP_API_KEY', required = false },
   endpoints = { native = '/completion', openai = '/v1/chat/completions' },
+  -- llama-server's built-in sampling defaults, the same on both routes (for
+  -- cache keys, aegis.cache; never sent). A server started with --temp,
+  -- --top-k, ... answers otherwise: pass those values explicitly then.
+  defaults = { temperature = 0.8, top_k = 40, top_p = 0.95, min_p = 0.05 },
 }
 
 local function route(resolved)

@@ -19,6 +19,10 @@ local M = {
   base_url_env = 'OPENAI_BASE_URL',
   auth = { header = 'authorization', scheme = 'Bearer', env = 'OPENAI_API_KEY', required = true },
   endpoints = { chat = '/chat/completions', responses = '/responses' },
+  -- The API's documented defaults (Chat Completions and Responses): an
+  -- omitted parameter means this value, so the cache key (aegis.cache) merges
+  -- these under the caller's params. Never sent: the request stays as given.
+  defaults = { temperature = 1, top_p = 1, n = 1, presence_penalty = 0, frequency_penalty = 0 },
 }
 
 -- Copies params into body, renaming max_tokens to `max_field` and skipping

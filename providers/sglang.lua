@@ -20,6 +20,11 @@ local M = {
   base_url_env = 'SGLANG_BASE_URL',
   auth = { header = 'authorization', scheme = 'Bearer', env = 'SGLANG_API_KEY', required = false },
   endpoints = { openai = '/v1/chat/completions', native = '/generate' },
+  -- Only what does not depend on the model (for cache keys, aegis.cache;
+  -- never sent): SGLang takes temperature, top_p, top_k from the model's
+  -- generation config by default, so an omitted one is not assumed equal
+  -- to any value.
+  defaults = { n = 1, presence_penalty = 0, frequency_penalty = 0 },
 }
 
 local function route(resolved)

@@ -17,6 +17,11 @@ local M = {
   base_url_env = 'VLLM_BASE_URL',
   auth = { header = 'authorization', scheme = 'Bearer', env = 'VLLM_API_KEY', required = false },
   endpoints = { chat = '/v1/chat/completions' },
+  -- Only what does not depend on the model (for cache keys, aegis.cache;
+  -- never sent): vLLM takes temperature, top_p, top_k and repetition_penalty
+  -- from the model's generation_config.json by default, so an omitted one
+  -- is not assumed equal to any value.
+  defaults = { n = 1, presence_penalty = 0, frequency_penalty = 0 },
 }
 
 function M.build_request(resolved)

@@ -508,9 +508,8 @@ end
 
 local DECLARATION_HOST = { program = true, statement_block = true, switch_case = true, switch_default = true }
 
--- canBecomeVariableDeclaration
-local function can_become_declaration(id)
-  local n = above_patterns(id)
+-- canBecomeVariableDeclaration; `n` is the node above the patterns the identifier is in
+local function can_become_declaration(n)
   if not n then return false end
   local t = n:type()
   if t == 'variable_declarator' or t == 'for_in_statement' and n:child_by_field('kind') then return true end
@@ -565,12 +564,25 @@ local function top_level_targets(pattern)
 end
 
 -- ESLint prefer-const's getIdentifierIfShouldBeConst for one `let` variable: the node to report, or nil.
+-- The node above the patterns of a write reference of v: for the initializer of a plain `let x = ...`
+-- or `for (let x of ...)`, its declaration, without asking for parents (tree-sitter 0.20 walks down
+-- from the root for each).
+local function write_host(v, r)
+  if r.init then
+    local d = v.decl
+    local t = d:type()
+    if t == 'for_in_statement' and d:child_by_field('left') == r.node then return d end
+    if t == 'variable_declarator' and d:child_by_field('name') == r.node then return d end
+  end
+  return above_patterns(r.node)
+end
+
 local function should_be_const(sc, v, o)
-  local writer, read_before
+  local writer, read_before, writer_host
   for _, r in ipairs(v.refs) do
     if r.write then
       if writer and writer.node ~= r.node then return nil end
-      local host = above_patterns(r.node)
+      local host = write_host(v, r)
       if host and (host:type() == 'assignment_expression') then
         local left = strip_parens(host:child_by_field('left'))
         if left and (left:type() == 'object_pattern' or left:type() == 'array_pattern') then
@@ -581,13 +593,13 @@ local function should_be_const(sc, v, o)
           if has_member_target(left) then return nil end
         end
       end
-      writer = r
+      writer, writer_host = r, host
     elseif r.read and not writer then
       if o.ignoreReadBeforeAssign then return nil end
       read_before = true
     end
   end
-  if not writer or writer.scope ~= v.scope or not can_become_declaration(writer.node) then return nil end
+  if not writer or writer.scope ~= v.scope or not can_become_declaration(writer_host) then return nil end
   if read_before then return v.id end
   return writer.node
 end
@@ -608,46 +620,54 @@ end
 local function prefer_const(ctx)
   local sc = ctx.scope()
   local o = ctx.options or {}
+  local all = o.destructuring == 'all'
   local groups, order = {}, {}
   for _, v in ipairs(sc.variables) do
     -- one write in all (the initializer, or one assignment): anything else is never const, and is
     -- looked at only for the groups of destructuring 'all'
     local candidate = v.has_init and v.writes == 0 or not v.has_init and v.writes == 1
-    if v.kind == 'let' and (candidate or o.destructuring == 'all') then
+    if v.kind == 'let' and (candidate or all) then
+      -- `for (let i = 0; ...)`: told by the source before the declaration (asking for the parent costs a
+      -- walk down from the root in tree-sitter 0.20)
       local st = v.statement
-      local p = st and st:parent()
-      local for_init = p and p:type() == 'for_statement' and st:type() == 'lexical_declaration'
-        and p:child_by_field('initializer') == st
+      local for_init = false
+      if st:type() == 'lexical_declaration' then
+        local sb = st:range().start_byte
+        local before = ctx.source:sub(math.max(1, sb - 24), sb)
+        for_init = before:match('%f[%w_$]for%s*%(%s*$') ~= nil
+      end
       if not for_init then
         local id = candidate and should_be_const(sc, v, o) or nil
-        -- group membership: every write of the variable that has a destructuring host
-        local seen = {}
-        for _, r in ipairs(v.refs) do
-          if r.write then
-            local k = group_key(r.node)
-            if k and not seen[k] then
-              seen[k] = true
-              if not groups[k] then groups[k] = {}; order[#order + 1] = k end
-              local g = groups[k]
-              g[#g + 1] = { id = id, name = v.name }
+        if not all then
+          -- destructuring 'any': every variable that should be const is reported, grouped or not
+          if id then
+            ctx.report({ node = id, message = ("'%s' is never reassigned. Use 'const' instead."):format(v.name) })
+          end
+        else
+          -- group membership: every write of the variable that has a destructuring host
+          local seen = {}
+          for _, r in ipairs(v.refs) do
+            if r.write then
+              local k = group_key(r.node)
+              if k and not seen[k] then
+                seen[k] = true
+                if not groups[k] then groups[k] = {}; order[#order + 1] = k end
+                local g = groups[k]
+                g[#g + 1] = { id = id, name = v.name }
+              end
             end
           end
         end
       end
     end
   end
-  local all = o.destructuring == 'all'
   for _, k in ipairs(order) do
     local g = groups[k]
     local ok = true
-    if all then
-      for _, e in ipairs(g) do if not e.id then ok = false end end
-    end
+    for _, e in ipairs(g) do if not e.id then ok = false end end
     if ok then
       for _, e in ipairs(g) do
-        if e.id then
-          ctx.report({ node = e.id, message = ("'%s' is never reassigned. Use 'const' instead."):format(e.name) })
-        end
+        ctx.report({ node = e.id, message = ("'%s' is never reassigned. Use 'const' instead."):format(e.name) })
       end
     end
   end

@@ -110,6 +110,7 @@ static const char *const FIELDNAMES[F_COUNT] = {
 ** field ids back to the grammar's (for ts_node_child_by_field_id). */
 typedef struct langmap {
   uint16_t *sym;
+  uint8_t *named;                 /* grammar symbol -> is a named node */
   uint32_t nsym;
   uint16_t field[256];
   TSFieldId gfield[F_COUNT];
@@ -124,11 +125,13 @@ static void build_map (int tsx) {
   const TSLanguage *lang = tsx ? tree_sitter_tsx() : tree_sitter_typescript();
   m->nsym = ts_language_symbol_count(lang);
   m->sym = (uint16_t *)calloc(m->nsym + 1, sizeof *m->sym);
-  if (m->sym == NULL) return;
+  m->named = (uint8_t *)calloc(m->nsym + 1, sizeof *m->named);
+  if (m->sym == NULL || m->named == NULL) return;
   for (uint32_t i = 0; i < m->nsym; i++) {
     TSSymbolType t = ts_language_symbol_type(lang, (TSSymbol)i);
     const char *nm = ts_language_symbol_name(lang, (TSSymbol)i);
     if (nm == NULL || t == TSSymbolTypeAnonymous) continue;
+    m->named[i] = t == TSSymbolTypeRegular;
     for (int k = 1; k < S_COUNT; k++)
       if (strcmp(nm, SYMNAMES[k]) == 0) { m->sym[i] = (uint16_t)k; break; }
   }
@@ -147,6 +150,11 @@ static void build_tsx (void) { build_map(1); }
 static const langmap *getmap (int tsx) {
   pthread_once(&ONCE[tsx], tsx ? build_tsx : build_ts);
   return MAPS[tsx].ok ? &MAPS[tsx] : NULL;
+}
+
+static uint16_t symof_sym (const langmap *m, TSNode n, TSSymbol s) {
+  if (s < m->nsym) return m->sym[s];
+  return strcmp(ts_node_type(n), "ERROR") == 0 ? S_ERROR : S_OTHER;
 }
 
 static uint16_t symof (const langmap *m, TSNode n) {
@@ -865,6 +873,8 @@ static void node_entry (ag_scope *s, uint32_t d) {
   frame *F = &s->fr[d];
   const frame *P = d > 0 ? &s->fr[d - 1] : NULL;
   uint16_t sym = F->sym;
+  if (d == 0 && sym != S_PROGRAM)        /* a root that is not a program (ERROR): still the module */
+    open_scope(s, F, AG_SK_MODULE, 0);
   if (is_decl_sym(sym)) F->decl = d;
   if (is_stmt_sym(sym)) F->stmt = d;
   if (P && P->sym == S_CONDITIONAL_TYPE && P->opened && F->field == F_ALTERNATIVE) {
@@ -920,7 +930,7 @@ static void node_entry (ag_scope *s, uint32_t d) {
       return;
     }
     case S_PROGRAM:
-      open_scope(s, F, AG_SK_MODULE, 0);
+      if (d == 0) open_scope(s, F, AG_SK_MODULE, 0);
       return;
     case S_LEXICAL_DECL: case S_VARIABLE_DECL: {
       F->bkind = (uint8_t)(sym == S_VARIABLE_DECL ? AG_VK_VAR
@@ -1116,7 +1126,8 @@ static int push_frame (ag_scope *s, TSNode n, const TSTreeCursor *c) {
   uint32_t d = s->nfr++;
   frame *F = &s->fr[d];
   F->node = n;
-  F->sym = symof(s->m, n);
+  TSSymbol gs = ts_node_symbol(n);
+  F->sym = symof_sym(s->m, n, gs);
   F->field = F_OTHER;
   F->opened = 0;
   F->descend = 1;
@@ -1140,7 +1151,7 @@ static int push_frame (ag_scope *s, TSNode n, const TSTreeCursor *c) {
     F->decl = P->decl;
     F->stmt = P->stmt;
     child_ctx(s, P, F);
-    if (ts_node_is_named(n)) P->named++;
+    if (gs < s->m->nsym ? s->m->named[gs] : 1) P->named++;
     else F->descend = 0;         /* a token: no children, no cursor step down */
   }
   node_entry(s, d);

@@ -234,6 +234,8 @@ local declared_by = {
   tools = 'aegis.trace',
   providers = 'aegis.provider',
   prices = 'aegis.provider',
+  standards = 'aegis.standards',
+  cache = 'aegis.cache',
 }
 
 -- Loads the modules that declare the sections `t` uses and are not known yet.

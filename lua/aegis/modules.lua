@@ -7,6 +7,7 @@ local M = {}
 --- Names of the modules that own tables or data models, in load order.
 M.owners = {
   'aegis.config', 'aegis.artifact', 'aegis.trace', 'aegis.checkpoint', 'aegis.provider', 'aegis.cache',
+  'aegis.scaffold',
 }
 
 --- Loads every owner module this build has. One that is not built (yet) is

@@ -20,7 +20,7 @@ M.KINDS = { providers = 'provider', rulepacks = 'rulepack', pipelines = 'pipelin
 ---@field source string The file's text
 ---@field name string Chunk name for `load`: '@' .. path
 ---@field path string File path (for a built-in, its path in the source tree, `rulepacks/x/init.lua`)
----@field builtin boolean Whether it comes from the binary
+---@field builtin boolean Whether it comes from the binary (or is a byte-identical copy of a file that does)
 
 local function checkkind(kind, fname)
   if M.KINDS[kind] == nil then
@@ -94,7 +94,10 @@ function M.find(kind, name, aegis_path)
       local file = join(dir, rel)
       local source, err = read(file)
       if source then
-        return { source = source, name = '@' .. file, path = file, builtin = false }
+        -- a byte-identical copy of a built-in (the repository's own
+        -- rulepacks/ seen from its root) is that built-in
+        local same = host.embedded(rel) == source
+        return { source = source, name = '@' .. file, path = file, builtin = same }
       elseif source == false then
         return nil, ("path: read '%s': %s"):format(file, (err:gsub('^%u', string.lower))), 'io'
       end

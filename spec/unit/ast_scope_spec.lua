@@ -394,6 +394,13 @@ describe('aegis.ast scope', function()
     local sc = scope_of('let a = ; function (b) { c }')
     assert.equal('let', var(sc, 'a').kind)
     assert.is_table(sc.unresolved)
+    -- a source whose root is an ERROR node (found by fuzzing): still one module scope
+    local tree
+    sc, tree = scope_of('e,p(m>(y={g(l{m')
+    assert.equal('ERROR', tree:root():type())
+    assert.equal(1, #sc.scopes)
+    assert.equal('module', sc.scopes[1].kind)
+    assert.equal(tree:root(), sc.scopes[1].node)
   end)
 
   it('raises on a closed tree', function()

@@ -74,6 +74,10 @@ describe('aegis.path', function()
           local r = path.find('providers', 'spec-builtin', a)
           assert.equal('return 3', r.source)
           assert.is_false(r.builtin)
+          put(a, 'providers/spec-builtin.lua', 'return 1')   -- the same bytes as the built-in: it is the built-in
+          r = path.find('providers', 'spec-builtin', a)
+          assert.equal(a .. '/providers/spec-builtin.lua', r.path)
+          assert.is_true(r.builtin)
         end)
     end)
 

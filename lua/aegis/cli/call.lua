@@ -24,6 +24,14 @@ options:
   --param KEY=VALUE   request parameter (max_tokens=200, temperature=0, ...);
                       VALUE is read as JSON when it parses, else as a string
   --cache-ttl 5m|1h   prompt-cache lifetime asked for (Anthropic)
+  --cache             go through the response cache (docs/cache.md): a stored
+                      answer is printed without calling the provider, a new
+                      one is stored; identical calls in flight at once, here
+                      or in other processes, make one provider call. Says
+                      "cache: hit" (or miss, waited) on stderr; --json adds
+                      "cache": "hit" | "miss" | "waited"
+  --store URL         with --cache: the cache's store (default: cache.url in
+                      aegis.config.lua, else the project store)
 
 keys come from OPENAI_API_KEY, ANTHROPIC_API_KEY (or the api_key_env set for
 the provider in aegis.config.lua) and never appear in any output.
@@ -75,6 +83,8 @@ local function parse_args(args)
     elseif a == '--base-url' then o.base_url = value(a)
     elseif a == '--system' then o.system_file = value(a)
     elseif a == '--stream' then o.stream = true
+    elseif a == '--cache' then o.cache = true
+    elseif a == '--store' then o.store = value(a)
     elseif a == '--json' then o.json = true
     elseif a == '--option' then
       local k, v = keyvalue(a, value(a), false)
@@ -101,6 +111,7 @@ local function parse_args(args)
   if not o.provider then errors.usage('call: --provider is required (see aegis-run call --help)') end
   if not o.model then errors.usage('call: --model is required (see aegis-run call --help)') end
   if not o.prompt then errors.usage('call: a prompt is required (PROMPT, or - for standard input)') end
+  if o.store and not o.cache then errors.usage('call: --store needs --cache') end
   return o
 end
 
@@ -111,6 +122,28 @@ end
 
 local function warn(msg)
   io.stderr:write('aegis-run: warning: ', msg, '\n')
+end
+
+-- One call through the response cache: the prompt as a scaffold (system
+-- text stable, prompt a volatile task block), resolved so the cache event
+-- is linked to its scaffold and blocks, then `cache:call`.
+local function cached_call(request, o)
+  local cache = require('aegis.cache')
+  local c, msg = cache.open(o.store)
+  if not c then errors.config('%s', msg) end
+  local r, err = require('aegis.scaffold').resolve(request, { cache = c, store = c.db })
+  if not r then
+    c:close()
+    return nil, err
+  end
+  for _, w in ipairs(r.warnings) do
+    if w:find('^prefix breaker') then warn(w) end
+  end
+  local res
+  res, err = c:call(r.request, { scaffold = r })
+  c:close()
+  if res then io.stderr:write('aegis-run: cache: ', tostring(res.cache or 'miss'), '\n') end
+  return res, err
 end
 
 --- Runs `aegis-run call ARGS`.
@@ -125,7 +158,7 @@ local function run(args)
   local out = io.stdout
   local streamed = false
   local last = ''
-  local result, err = provider.call({
+  local request = {
     provider = o.provider,
     model = o.model,
     base_url = o.base_url,
@@ -142,7 +175,13 @@ local function run(args)
       out:write(d)
       out:flush()
     end or nil,
-  })
+  }
+  local result, err
+  if o.cache then
+    result, err = cached_call(request, o)
+  else
+    result, err = provider.call(request)
+  end
   if not result then
     if streamed then out:write('\n') end
     error(err, 0)
@@ -162,6 +201,7 @@ local function run(args)
       },
       cost = orjson_null(result.cost),
       latency_ms = result.latency_ms,
+      cache = o.cache and (result.cache or 'miss') or nil,
     }), '\n')
   elseif o.stream and streamed then
     if last:sub(-1) ~= '\n' then out:write('\n') end
