@@ -37,6 +37,17 @@ int ag_cache_sha_digest (ag_cache_sha *h, const void *p, size_t n,
   return AG_OK;
 }
 
+int ag_cache_entry_hash (ag_cache_sha *h, const char *ns, size_t nsn, const char *key, size_t keyn,
+                         const void *resp, size_t n, unsigned char digest[AG_SHA256_LEN]) {
+  unsigned int len = 0;
+  if (EVP_DigestInit_ex2(h->ctx, h->md, NULL) != 1 || EVP_DigestUpdate(h->ctx, ns, nsn) != 1 ||
+      EVP_DigestUpdate(h->ctx, "", 1) != 1 || EVP_DigestUpdate(h->ctx, key, keyn) != 1 ||
+      EVP_DigestUpdate(h->ctx, "", 1) != 1 || EVP_DigestUpdate(h->ctx, resp, n) != 1 ||
+      EVP_DigestFinal_ex(h->ctx, digest, &len) != 1 || len != AG_SHA256_LEN)
+    return AG_EIO;
+  return AG_OK;
+}
+
 int ag_cache_sha_close (ag_cache_sha *h) {
   if (h == NULL) return AG_OK;
   EVP_MD_CTX_free(h->ctx);
@@ -132,13 +143,16 @@ int ag_cache_get (ag_cache *c, const char *ns, size_t nsn,
   unsigned char d[AG_SHA256_LEN];
   hit->response = resp != NULL ? resp : "";
   hit->response_len = resp != NULL ? n : 0;
-  if (ag_cache_sha_digest(c->sha, hit->response, hit->response_len, d) != AG_OK) {
+  if (ag_cache_entry_hash(c->sha, ns, nsn, key, AG_SHA256_HEXLEN, hit->response, hit->response_len, d) != AG_OK) {
     ag_cache_done(c);
     return ag_seterr(err, AG_EIO, "SHA-256 failed");
   }
   ag_sha256_hex(d, hit->hash);
   hit->hash_ok = want != NULL && wantn == AG_SHA256_HEXLEN && memcmp(hit->hash, want, AG_SHA256_HEXLEN) == 0;
-  /* the row must be the one asked for (see ag_cache.h) */
+  /* the row must be the one asked for.  The hash, which covers ns and
+  ** key, is what guarantees it on SQLite: the namespace and key columns of
+  ** an indexed lookup are read from the index, not from the row it points
+  ** at, so this comparison only catches a row whose own columns differ. */
   const unsigned char *rns = sqlite3_column_text(st, 4), *rkey = sqlite3_column_text(st, 5);
   if (rns == NULL || rkey == NULL || (size_t)sqlite3_column_bytes(st, 4) != nsn ||
       sqlite3_column_bytes(st, 5) != AG_SHA256_HEXLEN || memcmp(rns, ns, nsn) != 0 ||

@@ -45,8 +45,8 @@ typedef struct ag_cache_text { const char *p; size_t n; } ag_cache_text;  /* p N
 typedef struct ag_cache_hit {
   const void *response;
   size_t response_len;
-  int hash_ok;          /* SHA-256 of response == stored response_hash */
-  char hash[AG_SHA256_HEXLEN + 1];   /* that SHA-256, hex (set when hash_ok) */
+  int hash_ok;          /* ag_cache_entry_hash of the bytes read == stored response_hash */
+  char hash[AG_SHA256_HEXLEN + 1];   /* that hash, hex */
   int has_cost;
   double cost;
   int64_t created_at;   /* ms since 1970 */
@@ -90,5 +90,11 @@ int ag_cache_sha_digest(ag_cache_sha *h, const void *p, size_t n,
 
 /* NULL is a no-op.  AG_OK. */
 int ag_cache_sha_close(ag_cache_sha *h);
+
+/* An entry's response hash: SHA-256 of ns, a NUL, key, a NUL and the
+** response bytes (the key is in it so that another entry's row cannot
+** verify as this one's; cache.lua's response_hash is the same). */
+int ag_cache_entry_hash(ag_cache_sha *h, const char *ns, size_t nsn, const char *key, size_t keyn,
+                        const void *resp, size_t n, unsigned char digest[AG_SHA256_LEN]);
 
 #endif

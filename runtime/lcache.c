@@ -13,12 +13,13 @@
 **                                    entry); false, msg, code (the read failed)
 **   conn:close()                  -> true (also __close, __gc)
 **   core.key(blocks, messages, system, head, middle, params, tail,
-**            sample_index, stream)  -> key | nil
+**            sample_index, stream, want_text)  -> key [, text] | nil
 **
 ** `key` builds the canonical text cache.lua's canonical_text builds, for
 ** the usual shape (blocks of kind/stability/content/breakpoint, messages
-** of role/content, names in printable ASCII), hashes it and returns the
-** key; for anything else it returns nil and the Lua code builds the text.
+** of role/content, names in printable ASCII, stable blocks first), hashes
+** it and returns the key; for anything else it returns nil and the Lua code
+** checks the request (raising on misuse) and builds the text.
 ** `head`, `middle`, `params` and `tail` are the request's fixed parts,
 ** already canonical (cache.lua keeps them per provider and model).
 **   core.prepare(path, busy_ms)   -> true | nil, msg, code: auto_vacuum=INCREMENTAL
@@ -248,10 +249,12 @@ static int cache_key (lua_State *L) {
   const char *tail = luaL_checklstring(L, 7, &tailn);
   lua_Integer si = luaL_checkinteger(L, 8);
   int stream = lua_toboolean(L, 9);
+  int want_text = lua_toboolean(L, 10);
   ag_cache_sha *h = hasher(L);
   luaL_Buffer b;
   luaL_buffinit(L, &b);                          /* the buffer may sit on the stack: use absolute indices */
   lua_Integer nb = lua_istable(L, 1) ? luaL_len(L, 1) : 0;
+  int volatile_seen = 0;
   for (lua_Integer i = 1; i <= nb; i++) {
     if (lua_rawgeti(L, 1, i) != LUA_TTABLE) return 0;   /* odd shape: the Lua code decides */
     int t = lua_gettop(L);
@@ -265,6 +268,11 @@ static int cache_key (lua_State *L) {
     const char *kind = plainfield(L, t, "kind", &kn, &pk);
     const char *stab = plainfield(L, t, "stability", &sn, &ps);
     if ((pk && kind == NULL) || (ps && stab == NULL)) return 0;
+    /* what provider.call checks: a stability, stable blocks first (else the
+    ** Lua code raises the argument error) */
+    if (stab == NULL) return 0;
+    if (sn == 8 && memcmp(stab, "volatile", 8) == 0) volatile_seen = 1;
+    else if (!(sn == 6 && memcmp(stab, "stable", 6) == 0) || volatile_seen) return 0;
     int bp = lua_getfield(L, t, "breakpoint");
     int bpv = lua_toboolean(L, -1);
     lua_pop(L, 2);                               /* the breakpoint, the block */
@@ -315,14 +323,20 @@ static int cache_key (lua_State *L) {
   }
   else if (!lua_isnoneornil(L, 3)) return 0;
   luaL_addchar(&b, '}');
-  /* hashed where it was built: the text itself is not needed on a hit */
+  /* hashed where it was built: a hit does not need the text itself */
   unsigned char d[AG_SHA256_LEN];
   char key[AG_SHA256_HEXLEN + 1];
   if (ag_cache_sha_digest(h, luaL_buffaddr(&b), luaL_bufflen(&b), d) != AG_OK)
     return luaL_error(L, "cache: SHA-256 failed");
   ag_sha256_hex(d, key);
-  lua_pushlstring(L, key, AG_SHA256_HEXLEN);     /* [.., key] */
-  return 1;
+  if (!want_text) {
+    lua_pushlstring(L, key, AG_SHA256_HEXLEN);   /* [.., key] */
+    return 1;
+  }
+  luaL_pushresult(&b);                           /* [.., text] */
+  lua_pushlstring(L, key, AG_SHA256_HEXLEN);     /* [.., text, key] */
+  lua_insert(L, -2);                             /* [.., key, text] */
+  return 2;
 }
 
 /*

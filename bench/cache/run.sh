@@ -18,7 +18,8 @@ cc -O2 -o "$tmp/floor" bench/cache/floor.c $(pkg-config --cflags --libs sqlite3 
 BENCH_N=$n BENCH_DB="$tmp/cache.db" BENCH_OUT="$tmp/aegis.json" \
   bin/aegis-run test bench/cache/aegis_bench.lua >"$tmp/aegis.log" 2>&1 || { cat "$tmp/aegis.log" >&2; exit 1; }
 for s in 1KB 8KB 64KB; do
-  printf '%s %s\n' "$s" "$("$tmp/floor" "$tmp/cache.db" "$s" 64 "$n")"
+  us=$("$tmp/floor" "$tmp/cache.db" "$s" 64 "$n") || exit 1
+  printf '%s %s\n' "$s" "$us"
 done > "$tmp/floor.txt"
 
 lua5.4 - "$tmp/aegis.json" "$tmp/floor.txt" <<'LUA'

@@ -154,6 +154,31 @@ local function warn_default(msg)
   io.stderr:write('aegis-run: warning: cache: ', msg, '\n')
 end
 
+--- The hash an entry's response is checked against: SHA-256 (hex) of
+--- `namespace .. "\0" .. key .. "\0" .. response` (the stored bytes). The
+--- key is in it so that a row read for one key can only verify as that
+--- key's answer: a damaged index that leads a lookup to another entry's
+--- row (SQLite then reads the key columns from the index, the rest from
+--- the row) fails the check instead of returning the other answer.
+---@param namespace string
+---@param key string 64 hex digits
+---@param response string The stored response bytes
+---@return string hex
+function M.response_hash(namespace, key, response)
+  if type(namespace) ~= 'string' or type(key) ~= 'string' or type(response) ~= 'string' then
+    error("bad argument to 'response_hash' (namespace, key and response must be strings)", 2)
+  end
+  return hash.sha256(namespace .. '\0' .. key .. '\0' .. response)
+end
+local response_hash = M.response_hash
+
+-- true when a stored row's response verifies (any column of a damaged row
+-- may come back with another type: that row does not verify)
+local function verifies(ns, key, resp, h)
+  return type(ns) == 'string' and type(key) == 'string' and type(resp) == 'string' and type(h) == 'string'
+    and response_hash(ns, key, resp) == h
+end
+
 local function is_key(k)
   return type(k) == 'string' and #k == 64 and not k:find('[^0-9a-f]')
 end
@@ -183,11 +208,26 @@ end
 local memo_by_sig = {}
 local memo_count = 0
 
--- The validation `provider.call` would do, for the fields the key reads.
-local function check_request(o, fname)
+-- The validation `provider.call` would do, for the fields the key reads:
+-- check_head for all but the blocks' contents, which check_request adds.
+-- (The hit path checks the blocks in C as it hashes them, and runs
+-- check_request only when C declines: so misuse raises the same way.)
+local function check_head(o, fname)
   if type(o.provider) ~= 'string' or o.provider == '' then argerr(fname, 1, 'provider must be a non-empty string') end
   if type(o.model) ~= 'string' or o.model == '' then argerr(fname, 1, 'model must be a non-empty string') end
   if o.blocks ~= nil and type(o.blocks) ~= 'table' then argerr(fname, 1, 'blocks must be a list') end
+  if o.system ~= nil and type(o.system) ~= 'string' then argerr(fname, 1, 'system must be a string') end
+  if o.messages ~= nil and type(o.messages) ~= 'table' then argerr(fname, 1, 'messages must be a list') end
+  if o.params ~= nil and type(o.params) ~= 'table' then argerr(fname, 1, 'params must be a table') end
+  if o.options ~= nil and type(o.options) ~= 'table' then argerr(fname, 1, 'options must be a table') end
+  local si = o.sample_index
+  if si ~= nil and (math.type(si) ~= 'integer' or si < 0) then
+    argerr(fname, 1, 'sample_index must be a non-negative integer')
+  end
+end
+
+local function check_request(o, fname)
+  check_head(o, fname)
   local seen_volatile = false
   for i, b in ipairs(o.blocks or {}) do
     if type(b) ~= 'table' or type(b.content) ~= 'string' then
@@ -200,14 +240,6 @@ local function check_request(o, fname)
     elseif seen_volatile then
       argerr(fname, 1, ('blocks[%d] is stable after a volatile block (stable blocks come first)'):format(i))
     end
-  end
-  if o.system ~= nil and type(o.system) ~= 'string' then argerr(fname, 1, 'system must be a string') end
-  if o.messages ~= nil and type(o.messages) ~= 'table' then argerr(fname, 1, 'messages must be a list') end
-  if o.params ~= nil and type(o.params) ~= 'table' then argerr(fname, 1, 'params must be a table') end
-  if o.options ~= nil and type(o.options) ~= 'table' then argerr(fname, 1, 'options must be a table') end
-  local si = o.sample_index
-  if si ~= nil and (math.type(si) ~= 'integer' or si < 0) then
-    argerr(fname, 1, 'sample_index must be a non-negative integer')
   end
 end
 
@@ -421,7 +453,7 @@ end
 
 -- The key of `o` without making its text: aegis.core.cache.key builds and
 -- hashes the same text in C for the usual shapes (nil for others).
-local function key_of(o, info)
+local function key_of(o, info, fname, want_text)
   local params = o.params
   local ptext
   if params and next(params) ~= nil then
@@ -434,9 +466,10 @@ local function key_of(o, info)
   else
     ptext = info.qdefaults
   end
-  local k = core.key(o.blocks, o.messages, o.system, info.qhead, info.qmiddle, ptext, info.qtail,
-    o.sample_index or 0, o.stream)
-  if k then return k end
+  local k, text = core.key(o.blocks, o.messages, o.system, info.qhead, info.qmiddle, ptext, info.qtail,
+    o.sample_index or 0, o.stream, want_text)
+  if k then return k, text end
+  check_request(o, fname)  -- raises on misuse; an unusual shape goes on in Lua
   local canon = canonical_text(o, info)
   return sha256(canon), canon
 end
@@ -458,11 +491,10 @@ end
 ---@return string|aegis.Error canon The canonical request text the key hashes, or the error
 function M.key(opts)
   if type(opts) ~= 'table' then argerr('key', 1, 'table expected, got ' .. type(opts)) end
-  check_request(opts, 'key')
+  check_head(opts, 'key')
   local info, err = endpoint_info(opts, 'key')
   if not info then return nil, err end
-  local canon = canonical_text(opts, info)
-  return sha256(canon), canon
+  return key_of(opts, info, 'key', true)
 end
 
 -- For the specs: the canonical request as a table, as text built the
@@ -640,10 +672,12 @@ function M.open(url, opts)
   end
   local ok, msg, code = db:migrate('cache', M.MIGRATIONS)
   if not ok then return fail(msg, code) end
-  -- the C hit path reads SQLite files through a connection of its own
-  local fast
+  -- the C hit path reads SQLite files through a connection of its own;
+  -- the batched statistics go through another that waits at most 50 ms
+  local fast, sdb
   if path then
     fast = core.open(path, math.floor((opts.busy_timeout or 10) * 1000))
+    sdb = store.open(db.url, { synchronous = 'normal', busy_timeout = 0.05 })
   end
   local holder = holder_id()
   local self = setmetatable({
@@ -654,7 +688,7 @@ function M.open(url, opts)
     wait_seconds = opts.wait or opts.lease or 600, events = opts.events ~= false,
     -- in memory until the next flush (never one write per hit)
     pending = { touches = {}, events = {}, counters = {}, ops = 0, at = clock.monotonic() },
-    puts = 0, closed = false, holder = holder, fast = fast, memo = { n = 0, bytes = 0, by = {} },
+    puts = 0, closed = false, holder = holder, fast = fast, sdb = sdb, memo = { n = 0, bytes = 0, by = {} },
   }, Cache)
   return self
 end
@@ -681,13 +715,52 @@ end
 -- Writes the hit counters, last-used times, events and counters gathered
 -- since the last flush, in one short transaction. Failing, it warns and
 -- drops them: they are statistics, not data.
-local function flush(self)
+local MAX_PENDING_EVENTS = 100000
+
+-- Puts back what a flush could not write (another process held the write
+-- lock): it goes out with the next flush.
+local function merge_back(self, touches, events, counters)
+  local p = self.pending
+  for ns, per in pairs(touches) do
+    local mine = p.touches[ns] or {}
+    p.touches[ns] = mine
+    for key, t in pairs(per) do
+      local c = mine[key]
+      if c then
+        c.n, c.calls = c.n + t.n, c.calls + t.calls
+        if t.at > c.at then c.at = t.at end
+        c.tmpl, c.provider, c.model = c.tmpl or t.tmpl, c.provider or t.provider, c.model or t.model
+      else
+        mine[key] = t
+      end
+    end
+  end
+  if #events > 0 then
+    local all = {}
+    table.move(events, math.max(1, #events + #p.events - MAX_PENDING_EVENTS + 1), #events, 1, all)
+    table.move(p.events, 1, #p.events, #all + 1, all)
+    p.events = all
+  end
+  for ns, per in pairs(counters) do
+    local mine = p.counters[ns] or {}
+    p.counters[ns] = mine
+    for name, n in pairs(per) do mine[name] = (mine[name] or 0) + n end
+  end
+end
+
+-- `wait`: through the main store handle, waiting for the write lock as
+-- long as it takes (close, stats, gc). Otherwise (every N operations, in
+-- the middle of a get or a call) through a second handle that gives up
+-- after 50 ms and keeps everything for next time, so a lookup is never
+-- held up by another process's write for long.
+local function flush(self, wait)
   local p = self.pending
   p.ops, p.at = 0, clock.monotonic()
   if next(p.touches) == nil and #p.events == 0 and next(p.counters) == nil then return true end
   local touches, events, counters = p.touches, p.events, p.counters
   p.touches, p.events, p.counters = {}, {}, {}
-  local ok, msg = self.db:tx(function(db)
+  local sdb = (not wait and self.sdb) or self.db
+  local ok, msg, code = sdb:tx(function(db)
     for _, e in ipairs(events) do
       local _, m, c = db:exec([[INSERT INTO cache_events (at, namespace, key, outcome, scaffold_id, provider,
   model, prefix_hash, block_hashes, input_tokens, cached_input, output_tokens, cost, saved_cost)
@@ -696,6 +769,7 @@ local function flush(self)
         e.input_tokens, e.cached_input, e.output_tokens, e.cost, e.saved_cost)
       if m then return nil, m, c end
     end
+    local extra = {}  -- the counters of c:call's hits (counters itself stays as it was, for merge_back)
     -- rows are updated in key order, so concurrent flushes of other
     -- processes take their row locks in the same order (no deadlock)
     local order = {}
@@ -720,16 +794,24 @@ local function flush(self)
               t.at, ns, key, t.provider, t.model, u.input, u.cached_input, u.output, saved, t.calls)
             if m then return nil, m, c end
           end
-          local cn = counters[ns] or {}
-          counters[ns] = cn
+          local cn = extra[ns] or {}
+          extra[ns] = cn
           cn.hits = (cn.hits or 0) + t.calls
           cn.tokens_saved = (cn.tokens_saved or 0) + t.calls * t.tmpl.tokens
           if saved then cn.cost_saved = (cn.cost_saved or 0) + t.calls * saved end
         end
       end
     end
+    local sum = {}
+    for _, src in ipairs({ counters, extra }) do
+      for ns, per in pairs(src) do
+        local into = sum[ns] or {}
+        sum[ns] = into
+        for name, n in pairs(per) do into[name] = (into[name] or 0) + n end
+      end
+    end
     local cs = {}
-    for ns, per in pairs(counters) do
+    for ns, per in pairs(sum) do
       for name, n in pairs(per) do cs[#cs + 1] = { ns, name, n } end
     end
     table.sort(cs, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
@@ -741,6 +823,10 @@ local function flush(self)
     return true
   end)
   if not ok then
+    if code == 'busy' and not wait then
+      merge_back(self, touches, events, counters)
+      return nil
+    end
     self.warn('statistics not written: ' .. tostring(msg):gsub('^store: ', ''))
     return nil
   end
@@ -782,7 +868,7 @@ end
 ---@return boolean? ok nil when the write failed (a warning says why)
 function Cache:flush()
   checkopen(self, 'flush')
-  return flush(self)
+  return flush(self, true)
 end
 
 -- }======================================================
@@ -877,7 +963,7 @@ local function read(self, ns, key)
       quarantine(self, ns, key, row, 'row of another key')
       return false
     end
-    if type(body) ~= 'string' or hash.sha256(body) ~= row.response_hash then
+    if not verifies(ns, key, body, row.response_hash) then
       quarantine(self, ns, key, row, 'response hash mismatch')
       return false
     end
@@ -1040,7 +1126,8 @@ function Cache:put(key, response, meta)
   response_hash = excluded.response_hash, bytes = excluded.bytes, input_tokens = excluded.input_tokens,
   output_tokens = excluded.output_tokens, cost = excluded.cost, scaffold_id = excluded.scaffold_id,
   prefix_hash = excluded.prefix_hash, created_at = excluded.created_at, last_used_at = excluded.last_used_at]],
-    ns, key, tostring(provider or ''), tostring(model or ''), endpoint, req, store.blob(body), hash.sha256(body),
+    ns, key, tostring(provider or ''), tostring(model or ''), endpoint, req, store.blob(body),
+    response_hash(ns, key, body),
     bytes, r.usage.input, r.usage.output, r.cost, meta.scaffold_id, meta.prefix_hash, at)
   if msg then
     return nil, ("cache: put '%s': %s"):format(key, tostring(msg):gsub('^store: ', '')), code
@@ -1065,6 +1152,26 @@ function Cache:delete(key, opts)
   local n, msg, code = self.db:exec('DELETE FROM cache_entries WHERE namespace = $1 AND key = $2', ns, key)
   if not n then return nil, ("cache: delete '%s': %s"):format(key, tostring(msg):gsub('^store: ', '')), code end
   return n > 0
+end
+
+--- Whether an entry is stored under `key` and not expired, without reading
+--- or checking its response and without counting a hit or a miss (what
+--- `aegis.scaffold.resolve` asks to say whether a request will hit).
+---@param key string 64 hex digits
+---@param opts? {namespace?: string}
+---@return boolean? present
+---@return string? err `cache: has '<key>': <detail>`
+---@return string? code The store's code
+function Cache:has(key, opts)
+  checkopen(self, 'has')
+  if not is_key(key) then argerr('has', 1, 'key must be 64 lowercase hex digits') end
+  local ns = opts and opts.namespace or self.namespace
+  local row, msg, code = self.db:first('SELECT created_at FROM cache_entries WHERE namespace = $1 AND key = $2',
+    ns, key)
+  if msg then return nil, ("cache: has '%s': %s"):format(key, tostring(msg):gsub('^store: ', '')), code end
+  if not row then return false end
+  local ttl = self.limits.ttl
+  return not (ttl and row.created_at < now_ms() - ttl * 1000)
 end
 
 -- }======================================================
@@ -1170,7 +1277,7 @@ function Cache:gc(opts)
   local max_bytes = opts.max_bytes or self.limits.max_bytes
   local budget = { left = opts.max_batches or math.huge }
   local db = self.db
-  flush(self)  -- last-used times first, so LRU sees them
+  flush(self, true)  -- last-used times first, so LRU sees them
   local out = { expired = 0, evicted = 0, bytes_freed = 0, events_trimmed = 0, leases_expired = 0,
     pages_freed = 0, done = false }
   local function fail(msg, code)
@@ -1675,14 +1782,14 @@ local function distinct(self, list, copts, fname)
     if copts.sample_index and o.sample_index == nil then
       ko = setmetatable({ sample_index = copts.sample_index }, { __index = o })
     end
-    check_request(ko, fname)
+    check_head(ko, fname)
     local info, err = endpoint_info(ko, fname)
     local ns = copts.namespace or self.namespace
     if not info then
+      check_request(ko, fname)
       items[#items + 1] = { failed = err, idx = { i } }
     else
-      local canon = canonical_text(ko, info)
-      local key = sha256(canon)
+      local key, canon = key_of(ko, info, fname, true)
       local id = ns .. '\0' .. key
       local item = by[id]
       if item then
@@ -1734,10 +1841,10 @@ function Cache:call(opts, copts)
   if copts.sample_index and opts.sample_index == nil then
     ko = setmetatable({ sample_index = copts.sample_index }, { __index = opts })
   end
-  check_request(ko, 'call')
+  check_head(ko, 'call')
   local info, err = endpoint_info(ko, 'call')
   if not info then return nil, err end
-  local key, canon = key_of(ko, info)
+  local key, canon = key_of(ko, info, 'call')
   local ns = copts.namespace or self.namespace
   if self.fast and not copts.no_cache then
     -- the hit path: one C call reads and checks the entry
@@ -1819,7 +1926,7 @@ end
 function Cache:stats(opts)
   checkopen(self, 'stats')
   if opts ~= nil and type(opts) ~= 'table' then argerr('stats', 1, 'table expected, got ' .. type(opts)) end
-  flush(self)
+  flush(self, true)
   local ns = opts and opts.namespace
   local db = self.db
   local function fail(msg, code) return nil, 'cache: stats: ' .. msg_of(msg), code end
@@ -1914,7 +2021,7 @@ function Cache:verify(opts)
     for _, r in ipairs(rows) do
       out.checked = out.checked + 1
       local reason
-      if type(r.response) ~= 'string' or hash.sha256(r.response) ~= r.response_hash then
+      if not verifies(r.namespace, r.key, r.response, r.response_hash) then
         reason = 'response hash mismatch'
       elseif not response_of(split(r.response)) then
         reason = 'response unreadable'
@@ -1924,8 +2031,15 @@ function Cache:verify(opts)
         out.bad[#out.bad + 1] = { namespace = r.namespace, key = r.key, reason = reason }
         if opts.quarantine then quarantine(self, r.namespace, r.key, r, reason) end
       end
-      last_ns, last_key = r.namespace, r.key
     end
+    -- a damaged index can return rows out of order: stop where paging stops moving
+    local last = rows[#rows]
+    if type(last.namespace) ~= 'string' or type(last.key) ~= 'string'
+      or (last.namespace == last_ns and last.key == last_key) then
+      out.ok = false
+      break
+    end
+    last_ns, last_key = last.namespace, last.key
   end
   return out
 end
@@ -1965,9 +2079,14 @@ function Cache:export(path, opts)
     else rows, msg, code = self.db:query(sel, last_ns, last_key) end
     if not rows then return fail(msg, code) end
     if #rows == 0 then break end
+    local last = rows[#rows]
+    if type(last.namespace) ~= 'string' or type(last.key) ~= 'string'
+      or (last.namespace == last_ns and last.key == last_key) then
+      break  -- a damaged index: paging stops moving
+    end
+    last_ns, last_key = last.namespace, last.key
     for _, r in ipairs(rows) do
-      last_ns, last_key = r.namespace, r.key
-      if type(r.response) == 'string' and hash.sha256(r.response) == r.response_hash
+      if verifies(r.namespace, r.key, r.response, r.response_hash)
         and response_of(split(r.response)) then
         local ok, line = pcall(json.canonical, r)
         if ok then
@@ -2038,10 +2157,13 @@ function Cache:import(path, opts)
     local ok, r = pcall(json.decode, line)
     local good = ok and type(r) == 'table' and is_key(r.key) and type(r.response) == 'string'
       and type(r.namespace) == 'string' and type(r.provider) == 'string' and type(r.model) == 'string'
-      and hash.sha256(r.response) == r.response_hash
+      and verifies(r.namespace, r.key, r.response, r.response_hash)
     if good then good = response_of(split(r.response)) ~= nil end
     if good then
-      if ns then r.namespace = ns end
+      if ns and ns ~= r.namespace then  -- verified as written; hashed again for its new namespace
+        r.namespace = ns
+        r.response_hash = response_hash(ns, r.key, r.response)
+      end
       batch[#batch + 1] = r
       if #batch >= 200 then
         local wok, msg, code = write()
@@ -2067,7 +2189,7 @@ end
 function Cache:clear(opts)
   checkopen(self, 'clear')
   if opts ~= nil and type(opts) ~= 'table' then argerr('clear', 1, 'table expected, got ' .. type(opts)) end
-  flush(self)
+  flush(self, true)
   local ns = opts and opts.namespace
   local db = self.db
   local removed = 0
@@ -2101,9 +2223,10 @@ end
 function Cache:close()
   if getmetatable(self) ~= Cache then argerr('close', 1, 'aegis.cache.Cache expected, got ' .. type(self)) end
   if self.closed then return true end
-  pcall(flush, self)
+  pcall(flush, self, true)
   self.closed = true
   if self.fast then self.fast:close() end
+  if self.sdb then self.sdb:close() end
   if self.owned then self.db:close() end
   return true
 end

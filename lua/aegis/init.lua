@@ -8,8 +8,8 @@ local M = { version = '0.1.0' }
 -- Public modules, reached through `aegis.<name>`. Scripts see them through
 -- aegis.sandbox, which hides what touches files or the journal directly.
 local public = {
-  artifact = true, ast = true, clock = true, config = true, errors = true, fs = true, hash = true, json = true,
-  path = true, runtime = true, schema = true, store = true, trace = true, uuid = true,
+  artifact = true, ast = true, cache = true, clock = true, config = true, errors = true, fs = true, hash = true,
+  json = true, path = true, runtime = true, scaffold = true, schema = true, store = true, trace = true, uuid = true,
 }
 
 return setmetatable(M, {

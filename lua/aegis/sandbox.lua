@@ -212,6 +212,72 @@ local function sb_wrap(f)
   end
 end
 
+-- {====================================================== the cache as scripts see it
+
+-- Options of a provider call that choose where it goes, which variable holds
+-- its key or what carries it: a script that set them could send the user's
+-- key anywhere. Scripts' calls go where the config and environment say.
+local UNSAFE_CALL_OPTIONS = { 'base_url', 'api_key_env', 'getenv', 'http' }
+
+-- Cache methods scripts may use: not `export`/`import` (files outside the
+-- journal), and no fields (`db`).
+local SCRIPT_CACHE_METHODS = {
+  get = true, has = true, put = true, delete = true, call = true, call_all = true, stats = true, gc = true,
+  verify = true, flush = true, close = true,
+}
+
+local function refuse_unsafe(opts, fname, what)
+  if type(opts) ~= 'table' then return end
+  for _, k in ipairs(UNSAFE_CALL_OPTIONS) do
+    if opts[k] ~= nil then
+      error(("bad argument #1 to '%s' (%soption '%s' is not available to scripts: the endpoint and the key "
+        .. 'come from the configuration and the environment)'):format(fname, what or '', k), 3)
+    end
+  end
+end
+
+-- A view of an open cache: its methods, with provider calls checked.
+local function cache_view(c)
+  local view = {}
+  local methods = {}
+  for name in pairs(SCRIPT_CACHE_METHODS) do
+    if c[name] then methods[name] = function(self, a, b)
+      if self ~= view then error(("bad argument #1 to '%s' (a cache expected)"):format(name), 2) end
+      if name == 'call' then
+        refuse_unsafe(a, 'call')
+      elseif name == 'call_all' then
+        if type(a) == 'table' then
+          for i, o in ipairs(a) do refuse_unsafe(o, 'call_all', ('request %d: '):format(i)) end
+        end
+        refuse_unsafe(b, 'call_all')
+      end
+      return c[name](c, a, b)
+    end end
+  end
+  return setmetatable(view, {
+    __index = function(_, k) return methods[k] end,
+    __newindex = readonly_error('aegis.cache'),
+    __close = function() c:close() end,
+    __tostring = function() return tostring(c) end,
+    __metatable = false,
+  })
+end
+
+-- `aegis.cache` for scripts: the module, with `open` giving views.
+local function script_cache()
+  local cache = require('aegis.cache')
+  local m = {}
+  for k, v in pairs(cache) do m[k] = v end
+  m.open = function(url, opts)
+    local c, msg, code = cache.open(url, opts)
+    if not c then return nil, msg, code end
+    return cache_view(c)
+  end
+  return m
+end
+
+-- }======================================================
+
 -- What scripts do not see of `aegis`. A script's clock, randomness and
 -- environment already go through its run's runtime (os, math); one it made
 -- itself would read variables around the allow-list and outside the journal.
@@ -277,7 +343,7 @@ function M.env(opts)
   }, 'os')
   if opts.aegis ~= false then
     -- tools run through the script's journal, so a replay never runs them
-    local bound = { trace = function() return require('aegis.trace').bind(rt) end }
+    local bound = { trace = function() return require('aegis.trace').bind(rt) end, cache = script_cache }
     base.aegis = deep_proxy(require('aegis'), 'aegis', setmetatable({}, { __mode = 'k' }), hidden_modules, bound)
   end
 

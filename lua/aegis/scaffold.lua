@@ -443,12 +443,7 @@ function M.resolve(input, opts)
   if c then
     -- a look that counts neither a hit nor a miss
     local key = require('aegis.cache').key(request)
-    if c.has then
-      response = c:has(key) == true
-    else
-      response = c.db:first('SELECT 1 AS x FROM cache_entries WHERE namespace = $1 AND key = $2', c.namespace, key)
-        ~= nil
-    end
+    response = c:has(key) == true
   end
   local predicted = analyze.predict_prefix({
     provider = input.provider, model = input.model, prefix_hash = prefix_hash,

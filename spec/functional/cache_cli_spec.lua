@@ -83,9 +83,17 @@ describe('aegis-run cache', function()
       local r = run({ 'cache', 'stats', '--store', 'sqlite:' .. dir .. '/no/such/dir/c.db' })
       assert.equal(2, r.code)
       assert.matches("^aegis%-run: cache: open 'sqlite:" .. dir:gsub('%p', '%%%0') .. "/no/such/dir/c%.db'", r.stderr)
+    end)
+
+    it('calls the provider without the cache when the cache cannot be opened (RELIABILITY F3, F4)', function()
       local c = call('sqlite:' .. dir .. '/no/such/dir/c.db', 'hi')
+      assert.equal(0, c.code, c.stderr)
+      assert.matches("aegis%-run: warning: cache: open 'sqlite:.-/no/such/dir/c%.db'.-; calling the provider "
+        .. 'without the cache', c.stderr)
+      assert.is_true(#c.stdout > 0)
+      assert.is_nil(c.stderr:find('cache: miss', 1, true))
+      c = call('nosuchscheme:x', 'hi')   -- a URL that is wrong, not a cache that failed: usage
       assert.equal(2, c.code)
-      assert.matches("^aegis%-run: cache: open 'sqlite:.-/no/such/dir/c%.db'", c.stderr)
     end)
   end)
 

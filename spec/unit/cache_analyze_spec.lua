@@ -199,6 +199,26 @@ describe('aegis.cache.analyze over the tables', function()
         db:close()
       end)
 
+      it('counts a row that stands for several hits of one entry (n) as that many', function()
+        if not h.needs(b) then return end
+        local db = open(b)
+        local c = assert(cache.open(nil, { store = db }))
+        local r = assert(scaffold.resolve(input('Write src/parser.ts'), { store = db }))
+        local key = record(db, c, r, 'miss', { input = 1200, cached = 0 })
+        -- what aegis.cache writes for the hits of c:call between two flushes
+        assert(db:exec([[INSERT INTO cache_events (at, namespace, key, outcome, provider, model, input_tokens,
+          cached_input, output_tokens, cost, saved_cost, n) VALUES ($1, 'default', $2, 'hit', 'openai', 'gpt-5.4',
+          1200, 0, 50, 0, 0.02, 3)]], 1800000999000, key))
+        local st = assert(analyze.stats(db))
+        assert.equal(3, st.hits)
+        assert.equal(1, st.misses)
+        assert.near(0.75, st.hit_rate, 1e-12)
+        assert.equal(3 * 1250, st.tokens_saved)
+        assert.near(0.06, st.cost_saved, 1e-12)
+        c:close()
+        db:close()
+      end)
+
       it('reports the stable-scaffold hit rate, prefix breakers, top misses and provider prefix hits', function()
         if not h.needs(b) then return end
         local db = open(b)

@@ -157,7 +157,9 @@ describe('aegis.cache.key', function()
     for i, v in ipairs(variants) do
       local t, text, ckey = cache._canonical(req(v))
       assert.equal(json.canonical(t), text, 'variant ' .. i)
-      assert.equal(hash.sha256(text), (cache.key(req(v))), 'variant ' .. i)
+      local k, ktext = cache.key(req(v))  -- built in C for the usual shapes
+      assert.equal(text, ktext, 'variant ' .. i)
+      assert.equal(hash.sha256(text), k, 'variant ' .. i)
       -- the C path gives the same key, or leaves the shape to Lua
       if ckey then
         fast = fast + 1

@@ -109,13 +109,28 @@ for _, backend in ipairs(h.store_backends()) do
       assert.is_nil(c:get(k))
     end)
 
+    it('says whether an entry is there without counting a hit or a miss', function()
+      if not h.needs(backend) then return end
+      local k = assert(cache.key(request(nil, 'has')))
+      local before = c:stats()
+      assert.is_false(c:has(k))
+      c:put(k, { text = 'x', usage = {} })
+      assert.is_true(c:has(k))
+      assert.is_false(c:has(k, { namespace = 'elsewhere' }))
+      local after = c:stats()
+      assert.equal(before.hits, after.hits)
+      assert.equal(before.misses, after.misses)
+      assert.error_matches(function() c:has('nope') end, "bad argument #1 to 'has' %(key must be 64")
+    end)
+
     it('stores the response as canonical metadata, a newline and the text, with its SHA-256', function()
       if not h.needs(backend) then return end
       local k = assert(cache.key(request(nil, 'b')))
       c:put(k, { text = 'x', usage = {} })
       local db <close> = raw_db()
       local row = db:first('SELECT response, response_hash FROM cache_entries WHERE key = $1', k)
-      assert.equal(hash.sha256(row.response), row.response_hash)
+      assert.equal(hash.sha256('default\0' .. k .. '\0' .. row.response), row.response_hash)
+      assert.equal(cache.response_hash('default', k, row.response), row.response_hash)
       assert.equal('{"usage":{}}\nx', row.response)
       local k2 = assert(cache.key(request(nil, 'b2')))
       c:put(k2, { text = 'Hello world', chunks = { 'He', 'llo', ' world' }, usage = { input = 3 }, finish = 'stop',
@@ -160,7 +175,7 @@ for _, backend in ipairs(h.store_backends()) do
         local db <close> = raw_db()
         db:exec('UPDATE cache_entries SET response_hash = $1 WHERE key = $2', ('0'):rep(64), k1)
         db:exec('UPDATE cache_entries SET response = $1, response_hash = $2 WHERE key = $3',
-          store.blob('not json'), hash.sha256('not json'), k2)
+          store.blob('not json'), cache.response_hash('default', k2, 'not json'), k2)
       end
       local v = c:verify()
       assert.is_false(v.ok)
@@ -170,6 +185,24 @@ for _, backend in ipairs(h.store_backends()) do
       assert.equal(2, #warnings)
       assert.matches('response unreadable', warnings[2])
       assert.is_true(c:verify().ok)
+    end)
+
+    it("never gives another entry's answer: the hash covers the key", function()
+      if not h.needs(backend) then return end
+      -- what a damaged index does: the lookup of one key reaches another
+      -- entry's row, whose response and hash agree with each other
+      local k1, k2 = hash.sha256('mine'), hash.sha256('theirs')
+      c:put(k1, { text = 'mine', usage = {} })
+      c:put(k2, { text = 'theirs', usage = {} })
+      do
+        local db <close> = raw_db()
+        local other = db:first('SELECT response, response_hash FROM cache_entries WHERE key = $1', k2)
+        db:exec('UPDATE cache_entries SET response = $1, response_hash = $2 WHERE key = $3',
+          store.blob(other.response), other.response_hash, k1)
+      end
+      assert.is_nil(c:get(k1))
+      assert.matches('^entry ' .. k1 .. ' failed its check', warnings[1])
+      assert.equal('theirs', c:get(k2).response.text)
     end)
 
     it('counts hits in memory and writes them in one batch, not one write per hit', function()
@@ -413,6 +446,24 @@ for _, backend in ipairs(h.store_backends()) do
     end)
 
     if backend.name == 'sqlite' then
+      it('does not wait for another writer to write its batched counts: it keeps them for the next flush', function()
+        c:close()
+        local w = {}
+        c = assert(cache.open(backend.url, { flush_every = 1, warn = function(m) w[#w + 1] = m end }))
+        local k = hash.sha256('busy')
+        c:put(k, { text = 'x', usage = {} })
+        local other <close> = raw_db()
+        assert(other:tx(function()  -- another process holds the write lock meanwhile
+          assert(other:exec('UPDATE cache_leases SET expires_at = 0 WHERE 0'))
+          for _ = 1, 3 do assert(c:get(k)) end  -- each get tries to flush, gives up after 50 ms
+          return true
+        end))
+        assert.same({}, w)
+        assert.is_true(c:flush())
+        assert.equal(3, other:first('SELECT hits FROM cache_entries WHERE key = $1', k).hits)
+        assert.equal(3, c:stats().hits)
+      end)
+
       it('takes over the lease of a dead process on this host at once, and an expired one', function()
         local t = transport(echo)
         local o = request(t, 'dead')
@@ -518,6 +569,13 @@ for _, backend in ipairs(h.store_backends()) do
       assert.equal(1, c:stats().entries)
       r = assert(c:import(path))
       assert.same({ imported = 0, present = 1, bad = 2 }, r)
+      -- into another namespace: checked as written, hashed again for where it goes
+      r = assert(c:import(path, { namespace = 'copy' }))
+      assert.same({ imported = 1, present = 0, bad = 2 }, r)
+      local db <close> = raw_db()
+      local row = db:first("SELECT key FROM cache_entries WHERE namespace = 'copy'")
+      assert.truthy(c:get(row.key, { namespace = 'copy' }))
+      assert.is_true(c:verify().ok)
     end)
 
     it('returns nil, msg, code for files it cannot read or write', function()
@@ -554,6 +612,14 @@ for _, backend in ipairs(h.store_backends()) do
         "bad argument #2 to 'put' %(response must be a table with a string text%)")
       assert.error_matches(function() c:call(request(nil, 'x'), { nope = true }) end,
         "bad argument #2 to 'call' %(unknown option 'nope'%)")
+      local bad = request(nil, 'x', { blocks = { { kind = 'task', stability = 'volatile', content = 'a' },
+        { kind = 'rules', stability = 'stable', content = 'b' } } })
+      assert.error_matches(function() c:call(bad) end,
+        "bad argument #1 to 'call' %(blocks%[2%] is stable after a volatile block")
+      bad.blocks = { { kind = 'task', stability = 'sometimes', content = 'a' } }
+      assert.error_matches(function() c:call(bad) end, "blocks%[1%]%.stability must be 'stable' or 'volatile'")
+      bad.blocks = { { kind = 'task', stability = 'volatile', content = 1 } }
+      assert.error_matches(function() c:call(bad) end, 'blocks%[1%]%.content must be a string')
       assert.error_matches(function() cache.open(backend.url, { limits = { ttl = 'soon' } }) end,
         "bad argument #2 to 'open' %(limits.ttl must be seconds")
       c:close()

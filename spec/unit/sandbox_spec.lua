@@ -176,6 +176,35 @@ describe('aegis.sandbox', function()
       assert.is_true(succeeds('for k in pairs(aegis) do if k == "version" then return true end end return false'))
     end)
 
+    it('gives scripts a cache whose provider calls go where the config says', function()
+      local big = { instructions = 5e6, memory = 64 * MiB }
+      assert.equal(0, succeeds([[
+        local c <close> = assert(aegis.cache.open('sqlite::memory:'))
+        assert(c.db == nil and c.export == nil and c.import == nil and c.__index == nil)
+        assert(getmetatable(c) == false)
+        return c:stats().entries]], { budget = big }))
+      for _, opt in ipairs({ 'base_url = "http://127.0.0.1:1"', 'api_key_env = "HOME"', 'http = {}',
+                             'getenv = os.getenv' }) do
+        local err = fails(([[
+          local c <close> = assert(aegis.cache.open('sqlite::memory:'))
+          c:call({ provider = 'openai', model = 'm', %s,
+                   blocks = { { kind = 'task', stability = 'volatile', content = 'hi' } } })]]):format(opt),
+          { budget = big })
+        local name = opt:match('^[%w_]+')
+        assert.matches("bad argument #1 to 'call' %(option '" .. name .. "' is not available to scripts", err.msg)
+      end
+      local err = fails([[
+        local c <close> = assert(aegis.cache.open('sqlite::memory:'))
+        c:call_all({ { provider = 'openai', model = 'm', blocks = {} }, { provider = 'openai', base_url = 'x' } })]],
+        { budget = big })
+      assert.matches("'call_all' %(request 2: option 'base_url' is not available to scripts", err.msg)
+      err = fails([[
+        local c <close> = assert(aegis.cache.open('sqlite::memory:'))
+        local other = assert(aegis.cache.open('sqlite::memory:'))
+        c.get(other, 'k')]], { budget = big })
+      assert.matches("bad argument #1 to 'get' %(a cache expected%)", err.msg)
+    end)
+
     it('never hands out the host modules themselves', function()
       assert.is_false(succeeds('return rawequal(aegis.errors, nil) or rawget(aegis, "errors") ~= nil'))
       local got = succeeds('return aegis.errors')

@@ -276,11 +276,14 @@ stats = function(db, opts)
     if o == 'bypass' then st.bypass = st.bypass + 1 end
     if HIT[o] or MISS[o] then
       local hit = HIT[o] and 1 or 0
-      st.hits, st.misses = st.hits + hit, st.misses + (1 - hit)
+      -- a row may stand for several hits of one entry (`n`: aegis.cache
+      -- keeps the hits between two flushes as one row), each saving as much
+      local w = math.tointeger(tonumber(ev.n)) or 1
+      st.hits, st.misses = st.hits + hit * w, st.misses + (1 - hit) * w
       if hit == 1 then
-        st.bytes_saved = st.bytes_saved + num(sizes[ev.key])
-        st.tokens_saved = st.tokens_saved + num(ev.input_tokens) + num(ev.output_tokens)
-        st.cost_saved = st.cost_saved + num(ev.saved_cost)
+        st.bytes_saved = st.bytes_saved + w * num(sizes[ev.key])
+        st.tokens_saved = st.tokens_saved + w * (num(ev.input_tokens) + num(ev.output_tokens))
+        st.cost_saved = st.cost_saved + w * num(ev.saved_cost)
       else
         st.provider.calls = st.provider.calls + 1
         sent_input = sent_input + num(ev.input_tokens)
@@ -293,7 +296,7 @@ stats = function(db, opts)
           counted[kind] = true
           local k = kinds[kind] or { requests = 0, hits = 0, misses = 0, reused = 0 }
           kinds[kind] = k
-          k.requests, k.hits, k.misses = k.requests + 1, k.hits + hit, k.misses + 1 - hit
+          k.requests, k.hits, k.misses = k.requests + w, k.hits + hit * w, k.misses + (1 - hit) * w
           if b.hash and seen_block[b.hash] then k.reused = k.reused + 1 end
         end
         if type(b) == 'table' and b.hash then seen_block[b.hash] = true end
@@ -306,7 +309,7 @@ stats = function(db, opts)
             model = ev.model, requests = 0, hits = 0, misses = 0 }
           per_scaffold[ev.scaffold_id] = s
         end
-        s.requests, s.hits, s.misses = s.requests + 1, s.hits + hit, s.misses + 1 - hit
+        s.requests, s.hits, s.misses = s.requests + w, s.hits + hit * w, s.misses + (1 - hit) * w
       end
     end
   end

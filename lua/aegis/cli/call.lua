@@ -129,8 +129,14 @@ end
 -- is linked to its scaffold and blocks, then `cache:call`.
 local function cached_call(request, o)
   local cache = require('aegis.cache')
-  local c, msg = cache.open(o.store)
-  if not c then errors.config('%s', msg) end
+  local c, msg, code = cache.open(o.store)
+  if not c and (code == 'invalid' or code == 'usage') then errors.config('%s', msg) end
+  if not c then
+    -- a cache that cannot be opened (no space, unreadable, damaged) is a
+    -- miss: the answer still comes, without being stored (RELIABILITY F3, F4)
+    warn(msg .. '; calling the provider without the cache')
+    return require('aegis.provider').call(request)
+  end
   local r, err = require('aegis.scaffold').resolve(request, { cache = c, store = c.db })
   if not r then
     c:close()
