@@ -5,6 +5,7 @@
 #   make test-asan  the same under AddressSanitizer + UBSan
 #   make test-valgrind   the same under valgrind memcheck
 #   make bench      every benchmark under bench/
+#   make fuzz       every libFuzzer target for FUZZ_SECONDS (120) each; make fuzz-replay: corpus + regressions
 #   make docs       regenerate docs/api.md from the Lua doc comments
 
 CC ?= cc
@@ -128,7 +129,9 @@ docs: | deps
 
 lint:
 	$(Q)command -v luacheck >/dev/null || tools/deps.sh lua-check
-	$(Q)luacheck lua providers rulepacks pipelines spec examples bench
+	$(Q)luacheck lua providers rulepacks pipelines spec examples bench fuzz
 
 clean:
-	rm -rf bin build/obj build/asan build/gen
+	rm -rf bin build/obj build/asan build/gen build/fuzz
+
+include fuzz/Makefile.inc

@@ -228,6 +228,8 @@ struct ag_scope {
   size_t len;
   const langmap *m;
   int tsx, oom;
+  ag_scope_visit visit;     /* the visitor of the walk (NULL: none), with its ud */
+  void *vud;
   /* names */
   namerec *names; uint32_t nnames, capnames;
   uint32_t *ntab; uint32_t ntabcap;          /* open addressing: name id + 1 */
@@ -1127,6 +1129,7 @@ static int push_frame (ag_scope *s, TSNode n, const TSTreeCursor *c) {
   frame *F = &s->fr[d];
   F->node = n;
   TSSymbol gs = ts_node_symbol(n);
+  if (s->visit && !s->visit(s->vud, n, gs, d, c)) { s->oom = 1; s->nfr--; return 0; }
   F->sym = symof_sym(s->m, n, gs);
   F->field = F_OTHER;
   F->opened = 0;
@@ -1184,6 +1187,22 @@ static void pop_frame (ag_scope *s) {
   if (F->flags & FF_REENTER) event(s, EV_ENTER, s->fr[s->nfr - 1].scope);
 }
 
+/* The descendants of the node under the cursor (one the analysis does not
+** enter), for the visitor only; the cursor ends where it started. */
+static void visit_below (ag_scope *s, TSTreeCursor *c, uint32_t d) {
+  if (ts_node_child_count(s->fr[d].node) == 0 || !ts_tree_cursor_goto_first_child(c)) return;
+  uint32_t depth = d + 1;
+  for (;;) {
+    TSNode n = ts_tree_cursor_current_node(c);
+    if (!s->oom && !s->visit(s->vud, n, ts_node_symbol(n), depth, c)) s->oom = 1;
+    if (ts_tree_cursor_goto_first_child(c)) { depth++; continue; }
+    while (!ts_tree_cursor_goto_next_sibling(c)) {
+      ts_tree_cursor_goto_parent(c);
+      if (--depth == d) return;
+    }
+  }
+}
+
 static void walk (ag_scope *s, TSNode root) {
   TSTreeCursor c = ts_tree_cursor_new(root);
   push_frame(s, root, &c);
@@ -1192,6 +1211,7 @@ static void walk (ag_scope *s, TSNode root) {
       push_frame(s, ts_tree_cursor_current_node(&c), &c);
       continue;
     }
+    if (s->visit && !s->fr[s->nfr - 1].descend) visit_below(s, &c, s->nfr - 1);
     for (;;) {
       pop_frame(s);
       if (ts_tree_cursor_goto_next_sibling(&c)) {
@@ -1371,6 +1391,11 @@ static int finish (ag_scope *s) {
 
 int ag_scope_build (TSNode root, const char *src, size_t len, int tsx, ag_scope **out,
                     char err[AG_ERRLEN]) {
+  return ag_scope_build_visit(root, src, len, tsx, NULL, NULL, out, err);
+}
+
+int ag_scope_build_visit (TSNode root, const char *src, size_t len, int tsx, ag_scope_visit visit,
+                          void *ud, ag_scope **out, char err[AG_ERRLEN]) {
   *out = NULL;
   ag_scope *s = (ag_scope *)calloc(1, sizeof *s);
   const langmap *m = getmap(tsx ? 1 : 0);
@@ -1383,6 +1408,8 @@ int ag_scope_build (TSNode root, const char *src, size_t len, int tsx, ag_scope 
   s->m = m;
   s->tsx = tsx ? 1 : 0;
   s->react = intern(s, "React", 5);
+  s->visit = visit;
+  s->vud = ud;
   if (!s->oom) walk(s, root);
   free(s->fr);
   s->fr = NULL;

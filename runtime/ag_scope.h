@@ -118,6 +118,19 @@ int ag_scope_build(TSNode root, const char *src, size_t len, int tsx, ag_scope *
                    char err[AG_ERRLEN]);
 void ag_scope_free(ag_scope *s);
 
+/* A visitor of the analysis's walk: called at every node of the tree, in
+** document order (the nodes the analysis itself skips, inside strings,
+** comments and other leaves, included), with the node, its public symbol,
+** its depth (the root is 0) and the walk's cursor on that node (borrowed,
+** for ts_tree_cursor_current_field_id).  Returns 0 when out of memory (the
+** build then fails).  So another pass over the tree (rule queries) shares
+** the one walk: tree-cursor stepping is most of the cost of a walk. */
+typedef int (*ag_scope_visit)(void *ud, TSNode n, TSSymbol sym, uint32_t depth, const TSTreeCursor *c);
+
+/* ag_scope_build calling visit(ud, ...) at every node (visit may be NULL). */
+int ag_scope_build_visit(TSNode root, const char *src, size_t len, int tsx, ag_scope_visit visit,
+                         void *ud, ag_scope **out, char err[AG_ERRLEN]);
+
 /* Where a function is written: for every function declaration, function
 ** or generator expression, arrow function and method, its parent with
 ** parentheses skipped, the child of that parent it sits under (the

@@ -41,7 +41,12 @@ static const TSLanguage *language (int tsx) {
 /* t == NULL means closed.  src/len borrow the pinned source string. */
 /* sc: the scope analysis, built on first tree:scope() and freed with the
 ** tree; the Lua table made from it is cached in user value 2. */
-typedef struct LTree { TSTree *t; const char *src; size_t len; int tsx; ag_scope *sc; } LTree;
+/* lines: byte offsets where lines start (lines[0] = 0), nlines of them,
+** made on first tree:position() and freed with the tree. */
+typedef struct LTree {
+  TSTree *t; const char *src; size_t len; int tsx; ag_scope *sc;
+  uint32_t *lines; uint32_t nlines;
+} LTree;
 typedef struct LNode { TSNode n; } LNode;
 
 static LTree *totree (lua_State *L, int idx) {
@@ -102,6 +107,8 @@ static int ast_parse (lua_State *L) {
   LTree *p = (LTree *)lua_newuserdatauv(L, sizeof *p, 2);   /* [.., tree] */
   p->t = NULL;
   p->sc = NULL;
+  p->lines = NULL;
+  p->nlines = 0;
   p->src = src;
   p->len = len;
   p->tsx = tsx;
@@ -128,6 +135,9 @@ static int tree_gc (lua_State *L) {
   p->t = NULL;
   ag_scope_free(p->sc);
   p->sc = NULL;
+  free(p->lines);
+  p->lines = NULL;
+  p->nlines = 0;
   return 0;
 }
 
@@ -153,6 +163,39 @@ static int tree_root (lua_State *L) {
 static int tree_lang (lua_State *L) {
   lua_pushstring(L, LANGS[checktree(L, 1)->tsx]);
   return 1;
+}
+
+/* tree:position(byte) -> line, col: 1-based line and column (in bytes) of a
+** 0-based byte offset of the source (at most its length).  The line index
+** is made once per tree (memchr over the source). */
+static int tree_position (lua_State *L) {
+  LTree *t = checktree(L, 1);
+  lua_Integer b = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, b >= 0 && (lua_Unsigned)b <= (lua_Unsigned)t->len, 2, "byte offset out of range");
+  if (t->lines == NULL) {
+    uint32_t n = 1;
+    const char *p = t->src, *e = t->src + t->len;
+    while (p < e && (p = (const char *)memchr(p, '\n', (size_t)(e - p))) != NULL) { n++; p++; }
+    uint32_t *v = (uint32_t *)malloc((size_t)n * sizeof *v);
+    if (v == NULL) return luaL_error(L, "ast: position: out of memory");
+    v[0] = 0;
+    n = 1;
+    p = t->src;
+    while (p < e && (p = (const char *)memchr(p, '\n', (size_t)(e - p))) != NULL) {
+      p++;
+      v[n++] = (uint32_t)(p - t->src);
+    }
+    t->lines = v;
+    t->nlines = n;
+  }
+  uint32_t lo = 0, hi = t->nlines - 1, x = (uint32_t)b;   /* the last line start <= x */
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo + 1) / 2;
+    if (t->lines[mid] <= x) lo = mid; else hi = mid - 1;
+  }
+  lua_pushinteger(L, (lua_Integer)lo + 1);
+  lua_pushinteger(L, (lua_Integer)(x - t->lines[lo]) + 1);
+  return 2;
 }
 
 static int tree_source (lua_State *L) {
@@ -215,14 +258,19 @@ static size_t collect_errors (TSNode root, TSNode *out, size_t cap) {
   }
 }
 
-/* tree:errors() -> {diag...} in source order.  Two walks: count, then fill
-** a userdata array, so no C memory is held while Lua may raise. */
+/* tree:errors([max]) -> {diag...} in source order, total.  At most max
+** diagnostics (a flood of errors in a hostile file must not cost a table
+** each); total counts them all.  Two walks: count, then fill a userdata
+** array, so no C memory is held while Lua may raise. */
 static int tree_errors (lua_State *L) {
   LTree *t = checktree(L, 1);
+  lua_Integer max = luaL_optinteger(L, 2, LUA_MAXINTEGER);
+  luaL_argcheck(L, max >= 0, 2, "max must not be negative");
   TSNode root = ts_tree_root_node(t->t);
   lua_newtable(L);
-  if (!ts_node_has_error(root)) return 1;
-  size_t n = collect_errors(root, NULL, 0);
+  if (!ts_node_has_error(root)) { lua_pushinteger(L, 0); return 2; }
+  size_t total = collect_errors(root, NULL, 0);
+  size_t n = (lua_Unsigned)max < total ? (size_t)max : total;
   TSNode *v = (TSNode *)lua_newuserdatauv(L, (n ? n : 1) * sizeof *v, 0);  /* [res, box] */
   collect_errors(root, v, n);
   for (size_t i = 0; i < n; i++) {
@@ -231,7 +279,8 @@ static int tree_errors (lua_State *L) {
     lua_rawseti(L, -3, (lua_Integer)i + 1);
   }
   lua_pop(L, 1);
-  return 1;
+  lua_pushinteger(L, (lua_Integer)total);
+  return 2;
 }
 
 /* ---------------------------------------------------------------- nodes */
@@ -649,6 +698,13 @@ typedef struct qpred {
   uint32_t nsteps;
 } qpred;
 
+struct fast;
+struct fscratch;
+static void fast_free (struct fast *f);
+static void fscratch_free (struct fscratch *s);
+struct LQuery;
+static struct fast *fast_compile (struct LQuery *p, const char *src, size_t len);
+
 typedef struct LQuery {
   TSQuery *q;                     /* NULL means closed */
   TSQueryCursor *cur;
@@ -659,6 +715,8 @@ typedef struct LQuery {
   char *buf;                      /* NUL-terminated copy of a text for regexec */
   size_t bufcap;
   int tsx;
+  struct fast *fast;              /* the fast path (below), NULL: the cursor */
+  struct fscratch *fs;            /* its scratch, made on first use */
 } LQuery;
 
 static LQuery *toquery (lua_State *L, int idx) {
@@ -671,6 +729,10 @@ static void query_free (LQuery *p) {
   free(p->preds);
   free(p->pstart);
   free(p->buf);
+  fast_free(p->fast);
+  fscratch_free(p->fs);
+  p->fast = NULL;
+  p->fs = NULL;
   if (p->cur) ts_query_cursor_delete(p->cur);
   if (p->q) ts_query_delete(p->q);
   memset(p, 0, sizeof *p);
@@ -804,6 +866,7 @@ static int ast_query (lua_State *L) {
     query_free(p);
     return agL_pushfail(L, AG_ENOMEM, "ast: query: out of memory");
   }
+  p->fast = fast_compile(p, src, len);
   return 1;
 }
 
@@ -871,6 +934,340 @@ static int match_ok (LQuery *p, const LTree *t, const TSQueryMatch *m) {
   return 1;
 }
 
+/* -------------------------------------------------- query: the fast path */
+
+/* Most rule queries are chains: every pattern one node, or a node with one
+** child pattern (under a field or not), and so on, with captures and text
+** predicates.  Such a query is answered by one walk of the tree with a
+** TSTreeCursor and a stack of the visible ancestors: at each node, the
+** patterns whose last (deepest) step has its symbol are checked upwards
+** against the stack.  That costs a fraction of a TSQueryCursor walk in
+** tree-sitter 0.20 and gives the same matches in the same order (a match
+** is complete at its deepest node, in document order; at one node the
+** pattern that started higher comes first, then the lower pattern index).
+** A query with any pattern outside that subset (wildcards, quantifiers,
+** alternations, anchors, negated fields, several child patterns,
+** supertypes, ERROR) keeps the TSQueryCursor.  The subset is read from the
+** query's source text, which tree-sitter has already validated. */
+
+#define FAST_STEPS 8
+#define FAST_CAPS 4
+
+typedef struct fstep {
+  TSSymbol sym;
+  TSFieldId field;                /* field it must sit under in its parent (0: any) */
+  uint32_t ncap;
+  uint32_t cap[FAST_CAPS];        /* capture ids */
+} fstep;
+
+typedef struct fpat { fstep s[FAST_STEPS]; uint32_t n, index; } fpat;
+
+typedef struct fast {
+  fpat *pats;                     /* in pattern order */
+  uint32_t npat, nsym;
+  uint32_t *head;                 /* symbol s: order[head[s]..head[s+1]) end there */
+  uint32_t *order;                /* pattern indexes: longer chain first, then index */
+  uint8_t *needfield;             /* symbol s sits under a field in some step */
+} fast;
+
+typedef struct fframe { TSNode node; TSSymbol sym; TSFieldId field; } fframe;
+typedef struct fmatch { uint32_t pattern, first, ncap; } fmatch;
+
+/* Scratch of a fast walk, kept on the query between calls (freed with it). */
+typedef struct fscratch {
+  fframe *stk; size_t nstk, capstk;
+  fmatch *m; size_t nm, capm;
+  TSQueryCapture *c; size_t nc, capc;
+} fscratch;
+
+static void fast_free (fast *f) {
+  if (f == NULL) return;
+  free(f->pats);
+  free(f->head);
+  free(f->order);
+  free(f->needfield);
+  free(f);
+}
+
+typedef struct qscan { const char *s, *e; const TSLanguage *lang; TSQuery *q; } qscan;
+
+static void qs_skip (qscan *x) {
+  while (x->s < x->e) {
+    char c = *x->s;
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') x->s++;
+    else if (c == ';') { while (x->s < x->e && *x->s != '\n') x->s++; }
+    else break;
+  }
+}
+
+/* tree-sitter's identifier characters (ASCII: anything else ends the fast path) */
+static int qs_identc (char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         c == '_' || c == '-' || c == '.' || c == '?' || c == '!';
+}
+
+static size_t qs_ident (const qscan *x) {
+  const char *p = x->s;
+  while (p < x->e && qs_identc(*p)) p++;
+  return (size_t)(p - x->s);
+}
+
+/* Captures after a node: `@name` any times; 0 on a quantifier or too many. */
+static int qs_caps (qscan *x, fstep *st) {
+  for (;;) {
+    qs_skip(x);
+    if (x->s < x->e && (*x->s == '*' || *x->s == '+' || *x->s == '?')) return 0;
+    if (x->s >= x->e || *x->s != '@') return 1;
+    x->s++;
+    size_t k = qs_ident(x);
+    uint32_t n = ts_query_capture_count(x->q), id = n;
+    for (uint32_t i = 0; i < n; i++) {
+      uint32_t len;
+      const char *nm = ts_query_capture_name_for_id(x->q, i, &len);
+      if (len == k && memcmp(nm, x->s, k) == 0) { id = i; break; }
+    }
+    if (k == 0 || id == n || st->ncap >= FAST_CAPS) return 0;
+    st->cap[st->ncap++] = id;
+    x->s += k;
+  }
+}
+
+/* A predicate `(#name args..)`: skipped (compile_preds has read it). */
+static int qs_pred (qscan *x) {
+  int depth = 0;
+  do {
+    char c = *x->s;
+    if (c == '"') {
+      x->s++;
+      while (x->s < x->e && *x->s != '"') x->s += (*x->s == '\\') ? 2 : 1;
+      if (x->s >= x->e) return 0;
+    }
+    else if (c == '(') depth++;
+    else if (c == ')') depth--;
+    x->s++;
+  } while (depth > 0 && x->s < x->e);
+  return depth == 0;
+}
+
+/* One node pattern (and its single child chain) appended to pat. */
+static int qs_node (qscan *x, fpat *pat, TSFieldId field) {
+  if (pat->n >= FAST_STEPS || x->s >= x->e) return 0;
+  fstep *st = &pat->s[pat->n++];
+  memset(st, 0, sizeof *st);
+  st->field = field;
+  if (*x->s == '"') {
+    const char *b = ++x->s;
+    while (x->s < x->e && *x->s != '"') { if (*x->s == '\\') return 0; x->s++; }
+    if (x->s >= x->e) return 0;
+    uint32_t len = (uint32_t)(x->s - b);
+    x->s++;
+    TSSymbol sym = ts_language_symbol_for_name(x->lang, b, len, false);
+    if (sym == 0 || ts_language_symbol_type(x->lang, sym) != TSSymbolTypeAnonymous) return 0;
+    st->sym = sym;
+    return qs_caps(x, st);
+  }
+  if (*x->s != '(') return 0;
+  x->s++;
+  qs_skip(x);
+  size_t k = qs_ident(x);
+  if (k == 0 || (k == 1 && *x->s == '_') || (k == 5 && memcmp(x->s, "ERROR", 5) == 0)) return 0;
+  TSSymbol sym = ts_language_symbol_for_name(x->lang, x->s, (uint32_t)k, true);
+  if (sym == 0 || ts_language_symbol_type(x->lang, sym) != TSSymbolTypeRegular) return 0;
+  st->sym = sym;
+  x->s += k;
+  int kids = 0;
+  for (;;) {
+    qs_skip(x);
+    if (x->s >= x->e) return 0;
+    char c = *x->s;
+    if (c == ')') { x->s++; break; }
+    TSFieldId f = 0;
+    if (qs_identc(c)) {
+      const char *nm = x->s;
+      k = qs_ident(x);
+      x->s += k;
+      qs_skip(x);
+      if (x->s >= x->e || *x->s != ':') return 0;
+      x->s++;
+      qs_skip(x);
+      f = ts_language_field_id_for_name(x->lang, nm, (uint32_t)k);
+      if (f == 0) return 0;
+    }
+    if (x->s >= x->e || (*x->s != '(' && *x->s != '"')) return 0;
+    if (*x->s == '(' && x->s + 1 < x->e && x->s[1] == '#') return 0;
+    if (kids++ > 0) return 0;
+    if (!qs_node(x, pat, f)) return 0;
+  }
+  return qs_caps(x, st);
+}
+
+/* Pattern i from its source text [s, e), or 0 when outside the subset. */
+static int qs_pattern (qscan *x, fpat *pat) {
+  qs_skip(x);
+  if (x->s >= x->e) return 0;
+  const char *p = x->s + 1;
+  while (p < x->e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+  if (*x->s == '(' && p < x->e && (*p == '(' || *p == '"')) {  /* a group: node + predicates */
+    x->s = p;
+    if (*p == '(' && p + 1 < x->e && p[1] == '#') return 0;
+    if (!qs_node(x, pat, 0)) return 0;
+    for (;;) {
+      qs_skip(x);
+      if (x->s >= x->e) return 0;
+      if (*x->s == ')') { x->s++; break; }
+      if (*x->s == '(' && x->s + 1 < x->e && x->s[1] == '#') { if (!qs_pred(x)) return 0; }
+      else return 0;                                             /* a sequence */
+    }
+    qs_skip(x);
+    if (x->s < x->e && (*x->s == '@' || *x->s == '*' || *x->s == '+' || *x->s == '?')) return 0;
+  }
+  else if (!qs_node(x, pat, 0)) return 0;
+  qs_skip(x);
+  return x->s == x->e;
+}
+
+/* The fast form of p's query (source src, len bytes), or NULL when a
+** pattern is outside the subset or memory is short (the cursor then). */
+static fast *fast_compile (LQuery *p, const char *src, size_t len) {
+  const TSLanguage *lang = language(p->tsx);
+  uint32_t np = ts_query_pattern_count(p->q), nsym = ts_language_symbol_count(lang);
+  if (np == 0) return NULL;
+  fast *f = (fast *)calloc(1, sizeof *f);
+  if (f == NULL) return NULL;
+  f->pats = (fpat *)calloc(np, sizeof *f->pats);
+  f->head = (uint32_t *)calloc((size_t)nsym + 1, sizeof *f->head);
+  f->order = (uint32_t *)calloc(np, sizeof *f->order);
+  f->needfield = (uint8_t *)calloc(nsym, 1);
+  f->npat = np;
+  f->nsym = nsym;
+  if (!f->pats || !f->head || !f->order || !f->needfield) { fast_free(f); return NULL; }
+  for (uint32_t i = 0; i < np; i++) {
+    uint32_t a = ts_query_start_byte_for_pattern(p->q, i);
+    uint32_t b = i + 1 < np ? ts_query_start_byte_for_pattern(p->q, i + 1) : (uint32_t)len;
+    if (a > b || b > len) { fast_free(f); return NULL; }
+    qscan x = {src + a, src + b, lang, p->q};
+    fpat *pat = &f->pats[i];
+    pat->index = i;
+    if (!qs_pattern(&x, pat) || pat->n == 0) { fast_free(f); return NULL; }
+    for (uint32_t s = 0; s < pat->n; s++) {
+      if (pat->s[s].sym >= nsym) { fast_free(f); return NULL; }
+      if (pat->s[s].field) f->needfield[pat->s[s].sym] = 1;
+    }
+  }
+  /* counting sort by the last step's symbol; within one, longer chains first */
+  for (uint32_t i = 0; i < np; i++) f->head[f->pats[i].s[f->pats[i].n - 1].sym + 1]++;
+  for (uint32_t s = 0; s < nsym; s++) f->head[s + 1] += f->head[s];
+  uint32_t *fill = (uint32_t *)calloc(nsym, sizeof *fill);
+  if (fill == NULL) { fast_free(f); return NULL; }
+  for (uint32_t len_ = FAST_STEPS; len_ >= 1; len_--)
+    for (uint32_t i = 0; i < np; i++) {
+      const fpat *pt = &f->pats[i];
+      if (pt->n != len_) continue;
+      TSSymbol s = pt->s[pt->n - 1].sym;
+      f->order[f->head[s] + fill[s]++] = i;
+    }
+  free(fill);
+  return f;
+}
+
+static void fscratch_free (fscratch *s) {
+  if (s == NULL) return;
+  free(s->stk);
+  free(s->m);
+  free(s->c);
+  free(s);
+}
+
+/* Grows *buf (of *cap elements of size sz) to hold n; 0 without memory. */
+static int grow (void **buf, size_t *cap, size_t n, size_t sz) {
+  if (n <= *cap) return 1;
+  size_t c = *cap ? *cap * 2 : 64;
+  while (c < n) c *= 2;
+  void *b = realloc(*buf, c * sz);
+  if (b == NULL) return 0;
+  *buf = b;
+  *cap = c;
+  return 1;
+}
+
+/* The walk's state: the query and tree whose matches go to p->fs. */
+typedef struct fwalk { LQuery *p; const LTree *t; } fwalk;
+
+/* Enters node n (symbol sym, at depth, cursor c on it): keeps the ancestor
+** stack and records the matches that end at n.  0 without memory. */
+static int fast_enter (void *ud, TSNode n, TSSymbol sym, uint32_t depth, const TSTreeCursor *c) {
+  const fwalk *w = (const fwalk *)ud;
+  LQuery *p = w->p;
+  const fast *f = p->fast;
+  fscratch *S = p->fs;
+  if (!grow((void **)&S->stk, &S->capstk, (size_t)depth + 1, sizeof *S->stk)) return 0;
+  S->nstk = (size_t)depth + 1;
+  fframe *fr = &S->stk[depth];
+  fr->node = n;
+  fr->sym = sym;
+  fr->field = (sym < f->nsym && f->needfield[sym]) ? ts_tree_cursor_current_field_id(c) : 0;
+  if (sym >= f->nsym) return 1;
+  for (uint32_t o = f->head[sym]; o < f->head[sym + 1]; o++) {
+    const fpat *pt = &f->pats[f->order[o]];
+    if (pt->n > S->nstk) continue;
+    const fframe *base = S->stk + (S->nstk - pt->n);
+    uint32_t i, ncap = 0;
+    for (i = 0; i < pt->n; i++) {
+      if (base[i].sym != pt->s[i].sym) break;
+      if (i > 0 && pt->s[i].field && base[i].field != pt->s[i].field) break;
+      ncap += pt->s[i].ncap;
+    }
+    if (i < pt->n) continue;
+    if (!grow((void **)&S->c, &S->capc, S->nc + ncap, sizeof *S->c)) return 0;
+    TSQueryCapture *cap = S->c + S->nc;
+    uint32_t k = 0;
+    for (i = 0; i < pt->n; i++)
+      for (uint32_t j = 0; j < pt->s[i].ncap; j++) {
+        cap[k].node = base[i].node;
+        cap[k].index = pt->s[i].cap[j];
+        k++;
+      }
+    TSQueryMatch m = {0, (uint16_t)pt->index, (uint16_t)ncap, cap};
+    if (!match_ok(p, w->t, &m)) continue;
+    if (!grow((void **)&S->m, &S->capm, S->nm + 1, sizeof *S->m)) return 0;
+    S->m[S->nm].pattern = pt->index;
+    S->m[S->nm].first = (uint32_t)S->nc;
+    S->m[S->nm].ncap = ncap;
+    S->nm++;
+    S->nc += ncap;
+  }
+  return 1;
+}
+
+/* Walks the tree once and collects the matches of p's fast form into
+** p->fs (no Lua call: nothing here can raise); with sc, builds the scope
+** analysis of the tree in the same walk into *sc.  Returns AG_OK or
+** AG_ENOMEM. */
+static int fast_walk (LQuery *p, const LTree *t, ag_scope **sc) {
+  fscratch *S = p->fs;
+  S->nstk = S->nm = S->nc = 0;
+  fwalk w = {p, t};
+  if (sc != NULL) {
+    char err[AG_ERRLEN];
+    return ag_scope_build_visit(ts_tree_root_node(t->t), t->src, t->len, t->tsx, fast_enter, &w, sc, err);
+  }
+  TSTreeCursor c = ts_tree_cursor_new(ts_tree_root_node(t->t));
+  int ok = 1;
+  uint32_t depth = 0;
+  for (;;) {
+    TSNode n = ts_tree_cursor_current_node(&c);
+    if (!fast_enter(&w, n, ts_node_symbol(n), depth, &c)) { ok = 0; break; }
+    if (ts_tree_cursor_goto_first_child(&c)) { depth++; continue; }
+    while (!ts_tree_cursor_goto_next_sibling(&c)) {
+      if (!ts_tree_cursor_goto_parent(&c)) goto done;
+      depth--;
+    }
+  }
+done:
+  ts_tree_cursor_delete(&c);
+  return ok ? AG_OK : AG_ENOMEM;
+}
+
 /* The tree or node at arg 2: pushes the tree userdata, returns the node. */
 static TSNode target (lua_State *L, LQuery *p, LTree **tp) {
   TSNode n;
@@ -892,44 +1289,97 @@ static void pushcapname (lua_State *L, LQuery *p, uint32_t id) {
   lua_pushlstring(L, s, len);
 }
 
-/* q:matches(tree|node) -> {{pattern=, captures={name=node}, list={{name=, node=}}}} */
+/* Pushes the table of match m: {pattern=, captures={name=node}, list={{name=, node=}}}. */
+static void pushmatch (lua_State *L, LQuery *p, const TSQueryMatch *m, int treeidx) {
+  luaL_checkstack(L, 8, NULL);
+  lua_createtable(L, 0, 3);                        /* [.., match] */
+  lua_pushinteger(L, (lua_Integer)m->pattern_index + 1);
+  lua_setfield(L, -2, "pattern");
+  lua_createtable(L, 0, m->capture_count);         /* [.., match, caps] */
+  lua_createtable(L, m->capture_count, 0);         /* [.., match, caps, list] */
+  for (uint16_t i = 0; i < m->capture_count; i++) {
+    pushcapname(L, p, m->captures[i].index);       /* [.., caps, list, name] */
+    pushnode(L, m->captures[i].node, treeidx);     /* [.., caps, list, name, node] */
+    lua_pushvalue(L, -2);
+    if (lua_rawget(L, -5) == LUA_TNIL) {           /* first node wins */
+      lua_pop(L, 1);
+      lua_pushvalue(L, -2);
+      lua_pushvalue(L, -2);
+      lua_rawset(L, -6);
+    }
+    else lua_pop(L, 1);
+    lua_createtable(L, 0, 2);                      /* [.., caps, list, name, node, entry] */
+    lua_insert(L, -3);                             /* [.., caps, list, entry, name, node] */
+    lua_setfield(L, -3, "node");
+    lua_setfield(L, -2, "name");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_setfield(L, -3, "list");
+  lua_setfield(L, -2, "captures");
+}
+
+static const char *const MODES[] = {"auto", "cursor", "walk", NULL};
+
+/* q:matches(tree|node [, mode [, scope]]) -> {{pattern=, captures={name=node}, list={{name=, node=}}}}
+** mode 'auto' (default) takes the fast path for a whole tree when the query
+** has one, 'cursor' always the TSQueryCursor, 'walk' the fast path (an
+** error when the query has none, or for a node).  scope true: when the fast
+** path runs and the tree has no scope analysis yet, it is built in the same
+** walk (tree:scope() then only makes its tables). */
 static int query_matches (lua_State *L) {
   LQuery *p = checkquery(L, 1);
+  int mode = luaL_checkoption(L, 3, "auto", MODES);
+  int withscope = lua_toboolean(L, 4);
   LTree *t;
+  int whole = luaL_testudata(L, 2, AST_TREE) != NULL;
   TSNode n = target(L, p, &t);
   int treeidx = lua_gettop(L);
+  if (mode == 2) {
+    luaL_argcheck(L, p->fast != NULL, 3, "query has no fast path");
+    luaL_argcheck(L, whole, 2, "the fast path runs on a whole tree");
+  }
+  if (p->fast != NULL && whole && mode != 1) {
+    if (p->fs == NULL) {
+      p->fs = (fscratch *)calloc(1, sizeof *p->fs);
+      if (p->fs == NULL) return luaL_error(L, "ast: query: out of memory");
+    }
+    ag_scope *sc = NULL;
+    int rc = fast_walk(p, t, withscope && t->sc == NULL ? &sc : NULL);
+    if (rc != AG_OK && withscope) rc = fast_walk(p, t, NULL);  /* tree:scope() will tell */
+    if (rc != AG_OK) return luaL_error(L, "ast: query: out of memory");
+    if (sc != NULL) t->sc = sc;
+    fscratch *S = p->fs;
+    lua_createtable(L, (int)(S->nm < 1000000 ? S->nm : 1000000), 0);
+    for (size_t i = 0; i < S->nm; i++) {
+      TSQueryMatch m = {0, (uint16_t)S->m[i].pattern, (uint16_t)S->m[i].ncap, S->c + S->m[i].first};
+      pushmatch(L, p, &m, treeidx);
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+  }
   lua_newtable(L);
   lua_Integer k = 0;
   ts_query_cursor_exec(p->cur, p->q, n);
   TSQueryMatch m;
   while (ts_query_cursor_next_match(p->cur, &m)) {
     if (!match_ok(p, t, &m)) continue;
-    luaL_checkstack(L, 8, NULL);
-    lua_createtable(L, 0, 3);                      /* [.., res, match] */
-    lua_pushinteger(L, (lua_Integer)m.pattern_index + 1);
-    lua_setfield(L, -2, "pattern");
-    lua_createtable(L, 0, m.capture_count);        /* [.., match, caps] */
-    lua_createtable(L, m.capture_count, 0);        /* [.., match, caps, list] */
-    for (uint16_t i = 0; i < m.capture_count; i++) {
-      pushcapname(L, p, m.captures[i].index);
-      if (lua_rawget(L, -3) == LUA_TNIL) {         /* first node wins */
-        lua_pop(L, 1);
-        pushcapname(L, p, m.captures[i].index);
-        pushnode(L, m.captures[i].node, treeidx);
-        lua_rawset(L, -4);
-      }
-      else lua_pop(L, 1);
-      lua_createtable(L, 0, 2);
-      pushcapname(L, p, m.captures[i].index);
-      lua_setfield(L, -2, "name");
-      pushnode(L, m.captures[i].node, treeidx);
-      lua_setfield(L, -2, "node");
-      lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
-    lua_setfield(L, -3, "list");
-    lua_setfield(L, -2, "captures");
+    pushmatch(L, p, &m, treeidx);
     lua_rawseti(L, -2, ++k);
   }
+  return 1;
+}
+
+/* q:fast() -> whether q:matches(tree) takes the fast path */
+static int query_fast (lua_State *L) {
+  LQuery *p = checkquery(L, 1);
+  lua_pushboolean(L, p->fast != NULL);
+  return 1;
+}
+
+/* q:pattern_count() -> number of patterns */
+static int query_pattern_count (lua_State *L) {
+  LQuery *p = checkquery(L, 1);
+  lua_pushinteger(L, (lua_Integer)ts_query_pattern_count(p->q));
   return 1;
 }
 
@@ -1124,7 +1574,7 @@ static const luaL_Reg funcs[] = {
 static const luaL_Reg tree_meth[] = {
   {"root", tree_root}, {"errors", tree_errors}, {"text", tree_text},
   {"lang", tree_lang}, {"source", tree_source}, {"close", tree_close},
-  {"scope", tree_scope}, {NULL, NULL}
+  {"scope", tree_scope}, {"position", tree_position}, {NULL, NULL}
 };
 static const luaL_Reg tree_meta[] = {
   {"__index", NULL}, {"__gc", tree_gc}, {"__close", tree_gc},
@@ -1147,7 +1597,8 @@ static const luaL_Reg node_meta[] = {
 };
 static const luaL_Reg query_meth[] = {
   {"matches", query_matches}, {"captures", query_captures},
-  {"capture_names", query_names}, {"close", query_close}, {NULL, NULL}
+  {"capture_names", query_names}, {"close", query_close}, {"fast", query_fast},
+  {"pattern_count", query_pattern_count}, {NULL, NULL}
 };
 static const luaL_Reg query_meta[] = {
   {"__index", NULL}, {"__gc", query_gc}, {"__close", query_gc},

@@ -24,8 +24,10 @@ local M = {}
 ---@field verify? boolean
 
 --- Default parse budget: `ms` of parsing per source (tree-sitter parses
---- TypeScript at a few MB/s), `bytes` per source.
-M.budget = { ms = 5000, bytes = 8 * 1024 * 1024 }
+--- TypeScript at a few MB/s), `bytes` per source. A tree takes about 70
+--- bytes of memory per source byte, so 3 MiB keeps one under ~256 MiB
+--- (RELIABILITY B2); real sources are far smaller.
+M.budget = { ms = 2000, bytes = 3 * 1024 * 1024 }
 
 local EXT = {
   ts = 'ts', mts = 'ts', cts = 'ts', js = 'ts', mjs = 'ts', cjs = 'ts',

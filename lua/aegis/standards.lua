@@ -29,6 +29,10 @@ local M = {}
 
 local MiB = 1024 * 1024
 
+--- Syntax errors listed per file; past them one problem says how many more
+--- there are (a hostile file can hold over 100,000).
+M.MAX_SYNTAX_ERRORS = 100
+
 --- Budget of one rule over one file (its `check` and `fix` calls), and of
 --- loading one rulepack. `standards.budget` in the config overrides the
 --- first (`instructions`, `seconds`, `memory_mb`).
@@ -410,8 +414,7 @@ end
 
 -- Number of patterns of a compiled query.
 local function pattern_count(q)
-  if q.pattern_count then return q:pattern_count() end
-  return tonumber(tostring(q):match('(%d+) patterns'))
+  return q:pattern_count()
 end
 
 local function query_for(rule, lang)
@@ -770,10 +773,18 @@ local function make_finding(file, rule, spec, default_node, message)
     if not sb or not eb or sb < 0 or eb < sb or eb > #file.source then
       error('ctx.report: start_byte/end_byte out of range', 0)
     end
-    file.starts = file.starts or line_starts(file.source)
     f.start_byte, f.end_byte = sb, eb
-    f.line, f.col = linecol(file.starts, sb)
-    f.end_line, f.end_col = linecol(file.starts, eb)
+    -- the tree's line index (C); a closed tree (ctx.report after the
+    -- check) falls back to one made here
+    local tree = file.tree
+    if tree and tree.position and tostring(tree) ~= 'aegis.ast.Tree (closed)' then
+      f.line, f.col = tree:position(sb)
+      f.end_line, f.end_col = tree:position(eb)
+    else
+      file.starts = file.starts or line_starts(file.source)
+      f.line, f.col = linecol(file.starts, sb)
+      f.end_line, f.end_col = linecol(file.starts, eb)
+    end
     return f
   end
   if spec and spec.line ~= nil and spec.node == nil then
@@ -844,9 +855,21 @@ end
 function Engine:_ctx(file, rule, out)
   local cfg = self.config
   -- ctx.config is copied on first read (the theme's token lists can be long)
+  -- a built-in rule (ours, tested not to write to them) shares the engine's
+  -- copy of its options; any other gets its own copy per file
+  local options
+  if rule.builtin then
+    options = rule._options
+    if options == nil then
+      options = copy_plain(rule.options)
+      rule._options = options
+    end
+  else
+    options = copy_plain(rule.options)
+  end
   local ctx = setmetatable({
     path = file.path, lang = file.lang, source = file.source, tree = file.tree, root = file.root,
-    options = copy_plain(rule.options),
+    options = options,
   }, { __index = function(t, k)
     if k ~= 'config' then return nil end
     local c = copy_plain(cfg)
@@ -871,6 +894,7 @@ function Engine:_ctx(file, rule, out)
       if t.scope == nil then
         error('standards: ctx.scope() needs tree:scope() (the scope analysis of aegis.ast), missing in this build', 2)
       end
+      engine.wants_scope = true
       local t0 = engine.timings and os.clock()
       file.scope = t:scope()
       if t0 then
@@ -942,8 +966,15 @@ function Engine:check(src, opts)
     local per = {}  -- rule -> matches
     local order = {}
     local t1 = tm and os.clock()
-    local matches = l.query:matches(tree)
-    if tm then tm['(query)'] = (tm['(query)'] or 0) + os.clock() - t1 end
+    -- once a rule of this engine has asked for the scope analysis, it is
+    -- built in the query's walk of the tree (when the query has the fast
+    -- path): one walk instead of two
+    local with_scope = self.wants_scope == true
+    local matches = l.query:matches(tree, 'auto', with_scope)
+    if tm then
+      local k = with_scope and l.query:fast() and '(query+scope)' or '(query)'
+      tm[k] = (tm[k] or 0) + os.clock() - t1
+    end
     local comments = {}
     file.comments = comments
     for _, m in ipairs(matches) do
@@ -993,8 +1024,14 @@ function Engine:check(src, opts)
   local t3 = tm and os.clock()
   if #findings > 0 then findings = suppress(findings, file, byid) end
   if tm then tm['(suppress)'] = (tm['(suppress)'] or 0) + os.clock() - t3 end
-  for _, e in ipairs(tree:errors()) do
+  local errs, total = tree:errors(M.MAX_SYNTAX_ERRORS)
+  for _, e in ipairs(errs) do
     problems[#problems + 1] = { kind = 'syntax', path = p, line = e.line, col = e.col, message = e.message }
+  end
+  if total > #errs then
+    local last = errs[#errs]
+    problems[#problems + 1] = { kind = 'syntax', path = p, line = last.line, col = last.col,
+      message = ('%d more syntax errors not listed'):format(total - #errs) }
   end
   tree:close()
   return sort_findings(findings), problems

@@ -306,6 +306,15 @@ return { name = 'sc', rules = {
     assert.equal('syntax', problems[#problems].kind)
   end)
 
+  it('lists at most MAX_SYNTAX_ERRORS syntax errors of a file, then how many more', function()
+    local _, problems = standards.check_source(('x = = 1;\n'):rep(standards.MAX_SYNTAX_ERRORS + 7),
+      { rules = { basic }, config = {} })
+    local syntax = {}
+    for _, p in ipairs(problems) do if p.kind == 'syntax' then syntax[#syntax + 1] = p end end
+    assert.equal(standards.MAX_SYNTAX_ERRORS + 1, #syntax)
+    assert.matches('^%d+ more syntax errors not listed$', syntax[#syntax].message)
+  end)
+
   it('raises on misuse', function()
     assert.error_matches(function() standards.check_source(1) end, "bad argument #1 to 'check_source'")
     assert.error_matches(function() standards.check_source('x', 1) end, "bad argument #2 to 'check_source'")

@@ -27,9 +27,12 @@ local Tree = {}
 function Tree:root() end
 
 --- Parse diagnostics: every ERROR node (outermost only) and MISSING node, in
---- source order. Lines and columns are 1-based, columns in bytes.
+--- source order, or the first `max` of them. Lines and columns are 1-based,
+--- columns in bytes.
+---@param max? integer At most this many (default: all)
 ---@return aegis.ast.Diagnostic[]
-function Tree:errors() end
+---@return integer total How many there are in all
+function Tree:errors(max) end
 
 --- The source text of a node of this tree.
 ---@param node aegis.ast.Node
@@ -55,6 +58,13 @@ function Tree:close() end
 ---@return string? err `ast: scope: out of memory`
 ---@return string? code 'nomem'
 function Tree:scope() end
+
+--- The 1-based line and column (in bytes) of a 0-based byte offset of the
+--- source (0 to its length); the line index is made once per tree.
+---@param byte integer
+---@return integer line
+---@return integer col
+function Tree:position(byte) end
 
 --- The result of `tree:scope()`. `variables` is built at once (its node
 --- fields and `refs` on first use); `scopes` and `unresolved` on first use.
@@ -236,9 +246,27 @@ local Query = {}
 --- Every match of the query under a tree's root or a node, with predicates
 --- applied. `captures` maps each capture name to its first node; `list`
 --- keeps every (name, node) of the match in order. `pattern` is 1-based.
+--- On a whole tree, a query whose patterns are all chains (`q:fast()`) is
+--- answered by one tree-cursor walk instead of a `TSQueryCursor`, with the
+--- same matches in the same order; `mode` 'cursor' forces the cursor,
+--- 'walk' the fast path (an error when there is none). `scope` true builds
+--- the tree's scope analysis (`tree:scope()`) in that same walk when it has
+--- none yet.
 ---@param target aegis.ast.Tree|aegis.ast.Node
+---@param mode? 'auto'|'cursor'|'walk'
+---@param scope? boolean
 ---@return {pattern: integer, captures: table<string, aegis.ast.Node>, list: {name: string, node: aegis.ast.Node}[]}[]
-function Query:matches(target) end
+function Query:matches(target, mode, scope) end
+
+--- Whether `q:matches(tree)` takes the fast path: every pattern is one node,
+--- or a node with one child pattern (under a field or not) and so on down,
+--- with captures and predicates; no wildcard, quantifier, alternation,
+--- anchor, negated field, supertype or `ERROR`.
+---@return boolean
+function Query:fast() end
+
+---@return integer count the number of patterns
+function Query:pattern_count() end
 
 --- Every capture in document order, with predicates applied.
 ---@param target aegis.ast.Tree|aegis.ast.Node

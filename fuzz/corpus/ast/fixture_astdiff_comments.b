@@ -1,0 +1,2 @@
+0// second version of the comment
+export const answer = 42;

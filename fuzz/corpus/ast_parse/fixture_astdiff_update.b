@@ -1,0 +1,2 @@
+0const retries = 5;
+const label = 'slow';

@@ -1,0 +1,203 @@
+-- The fast path of q:matches (runtime/last.c): a query whose patterns are all chains (one node, or a node
+-- with one child pattern, with captures and text predicates) is answered by one tree-cursor walk instead
+-- of a TSQueryCursor. It must give exactly what the cursor gives, match for match and in the same order;
+-- and the scope analysis built in that same walk must equal the one built alone.
+--
+-- Sources: every TypeScript/TSX file of the repository, each also cut at many points (syntax errors,
+-- ERROR and MISSING nodes), the snippets below, and the enforce bench corpus when
+-- AEGIS_ENFORCE_CORPUS names it (a directory with files.txt, as bench/enforce builds it).
+
+local ast = require('aegis.ast')
+local fs = require('aegis.fs')
+local standards = require('aegis.standards')
+
+-- A match as a comparable string: pattern, then each capture's name, range and type, in order.
+local function key(ms)
+  local out = {}
+  for _, m in ipairs(ms) do
+    local parts = { m.pattern }
+    for _, c in ipairs(m.list) do
+      local r = c.node:range()
+      parts[#parts + 1] = ('%s@%d-%d:%s'):format(c.name, r.start_byte, r.end_byte, c.node:type())
+    end
+    for name, node in pairs(m.captures) do
+      local r = node:range()
+      parts[#parts + 1] = ('[%s=%d-%d]'):format(name, r.start_byte, r.end_byte)
+    end
+    table.sort(parts, function(a, b) return tostring(a) < tostring(b) end)
+    out[#out + 1] = table.concat(parts, ' ')
+  end
+  return out
+end
+
+-- The scope analysis as one string.
+local function digest(tree)
+  local sc = assert(tree:scope())
+  local parts = {}
+  for _, v in ipairs(sc.variables) do
+    local r = v.id:range()
+    local refs = {}
+    for _, ref in ipairs(v.refs) do
+      refs[#refs + 1] = ref.node:range().start_byte .. (ref.read and 'r' or '') .. (ref.write and 'w' or '')
+        .. (ref.type and 't' or '')
+    end
+    parts[#parts + 1] = table.concat({ v.name, v.kind, v.scope, v.reads, v.writes, v.type_reads, r.start_byte,
+      table.concat(refs, ' ') }, ',')
+  end
+  for _, s in ipairs(sc.scopes) do parts[#parts + 1] = s.kind .. ':' .. tostring(s.parent) end
+  for _, u in ipairs(sc.unresolved) do parts[#parts + 1] = 'u:' .. u.name end
+  return table.concat(parts, ';')
+end
+
+local SNIPPETS = {
+  ts = {
+    'var a = 1; for (var k in o) {} for (const j of xs) {} let b: any = x!.y!; const c = (<any>z)!;',
+    '// aegis-disable-next-line typescript-strict/no-var\nvar x /* eslint-disable */ = 1; /* @ts-ignore */',
+    'function f(a: any, ...r: any[]) { return function* g() { yield () => async () => 1; }; }',
+    'class C { m() {} get p() { return 1 } set p(v) {} constructor(private q: any) {} static { var s; } }',
+    'export default function () {} export const h = <T,>(x: T) => x; namespace N { var n = 1; }',
+    'if (a) { let x = ; } else { for (var i = 0; i <',  -- syntax errors
+    'const { a, b: [c, d = 1], ...e } = obj; a = 2; ({ a } = o); [c] = arr; e++; a = b; x = y + z;',
+    'type T = { a: any } | Array<any>; interface I { f(): any; } declare function d(): any;',
+  },
+  tsx = {
+    '<div onClick={f} onKeyDown={g} role="button"><img src="a.png" /><a href="#">x</a></div>',
+    'const A = () => <><label htmlFor="x">L</label><input type="image" /><h1></h1><a>{t}</a></>;',
+    'function B() { return <span {...{ onClick }} {...{ onMouseDown: f, style: { color: "red" } }} />; }',
+    '<object><area alt="" /></object>; <h2 aria-hidden>t</h2>; <label><input /></label>;',
+    '<Foo.Bar onClick={() => {}} /> <a href="javascript:void(0)" onClick={x}>y</a>',
+    '<div role="presentation" onclick={h} ONCLICK={h}><label>{"a"}<',  -- syntax errors
+  },
+}
+
+-- The sources to compare on: {lang, name, src}.
+local function sources()
+  local list = {}
+  for lang, snippets in pairs(SNIPPETS) do
+    for i, src in ipairs(snippets) do list[#list + 1] = { lang, lang .. ' snippet ' .. i, src } end
+  end
+  local p = io.popen('git ls-files "*.ts" "*.tsx" 2>/dev/null')
+  local files = p and p:read('a') or ''
+  if p then p:close() end
+  for path in files:gmatch('[^\n]+') do
+    local src = fs.read(path)
+    if src then
+      local lang = ast.lang_of(path) or 'ts'
+      list[#list + 1] = { lang, path, src }
+      -- cut at 23 points: unfinished code, ERROR and MISSING nodes
+      for k = 1, 23 do
+        local cut = (#src * k) // 24
+        list[#list + 1] = { lang, path .. ' cut at ' .. cut, src:sub(1, cut) }
+      end
+    end
+  end
+  local corpus = os.getenv('AEGIS_ENFORCE_CORPUS')
+  if corpus and corpus ~= '' then
+    for line in io.lines(corpus .. '/files.txt') do
+      if line ~= '' then
+        list[#list + 1] = { ast.lang_of(line) or 'ts', line, assert(fs.read(corpus .. '/' .. line)) }
+      end
+    end
+  end
+  return list
+end
+
+-- The queries of the built-in rules that have the fast path, each alone, and the combined query the
+-- engine builds for typescript-strict and a11y, per language.
+local function queries()
+  local out = { ts = {}, tsx = {} }
+  local e = standards.engine({ rules = { 'typescript-strict', 'a11y', 'aegis-constitutional' }, config = {} })
+  for _, lang in ipairs({ 'ts', 'tsx' }) do
+    for _, r in ipairs(e.rules) do
+      local src = r.query
+      if type(src) == 'table' then src = src[lang] end
+      if src and (r.lang == nil or r.lang == lang) then
+        local q = assert(ast.query(lang, src))
+        if q:fast() then out[lang][#out[lang] + 1] = { r.id, q } end
+      end
+    end
+    local both = standards.engine({ rules = { 'typescript-strict', 'a11y' }, config = {} })
+    local q = both:_lang(lang).query
+    assert.is_true(q:fast(), 'the combined typescript-strict + a11y query has the fast path')
+    out[lang][#out[lang] + 1] = { 'combined', q }
+    out[lang][#out[lang] + 1] = { 'literal child', assert(ast.query(lang, [[
+      (for_in_statement kind: "var" @decl) @stmt
+      ("var" @kw)
+      ((comment) @c (#not-match? @c "^//"))
+      ((identifier) @a @b (#not-eq? @a "x"))
+      (pair key: (property_identifier) @k) @pair
+      (assignment_expression right: (identifier) @rhs)
+      (binary_expression left: (identifier) @lhs)
+    ]] .. (lang == 'tsx' and '(jsx_expression (spread_element (object (pair value: (object) @o))))' or ''))) }
+  end
+  return out
+end
+
+describe('ast fast path', function()
+  it('is taken only for chain patterns', function()
+    for _, src in ipairs({
+      '(program) @p', '((comment) @c (#match? @c "x"))', '(a: (identifier))', -- 3rd: not a query
+    }) do
+      local q = ast.query('ts', src)
+      if q then assert.is_true(q:fast(), src) end
+    end
+    for _, src in ipairs({
+      '(_) @x', '(identifier)* @x', '(identifier)? @x', '[(identifier) (number)] @x', '(array . (number) @x)',
+      '(pair key: (_) @k value: (_) @v)', '(call_expression !arguments) @c', '(expression) @e', '(ERROR) @e',
+      '((identifier) @a (number) @b)', '((identifier) @a) @b', '(statement_block (_)+ @s)',
+    }) do
+      local q = assert(ast.query('ts', src))
+      assert.is_false(q:fast(), src)
+    end
+    local q = assert(ast.query('ts', '(program) @p'))
+    assert.equal(1, q:pattern_count())
+    assert.equal(2, assert(ast.query('ts', '(program) @p (comment) @c')):pattern_count())
+  end)
+
+  it("raises for mode 'walk' without a fast path or on a node", function()
+    local tree = assert(ast.parse('let x = 1', { lang = 'ts' }))
+    local slow = assert(ast.query('ts', '(_) @x'))
+    assert.has_error(function() slow:matches(tree, 'walk') end,
+      "bad argument #2 to 'matches' (query has no fast path)")
+    local q = assert(ast.query('ts', '(identifier) @x'))
+    assert.has_error(function() q:matches(tree:root(), 'walk') end,
+      "bad argument #1 to 'matches' (the fast path runs on a whole tree)")
+    assert.has_error(function() q:matches(tree, 'fast') end)
+    -- on a node, 'auto' takes the cursor
+    assert.equal(1, #q:matches(tree:root()))
+    tree:close()
+  end)
+
+  it('gives what the query cursor gives, and the same scope analysis, on many sources', function()
+    local qs = queries()
+    local n, compared = 0, 0
+    for _, s in ipairs(sources()) do
+      local lang, name, src = s[1], s[2], s[3]
+      local tree = assert(ast.parse(src, { lang = lang }))
+      for i, pair in ipairs(qs[lang]) do
+        local q = pair[2]
+        -- the first query also builds the scope analysis in its walk
+        local fast = key(q:matches(tree, 'walk', i == 1))
+        local slow = key(q:matches(tree, 'cursor'))
+        assert.same(slow, fast, name .. ': ' .. pair[1])
+        compared = compared + #fast
+      end
+      local alone = assert(ast.parse(src, { lang = lang }))
+      assert.equal(digest(alone), digest(tree), name .. ': scope analysis')
+      alone:close()
+      tree:close()
+      n = n + 1
+    end
+    assert.is_true(n > 400, 'sources: ' .. n)
+    assert.is_true(compared > 1000, 'matches: ' .. compared)
+  end)
+
+  it('keeps two findings at the same start (x!.y!)', function()
+    local f = standards.check_source('const a = x!.y!;\n', {
+      path = 'a.ts', rules = { 'typescript-strict/no-non-null-assertion' }, config = {},
+    })
+    assert.equal(2, #f)
+    assert.same({ 1, 11, 1, 11 }, { f[1].line, f[1].col, f[2].line, f[2].col })
+    assert.are_not.equal(f[1].end_col, f[2].end_col)
+  end)
+end)
