@@ -144,21 +144,35 @@ end
 
 local ESCAPES = { n = '\n', t = '\t', r = '\r', b = '\b', f = '\f', v = '\v', ['0'] = '\0' }
 
--- The value of a JavaScript string literal node (escapes resolved; enough for comparisons).
+-- The value of a JavaScript string literal node, escapes resolved.
 local function string_value(node)
   local raw = node:text():sub(2, -2)
   if not raw:find('\\', 1, true) then return raw end
-  return (raw:gsub('\\(u?{?%x*}?)(.?)', function(esc, nxt)
-    if esc:sub(1, 1) == 'u' then
-      local hex = esc:match('^u{(%x+)}$') or esc:match('^u(%x%x%x%x)')
-      if hex then
-        local rest = esc:match('^u%x%x%x%x(.*)$') or ''
-        return utf8.char(tonumber(hex, 16)) .. rest .. nxt
-      end
+  local out, i = {}, 1
+  while true do
+    local j = raw:find('\\', i, true)
+    if not j then out[#out + 1] = raw:sub(i); break end
+    out[#out + 1] = raw:sub(i, j - 1)
+    local d = raw:sub(j + 1, j + 1)
+    local hex, after
+    if d == 'u' then
+      hex, after = raw:match('^{(%x+)}()', j + 2)
+      if not hex then hex, after = raw:match('^(%x%x%x%x)()', j + 2) end
+    elseif d == 'x' then
+      hex, after = raw:match('^(%x%x)()', j + 2)
     end
-    if esc == '' then return (ESCAPES[nxt] or nxt) end
-    return esc .. nxt
-  end))
+    local n = hex and tonumber(hex, 16)
+    if n and n < 0x110000 then
+      out[#out + 1] = utf8.char(n)
+      i = after
+    elseif d == '\r' or d == '\n' then -- line continuation
+      i = j + ((d == '\r' and raw:sub(j + 2, j + 2) == '\n') and 3 or 2)
+    else
+      out[#out + 1] = ESCAPES[d] or d
+      i = j + 2
+    end
+  end
+  return table.concat(out)
 end
 
 -- A string or number literal node as jsx-ast-utils' Literal extractor gives it ('true'/'false' become booleans).

@@ -130,7 +130,7 @@ local function mask_vars(text)
   return (text:gsub('[vV][aA][rR]%s*%b()', blank):gsub('[uU][rR][lL]%s*%b()', blank))
 end
 
-local function scan_colors(prop, text, base, _, out)
+local function scan_colors(prop, text, base, extra, out)
   local masked = mask_vars(text)
   local lower = masked:lower()
   local i = 1
@@ -156,7 +156,7 @@ local function scan_colors(prop, text, base, _, out)
         local fin = close or #lower
         out[#out + 1] = { s = base + s - 1, e = base + fin, text = text:sub(s, fin) }
         e = fin
-      elseif NAMED[word] and COLOR_PROPS[prop] then
+      elseif NAMED[word] and (COLOR_PROPS[prop] or extra[prop]) then
         out[#out + 1] = { s = base + s - 1, e = base + e, text = text:sub(s, e) }
       end
     end
@@ -183,12 +183,12 @@ end
 local SPACING_UNITS = set('px rem em')
 local FONT_UNITS = set('px rem em pt')
 
-local function scan_spacing(prop, text, base, _, out)
-  if SPACING_PROPS[prop] then scan_lengths(SPACING_UNITS, text, base, out) end
+local function scan_spacing(prop, text, base, extra, out)
+  if SPACING_PROPS[prop] or extra[prop] then scan_lengths(SPACING_UNITS, text, base, out) end
 end
 
-local function scan_font_size(prop, text, base, _, out)
-  if FONT_SIZE_PROPS[prop] then scan_lengths(FONT_UNITS, text, base, out) end
+local function scan_font_size(prop, text, base, extra, out)
+  if FONT_SIZE_PROPS[prop] or extra[prop] then scan_lengths(FONT_UNITS, text, base, out) end
 end
 
 --}======================================================================
@@ -394,15 +394,19 @@ local function make_check(scanner, numbers, message)
   return function(ctx, m)
     if not m.captures.root then return nil end
     local list = values_of(ctx, m)
+    local extra = {}
+    for _, p in ipairs((ctx.options or {}).properties or {}) do
+      if type(p) == 'string' then extra[(p:lower():gsub('%-', ''))] = true end
+    end
     for _, v in ipairs(list) do
       if v.number then
-        if v.number ~= 0 and numbers(v.prop, list.sx) and not allowed_value(ctx, v.text)
+        if v.number ~= 0 and numbers(v.prop, list.sx, extra) and not allowed_value(ctx, v.text)
           and not allowed_value(ctx, v.text .. 'px') then
           ctx.report({ start_byte = v.s, end_byte = v.e, message = message:format(v.text) })
         end
       elseif not allowed_value(ctx, (v.text:gsub('\1', ' '))) then
         local out = {}
-        scanner(v.prop, v.text, v.base, ctx, out)
+        scanner(v.prop, v.text, v.base, extra, out)
         for _, f in ipairs(out) do
           if not allowed_value(ctx, f.text) then
             ctx.report({ start_byte = f.s, end_byte = f.e, message = message:format(f.text) })
@@ -414,7 +418,10 @@ local function make_check(scanner, numbers, message)
   end
 end
 
+-- Whether a bare number on `prop` is a hard-coded value (numbers are not colours; in sx they are spacing steps).
 local function never() return false end
+local function spacing_number(prop, sx, extra) return (SPACING_PROPS[prop] or extra[prop]) and not sx end
+local function font_size_number(prop, _, extra) return prop == 'fontsize' or extra[prop] end
 
 return {
   name = 'ui-theme-tokens',
@@ -429,7 +436,7 @@ return {
         .. 'standards.theme.tokens).',
       query = QUERY,
       check = make_check(scan_colors, never, "hard-coded colour '%s': use a theme token"),
-      options = { allow = {} },
+      options = { allow = {}, properties = {} },
     },
     {
       id = 'no-hardcoded-spacing',
@@ -438,9 +445,9 @@ return {
       help = 'Take the spacing from the theme (theme.spacing(n), a CSS variable, or a token listed in '
         .. 'standards.theme.tokens).',
       query = QUERY,
-      check = make_check(scan_spacing, function(prop, sx) return SPACING_PROPS[prop] and not sx end,
+      check = make_check(scan_spacing, spacing_number,
         "hard-coded spacing '%s': use a theme spacing token"),
-      options = { allow = {} },
+      options = { allow = {}, properties = {} },
     },
     {
       id = 'no-hardcoded-font-size',
@@ -449,9 +456,9 @@ return {
       help = 'Take the font size from the theme typography (a CSS variable, or a token listed in '
         .. 'standards.theme.tokens).',
       query = QUERY,
-      check = make_check(scan_font_size, function(prop) return prop == 'fontsize' end,
+      check = make_check(scan_font_size, font_size_number,
         "hard-coded font size '%s': use a theme font-size token"),
-      options = { allow = {} },
+      options = { allow = {}, properties = {} },
     },
   },
 }

@@ -119,6 +119,14 @@ const C = styled.div`margin: ${(p) => p.theme.space[2]}; border-width: 1px;`;
       assert.same({}, texts(src, run(rule, src, TOKENS)))
     end)
 
+    it('checks the extra `properties` given in options', function()
+      local src = [[const a = <div style={{ borderRadius: 6, width: '10px', outlineOffset: '2px' }} />;]]
+      local c = { rules = { ['ui-theme-tokens/no-hardcoded-spacing'] = { options = {
+        properties = { 'borderRadius', 'outline-offset' } } } } }
+      assert.same({ '6', '2px' }, texts(src, run(rule, src, c)))
+      assert.same({}, texts(src, run(rule, src)))
+    end)
+
     it('treats bare numbers in sx as theme spacing steps, but not strings', function()
       local src = [[const a = <Box sx={{ p: 2, mx: 1, mt: '12px' }} />;]]
       assert.same({ '12px' }, texts(src, run(rule, src)))
