@@ -556,14 +556,93 @@ static int scope_index (lua_State *L) {
   return 1;
 }
 
-/* __index of the scope table: scopes and unresolved on first use. [sc, k] */
+/* Pushes variable i's table, made on first use and kept in the cache table
+** at cacheidx (upvalue 2 of the scope's closures; varmt at upvalue 3), so
+** sc.variables, sc:resolve and sc:filter give the same table for it.  Only
+** the variables rules reach are made: a file has thousands. */
+static void pushvar (lua_State *L, const LTree *t, uint32_t i) {
+  int cacheidx = lua_upvalueindex(2);
+  luaL_checkstack(L, 4, NULL);
+  if (lua_rawgeti(L, cacheidx, (lua_Integer)i + 1) != LUA_TNIL) return;
+  lua_pop(L, 1);
+  const ag_scope_var *v = ag_scope_var_at(t->sc, i);
+  lua_createtable(L, 0, 10);                                  /* [.., var] */
+  lua_pushlstring(L, v->name, v->name_len);
+  lua_setfield(L, -2, "name");
+  lua_pushstring(L, ag_scope_var_kind_name(v->kind));
+  lua_setfield(L, -2, "kind");
+  setint(L, "scope", (lua_Integer)v->scope + 1);
+  setint(L, "index", (lua_Integer)i + 1);
+  setint(L, "reads", v->reads);
+  setint(L, "writes", v->writes);
+  setint(L, "type_reads", v->type_reads);
+  /* only true flags are stored; var_index answers false for the others */
+  for (size_t f = 0; f < sizeof VFLAGS / sizeof *VFLAGS; f++)
+    if (v->flags & VFLAGS[f].f) setbool(L, VFLAGS[f].k, 1);
+  lua_pushvalue(L, lua_upvalueindex(3));
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, cacheidx, (lua_Integer)i + 1);               /* [.., var] */
+}
+
+/* sc:filter{kind =, <flag> = bool, ...} -> the variables (in source order,
+** the tables of sc.variables) whose kind and flags are as given: the rules
+** that look at a few kinds of variables do not make a table for each. */
+static int sc_filter (lua_State *L) {
+  LTree *t = uptree(L);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  const char *kind = NULL;
+  uint32_t set = 0, clear = 0;
+  lua_pushnil(L);
+  while (lua_next(L, 2) != 0) {                               /* [sc, spec, k, v] */
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+    if (k != NULL && strcmp(k, "kind") == 0) {
+      luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 2, "kind must be a string");
+      kind = lua_tostring(L, -1);
+    }
+    else {
+      size_t f = 0;
+      while (f < sizeof VFLAGS / sizeof *VFLAGS && (k == NULL || strcmp(k, VFLAGS[f].k) != 0)) f++;
+      if (f == sizeof VFLAGS / sizeof *VFLAGS)
+        return luaL_argerror(L, 2, lua_pushfstring(L, "unknown field '%s'", k ? k : "?"));
+      luaL_argcheck(L, lua_type(L, -1) == LUA_TBOOLEAN, 2, "flags must be booleans");
+      if (lua_toboolean(L, -1)) set |= VFLAGS[f].f;
+      else clear |= VFLAGS[f].f;
+    }
+    lua_pop(L, 1);
+  }
+  uint32_t nv;
+  ag_scope_counts(t->sc, NULL, &nv, NULL);
+  lua_newtable(L);                                            /* [sc, spec, out] */
+  lua_Integer n = 0;
+  for (uint32_t i = 0; i < nv; i++) {
+    const ag_scope_var *v = ag_scope_var_at(t->sc, i);
+    if ((v->flags & set) != set || (v->flags & clear) != 0) continue;
+    if (kind != NULL && strcmp(ag_scope_var_kind_name(v->kind), kind) != 0) continue;
+    pushvar(L, t, i);
+    lua_rawseti(L, -2, ++n);
+  }
+  return 1;
+}
+
+/* __index of the scope table: variables, scopes and unresolved on first
+** use. [sc, k] */
 static int sc_index (lua_State *L) {
   LTree *t = uptree(L);
   const char *k = luaL_checkstring(L, 2);
   int treeidx = lua_upvalueindex(1);
   uint32_t ns, nr;
-  ag_scope_counts(t->sc, &ns, NULL, &nr);
-  if (strcmp(k, "scopes") == 0) {
+  uint32_t nv;
+  ag_scope_counts(t->sc, &ns, &nv, &nr);
+  if (strcmp(k, "variables") == 0) {
+    lua_createtable(L, (int)(nv < 1000000 ? nv : 0), 0);     /* [sc, k, list] */
+    for (uint32_t i = 0; i < nv; i++) {
+      pushvar(L, t, i);
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+  }
+  else if (strcmp(k, "scopes") == 0) {
     lua_createtable(L, (int)(ns < 1000000 ? ns : 0), 0);     /* [sc, k, list] */
     lua_createtable(L, 0, 1);                                 /* [sc, k, list, mt] */
     lua_pushvalue(L, treeidx);
@@ -614,8 +693,7 @@ static int sc_resolve (lua_State *L) {
   const ag_scope_ref *r = ag_scope_ref_at(t->sc, ts_node_start_byte(n));
   if (r == NULL || r->var == AG_SCOPE_NONE || ts_node_end_byte(r->node) != ts_node_end_byte(n))
     return 0;
-  lua_getfield(L, 1, "variables");
-  lua_rawgeti(L, -1, (lua_Integer)r->var + 1);
+  pushvar(L, t, r->var);
   return 1;
 }
 
@@ -632,44 +710,27 @@ static int tree_scope (lua_State *L) {
   }
   uint32_t nv;
   ag_scope_counts(t->sc, NULL, &nv, NULL);
-  lua_createtable(L, 0, 4);                                   /* [tree, sc] */
-  lua_createtable(L, 0, 1);                                   /* [tree, sc, varmt] */
+  lua_createtable(L, 0, 5);                                   /* [tree, sc] */
+  lua_pushvalue(L, 1);                                        /* upvalues of the closures below: */
+  lua_createtable(L, (int)(nv < 1000000 ? nv : 0), 0);        /* tree, variable cache, */
+  lua_createtable(L, 0, 1);                                   /* the variables' metatable */
   lua_pushvalue(L, 1);
   lua_pushcclosure(L, var_index, 1);
-  lua_setfield(L, -2, "__index");
-  lua_createtable(L, (int)(nv < 1000000 ? nv : 0), 0);        /* [tree, sc, varmt, vars] */
-  for (uint32_t i = 0; i < nv; i++) {
-    const ag_scope_var *v = ag_scope_var_at(t->sc, i);
-    luaL_checkstack(L, 4, NULL);
-    lua_createtable(L, 0, 10);
-    lua_pushlstring(L, v->name, v->name_len);
-    lua_setfield(L, -2, "name");
-    lua_pushstring(L, ag_scope_var_kind_name(v->kind));
-    lua_setfield(L, -2, "kind");
-    setint(L, "scope", (lua_Integer)v->scope + 1);
-    setint(L, "index", (lua_Integer)i + 1);
-    setint(L, "reads", v->reads);
-    setint(L, "writes", v->writes);
-    setint(L, "type_reads", v->type_reads);
-    /* only true flags are stored; var_index answers false for the others */
-    for (size_t f = 0; f < sizeof VFLAGS / sizeof *VFLAGS; f++)
-      if (v->flags & VFLAGS[f].f) setbool(L, VFLAGS[f].k, 1);
+  lua_setfield(L, -2, "__index");                             /* [tree, sc, tree, cache, varmt] */
+  static const struct { const char *k; lua_CFunction f; } FN[] = {
+    {"resolve", sc_resolve}, {"context", sc_context}, {"filter", sc_filter},
+  };
+  for (size_t i = 0; i < sizeof FN / sizeof *FN; i++) {
     lua_pushvalue(L, -3);
-    lua_setmetatable(L, -2);
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
+    lua_pushvalue(L, -3);
+    lua_pushvalue(L, -3);
+    lua_pushcclosure(L, FN[i].f, 3);
+    lua_setfield(L, -5, FN[i].k);
   }
-  lua_setfield(L, -3, "variables");                           /* [tree, sc, varmt] */
-  lua_pop(L, 1);
-  lua_pushvalue(L, 1);
-  lua_pushcclosure(L, sc_resolve, 1);
-  lua_setfield(L, -2, "resolve");
-  lua_pushvalue(L, 1);
-  lua_pushcclosure(L, sc_context, 1);
-  lua_setfield(L, -2, "context");
-  lua_createtable(L, 0, 1);                                   /* [tree, sc, scmt] */
-  lua_pushvalue(L, 1);
-  lua_pushcclosure(L, sc_index, 1);
-  lua_setfield(L, -2, "__index");
+  lua_createtable(L, 0, 1);                                   /* [tree, sc, tree, cache, varmt, scmt] */
+  lua_insert(L, -4);                                          /* [tree, sc, scmt, tree, cache, varmt] */
+  lua_pushcclosure(L, sc_index, 3);
+  lua_setfield(L, -2, "__index");                             /* [tree, sc, scmt] */
   lua_setmetatable(L, -2);
   lua_pushvalue(L, -1);
   lua_setiuservalue(L, 1, 2);                                 /* cache */
@@ -940,18 +1001,23 @@ static int match_ok (LQuery *p, const LTree *t, const TSQueryMatch *m) {
 ** is complete at its deepest node, in document order; at one node the
 ** pattern that started higher comes first, then the lower pattern index).
 ** A query with any pattern outside that subset (wildcards, quantifiers,
-** alternations, anchors, negated fields, several child patterns,
-** supertypes, ERROR) keeps the TSQueryCursor.  The subset is read from the
+** alternations, anchors, several child patterns, supertypes, ERROR) keeps
+** the TSQueryCursor.  Negated fields `!f` are in the subset: a step with
+** them matches only a node with no child under those fields, as the
+** cursor checks them (ts_node_child_by_field_id).  The subset is read from the
 ** query's source text, which tree-sitter has already validated. */
 
 #define FAST_STEPS 8
 #define FAST_CAPS 4
+#define FAST_NEG 4
 
 typedef struct fstep {
   TSSymbol sym;
   TSFieldId field;                /* field it must sit under in its parent (0: any) */
   uint32_t ncap;
   uint32_t cap[FAST_CAPS];        /* capture ids */
+  uint32_t nneg;
+  TSFieldId neg[FAST_NEG];        /* negated fields: no child under them */
 } fstep;
 
 typedef struct fpat { fstep s[FAST_STEPS]; uint32_t n, index; } fpat;
@@ -1075,6 +1141,16 @@ static int qs_node (qscan *x, fpat *pat, TSFieldId field) {
     if (x->s >= x->e) return 0;
     char c = *x->s;
     if (c == ')') { x->s++; break; }
+    if (c == '!') {                                  /* a negated field */
+      x->s++;
+      k = qs_ident(x);
+      if (k == 0 || st->nneg >= FAST_NEG) return 0;
+      TSFieldId nf = ts_language_field_id_for_name(x->lang, x->s, (uint32_t)k);
+      if (nf == 0) return 0;
+      st->neg[st->nneg++] = nf;
+      x->s += k;
+      continue;
+    }
     TSFieldId f = 0;
     if (qs_identc(c)) {
       const char *nm = x->s;
@@ -1211,6 +1287,9 @@ static int fast_enter (void *ud, TSNode n, TSSymbol sym, uint32_t depth, const T
       if (i > 0 && pt->s[i].field && base[i].field != pt->s[i].field) break;
       ncap += pt->s[i].ncap;
     }
+    for (uint32_t j = 0; i == pt->n && j < pt->n; j++)
+      for (uint32_t g = 0; g < pt->s[j].nneg; g++)
+        if (!ts_node_is_null(ts_node_child_by_field_id(base[j].node, pt->s[j].neg[g]))) { i = 0; break; }
     if (i < pt->n) continue;
     if (!grow((void **)&S->c, &S->capc, S->nc + ncap, sizeof *S->c)) return 0;
     TSQueryCapture *cap = S->c + S->nc;
