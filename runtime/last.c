@@ -749,6 +749,8 @@ typedef struct qpred {
   int rhs_cap;                    /* 1 when rhs is a capture id (eq only) */
   uint32_t rhs;                   /* capture id, or string value id */
   int re;                         /* index into LQuery.res (match only) */
+  const char *lit;                /* match only: the regex when it is a plain ASCII literal */
+  uint32_t litlen;
   const TSQueryPredicateStep *steps;
   uint32_t nsteps;
 } qpred;
@@ -876,6 +878,14 @@ static int compile_preds (LQuery *p, char *err, size_t errlen) {
           return 0;
         }
         q->re = p->nre++;
+        /* a regex without metacharacters (all ASCII: the process runs in
+        ** the C locale) matches where its bytes occur: no regexec */
+        q->lit = NULL;
+        if (len > 0 && strcspn(re, ".[]()*+?{}|^$\\") == len) {
+          uint32_t c = 0;
+          while (c < len && (unsigned char)re[c] < 0x80) c++;
+          if (c == len) { q->lit = re; q->litlen = len; }
+        }
       }
       else {
         for (uint32_t a = j + 2; a < e; a++) {
@@ -965,6 +975,19 @@ static int pred_node (LQuery *p, const LTree *t, const qpred *q, TSNode n,
       if (!text_eq(t, n, t->src + a, b - a)) return 0;
     }
     return 1;
+  }
+  if (q->kind == P_MATCH && q->lit != NULL) {
+    /* as regexec on the text up to its first NUL byte */
+    uint32_t a = ts_node_start_byte(n), b = ts_node_end_byte(n);
+    if (b > t->len) b = (uint32_t)t->len;
+    if (a > b) a = b;
+    const char *s = t->src + a, *z = memchr(s, '\0', b - a), *e = z ? z : t->src + b;
+    for (; (size_t)(e - s) >= q->litlen; s++) {
+      s = memchr(s, q->lit[0], (size_t)(e - s) - q->litlen + 1);
+      if (s == NULL) return 0;
+      if (memcmp(s, q->lit, q->litlen) == 0) return 1;
+    }
+    return 0;
   }
   if (q->kind == P_MATCH) {
     const char *s = cstr(p, t, n, &len);
@@ -1362,12 +1385,46 @@ static void pushcapname (lua_State *L, LQuery *p, uint32_t id) {
   lua_pushlstring(L, s, len);
 }
 
-/* Pushes the table of match m: {pattern=, captures={name=node}, list={{name=, node=}}}. */
+/* Registry key of the metatable of one-capture matches. */
+static const char MATCH1 = 0;
+
+/* __index of a one-capture match: its list {{name =, node =}}, made from
+** its captures on first use and kept in it (most matches have one capture,
+** and most rules never read the list).  [m, k] */
+static int match1_index (lua_State *L) {
+  if (lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2), "list") != 0) return 0;
+  if (lua_getfield(L, 1, "captures") != LUA_TTABLE) return 0;  /* [m, k, caps] */
+  lua_createtable(L, 1, 0);                                     /* [m, k, caps, list] */
+  lua_pushnil(L);
+  if (lua_next(L, -3)) {                                        /* [m, k, caps, list, name, node] */
+    lua_createtable(L, 0, 2);
+    lua_insert(L, -3);                                          /* [.., list, entry, name, node] */
+    lua_setfield(L, -3, "node");
+    lua_setfield(L, -2, "name");
+    lua_rawseti(L, -2, 1);                                      /* [m, k, caps, list] */
+  }
+  lua_pushvalue(L, -1);
+  lua_setfield(L, 1, "list");
+  return 1;
+}
+
+/* Pushes the table of match m: {pattern=, captures={name=node}, list={{name=, node=}}}
+** (with one capture, list is made on first use). */
 static void pushmatch (lua_State *L, LQuery *p, const TSQueryMatch *m, int treeidx) {
   luaL_checkstack(L, 8, NULL);
   lua_createtable(L, 0, 3);                        /* [.., match] */
   lua_pushinteger(L, (lua_Integer)m->pattern_index + 1);
   lua_setfield(L, -2, "pattern");
+  if (m->capture_count == 1) {
+    lua_createtable(L, 0, 1);                      /* [.., match, caps] */
+    pushcapname(L, p, m->captures[0].index);
+    pushnode(L, m->captures[0].node, treeidx);
+    lua_rawset(L, -3);
+    lua_setfield(L, -2, "captures");
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &MATCH1);
+    lua_setmetatable(L, -2);
+    return;
+  }
   lua_createtable(L, 0, m->capture_count);         /* [.., match, caps] */
   lua_createtable(L, m->capture_count, 0);         /* [.., match, caps, list] */
   for (uint16_t i = 0; i < m->capture_count; i++) {
@@ -1688,6 +1745,10 @@ AGLIB_API int luaopen_aegis_core_ast (lua_State *L) {
   agL_newclass(L, AST_NODE, node_meth, node_meta);
   agL_newclass(L, AST_QUERY, query_meth, query_meta);
   agL_newclass(L, "aegis.ast.DiffBox", box_meth, box_meta);
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, match1_index);
+  lua_setfield(L, -2, "__index");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &MATCH1);
   luaL_newlib(L, funcs);
   return 1;
 }
