@@ -486,7 +486,8 @@ static int sc_context (lua_State *L) {
   if (c == NULL) return 0;
   int treeidx = lua_upvalueindex(1);
   pushnode(L, c->parent, treeidx);
-  pushnode(L, c->from, treeidx);
+  if (ts_node_eq(c->from, n)) lua_pushvalue(L, 2);   /* no parentheses: fn itself */
+  else pushnode(L, c->from, treeidx);
   pushnode(L, c->grand, treeidx);
   lua_pushboolean(L, c->typed_ancestor);
   lua_pushboolean(L, c->returns_function);
