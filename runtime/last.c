@@ -1507,6 +1507,16 @@ static int query_fast (lua_State *L) {
   return 1;
 }
 
+/* q:pattern_start(i) -> byte offset (0-based) where pattern i (1-based)
+** starts in the query's source */
+static int query_pattern_start (lua_State *L) {
+  LQuery *p = checkquery(L, 1);
+  lua_Integer i = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, i >= 1 && i <= (lua_Integer)ts_query_pattern_count(p->q), 2, "no such pattern");
+  lua_pushinteger(L, (lua_Integer)ts_query_start_byte_for_pattern(p->q, (uint32_t)(i - 1)));
+  return 1;
+}
+
 /* q:pattern_count() -> number of patterns */
 static int query_pattern_count (lua_State *L) {
   LQuery *p = checkquery(L, 1);
@@ -1729,7 +1739,7 @@ static const luaL_Reg node_meta[] = {
 static const luaL_Reg query_meth[] = {
   {"matches", query_matches}, {"captures", query_captures},
   {"capture_names", query_names}, {"close", query_close}, {"fast", query_fast},
-  {"pattern_count", query_pattern_count}, {NULL, NULL}
+  {"pattern_count", query_pattern_count}, {"pattern_start", query_pattern_start}, {NULL, NULL}
 };
 static const luaL_Reg query_meta[] = {
   {"__index", NULL}, {"__gc", query_gc}, {"__close", query_gc},
