@@ -149,12 +149,6 @@ end
 -- number of files checked.
 local function check_files(engine, files, fail_fast)
   local findings, problems, n = {}, {}, 0
-  -- Each file leaves its matches, nodes and scope tables as garbage while the
-  -- live heap stays small: the collector starts a cycle when the heap is 4
-  -- times the live data (Lua's default: 2), so it runs half as many cycles
-  -- (enforce bench, --jobs 1: a few % less CPU; peak RSS 61 -> 97 MB).
-  -- Lua's defaults come back after the files.
-  collectgarbage('incremental', 400, 100)
   for _, p in ipairs(files) do
     n = n + 1
     local src, reason = fs.read(p)
@@ -174,7 +168,6 @@ local function check_files(engine, files, fail_fast)
       if fail_fast and failed then break end
     end
   end
-  collectgarbage('incremental', 200, 100)
   return findings, problems, n
 end
 
