@@ -622,7 +622,8 @@ local function prefer_const(ctx)
   local o = ctx.options or {}
   local all = o.destructuring == 'all'
   local groups, order = {}, {}
-  for _, v in ipairs(sc.variables) do
+  -- only `let` variables can be reported: the scope analysis makes tables for those alone
+  for _, v in ipairs(sc:filter({ kind = 'let' })) do
     -- one write in all (the initializer, or one assignment): anything else is never const, and is
     -- looked at only for the groups of destructuring 'all'
     local candidate = v.has_init and v.writes == 0 or not v.has_init and v.writes == 1
@@ -690,9 +691,9 @@ local function after_last_used_arg(params, v)
   return true
 end
 
-local function params_by_scope(vars)
+local function params_by_scope(sc)
   local t = {}
-  for _, w in ipairs(vars) do
+  for _, w in ipairs(sc:filter({ kind = 'param' })) do
     if w.kind == 'param' then
       local l = t[w.scope]
       if not l then l = {}; t[w.scope] = l end
@@ -765,7 +766,10 @@ local function no_unused_vars(ctx)
   local array_re = js_regex(o.destructuredArrayIgnorePattern, 'destructuredArrayIgnorePattern')
   local dts = ctx.path:match('%.d%.[mc]?tsx?$') ~= nil
   local scopes, params
-  local vars = sc.variables
+  -- a variable used, exported, or one of the kinds never reported is skipped below: the scope analysis
+  -- makes tables for the others alone
+  local vars = sc:filter({ used = false, exported = false, self = false, param_prop = false,
+    signature = false, setter = false })
   for _, v in ipairs(vars) do
     local k = v.kind
     if v.used or v.exported or k == 'enum_member' or v.self or v.param_prop or v.signature or v.setter then
@@ -794,7 +798,7 @@ local function no_unused_vars(ctx)
       elseif k == 'param' then
         if o.args == 'none' then goto continue end
         if args_re and args_re(v.name) then goto continue end
-        params = params or params_by_scope(vars)
+        params = params or params_by_scope(sc)
         if (o.args or 'after-used') == 'after-used' and v.direct and not after_last_used_arg(params, v) then
           goto continue
         end
@@ -907,13 +911,15 @@ return {
       severity = 'error',
       description = 'Missing return type on function.',
       eslint = '@typescript-eslint/explicit-function-return-type',
+      -- a function with a return type is valid on every path of the check: the query leaves it out
+      -- (a negated field, checked in C) rather than calling the check for it
       query = [[
-        (function_declaration) @fn
-        (generator_function_declaration) @fn
-        (function_expression) @fn
-        (generator_function) @fn
-        (arrow_function) @fn
-        (method_definition) @fn
+        (function_declaration !return_type) @fn
+        (generator_function_declaration !return_type) @fn
+        (function_expression !return_type) @fn
+        (generator_function !return_type) @fn
+        (arrow_function !return_type) @fn
+        (method_definition !return_type) @fn
       ]],
       check = explicit_function_return_type,
       options = {

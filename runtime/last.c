@@ -492,7 +492,8 @@ static int sc_context (lua_State *L) {
   if (c == NULL) return 0;
   int treeidx = lua_upvalueindex(1);
   pushnode(L, c->parent, treeidx);
-  pushnode(L, c->from, treeidx);
+  if (ts_node_eq(c->from, n)) lua_pushvalue(L, 2);   /* no parentheses: fn itself */
+  else pushnode(L, c->from, treeidx);
   pushnode(L, c->grand, treeidx);
   lua_pushboolean(L, c->typed_ancestor);
   lua_pushboolean(L, c->returns_function);
@@ -562,14 +563,93 @@ static int scope_index (lua_State *L) {
   return 1;
 }
 
-/* __index of the scope table: scopes and unresolved on first use. [sc, k] */
+/* Pushes variable i's table, made on first use and kept in the cache table
+** at cacheidx (upvalue 2 of the scope's closures; varmt at upvalue 3), so
+** sc.variables, sc:resolve and sc:filter give the same table for it.  Only
+** the variables rules reach are made: a file has thousands. */
+static void pushvar (lua_State *L, const LTree *t, uint32_t i) {
+  int cacheidx = lua_upvalueindex(2);
+  luaL_checkstack(L, 4, NULL);
+  if (lua_rawgeti(L, cacheidx, (lua_Integer)i + 1) != LUA_TNIL) return;
+  lua_pop(L, 1);
+  const ag_scope_var *v = ag_scope_var_at(t->sc, i);
+  lua_createtable(L, 0, 10);                                  /* [.., var] */
+  lua_pushlstring(L, v->name, v->name_len);
+  lua_setfield(L, -2, "name");
+  lua_pushstring(L, ag_scope_var_kind_name(v->kind));
+  lua_setfield(L, -2, "kind");
+  setint(L, "scope", (lua_Integer)v->scope + 1);
+  setint(L, "index", (lua_Integer)i + 1);
+  setint(L, "reads", v->reads);
+  setint(L, "writes", v->writes);
+  setint(L, "type_reads", v->type_reads);
+  /* only true flags are stored; var_index answers false for the others */
+  for (size_t f = 0; f < sizeof VFLAGS / sizeof *VFLAGS; f++)
+    if (v->flags & VFLAGS[f].f) setbool(L, VFLAGS[f].k, 1);
+  lua_pushvalue(L, lua_upvalueindex(3));
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, cacheidx, (lua_Integer)i + 1);               /* [.., var] */
+}
+
+/* sc:filter{kind =, <flag> = bool, ...} -> the variables (in source order,
+** the tables of sc.variables) whose kind and flags are as given: the rules
+** that look at a few kinds of variables do not make a table for each. */
+static int sc_filter (lua_State *L) {
+  LTree *t = uptree(L);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  const char *kind = NULL;
+  uint32_t set = 0, clear = 0;
+  lua_pushnil(L);
+  while (lua_next(L, 2) != 0) {                               /* [sc, spec, k, v] */
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+    if (k != NULL && strcmp(k, "kind") == 0) {
+      luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 2, "kind must be a string");
+      kind = lua_tostring(L, -1);
+    }
+    else {
+      size_t f = 0;
+      while (f < sizeof VFLAGS / sizeof *VFLAGS && (k == NULL || strcmp(k, VFLAGS[f].k) != 0)) f++;
+      if (f == sizeof VFLAGS / sizeof *VFLAGS)
+        return luaL_argerror(L, 2, lua_pushfstring(L, "unknown field '%s'", k ? k : "?"));
+      luaL_argcheck(L, lua_type(L, -1) == LUA_TBOOLEAN, 2, "flags must be booleans");
+      if (lua_toboolean(L, -1)) set |= VFLAGS[f].f;
+      else clear |= VFLAGS[f].f;
+    }
+    lua_pop(L, 1);
+  }
+  uint32_t nv;
+  ag_scope_counts(t->sc, NULL, &nv, NULL);
+  lua_newtable(L);                                            /* [sc, spec, out] */
+  lua_Integer n = 0;
+  for (uint32_t i = 0; i < nv; i++) {
+    const ag_scope_var *v = ag_scope_var_at(t->sc, i);
+    if ((v->flags & set) != set || (v->flags & clear) != 0) continue;
+    if (kind != NULL && strcmp(ag_scope_var_kind_name(v->kind), kind) != 0) continue;
+    pushvar(L, t, i);
+    lua_rawseti(L, -2, ++n);
+  }
+  return 1;
+}
+
+/* __index of the scope table: variables, scopes and unresolved on first
+** use. [sc, k] */
 static int sc_index (lua_State *L) {
   LTree *t = uptree(L);
   const char *k = luaL_checkstring(L, 2);
   int treeidx = lua_upvalueindex(1);
   uint32_t ns, nr;
-  ag_scope_counts(t->sc, &ns, NULL, &nr);
-  if (strcmp(k, "scopes") == 0) {
+  uint32_t nv;
+  ag_scope_counts(t->sc, &ns, &nv, &nr);
+  if (strcmp(k, "variables") == 0) {
+    lua_createtable(L, (int)(nv < 1000000 ? nv : 0), 0);     /* [sc, k, list] */
+    for (uint32_t i = 0; i < nv; i++) {
+      pushvar(L, t, i);
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+  }
+  else if (strcmp(k, "scopes") == 0) {
     lua_createtable(L, (int)(ns < 1000000 ? ns : 0), 0);     /* [sc, k, list] */
     lua_createtable(L, 0, 1);                                 /* [sc, k, list, mt] */
     lua_pushvalue(L, treeidx);
@@ -620,8 +700,7 @@ static int sc_resolve (lua_State *L) {
   const ag_scope_ref *r = ag_scope_ref_at(t->sc, ts_node_start_byte(n));
   if (r == NULL || r->var == AG_SCOPE_NONE || ts_node_end_byte(r->node) != ts_node_end_byte(n))
     return 0;
-  lua_getfield(L, 1, "variables");
-  lua_rawgeti(L, -1, (lua_Integer)r->var + 1);
+  pushvar(L, t, r->var);
   return 1;
 }
 
@@ -638,44 +717,27 @@ static int tree_scope (lua_State *L) {
   }
   uint32_t nv;
   ag_scope_counts(t->sc, NULL, &nv, NULL);
-  lua_createtable(L, 0, 4);                                   /* [tree, sc] */
-  lua_createtable(L, 0, 1);                                   /* [tree, sc, varmt] */
+  lua_createtable(L, 0, 5);                                   /* [tree, sc] */
+  lua_pushvalue(L, 1);                                        /* upvalues of the closures below: */
+  lua_createtable(L, (int)(nv < 1000000 ? nv : 0), 0);        /* tree, variable cache, */
+  lua_createtable(L, 0, 1);                                   /* the variables' metatable */
   lua_pushvalue(L, 1);
   lua_pushcclosure(L, var_index, 1);
-  lua_setfield(L, -2, "__index");
-  lua_createtable(L, (int)(nv < 1000000 ? nv : 0), 0);        /* [tree, sc, varmt, vars] */
-  for (uint32_t i = 0; i < nv; i++) {
-    const ag_scope_var *v = ag_scope_var_at(t->sc, i);
-    luaL_checkstack(L, 4, NULL);
-    lua_createtable(L, 0, 10);
-    lua_pushlstring(L, v->name, v->name_len);
-    lua_setfield(L, -2, "name");
-    lua_pushstring(L, ag_scope_var_kind_name(v->kind));
-    lua_setfield(L, -2, "kind");
-    setint(L, "scope", (lua_Integer)v->scope + 1);
-    setint(L, "index", (lua_Integer)i + 1);
-    setint(L, "reads", v->reads);
-    setint(L, "writes", v->writes);
-    setint(L, "type_reads", v->type_reads);
-    /* only true flags are stored; var_index answers false for the others */
-    for (size_t f = 0; f < sizeof VFLAGS / sizeof *VFLAGS; f++)
-      if (v->flags & VFLAGS[f].f) setbool(L, VFLAGS[f].k, 1);
+  lua_setfield(L, -2, "__index");                             /* [tree, sc, tree, cache, varmt] */
+  static const struct { const char *k; lua_CFunction f; } FN[] = {
+    {"resolve", sc_resolve}, {"context", sc_context}, {"filter", sc_filter},
+  };
+  for (size_t i = 0; i < sizeof FN / sizeof *FN; i++) {
     lua_pushvalue(L, -3);
-    lua_setmetatable(L, -2);
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
+    lua_pushvalue(L, -3);
+    lua_pushvalue(L, -3);
+    lua_pushcclosure(L, FN[i].f, 3);
+    lua_setfield(L, -5, FN[i].k);
   }
-  lua_setfield(L, -3, "variables");                           /* [tree, sc, varmt] */
-  lua_pop(L, 1);
-  lua_pushvalue(L, 1);
-  lua_pushcclosure(L, sc_resolve, 1);
-  lua_setfield(L, -2, "resolve");
-  lua_pushvalue(L, 1);
-  lua_pushcclosure(L, sc_context, 1);
-  lua_setfield(L, -2, "context");
-  lua_createtable(L, 0, 1);                                   /* [tree, sc, scmt] */
-  lua_pushvalue(L, 1);
-  lua_pushcclosure(L, sc_index, 1);
-  lua_setfield(L, -2, "__index");
+  lua_createtable(L, 0, 1);                                   /* [tree, sc, tree, cache, varmt, scmt] */
+  lua_insert(L, -4);                                          /* [tree, sc, scmt, tree, cache, varmt] */
+  lua_pushcclosure(L, sc_index, 3);
+  lua_setfield(L, -2, "__index");                             /* [tree, sc, scmt] */
   lua_setmetatable(L, -2);
   lua_pushvalue(L, -1);
   lua_setiuservalue(L, 1, 2);                                 /* cache */
@@ -694,6 +756,8 @@ typedef struct qpred {
   int rhs_cap;                    /* 1 when rhs is a capture id (eq only) */
   uint32_t rhs;                   /* capture id, or string value id */
   int re;                         /* index into LQuery.res (match only) */
+  const char *lit;                /* match only: the regex when it is a plain ASCII literal */
+  uint32_t litlen;
   const TSQueryPredicateStep *steps;
   uint32_t nsteps;
 } qpred;
@@ -821,6 +885,14 @@ static int compile_preds (LQuery *p, char *err, size_t errlen) {
           return 0;
         }
         q->re = p->nre++;
+        /* a regex without metacharacters (all ASCII: the process runs in
+        ** the C locale) matches where its bytes occur: no regexec */
+        q->lit = NULL;
+        if (len > 0 && strcspn(re, ".[]()*+?{}|^$\\") == len) {
+          uint32_t c = 0;
+          while (c < len && (unsigned char)re[c] < 0x80) c++;
+          if (c == len) { q->lit = re; q->litlen = len; }
+        }
       }
       else {
         for (uint32_t a = j + 2; a < e; a++) {
@@ -911,6 +983,19 @@ static int pred_node (LQuery *p, const LTree *t, const qpred *q, TSNode n,
     }
     return 1;
   }
+  if (q->kind == P_MATCH && q->lit != NULL) {
+    /* as regexec on the text up to its first NUL byte */
+    uint32_t a = ts_node_start_byte(n), b = ts_node_end_byte(n);
+    if (b > t->len) b = (uint32_t)t->len;
+    if (a > b) a = b;
+    const char *s = t->src + a, *z = memchr(s, '\0', b - a), *e = z ? z : t->src + b;
+    for (; (size_t)(e - s) >= q->litlen; s++) {
+      s = memchr(s, q->lit[0], (size_t)(e - s) - q->litlen + 1);
+      if (s == NULL) return 0;
+      if (memcmp(s, q->lit, q->litlen) == 0) return 1;
+    }
+    return 0;
+  }
   if (q->kind == P_MATCH) {
     const char *s = cstr(p, t, n, &len);
     return s != NULL && regexec(&p->res[q->re], s, 0, NULL, 0) == 0;
@@ -946,18 +1031,23 @@ static int match_ok (LQuery *p, const LTree *t, const TSQueryMatch *m) {
 ** is complete at its deepest node, in document order; at one node the
 ** pattern that started higher comes first, then the lower pattern index).
 ** A query with any pattern outside that subset (wildcards, quantifiers,
-** alternations, anchors, negated fields, several child patterns,
-** supertypes, ERROR) keeps the TSQueryCursor.  The subset is read from the
+** alternations, anchors, several child patterns, supertypes, ERROR) keeps
+** the TSQueryCursor.  Negated fields `!f` are in the subset: a step with
+** them matches only a node with no child under those fields, as the
+** cursor checks them (ts_node_child_by_field_id).  The subset is read from the
 ** query's source text, which tree-sitter has already validated. */
 
 #define FAST_STEPS 8
 #define FAST_CAPS 4
+#define FAST_NEG 4
 
 typedef struct fstep {
   TSSymbol sym;
   TSFieldId field;                /* field it must sit under in its parent (0: any) */
   uint32_t ncap;
   uint32_t cap[FAST_CAPS];        /* capture ids */
+  uint32_t nneg;
+  TSFieldId neg[FAST_NEG];        /* negated fields: no child under them */
 } fstep;
 
 typedef struct fpat { fstep s[FAST_STEPS]; uint32_t n, index; } fpat;
@@ -1081,6 +1171,16 @@ static int qs_node (qscan *x, fpat *pat, TSFieldId field) {
     if (x->s >= x->e) return 0;
     char c = *x->s;
     if (c == ')') { x->s++; break; }
+    if (c == '!') {                                  /* a negated field */
+      x->s++;
+      k = qs_ident(x);
+      if (k == 0 || st->nneg >= FAST_NEG) return 0;
+      TSFieldId nf = ts_language_field_id_for_name(x->lang, x->s, (uint32_t)k);
+      if (nf == 0) return 0;
+      st->neg[st->nneg++] = nf;
+      x->s += k;
+      continue;
+    }
     TSFieldId f = 0;
     if (qs_identc(c)) {
       const char *nm = x->s;
@@ -1217,6 +1317,9 @@ static int fast_enter (void *ud, TSNode n, TSSymbol sym, uint32_t depth, const T
       if (i > 0 && pt->s[i].field && base[i].field != pt->s[i].field) break;
       ncap += pt->s[i].ncap;
     }
+    for (uint32_t j = 0; i == pt->n && j < pt->n; j++)
+      for (uint32_t g = 0; g < pt->s[j].nneg; g++)
+        if (!ts_node_is_null(ts_node_child_by_field_id(base[j].node, pt->s[j].neg[g]))) { i = 0; break; }
     if (i < pt->n) continue;
     if (!grow((void **)&S->c, &S->capc, S->nc + ncap, sizeof *S->c)) return 0;
     TSQueryCapture *cap = S->c + S->nc;
@@ -1289,12 +1392,46 @@ static void pushcapname (lua_State *L, LQuery *p, uint32_t id) {
   lua_pushlstring(L, s, len);
 }
 
-/* Pushes the table of match m: {pattern=, captures={name=node}, list={{name=, node=}}}. */
+/* Registry key of the metatable of one-capture matches. */
+static const char MATCH1 = 0;
+
+/* __index of a one-capture match: its list {{name =, node =}}, made from
+** its captures on first use and kept in it (most matches have one capture,
+** and most rules never read the list).  [m, k] */
+static int match1_index (lua_State *L) {
+  if (lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2), "list") != 0) return 0;
+  if (lua_getfield(L, 1, "captures") != LUA_TTABLE) return 0;  /* [m, k, caps] */
+  lua_createtable(L, 1, 0);                                     /* [m, k, caps, list] */
+  lua_pushnil(L);
+  if (lua_next(L, -3)) {                                        /* [m, k, caps, list, name, node] */
+    lua_createtable(L, 0, 2);
+    lua_insert(L, -3);                                          /* [.., list, entry, name, node] */
+    lua_setfield(L, -3, "node");
+    lua_setfield(L, -2, "name");
+    lua_rawseti(L, -2, 1);                                      /* [m, k, caps, list] */
+  }
+  lua_pushvalue(L, -1);
+  lua_setfield(L, 1, "list");
+  return 1;
+}
+
+/* Pushes the table of match m: {pattern=, captures={name=node}, list={{name=, node=}}}
+** (with one capture, list is made on first use). */
 static void pushmatch (lua_State *L, LQuery *p, const TSQueryMatch *m, int treeidx) {
   luaL_checkstack(L, 8, NULL);
   lua_createtable(L, 0, 3);                        /* [.., match] */
   lua_pushinteger(L, (lua_Integer)m->pattern_index + 1);
   lua_setfield(L, -2, "pattern");
+  if (m->capture_count == 1) {
+    lua_createtable(L, 0, 1);                      /* [.., match, caps] */
+    pushcapname(L, p, m->captures[0].index);
+    pushnode(L, m->captures[0].node, treeidx);
+    lua_rawset(L, -3);
+    lua_setfield(L, -2, "captures");
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &MATCH1);
+    lua_setmetatable(L, -2);
+    return;
+  }
   lua_createtable(L, 0, m->capture_count);         /* [.., match, caps] */
   lua_createtable(L, m->capture_count, 0);         /* [.., match, caps, list] */
   for (uint16_t i = 0; i < m->capture_count; i++) {
@@ -1373,6 +1510,16 @@ static int query_matches (lua_State *L) {
 static int query_fast (lua_State *L) {
   LQuery *p = checkquery(L, 1);
   lua_pushboolean(L, p->fast != NULL);
+  return 1;
+}
+
+/* q:pattern_start(i) -> byte offset (0-based) where pattern i (1-based)
+** starts in the query's source */
+static int query_pattern_start (lua_State *L) {
+  LQuery *p = checkquery(L, 1);
+  lua_Integer i = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, i >= 1 && i <= (lua_Integer)ts_query_pattern_count(p->q), 2, "no such pattern");
+  lua_pushinteger(L, (lua_Integer)ts_query_start_byte_for_pattern(p->q, (uint32_t)(i - 1)));
   return 1;
 }
 
@@ -1598,7 +1745,7 @@ static const luaL_Reg node_meta[] = {
 static const luaL_Reg query_meth[] = {
   {"matches", query_matches}, {"captures", query_captures},
   {"capture_names", query_names}, {"close", query_close}, {"fast", query_fast},
-  {"pattern_count", query_pattern_count}, {NULL, NULL}
+  {"pattern_count", query_pattern_count}, {"pattern_start", query_pattern_start}, {NULL, NULL}
 };
 static const luaL_Reg query_meta[] = {
   {"__index", NULL}, {"__gc", query_gc}, {"__close", query_gc},
@@ -1615,6 +1762,10 @@ AGLIB_API int luaopen_aegis_core_ast (lua_State *L) {
   agL_newclass(L, AST_NODE, node_meth, node_meta);
   agL_newclass(L, AST_QUERY, query_meth, query_meta);
   agL_newclass(L, "aegis.ast.DiffBox", box_meth, box_meta);
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, match1_index);
+  lua_setfield(L, -2, "__index");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &MATCH1);
   luaL_newlib(L, funcs);
   return 1;
 }

@@ -432,7 +432,84 @@ end
 local DIRECTIVE_QUERY = '((comment) @c (#match? @c "(aegis|eslint)-(disable|enable)"))'
 local DIRECTIVE = {}  -- owner of that pattern
 
+-- Whether query text `src` is whole patterns on its own, so that in a
+-- concatenation no pattern of it can reach into its neighbours: brackets
+-- balanced outside strings and comments, and it starts with a node, a
+-- group or a string (not with a capture or quantifier that would attach to
+-- the pattern before it). Patterns then start in the text they belong to.
+local function self_contained(src)
+  local depth, i, n = 0, 1, #src
+  local first = true
+  while i <= n do
+    local c = src:sub(i, i)
+    if c == ';' then
+      i = (src:find('\n', i, true) or n) + 1
+    elseif c:find('^%s') then
+      i = i + 1
+    else
+      if first and c ~= '(' and c ~= '[' and c ~= '"' then return false end
+      first = false
+      if c == '"' then
+        i = i + 1
+        while i <= n and src:sub(i, i) ~= '"' do i = i + (src:sub(i, i) == '\\' and 2 or 1) end
+        if i > n then return false end
+      elseif c == '(' or c == '[' then
+        depth = depth + 1
+      elseif c == ')' or c == ']' then
+        depth = depth - 1
+        if depth < 0 then return false end
+      end
+      i = i + 1
+    end
+  end
+  return depth == 0
+end
+
+-- The combined query when every rule's text is self-contained and the whole
+-- compiles: each text's patterns are those that start inside it. Compiling
+-- a query costs a few ms in tree-sitter 0.20 (it analyses the grammar each
+-- time), so the texts are not compiled one by one then. Returns nil when
+-- that does not hold (the caller then compiles each text alone).
+local function combine_at_once(rules, lang)
+  local parts, texts, group, offsets = {}, {}, {}, {}
+  local at = 0
+  for _, r in ipairs(rules) do
+    local src = query_for(r, lang)
+    if src and group[src] then
+      table.insert(group[src], r)
+    elseif src then
+      if not self_contained(src) then return nil end
+      group[src] = { r }
+      texts[#texts + 1] = src
+      parts[#parts + 1] = src
+      offsets[#offsets + 1] = at
+      at = at + #src + 1
+    end
+  end
+  if #texts == 0 then return nil end
+  parts[#parts + 1] = DIRECTIVE_QUERY
+  offsets[#offsets + 1] = at
+  local combined = ast.query(lang, table.concat(parts, '\n'))
+  if not combined then return nil end
+  local owner, base = {}, {}
+  local k, first = 0, 0   -- the text pattern p starts in, and its first pattern - 1
+  for p = 1, combined:pattern_count() do
+    local sb = combined:pattern_start(p)
+    while k < #offsets and sb >= offsets[k + 1] do
+      k = k + 1
+      first = p - 1
+    end
+    if k == 0 then return nil end
+    owner[p] = k <= #texts and group[texts[k]] or DIRECTIVE
+    base[p] = first
+  end
+  if owner[#owner] ~= DIRECTIVE then return nil end
+  return { query = combined, owner = owner, base = base, bad = {} }
+end
+
 local function combine(rules, lang)
+  local once = combine_at_once(rules, lang)
+  if once then return once end
   local parts, owner, base, bad = {}, {}, {}, {}
   local group = {}  -- query text -> the owner list of its patterns
   local n = 0

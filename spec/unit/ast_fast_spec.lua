@@ -128,6 +128,10 @@ local function queries()
       (pair key: (property_identifier) @k) @pair
       (assignment_expression right: (identifier) @rhs)
       (binary_expression left: (identifier) @lhs)
+      (arrow_function !return_type) @nort
+      (method_definition !return_type !parameters) @nothing
+      (variable_declarator !type value: (arrow_function !return_type !type_parameters) @untyped)
+      (function_declaration !body) @overload
     ]] .. (lang == 'tsx' and '(jsx_expression (spread_element (object (pair value: (object) @o))))' or ''))) }
   end
   return out
@@ -137,13 +141,15 @@ describe('ast fast path', function()
   it('is taken only for chain patterns', function()
     for _, src in ipairs({
       '(program) @p', '((comment) @c (#match? @c "x"))', '(a: (identifier))', -- 3rd: not a query
+      '(call_expression !arguments) @c', '(arrow_function !return_type !type_parameters) @f',
+      '(pair key: (property_identifier !x) @k)',                                -- 3rd: not a field
     }) do
       local q = ast.query('ts', src)
       if q then assert.is_true(q:fast(), src) end
     end
     for _, src in ipairs({
       '(_) @x', '(identifier)* @x', '(identifier)? @x', '[(identifier) (number)] @x', '(array . (number) @x)',
-      '(pair key: (_) @k value: (_) @v)', '(call_expression !arguments) @c', '(expression) @e', '(ERROR) @e',
+      '(pair key: (_) @k value: (_) @v)', '(expression) @e', '(ERROR) @e',
       '((identifier) @a (number) @b)', '((identifier) @a) @b', '(statement_block (_)+ @s)',
     }) do
       local q = assert(ast.query('ts', src))

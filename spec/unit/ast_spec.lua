@@ -258,6 +258,24 @@ describe('aegis.ast', function()
       assert.not_equal(ast.query('ts', p), ast.query('tsx', p))
     end)
 
+    it('match a literal #match? regex (searched without regexec) as regexec does', function()
+      -- "@ts-" has no metacharacter (the literal path), "[@]ts-" is the same regex through regexec;
+      -- regexec stops at a NUL byte, so must the literal search
+      local src = '// @ts-a\n/* x @ts-b */\n// @t s-\n// x\0 @ts-\n// @ts\n/*@ts-*/\n// @@ts-ts-\n'
+      local t = assert(ast.parse(src, { lang = 'ts' }))
+      local function texts(re, neg)
+        local q = assert(ast.query('ts', ('((comment) @c (#%s @c "%s"))'):format(neg and 'not-match?' or 'match?', re)))
+        local out = {}
+        for _, m in ipairs(q:matches(t)) do out[#out + 1] = m.captures.c:text() end
+        return out
+      end
+      assert.same({ '// @ts-a', '/* x @ts-b */', '/*@ts-*/', '// @@ts-ts-' }, texts('@ts-'))
+      assert.same(texts('[@]ts-'), texts('@ts-'))
+      assert.same(texts('[@]ts-', true), texts('@ts-', true))
+      assert.same(texts('[t]s-a'), texts('ts-a'))
+      t:close()
+    end)
+
     it('evaluate #eq?, #not-eq?, #match?, #not-match?, #any-of?, #not-any-of?', function()
       local function names(pattern)
         local out = {}

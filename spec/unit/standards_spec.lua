@@ -199,6 +199,58 @@ return { name = 'bad', rules = {
     assert.matches("^rule 'bad/boom' on 'f.ts': .*pack%d+%.lua:2: kaboom$", problems[1].message)
   end)
 
+  it('maps the combined query to rules as compiling each rule alone does', function()
+    -- the combined query is compiled at once when every text is whole patterns; the mapping of its
+    -- patterns to rules must be the one counting each text's patterns alone gives
+    local ast = require('aegis.ast')
+    local e = standards.engine({ rules = { 'typescript-strict', 'a11y', 'aegis-constitutional', basic },
+      config = {} })
+    for _, lang in ipairs({ 'ts', 'tsx' }) do
+      local l = e:_lang(lang)
+      local want_owner, want_base, seen, n = {}, {}, {}, 0
+      for _, r in ipairs(e.rules) do
+        local src = r.query
+        if type(src) == 'table' then src = src[lang] end
+        if src and (r.lang == nil or r.lang == lang) then
+          if seen[src] then
+            table.insert(seen[src], r.id)
+          else
+            local g = { r.id }
+            seen[src] = g
+            local c = assert(ast.query(lang, src)):pattern_count()
+            for p = 1, c do want_owner[n + p], want_base[n + p] = g, n end
+            n = n + c
+          end
+        end
+      end
+      local got_owner = {}
+      for p = 1, n do
+        local ids_ = {}
+        for _, r in ipairs(l.owner[p]) do ids_[#ids_ + 1] = r.id end
+        got_owner[p] = ids_
+      end
+      assert.same(want_owner, got_owner, lang)
+      for p = 1, n do assert.equal(want_base[p], l.base[p], lang .. ' pattern ' .. p) end
+      assert.equal(n + 1, l.query:pattern_count(), lang .. ': and the directive pattern')
+      assert.same({}, l.bad)
+    end
+  end)
+
+  it('reports a query that is valid only next to another rule\'s (a capture left over)', function()
+    -- '@x' alone is not a query; after the first text it would capture its pattern
+    local p = pack([[
+return { name = 'split', rules = {
+  { id = 'a', description = 'A', query = '(debugger_statement) @d' },
+  { id = 'b', description = 'B', query = '@x' },
+} }
+]])
+    local f, problems = standards.check_source('debugger;', { path = 'f.ts', rules = { p }, config = {} })
+    assert.same({ '1:1 split/a' }, ids(f))
+    assert.equal(1, #problems)
+    assert.equal('query', problems[1].code)
+    assert.matches("rule 'split/b': query: ", problems[1].message, 1, true)
+  end)
+
   it('reports a query that does not compile as a problem of that rule', function()
     local p = pack([[
 return { name = 'badq', rules = {

@@ -66,8 +66,10 @@ function Tree:scope() end
 ---@return integer col
 function Tree:position(byte) end
 
---- The result of `tree:scope()`. `variables` is built at once (its node
---- fields and `refs` on first use); `scopes` and `unresolved` on first use.
+--- The result of `tree:scope()`. `variables`, `scopes` and `unresolved`
+--- are made on first use (a variable's node fields and `refs` too);
+--- `sc:filter` and `sc:resolve` make only the variables they return, and
+--- every way to reach a variable gives the same table.
 ---@class aegis.ast.Scope
 ---@field variables aegis.ast.Variable[] declared bindings, in source order
 ---@field scopes aegis.ast.ScopeInfo[] scope 1 is the module scope; a scope's index is greater than its parent's
@@ -97,6 +99,17 @@ function Scope:resolve(node) end
 ---@return boolean? typed_ancestor
 ---@return boolean? returns_function
 function Scope:context(fn) end
+
+--- The variables, in source order, whose `kind` is `spec.kind` (when given)
+--- and whose boolean flags (`used`, `exported`, `has_init`, `self`,
+--- `param_prop`, `signature`, `setter`, `type_import`, `direct`, `declare`,
+--- `value`, `type`) are as `spec` gives them: `sc:filter{kind = 'let'}`,
+--- `sc:filter{used = false, exported = false}`. The same tables as
+--- `sc.variables`, made only for these (a file has thousands). Raises on
+--- another key.
+---@param spec table<string, string|boolean>
+---@return aegis.ast.Variable[]
+function Scope:filter(spec) end
 
 ---@class aegis.ast.ScopeInfo
 ---@field kind 'module'|'function'|'block'|'class'|'catch'|'for'|'switch'|'namespace'|'enum'|'type'|'static'
@@ -260,13 +273,18 @@ function Query:matches(target, mode, scope) end
 
 --- Whether `q:matches(tree)` takes the fast path: every pattern is one node,
 --- or a node with one child pattern (under a field or not) and so on down,
---- with captures and predicates; no wildcard, quantifier, alternation,
---- anchor, negated field, supertype or `ERROR`.
+--- with captures, negated fields (`!f`) and predicates; no wildcard,
+--- quantifier, alternation, anchor, supertype or `ERROR`.
 ---@return boolean
 function Query:fast() end
 
 ---@return integer count the number of patterns
 function Query:pattern_count() end
+
+--- Where pattern `i` (1-based) starts in the query's source text.
+---@param i integer
+---@return integer byte 0-based offset
+function Query:pattern_start(i) end
 
 --- Every capture in document order, with predicates applied.
 ---@param target aegis.ast.Tree|aegis.ast.Node

@@ -87,11 +87,23 @@ local function utf8_clean(str)
 end
 
 -- Whether every string in `v` (keys too) is valid UTF-8.
+-- (Strings are checked in the loop: a report has a few hundred thousand.)
 local function all_valid(v)
   if type(v) == 'string' then return utf8.len(v) ~= nil end
   if type(v) ~= 'table' then return true end
+  local len = utf8.len
   for k, x in pairs(v) do
-    if not all_valid(k) or not all_valid(x) then return false end
+    local tk, tx = type(k), type(x)
+    if tk == 'string' then
+      if not len(k) then return false end
+    elseif tk == 'table' and not all_valid(k) then
+      return false
+    end
+    if tx == 'string' then
+      if not len(x) then return false end
+    elseif tx == 'table' and not all_valid(x) then
+      return false
+    end
   end
   return true
 end
