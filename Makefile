@@ -31,6 +31,8 @@ GRAMMAR_DIR := build/grammar
 TSRT_DIR := build/tsruntime
 TSRT_LIB := $(TSRT_DIR)/package/vendor/tree-sitter/lib
 TSRT_STAMP := $(TSRT_DIR)/package/package.json
+# Our objects depend on the stamp (touched when the package is unpacked):
+# a new runtime version recompiles them against its headers.
 TSRT_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200112L -D_DEFAULT_SOURCE -w -I$(TSRT_LIB)/src -I$(TSRT_LIB)/include
 TSRT_OBJ := $(TSRT_DIR)/lib.o
 GRAMMAR_OBJ := $(GRAMMAR_DIR)/typescript_parser.o $(GRAMMAR_DIR)/typescript_scanner.o \
@@ -64,7 +66,7 @@ bin/aegis-run: $(OBJ) $(GRAMMAR_OBJ) $(TSRT_OBJ) | deps
 	@echo LINK $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(OBJ) $(GRAMMAR_OBJ) $(TSRT_OBJ) $(PKG_LIBS) -lm
 
-build/obj/%.o: runtime/%.c $(HDR) | deps $(TSRT_STAMP)
+build/obj/%.o: runtime/%.c $(HDR) $(TSRT_STAMP) | deps
 	@mkdir -p $(@D)
 	@echo CC $<
 	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iruntime -c -o $@ $<
@@ -106,16 +108,15 @@ $(GRAMMAR_DIR)/%_scanner.o: $(GRAMMAR_DIR)/package/package.json
 	$(Q)$(CC) -O2 -std=c11 -w -I$(GRAMMAR_DIR)/package/$*/src -c -o $@ $(GRAMMAR_DIR)/package/$*/src/scanner.c
 
 # Sanitizer build: same sources, its own objects, grammar shared; the
-# tree-sitter runtime under ASan (its heap is what B2 is about), not UBSan
-# (its code is not ours to fix).
+# tree-sitter runtime sanitized too (its heap is what B2 is about).
 build/asan/aegis-run: $(ASAN_OBJ) $(GRAMMAR_OBJ) build/asan/tsruntime.o | deps
 	@echo LINK $@
 	$(Q)$(CC) $(ASAN_FLAGS) $(LDFLAGS) -o $@ $(ASAN_OBJ) $(GRAMMAR_OBJ) build/asan/tsruntime.o $(PKG_LIBS) -lm
 build/asan/tsruntime.o: $(TSRT_STAMP)
 	@mkdir -p $(@D)
 	@echo CC asan tree-sitter lib.c
-	$(Q)$(CC) -O1 -g -fsanitize=address -fno-omit-frame-pointer $(TSRT_CFLAGS) -c -o $@ $(TSRT_LIB)/src/lib.c
-build/asan/%.o: runtime/%.c $(HDR) | deps $(TSRT_STAMP)
+	$(Q)$(CC) -O1 -g $(ASAN_FLAGS) $(TSRT_CFLAGS) -c -o $@ $(TSRT_LIB)/src/lib.c
+build/asan/%.o: runtime/%.c $(HDR) $(TSRT_STAMP) | deps
 	@mkdir -p $(@D)
 	@echo CC asan $<
 	$(Q)$(CC) -O1 -g $(filter-out -O2,$(CFLAGS)) $(ASAN_FLAGS) $(PKG_CFLAGS) -Iruntime -c -o $@ $<

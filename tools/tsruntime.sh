@@ -11,8 +11,8 @@
 # levels, a crash on hostile input (RELIABILITY.md B2).
 # usage: tools/tsruntime.sh DIR
 set -eu
-version=0.21.1
-integrity='sha512-7dxoA6kYvtgWw80265MyqJlkRl4yawIjO7S5MigytjELkX43fV2WsAXzsNfO7sBpPPCF5Gp0+XzHk0DwLCq3xQ=='
+version=0.25.1
+integrity='sha512-mrcEdkYtHfrK1A6fs3O6FxkBo0Qig5XUXqHhxUOQu0bmPo00QF4XaSx4edpazdHwxnSCjlGKGgIqWdaN4dvTLA=='
 dir=$1
 mkdir -p "$dir"
 cd "$dir"
@@ -33,5 +33,5 @@ if [ "$got" != "$integrity" ]; then
 fi
 rm -rf package
 tar xzf "$tgz" package/vendor/tree-sitter/lib/src package/vendor/tree-sitter/lib/include \
-  package/vendor/tree-sitter/LICENSE package/package.json
+  package/LICENSE package/package.json
 echo "tsruntime: tree-sitter $version verified ($integrity)" >&2
