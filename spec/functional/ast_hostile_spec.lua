@@ -96,8 +96,9 @@ local CASES = {
   -- tree takes time quadratic in n (0.35 s per query at n = 20,000, 8 s at
   -- 100,000; 0.20.7, 0.21.1 and 0.25.1 alike) and aegis.ast queries have no
   -- time budget; the queries below take q:matches' walk instead, which is
-  -- linear.  fuzz/regressions/ast/ts0207-unclosed-paren-65534 replays the
-  -- heap corruption tree-sitter 0.20.7 had past 65,533 unclosed levels.
+  -- linear.  fuzz/known/ast/ts0207-unclosed-paren-65534 (the heap
+  -- corruption tree-sitter 0.20.7 had past 65,533 unclosed levels) says
+  -- what else it runs into.
   { name = '20k unclosed parentheses', lang = 'ts', gen = [[
       return 'f' .. ('('):rep(20000)]] },
   { name = '100k unclosed blocks', lang = 'ts', gen = [[
