@@ -13,18 +13,28 @@ CFLAGS ?= -O2 -g
 override CFLAGS += -std=c11 -Wall -Wextra -Wshadow -Wundef -Wwrite-strings \
                    -Wmissing-prototypes -Wstrict-prototypes -fvisibility=hidden
 # libpq and libcurl give headers only: they are dlopen-ed on first use (ag_dl.h)
-PKGS := lua5.4 lua5.4-cjson sqlite3 libcrypto tree-sitter
+PKGS := lua5.4 lua5.4-cjson sqlite3 libcrypto
 PKGS_DL := libpq libcurl
 
 # Debian packages: what the build, the tests and the demo need.
 DEB := gcc make pkg-config openssl ca-certificates lua5.4 liblua5.4-dev \
        lua-cjson lua-cjson-dev lua-busted libsqlite3-dev sqlite3 libpq-dev \
-       postgresql libcurl4-openssl-dev libssl-dev libtree-sitter-dev libmicrohttpd-dev python3 python3-jsonschema
+       postgresql libcurl4-openssl-dev libssl-dev libmicrohttpd-dev python3 python3-jsonschema
 DEB_NPM := npm
 DEB_BENCH := hyperfine curl time
 DEB_VALGRIND := valgrind
 
 GRAMMAR_DIR := build/grammar
+# The tree-sitter runtime: built from the npm package's amalgamation, not
+# Debian's libtree-sitter0 0.20.7 (heap corruption past ~65,533 unclosed
+# nesting levels; tools/tsruntime.sh).  Its headers come from the same package.
+TSRT_DIR := build/tsruntime
+TSRT_LIB := $(TSRT_DIR)/package/vendor/tree-sitter/lib
+TSRT_STAMP := $(TSRT_DIR)/package/package.json
+# Our objects depend on the stamp (touched when the package is unpacked):
+# a new runtime version recompiles them against its headers.
+TSRT_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200112L -D_DEFAULT_SOURCE -w -I$(TSRT_LIB)/src -I$(TSRT_LIB)/include
+TSRT_OBJ := $(TSRT_DIR)/lib.o
 GRAMMAR_OBJ := $(GRAMMAR_DIR)/typescript_parser.o $(GRAMMAR_DIR)/typescript_scanner.o \
                $(GRAMMAR_DIR)/tsx_parser.o $(GRAMMAR_DIR)/tsx_scanner.o
 
@@ -48,20 +58,20 @@ deps:
 	$(Q)command -v npm >/dev/null 2>&1 || tools/deps.sh $(DEB_NPM)
 
 # Read pkg-config only once the packages are there.
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(PKGS_DL))
+PKG_CFLAGS = -I$(TSRT_LIB)/include $(shell pkg-config --cflags $(PKGS) $(PKGS_DL))
 PKG_LIBS = $(shell pkg-config --libs $(PKGS))
 
-bin/aegis-run: $(OBJ) $(GRAMMAR_OBJ) | deps
+bin/aegis-run: $(OBJ) $(GRAMMAR_OBJ) $(TSRT_OBJ) | deps
 	@mkdir -p bin
 	@echo LINK $@
-	$(Q)$(CC) $(LDFLAGS) -o $@ $(OBJ) $(GRAMMAR_OBJ) $(PKG_LIBS) -lm
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(OBJ) $(GRAMMAR_OBJ) $(TSRT_OBJ) $(PKG_LIBS) -lm
 
-build/obj/%.o: runtime/%.c $(HDR) | deps
+build/obj/%.o: runtime/%.c $(HDR) $(TSRT_STAMP) | deps
 	@mkdir -p $(@D)
 	@echo CC $<
 	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iruntime -c -o $@ $<
 
-build/obj/%.o: build/gen/%.c runtime/host.h | deps
+build/obj/%.o: build/gen/%.c runtime/host.h | deps $(TSRT_STAMP)
 	@mkdir -p $(@D)
 	@echo CC $<
 	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iruntime -c -o $@ $<
@@ -81,6 +91,14 @@ $(GRAMMAR_DIR)/package/package.json: tools/grammar.sh | deps
 	$(Q)tools/grammar.sh $(GRAMMAR_DIR)
 	@touch $@
 
+# The tree-sitter runtime: fetched the same way, never committed.
+$(TSRT_STAMP): tools/tsruntime.sh | deps
+	$(Q)tools/tsruntime.sh $(TSRT_DIR)
+	@touch $@
+$(TSRT_OBJ): $(TSRT_STAMP)
+	@echo CC tree-sitter lib.c
+	$(Q)$(CC) -O2 -g $(TSRT_CFLAGS) -c -o $@ $(TSRT_LIB)/src/lib.c
+
 # Third-party generated C: compiled without our warning list.
 $(GRAMMAR_DIR)/%_parser.o: $(GRAMMAR_DIR)/package/package.json
 	@echo CC grammar $*/parser.c
@@ -89,15 +107,20 @@ $(GRAMMAR_DIR)/%_scanner.o: $(GRAMMAR_DIR)/package/package.json
 	@echo CC grammar $*/scanner.c
 	$(Q)$(CC) -O2 -std=c11 -w -I$(GRAMMAR_DIR)/package/$*/src -c -o $@ $(GRAMMAR_DIR)/package/$*/src/scanner.c
 
-# Sanitizer build: same sources, its own objects, grammar shared.
-build/asan/aegis-run: $(ASAN_OBJ) $(GRAMMAR_OBJ) | deps
+# Sanitizer build: same sources, its own objects, grammar shared; the
+# tree-sitter runtime sanitized too (its heap is what B2 is about).
+build/asan/aegis-run: $(ASAN_OBJ) $(GRAMMAR_OBJ) build/asan/tsruntime.o | deps
 	@echo LINK $@
-	$(Q)$(CC) $(ASAN_FLAGS) $(LDFLAGS) -o $@ $(ASAN_OBJ) $(GRAMMAR_OBJ) $(PKG_LIBS) -lm
-build/asan/%.o: runtime/%.c $(HDR) | deps
+	$(Q)$(CC) $(ASAN_FLAGS) $(LDFLAGS) -o $@ $(ASAN_OBJ) $(GRAMMAR_OBJ) build/asan/tsruntime.o $(PKG_LIBS) -lm
+build/asan/tsruntime.o: $(TSRT_STAMP)
+	@mkdir -p $(@D)
+	@echo CC asan tree-sitter lib.c
+	$(Q)$(CC) -O1 -g $(ASAN_FLAGS) $(TSRT_CFLAGS) -c -o $@ $(TSRT_LIB)/src/lib.c
+build/asan/%.o: runtime/%.c $(HDR) $(TSRT_STAMP) | deps
 	@mkdir -p $(@D)
 	@echo CC asan $<
 	$(Q)$(CC) -O1 -g $(filter-out -O2,$(CFLAGS)) $(ASAN_FLAGS) $(PKG_CFLAGS) -Iruntime -c -o $@ $<
-build/asan/%.o: build/gen/%.c runtime/host.h | deps
+build/asan/%.o: build/gen/%.c runtime/host.h | deps $(TSRT_STAMP)
 	@mkdir -p $(@D)
 	$(Q)$(CC) -O1 -g $(filter-out -O2,$(CFLAGS)) $(ASAN_FLAGS) $(PKG_CFLAGS) -Iruntime -c -o $@ $<
 
@@ -132,6 +155,6 @@ lint:
 	$(Q)luacheck lua providers rulepacks pipelines spec examples bench fuzz
 
 clean:
-	rm -rf bin build/obj build/asan build/gen build/fuzz
+	rm -rf bin build/obj build/asan build/gen build/fuzz $(TSRT_OBJ)
 
 include fuzz/Makefile.inc
