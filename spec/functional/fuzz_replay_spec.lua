@@ -11,7 +11,12 @@
 --- once) and show here as pending until the fix lands and they move.
 local h = require('spec.helpers')
 
-local ROOT = io.popen('pwd'):read('l')
+local ROOT
+do
+  local p = io.popen('pwd')
+  ROOT = p:read('l')
+  p:close()
+end
 
 -- Names in `dir` (not hidden), sorted; {} when it does not exist.
 local function list(dir)
@@ -74,7 +79,9 @@ describe('fuzz corpus and regressions replay', function()
       for _, f in ipairs(list(corpus)) do files[#files + 1] = corpus .. '/' .. f end
       local nseeds = #files
       assert.is_true(nseeds > 0, 'no seeds in fuzz/corpus/' .. t)
-      assert.truthy(io.open(regress .. '/.gitkeep'), 'fuzz/regressions/' .. t .. '/ is missing')
+      local keep = io.open(regress .. '/.gitkeep')
+      assert.truthy(keep, 'fuzz/regressions/' .. t .. '/ is missing')
+      keep:close()
       for _, f in ipairs(list(regress)) do files[#files + 1] = regress .. '/' .. f end
       local r, out = replay(t, files)
       assert.equal(0, r.code, out)

@@ -27,6 +27,8 @@ end
 -- once the collector has run.
 local function releases_on_oom(f, arg, lo, hi)
   local sandbox = require('aegis.core.sandbox')
+  collectgarbage()  -- handles other specs left to the collector must not close during the count
+  collectgarbage()
   local before, failed = fds(), 0
   for k = lo, hi do
     collectgarbage()  -- little garbage for the emergency collection to free
