@@ -58,7 +58,7 @@ describe('untrusted rulepacks (S7)', function()
     for name in pairs(SECRETS) do assert.is_nil(envline:find(name, 1, true), name) end
     assert.matches('PATH', envline, 1, true)
     local cpu = r.stderr:match('ran with limits: CPU (%S+) s')
-    assert.equal('120', cpu)
+    assert.equal('121', cpu)   -- a second over the wall budget: the watchdog acts first
     local doc = json.decode(r.stdout)
     assert.same({ 'prpack/no-debugger', 'base/no-let' }, { doc.findings[1].rule, doc.findings[2].rule })
   end)

@@ -406,7 +406,10 @@ function M.run(o)
   local ucfg = cfg.untrusted or {}
   local ud = M.untrusted_defaults
   local seconds = ucfg.seconds or ud.seconds
-  local cpu = ucfg.cpu_seconds or math.ceil(seconds)
+  -- one second over the wall budget: a busy worker's CPU time never passes
+  -- its wall time, so the watchdog ends it first, with its clear message;
+  -- RLIMIT_CPU is the backstop should the watchdog itself be starved
+  local cpu = ucfg.cpu_seconds or math.ceil(seconds) + 1
   local mem = ucfg.memory_mb or ud.memory_mb
   for _, u in ipairs(untrusted) do
     o.log(("rulepack '%s' is not trusted%s (sha256 %s): running it in a worker process"
