@@ -79,7 +79,8 @@ local function declare_config()
     }):optional():describe('Budget of one rule over one file (default 2e8 instructions, 2 s, 256 MiB)'),
     untrusted = s.object({
       seconds = s.number({ min = 0.1 }):optional():describe('Wall time of an untrusted worker (default 120)'),
-      cpu_seconds = s.integer({ min = 1 }):optional():describe('RLIMIT_CPU of an untrusted worker (default: seconds + 1)'),
+      cpu_seconds = s.integer({ min = 1 }):optional()
+        :describe('RLIMIT_CPU of an untrusted worker (default: seconds + 1)'),
       memory_mb = s.integer({ min = 16 }):optional():describe('RLIMIT_AS of an untrusted worker (default 1024)'),
     }):optional():describe('Limits of the worker process that runs untrusted rulepacks'),
     ignore = s.array(s.string({ min = 1 })):optional()

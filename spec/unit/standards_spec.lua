@@ -207,7 +207,7 @@ return { name = 'bad', rules = {
       config = {} })
     for _, lang in ipairs({ 'ts', 'tsx' }) do
       local l = e:_lang(lang)
-      local want_owner, want_base, seen, n = {}, {}, {}, 0
+      local want_owner, want_base, seen, np = {}, {}, {}, 0
       for _, r in ipairs(e.rules) do
         local src = r.query
         if type(src) == 'table' then src = src[lang] end
@@ -218,20 +218,20 @@ return { name = 'bad', rules = {
             local g = { r.id }
             seen[src] = g
             local c = assert(ast.query(lang, src)):pattern_count()
-            for p = 1, c do want_owner[n + p], want_base[n + p] = g, n end
-            n = n + c
+            for p = 1, c do want_owner[np + p], want_base[np + p] = g, np end
+            np = np + c
           end
         end
       end
       local got_owner = {}
-      for p = 1, n do
+      for p = 1, np do
         local ids_ = {}
         for _, r in ipairs(l.owner[p]) do ids_[#ids_ + 1] = r.id end
         got_owner[p] = ids_
       end
       assert.same(want_owner, got_owner, lang)
-      for p = 1, n do assert.equal(want_base[p], l.base[p], lang .. ' pattern ' .. p) end
-      assert.equal(n + 1, l.query:pattern_count(), lang .. ': and the directive pattern')
+      for p = 1, np do assert.equal(want_base[p], l.base[p], lang .. ' pattern ' .. p) end
+      assert.equal(np + 1, l.query:pattern_count(), lang .. ': and the directive pattern')
       assert.same({}, l.bad)
     end
   end)
