@@ -892,7 +892,8 @@ local function quarantine(self, ns, key, row, reason)
   end
   local ok, msg = self.db:tx(function(db)
     local _, m, c = db:exec([[INSERT INTO cache_quarantine (at, namespace, key, reason, response, response_hash)
-  VALUES ($1, $2, $3, $4, $5, $6)]], at, ns, key, reason, store.blob(row.response or ''), row.response_hash)
+  VALUES ($1, $2, $3, $4, $5, $6)]], at, ns, key, reason, store.blob(tostring(row.response or '')),
+    tostring(row.response_hash))
     if m then return nil, m, c end
     _, m, c = db:exec('DELETE FROM cache_entries WHERE namespace = $1 AND key = $2', ns, key)
     if m then return nil, m, c end

@@ -165,6 +165,18 @@ for _, backend in ipairs(h.store_backends()) do
       assert.equal(1, s.quarantined)
     end)
 
+    it('quarantines a row whose response or hash is not even text (a damaged record)', function()
+      if not h.needs(backend) then return end
+      local k = assert(cache.key(request(nil, 'numeric')))
+      assert(c:put(k, { text = 'x', usage = {} }))
+      local db <close> = raw_db()
+      if backend.name == 'sqlite' then   -- SQLite keeps whatever type a damaged cell holds
+        assert(db:exec('UPDATE cache_entries SET response = 42, response_hash = 7 WHERE key = $1', k))
+        assert.is_nil(c:get(k))
+        assert.is_false(c:has(k))
+      end
+    end)
+
     it('treats an edited hash or an unreadable response as corrupt too', function()
       if not h.needs(backend) then return end
       local k1 = assert(cache.key(request(nil, 'd1')))
