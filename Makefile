@@ -35,6 +35,12 @@ TSRT_STAMP := $(TSRT_DIR)/package/package.json
 # a new runtime version recompiles them against its headers.
 TSRT_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200112L -D_DEFAULT_SOURCE -w -I$(TSRT_LIB)/src -I$(TSRT_LIB)/include
 TSRT_OBJ := $(TSRT_DIR)/lib.o
+# Versions named by `aegis-run --version`, read from the scripts that pin them.
+TSRT_VERSION := $(shell sed -n 's/^version=//p' tools/tsruntime.sh)
+GRAMMAR_VERSION := $(shell sed -n 's/^version=//p' tools/grammar.sh)
+build/obj/lhost.o build/asan/lhost.o: tools/tsruntime.sh tools/grammar.sh
+build/obj/lhost.o build/asan/lhost.o: CFLAGS += -DAG_TREE_SITTER_VERSION='"$(TSRT_VERSION)"' \
+  -DAG_GRAMMAR_VERSION='"$(GRAMMAR_VERSION)"'
 GRAMMAR_OBJ := $(GRAMMAR_DIR)/typescript_parser.o $(GRAMMAR_DIR)/typescript_scanner.o \
                $(GRAMMAR_DIR)/tsx_parser.o $(GRAMMAR_DIR)/tsx_scanner.o
 

@@ -46,8 +46,10 @@ static void setstr (lua_State *L, const char *k, const char *v) {
   lua_setfield(L, -2, k);
 }
 
-/* versions() -> {lua=, sqlite=, libpq=, curl=, openssl=, tree_sitter_abi=,
-**               typescript_abi=, tsx_abi=} */
+/* versions() -> {lua=, sqlite=, libpq=, curl=, openssl=, tree_sitter=,
+**               tree_sitter_abi=, tree_sitter_typescript=, typescript_abi=,
+**               tsx_abi=}; the two package versions come from the Makefile,
+**               which reads them from the scripts that pin them. */
 static int host_versions (lua_State *L) {
   lua_newtable(L);
   setstr(L, "lua", LUA_RELEASE);
@@ -63,6 +65,8 @@ static int host_versions (lua_State *L) {
   const ag_curl_api *curl = ag_curl(err);
   setstr(L, "curl", curl ? curl->curl_version_info(CURLVERSION_NOW)->version : err);
   setstr(L, "openssl", OpenSSL_version(OPENSSL_VERSION));
+  setstr(L, "tree_sitter", AG_TREE_SITTER_VERSION);
+  setstr(L, "tree_sitter_typescript", AG_GRAMMAR_VERSION);
   lua_pushinteger(L, TREE_SITTER_LANGUAGE_VERSION);
   lua_setfield(L, -2, "tree_sitter_abi");
   lua_pushinteger(L, (lua_Integer)ts_language_version(tree_sitter_typescript()));

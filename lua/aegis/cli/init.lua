@@ -39,10 +39,10 @@ end
 
 local function version_line()
   local v = host.versions()
-  return ('aegis-run %s (Lua %s, SQLite %s, libpq %s, libcurl %s, %s, tree-sitter ABI %d,'
-    .. ' tree-sitter-typescript 0.23.2)'):format(
+  return ('aegis-run %s (Lua %s, SQLite %s, libpq %s, libcurl %s, %s, tree-sitter %s (ABI %d),'
+    .. ' tree-sitter-typescript %s)'):format(
     require('aegis').version, v.lua:match('[%d.]+$') or v.lua, v.sqlite, v.libpq, v.curl,
-    v.openssl, v.tree_sitter_abi)
+    v.openssl, v.tree_sitter, v.tree_sitter_abi, v.tree_sitter_typescript)
 end
 
 local function help()
