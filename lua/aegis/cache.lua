@@ -131,8 +131,8 @@ end
 
 -- {====================================================== helpers
 
-local function argerr(fname, n, msg)
-  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
+local function argerr(fname, n, msg, level)
+  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), level or 3)
 end
 
 local function now_ms()
@@ -693,11 +693,12 @@ function M.open(url, opts)
   return self
 end
 
-local function checkopen(self, fname)
+local function checkopen(self, fname, level)
+  level = level or 3
   if getmetatable(self) ~= Cache then
-    error(("bad argument #1 to '%s' (aegis.cache.Cache expected, got %s)"):format(fname, type(self)), 3)
+    error(("bad argument #1 to '%s' (aegis.cache.Cache expected, got %s)"):format(fname, type(self)), level)
   end
-  if self.closed then error('attempt to use a closed cache', 3) end
+  if self.closed then error('attempt to use a closed cache', level) end
 end
 
 -- }======================================================
@@ -1016,6 +1017,19 @@ end
 ---@field created_at integer Milliseconds since 1970
 ---@field bytes integer
 
+-- The checks every keyed method starts with (errors blame the method's
+-- caller); returns the namespace.
+local function keyed(self, what, key, opts)
+  checkopen(self, what, 4)
+  if not is_key(key) then argerr(what, 1, 'key must be 64 lowercase hex digits', 4) end
+  return opts and opts.namespace or self.namespace
+end
+
+-- A keyed method's failure: nil, "cache: <what> '<key>': <detail>", code.
+local function failed(what, key, msg, code)
+  return nil, ("cache: %s '%s': %s"):format(what, key, (tostring(msg):gsub('^store: ', ''))), code
+end
+
 --- Reads an entry and checks its response hash. A mismatch (or an
 --- unreadable response) is a miss: the entry is moved to `cache_quarantine`,
 --- a warning is printed (`aegis-run: warning: cache: entry <key> failed its
@@ -1028,13 +1042,11 @@ end
 ---@return string? err When the store failed: `cache: get '<key>': <detail>`
 ---@return string? code The store's code
 function Cache:get(key, opts)
-  checkopen(self, 'get')
-  if not is_key(key) then argerr('get', 1, 'key must be 64 lowercase hex digits') end
-  local ns = opts and opts.namespace or self.namespace
+  local ns = keyed(self, 'get', key, opts)
   local e, msg, code = read(self, ns, key)
   if e == nil then
     tick(self)
-    return nil, ("cache: get '%s': %s"):format(key, tostring(msg):gsub('^store: ', '')), code
+    return failed('get', key, msg, code)
   end
   if e then
     e.response.chunks = chunks_of(e.response)
@@ -1147,11 +1159,9 @@ end
 ---@return string? err
 ---@return string? code
 function Cache:delete(key, opts)
-  checkopen(self, 'delete')
-  if not is_key(key) then argerr('delete', 1, 'key must be 64 lowercase hex digits') end
-  local ns = opts and opts.namespace or self.namespace
+  local ns = keyed(self, 'delete', key, opts)
   local n, msg, code = self.db:exec('DELETE FROM cache_entries WHERE namespace = $1 AND key = $2', ns, key)
-  if not n then return nil, ("cache: delete '%s': %s"):format(key, tostring(msg):gsub('^store: ', '')), code end
+  if not n then return failed('delete', key, msg, code) end
   return n > 0
 end
 
@@ -1164,12 +1174,10 @@ end
 ---@return string? err `cache: has '<key>': <detail>`
 ---@return string? code The store's code
 function Cache:has(key, opts)
-  checkopen(self, 'has')
-  if not is_key(key) then argerr('has', 1, 'key must be 64 lowercase hex digits') end
-  local ns = opts and opts.namespace or self.namespace
+  local ns = keyed(self, 'has', key, opts)
   local row, msg, code = self.db:first('SELECT created_at FROM cache_entries WHERE namespace = $1 AND key = $2',
     ns, key)
-  if msg then return nil, ("cache: has '%s': %s"):format(key, tostring(msg):gsub('^store: ', '')), code end
+  if msg then return failed('has', key, msg, code) end
   if not row then return false end
   local ttl = self.limits.ttl
   return not (ttl and row.created_at < now_ms() - ttl * 1000)
