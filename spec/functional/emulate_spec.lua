@@ -676,7 +676,7 @@ describe('aegis-run emulate options', function()
       local script = ([[
         %s emulate --port 0 > %s/out 2>&1 &
         pid=$!
-        i=0; while ! grep -q listening %s/out && [ $i -lt 200 ]; do sleep 0.025; i=$((i+1)); done
+        i=0; while ! grep -qs listening %s/out && [ $i -lt 200 ]; do sleep 0.025; i=$((i+1)); done
         kill -%s $pid; wait $pid; echo "rc=$?"
       ]]):format(h.shell_quote(h.bin), dir, dir, sig)
       local p = io.popen(script)
