@@ -268,7 +268,7 @@ end
 function M.open(url, opts)
   if url ~= nil and type(url) ~= 'string' then argerror(1, 'open', 'string expected, got ' .. type(url)) end
   if opts ~= nil and type(opts) ~= 'table' then argerror(2, 'open', 'table expected, got ' .. type(opts)) end
-  local o = { synchronous = 'full' }
+  local o = { synchronous = 'group' }
   for k, v in pairs(opts or {}) do o[k] = v end
   local isolation = o.isolation
   o.isolation = nil

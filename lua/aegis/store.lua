@@ -82,8 +82,10 @@ local option_types = {
 }
 
 ---@class aegis.store.OpenOpts
----@field synchronous? 'normal'|'full' SQLite durability: 'full' for data that must survive power loss
---- (default 'normal')
+---@field synchronous? 'normal'|'full'|'group' SQLite durability (default 'normal', which may lose the last
+--- commits on power loss). 'full' and 'group' keep every acknowledged commit: 'full' syncs the WAL inside
+--- COMMIT, holding the write lock; 'group' commits at NORMAL and syncs the WAL after the lock is released,
+--- before the call returns, so concurrent writers share flushes (docs/store.md, "Group commit")
 ---@field busy_timeout? number SQLite: seconds to wait for another writer's lock (default 10)
 ---@field connect_timeout? number PostgreSQL: seconds to connect (default 5; libpq's minimum is 2)
 ---@field statement_timeout? number PostgreSQL: seconds a statement may run (default 25; 0: no limit)
@@ -108,8 +110,9 @@ function M.open(url, opts)
     if type(v) ~= want then argerror(2, 'open', ("option '%s': %s expected, got %s"):format(k, want, type(v))) end
     if want == 'number' and (v ~= v or v < 0) then argerror(2, 'open', ("option '%s' must be >= 0"):format(k)) end
   end
-  if opts and opts.synchronous and opts.synchronous ~= 'normal' and opts.synchronous ~= 'full' then
-    argerror(2, 'open', "option 'synchronous' must be 'normal' or 'full'")
+  local sync = opts and opts.synchronous
+  if sync and sync ~= 'normal' and sync ~= 'full' and sync ~= 'group' then
+    argerror(2, 'open', "option 'synchronous' must be 'normal', 'full' or 'group'")
   end
   local create_dir = false
   if url == nil then url, create_dir = M.default_url() end
