@@ -57,6 +57,10 @@ const char *ag_store_kind (const ag_store *s) {
   return s->be->kind;
 }
 
+int ag_store_synchronous (const ag_store *s) {
+  return s->opts.synchronous;
+}
+
 /* Output for ag_store_redact: counts what it cannot store, like snprintf. */
 typedef struct rbuf { char *p; size_t size, n; } rbuf;
 

@@ -94,6 +94,11 @@ int ag_store_close(ag_store *s);
 /* "sqlite" or "postgres".  Static. */
 const char *ag_store_kind(const ag_store *s);
 
+/* The SQLite durability in effect, AG_SYNC_*: GROUP falls back to FULL on
+** a file system without powersafe overwrite, and to NORMAL for a database
+** in memory.  AG_SYNC_NORMAL on PostgreSQL (the server decides). */
+int ag_store_synchronous(const ag_store *s);
+
 /*
 ** Copies `url` into `buf` (NUL-terminated, truncated to `size`) with any
 ** password replaced by `***`: the userinfo password and a `password`

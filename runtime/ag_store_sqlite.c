@@ -311,7 +311,7 @@ static int sq_begin (ag_store *b, const char *lock_key, char *err) {
   double deadline = ag_store__now() + b->opts.busy_timeout;
   double cap = 0.002;
   int64_t changes;
-  int rc;
+  int rc, unsynced = s->unsynced;  /* BEGIN IMMEDIATE is not "readonly" but writes nothing */
   for (;;) {
     rc = sq_exec(b, "BEGIN IMMEDIATE", 15, NULL, 0, &changes, err);
     double left = deadline - ag_store__now();
@@ -322,6 +322,7 @@ static int sq_begin (ag_store *b, const char *lock_key, char *err) {
     sqlite3_busy_timeout(s->db, left > 0 ? (int)(left * 1000) + 1 : 1);
   }
   sqlite3_busy_timeout(s->db, s->busy_ms);
+  s->unsynced = unsynced;
   return rc;
 }
 
@@ -499,6 +500,7 @@ static int configure (sq_store *s, const ag_store_opts *o, char *err) {
   if (!ok) ag_seterr(err, AG_EIO, "cannot use WAL (journal_mode is '%s')", mode ? mode : "?");
   sqlite3_finalize(st);
   if (!ok) return AG_EIO;
+  if (o->synchronous == AG_SYNC_GROUP && !wal) s->base.opts.synchronous = AG_SYNC_NORMAL;
   if (o->synchronous == AG_SYNC_GROUP && wal) {
     /* Without powersafe overwrite a write after the synced frames could
     ** damage them (FULL pads each commit to a sector for that): use FULL. */
@@ -509,8 +511,11 @@ static int configure (sq_store *s, const ag_store_opts *o, char *err) {
       s->group = 1;
       s->base.after_commit = sq_sync;
     }
-    else if ((rc = sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL)) != SQLITE_OK)
-      return fail(s, rc, err);
+    else {
+      if ((rc = sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL)) != SQLITE_OK)
+        return fail(s, rc, err);
+      s->base.opts.synchronous = AG_SYNC_FULL;
+    }
   }
   return AG_OK;
 }

@@ -119,9 +119,14 @@ static int store_open (lua_State *L) {
   char err[AG_ERRLEN];
   int rc = ag_store_open(url, &o, &p->s, err);
   if (rc != AG_OK) return agL_pushfail(L, rc, "store: open '%s': %s", shown, err);
-  lua_createtable(L, 0, 2);  /* [shown, ud, uv] */
+  lua_createtable(L, 0, 3);  /* [shown, ud, uv] */
   lua_pushstring(L, ag_store_kind(p->s));
   lua_setfield(L, -2, "kind");
+  if (strcmp(ag_store_kind(p->s), "sqlite") == 0) {
+    static const char *const modes[] = {"normal", "full", "group"};
+    lua_pushstring(L, modes[ag_store_synchronous(p->s)]);  /* the mode in effect */
+    lua_setfield(L, -2, "synchronous");
+  }
   lua_pushvalue(L, -3);
   lua_setfield(L, -2, "url");
   lua_setiuservalue(L, -2, 1);  /* [shown, ud] */
