@@ -254,8 +254,9 @@ end
 ---@field isolation? 'lock'|'serializable' PostgreSQL: how writes to a thread are serialised (default 'lock')
 
 --- Opens a store for checkpoints: `store.open(url)` with
---- `synchronous = 'full'` on SQLite (an acknowledged checkpoint survives a
---- power loss), and the checkpoint tables created or brought forward.
+--- `synchronous = 'group'` on SQLite (group commit: an acknowledged
+--- checkpoint survives a power loss, as with FULL, while concurrent writers
+--- share flushes), and the checkpoint tables created or brought forward.
 --- On PostgreSQL, writes to one thread are serialised by an advisory lock;
 --- `isolation = 'serializable'` runs them as SERIALIZABLE transactions
 --- instead, retrying a serialisation failure up to 4 times with a growing random wait, then running
@@ -1234,7 +1235,7 @@ function M.save(a)
 end
 
 --- Saves several checkpoints in one transaction, so they share one commit
---- (one fsync at `synchronous = FULL`): all are stored or none. Each item
+--- (one sync of the WAL): all are stored or none. Each item
 --- is what `save` takes (its `db` is ignored); items of one thread chain in
 --- order. The threads' locks are taken in sorted order.
 ---@param list aegis.checkpoint.SaveArgs[]
