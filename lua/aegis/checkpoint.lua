@@ -181,7 +181,9 @@ local function run_tx(db, fn, thread, alone)
   local r = table.pack(db:tx(function(tx)
     -- index scans only: a sequential scan takes a predicate lock on the
     -- whole table, and every concurrent writer would conflict with it
-    _, m, c = tx:exec('SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; SET LOCAL enable_seqscan = off')
+    -- SELECT 1 takes the transaction's snapshot now: a save mints its id
+    -- after it (see save_in), in this round trip
+    _, m, c = tx:exec('SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; SET LOCAL enable_seqscan = off; SELECT 1')
     if m then return nil, m, c end
     return fn(tx)
   end))
@@ -1098,6 +1100,189 @@ local function write_child(db, a, parent_row)
   }
 end
 
+-- {======================================================================
+-- PostgreSQL: a save in one statement
+-- ======================================================================
+
+-- The newest checkpoint this process saved in each (thread, namespace) and
+-- the highest version it knows used there per channel: a save's predicted
+-- parent and versions, checked by the statement that writes it. A few
+-- hundred are kept; a wrong or missing prediction costs one more statement.
+local heads, heads_n, HEADS_MAX = {}, 0, 256
+
+local save_sqls = {}
+
+-- `sql` with each `@name` replaced by $1, $2, ... in order of first
+-- appearance, and the names in that order.
+local function numbered(sql)
+  local names, index = {}, {}
+  sql = sql:gsub('@([%w_]+)', function(name)
+    if not index[name] then
+      names[#names + 1] = name
+      index[name] = #names
+    end
+    return '$' .. index[name]
+  end)
+  return { sql = sql, names = names }
+end
+
+-- The statement of a PostgreSQL save with `k` blobs, a name to check when
+-- `named`, the enclosing namespaces' newest checkpoints to look up when
+-- `nested`. It writes the blobs and the row only when the newest checkpoint
+-- of the namespace is the predicted parent (@parent, NULL: none), no changed
+-- channel has a version at or above its new one (@v1, ...), and the name is
+-- free; the thread's lock, held to COMMIT, keeps that true.
+-- `parents` (@ancestors: JSON array of namespaces) is filled in here. Either
+-- way it returns whether it wrote, whether the name is taken, the newest
+-- checkpoint before the write and the parents. Each part is left out when it
+-- has nothing to do: the statement is planned and run on every save.
+local function save_sql(k, named, nested)
+  local key = ('%d/%s/%s'):format(k, named, nested)
+  if save_sqls[key] then return save_sqls[key] end
+  local parts = { [[WITH head AS (SELECT checkpoint_id, type, metadata FROM checkpoints
+  WHERE thread_id = @thread AND checkpoint_ns = @ns ORDER BY checkpoint_id DESC LIMIT 1)]] }
+  local conds = { '(SELECT checkpoint_id FROM head) IS NOT DISTINCT FROM CAST(@parent AS TEXT)' }
+  local taken = 'false'
+  if named then
+    taken = [[EXISTS (SELECT 1 FROM checkpoints WHERE thread_id = @thread
+    AND metadata ->> 'name' = CAST(@name AS TEXT) AND checkpoint_id <> CAST(@id AS TEXT))]]
+    conds[#conds + 1] = 'NOT n.taken'
+  end
+  if k > 0 then
+    local vals = {}
+    for j = 1, k do vals[j] = ('(@c%d, @v%d, @t%d, CAST(@b%d AS BYTEA))'):format(j, j, j, j) end
+    parts[#parts + 1] = 'v (channel, version, type, blob) AS (VALUES ' .. table.concat(vals, ', ') .. ')'
+    conds[#conds + 1] = [[NOT EXISTS (SELECT 1 FROM v JOIN checkpoint_blobs b ON b.thread_id = @thread
+    AND b.checkpoint_ns = @ns AND b.channel = v.channel
+    WHERE CASE WHEN b.version ~ '^[0-9]{1,18}$' THEN CAST(b.version AS BIGINT) END >= CAST(v.version AS BIGINT))]]
+  end
+  parts[#parts + 1] = ('ok AS (SELECT %s AS ok, n.taken FROM (SELECT %s AS taken) AS n)')
+    :format(table.concat(conds, '\n  AND '), taken)
+  local parents = "CAST('{}' AS JSONB)"
+  if nested then
+    parts[#parts + 1] = [[parents AS (SELECT COALESCE(jsonb_object_agg(a.ns, p.checkpoint_id), '{}') AS parents
+  FROM jsonb_array_elements_text(CAST(@ancestors AS JSONB)) AS a (ns)
+  CROSS JOIN LATERAL (SELECT c.checkpoint_id FROM checkpoints c WHERE c.thread_id = @thread
+    AND c.checkpoint_ns = a.ns ORDER BY c.checkpoint_id DESC LIMIT 1) AS p)]]
+    parents = '(SELECT parents FROM parents)'
+  end
+  if k > 0 then
+    parts[#parts + 1] = [[blobs AS (INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
+  SELECT @thread, @ns, v.channel, v.version, v.type, v.blob FROM v
+  WHERE (SELECT ok FROM ok)
+  ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING)]]
+  end
+  parts[#parts + 1] = [[row AS (INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,
+  checkpoint, metadata)
+  SELECT @thread, @ns, @id, CAST(@parent AS TEXT), CAST(@body AS JSONB),
+    CAST(@meta AS JSONB) || jsonb_build_object('parents', ]] .. parents .. [[)
+  WHERE (SELECT ok FROM ok)
+  ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)
+  DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata)]]
+  local st = numbered(table.concat(parts, ',\n') .. [[
+
+SELECT ok.ok, ok.taken, h.checkpoint_id, h.type, h.metadata, ]] .. parents .. [[ AS parents
+FROM ok LEFT JOIN head AS h ON true]])
+  save_sqls[key] = st
+  return st
+end
+
+-- JSON array of the namespaces above `ns`.
+local function ancestors_json(ns)
+  local list = ancestors(ns)
+  if #list == 0 then return '[]' end
+  return canonical(json.array(list))
+end
+
+-- A PostgreSQL save whose parent is the newest checkpoint of its namespace:
+-- one statement (see save_sql) with the parent and versions predicted from
+-- this process's last save there, or "none" for a namespace it has not
+-- saved in; if the prediction was wrong, the statement said what is there,
+-- and the save runs again with that.
+local function save_pg(db, a)
+  local thread, ns = a.thread, a.ns
+  local key = thread .. '\0' .. ns
+  local pred = heads[key]
+  local parent_id, used, pf = nil, EMPTY, nil
+  if pred and facts[pred.id] then parent_id, used, pf = pred.id, pred.used, facts[pred.id] end
+  local anc = ancestors_json(ns)
+  for _ = 1, 3 do
+    local pver = pf and pf.versions or EMPTY
+    local ptexts = pf and pf.texts or EMPTY
+    local texts = a.texts or ptexts
+    local versions, new_versions = {}, {}
+    for c, v in pairs(pver) do versions[c] = v end
+    local ok, err = pcall(mint, texts, ptexts, pver, versions, new_versions, used, ns)
+    if not ok then return nil, err, 'unsupported' end
+    local names = {}
+    for c in pairs(new_versions) do names[#names + 1] = c end
+    if #names > 64 then return nil end  -- too many for one statement: the general path
+    table.sort(names)
+    local meta = {}
+    for k, v in pairs(a.metadata or EMPTY) do meta[k] = v end
+    meta.source = a.source
+    meta.step = (pf and pf.step or -1) + 1
+    meta.layer = a.layer
+    meta.name, meta.scaffold_id, meta.span_key, meta.run_id = a.name, a.scaffold_id, a.span_key, a.run_id
+    meta.parents = nil
+    local cp = {
+      v = M.FORMAT_VERSION, id = a.id, ts = iso_now(),
+      channel_versions = versions, versions_seen = pf and pf.versions_seen or {},
+    }
+    local st = save_sql(#names, a.name ~= nil, anc ~= '[]')
+    local v = {
+      thread = thread, ns = ns, parent = parent_id or NULL, ancestors = anc, id = cp.id, body = canonical(cp), meta = dump(meta, 'metadata'), name = a.name,
+    }
+    for j, c in ipairs(names) do
+      local text = texts[c]
+      v['c' .. j], v['v' .. j] = c, version_text(new_versions[c])
+      v['t' .. j], v['b' .. j] = text and 'json' or 'empty', text and store.blob(text) or NULL
+    end
+    local args = {}
+    for j, name in ipairs(st.names) do args[j] = v[name] end
+    local row, msg, code = db:first(st.sql, table.unpack(args, 1, #st.names))
+    if not row then return nil, msg or 'the save statement returned nothing', code or 'sql' end
+    if row.taken then
+      return nil, ("a checkpoint named '%s' already exists in thread '%s'"):format(a.name, thread), 'constraint'
+    end
+    if row.ok then
+      meta.parents = decode(row.parents)
+      remember(cp.id, versions, texts)
+      local f = facts[cp.id]
+      f.versions_seen, f.step = cp.versions_seen, meta.step
+      local u = {}
+      for c, v in pairs(used) do u[c] = v end
+      for c, v in pairs(new_versions) do if math.type(v) == 'integer' then u[c] = v end end
+      if heads[key] == nil then
+        heads_n = heads_n + 1
+        if heads_n > HEADS_MAX then heads, heads_n = {}, 1 end
+      end
+      heads[key] = { id = cp.id, used = u }
+      cp.channel_values = a.state
+      return {
+        id = cp.id, thread = thread, ns = ns, parent = parent_id,
+        checkpoint = cp, metadata = meta, state = a.state, layer = a.layer, name = a.name,
+      }
+    end
+    -- the prediction was wrong: what is there
+    used, msg, code = used_versions(db, thread, ns)
+    if not used then return nil, msg, code end
+    parent_id, pf = row.checkpoint_id, nil
+    if parent_id then
+      pf, msg, code = parent_facts(db, { thread_id = thread, checkpoint_ns = ns, checkpoint_id = parent_id,
+        type = row.type, metadata = row.metadata })
+      if not pf then return nil, msg, code end
+      if pf.step == nil then
+        local pmeta = decode(row.metadata or '{}')
+        if type(pmeta) == 'table' and math.type(pmeta.step) == 'integer' then pf.step = pmeta.step end
+      end
+    end
+  end
+  return nil, 'the newest checkpoint kept changing under the lock', 'busy'
+end
+
+-- }======================================================================
+
 local function existing(db, thread, ns, id)
   return db:first(SEL_BY_KEY, thread, ns, id)
 end
@@ -1181,6 +1366,15 @@ local function save_in(tx, p)
     if row then return record(tx, row, { writes = false }) end
   end
   local prow, m, c
+  if a.parent == nil and tx.kind == 'postgres' then
+    -- minted after the transaction's snapshot (under the thread's lock, or
+    -- SERIALIZABLE's taken by run_tx), so after any parent it can read
+    args.id = a.id or uuid.v6()
+    p.minted = args.id
+    local rec
+    rec, m, c = save_pg(tx, args)
+    if rec or m then return rec, m, c end
+  end
   if a.parent then
     prow, m, c = find_row(tx, a.parent, { thread = thread })
     if m then return nil, m, c end
@@ -1369,6 +1563,7 @@ function M.delete_thread(thread, opts)
   local db, msg, code = db_of(opts, 'delete_thread')
   if not db then return fail('delete', thread, msg, code) end
   facts, facts_order = {}, {}  -- ids may be put again with other contents
+  heads, heads_n = {}, 0
   local tables = db.kind == 'sqlite' and { 'checkpoints', 'writes' }
     or { 'checkpoint_blobs', 'checkpoints', 'checkpoint_writes' }
   local ok

@@ -252,6 +252,38 @@ for _, backend in ipairs(h.store_backends()) do
       end
     end)
 
+    -- PostgreSQL saves predict their parent and versions from this process's
+    -- last save in the namespace (one statement); another writer's
+    -- checkpoint makes the prediction wrong, and the save must still chain
+    -- on the newest checkpoint and mint above every version used.
+    it("chains on another writer's checkpoint and mints above its versions", function()
+      if not h.needs(backend) then return end
+      local t = thread()
+      local function put(id, parent, versions, values, step, new_versions)
+        local cp = { v = 4, id = id, ts = '2026-01-01T00:00:00.000Z', channel_values = values,
+          channel_versions = versions, versions_seen = {} }
+        assert(checkpoint.put({ db = db, thread = t, parent = parent }, cp,
+          { source = 'loop', step = step, parents = {} }, new_versions))
+      end
+      local id0 = uuid.v6()
+      put(id0, nil, { plan = 3, files = 1 }, { plan = 'lg0', files = { 'x' } }, 4, { plan = 3, files = 1 })
+      local s1 = assert(checkpoint.save({ db = db, thread = t, state = { plan = 'a', files = { 'x' } } }))
+      assert.equal(id0, s1.parent)
+      assert.equal(5, s1.metadata.step)
+      assert.same({ plan = 4, files = 1 }, s1.checkpoint.channel_versions)
+      local id2 = uuid.v6()
+      put(id2, s1.id, { plan = 9, files = 1 }, { plan = 'lg2', files = { 'x' } }, 8, { plan = 9 })
+      local s3 = assert(checkpoint.save({ db = db, thread = t, state = { plan = 'b', files = { 'x' } } }))
+      assert.equal(id2, s3.parent)
+      assert.equal(9, s3.metadata.step)
+      assert.same({ plan = 10, files = 1 }, s3.checkpoint.channel_versions)
+      assert.same({ plan = 'b', files = { 'x' } }, assert(checkpoint.load(s3.id, { db = db, thread = t })).state)
+      local s4 = assert(checkpoint.save({ db = db, thread = t, state = { plan = 'c', files = { 'x' } } }))
+      assert.equal(s3.id, s4.parent)
+      assert.same({ plan = 11, files = 1 }, s4.checkpoint.channel_versions)
+      assert.same({ plan = 'c', files = { 'x' } }, assert(checkpoint.load('latest', { db = db, thread = t })).state)
+    end)
+
     it('puts LangGraph checkpoints as given and pending writes with special indices', function()
       if not h.needs(backend) then return end
       local t = thread()
