@@ -38,6 +38,7 @@ M.WRITES_IDX = { __error__ = -1, __scheduled__ = -2, __interrupt__ = -3, __resum
 M.FORMAT_VERSION = 4
 
 local canonical, decode = json.canonical, json.decode
+local quoted  -- a channel name as JSON (defined with put_rows)
 local NULL = json.null
 local EMPTY = setmetatable({}, { __newindex = function() error('checkpoint: EMPTY is read-only', 2) end })
 
@@ -807,6 +808,18 @@ local function write_sql(k, row)
   return sql
 end
 
+-- Channel names as JSON strings, with the ':' after them: the same few
+-- names come in every save. Bounded: cleared past 1,024 names.
+local quoted_names, quoted_n = {}, 0
+function quoted(c)
+  local q = quoted_names[c]
+  if q then return q end
+  if quoted_n >= 1024 then quoted_names, quoted_n = {}, 0 end
+  q = canonical(c)
+  quoted_names[c], quoted_n = q, quoted_n + 1
+  return q
+end
+
 -- Writes one checkpoint row (and, on PostgreSQL, its changed blobs) inside
 -- the caller's transaction. `texts[c]` is channel c's JSON text.
 local function put_rows(db, thread, ns, parent, cp, texts, meta_text, new_versions)
@@ -818,7 +831,7 @@ local function put_rows(db, thread, ns, parent, cp, texts, meta_text, new_versio
     for c in pairs(texts) do names[#names + 1] = c end
     table.sort(names)
     local parts = {}
-    for i, c in ipairs(names) do parts[i] = canonical(c) .. ':' .. texts[c] end
+    for i, c in ipairs(names) do parts[i] = quoted(c) .. ':' .. texts[c] end
     local rest = canonical({ v = cp.v, id = cp.id, ts = cp.ts, channel_versions = cp.channel_versions,
       versions_seen = cp.versions_seen })
     local body = '{"channel_values":{' .. table.concat(parts, ',') .. '},' .. rest:sub(2)

@@ -124,6 +124,25 @@ local function inner(msg)
   return (tostring(msg):gsub('^store: ', ''))
 end
 
+-- Closes a transaction's level on every way out but a commit (a raise in
+-- fn, a memory error between two lines): the to-be-closed guard of Db:tx.
+local Guard = { __close = function(g)
+  if g.level then pcall(g.db._rollback, g.db, g.level) end  -- a closed store needs no rollback
+end }
+
+-- The end of Db:tx, given pcall's results as arguments (no table for them).
+local function tx_end(db, guard, ok, first, ...)
+  if not ok then error(first, 0) end
+  if first == nil then
+    local msg, code = ...
+    if msg ~= nil then return nil, msg, code end  -- the failure convention: rolled back by the guard
+  end
+  local cok, cmsg, ccode = db:_commit(guard.level)
+  guard.level = nil  -- closed either way
+  if not cok then return nil, cmsg, ccode end
+  return first, ...
+end
+
 --- Runs `fn(db)` in a transaction: `BEGIN IMMEDIATE` on SQLite, `BEGIN` on
 --- PostgreSQL, a SAVEPOINT when already inside one. It commits when `fn`
 --- returns and rolls back when `fn` raises (the error is raised again) or
@@ -139,25 +158,17 @@ function Db:tx(fn, opts)
     local mt = getmetatable(fn)
     if not (mt and mt.__call) then argerror(1, 'tx', 'function expected, got ' .. type(fn)) end
   end
-  checktype(opts, 2, 'tx', 'table', true)
-  local key = opts and opts.lock
-  if key ~= nil and type(key) ~= 'string' then argerror(2, 'tx', "option 'lock' must be a string") end
-  -- Set while our transaction is open. The guard rolls it back on every way
-  -- out but a commit, a memory error between two lines included.
-  local level
-  local guard <close> = setmetatable({}, { __close = function()  -- luacheck: ignore guard
-    if level then pcall(self._rollback, self, level) end  -- a closed store needs no rollback
-  end })
-  local msg, code
-  level, msg, code = self:_begin(key)
+  local key
+  if opts ~= nil then
+    checktype(opts, 2, 'tx', 'table', true)
+    key = opts.lock
+    if key ~= nil and type(key) ~= 'string' then argerror(2, 'tx', "option 'lock' must be a string") end
+  end
+  local guard <close> = setmetatable({ db = self }, Guard)
+  local level, msg, code = self:_begin(key)
   if not level then return nil, msg, code end
-  local r = table.pack(pcall(fn, self))
-  if not r[1] then error(r[2], 0) end
-  if r[2] == nil and r[3] ~= nil then return nil, r[3], r[4] end
-  local ok, cmsg, ccode = self:_commit(level)
-  if not ok then return nil, cmsg, ccode end  -- the guard rolls back what is left
-  level = nil
-  return table.unpack(r, 2, r.n)
+  guard.level = level
+  return tx_end(self, guard, pcall(fn, self))
 end
 
 local MIGRATIONS = {
