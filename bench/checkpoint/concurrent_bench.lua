@@ -73,7 +73,8 @@ describe('concurrent saves bench', function()
             q(rdir .. '/ready' .. w), q(rdir .. '/go'), q(rdir .. '/out' .. w), q(bin), q(worker),
             q(rdir .. '/log' .. w))
         end
-        sh[#sh + 1] = ('while [ "$(ls %s/ready* 2>/dev/null | wc -l)" -lt %d ]; do sleep 0.005; done'):format(q(rdir), p)
+        sh[#sh + 1] = ('while [ "$(ls %s/ready* 2>/dev/null | wc -l)" -lt %d ]; do sleep 0.005; done')
+          :format(q(rdir), p)
         sh[#sh + 1] = FLUSHES .. ' > ' .. q(rdir .. '/flush0')
         sh[#sh + 1] = 'touch ' .. q(rdir .. '/go')
         sh[#sh + 1] = 'wait'

@@ -1180,7 +1180,8 @@ local function save_sql(k, named, nested)
     parents = '(SELECT parents FROM parents)'
   end
   if k > 0 then
-    parts[#parts + 1] = [[blobs AS (INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
+    parts[#parts + 1] = [[blobs AS (INSERT INTO checkpoint_blobs
+  (thread_id, checkpoint_ns, channel, version, type, blob)
   SELECT @thread, @ns, v.channel, v.version, v.type, v.blob FROM v
   WHERE (SELECT ok FROM ok)
   ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING)]]
@@ -1243,16 +1244,17 @@ local function save_pg(db, a)
       channel_versions = versions, versions_seen = pf and pf.versions_seen or {},
     }
     local st = save_sql(#names, a.name ~= nil, anc ~= '[]')
-    local v = {
-      thread = thread, ns = ns, parent = parent_id or NULL, ancestors = anc, id = cp.id, body = canonical(cp), meta = dump(meta, 'metadata'), name = a.name,
+    local vals = {
+      thread = thread, ns = ns, parent = parent_id or NULL, ancestors = anc, id = cp.id, body = canonical(cp),
+      meta = dump(meta, 'metadata'), name = a.name,
     }
     for j, c in ipairs(names) do
       local text = texts[c]
-      v['c' .. j], v['v' .. j] = c, version_text(new_versions[c])
-      v['t' .. j], v['b' .. j] = text and 'json' or 'empty', text and store.blob(text) or NULL
+      vals['c' .. j], vals['v' .. j] = c, version_text(new_versions[c])
+      vals['t' .. j], vals['b' .. j] = text and 'json' or 'empty', text and store.blob(text) or NULL
     end
     local args = {}
-    for j, name in ipairs(st.names) do args[j] = v[name] end
+    for j, name in ipairs(st.names) do args[j] = vals[name] end
     local row, msg, code = db:first(st.sql, table.unpack(args, 1, #st.names))
     if not row then return nil, msg or 'the save statement returned nothing', code or 'sql' end
     if row.taken then
