@@ -41,8 +41,30 @@ for (const s of states) fs.writeFileSync(process.argv[1] + "." + s.name, JSON.st
 BENCH_STATES="$tmp/states.json" BENCH_OUT="$tmp/aegis.json" BENCH_SQLITE_DIR="$tmp" BENCH_PG_URL="$pg" \
   bin/aegis-run test bench/checkpoint/aegis_bench.lua >"$tmp/aegis.log" 2>&1 || { cat "$tmp/aegis.log" >&2; exit 1; }
 (cd "$interop" && node langgraph_bench.mjs "$tmp/states.json" "$tmp" "$pg") > "$tmp/langgraph.json"
+
+# Concurrent saves: SQLite at FULL and GROUP; PostgreSQL on a server of its
+# own with fsync=on and synchronous_commit=on (the throwaway one above runs
+# without either), aegis against PostgresSaver.
+durable=$(mktemp -d "${TMPDIR:-/tmp}/aegis-pg.XXXXXX")
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+as_owner() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+[ "$(id -u)" -eq 0 ] && chown postgres "$durable"
+chmod 700 "$durable"
+dport=$(( 20000 + ($$ + 7) % 20000 ))
+cleanup() {
+  as_owner "$pgbin/pg_ctl" -D "$durable/data" -m immediate -w stop >/dev/null 2>&1 || true
+  rm -rf "$durable"
+  [ -n "$pgdir" ] && tools/pg-temp.sh stop "$pgdir"; rm -rf "$tmp"
+}
+as_owner "$pgbin/initdb" -D "$durable/data" -A trust -U aegis -E UTF8 >"$durable/initdb.log" 2>&1 ||
+  { cat "$durable/initdb.log" >&2; exit 1; }
+as_owner "$pgbin/pg_ctl" -D "$durable/data" -l "$durable/server.log" -w -t 60 \
+  -o "-k $durable -p $dport -c listen_addresses= -c fsync=on -c synchronous_commit=on -c max_connections=100" \
+  start >/dev/null || { cat "$durable/server.log" >&2; exit 1; }
+cp bench/checkpoint/langgraph_concurrent.mjs "$interop/"
 mkdir "$tmp/concurrent"
-CB_DIR="$tmp/concurrent" CB_OUT="$tmp/concurrent.json" \
+CB_DIR="$tmp/concurrent" CB_OUT="$tmp/concurrent.json" CB_NODE_DIR="$interop" \
+  CB_PG_URL="postgresql://aegis@/postgres?host=$durable&port=$dport" \
   bin/aegis-run test bench/checkpoint/concurrent_bench.lua >"$tmp/concurrent.log" 2>&1 ||
   { cat "$tmp/concurrent.log" >&2; exit 1; }
 
