@@ -252,6 +252,35 @@ for _, backend in ipairs(h.store_backends()) do
       end
     end)
 
+    it('stores the checkpoint object and metadata as canonical JSON', function()
+      if not h.needs(backend) then return end
+      local t = thread()
+      local function check(id)
+        local row = assert(db:first('SELECT checkpoint, metadata FROM checkpoints WHERE thread_id = $1'
+          .. ' AND checkpoint_id = $2', t, id))
+        if backend.name == 'sqlite' then  -- the bytes as written (PostgreSQL keeps JSONB, its own order)
+          assert.equal(json.canonical(json.decode(row.checkpoint)), row.checkpoint)
+          assert.equal(json.canonical(json.decode(row.metadata)), row.metadata)
+        end
+        return json.decode(row.checkpoint)
+      end
+      -- plain names, then names that need escapes or are not ASCII, and a
+      -- LangGraph parent whose versions are not integers
+      local a = assert(checkpoint.save({ db = db, thread = t, state = { b = 1, a = { 'x' }, Z = json.null } }))
+      check(a.id)
+      local b = assert(checkpoint.save({ db = db, thread = t, state = { ['q"uote'] = 1, ['é'] = 2, ['\t'] = 3 } }))
+      assert.same({ ['q"uote'] = 1, ['é'] = 2, ['\t'] = 3 }, check(b.id).channel_values or
+        assert(checkpoint.load(b.id, { db = db, thread = t })).state)
+      local id = uuid.v6()
+      assert(checkpoint.put({ db = db, thread = t, parent = b.id }, { v = 4, id = id, ts = '2026-01-01T00:00:00.000Z',
+        channel_values = { a = 1 }, channel_versions = { a = '00000000000000000000000000000002.0.1' },
+        versions_seen = { node = { a = 1 } } }, { source = 'loop', step = 2, parents = {} },
+        { a = '00000000000000000000000000000002.0.1' }))
+      check(id)
+      local c = assert(checkpoint.save({ db = db, thread = t, state = { a = 1, b = 2 } }))  -- a keeps its version
+      check(c.id)
+    end)
+
     -- PostgreSQL saves predict their parent and versions from this process's
     -- last save in the namespace (one statement); another writer's
     -- checkpoint makes the prediction wrong, and the save must still chain
