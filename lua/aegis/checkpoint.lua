@@ -1133,8 +1133,9 @@ end
 -- The newest checkpoint this process saved in each (thread, namespace) and
 -- the highest version it knows used there per channel: a save's predicted
 -- parent and versions, checked by the statement that writes it. A few
--- hundred are kept; a wrong or missing prediction costs one more statement.
-local heads, heads_n, HEADS_MAX = {}, 0, 256
+-- hundred per store are kept; a wrong or missing prediction costs one more
+-- statement. db -> {map = {thread .. '\0' .. ns -> {id, used}}, n = #map}.
+local heads, HEADS_MAX = setmetatable({}, { __mode = 'k' }), 256
 
 local save_sqls = {}
 
@@ -1229,7 +1230,12 @@ end
 local function save_pg(db, a)
   local thread, ns = a.thread, a.ns
   local key = thread .. '\0' .. ns
-  local pred = heads[key]
+  local hs = heads[db]
+  if not hs then
+    hs = { map = {}, n = 0 }
+    heads[db] = hs
+  end
+  local pred = hs.map[key]
   local parent_id, used, pf = nil, EMPTY, nil
   if pred and facts[pred.id] then parent_id, used, pf = pred.id, pred.used, facts[pred.id] end
   local anc = ancestors_json(ns)
@@ -1274,11 +1280,11 @@ local function save_pg(db, a)
       local u = {}
       for c, v in pairs(used) do u[c] = v end
       for c, v in pairs(new_versions) do if math.type(v) == 'integer' then u[c] = v end end
-      if heads[key] == nil then
-        heads_n = heads_n + 1
-        if heads_n > HEADS_MAX then heads, heads_n = {}, 1 end
+      if hs.map[key] == nil then
+        hs.n = hs.n + 1
+        if hs.n > HEADS_MAX then hs.map, hs.n = {}, 1 end
       end
-      heads[key] = { id = cp.id, used = u }
+      hs.map[key] = { id = cp.id, used = u }
       cp.channel_values = a.state
       return {
         id = cp.id, thread = thread, ns = ns, parent = parent_id,
@@ -1584,7 +1590,7 @@ function M.delete_thread(thread, opts)
   local db, msg, code = db_of(opts, 'delete_thread')
   if not db then return fail('delete', thread, msg, code) end
   facts, facts_order = {}, {}  -- ids may be put again with other contents
-  heads, heads_n = {}, 0
+  heads = setmetatable({}, { __mode = 'k' })
   local tables = db.kind == 'sqlite' and { 'checkpoints', 'writes' }
     or { 'checkpoint_blobs', 'checkpoints', 'checkpoint_writes' }
   local ok
