@@ -6,9 +6,10 @@
 ** IMMEDIATE, a capped WAL file, defensive mode with untrusted schemas, no
 ** mmap, foreign keys on, synchronous NORMAL, FULL or GROUP (NORMAL and a
 ** sync of the WAL after the write lock is released: see sq_sync), PRAGMA
-** optimize on close.  Parameters are written $1, $2, ...: SQLite reads `$1` as a named
-** parameter, so each statement gets a map from its parameter slots to the
-** caller's values, built once when it is prepared and cached.
+** optimize on close.  Parameters are written $1, $2, ...: SQLite reads
+** `$1` as a named parameter, so each statement gets a map from its
+** parameter slots to the caller's values, built once when it is prepared
+** and cached.
 */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
