@@ -198,20 +198,21 @@ end
 local function write_tx(db, fn, thread)
   local t0 = clock.monotonic()
   local delay, attempt, lost_tries, conflicts = M.RETRY.base, 1, 0, 0
+  local serial = serializable[db]
   while true do
-    local t1 = clock.monotonic()
+    local t1 = serial and clock.monotonic()
     -- every function run here returns a value or nil, msg, code
-    local r = { run_tx(db, fn, thread, conflicts >= ESCALATE_AFTER) }
-    if r[1] ~= nil then
-      if type(r[1]) == 'table' then r[1].attempts = attempt end
-      return r[1], r[2], r[3]
+    local r1, r2, r3 = run_tx(db, fn, thread, conflicts >= ESCALATE_AFTER)
+    if r1 ~= nil then
+      if type(r1) == 'table' then r1.attempts = attempt end
+      return r1, r2, r3
     end
-    local lost = r[3] == 'conn'
+    local lost = r3 == 'conn'
     local waited = clock.monotonic() - t0
     local function give_up()
-      return nil, ('%s (gave up after %d attempts in %.1f s)'):format(r[2], attempt, waited), r[3] or 'conn'
+      return nil, ('%s (gave up after %d attempts in %.1f s)'):format(r2, attempt, waited), r3 or 'conn'
     end
-    if serializable[db] and r[3] == 'busy' then
+    if serial and r3 == 'busy' then
       -- a serialisation failure: the other writer has committed, go again
       if conflicts >= SERIAL_RETRIES then return give_up() end
       conflicts = conflicts + 1
@@ -222,7 +223,7 @@ local function write_tx(db, fn, thread)
       -- conflict spreads them wider (capped at 1 s).
       local span = math.max(0.002, clock.monotonic() - t1)
       if conflicts < ESCALATE_AFTER then sleep(math.random() * math.min(1, span * 2 ^ conflicts)) end
-    elseif lost or r[3] == 'busy' then
+    elseif lost or r3 == 'busy' then
       -- a lost connection (or a lock not had in time): once at once, then
       -- with capped backoff until the deadline
       lost_tries = lost_tries + 1
@@ -232,7 +233,7 @@ local function write_tx(db, fn, thread)
         delay = math.min(delay * 2, M.RETRY.cap)
       end
     else
-      return r[1], r[2], r[3]
+      return r1, r2, r3
     end
     attempt = attempt + 1
   end
@@ -1123,6 +1124,7 @@ local function write_child(db, a, parent_row)
   return {
     id = cp.id, thread = thread, ns = ns, parent = parent_row and parent_row.checkpoint_id,
     checkpoint = cp, metadata = meta, state = a.state, layer = a.layer, name = a.name,
+    attempts = 1,  -- set by write_tx: a slot now, so setting it does not grow the table
   }
 end
 
@@ -1288,7 +1290,7 @@ local function save_pg(db, a)
       cp.channel_values = a.state
       return {
         id = cp.id, thread = thread, ns = ns, parent = parent_id,
-        checkpoint = cp, metadata = meta, state = a.state, layer = a.layer, name = a.name,
+        checkpoint = cp, metadata = meta, state = a.state, layer = a.layer, name = a.name, attempts = 1,
       }
     end
     -- the prediction was wrong: what is there
