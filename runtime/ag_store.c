@@ -57,6 +57,10 @@ const char *ag_store_kind (const ag_store *s) {
   return s->be->kind;
 }
 
+int ag_store_synchronous (const ag_store *s) {
+  return s->opts.synchronous;
+}
+
 /* Output for ag_store_redact: counts what it cannot store, like snprintf. */
 typedef struct rbuf { char *p; size_t size, n; } rbuf;
 
@@ -301,13 +305,22 @@ static int before (ag_store *s, const ag_store_value *p, int n, char *err) {
   return AG_OK;
 }
 
+/* After a statement or COMMIT that may have committed: the backend's
+** durability step, outside transactions only (a COMMIT inside one is yet
+** to come). */
+static int after_commit (ag_store *s, char *err) {
+  if (s->after_commit == NULL || s->depth > 0) return AG_OK;
+  return s->after_commit(s, err);
+}
+
 int ag_store_exec (ag_store *s, const char *sql, size_t len,
                    const ag_store_value *p, int n, int64_t *changes,
                    char err[AG_ERRLEN]) {
   *changes = 0;
   int rc = before(s, p, n, err);
   if (rc) return rc;
-  return s->be->exec(s, sql, len, p, n, changes, err);
+  rc = s->be->exec(s, sql, len, p, n, changes, err);
+  return rc ? rc : after_commit(s, err);
 }
 
 int ag_store_query (ag_store *s, const char *sql, size_t len,
@@ -324,6 +337,7 @@ int ag_store_step (ag_store *s, int *row, char err[AG_ERRLEN]) {
   if (!s->active) return AG_OK;
   int rc = s->be->step(s, row, err);
   if (rc || !*row) end_active(s);
+  if (rc == AG_OK && !*row) rc = after_commit(s, err);
   return rc;
 }
 
@@ -341,6 +355,11 @@ int ag_store_column (ag_store *s, int i, ag_store_value *v, char err[AG_ERRLEN])
 
 void ag_store_reset (ag_store *s) {
   end_active(s);
+}
+
+int ag_store_finish (ag_store *s, char err[AG_ERRLEN]) {
+  end_active(s);
+  return after_commit(s, err);
 }
 
 /* }====================================================== */
@@ -432,7 +451,7 @@ int ag_store_commit (ag_store *s, int level, char err[AG_ERRLEN]) {
                       : control(s, "RELEASE SAVEPOINT aegis_%d", level, err);
   if (rc == AG_OK) {
     s->depth--;
-    return AG_OK;
+    return after_commit(s, err);
   }
   rollback_one(s, NULL);  /* a failed COMMIT may leave the transaction open */
   return rc;

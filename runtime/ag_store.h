@@ -29,8 +29,19 @@ typedef struct ag_store ag_store;
 /* Statements kept prepared per connection (least recently used goes). */
 #define AG_STORE_CACHE 64
 
+/*
+** SQLite durability.  NORMAL: commits are not synced (consistent after a
+** power loss, the last ones may be lost).  FULL: each COMMIT syncs the WAL
+** while holding the write lock.  GROUP: COMMIT at NORMAL, then, after the
+** write lock is released and before the call that committed returns, the
+** WAL is synced: an acknowledged commit is on disk as with FULL, while
+** other writers commit meanwhile and one flush covers several commits
+** (docs/store.md, "Group commit").
+*/
+enum { AG_SYNC_NORMAL = 0, AG_SYNC_FULL = 1, AG_SYNC_GROUP = 2 };
+
 typedef struct ag_store_opts {
-  int synchronous_full;     /* SQLite: synchronous=FULL, else NORMAL */
+  int synchronous;          /* SQLite: AG_SYNC_* (AG_SYNC_NORMAL) */
   int create_dir;           /* SQLite: create the file's directory (one level, 0700) */
   double busy_timeout;      /* SQLite: seconds to wait for a lock (10) */
   double connect_timeout;   /* PostgreSQL: seconds to connect (5) */
@@ -83,6 +94,11 @@ int ag_store_close(ag_store *s);
 /* "sqlite" or "postgres".  Static. */
 const char *ag_store_kind(const ag_store *s);
 
+/* The SQLite durability in effect, AG_SYNC_*: GROUP falls back to FULL on
+** a file system without powersafe overwrite, and to NORMAL for a database
+** in memory.  AG_SYNC_NORMAL on PostgreSQL (the server decides). */
+int ag_store_synchronous(const ag_store *s);
+
 /*
 ** Copies `url` into `buf` (NUL-terminated, truncated to `size`) with any
 ** password replaced by `***`: the userinfo password and a `password`
@@ -126,6 +142,17 @@ int ag_store_column(ag_store *s, int i, ag_store_value *v, char err[AG_ERRLEN]);
 
 /* Ends the running statement, if any. */
 void ag_store_reset(ag_store *s);
+
+/*
+** Ends the running statement like ag_store_reset and, outside a
+** transaction, completes the durability of what it committed (GROUP: syncs
+** the WAL).  For a caller that stops reading rows of a statement that may
+** have written (INSERT ... RETURNING in autocommit).  ag_store_exec,
+** ag_store_step at the last row and ag_store_commit of the outermost level
+** do this themselves.  AG_EIO when the sync failed: the commit is visible
+** but not known to be on disk.
+*/
+int ag_store_finish(ag_store *s, char err[AG_ERRLEN]);
 
 /*
 ** Transactions.  ag_store_begin opens the outermost level with BEGIN
@@ -201,6 +228,10 @@ struct ag_store {
   int lost;            /* status that ended the transaction under `depth` */
   uint64_t rng;        /* xorshift state for retry jitter */
   uint64_t tick;
+  /* Set by a backend that has work to do after a commit (SQLite GROUP:
+  ** sync the WAL); called outside any transaction after a statement or
+  ** COMMIT that may have committed.  NULL (ag_store__init): nothing. */
+  int (*after_commit)(ag_store *s, char *err);
   int ncache;
   ag_store_stmt cache[AG_STORE_CACHE];
 };

@@ -4,10 +4,12 @@
 ** Settings follow RELIABILITY.md ("Settings that these figures rest on"):
 ** no symlinks, WAL, a 10 s busy timeout plus jittered retries of BEGIN
 ** IMMEDIATE, a capped WAL file, defensive mode with untrusted schemas, no
-** mmap, foreign keys on, synchronous NORMAL (or FULL), PRAGMA optimize on
-** close.  Parameters are written $1, $2, ...: SQLite reads `$1` as a named
-** parameter, so each statement gets a map from its parameter slots to the
-** caller's values, built once when it is prepared and cached.
+** mmap, foreign keys on, synchronous NORMAL, FULL or GROUP (NORMAL and a
+** sync of the WAL after the write lock is released: see sq_sync), PRAGMA
+** optimize on close.  Parameters are written $1, $2, ...: SQLite reads
+** `$1` as a named parameter, so each statement gets a map from its
+** parameter slots to the caller's values, built once when it is prepared
+** and cached.
 */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -27,6 +29,9 @@ typedef struct sq_store {
   sqlite3 *db;
   sqlite3_stmt *cur;        /* the running query, reset by sq_reset */
   int busy_ms;
+  int group;                /* AG_SYNC_GROUP in effect (WAL, powersafe overwrite) */
+  int unsynced;             /* GROUP: a statement that writes ran since the last sync */
+  int recover;              /* GROUP: a sync failed; checkpoint before trusting the WAL */
 } sq_store;
 
 #define SQ(s) ((sq_store *)(s))
@@ -193,6 +198,7 @@ static int sq_exec (ag_store *b, const char *sql, size_t len,
       return ag_seterr(err, AG_EINVAL,
                        "several statements: only exec without values runs more than one");
     char *msg = NULL;
+    s->unsynced |= s->group;  /* a script may write */
     rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
       rc = ag_seterr(err, status_of(rc), "%s", msg != NULL ? msg : sqlite3_errstr(rc));
@@ -206,6 +212,7 @@ static int sq_exec (ag_store *b, const char *sql, size_t len,
   if ((rc = check_count(e, n, err)) != AG_OK || e == NULL) return rc;
   if ((rc = sq_bind(s, e, p, err)) != AG_OK) return rc;
   sqlite3_stmt *st = e->handle;
+  if (s->group && !sqlite3_stmt_readonly(st)) s->unsynced = 1;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) ;
   if (rc != SQLITE_DONE) {
     rc = fail(s, rc, err);
@@ -230,6 +237,7 @@ static int sq_query (ag_store *b, const char *sql, size_t len,
   if ((rc = check_count(e, n, err)) != AG_OK) return rc;
   if ((rc = sq_bind(s, e, p, err)) != AG_OK) return rc;
   s->cur = e->handle;
+  if (s->group && !sqlite3_stmt_readonly(s->cur)) s->unsynced = 1;
   return AG_OK;
 }
 
@@ -304,7 +312,7 @@ static int sq_begin (ag_store *b, const char *lock_key, char *err) {
   double deadline = ag_store__now() + b->opts.busy_timeout;
   double cap = 0.002;
   int64_t changes;
-  int rc;
+  int rc, unsynced = s->unsynced;  /* BEGIN IMMEDIATE is not "readonly" but writes nothing */
   for (;;) {
     rc = sq_exec(b, "BEGIN IMMEDIATE", 15, NULL, 0, &changes, err);
     double left = deadline - ag_store__now();
@@ -315,8 +323,82 @@ static int sq_begin (ag_store *b, const char *lock_key, char *err) {
     sqlite3_busy_timeout(s->db, left > 0 ? (int)(left * 1000) + 1 : 1);
   }
   sqlite3_busy_timeout(s->db, s->busy_ms);
+  s->unsynced = unsynced;
   return rc;
 }
+
+/*
+** {======================================================
+** Group commit (AG_SYNC_GROUP)
+** =======================================================
+*/
+
+/*
+** The connection commits at synchronous=NORMAL: COMMIT appends the frames
+** to the WAL and publishes them, without a sync, while holding the write
+** lock.  Then, outside any transaction (the lock released, other writers
+** committing meanwhile), the call that committed syncs the WAL before it
+** returns, through SQLite's own file object of the WAL (the descriptor it
+** writes through, the same inode, and the directory synced if SQLite
+** created the file): concurrent syncs of one file share the device flush.
+** Why that is as durable as FULL: docs/store.md, "Group commit".
+*/
+static int sync_wal (sq_store *s) {
+  sqlite3_file *f = NULL;
+  int rc = sqlite3_file_control(s->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f);
+  if (rc != SQLITE_OK) return rc;
+  if (f == NULL || f->pMethods == NULL) return SQLITE_OK;  /* no WAL open: nothing written */
+  return f->pMethods->xSync(f, SQLITE_SYNC_NORMAL);
+}
+
+/* errno of the WAL file's last failed call (0 when unknown). */
+static int wal_errno (sq_store *s) {
+  sqlite3_file *f = NULL;
+  int e = 0;
+  if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f) == SQLITE_OK &&
+      f != NULL && f->pMethods != NULL)
+    f->pMethods->xFileControl(f, SQLITE_FCNTL_LAST_ERRNO, &e);
+  return e;
+}
+
+/*
+** After a failed sync Linux may have marked the pages that did not reach
+** the disk clean: a later sync would succeed without writing them, and a
+** power loss would leave a hole in the WAL that cuts off every commit
+** after it.  So copy everything committed into the database file and sync
+** it (a TRUNCATE checkpoint: it waits, within the busy timeout, for
+** readers of older snapshots), then sync the emptied WAL.  Until that
+** succeeds every sync of this connection runs it again instead.
+*/
+static int recover_wal (sq_store *s) {
+  int nlog = -1, done = -1;
+  int rc = sqlite3_wal_checkpoint_v2(s->db, "main", SQLITE_CHECKPOINT_TRUNCATE, &nlog, &done);
+  if (rc == SQLITE_OK && nlog != 0) rc = SQLITE_BUSY;  /* not all of it */
+  if (rc == SQLITE_OK) rc = sync_wal(s);
+  s->recover = rc != SQLITE_OK;
+  return rc;
+}
+
+static int sq_sync (ag_store *b, char *err) {
+  sq_store *s = SQ(b);
+  if (!s->unsynced || !sqlite3_get_autocommit(s->db)) return AG_OK;
+  s->unsynced = 0;
+  if (s->recover) {
+    int rc = recover_wal(s);
+    if (rc == SQLITE_OK) return AG_OK;
+    return ag_seterr(err, AG_EIO, "committed, but not known to be on disk: an earlier sync of the WAL"
+                     " failed, and checkpointing it into the database file failed too (%s)",
+                     sqlite3_errstr(rc));
+  }
+  int rc = sync_wal(s);
+  if (rc == SQLITE_OK) return AG_OK;
+  int e = wal_errno(s);
+  recover_wal(s);
+  return ag_seterr(err, AG_EIO, "committed, but not known to be on disk: sync of the WAL failed (%s)",
+                   e != 0 ? strerror(e) : sqlite3_errstr(rc));
+}
+
+/* }====================================================== */
 
 static int sq_txstatus (ag_store *b) {
   return sqlite3_get_autocommit(SQ(b)->db) ? 0 : 1;
@@ -399,7 +481,7 @@ static int configure (sq_store *s, const ag_store_opts *o, char *err) {
            "PRAGMA trusted_schema=OFF; PRAGMA cell_size_check=ON; PRAGMA mmap_size=0;"
            " PRAGMA foreign_keys=ON; PRAGMA synchronous=%s;"
            " PRAGMA journal_size_limit=67108864; PRAGMA wal_autocheckpoint=1000",
-           o->synchronous_full ? "FULL" : "NORMAL");
+           o->synchronous == AG_SYNC_FULL ? "FULL" : "NORMAL");
   if ((rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL)) != SQLITE_OK)
     return fail(s, rc, err);
   /* journal_mode is persistent; it is the first statement to read the
@@ -415,9 +497,28 @@ static int configure (sq_store *s, const ag_store_opts *o, char *err) {
   }
   const char *mode = (const char *)sqlite3_column_text(st, 0);
   int ok = mode != NULL && (strcmp(mode, "wal") == 0 || strcmp(mode, "memory") == 0);
+  int wal = ok && strcmp(mode, "wal") == 0;
   if (!ok) ag_seterr(err, AG_EIO, "cannot use WAL (journal_mode is '%s')", mode ? mode : "?");
   sqlite3_finalize(st);
-  return ok ? AG_OK : AG_EIO;
+  if (!ok) return AG_EIO;
+  if (o->synchronous == AG_SYNC_GROUP && !wal) s->base.opts.synchronous = AG_SYNC_NORMAL;
+  if (o->synchronous == AG_SYNC_GROUP && wal) {
+    /* Without powersafe overwrite a write after the synced frames could
+    ** damage them (FULL pads each commit to a sector for that): use FULL. */
+    sqlite3_file *f = NULL;
+    sqlite3_file_control(s->db, "main", SQLITE_FCNTL_FILE_POINTER, &f);
+    if (f != NULL && f->pMethods != NULL &&
+        (f->pMethods->xDeviceCharacteristics(f) & SQLITE_IOCAP_POWERSAFE_OVERWRITE)) {
+      s->group = 1;
+      s->base.after_commit = sq_sync;
+    }
+    else {
+      if ((rc = sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL)) != SQLITE_OK)
+        return fail(s, rc, err);
+      s->base.opts.synchronous = AG_SYNC_FULL;
+    }
+  }
+  return AG_OK;
 }
 
 int ag_store__sqlite_open (const char *path, const ag_store_opts *o,

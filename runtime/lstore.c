@@ -88,7 +88,7 @@ static double optseconds (lua_State *L, int t, const char *key, double def) {
 
 /*
 ** open(url, opts?, create_dir?) -> db | nil, msg, code.  opts: synchronous
-** ('normal'|'full'), busy_timeout, connect_timeout, statement_timeout,
+** ('normal'|'full'|'group'), busy_timeout, connect_timeout, statement_timeout,
 ** lock_timeout (seconds).  All checks come before any C state.
 */
 static int store_open (lua_State *L) {
@@ -99,9 +99,11 @@ static int store_open (lua_State *L) {
     luaL_checktype(L, 2, LUA_TTABLE);
     if (lua_getfield(L, 2, "synchronous") != LUA_TNIL) {
       const char *v = lua_tostring(L, -1);
-      if (lua_type(L, -1) != LUA_TSTRING || (strcmp(v, "normal") != 0 && strcmp(v, "full") != 0))
-        luaL_error(L, "bad option 'synchronous' (expected 'normal' or 'full')");
-      o.synchronous_full = strcmp(v, "full") == 0;
+      if (lua_type(L, -1) != LUA_TSTRING ||
+          (strcmp(v, "normal") != 0 && strcmp(v, "full") != 0 && strcmp(v, "group") != 0))
+        luaL_error(L, "bad option 'synchronous' (expected 'normal', 'full' or 'group')");
+      o.synchronous = strcmp(v, "full") == 0 ? AG_SYNC_FULL
+                    : strcmp(v, "group") == 0 ? AG_SYNC_GROUP : AG_SYNC_NORMAL;
     }
     lua_pop(L, 1);
     o.busy_timeout = optseconds(L, 2, "busy_timeout", o.busy_timeout);
@@ -117,9 +119,14 @@ static int store_open (lua_State *L) {
   char err[AG_ERRLEN];
   int rc = ag_store_open(url, &o, &p->s, err);
   if (rc != AG_OK) return agL_pushfail(L, rc, "store: open '%s': %s", shown, err);
-  lua_createtable(L, 0, 2);  /* [shown, ud, uv] */
+  lua_createtable(L, 0, 3);  /* [shown, ud, uv] */
   lua_pushstring(L, ag_store_kind(p->s));
   lua_setfield(L, -2, "kind");
+  if (strcmp(ag_store_kind(p->s), "sqlite") == 0) {
+    static const char *const modes[] = {"normal", "full", "group"};
+    lua_pushstring(L, modes[ag_store_synchronous(p->s)]);  /* the mode in effect */
+    lua_setfield(L, -2, "synchronous");
+  }
   lua_pushvalue(L, -3);
   lua_setfield(L, -2, "url");
   lua_setiuservalue(L, -2, 1);  /* [shown, ud] */
@@ -272,7 +279,8 @@ static int run (lua_State *L, int action) {
       lua_rawset(L, -3);
     }
     if (action == FIRST) {
-      ag_store_reset(s);  /* no lingering read transaction */
+      /* no lingering read transaction; a write ended here is synced */
+      if ((rc = ag_store_finish(s, err)) != AG_OK) return stmtfail(L, rc, action, sql, err);
       return 1;
     }
     lua_rawseti(L, -2, ++k);  /* rows[k] = row */

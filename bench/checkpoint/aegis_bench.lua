@@ -70,6 +70,7 @@ describe('checkpoint bench', function()
     local results = {}
     local targets = {
       { name = 'sqlite-full', url = 'sqlite:' .. os.getenv('BENCH_SQLITE_DIR') .. '/aegis-full.db', sync = 'full' },
+      { name = 'sqlite-group', url = 'sqlite:' .. os.getenv('BENCH_SQLITE_DIR') .. '/aegis-group.db', sync = 'group' },
       { name = 'sqlite-normal', url = 'sqlite:' .. os.getenv('BENCH_SQLITE_DIR') .. '/aegis-normal.db',
         sync = 'normal' },
     }

@@ -1,8 +1,10 @@
 #!/bin/sh
 # Save and load of the same checkpoint states (small, 10 KB, 1 MB) side by
 # side: aegis and LangGraph.js's SqliteSaver (better-sqlite3 handle, WAL, at
-# synchronous FULL and NORMAL) and PostgresSaver on the same server, each
-# against the floor (a raw insert / select of the same bytes, same settings).
+# synchronous FULL and NORMAL; aegis also at GROUP, compared with FULL) and
+# PostgresSaver on the same server, each against the floor (a raw insert /
+# select of the same bytes, same settings); then concurrent saves of 1-8
+# processes at FULL and GROUP (concurrent_bench.lua).
 # Medians per operation.  usage: bench/checkpoint/run.sh  (make bench runs it)
 # $BENCH_PG_URL: a PostgreSQL to use; else a throwaway one (tools/pg-temp.sh).
 set -eu
@@ -40,7 +42,33 @@ BENCH_STATES="$tmp/states.json" BENCH_OUT="$tmp/aegis.json" BENCH_SQLITE_DIR="$t
   bin/aegis-run test bench/checkpoint/aegis_bench.lua >"$tmp/aegis.log" 2>&1 || { cat "$tmp/aegis.log" >&2; exit 1; }
 (cd "$interop" && node langgraph_bench.mjs "$tmp/states.json" "$tmp" "$pg") > "$tmp/langgraph.json"
 
-lua5.4 - "$tmp/aegis.json" "$tmp/langgraph.json" <<'LUA'
+# Concurrent saves: SQLite at FULL and GROUP; PostgreSQL on a server of its
+# own with fsync=on and synchronous_commit=on (the throwaway one above runs
+# without either), aegis against PostgresSaver.
+durable=$(mktemp -d "${TMPDIR:-/tmp}/aegis-pg.XXXXXX")
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+as_owner() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+[ "$(id -u)" -eq 0 ] && chown postgres "$durable"
+chmod 700 "$durable"
+dport=$(( 20000 + ($$ + 7) % 20000 ))
+cleanup() {
+  as_owner "$pgbin/pg_ctl" -D "$durable/data" -m immediate -w stop >/dev/null 2>&1 || true
+  rm -rf "$durable"
+  [ -n "$pgdir" ] && tools/pg-temp.sh stop "$pgdir"; rm -rf "$tmp"
+}
+as_owner "$pgbin/initdb" -D "$durable/data" -A trust -U aegis -E UTF8 >"$durable/initdb.log" 2>&1 ||
+  { cat "$durable/initdb.log" >&2; exit 1; }
+as_owner "$pgbin/pg_ctl" -D "$durable/data" -l "$durable/server.log" -w -t 60 \
+  -o "-k $durable -p $dport -c listen_addresses= -c fsync=on -c synchronous_commit=on -c max_connections=100" \
+  start >/dev/null || { cat "$durable/server.log" >&2; exit 1; }
+cp bench/checkpoint/langgraph_concurrent.mjs "$interop/"
+mkdir "$tmp/concurrent"
+CB_DIR="$tmp/concurrent" CB_OUT="$tmp/concurrent.json" CB_NODE_DIR="$interop" \
+  CB_PG_URL="postgresql://aegis@/postgres?host=$durable&port=$dport" \
+  bin/aegis-run test bench/checkpoint/concurrent_bench.lua >"$tmp/concurrent.log" 2>&1 ||
+  { cat "$tmp/concurrent.log" >&2; exit 1; }
+
+lua5.4 - "$tmp/aegis.json" "$tmp/langgraph.json" "$tmp/concurrent.json" <<'LUA'
 local cjson = require('cjson')
 local function load(p) local f = assert(io.open(p)); local v = cjson.decode(f:read('a')); f:close(); return v end
 local a, l = load(arg[1]), load(arg[2])
@@ -50,7 +78,8 @@ print(('%-14s %-6s %9s | %10s %10s %10s %10s %7s %7s %7s | %10s %10s %10s %7s %7
   'save aegis', 'langgraph', 'floor', 'rows floor', 'x lg', 'x floor', 'x rows', 'load aegis', 'langgraph', 'floor',
   'x lg', 'x floor'))
 for _, r in ipairs(a) do
-  local o = lg[r.target .. '/' .. r.size]
+  -- group commit keeps FULL's durability: compared with SqliteSaver at FULL
+  local o = lg[(r.target == 'sqlite-group' and 'sqlite-full' or r.target) .. '/' .. r.size]
   local rows = r.rows_floor_save_us
   print(('%-14s %-6s %9d | %8.1fus %8.1fus %8.1fus %10s %6.1fx %6.2fx %7s | %8.1fus %8.1fus %8.1fus %6.1fx %6.2fx'):format(
     r.target, r.size, r.bytes, r.save_us, o.save_us, r.floor_save_us, rows and ('%8.1fus'):format(rows) or '-',
@@ -63,6 +92,10 @@ for _, r in ipairs(a) do
       r.target, r.size, r.save_all10_us, r.save_us, r.save_us / r.save_all10_us))
   end
 end
+print()
+print('concurrent saves: P processes, 200 small saves each to a thread of its own, one SQLite database')
+print(load(arg[3]).table)
+print()
 print('x lg: how many times faster than LangGraph.js (goal: load >= 20x SqliteSaver, save >= 10x at NORMAL,'
   .. ' >= 3x PostgresSaver both ways); x floor: aegis / floor (goal at FULL: save <= 1.2x);'
   .. ' x rows: aegis / the rows floor (the same SQL and rows as an aegis save, without the codec)')

@@ -22,6 +22,7 @@
 --- safe. See docs/checkpoints.md.
 local json = require('aegis.json')
 local store = require('aegis.store')
+local blob = require('aegis.core.store').blob  -- store.blob without its argument check (always a string here)
 local uuid = require('aegis.uuid')
 local clock = require('aegis.clock')
 
@@ -38,6 +39,8 @@ M.WRITES_IDX = { __error__ = -1, __scheduled__ = -2, __interrupt__ = -3, __resum
 M.FORMAT_VERSION = 4
 
 local canonical, decode = json.canonical, json.decode
+local quoted  -- a channel name as JSON (defined with put_rows)
+local new_meta  -- a save's metadata (defined with write_child)
 local NULL = json.null
 local EMPTY = setmetatable({}, { __newindex = function() error('checkpoint: EMPTY is read-only', 2) end })
 
@@ -181,7 +184,9 @@ local function run_tx(db, fn, thread, alone)
   local r = table.pack(db:tx(function(tx)
     -- index scans only: a sequential scan takes a predicate lock on the
     -- whole table, and every concurrent writer would conflict with it
-    _, m, c = tx:exec('SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; SET LOCAL enable_seqscan = off')
+    -- SELECT 1 takes the transaction's snapshot now: a save mints its id
+    -- after it (see save_in), in this round trip
+    _, m, c = tx:exec('SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; SET LOCAL enable_seqscan = off; SELECT 1')
     if m then return nil, m, c end
     return fn(tx)
   end))
@@ -193,20 +198,21 @@ end
 local function write_tx(db, fn, thread)
   local t0 = clock.monotonic()
   local delay, attempt, lost_tries, conflicts = M.RETRY.base, 1, 0, 0
+  local serial = serializable[db]
   while true do
-    local t1 = clock.monotonic()
+    local t1 = serial and clock.monotonic()
     -- every function run here returns a value or nil, msg, code
-    local r = { run_tx(db, fn, thread, conflicts >= ESCALATE_AFTER) }
-    if r[1] ~= nil then
-      if type(r[1]) == 'table' then r[1].attempts = attempt end
-      return r[1], r[2], r[3]
+    local r1, r2, r3 = run_tx(db, fn, thread, conflicts >= ESCALATE_AFTER)
+    if r1 ~= nil then
+      if type(r1) == 'table' then r1.attempts = attempt end
+      return r1, r2, r3
     end
-    local lost = r[3] == 'conn'
+    local lost = r3 == 'conn'
     local waited = clock.monotonic() - t0
     local function give_up()
-      return nil, ('%s (gave up after %d attempts in %.1f s)'):format(r[2], attempt, waited), r[3] or 'conn'
+      return nil, ('%s (gave up after %d attempts in %.1f s)'):format(r2, attempt, waited), r3 or 'conn'
     end
-    if serializable[db] and r[3] == 'busy' then
+    if serial and r3 == 'busy' then
       -- a serialisation failure: the other writer has committed, go again
       if conflicts >= SERIAL_RETRIES then return give_up() end
       conflicts = conflicts + 1
@@ -217,7 +223,7 @@ local function write_tx(db, fn, thread)
       -- conflict spreads them wider (capped at 1 s).
       local span = math.max(0.002, clock.monotonic() - t1)
       if conflicts < ESCALATE_AFTER then sleep(math.random() * math.min(1, span * 2 ^ conflicts)) end
-    elseif lost or r[3] == 'busy' then
+    elseif lost or r3 == 'busy' then
       -- a lost connection (or a lock not had in time): once at once, then
       -- with capped backoff until the deadline
       lost_tries = lost_tries + 1
@@ -227,7 +233,7 @@ local function write_tx(db, fn, thread)
         delay = math.min(delay * 2, M.RETRY.cap)
       end
     else
-      return r[1], r[2], r[3]
+      return r1, r2, r3
     end
     attempt = attempt + 1
   end
@@ -254,8 +260,9 @@ end
 ---@field isolation? 'lock'|'serializable' PostgreSQL: how writes to a thread are serialised (default 'lock')
 
 --- Opens a store for checkpoints: `store.open(url)` with
---- `synchronous = 'full'` on SQLite (an acknowledged checkpoint survives a
---- power loss), and the checkpoint tables created or brought forward.
+--- `synchronous = 'group'` on SQLite (group commit: an acknowledged
+--- checkpoint survives a power loss, as with FULL, while concurrent writers
+--- share flushes), and the checkpoint tables created or brought forward.
 --- On PostgreSQL, writes to one thread are serialised by an advisory lock;
 --- `isolation = 'serializable'` runs them as SERIALIZABLE transactions
 --- instead, retrying a serialisation failure up to 4 times with a growing random wait, then running
@@ -268,7 +275,7 @@ end
 function M.open(url, opts)
   if url ~= nil and type(url) ~= 'string' then argerror(1, 'open', 'string expected, got ' .. type(url)) end
   if opts ~= nil and type(opts) ~= 'table' then argerror(2, 'open', 'table expected, got ' .. type(opts)) end
-  local o = { synchronous = 'full' }
+  local o = { synchronous = 'group' }
   for k, v in pairs(opts or {}) do o[k] = v end
   local isolation = o.isolation
   o.isolation = nil
@@ -766,12 +773,14 @@ end
 -- so this is keyed by id; a few recent ones are kept.
 local facts, facts_order, FACTS_MAX = {}, {}, 16
 
-local function remember(id, versions, texts)
+local function remember(id, versions, texts, versions_seen, step)
   if facts[id] == nil then
     facts_order[#facts_order + 1] = id
     if #facts_order > FACTS_MAX then facts[table.remove(facts_order, 1)] = nil end
   end
-  facts[id] = { versions = versions, texts = texts }
+  local f = { versions = versions, texts = texts, versions_seen = versions_seen, step = step }
+  facts[id] = f
+  return f
 end
 
 local BLOBS_PER_STMT = 8
@@ -804,6 +813,25 @@ local function write_sql(k, row)
   return sql
 end
 
+-- Channel names as JSON strings, with the ':' after them: the same few
+-- names come in every save. Bounded: cleared past 1,024 names.
+local quoted_names, quoted_n = {}, 0
+function quoted(c)
+  local q = quoted_names[c]
+  if q then return q end
+  if quoted_n >= 1024 then quoted_names, quoted_n = {}, 0 end
+  q = canonical(c)
+  quoted_names[c], quoted_n = q, quoted_n + 1
+  return q
+end
+
+-- The checkpoint object without its values, as canonical JSON. (Built by
+-- hand in Lua it took 1.7x the encoder's time.)
+local function head_json(cp)
+  return canonical({ v = cp.v, id = cp.id, ts = cp.ts, channel_versions = cp.channel_versions,
+    versions_seen = cp.versions_seen })
+end
+
 -- Writes one checkpoint row (and, on PostgreSQL, its changed blobs) inside
 -- the caller's transaction. `texts[c]` is channel c's JSON text.
 local function put_rows(db, thread, ns, parent, cp, texts, meta_text, new_versions)
@@ -815,12 +843,10 @@ local function put_rows(db, thread, ns, parent, cp, texts, meta_text, new_versio
     for c in pairs(texts) do names[#names + 1] = c end
     table.sort(names)
     local parts = {}
-    for i, c in ipairs(names) do parts[i] = canonical(c) .. ':' .. texts[c] end
-    local rest = canonical({ v = cp.v, id = cp.id, ts = cp.ts, channel_versions = cp.channel_versions,
-      versions_seen = cp.versions_seen })
+    for i, c in ipairs(names) do parts[i] = quoted(c) .. ':' .. texts[c] end
+    local rest = head_json(cp)
     local body = '{"channel_values":{' .. table.concat(parts, ',') .. '},' .. rest:sub(2)
-    _, msg, code = db:exec(INSERT_SQLITE, thread, ns, cp.id, parent or NULL, 'json', store.blob(body),
-      store.blob(meta_text))
+    _, msg, code = db:exec(INSERT_SQLITE, thread, ns, cp.id, parent or NULL, 'json', blob(body), blob(meta_text))
     if msg then return nil, msg, code end
     return true
   end
@@ -831,8 +857,7 @@ local function put_rows(db, thread, ns, parent, cp, texts, meta_text, new_versio
   local names = {}
   for c in pairs(new_versions) do names[#names + 1] = c end
   table.sort(names)
-  local body = canonical({ v = cp.v, id = cp.id, ts = cp.ts, channel_versions = cp.channel_versions,
-    versions_seen = cp.versions_seen })
+  local body = head_json(cp)
   local i = 1
   repeat
     local k = math.min(BLOBS_PER_STMT, #names - i + 1)
@@ -844,7 +869,7 @@ local function put_rows(db, thread, ns, parent, cp, texts, meta_text, new_versio
       args[#args + 1] = c
       args[#args + 1] = version_text(new_versions[c])
       args[#args + 1] = text and 'json' or 'empty'
-      args[#args + 1] = text and store.blob(text) or NULL
+      args[#args + 1] = text and blob(text) or NULL
     end
     if last then
       args[#args + 1] = cp.id
@@ -975,13 +1000,9 @@ local function parent_facts(db, row)
   rec, msg, code = record(db, row, { writes = false })
   if not rec then return nil, msg, code end
   local texts = channel_texts(rec.checkpoint.channel_values, 'parent')
-  f = { versions = rec.checkpoint.channel_versions, texts = texts, versions_seen = rec.checkpoint.versions_seen }
-  remember(row.checkpoint_id, f.versions, texts)
-  f = facts[row.checkpoint_id]
-  f.versions_seen = rec.checkpoint.versions_seen
   local meta = rec.metadata
-  if type(meta) == 'table' and math.type(meta.step) == 'integer' then f.step = meta.step end
-  return f
+  local step = type(meta) == 'table' and math.type(meta.step) == 'integer' and meta.step or nil
+  return remember(row.checkpoint_id, rec.checkpoint.channel_versions, texts, rec.checkpoint.versions_seen, step)
 end
 
 -- Highest integer version of each channel already used in a thread and
@@ -1029,6 +1050,23 @@ function bump(v, used, channel, ns)
   return base + 1
 end
 
+-- Metadata keys a save sets itself: the caller's `metadata` cannot override them.
+local OWN_META = { source = true, step = true, layer = true, name = true, scaffold_id = true, span_key = true,
+  run_id = true, parents = true }
+
+-- A save's metadata (`parents` still to fill): built by one constructor, so
+-- the table is sized once.
+function new_meta(a, step)
+  local meta = { source = a.source, step = step, layer = a.layer, name = a.name, scaffold_id = a.scaffold_id,
+    span_key = a.span_key, run_id = a.run_id, branch_of = a.branch_of, parents = false }
+  if a.metadata then
+    for k, v in pairs(a.metadata) do
+      if not OWN_META[k] and (k ~= 'branch_of' or meta.branch_of == nil) then meta[k] = v end
+    end
+  end
+  return meta
+end
+
 -- The common part of save and branch, inside the thread's transaction.
 local function write_child(db, a, parent_row)
   local thread, ns = a.thread, a.ns
@@ -1062,13 +1100,7 @@ local function write_child(db, a, parent_row)
     local pmeta = decode(parent_row.metadata or '{}')
     if type(pmeta) == 'table' and math.type(pmeta.step) == 'integer' then step = pmeta.step end
   end
-  local meta = {}
-  for k, v in pairs(a.metadata or EMPTY) do meta[k] = v end
-  meta.source = a.source
-  meta.step = step + 1
-  meta.layer = a.layer
-  meta.name, meta.scaffold_id, meta.span_key, meta.run_id = a.name, a.scaffold_id, a.span_key, a.run_id
-  if a.branch_of then meta.branch_of = a.branch_of end
+  local meta = new_meta(a, step + 1)
   -- metadata.parents: the newest checkpoint of each enclosing namespace
   local parents = {}
   for _, up in ipairs(ancestors(ns)) do
@@ -1087,15 +1119,198 @@ local function write_child(db, a, parent_row)
   local meta_text = dump(meta, 'metadata')
   ok, msg, code = put_rows(db, thread, ns, parent_row and parent_row.checkpoint_id, cp, texts, meta_text, new_versions)
   if not ok then return nil, msg, code end
-  remember(cp.id, versions, texts)
-  facts[cp.id].versions_seen = cp.versions_seen
-  facts[cp.id].step = meta.step
+  remember(cp.id, versions, texts, cp.versions_seen, meta.step)
   cp.channel_values = a.state
   return {
     id = cp.id, thread = thread, ns = ns, parent = parent_row and parent_row.checkpoint_id,
     checkpoint = cp, metadata = meta, state = a.state, layer = a.layer, name = a.name,
+    attempts = 1,  -- set by write_tx: a slot now, so setting it does not grow the table
   }
 end
+
+-- {======================================================================
+-- PostgreSQL: a save in one statement
+-- ======================================================================
+
+-- The newest checkpoint this process saved in each (thread, namespace) and
+-- the highest version it knows used there per channel: a save's predicted
+-- parent and versions, checked by the statement that writes it. A few
+-- hundred per store are kept; a wrong or missing prediction costs one more
+-- statement. db -> {map = {thread .. '\0' .. ns -> {id, used}}, n = #map}.
+local heads, HEADS_MAX = setmetatable({}, { __mode = 'k' }), 256
+
+local save_sqls = {}
+
+-- `sql` with each `@name` replaced by $1, $2, ... in order of first
+-- appearance, and the names in that order.
+local function numbered(sql)
+  local names, index = {}, {}
+  sql = sql:gsub('@([%w_]+)', function(name)
+    if not index[name] then
+      names[#names + 1] = name
+      index[name] = #names
+    end
+    return '$' .. index[name]
+  end)
+  return { sql = sql, names = names }
+end
+
+-- The statement of a PostgreSQL save with `k` blobs, a name to check when
+-- `named`, the enclosing namespaces' newest checkpoints to look up when
+-- `nested`. It writes the blobs and the row only when the newest checkpoint
+-- of the namespace is the predicted parent (@parent, NULL: none), no changed
+-- channel has a version at or above its new one (@v1, ...), and the name is
+-- free; the thread's lock, held to COMMIT, keeps that true.
+-- `parents` (@ancestors: JSON array of namespaces) is filled in here. Either
+-- way it returns whether it wrote, whether the name is taken, the newest
+-- checkpoint before the write and the parents. Each part is left out when it
+-- has nothing to do: the statement is planned and run on every save.
+local function save_sql(k, named, nested)
+  local key = ('%d/%s/%s'):format(k, named, nested)
+  if save_sqls[key] then return save_sqls[key] end
+  local parts = { [[WITH head AS (SELECT checkpoint_id, type, metadata FROM checkpoints
+  WHERE thread_id = @thread AND checkpoint_ns = @ns ORDER BY checkpoint_id DESC LIMIT 1)]] }
+  local conds = { '(SELECT checkpoint_id FROM head) IS NOT DISTINCT FROM CAST(@parent AS TEXT)' }
+  local taken = 'false'
+  if named then
+    taken = [[EXISTS (SELECT 1 FROM checkpoints WHERE thread_id = @thread
+    AND metadata ->> 'name' = CAST(@name AS TEXT) AND checkpoint_id <> CAST(@id AS TEXT))]]
+    conds[#conds + 1] = 'NOT n.taken'
+  end
+  if k > 0 then
+    local vals = {}
+    for j = 1, k do vals[j] = ('(@c%d, @v%d, @t%d, CAST(@b%d AS BYTEA))'):format(j, j, j, j) end
+    parts[#parts + 1] = 'v (channel, version, type, blob) AS (VALUES ' .. table.concat(vals, ', ') .. ')'
+    conds[#conds + 1] = [[NOT EXISTS (SELECT 1 FROM v JOIN checkpoint_blobs b ON b.thread_id = @thread
+    AND b.checkpoint_ns = @ns AND b.channel = v.channel
+    WHERE CASE WHEN b.version ~ '^[0-9]{1,18}$' THEN CAST(b.version AS BIGINT) END >= CAST(v.version AS BIGINT))]]
+  end
+  parts[#parts + 1] = ('ok AS (SELECT %s AS ok, n.taken FROM (SELECT %s AS taken) AS n)')
+    :format(table.concat(conds, '\n  AND '), taken)
+  local parents = "CAST('{}' AS JSONB)"
+  if nested then
+    parts[#parts + 1] = [[parents AS (SELECT COALESCE(jsonb_object_agg(a.ns, p.checkpoint_id), '{}') AS parents
+  FROM jsonb_array_elements_text(CAST(@ancestors AS JSONB)) AS a (ns)
+  CROSS JOIN LATERAL (SELECT c.checkpoint_id FROM checkpoints c WHERE c.thread_id = @thread
+    AND c.checkpoint_ns = a.ns ORDER BY c.checkpoint_id DESC LIMIT 1) AS p)]]
+    parents = '(SELECT parents FROM parents)'
+  end
+  if k > 0 then
+    parts[#parts + 1] = [[blobs AS (INSERT INTO checkpoint_blobs
+  (thread_id, checkpoint_ns, channel, version, type, blob)
+  SELECT @thread, @ns, v.channel, v.version, v.type, v.blob FROM v
+  WHERE (SELECT ok FROM ok)
+  ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING)]]
+  end
+  parts[#parts + 1] = [[row AS (INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,
+  checkpoint, metadata)
+  SELECT @thread, @ns, @id, CAST(@parent AS TEXT), CAST(@body AS JSONB),
+    CAST(@meta AS JSONB) || jsonb_build_object('parents', ]] .. parents .. [[)
+  WHERE (SELECT ok FROM ok)
+  ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)
+  DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata)]]
+  local st = numbered(table.concat(parts, ',\n') .. [[
+
+SELECT ok.ok, ok.taken, h.checkpoint_id, h.type, h.metadata, ]] .. parents .. [[ AS parents
+FROM ok LEFT JOIN head AS h ON true]])
+  save_sqls[key] = st
+  return st
+end
+
+-- JSON array of the namespaces above `ns`.
+local function ancestors_json(ns)
+  local list = ancestors(ns)
+  if #list == 0 then return '[]' end
+  return canonical(json.array(list))
+end
+
+-- A PostgreSQL save whose parent is the newest checkpoint of its namespace:
+-- one statement (see save_sql) with the parent and versions predicted from
+-- this process's last save there, or "none" for a namespace it has not
+-- saved in; if the prediction was wrong, the statement said what is there,
+-- and the save runs again with that.
+local function save_pg(db, a)
+  local thread, ns = a.thread, a.ns
+  local key = thread .. '\0' .. ns
+  local hs = heads[db]
+  if not hs then
+    hs = { map = {}, n = 0 }
+    heads[db] = hs
+  end
+  local pred = hs.map[key]
+  local parent_id, used, pf = nil, EMPTY, nil
+  if pred and facts[pred.id] then parent_id, used, pf = pred.id, pred.used, facts[pred.id] end
+  local anc = ancestors_json(ns)
+  for _ = 1, 3 do
+    local pver = pf and pf.versions or EMPTY
+    local ptexts = pf and pf.texts or EMPTY
+    local texts = a.texts or ptexts
+    local versions, new_versions = {}, {}
+    for c, v in pairs(pver) do versions[c] = v end
+    local ok, err = pcall(mint, texts, ptexts, pver, versions, new_versions, used, ns)
+    if not ok then return nil, err, 'unsupported' end
+    local names = {}
+    for c in pairs(new_versions) do names[#names + 1] = c end
+    if #names > 64 then return nil end  -- too many for one statement: the general path
+    table.sort(names)
+    local meta = new_meta(a, (pf and pf.step or -1) + 1)
+    meta.parents = nil  -- filled in by the statement
+    local cp = {
+      v = M.FORMAT_VERSION, id = a.id, ts = iso_now(),
+      channel_versions = versions, versions_seen = pf and pf.versions_seen or {},
+    }
+    local st = save_sql(#names, a.name ~= nil, anc ~= '[]')
+    local vals = {
+      thread = thread, ns = ns, parent = parent_id or NULL, ancestors = anc, id = cp.id, body = head_json(cp),
+      meta = dump(meta, 'metadata'), name = a.name,
+    }
+    for j, c in ipairs(names) do
+      local text = texts[c]
+      vals['c' .. j], vals['v' .. j] = c, version_text(new_versions[c])
+      vals['t' .. j], vals['b' .. j] = text and 'json' or 'empty', text and blob(text) or NULL
+    end
+    local args = {}
+    for j, name in ipairs(st.names) do args[j] = vals[name] end
+    local row, msg, code = db:first(st.sql, table.unpack(args, 1, #st.names))
+    if not row then return nil, msg or 'the save statement returned nothing', code or 'sql' end
+    if row.taken then
+      return nil, ("a checkpoint named '%s' already exists in thread '%s'"):format(a.name, thread), 'constraint'
+    end
+    if row.ok then
+      meta.parents = decode(row.parents)
+      remember(cp.id, versions, texts, cp.versions_seen, meta.step)
+      local u = {}
+      for c, v in pairs(used) do u[c] = v end
+      for c, v in pairs(new_versions) do if math.type(v) == 'integer' then u[c] = v end end
+      if hs.map[key] == nil then
+        hs.n = hs.n + 1
+        if hs.n > HEADS_MAX then hs.map, hs.n = {}, 1 end
+      end
+      hs.map[key] = { id = cp.id, used = u }
+      cp.channel_values = a.state
+      return {
+        id = cp.id, thread = thread, ns = ns, parent = parent_id,
+        checkpoint = cp, metadata = meta, state = a.state, layer = a.layer, name = a.name, attempts = 1,
+      }
+    end
+    -- the prediction was wrong: what is there
+    used, msg, code = used_versions(db, thread, ns)
+    if not used then return nil, msg, code end
+    parent_id, pf = row.checkpoint_id, nil
+    if parent_id then
+      pf, msg, code = parent_facts(db, { thread_id = thread, checkpoint_ns = ns, checkpoint_id = parent_id,
+        type = row.type, metadata = row.metadata })
+      if not pf then return nil, msg, code end
+      if pf.step == nil then
+        local pmeta = decode(row.metadata or '{}')
+        if type(pmeta) == 'table' and math.type(pmeta.step) == 'integer' then pf.step = pmeta.step end
+      end
+    end
+  end
+  return nil, 'the newest checkpoint kept changing under the lock', 'busy'
+end
+
+-- }======================================================================
 
 local function existing(db, thread, ns, id)
   return db:first(SEL_BY_KEY, thread, ns, id)
@@ -1180,6 +1395,15 @@ local function save_in(tx, p)
     if row then return record(tx, row, { writes = false }) end
   end
   local prow, m, c
+  if a.parent == nil and tx.kind == 'postgres' then
+    -- minted after the transaction's snapshot (under the thread's lock, or
+    -- SERIALIZABLE's taken by run_tx), so after any parent it can read
+    args.id = a.id or uuid.v6()
+    p.minted = args.id
+    local rec
+    rec, m, c = save_pg(tx, args)
+    if rec or m then return rec, m, c end
+  end
   if a.parent then
     prow, m, c = find_row(tx, a.parent, { thread = thread })
     if m then return nil, m, c end
@@ -1234,7 +1458,7 @@ function M.save(a)
 end
 
 --- Saves several checkpoints in one transaction, so they share one commit
---- (one fsync at `synchronous = FULL`): all are stored or none. Each item
+--- (one sync of the WAL): all are stored or none. Each item
 --- is what `save` takes (its `db` is ignored); items of one thread chain in
 --- order. The threads' locks are taken in sorted order.
 ---@param list aegis.checkpoint.SaveArgs[]
@@ -1368,6 +1592,7 @@ function M.delete_thread(thread, opts)
   local db, msg, code = db_of(opts, 'delete_thread')
   if not db then return fail('delete', thread, msg, code) end
   facts, facts_order = {}, {}  -- ids may be put again with other contents
+  heads = setmetatable({}, { __mode = 'k' })
   local tables = db.kind == 'sqlite' and { 'checkpoints', 'writes' }
     or { 'checkpoint_blobs', 'checkpoints', 'checkpoint_writes' }
   local ok

@@ -82,8 +82,10 @@ local option_types = {
 }
 
 ---@class aegis.store.OpenOpts
----@field synchronous? 'normal'|'full' SQLite durability: 'full' for data that must survive power loss
---- (default 'normal')
+---@field synchronous? 'normal'|'full'|'group' SQLite durability (default 'normal', which may lose the last
+--- commits on power loss). 'full' and 'group' keep every acknowledged commit: 'full' syncs the WAL inside
+--- COMMIT, holding the write lock; 'group' commits at NORMAL and syncs the WAL after the lock is released,
+--- before the call returns, so concurrent writers share flushes (docs/store.md, "Group commit")
 ---@field busy_timeout? number SQLite: seconds to wait for another writer's lock (default 10)
 ---@field connect_timeout? number PostgreSQL: seconds to connect (default 5; libpq's minimum is 2)
 ---@field statement_timeout? number PostgreSQL: seconds a statement may run (default 25; 0: no limit)
@@ -108,8 +110,9 @@ function M.open(url, opts)
     if type(v) ~= want then argerror(2, 'open', ("option '%s': %s expected, got %s"):format(k, want, type(v))) end
     if want == 'number' and (v ~= v or v < 0) then argerror(2, 'open', ("option '%s' must be >= 0"):format(k)) end
   end
-  if opts and opts.synchronous and opts.synchronous ~= 'normal' and opts.synchronous ~= 'full' then
-    argerror(2, 'open', "option 'synchronous' must be 'normal' or 'full'")
+  local sync = opts and opts.synchronous
+  if sync and sync ~= 'normal' and sync ~= 'full' and sync ~= 'group' then
+    argerror(2, 'open', "option 'synchronous' must be 'normal', 'full' or 'group'")
   end
   local create_dir = false
   if url == nil then url, create_dir = M.default_url() end
@@ -119,6 +122,25 @@ end
 -- Messages of nested calls lose their own "store: " so they read as one line.
 local function inner(msg)
   return (tostring(msg):gsub('^store: ', ''))
+end
+
+-- Closes a transaction's level on every way out but a commit (a raise in
+-- fn, a memory error between two lines): the to-be-closed guard of Db:tx.
+local Guard = { __close = function(g)
+  if g.level then pcall(g.db._rollback, g.db, g.level) end  -- a closed store needs no rollback
+end }
+
+-- The end of Db:tx, given pcall's results as arguments (no table for them).
+local function tx_end(db, guard, ok, first, ...)
+  if not ok then error(first, 0) end
+  if first == nil then
+    local msg, code = ...
+    if msg ~= nil then return nil, msg, code end  -- the failure convention: rolled back by the guard
+  end
+  local cok, cmsg, ccode = db:_commit(guard.level)
+  guard.level = nil  -- closed either way
+  if not cok then return nil, cmsg, ccode end
+  return first, ...
 end
 
 --- Runs `fn(db)` in a transaction: `BEGIN IMMEDIATE` on SQLite, `BEGIN` on
@@ -136,25 +158,17 @@ function Db:tx(fn, opts)
     local mt = getmetatable(fn)
     if not (mt and mt.__call) then argerror(1, 'tx', 'function expected, got ' .. type(fn)) end
   end
-  checktype(opts, 2, 'tx', 'table', true)
-  local key = opts and opts.lock
-  if key ~= nil and type(key) ~= 'string' then argerror(2, 'tx', "option 'lock' must be a string") end
-  -- Set while our transaction is open. The guard rolls it back on every way
-  -- out but a commit, a memory error between two lines included.
-  local level
-  local guard <close> = setmetatable({}, { __close = function()  -- luacheck: ignore guard
-    if level then pcall(self._rollback, self, level) end  -- a closed store needs no rollback
-  end })
-  local msg, code
-  level, msg, code = self:_begin(key)
+  local key
+  if opts ~= nil then
+    checktype(opts, 2, 'tx', 'table', true)
+    key = opts.lock
+    if key ~= nil and type(key) ~= 'string' then argerror(2, 'tx', "option 'lock' must be a string") end
+  end
+  local guard <close> = setmetatable({ db = self }, Guard)
+  local level, msg, code = self:_begin(key)
   if not level then return nil, msg, code end
-  local r = table.pack(pcall(fn, self))
-  if not r[1] then error(r[2], 0) end
-  if r[2] == nil and r[3] ~= nil then return nil, r[3], r[4] end
-  local ok, cmsg, ccode = self:_commit(level)
-  if not ok then return nil, cmsg, ccode end  -- the guard rolls back what is left
-  level = nil
-  return table.unpack(r, 2, r.n)
+  guard.level = level
+  return tx_end(self, guard, pcall(fn, self))
 end
 
 local MIGRATIONS = {

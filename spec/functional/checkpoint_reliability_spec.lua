@@ -190,6 +190,79 @@ describe('RELIABILITY F1: kill -9 loop on the SQLite checkpoint store', function
   end)
 end)
 
+-- Group commit (docs/store.md): a save commits at NORMAL and syncs the WAL
+-- after the write lock is released, before it is acknowledged. Counted and
+-- failed with tools/faultinj.c in a `checkpoint serve` writer, while this
+-- process keeps the WAL open (no header to write, no checkpoint at the
+-- writer's exit): each save is one fdatasync of its own.
+describe('group commit of the SQLite checkpoint store', function()
+  local dir, so
+  setup(function()
+    dir = h.tmpdir()
+    so = dir .. '/faultinj.so'
+    assert(os.execute(('cc -shared -fPIC -O1 -o %s tools/faultinj.c -ldl'):format(q(so))),
+      'cannot build tools/faultinj.c')
+  end)
+
+  -- n saves to one thread through `checkpoint serve` under the shim: the
+  -- replies, the shim's counts and the thread's rows (step -> parent, id).
+  local function serve(n, fault)
+    local work = h.tmpdir()
+    local url = 'sqlite:' .. work .. '/ck.db'
+    local holder <close> = assert(checkpoint.open(url))
+    assert(checkpoint.save({ db = holder, thread = 'g', state = { i = 0 } }))
+    local lines = {}
+    for i = 1, n do lines[i] = json.canonical({ op = 'save', seq = i, thread = 'g', state = { i = i } }) end
+    h.write(dir .. '/in', table.concat(lines, '\n') .. '\n')
+    local log = dir .. '/faults.log'
+    os.remove(log)
+    local cmd = ('env LD_PRELOAD=%s AEGIS_FAULT=%s AEGIS_FAULT_PATH=%s AEGIS_FAULT_LOG=%s ASAN_OPTIONS=%s'
+      .. ' %s checkpoint serve --store %s < %s > %s 2> %s'):format(q(so), q(fault), q(work), q(log),
+      q((os.getenv('ASAN_OPTIONS') or '') .. ':verify_asan_link_order=0'), q(h.bin), q(url), q(dir .. '/in'),
+      q(dir .. '/out'), q(dir .. '/err'))
+    os.execute(cmd)
+    local replies = {}
+    for line in (h.read(dir .. '/out') or ''):gmatch('[^\n]+') do
+      local r = assert(json.decode(line))
+      replies[r.seq] = r
+    end
+    local counts = {}
+    for k, v in (h.read(log) or ''):gmatch('(%w+)=(%d+)') do counts[k] = tonumber(v) end
+    local rows = {}
+    for _, r in ipairs(assert(holder:query("SELECT checkpoint_id, parent_checkpoint_id, metadata FROM checkpoints"
+      .. " WHERE thread_id = 'g'"))) do
+      rows[assert(json.decode(r.metadata)).step] = { id = r.checkpoint_id, parent = r.parent_checkpoint_id }
+    end
+    return replies, counts, rows, h.read(dir .. '/err') or ''
+  end
+
+  it('syncs the WAL once for each acknowledged save', function()
+    local replies, counts, rows, err = serve(20, 'count')
+    for i = 1, 20 do assert.is_true(replies[i] and replies[i].ok, 'save ' .. i .. ': ' .. err) end
+    -- and SQLite syncs the directory after a connection's first sync of the WAL
+    assert.equal(20 + 1, counts.fdatasync)
+    for step = 1, 20 do assert.equal(rows[step - 1].id, rows[step].parent) end
+  end)
+
+  it('fails the save whose sync fails: its row is committed, not acknowledged, and the chain goes on', function()
+    -- the 4th sync: 1 is save 1's, 2 the directory's, 3 save 2's, 4 save 3's
+    local replies, counts, rows = serve(6, 'fdatasync:4')
+    assert.equal(1, counts.injected)
+    assert.is_false(replies[3].ok)
+    assert.equal('io', replies[3].code)
+    assert.matches("^checkpoint: save 'g': commit 'sqlite:.-': committed, but not known to be on disk: sync of the"
+      .. " WAL failed %(Input/output error%)$", replies[3].error)
+    for _, i in ipairs({ 1, 2, 4, 5, 6 }) do assert.is_true(replies[i].ok, 'save ' .. i) end
+    -- six rows, one chain: save 3's row is there (committed before the sync)
+    -- and save 4 is its child; what was acknowledged is what it said
+    for step = 1, 6 do
+      assert.truthy(rows[step], 'step ' .. step)
+      assert.equal(rows[step - 1].id, rows[step].parent)
+    end
+    for _, i in ipairs({ 1, 2, 4, 5, 6 }) do assert.equal(rows[i].id, replies[i].result.id) end
+  end)
+end)
+
 describe('RELIABILITY F6: pg_terminate_backend during checkpoint writes', function()
   local backend = { name = 'postgres', url = os.getenv('AEGIS_PG_URL') }
   it('acknowledges every write once, losing and duplicating none', function()

@@ -69,7 +69,9 @@ for _, backend in ipairs(h.store_backends()) do
         end
         assert.same({ 'thread_id*', 'checkpoint_ns*', 'checkpoint_id*', 'task_id*', 'idx*', 'channel', 'type',
           'value' }, cols)
-        assert.equal(2, assert(db:first('PRAGMA synchronous')).synchronous)  -- FULL
+        -- group commit: NORMAL inside COMMIT, the WAL synced after it (docs/store.md)
+        assert.equal('group', db.synchronous)
+        assert.equal(1, assert(db:first('PRAGMA synchronous')).synchronous)
       else
         local vs = {}
         for _, r in ipairs(assert(db:query('SELECT v FROM checkpoint_migrations ORDER BY v'))) do vs[#vs + 1] = r.v end
@@ -248,6 +250,67 @@ for _, backend in ipairs(h.store_backends()) do
           .. " AND channel = 'plan'", t))
         assert.equal(4, n.n)
       end
+    end)
+
+    it('stores the checkpoint object and metadata as canonical JSON', function()
+      if not h.needs(backend) then return end
+      local t = thread()
+      local function check(id)
+        local row = assert(db:first('SELECT checkpoint, metadata FROM checkpoints WHERE thread_id = $1'
+          .. ' AND checkpoint_id = $2', t, id))
+        if backend.name == 'sqlite' then  -- the bytes as written (PostgreSQL keeps JSONB, its own order)
+          assert.equal(json.canonical(json.decode(row.checkpoint)), row.checkpoint)
+          assert.equal(json.canonical(json.decode(row.metadata)), row.metadata)
+        end
+        return json.decode(row.checkpoint)
+      end
+      -- plain names, then names that need escapes or are not ASCII, and a
+      -- LangGraph parent whose versions are not integers
+      local a = assert(checkpoint.save({ db = db, thread = t, state = { b = 1, a = { 'x' }, Z = json.null } }))
+      check(a.id)
+      local b = assert(checkpoint.save({ db = db, thread = t, state = { ['q"uote'] = 1, ['é'] = 2, ['\t'] = 3 } }))
+      assert.same({ ['q"uote'] = 1, ['é'] = 2, ['\t'] = 3 }, check(b.id).channel_values or
+        assert(checkpoint.load(b.id, { db = db, thread = t })).state)
+      local id = uuid.v6()
+      assert(checkpoint.put({ db = db, thread = t, parent = b.id }, { v = 4, id = id, ts = '2026-01-01T00:00:00.000Z',
+        channel_values = { a = 1 }, channel_versions = { a = '00000000000000000000000000000002.0.1' },
+        versions_seen = { node = { a = 1 } } }, { source = 'loop', step = 2, parents = {} },
+        { a = '00000000000000000000000000000002.0.1' }))
+      check(id)
+      local c = assert(checkpoint.save({ db = db, thread = t, state = { a = 1, b = 2 } }))  -- a keeps its version
+      check(c.id)
+    end)
+
+    -- PostgreSQL saves predict their parent and versions from this process's
+    -- last save in the namespace (one statement); another writer's
+    -- checkpoint makes the prediction wrong, and the save must still chain
+    -- on the newest checkpoint and mint above every version used.
+    it("chains on another writer's checkpoint and mints above its versions", function()
+      if not h.needs(backend) then return end
+      local t = thread()
+      local function put(id, parent, versions, values, step, new_versions)
+        local cp = { v = 4, id = id, ts = '2026-01-01T00:00:00.000Z', channel_values = values,
+          channel_versions = versions, versions_seen = {} }
+        assert(checkpoint.put({ db = db, thread = t, parent = parent }, cp,
+          { source = 'loop', step = step, parents = {} }, new_versions))
+      end
+      local id0 = uuid.v6()
+      put(id0, nil, { plan = 3, files = 1 }, { plan = 'lg0', files = { 'x' } }, 4, { plan = 3, files = 1 })
+      local s1 = assert(checkpoint.save({ db = db, thread = t, state = { plan = 'a', files = { 'x' } } }))
+      assert.equal(id0, s1.parent)
+      assert.equal(5, s1.metadata.step)
+      assert.same({ plan = 4, files = 1 }, s1.checkpoint.channel_versions)
+      local id2 = uuid.v6()
+      put(id2, s1.id, { plan = 9, files = 1 }, { plan = 'lg2', files = { 'x' } }, 8, { plan = 9 })
+      local s3 = assert(checkpoint.save({ db = db, thread = t, state = { plan = 'b', files = { 'x' } } }))
+      assert.equal(id2, s3.parent)
+      assert.equal(9, s3.metadata.step)
+      assert.same({ plan = 10, files = 1 }, s3.checkpoint.channel_versions)
+      assert.same({ plan = 'b', files = { 'x' } }, assert(checkpoint.load(s3.id, { db = db, thread = t })).state)
+      local s4 = assert(checkpoint.save({ db = db, thread = t, state = { plan = 'c', files = { 'x' } } }))
+      assert.equal(s3.id, s4.parent)
+      assert.same({ plan = 11, files = 1 }, s4.checkpoint.channel_versions)
+      assert.same({ plan = 'c', files = { 'x' } }, assert(checkpoint.load('latest', { db = db, thread = t })).state)
     end)
 
     it('puts LangGraph checkpoints as given and pending writes with special indices', function()
