@@ -16,6 +16,7 @@ error('Cannot require a meta file')
 ---@class aegis.store.Db
 ---@field kind 'sqlite'|'postgres' the backend
 ---@field url string the URL it was opened with, password replaced by ***
+---@field synchronous? 'normal'|'full'|'group' SQLite: the durability mode in effect on this connection
 local Db = {}
 
 --- Runs a statement to completion, discarding rows. `...` binds to $1, $2, ...

@@ -95,8 +95,10 @@ local function describe(db, url)
     r.size = r.path ~= ':memory:' and file_size(r.path) or 0
     r.wal_size = r.path ~= ':memory:' and file_size(r.path .. '-wal') or 0
     r.journal_mode = value(db, 'PRAGMA journal_mode')
+    -- per connection, not stored in the file: the mode this command's own
+    -- connection runs at ('group' shows as such, not as its NORMAL pragma)
     local sync = value(db, 'PRAGMA synchronous')
-    r.synchronous = ({ [0] = 'off', 'normal', 'full', 'extra' })[sync] or tostring(sync)
+    r.synchronous = db.synchronous or ({ [0] = 'off', 'normal', 'full', 'extra' })[sync] or tostring(sync)
   else
     r.server_version = value(db, 'SHOW server_version')
     r.database = value(db, 'SELECT current_database()')
