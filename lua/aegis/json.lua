@@ -1,5 +1,6 @@
 --- JSON: a deterministic encoder (RFC 8785 canonical form, or indented for
---- people) and a decoder built on lua-cjson.
+--- people) and a decoder (its own for strict JSON, lua-cjson for the rest
+--- and for the error messages).
 ---
 --- Conventions (docs/core.md): `json.null` is JSON null; a table whose keys
 --- are exactly 1..n (n >= 1), or one marked with `json.array`, is an array;
@@ -64,6 +65,11 @@ end
 ---@return string? code 'parse'
 function M.decode(s)
   if type(s) ~= 'string' then argerror(1, 'decode', 'string expected, got ' .. type(s)) end
+  -- The C decoder takes strict JSON in one pass; on anything it is not
+  -- sure of (errors included) it declines and the path below, around
+  -- cjson, gives the value or the error.
+  local fast, value = core.decode(s)
+  if fast then return value end
   local text, err, code = core.prepare(s)
   if not text then return nil, err, code end
   local ok, v = pcall(decoder.decode, text)
