@@ -8,7 +8,8 @@
 -- rounds of about BENCH_MS milliseconds each.
 -- BENCH_PROFILE=decode|encode|canonical|indent: instead, run that one
 -- aegis.json operation a fixed number of times on every document (a fixed
--- workload for callgrind or `perf stat -e instructions`).
+-- workload for callgrind or `perf stat -e instructions`); BENCH_DOC=name:
+-- on that document only.
 local json = require('aegis.json')
 local cjson = require('cjson')
 
@@ -83,14 +84,20 @@ end
 
 describe('json bench', function()
   it('runs', function()
-    for _, d in ipairs(docs) do d.text = json.canonical(d.v) end
     local profile = os.getenv('BENCH_PROFILE')
+    for _, d in ipairs(docs) do
+      if not profile or profile:find('decode') then d.text = json.canonical(d.v)
+      else d.text = ('x'):rep(#cjson.encode(d.v)) end -- its size only
+    end
     if profile then
       local fn
       for _, op in ipairs(ops) do if op[1] == profile then fn = op[2] end end
       assert(fn, 'BENCH_PROFILE: unknown operation')
+      local only = os.getenv('BENCH_DOC')
       for _, d in ipairs(docs) do
-        for _ = 1, math.max(1, 2000000 // #d.text) do fn(d) end
+        if not only or only == d.name then
+          for _ = 1, math.max(1, 2000000 // #d.text) do fn(d) end
+        end
       end
       return
     end
