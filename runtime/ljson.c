@@ -744,8 +744,8 @@ static int json_finish (lua_State *L) {
 ** json_decode reads RFC 8259 text straight into tables, giving what the
 ** slow path (json_prepare, cjson.decode, json_finish) gives.  It only
 ** takes what it is sure of: strict JSON, valid UTF-8, escapes other than
-** \u0000 and lone surrogates, numbers that are finite, nesting up to
-** MAXDEPTH.  On anything else it returns false and json.lua runs the slow
+** lone surrogates (\u0000 gives a NUL byte, as in cjson), numbers that are
+** finite, nesting up to MAXDEPTH.  On anything else it returns false and json.lua runs the slow
 ** path, which then gives the same value or the same error as ever.  So it
 ** never has to reproduce cjson's error messages, only its values.
 **
@@ -838,7 +838,7 @@ static int dec_string (Dec *D) {
           uint32_t cp, lo;
           unsigned char u[4];
           size_t ulen;
-          if (end - s < 6 || !hex4(s + 2, &cp) || cp == 0) return 0;
+          if (end - s < 6 || !hex4(s + 2, &cp)) return 0;
           s += 6;
           if (cp >= 0xdc00 && cp <= 0xdfff) return 0;
           if (cp >= 0xd800 && cp <= 0xdbff) {
