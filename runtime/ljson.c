@@ -24,6 +24,8 @@
 #define MAXDEPTH 1000                     /* same as cjson's decoder */
 #define MAXINDENT 16
 #define ARRAYMT lua_upvalueindex(1)       /* every function's upvalue */
+#define CACHE lua_upvalueindex(2)         /* the cached encoder state */
+#define KEEPBUF 65536  /* the cached state keeps an output buffer this big */
 
 /*
 ** Decoder sentinel: the one string the pre-pass writes in place of each
@@ -141,12 +143,10 @@ typedef struct Key { const char *s; size_t n; int v; } Key;
 ** 0xee/0xef (U+E000..U+FFFF) and one of 0xf0..0xf4 (above U+FFFF).
 */
 static int keycmp (const Key *ka, const Key *kb) {
-  size_t n = ka->n < kb->n ? ka->n : kb->n;
-  int r = memcmp(ka->s, kb->s, n);
-  if (r == 0) return (ka->n > n) - (kb->n > n);  /* a prefix sorts first */
-  size_t i = 0;
+  size_t n = ka->n < kb->n ? ka->n : kb->n, i = 0;
   const unsigned char *a = (const unsigned char *)ka->s, *b = (const unsigned char *)kb->s;
-  while (a[i] == b[i]) i++;
+  while (i < n && a[i] == b[i]) i++;  /* keys are short: no memcmp call */
+  if (i == n) return (ka->n > n) - (kb->n > n);  /* a prefix sorts first */
   if (a[i] >= 0xee && b[i] >= 0xee && (a[i] >= 0xf0) != (b[i] >= 0xf0))
     return a[i] >= 0xf0 ? -1 : 1;
   return a[i] < b[i] ? -1 : 1;
@@ -200,6 +200,7 @@ typedef struct Enc {
   size_t capseen, cappath;
   int depth;
   int indent;
+  int busy;             /* the cached state, in use (see json_encode) */
 } Enc;
 
 static void *grow (lua_State *L, Enc *E, void *p, size_t *cap, size_t need,
@@ -207,7 +208,10 @@ static void *grow (lua_State *L, Enc *E, void *p, size_t *cap, size_t need,
   size_t ncap = *cap ? *cap : 16;
   while (ncap < need) ncap *= 2;
   void *np = E->alloc(E->ud, p, *cap * elem, ncap * elem);
-  if (np == NULL) luaL_error(L, "json: not enough memory");
+  if (np == NULL) {
+    E->busy = 0;
+    luaL_error(L, "json: not enough memory");
+  }
   *cap = ncap;
   return np;
 }
@@ -357,6 +361,7 @@ static int encerror (lua_State *L, Enc *E, const char *fmt, ...) {
     putseg(L, E, &E->path[i]);
   }
   lua_pushlstring(L, E->buf, E->len);
+  E->busy = 0;
   return lua_error(L);
 }
 
@@ -443,11 +448,15 @@ static void encode_table (lua_State *L, Enc *E, int t) {
   lua_Integer nint = 0, minint = LUA_MAXINTEGER, maxint = 0;
   size_t base = E->nkeys;
   int marked = 0, keep = 1, top = lua_gettop(L);
-  luaL_checkstack(L, 4, "json: nesting too deep");
+  if (!lua_checkstack(L, 4)) {
+    E->busy = 0;
+    luaL_checkstack(L, 4, "json: nesting too deep");  /* raises */
+  }
   if (lua_getmetatable(L, t)) {  /* [.., mt] */
     marked = lua_rawequal(L, -1, ARRAYMT);
     lua_pop(L, 1);
   }
+  int sp = top + 1;  /* the key lua_next takes */
   lua_pushnil(L);
   while (lua_next(L, t)) {  /* [.., key, value] */
     int kt = lua_type(L, -2);
@@ -456,10 +465,12 @@ static void encode_table (lua_State *L, Enc *E, int t) {
       k.s = lua_tolstring(L, -2, &k.n);
       if (E->nkeys == E->capkeys)
         E->keys = grow(L, E, E->keys, &E->capkeys, E->nkeys + 1, sizeof(Key));
-      if (keep && !lua_checkstack(L, 8)) keep = 0;
+      /* room for 16 more pairs at a time (2 slots each, 2 for lua_next) */
+      if (keep && (E->nkeys - base) % 16 == 0 && !lua_checkstack(L, 40)) keep = 0;
       if (keep) {
-        k.v = lua_gettop(L);
+        k.v = sp + 1;
         lua_pushvalue(L, -2);  /* [.., key, value, key] */
+        sp += 2;
       }
       else {
         k.v = 0;
@@ -552,10 +563,27 @@ static int json_encode (lua_State *L) {
                 "indent must be in 0..16");
   luaL_checkany(L, 1);
   lua_settop(L, 1);
-  Enc *E = newenc(L, (int)indent);  /* [v, box] */
+  /* The state cached in the closure keeps its buffers from call to call.
+  ** A finalizer that runs during encoding may encode too: it finds the
+  ** cache busy and takes a state of its own.  Errors raised here clear
+  ** `busy` on the way out (one that is not, an allocation failure inside
+  ** Lua, only leaves the cache unused from then on). */
+  Enc *E = (Enc *)lua_touserdata(L, CACHE);
+  int cached = !E->busy;
+  if (cached) {
+    E->busy = 1;
+    E->len = E->nkeys = 0;
+    E->depth = 0;
+    E->indent = (int)indent;
+  }
+  else E = newenc(L, (int)indent);  /* [v, box] */
   encode(L, E, 1);
-  lua_pushlstring(L, E->buf, E->len);  /* [v, box, json] */
-  release(E);  /* now rather than at the next collection */
+  /* Not busy before the copy: a finalizer can run only once the copy is
+  ** made (at the GC step that ends lua_pushlstring). */
+  E->busy = 0;
+  lua_pushlstring(L, E->buf ? E->buf : "", E->len);  /* [v, (box,) json] */
+  if (!cached || E->cap > KEEPBUF || E->capkeys > 4096 || E->capseen > 256)
+    release(E);  /* now rather than at the next collection */
   return 1;
 }
 
@@ -760,10 +788,12 @@ typedef struct Dec {
   lua_State *L;
   const unsigned char *p, *end;
   Enc *scratch;          /* its buf holds strings that have escapes */
+  int slot;              /* the stack slot for scratch's box */
   int depth;
 } Dec;
 
 static void skipws (Dec *D) {
+  if (D->p < D->end && *D->p > ' ') return;  /* the usual: none */
   while (D->p < D->end && (*D->p == ' ' || *D->p == '\n' || *D->p == '\r' || *D->p == '\t'))
     D->p++;
 }
@@ -808,6 +838,10 @@ static int dec_string (Dec *D) {
     q += len;
   }
   i = (size_t)(q - s);
+  if (D->scratch == NULL) {  /* made on the first escape */
+    D->scratch = newenc(D->L, 0);
+    lua_replace(D->L, D->slot);
+  }
   Enc *E = D->scratch;
   E->len = 0;
   for (;;) {
@@ -965,6 +999,10 @@ static void flush_array (lua_State *L, int t, int n, lua_Integer *total) {
   if (lua_type(L, t) != LUA_TTABLE) {
     lua_createtable(L, n, 0);
     lua_replace(L, t);
+    /* its array part holds them all: set them from the top down */
+    for (int i = n; i >= 1; i--) lua_rawseti(L, t, i);
+    *total = n;
+    return;
   }
   for (int i = 1; i <= n; i++) {
     lua_pushvalue(L, t + i);
@@ -985,9 +1023,11 @@ static int dec_array (Dec *D) {
   if (D->p < D->end && *D->p == ']') D->p++;
   else {
     for (;;) {
-      if (n == BATCH || !lua_checkstack(L, 4)) {
+      /* room for 16 more values at a time (a value nets one slot) */
+      if (n == BATCH || (n % 16 == 0 && !lua_checkstack(L, 40))) {
         flush_array(L, t, n, &total);
         n = 0;
+        if (!lua_checkstack(L, 40)) return 0;
       }
       if (!dec_value(D)) return 0;
       n++;
@@ -1028,9 +1068,11 @@ static int dec_object (Dec *D) {
   if (D->p < D->end && *D->p == '}') D->p++;
   else {
     for (;;) {
-      if (n == BATCH || !lua_checkstack(L, 6)) {
+      /* room for 16 more pairs at a time */
+      if (n == BATCH || (n % 16 == 0 && !lua_checkstack(L, 40))) {
         flush_object(L, t, n);
         n = 0;
+        if (!lua_checkstack(L, 40)) return 0;
       }
       if (D->p >= D->end || *D->p != '"') return 0;
       D->p++;
@@ -1095,16 +1137,17 @@ static int json_decode (lua_State *L) {
   D.p = (const unsigned char *)s;
   D.end = D.p + n;
   D.depth = 0;
-  D.scratch = newenc(L, 0);  /* [s, box] */
-  lua_pushboolean(L, 1);     /* [s, box, true] */
-  if (dec_value(&D)) {
+  D.scratch = NULL;
+  lua_pushnil(L);          /* [s, slot for the scratch box] */
+  D.slot = 2;
+  lua_pushboolean(L, 1);   /* [s, slot, true] */
+  int ok = dec_value(&D);  /* [s, slot, true, value] */
+  if (ok) {
     skipws(&D);
-    if (D.p == D.end) {
-      release(D.scratch);
-      return 2;
-    }
+    ok = D.p == D.end;
   }
-  release(D.scratch);
+  if (D.scratch) release(D.scratch);
+  if (ok) return 2;
   lua_pushboolean(L, 0);
   return 1;
 }
@@ -1186,6 +1229,7 @@ AGLIB_API int luaopen_aegis_core_json (lua_State *L) {
   }                                       /* [array mt] */
   luaL_newlibtable(L, funcs);             /* [array mt, lib] */
   lua_insert(L, -2);                      /* [lib, array mt] */
-  luaL_setfuncs(L, funcs, 1);             /* upvalue 1: the array mt */
+  newenc(L, 0);                           /* [lib, array mt, encoder] */
+  luaL_setfuncs(L, funcs, 2);             /* upvalues: the array mt, the encoder */
   return 1;
 }
