@@ -87,15 +87,21 @@ static int validutf8 (const char *str, size_t n) {
   return 1;
 }
 
-/* Whether any of the 8 bytes in v is below 0x20, '"', '\\' or >= 0x80. */
-static int special8 (uint64_t v) {
+/* The high bit of each byte of v (8 bytes of text, little endian) that
+** is below 0x20, '"', '\\' or >= 0x80.  Past the lowest such byte the
+** bits may be false alarms (borrows); the lowest one is exact. */
+static uint64_t special8 (uint64_t v) {
   const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
   uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
   uint64_t ctl = (v - ones * 0x20) & ~v;
   uint64_t quo = (q - ones) & ~q;
   uint64_t bsl = (b - ones) & ~b;
-  return ((ctl | quo | bsl | v) & high) != 0;
+  return (ctl | quo | bsl | v) & high;
 }
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define FIRSTBYTE(m) ((size_t)__builtin_ctzll(m) >> 3)  /* of a special8 mask */
+#endif
 
 /* plain[c]: whether JSON strings take byte c as it is (ASCII, >= 0x20,
 ** not '"' or '\\'). */
@@ -122,18 +128,30 @@ static const unsigned char plain[256] = {
 static size_t plainrun (const unsigned char *s, size_t n) {
   size_t i = 0;
   while (i + 8 <= n) {
-    uint64_t v;
+    uint64_t v, m;
     memcpy(&v, s + i, 8);
-    if (special8(v)) break;
+    if ((m = special8(v)) != 0) {
+#ifdef FIRSTBYTE
+      return i + FIRSTBYTE(m);
+#else
+      break;
+#endif
+    }
     i += 8;
+  }
+  if (i + 8 > n && i < n && n >= 8) {  /* the last 8, overlapping checked ones */
+    uint64_t v;
+    memcpy(&v, s + n - 8, 8);
+    if (!special8(v)) return n;
   }
   while (i < n && plain[s[i]]) i++;
   return i;
 }
 
 /* An object key; `v` is the stack index of its value, 0 when the value
-** was not kept (no stack room) and is looked up again. */
-typedef struct Key { const char *s; size_t n; int v; } Key;
+** was not kept (no stack room) and is looked up again; `plain`: all its
+** bytes are plain (so it is written as it is). */
+typedef struct Key { const char *s; size_t n; int v; int plain; } Key;
 
 /*
 ** Order of valid UTF-8 keys by UTF-16 code units.  Byte order is code
@@ -421,7 +439,14 @@ static void encode_object (lua_State *L, Enc *E, int t, size_t base) {
     if (i > 0) putc_(L, E, ',');
     newline(L, E, E->depth);
     g->key = k.s, g->klen = k.n;
-    putstring(L, E, k.s, k.n, 0);  /* validated when collected */
+    if (k.plain) {
+      reserve(L, E, k.n + 2);
+      E->buf[E->len++] = '"';
+      memcpy(E->buf + E->len, k.s, k.n);
+      E->len += k.n;
+      E->buf[E->len++] = '"';
+    }
+    else putstring(L, E, k.s, k.n, 0);  /* validated when collected */
     if (E->indent) putlit(L, E, ": ");
     else putc_(L, E, ':');
     if (k.v != 0) encode(L, E, k.v);
@@ -494,9 +519,12 @@ static void encode_table (lua_State *L, Enc *E, int t) {
     encerror(L, E, "cannot encode a table that mixes array and object keys");
   if (nint > 0 && (minint != 1 || maxint != nint))
     encerror(L, E, "cannot encode a sparse array (keys are not 1..n)");
-  for (size_t i = base; i < E->nkeys; i++)
-    if (!validutf8(E->keys[i].s, E->keys[i].n))
+  for (size_t i = base; i < E->nkeys; i++) {
+    Key *k = &E->keys[i];
+    k->plain = plainrun((const unsigned char *)k->s, k->n) == k->n;
+    if (!k->plain && !validutf8(k->s, k->n))
       encerror(L, E, "cannot encode a key that is not valid UTF-8");
+  }
   enter(L, E, t);
   if (nint > 0 || marked) encode_array(L, E, t, nint);
   else encode_object(L, E, t, base);
