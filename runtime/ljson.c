@@ -265,6 +265,7 @@ static inline void reserve (lua_State *L, Enc *E, size_t n) {
 }
 
 static inline void put (lua_State *L, Enc *E, const char *s, size_t n) {
+  if (n == 0) return;  /* E->buf may still be NULL */
   reserve(L, E, n);
   memcpy(E->buf + E->len, s, n);
   E->len += n;
@@ -841,6 +842,7 @@ static int hex4 (const unsigned char *s, uint32_t *out) {
 
 static void scratch_put (Dec *D, const void *s, size_t n) {
   Enc *E = D->scratch;
+  if (n == 0) return;  /* E->buf may still be NULL */
   if (E->cap - E->len < n) E->buf = grow(D->L, E, E->buf, &E->cap, E->len + n, 1);
   memcpy(E->buf + E->len, s, n);
   E->len += n;
