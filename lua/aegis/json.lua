@@ -1,6 +1,5 @@
 --- JSON: a deterministic encoder (RFC 8785 canonical form, or indented for
---- people) and a decoder (its own for strict JSON, lua-cjson for the rest
---- and for the error messages).
+--- people) and a decoder built on lua-cjson.
 ---
 --- Conventions (docs/core.md): `json.null` is JSON null; a table whose keys
 --- are exactly 1..n (n >= 1), or one marked with `json.array`, is an array;
