@@ -46,7 +46,7 @@
 
 /* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if none:
 ** no overlongs, no surrogates, nothing above U+10FFFF. */
-static size_t utf8seq (const unsigned char *s, size_t n) {
+static inline size_t utf8seq (const unsigned char *s, size_t n) {
   unsigned c = s[0];
   unsigned lo = 0x80, hi = 0xbf;
   size_t len;
@@ -294,10 +294,12 @@ static int putstring (lua_State *L, Enc *E, const char *str, size_t n,
     i += plainrun(s + i, n - i);
     if (i >= n) break;
     unsigned c = s[i];
-    if (c >= 0x80) {
-      size_t len = utf8seq(s + i, n - i);
-      if (len > 0) { i += len; continue; }
+    if (c >= 0x80) {  /* a run of non-ASCII characters */
+      size_t len;
+      while ((len = utf8seq(s + i, n - i)) > 0 && (i += len) < n && s[i] >= 0x80) {}
+      if (len > 0) continue;
       if (!lenient) return 0;
+      c = s[i];
     }
     put(L, E, (const char *)s + run, i - run);
     char esc[6] = {'\\', 0, 0, 0, 0, 0};
@@ -863,9 +865,9 @@ static int dec_string (Dec *D) {
     }
     if (*q == '\\') break;
     if (*q < 0x80) return 0;  /* a control character, NUL included */
-    size_t len = utf8seq(q, (size_t)(end - q));
+    size_t len;  /* a run of non-ASCII characters */
+    while ((len = utf8seq(q, (size_t)(end - q))) > 0 && (q += len) < end && *q >= 0x80) {}
     if (len == 0) return 0;
-    q += len;
   }
   i = (size_t)(q - s);
   if (D->scratch == NULL) {  /* made on the first escape */
