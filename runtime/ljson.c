@@ -1,7 +1,9 @@
 /*
 ** ljson.c: aegis.core.json, the JSON encoder (RFC 8785 canonical form,
-** optionally indented) and the two passes around lua-cjson's decoder.
-** The documented API is lua/aegis/json.lua.
+** optionally indented), a one-pass decoder for strict JSON, and the two
+** passes around lua-cjson's decoder that json.lua falls back on for the
+** rest (and for its error messages).  The documented API is
+** lua/aegis/json.lua.
 **
 ** Lua <-> JSON conventions (docs/core.md):
 **   - a NULL light userdata (cjson.null) is null;
