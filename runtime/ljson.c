@@ -383,8 +383,8 @@ static int encerror (lua_State *L, Enc *E, const char *fmt, ...) {
     }
     putseg(L, E, &E->path[i]);
   }
+  E->busy = 0;  /* as in json_encode: the copy is made before any finalizer */
   lua_pushlstring(L, E->buf, E->len);
-  E->busy = 0;
   return lua_error(L);
 }
 
@@ -805,10 +805,11 @@ static int json_finish (lua_State *L) {
 ** json_decode reads RFC 8259 text straight into tables, giving what the
 ** slow path (json_prepare, cjson.decode, json_finish) gives.  It only
 ** takes what it is sure of: strict JSON, valid UTF-8, escapes other than
-** lone surrogates (\u0000 gives a NUL byte, as in cjson), numbers that are
-** finite, nesting up to MAXDEPTH.  On anything else it returns false and json.lua runs the slow
-** path, which then gives the same value or the same error as ever.  So it
-** never has to reproduce cjson's error messages, only its values.
+** lone surrogates (\u0000 gives a NUL byte, as in cjson), finite numbers,
+** nesting up to MAXDEPTH.  On anything else it returns false and json.lua
+** runs the slow path, which then gives the same value or the same error
+** as ever.  So it never has to reproduce cjson's error messages, only its
+** values (spec/unit/json_property_spec.lua holds the two side by side).
 **
 ** Values of an open array or object wait on the Lua stack and go into
 ** their table in batches (one sized lua_createtable for most arrays and
