@@ -964,9 +964,10 @@ static int dec_number (Dec *D) {
     1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22
   };
   const unsigned char *s = D->p, *end = D->end, *start = s;
-  int neg = 0, ndig = 0, fracdig = 0, exact = 1;
+  int neg = 0, ndig = 0, exact = 1;
+  long long fracdig = 0;  /* a string can hold more than INT_MAX digits */
   uint64_t m = 0;
-  long ex = 0;
+  long long ex = 0;
   if (s < end && *s == '-') neg = 1, s++;
   if (s >= end || *s < '0' || *s > '9') return 0;
   if (*s == '0') {
@@ -995,13 +996,15 @@ static int dec_number (Dec *D) {
     s++;
     if (s < end && (*s == '+' || *s == '-')) eneg = (*s == '-'), s++;
     if (s >= end || *s < '0' || *s > '9') return 0;
-    for (; s < end && *s >= '0' && *s <= '9'; s++)
+    for (; s < end && *s >= '0' && *s <= '9'; s++) {
       if (ex < 100000) ex = ex * 10 + (*s - '0');
+      else exact = 0;  /* too big to track: strtod decides */
+    }
     if (eneg) ex = -ex;
   }
   D->p = s;
   double x;
-  long e10 = ex - fracdig;
+  long long e10 = ex - fracdig;
   if (exact && m <= ((uint64_t)1 << 53) && e10 >= -22 && e10 <= 22) {
     if (e10 == 0 && fracdig == 0 && ex == 0) {  /* a plain integer */
       lua_Integer i = (lua_Integer)m;
