@@ -2,97 +2,154 @@
 ** ag_jsonnum.c: ECMAScript Number::toString for finite doubles (ECMA-262
 ** 7.1.12.1, the number form RFC 8785 section 3.2.2.3 adopts).
 **
-** Digits: the shortest precision p in 1..17 whose correctly rounded
-** "%.*e" output reads back (strtod) as the same double (found by binary
-** search).  glibc's printf
-** and strtod are exact, so that is the closest p-digit decimal, which is
-** what ECMAScript asks for.  One case needs more: when x is a power of two
-** the interval of decimals that read back as x is narrower below x than
-** above it, so the closest p-digit candidate may lie just below and fail
-** while the next one up reads back; we try that one too.
+** Digits: the fewest decimal digits that read back as x (round to nearest,
+** ties to even, as strtod reads), and of those the closest to x.  That is
+** what Ryu computes (Ulf Adams, "Ryu: fast float-to-string conversion",
+** PLDI 2018), written here after the paper and its reference d2s.c: the
+** bounds of x's rounding interval scaled by a power of ten with 128-bit
+** fixed-point powers of five (ag_jsonnum_tab.h), then digits dropped while
+** the scaled bounds still differ.  Integers below 2^53 take a shorter way:
+** their own digits are the shortest (the spacing of doubles there is at
+** most 1, so no other integer, hence no shorter decimal, reads back).
 */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ag_jsonnum.h"
+#include "ag_jsonnum_tab.h"
 
-static double readback (const char *digits, int p, int e) {
-  char buf[40];
+__extension__ typedef unsigned __int128 u128;
+
+/* bitlen(5^e) for e >= 1 (1 for e == 0), floor(e log10 2), floor(e
+** log10 5): the reference's approximations, exact over the ranges used. */
+static int pow5bits (int e) { return (int)(((uint32_t)e * 1217359u) >> 19) + 1; }
+static uint32_t log10pow2 (int e) { return ((uint32_t)e * 78913u) >> 18; }
+static uint32_t log10pow5 (int e) { return ((uint32_t)e * 732923u) >> 20; }
+
+static int pow5factor (uint64_t v) {
   int n = 0;
-  buf[n++] = digits[0];
-  buf[n++] = '.';
-  memcpy(buf + n, digits + 1, (size_t)(p - 1));
-  n += p - 1;
-  snprintf(buf + n, sizeof buf - (size_t)n, "e%d", e);
-  return strtod(buf, NULL);
+  while (v % 5 == 0) v /= 5, n++;
+  return n;
 }
 
-/* Adds one unit in the last place of digits[0..p-1]; may bump *e. */
-static void increment (char digits[17], int p, int *e) {
-  int i = p - 1;
-  while (i >= 0 && digits[i] == '9') digits[i--] = '0';
-  if (i >= 0) digits[i]++;
-  else {  /* 99..9 + 1 = 100..0: one more decade */
-    digits[0] = '1';
-    (*e)++;
-  }
+static int multipleof5pow (uint64_t v, uint32_t p) { return pow5factor(v) >= (int)p; }
+static int multipleof2pow (uint64_t v, uint32_t p) { return (v & ((1ull << p) - 1)) == 0; }
+
+/* (m * mul) >> j, mul a 128-bit table entry, j >= 64. */
+static uint64_t mulshift64 (uint64_t m, const uint64_t mul[2], int j) {
+  u128 b0 = (u128)m * mul[0], b2 = (u128)m * mul[1];
+  return (uint64_t)(((b0 >> 64) + b2) >> (j - 64));
 }
 
 /*
-** The p-digit decimal for x, if one reads back as x: digits[0..p-1] and
-** decimal exponent *e (x ~ d.ddd * 10^e).  Returns 0 when none does.
+** Shortest digits of the finite double with these bits, x > 0: returns
+** the digits as an integer and sets *exp10 (x ~ out * 10^*exp10).
 */
-static int digits_at (double x, int p, char digits[17], int *e) {
-  char buf[40];
-  snprintf(buf, sizeof buf, "%.*e", p - 1, x);
-  double y = strtod(buf, NULL);
-  const char *s = buf;
-  for (int i = 0; *s != 'e'; s++)
-    if (*s != '.') digits[i++] = *s;
-  *e = atoi(s + 1);
-  if (y == x) return 1;
-  if (y < x) {  /* the power-of-two case: try the candidate above */
-    char up[17];
-    int eu = *e;
-    memcpy(up, digits, (size_t)p);
-    increment(up, p, &eu);
-    if (readback(up, p, eu) == x) {
-      memcpy(digits, up, (size_t)p);
-      *e = eu;
-      return 1;
+static uint64_t ryu (uint64_t bits, int *exp10) {
+  uint64_t mant = bits & ((1ull << 52) - 1);
+  uint32_t bexp = (uint32_t)(bits >> 52) & 0x7ff;
+  int e2;
+  uint64_t m2;
+  if (bexp == 0) e2 = 1 - 1023 - 52 - 2, m2 = mant;
+  else e2 = (int)bexp - 1023 - 52 - 2, m2 = (1ull << 52) | mant;
+  int even = (m2 & 1) == 0, accept = even;
+  uint64_t mv = 4 * m2;
+  uint32_t mmshift = mant != 0 || bexp <= 1;  /* lower gap halved at 2^k */
+  uint64_t vr, vp, vm;
+  int e10, vmzeros = 0, vrzeros = 0;
+  if (e2 >= 0) {
+    uint32_t q = log10pow2(e2) - (e2 > 3);
+    int k = 125 + pow5bits((int)q) - 1, i = -e2 + (int)q + k;
+    e10 = (int)q;
+    vr = mulshift64(4 * m2, pow5_inv[q], i);
+    vp = mulshift64(4 * m2 + 2, pow5_inv[q], i);
+    vm = mulshift64(4 * m2 - 1 - mmshift, pow5_inv[q], i);
+    if (q <= 21) {  /* is an exact quotient by 10^q possible? */
+      if (mv % 5 == 0) vrzeros = multipleof5pow(mv, q);
+      else if (accept) vmzeros = multipleof5pow(mv - 1 - mmshift, q);
+      else vp -= (uint64_t)multipleof5pow(mv + 2, q);
     }
   }
-  return 0;
+  else {
+    uint32_t q = log10pow5(-e2) - (-e2 > 1);
+    int i = -e2 - (int)q, k = pow5bits(i) - 125, j = (int)q - k;
+    e10 = (int)q + e2;
+    vr = mulshift64(4 * m2, pow5[i], j);
+    vp = mulshift64(4 * m2 + 2, pow5[i], j);
+    vm = mulshift64(4 * m2 - 1 - mmshift, pow5[i], j);
+    if (q <= 1) {
+      vrzeros = 1;
+      if (accept) vmzeros = mmshift == 1;
+      else vp--;
+    }
+    else if (q < 63)  /* mv * 5^i / 2^q is exact iff 2^q divides mv */
+      vrzeros = multipleof2pow(mv, q);
+  }
+  int removed = 0;
+  unsigned last = 0;
+  uint64_t out;
+  if (vmzeros || vrzeros) {  /* the general case: track exactness */
+    while (vp / 10 > vm / 10) {
+      vmzeros &= vm % 10 == 0;
+      vrzeros &= last == 0;
+      last = (unsigned)(vr % 10);
+      vr /= 10, vp /= 10, vm /= 10, removed++;
+    }
+    if (vmzeros) {
+      while (vm % 10 == 0) {
+        vrzeros &= last == 0;
+        last = (unsigned)(vr % 10);
+        vr /= 10, vp /= 10, vm /= 10, removed++;
+      }
+    }
+    if (vrzeros && last == 5 && vr % 2 == 0) last = 4;  /* a tie: to even */
+    out = vr + ((vr == vm && (!accept || !vmzeros)) || last >= 5);
+  }
+  else {  /* the common case */
+    int up = 0;
+    if (vp / 100 > vm / 100) {
+      up = vr % 100 >= 50;
+      vr /= 100, vp /= 100, vm /= 100, removed += 2;
+    }
+    while (vp / 10 > vm / 10) {
+      up = vr % 10 >= 5;
+      vr /= 10, vp /= 10, vm /= 10, removed++;
+    }
+    out = vr + (vr == vm || up);
+  }
+  *exp10 = e10 + removed;
+  return out;
 }
 
-/*
-** Shortest round-trip digits of x > 0; returns their count k, sets *e.
-** Binary search over p: if p digits read back, so do p + 1 (the closest
-** p+1-digit decimal is at least as close), and 17 always do.
-*/
-static int shortest (double x, char digits[17], int *e) {
-  int lo = 1, hi = 17, found = 0;
-  char d[17];
-  int de;
-  while (lo < hi) {
-    int mid = (lo + hi) / 2;
-    if (digits_at(x, mid, d, &de)) {
-      hi = mid;
-      memcpy(digits, d, (size_t)mid);
-      *e = de;
-      found = mid;
-    }
-    else lo = mid + 1;
+/* Decimal digits of m >= 1 into digits; returns their count. */
+static int digits_of (uint64_t m, char digits[20]) {
+  char b[20];
+  int n = 0;
+  do { b[n++] = (char)('0' + m % 10); m /= 10; } while (m > 0);
+  for (int i = 0; i < n; i++) digits[i] = b[n - 1 - i];
+  return n;
+}
+
+/* Shortest digits of x > 0 without trailing zeros; returns their count k
+** and sets *e (x ~ d.ddd * 10^e). */
+static int shortest (double x, char digits[20], int *e) {
+  int n, e10 = 0;
+  if (x < 0x1p53 && x == floor(x)) n = digits_of((uint64_t)x, digits);
+  else {
+    uint64_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    n = digits_of(ryu(bits, &e10), digits);
   }
-  if (found != hi) digits_at(x, hi, digits, e);  /* hi == 17, not tried */
-  while (hi > 1 && digits[hi - 1] == '0') hi--;
-  return hi;
+  *e = e10 + n - 1;
+  while (n > 1 && digits[n - 1] == '0') n--;
+  return n;
 }
 
 size_t ag_jsonnum_format (double x, char out[AG_JSONNUM_MAX]) {
-  char d[17];
+  char d[20];
   char *o = out;
   int k, e, n;
   if (!isfinite(x)) {
@@ -131,15 +188,18 @@ size_t ag_jsonnum_format (double x, char out[AG_JSONNUM_MAX]) {
     o += k;
   }
   else {  /* d.ddde+N */
+    int x10 = n - 1, ax = abs(x10);
     *o++ = d[0];
     if (k > 1) {
       *o++ = '.';
       memcpy(o, d + 1, (size_t)(k - 1));
       o += k - 1;
     }
-    o += snprintf(o, (size_t)(AG_JSONNUM_MAX - (o - out)), "e%c%d",
-                  n - 1 >= 0 ? '+' : '-', abs(n - 1));
-    return (size_t)(o - out);
+    *o++ = 'e';
+    *o++ = x10 >= 0 ? '+' : '-';
+    if (ax >= 100) *o++ = (char)('0' + ax / 100);
+    if (ax >= 10) *o++ = (char)('0' + ax / 10 % 10);
+    *o++ = (char)('0' + ax % 10);
   }
   *o = '\0';
   return (size_t)(o - out);

@@ -1,7 +1,9 @@
 /*
 ** ljson.c: aegis.core.json, the JSON encoder (RFC 8785 canonical form,
-** optionally indented) and the two passes around lua-cjson's decoder.
-** The documented API is lua/aegis/json.lua.
+** optionally indented), a one-pass decoder for strict JSON, and the two
+** passes around lua-cjson's decoder that json.lua falls back on for the
+** rest (and for its error messages).  The documented API is
+** lua/aegis/json.lua.
 **
 ** Lua <-> JSON conventions (docs/core.md):
 **   - a NULL light userdata (cjson.null) is null;
@@ -24,6 +26,8 @@
 #define MAXDEPTH 1000                     /* same as cjson's decoder */
 #define MAXINDENT 16
 #define ARRAYMT lua_upvalueindex(1)       /* every function's upvalue */
+#define CACHE lua_upvalueindex(2)         /* the cached encoder state */
+#define KEEPBUF 65536  /* the cached state keeps an output buffer this big */
 
 /*
 ** Decoder sentinel: the one string the pre-pass writes in place of each
@@ -44,7 +48,7 @@
 
 /* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if none:
 ** no overlongs, no surrogates, nothing above U+10FFFF. */
-static size_t utf8seq (const unsigned char *s, size_t n) {
+static inline size_t utf8seq (const unsigned char *s, size_t n) {
   unsigned c = s[0];
   unsigned lo = 0x80, hi = 0xbf;
   size_t len;
@@ -69,54 +73,121 @@ static size_t utf8seq (const unsigned char *s, size_t n) {
 
 static int validutf8 (const char *str, size_t n) {
   const unsigned char *s = (const unsigned char *)str;
-  for (size_t i = 0, len; i < n; i += len)
+  size_t i = 0, len;
+  while (i < n) {
+    while (i + 8 <= n) {  /* ASCII 8 bytes at a time */
+      uint64_t v;
+      memcpy(&v, s + i, 8);
+      if (v & 0x8080808080808080ULL) break;
+      i += 8;
+    }
+    if (i >= n) break;
+    if (s[i] < 0x80) { i++; continue; }
     if ((len = utf8seq(s + i, n - i)) == 0) return 0;
+    i += len;
+  }
   return 1;
 }
 
-/* Code point of the valid sequence at s; advances *i past it. */
-static uint32_t utf8cp (const unsigned char *s, size_t *i) {
-  const unsigned char *p = s + *i;
-  uint32_t c = p[0];
-  if (c < 0x80) { *i += 1; return c; }
-  if (c < 0xe0) { *i += 2; return ((c & 0x1f) << 6) | (p[1] & 0x3f); }
-  if (c < 0xf0) {
-    *i += 3;
-    return ((c & 0x0f) << 12) | ((uint32_t)(p[1] & 0x3f) << 6) | (p[2] & 0x3f);
-  }
-  *i += 4;
-  return ((c & 0x07) << 18) | ((uint32_t)(p[1] & 0x3f) << 12) |
-         ((uint32_t)(p[2] & 0x3f) << 6) | (p[3] & 0x3f);
+/* The high bit of each byte of v (8 bytes of text, little endian) that
+** is below 0x20, '"', '\\' or >= 0x80.  Past the lowest such byte the
+** bits may be false alarms (borrows); the lowest one is exact. */
+static uint64_t special8 (uint64_t v) {
+  const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+  uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
+  uint64_t ctl = (v - ones * 0x20) & ~v;
+  uint64_t quo = (q - ones) & ~q;
+  uint64_t bsl = (b - ones) & ~b;
+  return (ctl | quo | bsl | v) & high;
 }
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define FIRSTBYTE(m) ((size_t)__builtin_ctzll(m) >> 3)  /* of a special8 mask */
+#endif
+
+/* plain[c]: whether JSON strings take byte c as it is (ASCII, >= 0x20,
+** not '"' or '\\'). */
+static const unsigned char plain[256] = {
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 0x00 */
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 0x10 */
+  1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  /* 0x20 */
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  /* 0x30 */
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  /* 0x40 */
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,  /* 0x50 */
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  /* 0x60 */
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  /* 0x70 */
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 0x80 */
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 0x90 */
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 0xa0 */
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 0xb0 */
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 0xc0 */
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 0xd0 */
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 0xe0 */
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 0xf0 */
+};
+
+/* Length of the run of plain bytes at s (n bytes). */
+static size_t plainrun (const unsigned char *s, size_t n) {
+  size_t i = 0;
+  while (i + 8 <= n) {
+    uint64_t v, m;
+    memcpy(&v, s + i, 8);
+    if ((m = special8(v)) != 0) {
+#ifdef FIRSTBYTE
+      return i + FIRSTBYTE(m);
+#else
+      break;
+#endif
+    }
+    i += 8;
+  }
+  if (i + 8 > n && i < n && n >= 8) {  /* the last 8, overlapping checked ones */
+    uint64_t v;
+    memcpy(&v, s + n - 8, 8);
+    if (!special8(v)) return n;
+  }
+  while (i < n && plain[s[i]]) i++;
+  return i;
+}
+
+/* An object key; `v` is the stack index of its value, 0 when the value
+** was not kept (no stack room) and is looked up again; `plain`: all its
+** bytes are plain (so it is written as it is). */
+typedef struct Key { const char *s; size_t n; int v; int plain; } Key;
 
 /*
-** RFC 8785 sorts keys by their UTF-16 code units.  That is code point
-** order except that supplementary characters (surrogate pairs, D800-DBFF
-** first) sort before U+E000..U+FFFF; the weight moves those BMP code
-** points above every supplementary one.
+** Order of valid UTF-8 keys by UTF-16 code units.  Byte order is code
+** point order, and the strings agree up to their first differing byte,
+** so that byte starts a character in both or continues one whose lead
+** bytes are equal.  The orders differ only there, between a lead byte
+** 0xee/0xef (U+E000..U+FFFF) and one of 0xf0..0xf4 (above U+FFFF).
 */
-static uint32_t utf16weight (uint32_t cp) {
-  return (cp >= 0xe000 && cp <= 0xffff) ? cp + 0x200000 : cp;
+static int keycmp (const Key *ka, const Key *kb) {
+  size_t n = ka->n < kb->n ? ka->n : kb->n, i = 0;
+  const unsigned char *a = (const unsigned char *)ka->s, *b = (const unsigned char *)kb->s;
+  while (i < n && a[i] == b[i]) i++;  /* keys are short: no memcmp call */
+  if (i == n) return (ka->n > n) - (kb->n > n);  /* a prefix sorts first */
+  if (a[i] >= 0xee && b[i] >= 0xee && (a[i] >= 0xf0) != (b[i] >= 0xf0))
+    return a[i] >= 0xf0 ? -1 : 1;
+  return a[i] < b[i] ? -1 : 1;
 }
 
-typedef struct Key { const char *s; size_t n; } Key;
+static int keycmp_q (const void *a, const void *b) {
+  return keycmp((const Key *)a, (const Key *)b);
+}
 
-/* qsort comparator over valid UTF-8 keys, in UTF-16 code unit order. */
-static int keycmp (const void *va, const void *vb) {
-  const Key *ka = (const Key *)va, *kb = (const Key *)vb;
-  const unsigned char *a = (const unsigned char *)ka->s;
-  const unsigned char *b = (const unsigned char *)kb->s;
-  size_t i = 0, j = 0;
-  while (i < ka->n && j < kb->n) {
-    if (a[i] < 0x80 && b[j] < 0x80) {
-      if (a[i] != b[j]) return a[i] < b[j] ? -1 : 1;
-      i++, j++;
-      continue;
-    }
-    uint32_t x = utf16weight(utf8cp(a, &i)), y = utf16weight(utf8cp(b, &j));
-    if (x != y) return x < y ? -1 : 1;
+/* Sorts keys (all distinct): insertion sort for the usual few. */
+static void sortkeys (Key *k, size_t n) {
+  if (n > 24) {
+    qsort(k, n, sizeof(Key), keycmp_q);
+    return;
   }
-  return (i < ka->n) - (j < kb->n);  /* a prefix sorts first */
+  for (size_t i = 1; i < n; i++) {
+    Key x = k[i];
+    size_t j = i;
+    for (; j > 0 && keycmp(&k[j - 1], &x) > 0; j--) k[j] = k[j - 1];
+    k[j] = x;
+  }
 }
 
 /* }====================================================== */
@@ -149,6 +220,7 @@ typedef struct Enc {
   size_t capseen, cappath;
   int depth;
   int indent;
+  int busy;             /* the cached state, in use (see json_encode) */
 } Enc;
 
 static void *grow (lua_State *L, Enc *E, void *p, size_t *cap, size_t need,
@@ -156,7 +228,10 @@ static void *grow (lua_State *L, Enc *E, void *p, size_t *cap, size_t need,
   size_t ncap = *cap ? *cap : 16;
   while (ncap < need) ncap *= 2;
   void *np = E->alloc(E->ud, p, *cap * elem, ncap * elem);
-  if (np == NULL) luaL_error(L, "json: not enough memory");
+  if (np == NULL) {
+    E->busy = 0;
+    luaL_error(L, "json: not enough memory");
+  }
   *cap = ncap;
   return np;
 }
@@ -175,16 +250,32 @@ static int enc_gc (lua_State *L) {
   return 0;
 }
 
-static void put (lua_State *L, Enc *E, const char *s, size_t n) {
+/* Pushes a new encoder state (a box that frees its buffers on __gc). */
+static Enc *newenc (lua_State *L, int indent) {
+  Enc *E = (Enc *)lua_newuserdatauv(L, sizeof *E, 0);
+  memset(E, 0, sizeof *E);
+  E->alloc = lua_getallocf(L, &E->ud);
+  E->indent = indent;
+  luaL_setmetatable(L, JSON_ENCODER);
+  return E;
+}
+
+/* Room for n more bytes of output. */
+static inline void reserve (lua_State *L, Enc *E, size_t n) {
   if (E->cap - E->len < n)
     E->buf = grow(L, E, E->buf, &E->cap, E->len + n, 1);
+}
+
+static inline void put (lua_State *L, Enc *E, const char *s, size_t n) {
+  if (n == 0) return;  /* E->buf may still be NULL */
+  reserve(L, E, n);
   memcpy(E->buf + E->len, s, n);
   E->len += n;
 }
 
 #define putlit(L, E, s) put(L, E, "" s, sizeof(s) - 1)
 
-static void putc_ (lua_State *L, Enc *E, char c) {
+static inline void putc_ (lua_State *L, Enc *E, char c) {
   if (E->len == E->cap) E->buf = grow(L, E, E->buf, &E->cap, E->len + 1, 1);
   E->buf[E->len++] = c;
 }
@@ -199,14 +290,18 @@ static int putstring (lua_State *L, Enc *E, const char *str, size_t n,
   static const char hex[] = "0123456789abcdef";
   const unsigned char *s = (const unsigned char *)str;
   size_t i = 0, run = 0;  /* s[run..i) is pending literal text */
-  putc_(L, E, '"');
-  while (i < n) {
+  reserve(L, E, n + 2);   /* enough unless something is escaped */
+  E->buf[E->len++] = '"';
+  for (;;) {
+    i += plainrun(s + i, n - i);
+    if (i >= n) break;
     unsigned c = s[i];
-    if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) { i++; continue; }
-    if (c >= 0x80) {
-      size_t len = utf8seq(s + i, n - i);
-      if (len > 0) { i += len; continue; }
+    if (c >= 0x80) {  /* a run of non-ASCII characters */
+      size_t len;
+      while ((len = utf8seq(s + i, n - i)) > 0 && (i += len) < n && s[i] >= 0x80) {}
+      if (len > 0) continue;
       if (!lenient) return 0;
+      c = s[i];
     }
     put(L, E, (const char *)s + run, i - run);
     char esc[6] = {'\\', 0, 0, 0, 0, 0};
@@ -288,14 +383,18 @@ static int encerror (lua_State *L, Enc *E, const char *fmt, ...) {
     }
     putseg(L, E, &E->path[i]);
   }
+  E->busy = 0;  /* as in json_encode: the copy is made before any finalizer */
   lua_pushlstring(L, E->buf, E->len);
   return lua_error(L);
 }
 
 static void newline (lua_State *L, Enc *E, int depth) {
   if (E->indent == 0) return;
-  putc_(L, E, '\n');
-  for (int i = 0; i < depth * E->indent; i++) putc_(L, E, ' ');
+  size_t n = (size_t)depth * (size_t)E->indent;
+  reserve(L, E, n + 1);
+  E->buf[E->len++] = '\n';
+  memset(E->buf + E->len, ' ', n);
+  E->len += n;
 }
 
 static void encode (lua_State *L, Enc *E, int idx);
@@ -337,7 +436,7 @@ static void encode_array (lua_State *L, Enc *E, int t, lua_Integer n) {
 static void encode_object (lua_State *L, Enc *E, int t, size_t base) {
   size_t n = E->nkeys - base;
   if (n == 0) { putlit(L, E, "{}"); return; }
-  qsort(E->keys + base, n, sizeof(Key), keycmp);
+  sortkeys(E->keys + base, n);
   putc_(L, E, '{');
   for (size_t i = 0; i < n; i++) {
     Key k = E->keys[base + i];  /* a copy: E->keys may move */
@@ -345,13 +444,23 @@ static void encode_object (lua_State *L, Enc *E, int t, size_t base) {
     if (i > 0) putc_(L, E, ',');
     newline(L, E, E->depth);
     g->key = k.s, g->klen = k.n;
-    putstring(L, E, k.s, k.n, 0);  /* validated when collected */
+    if (k.plain) {
+      reserve(L, E, k.n + 2);
+      E->buf[E->len++] = '"';
+      memcpy(E->buf + E->len, k.s, k.n);
+      E->len += k.n;
+      E->buf[E->len++] = '"';
+    }
+    else putstring(L, E, k.s, k.n, 0);  /* validated when collected */
     if (E->indent) putlit(L, E, ": ");
     else putc_(L, E, ':');
-    lua_pushlstring(L, k.s, k.n);
-    lua_rawget(L, t);  /* [.., value] */
-    encode(L, E, lua_gettop(L));
-    lua_pop(L, 1);
+    if (k.v != 0) encode(L, E, k.v);
+    else {
+      lua_pushlstring(L, k.s, k.n);
+      lua_rawget(L, t);  /* [.., value] */
+      encode(L, E, lua_gettop(L));
+      lua_pop(L, 1);
+    }
   }
   newline(L, E, E->depth - 1);
   putc_(L, E, '}');
@@ -360,29 +469,48 @@ static void encode_object (lua_State *L, Enc *E, int t, size_t base) {
 /*
 ** Sorts out what table `t` is from its keys (raw access: no metamethod
 ** runs, so no Lua code can change the table while it is written).
-** String keys are collected on E->keys; their strings stay alive as keys
-** of `t`, which is on the stack.
+** String keys are collected on E->keys, and while there is stack room
+** each with its value left on the stack (key, value, key, value, ...;
+** the strings stay alive there and as keys of `t`); the stack is back
+** to its height on return.
 */
 static void encode_table (lua_State *L, Enc *E, int t) {
   lua_Integer nint = 0, minint = LUA_MAXINTEGER, maxint = 0;
   size_t base = E->nkeys;
-  int marked = 0;
-  luaL_checkstack(L, 4, "json: nesting too deep");
+  int marked = 0, keep = 1, top = lua_gettop(L);
+  if (!lua_checkstack(L, 4)) {
+    E->busy = 0;
+    luaL_checkstack(L, 4, "json: nesting too deep");  /* raises */
+  }
   if (lua_getmetatable(L, t)) {  /* [.., mt] */
     marked = lua_rawequal(L, -1, ARRAYMT);
     lua_pop(L, 1);
   }
+  int sp = top + 1;  /* the key lua_next takes */
   lua_pushnil(L);
   while (lua_next(L, t)) {  /* [.., key, value] */
-    lua_pop(L, 1);
-    if (lua_type(L, -1) == LUA_TSTRING) {
+    int kt = lua_type(L, -2);
+    if (kt == LUA_TSTRING) {
       Key k;
-      k.s = lua_tolstring(L, -1, &k.n);
+      k.s = lua_tolstring(L, -2, &k.n);
       if (E->nkeys == E->capkeys)
         E->keys = grow(L, E, E->keys, &E->capkeys, E->nkeys + 1, sizeof(Key));
+      /* room for 16 more pairs at a time (2 slots each, 2 for lua_next) */
+      if (keep && (E->nkeys - base) % 16 == 0 && !lua_checkstack(L, 40)) keep = 0;
+      if (keep) {
+        k.v = sp + 1;
+        lua_pushvalue(L, -2);  /* [.., key, value, key] */
+        sp += 2;
+      }
+      else {
+        k.v = 0;
+        lua_pop(L, 1);
+      }
       E->keys[E->nkeys++] = k;
+      continue;
     }
-    else if (lua_isinteger(L, -1)) {
+    lua_pop(L, 1);  /* [.., key] */
+    if (kt == LUA_TNUMBER && lua_isinteger(L, -1)) {
       lua_Integer i = lua_tointeger(L, -1);
       nint++;
       if (i < minint) minint = i;
@@ -390,20 +518,33 @@ static void encode_table (lua_State *L, Enc *E, int t) {
     }
     else
       encerror(L, E, "cannot encode a %s key",
-               lua_type(L, -1) == LUA_TNUMBER ? "float" : luaL_typename(L, -1));
+               kt == LUA_TNUMBER ? "float" : luaL_typename(L, -1));
   }
   if (E->nkeys > base && (nint > 0 || marked))
     encerror(L, E, "cannot encode a table that mixes array and object keys");
   if (nint > 0 && (minint != 1 || maxint != nint))
     encerror(L, E, "cannot encode a sparse array (keys are not 1..n)");
-  for (size_t i = base; i < E->nkeys; i++)
-    if (!validutf8(E->keys[i].s, E->keys[i].n))
+  for (size_t i = base; i < E->nkeys; i++) {
+    Key *k = &E->keys[i];
+    k->plain = plainrun((const unsigned char *)k->s, k->n) == k->n;
+    if (!k->plain && !validutf8(k->s, k->n))
       encerror(L, E, "cannot encode a key that is not valid UTF-8");
+  }
   enter(L, E, t);
   if (nint > 0 || marked) encode_array(L, E, t, nint);
   else encode_object(L, E, t, base);
   E->nkeys = base;
   E->depth--;
+  lua_settop(L, top);
+}
+
+/* Writes integer i in decimal. */
+static void putint (lua_State *L, Enc *E, lua_Integer i) {
+  char b[24], *p = b + sizeof b;
+  lua_Unsigned u = i < 0 ? 0u - (lua_Unsigned)i : (lua_Unsigned)i;
+  do { *--p = (char)('0' + u % 10); u /= 10; } while (u > 0);
+  if (i < 0) *--p = '-';
+  put(L, E, p, (size_t)(b + sizeof b - p));
 }
 
 static void encode (lua_State *L, Enc *E, int idx) {
@@ -416,16 +557,15 @@ static void encode (lua_State *L, Enc *E, int idx) {
       else putlit(L, E, "false");
       break;
     case LUA_TNUMBER: {
-      char b[AG_JSONNUM_MAX > 32 ? AG_JSONNUM_MAX : 32];
       if (lua_isinteger(L, idx)) {
-        put(L, E, b, (size_t)snprintf(b, sizeof b, LUA_INTEGER_FMT,
-                                      lua_tointeger(L, idx)));
+        putint(L, E, lua_tointeger(L, idx));
         break;
       }
       double x = lua_tonumber(L, idx);
       if (isnan(x)) encerror(L, E, "cannot encode NaN");
       if (isinf(x)) encerror(L, E, "cannot encode %s", x > 0 ? "Infinity" : "-Infinity");
-      put(L, E, b, ag_jsonnum_format(x, b));
+      reserve(L, E, AG_JSONNUM_MAX);
+      E->len += ag_jsonnum_format(x, E->buf + E->len);
       break;
     }
     case LUA_TSTRING: {
@@ -456,14 +596,27 @@ static int json_encode (lua_State *L) {
                 "indent must be in 0..16");
   luaL_checkany(L, 1);
   lua_settop(L, 1);
-  Enc *E = (Enc *)lua_newuserdatauv(L, sizeof *E, 0);  /* [v, box] */
-  memset(E, 0, sizeof *E);
-  E->alloc = lua_getallocf(L, &E->ud);
-  E->indent = (int)indent;
-  luaL_setmetatable(L, JSON_ENCODER);
+  /* The state cached in the closure keeps its buffers from call to call.
+  ** A finalizer that runs during encoding may encode too: it finds the
+  ** cache busy and takes a state of its own.  Errors raised here clear
+  ** `busy` on the way out (one that is not, an allocation failure inside
+  ** Lua, only leaves the cache unused from then on). */
+  Enc *E = (Enc *)lua_touserdata(L, CACHE);
+  int cached = !E->busy;
+  if (cached) {
+    E->busy = 1;
+    E->len = E->nkeys = 0;
+    E->depth = 0;
+    E->indent = (int)indent;
+  }
+  else E = newenc(L, (int)indent);  /* [v, box] */
   encode(L, E, 1);
-  lua_pushlstring(L, E->buf, E->len);  /* [v, box, json] */
-  release(E);  /* now rather than at the next collection */
+  /* Not busy before the copy: a finalizer can run only once the copy is
+  ** made (at the GC step that ends lua_pushlstring). */
+  E->busy = 0;
+  lua_pushlstring(L, E->buf ? E->buf : "", E->len);  /* [v, (box,) json] */
+  if (!cached || E->cap > KEEPBUF || E->capkeys > 4096 || E->capseen > 256)
+    release(E);  /* now rather than at the next collection */
   return 1;
 }
 
@@ -644,6 +797,402 @@ static int json_finish (lua_State *L) {
 /* }====================================================== */
 
 
+/*
+** {======================================================
+** Decoder: one pass from text to Lua values
+** =======================================================
+**
+** json_decode reads RFC 8259 text straight into tables, giving what the
+** slow path (json_prepare, cjson.decode, json_finish) gives.  It only
+** takes what it is sure of: strict JSON, valid UTF-8, escapes other than
+** lone surrogates (\u0000 gives a NUL byte, as in cjson), finite numbers,
+** nesting up to MAXDEPTH.  On anything else it returns false and json.lua
+** runs the slow path, which then gives the same value or the same error
+** as ever.  So it never has to reproduce cjson's error messages, only its
+** values (spec/unit/json_property_spec.lua holds the two side by side).
+**
+** Values of an open array or object wait on the Lua stack and go into
+** their table in batches (one sized lua_createtable for most arrays and
+** objects; no rehash while filling it).
+*/
+
+#define BATCH 512  /* values (arrays) or pairs (objects) held on the stack */
+
+typedef struct Dec {
+  lua_State *L;
+  const unsigned char *p, *end;
+  Enc *scratch;          /* its buf holds strings that have escapes */
+  int slot;              /* the stack slot for scratch's box */
+  int depth;
+} Dec;
+
+static void skipws (Dec *D) {
+  if (D->p < D->end && *D->p > ' ') return;  /* the usual: none */
+  while (D->p < D->end && (*D->p == ' ' || *D->p == '\n' || *D->p == '\r' || *D->p == '\t'))
+    D->p++;
+}
+
+static int hex4 (const unsigned char *s, uint32_t *out) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; i++) {
+    unsigned c = s[i], d;
+    if (c >= '0' && c <= '9') d = c - '0';
+    else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') d = (c | 0x20) - 'a' + 10;
+    else return 0;
+    v = v << 4 | d;
+  }
+  *out = v;
+  return 1;
+}
+
+static void scratch_put (Dec *D, const void *s, size_t n) {
+  Enc *E = D->scratch;
+  if (n == 0) return;  /* E->buf may still be NULL */
+  if (E->cap - E->len < n) E->buf = grow(D->L, E, E->buf, &E->cap, E->len + n, 1);
+  memcpy(E->buf + E->len, s, n);
+  E->len += n;
+}
+
+/* A string; D->p is just past its opening quote.  Pushes it: straight
+** from the text unless it has escapes, else from the scratch buffer. */
+static int dec_string (Dec *D) {
+  const unsigned char *s = D->p, *end = D->end, *q = s;
+  size_t i;
+  for (;;) {
+    q += plainrun(q, (size_t)(end - q));
+    if (q >= end) return 0;
+    if (*q == '"') {  /* the common case: nothing to undo */
+      lua_pushlstring(D->L, (const char *)s, (size_t)(q - s));
+      D->p = q + 1;
+      return 1;
+    }
+    if (*q == '\\') break;
+    if (*q < 0x80) return 0;  /* a control character, NUL included */
+    size_t len;  /* a run of non-ASCII characters */
+    while ((len = utf8seq(q, (size_t)(end - q))) > 0 && (q += len) < end && *q >= 0x80) {}
+    if (len == 0) return 0;
+  }
+  i = (size_t)(q - s);
+  if (D->scratch == NULL) {  /* made on the first escape */
+    D->scratch = newenc(D->L, 0);
+    lua_replace(D->L, D->slot);
+  }
+  Enc *E = D->scratch;
+  E->len = 0;
+  for (;;) {
+    scratch_put(D, s, i);
+    s += i;
+    if (s >= end) return 0;
+    unsigned c = *s;
+    if (c == '"') break;
+    if (c >= 0x80) {
+      size_t len = utf8seq(s, (size_t)(end - s));
+      if (len == 0) return 0;
+      scratch_put(D, s, len);
+      s += len;
+    }
+    else if (c == '\\') {
+      char ch;
+      if (end - s < 2) return 0;
+      switch (s[1]) {
+        case '"': ch = '"'; break;
+        case '\\': ch = '\\'; break;
+        case '/': ch = '/'; break;
+        case 'b': ch = '\b'; break;
+        case 'f': ch = '\f'; break;
+        case 'n': ch = '\n'; break;
+        case 'r': ch = '\r'; break;
+        case 't': ch = '\t'; break;
+        case 'u': {
+          uint32_t cp, lo;
+          unsigned char u[4];
+          size_t ulen;
+          if (end - s < 6 || !hex4(s + 2, &cp)) return 0;
+          s += 6;
+          if (cp >= 0xdc00 && cp <= 0xdfff) return 0;
+          if (cp >= 0xd800 && cp <= 0xdbff) {
+            if (end - s < 6 || s[0] != '\\' || s[1] != 'u' || !hex4(s + 2, &lo) ||
+                lo < 0xdc00 || lo > 0xdfff) return 0;
+            s += 6;
+            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+          }
+          if (cp < 0x80) u[0] = (unsigned char)cp, ulen = 1;
+          else if (cp < 0x800) {
+            u[0] = (unsigned char)(0xc0 | cp >> 6), u[1] = (unsigned char)(0x80 | (cp & 0x3f));
+            ulen = 2;
+          }
+          else if (cp < 0x10000) {
+            u[0] = (unsigned char)(0xe0 | cp >> 12);
+            u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+            u[2] = (unsigned char)(0x80 | (cp & 0x3f));
+            ulen = 3;
+          }
+          else {
+            u[0] = (unsigned char)(0xf0 | cp >> 18);
+            u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
+            u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+            u[3] = (unsigned char)(0x80 | (cp & 0x3f));
+            ulen = 4;
+          }
+          scratch_put(D, u, ulen);
+          goto next;
+        }
+        default: return 0;
+      }
+      scratch_put(D, &ch, 1);
+      s += 2;
+    }
+    else return 0;  /* a control character, NUL included */
+  next:
+    i = plainrun(s, (size_t)(end - s));
+  }
+  lua_pushlstring(D->L, E->buf, E->len);
+  D->p = s + 1;
+  return 1;
+}
+
+/*
+** A number, pushed as json_finish leaves it: an integer when integral
+** and within +-2^53, else a float.  Its value is strtod's (what cjson
+** uses), computed exactly without strtod for up to 15 significant digits
+** and a power of ten within 10^+-22 (both exact doubles: one correctly
+** rounded multiply or divide).
+*/
+static int dec_number (Dec *D) {
+  static const double p10[23] = {
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12,
+    1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22
+  };
+  const unsigned char *s = D->p, *end = D->end, *start = s;
+  int neg = 0, ndig = 0, exact = 1;
+  long long fracdig = 0;  /* a string can hold more than INT_MAX digits */
+  uint64_t m = 0;
+  long long ex = 0;
+  if (s < end && *s == '-') neg = 1, s++;
+  if (s >= end || *s < '0' || *s > '9') return 0;
+  if (*s == '0') {
+    s++;
+    if (s < end && *s >= '0' && *s <= '9') return 0;  /* leading zero */
+  }
+  else {
+    for (; s < end && *s >= '0' && *s <= '9'; s++) {
+      if (ndig < 19) m = m * 10 + (uint64_t)(*s - '0');
+      else exact = 0;
+      ndig++;
+    }
+  }
+  if (s < end && *s == '.') {
+    s++;
+    if (s >= end || *s < '0' || *s > '9') return 0;
+    for (; s < end && *s >= '0' && *s <= '9'; s++) {
+      if (m == 0 && *s == '0') { fracdig++; continue; }  /* 0.000ddd */
+      if (ndig < 19) m = m * 10 + (uint64_t)(*s - '0'), fracdig++;
+      else exact = 0;
+      ndig++;
+    }
+  }
+  if (s < end && (*s == 'e' || *s == 'E')) {
+    int eneg = 0;
+    s++;
+    if (s < end && (*s == '+' || *s == '-')) eneg = (*s == '-'), s++;
+    if (s >= end || *s < '0' || *s > '9') return 0;
+    for (; s < end && *s >= '0' && *s <= '9'; s++) {
+      if (ex < 100000) ex = ex * 10 + (*s - '0');
+      else exact = 0;  /* too big to track: strtod decides */
+    }
+    if (eneg) ex = -ex;
+  }
+  D->p = s;
+  double x;
+  long long e10 = ex - fracdig;
+  if (exact && m <= ((uint64_t)1 << 53) && e10 >= -22 && e10 <= 22) {
+    if (e10 == 0 && fracdig == 0 && ex == 0) {  /* a plain integer */
+      lua_Integer i = (lua_Integer)m;
+      lua_pushinteger(D->L, neg ? -i : i);
+      return 1;
+    }
+    x = e10 >= 0 ? (double)m * p10[e10] : (double)m / p10[-e10];
+    if (neg) x = -x;
+  }
+  else {
+    /* strtod stops where the grammar did: a JSON delimiter or the
+    ** string's terminating NUL follows the number. */
+    char *ep;
+    x = strtod((const char *)start, &ep);
+    if ((const unsigned char *)ep != s) return 0;
+  }
+  if (!isfinite(x)) return 0;
+  if (x == floor(x) && fabs(x) <= 9007199254740992.0)
+    lua_pushinteger(D->L, (lua_Integer)x);
+  else
+    lua_pushnumber(D->L, x);
+  return 1;
+}
+
+static int dec_value (Dec *D);
+
+/* Moves the n values above slot t into its table (made on the first
+** batch: sized for it, or exactly when it is the only one). */
+static void flush_array (lua_State *L, int t, int n, lua_Integer *total) {
+  if (lua_type(L, t) != LUA_TTABLE) {
+    lua_createtable(L, n, 0);
+    lua_replace(L, t);
+    /* its array part holds them all: set them from the top down */
+    for (int i = n; i >= 1; i--) lua_rawseti(L, t, i);
+    *total = n;
+    return;
+  }
+  for (int i = 1; i <= n; i++) {
+    lua_pushvalue(L, t + i);
+    lua_rawseti(L, t, *total + i);
+  }
+  *total += n;
+  lua_settop(L, t);
+}
+
+static int dec_array (Dec *D) {
+  lua_State *L = D->L;
+  int t, n = 0;
+  lua_Integer total = 0;
+  if (++D->depth > MAXDEPTH || !lua_checkstack(L, 4)) return 0;
+  lua_pushnil(L);  /* [.., slot for the table] */
+  t = lua_gettop(L);
+  skipws(D);
+  if (D->p < D->end && *D->p == ']') D->p++;
+  else {
+    for (;;) {
+      /* room for 16 more values at a time (a value nets one slot) */
+      if (n == BATCH || (n % 16 == 0 && !lua_checkstack(L, 40))) {
+        flush_array(L, t, n, &total);
+        n = 0;
+        if (!lua_checkstack(L, 40)) return 0;
+      }
+      if (!dec_value(D)) return 0;
+      n++;
+      skipws(D);
+      if (D->p >= D->end) return 0;
+      if (*D->p == ',') { D->p++; continue; }
+      if (*D->p == ']') { D->p++; break; }
+      return 0;
+    }
+  }
+  flush_array(L, t, n, &total);
+  lua_pushvalue(L, ARRAYMT);
+  lua_setmetatable(L, t);
+  D->depth--;
+  return 1;
+}
+
+static void flush_object (lua_State *L, int t, int n) {
+  if (lua_type(L, t) != LUA_TTABLE) {
+    lua_createtable(L, 0, n);
+    lua_replace(L, t);
+  }
+  for (int i = 0; i < n; i++) {  /* in order: the last duplicate wins */
+    lua_pushvalue(L, t + 1 + 2 * i);
+    lua_pushvalue(L, t + 2 + 2 * i);
+    lua_rawset(L, t);
+  }
+  lua_settop(L, t);
+}
+
+static int dec_object (Dec *D) {
+  lua_State *L = D->L;
+  int t, n = 0;
+  if (++D->depth > MAXDEPTH || !lua_checkstack(L, 4)) return 0;
+  lua_pushnil(L);  /* [.., slot for the table] */
+  t = lua_gettop(L);
+  skipws(D);
+  if (D->p < D->end && *D->p == '}') D->p++;
+  else {
+    for (;;) {
+      /* room for 16 more pairs at a time */
+      if (n == BATCH || (n % 16 == 0 && !lua_checkstack(L, 40))) {
+        flush_object(L, t, n);
+        n = 0;
+        if (!lua_checkstack(L, 40)) return 0;
+      }
+      if (D->p >= D->end || *D->p != '"') return 0;
+      D->p++;
+      if (!dec_string(D)) return 0;
+      skipws(D);
+      if (D->p >= D->end || *D->p != ':') return 0;
+      D->p++;
+      if (!dec_value(D)) return 0;
+      n++;
+      skipws(D);
+      if (D->p >= D->end) return 0;
+      if (*D->p == ',') { D->p++; skipws(D); continue; }
+      if (*D->p == '}') { D->p++; break; }
+      return 0;
+    }
+  }
+  flush_object(L, t, n);
+  D->depth--;
+  return 1;
+}
+
+static int literal (Dec *D, const char *word, size_t n) {
+  if ((size_t)(D->end - D->p) < n || memcmp(D->p, word, n) != 0) return 0;
+  D->p += n;
+  return 1;
+}
+
+static int dec_value (Dec *D) {
+  skipws(D);
+  if (D->p >= D->end) return 0;
+  switch (*D->p) {
+    case '{': D->p++; return dec_object(D);
+    case '[': D->p++; return dec_array(D);
+    case '"': D->p++; return dec_string(D);
+    case 't':
+      if (!literal(D, "true", 4)) return 0;
+      lua_pushboolean(D->L, 1);
+      return 1;
+    case 'f':
+      if (!literal(D, "false", 5)) return 0;
+      lua_pushboolean(D->L, 0);
+      return 1;
+    case 'n':
+      if (!literal(D, "null", 4)) return 0;
+      lua_pushlightuserdata(D->L, NULL);
+      return 1;
+    default:
+      return dec_number(D);
+  }
+}
+
+/*
+** decode(s) -> true, value | false: false when the fast path declines
+** (json.lua then takes the slow path).  Raises only on memory errors.
+*/
+static int json_decode (lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  Dec D;
+  lua_settop(L, 1);
+  D.L = L;
+  D.p = (const unsigned char *)s;
+  D.end = D.p + n;
+  D.depth = 0;
+  D.scratch = NULL;
+  lua_pushnil(L);          /* [s, slot for the scratch box] */
+  D.slot = 2;
+  lua_pushboolean(L, 1);   /* [s, slot, true] */
+  int ok = dec_value(&D);  /* [s, slot, true, value] */
+  if (ok) {
+    skipws(&D);
+    ok = D.p == D.end;
+  }
+  if (D.scratch) release(D.scratch);
+  if (ok) return 2;
+  lua_pushboolean(L, 0);
+  return 1;
+}
+
+/* }====================================================== */
+
+
 /* array(t) -> t, marked as an array */
 static int json_array (lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -691,6 +1240,7 @@ static int json_is_array (lua_State *L) {
 static const luaL_Reg funcs[] = {
   {"array", json_array},
   {"canonical", json_canonical},
+  {"decode", json_decode},
   {"encode", json_encode},
   {"finish", json_finish},
   {"is_array", json_is_array},
@@ -717,6 +1267,7 @@ AGLIB_API int luaopen_aegis_core_json (lua_State *L) {
   }                                       /* [array mt] */
   luaL_newlibtable(L, funcs);             /* [array mt, lib] */
   lua_insert(L, -2);                      /* [lib, array mt] */
-  luaL_setfuncs(L, funcs, 1);             /* upvalue 1: the array mt */
+  newenc(L, 0);                           /* [lib, array mt, encoder] */
+  luaL_setfuncs(L, funcs, 2);             /* upvalues: the array mt, the encoder */
   return 1;
 }

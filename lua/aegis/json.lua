@@ -64,6 +64,11 @@ end
 ---@return string? code 'parse'
 function M.decode(s)
   if type(s) ~= 'string' then argerror(1, 'decode', 'string expected, got ' .. type(s)) end
+  -- The C decoder takes strict JSON in one pass; on anything it is not
+  -- sure of (errors included) it declines and the path below, around
+  -- cjson, gives the value or the error.
+  local fast, value = core.decode(s)
+  if fast then return value end
   local text, err, code = core.prepare(s)
   if not text then return nil, err, code end
   local ok, v = pcall(decoder.decode, text)

@@ -349,6 +349,52 @@ describe('aegis.json', function()
         "bad argument #1 to 'decode' %(string expected, got number%)")
     end)
   end)
+
+  -- The encoder keeps its buffers between calls, and garbage collection
+  -- steps (hence finalizers, which may encode or decode too) run inside
+  -- encode and decode.
+  describe('from finalizers', function()
+    local function big()
+      local t = json.array({})
+      for i = 1, 3000 do t[i] = { n = i, s = ('v%d'):format(i), e = 'a"b\n' .. i } end
+      return t
+    end
+
+    it('encodes and decodes while an encode or a decode is running', function()
+      local v = big()
+      local want = json.canonical(v)
+      local seen, bad = 0, 0
+      local function arm(n)
+        for i = 1, n do
+          setmetatable({}, { __gc = function()
+            seen = seen + 1
+            local inner = { k = i, t = 'x\n' }
+            if json.canonical(inner) ~= ('{"k":%d,"t":"x\\n"}'):format(i) then bad = bad + 1 end
+            if json.decode(json.canonical(inner)).k ~= i then bad = bad + 1 end
+          end })
+        end
+      end
+      for _ = 1, 5 do
+        arm(300)
+        assert.equal(want, json.canonical(v))
+        arm(300)
+        assert.equal(want, json.canonical(assert(json.decode(want))))
+      end
+      assert.is_true(seen > 0) -- some ran inside encode or decode
+      collectgarbage()
+      assert.equal(0, bad)
+    end)
+
+    it('encodes again after an encode failed half-way', function()
+      local v = big()
+      local want = json.canonical(v)
+      v[1500].bad = 0 / 0
+      assert.equal('json: cannot encode NaN at $[1500].bad', encode_error(v))
+      v[1500].bad = nil
+      assert.equal(want, json.canonical(v))
+      assert.equal('[1]', json.canonical({ 1 }))
+    end)
+  end)
 end)
 
 describe('aegis.core.json finish', function()
