@@ -1,5 +1,6 @@
 --- JSON: a deterministic encoder (RFC 8785 canonical form, or indented for
---- people) and a decoder built on lua-cjson.
+--- people) and a one-pass decoder in C, with lua-cjson for what it declines
+--- (errors, lone surrogates, very deep nesting) so messages stay cjson's.
 ---
 --- Conventions (docs/core.md): `json.null` is JSON null; a table whose keys
 --- are exactly 1..n (n >= 1), or one marked with `json.array`, is an array;
