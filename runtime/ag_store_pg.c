@@ -172,9 +172,9 @@ static int wait_socket (pg_store *s, short events, double until) {
 /* The server did not answer in time (w == 0) or poll failed: the
 ** connection cannot be trusted with another statement, so close it now
 ** (non-blocking: PQfinish's goodbye cannot hang on a full socket). */
-static int give_up (pg_store *s, int w, char *err) {
+static int give_up (pg_store *s, int w, double limit, char *err) {
   int rc = w == 0
-    ? ag_seterr(err, AG_ETIMEOUT, "no answer from the server within %g s", patience(s))
+    ? ag_seterr(err, AG_ETIMEOUT, "no answer from the server within %g s", limit)
     : ag_seterr(err, AG_ECONN, "waiting for the server: %s", strerror(errno));
   pq->PQfinish(s->conn);
   s->conn = NULL;
@@ -194,7 +194,7 @@ static int round_trip (pg_store *s, int sent, PGresult **out, char *err) {
   double limit = patience(s), until = limit > 0 ? now() + limit : 0;
   int w;
   while (pq->PQflush(s->conn) == 1) {  /* -1: lost; PQgetResult reports it */
-    if ((w = wait_socket(s, POLLIN | POLLOUT, until)) <= 0) return give_up(s, w, err);
+    if ((w = wait_socket(s, POLLIN | POLLOUT, until)) <= 0) return give_up(s, w, limit, err);
     if (!pq->PQconsumeInput(s->conn)) break;
   }
   PGresult *keep = NULL;
@@ -202,7 +202,7 @@ static int round_trip (pg_store *s, int sent, PGresult **out, char *err) {
     while (pq->PQisBusy(s->conn)) {
       if ((w = wait_socket(s, POLLIN, until)) <= 0) {
         pq->PQclear(keep);
-        return give_up(s, w, err);
+        return give_up(s, w, limit, err);
       }
       if (!pq->PQconsumeInput(s->conn)) break;  /* lost: PQgetResult says so */
     }
@@ -655,7 +655,8 @@ static int send_failed (pg_store *s, char *err) {
 ** PGRES_PIPELINE_SYNC result instead.  AG_OK, or a status after
 ** abandon() (timeout, poll failure, connection lost).
 */
-static int pipe_result (pg_store *s, double until, int sync, PGresult **out, char *err) {
+static int pipe_result (pg_store *s, double until, double limit, int sync, PGresult **out,
+                        char *err) {
   *out = NULL;
   int nulls = 0;
   for (;;) {
@@ -664,7 +665,7 @@ static int pipe_result (pg_store *s, double until, int sync, PGresult **out, cha
       if ((w = wait_socket(s, POLLIN, until)) <= 0) {
         pq->PQclear(*out);
         *out = NULL;
-        return give_up(s, w, err);
+        return give_up(s, w, limit, err);
       }
       if (!pq->PQconsumeInput(s->conn)) break;
     }
@@ -785,17 +786,17 @@ static int pg_batch (ag_store *b, const ag_store_item *items, int n,
   /* one deadline for the whole pipeline */
   double t = s->base.opts.statement_timeout;
   int total = n + 3 - first;
-  double until = t > 0 ? now() + t * total + GRACE : 0;
+  double limit = t > 0 ? t * total + GRACE : 0, until = limit > 0 ? now() + limit : 0;
   int w;
   while ((w = pq->PQflush(s->conn)) == 1) {
-    if ((w = wait_socket(s, POLLIN | POLLOUT, until)) <= 0) return give_up(s, w, err);
+    if ((w = wait_socket(s, POLLIN | POLLOUT, until)) <= 0) return give_up(s, w, limit, err);
     if (!pq->PQconsumeInput(s->conn)) break;
   }
   if (w < 0 && lost(s)) return abandon(s, conn_error(s, err));
   for (nq = 0; nq < total; nq++)
-    if ((rc = pipe_result(s, until, 0, &res[nq], err)) != AG_OK) goto cleanup;
+    if ((rc = pipe_result(s, until, limit, 0, &res[nq], err)) != AG_OK) goto lost;
   PGresult *none;
-  if ((rc = pipe_result(s, until, 1, &none, err)) != AG_OK) goto cleanup;
+  if ((rc = pipe_result(s, until, limit, 1, &none, err)) != AG_OK) goto lost;
   if (!pq->PQexitPipelineMode(s->conn)) {
     rc = send_failed(s, err);
     goto cleanup;
@@ -829,6 +830,20 @@ static int pg_batch (ag_store *b, const ag_store_item *items, int n,
     }
     pq->PQclear(rb);
   }
+  goto cleanup;
+lost:
+  /* the connection went: a statement that failed first says why better
+  ** ("terminating connection due to administrator command", 57P01) */
+  if (rc == AG_ECONN)
+    for (int q = 0; q < nq && q < total; q++) {
+      const char *state = res[q] ? pq->PQresultErrorField(res[q], PG_DIAG_SQLSTATE) : NULL;
+      if (ran(res[q]) || state == NULL) continue;
+      const char *msg = pq->PQresultErrorField(res[q], PG_DIAG_MESSAGE_PRIMARY);
+      int stmt = q == 0 ? 0 : q + first - 1;
+      *failed = stmt > n + 1 ? n + 1 : stmt;
+      rc = first_line(err, status_of(state), msg);
+      break;
+    }
 cleanup:
   for (int q = 0; q < nq && q < total; q++) pq->PQclear(res[q]);
   return rc;

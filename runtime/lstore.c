@@ -375,8 +375,10 @@ static int pushrows (lua_State *L, ag_store *s, char *err) {
     }
     lua_rawseti(L, -2, ++k);
   }
-  lua_replace(L, names);  /* [rows, names...] */
-  lua_settop(L, names);   /* [rows] */
+  if (nc > 0) {
+    lua_replace(L, names);  /* [rows, names...] */
+    lua_settop(L, names);   /* [rows] */
+  }
   return AG_OK;
 }
 
