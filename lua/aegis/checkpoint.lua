@@ -1315,9 +1315,38 @@ end
 -- one statement (see save_sql) with the parent and versions predicted;
 -- if the prediction was wrong, the statement said what is there, and the
 -- save runs again with that.
-local function save_pg(db, a)
+-- After a wrong prediction: the versions used and the parent the save
+-- statement's `row` names as the newest (nil: none) with its facts.
+local function learn(db, thread, ns, row)
+  local used, msg, code = used_versions(db, thread, ns)
+  if not used then return nil, msg, code end
+  local parent_id, pf = row.checkpoint_id, nil
+  if parent_id then
+    pf, msg, code = parent_facts(db, { thread_id = thread, checkpoint_ns = ns, checkpoint_id = parent_id,
+      type = row.type, metadata = row.metadata })
+    if not pf then return nil, msg, code end
+    if pf.step == nil then
+      local pmeta = decode(row.metadata or '{}')
+      if type(pmeta) == 'table' and math.type(pmeta.step) == 'integer' then pf.step = pmeta.step end
+    end
+  end
+  return used, parent_id, pf
+end
+
+-- `hint`: the row of a pipelined save that found its prediction wrong
+-- (save_fast), read before this transaction's lock: a better guess than
+-- the prediction, checked by the statement like any.
+local function save_pg(db, a, hint)
   local thread, ns = a.thread, a.ns
-  local parent_id, used, pf = predicted(db, a)
+  local parent_id, used, pf
+  if hint then
+    local m, c
+    used, m, c = learn(db, thread, ns, hint)
+    if not used then return nil, m, c end
+    parent_id, pf = m, c
+  else
+    parent_id, used, pf = predicted(db, a)
+  end
   local anc = ancestors_json(ns)
   for _ = 1, 3 do
     local st, args, ctx = pg_attempt(a, parent_id, used, pf, anc)
@@ -1327,18 +1356,9 @@ local function save_pg(db, a)
     if row.taken then return nil, name_taken_msg(a), 'constraint' end
     if row.ok then return pg_done(db, a, ctx, row) end
     -- the prediction was wrong: what is there
-    used, msg, code = used_versions(db, thread, ns)
+    used, msg, code = learn(db, thread, ns, row)
     if not used then return nil, msg, code end
-    parent_id, pf = row.checkpoint_id, nil
-    if parent_id then
-      pf, msg, code = parent_facts(db, { thread_id = thread, checkpoint_ns = ns, checkpoint_id = parent_id,
-        type = row.type, metadata = row.metadata })
-      if not pf then return nil, msg, code end
-      if pf.step == nil then
-        local pmeta = decode(row.metadata or '{}')
-        if type(pmeta) == 'table' and math.type(pmeta.step) == 'integer' then pf.step = pmeta.step end
-      end
-    end
+    parent_id, pf = msg, code
   end
   return nil, 'the newest checkpoint kept changing under the lock', 'busy'
 end
@@ -1384,7 +1404,7 @@ local function save_fast(db, p)
   if not row then return nil, 'the save statement returned nothing', 'sql' end
   if row.taken then return nil, name_taken_msg(a), 'constraint' end
   if row.ok then return pg_done(db, a, ctx, row) end
-  p.minted = nil  -- committed nothing
+  p.minted, p.hint = nil, row  -- committed nothing; what it found is the next guess
   return false
 end
 
@@ -1479,7 +1499,8 @@ local function save_in(tx, p)
     args.id = a.id or uuid.v6()
     p.minted = args.id
     local rec
-    rec, m, c = save_pg(tx, args)
+    rec, m, c = save_pg(tx, args, p.hint)
+    p.hint = nil
     if rec or m then return rec, m, c end
   end
   if a.parent then
