@@ -205,12 +205,13 @@ end
 --- with the same results. All or nothing: when a statement fails, nothing of
 --- the batch is committed and the message names it. Each statement is one
 --- SQL statement; rows as `query` returns them (an empty list for a statement
---- without rows: use RETURNING to see what a write did).
+--- without rows: use RETURNING to see what a write did). A failure with
+--- code 'conn' or 'timeout' has an unknown outcome, as a lost COMMIT has.
 ---@param stmts table[] 1 to 32 statements `{sql, ...}`
 ---@param opts? {lock?: string}
 ---@return table[][]? results `results[i]` is the list of rows of `stmts[i]`
----@return string? err `store: batch #<i> '<first line of sql>': <detail>`, or `store: batch begin|commit '<url>': <detail>`
----@return string? code as for `exec`; 'busy' when the lock was not had in time. A COMMIT whose answer was lost ('conn', 'timeout') has an unknown outcome
+---@return string? err `store: batch #<i> '<first line of sql>': <detail>`, or `store: batch begin|commit '<url>': ...`
+---@return string? code as for `exec`; 'busy' when the lock was not had in time
 function Db:batch(stmts, opts)
   checktype(stmts, 1, 'batch', 'table')
   if #stmts < 1 or #stmts > 32 then argerror(1, 'batch', ('1 to 32 statements expected, got %d'):format(#stmts)) end
@@ -219,7 +220,9 @@ function Db:batch(stmts, opts)
       argerror(1, 'batch', ('statement %d: {sql, values...} expected'):format(i))
     end
     local n = st.n
-    if n ~= nil and math.type(n) ~= 'integer' then argerror(1, 'batch', ('statement %d: field n must be an integer'):format(i)) end
+    if n ~= nil and math.type(n) ~= 'integer' then
+      argerror(1, 'batch', ('statement %d: field n must be an integer'):format(i))
+    end
     for j = 2, (n or #st - 1) + 1 do
       if not bindable(st[j]) then
         argerror(1, 'batch', ('statement %d: cannot bind a %s as value %d'):format(i, type(st[j]), j - 1))

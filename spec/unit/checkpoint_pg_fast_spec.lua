@@ -57,7 +57,7 @@ for _, isolation in ipairs({ 'lock', 'serializable' }) do
       local r, msg, code = checkpoint.save({ db = a, thread = t, state = { x = 2 }, name = 'n1' })
       assert.is_nil(r)
       assert.equal('constraint', code)
-      assert.equal("checkpoint: save '" .. t .. "': a checkpoint named 'n1' already exists in thread '" .. t .. "'", msg)
+      assert.equal(("checkpoint: save '%s': a checkpoint named 'n1' already exists in thread '%s'"):format(t, t), msg)
       assert.equal(1, #assert(checkpoint.list({ db = a, thread = t })))
       -- the blobs of the refused save were not written either: the next
       -- save's version of x follows the first save's

@@ -30,8 +30,8 @@ describe('db:batch', function()
           { ins, 1, 'a' },
           { ins .. ' RETURNING id, v', 2, 'b' },
           { ('SELECT id FROM %s ORDER BY id'):format(t) },
-          { b.name == 'sqlite' and 'SELECT $1 AS a, $2 AS b, $3 AS c' or 'SELECT $1 AS a, $2 AS b, CAST($3 AS BYTEA) AS c',
-            'x', nil, store.blob('\0y'), n = 3 },
+          { b.name == 'sqlite' and 'SELECT $1 AS a, $2 AS b, $3 AS c'
+            or 'SELECT $1 AS a, $2 AS b, CAST($3 AS BYTEA) AS c', 'x', nil, store.blob('\0y'), n = 3 },
         }, { lock = uniq('key') })
         assert.is_nil(msg, msg)
         assert.is_nil(code)
@@ -165,7 +165,8 @@ describe('db:batch', function()
       local r, msg, code = db:batch({ { ins, 1 }, { 'SELECT pg_terminate_backend(pg_backend_pid())' }, { ins, 2 } })
       assert.is_nil(r)
       assert.equal('conn', code)
-      assert.matches("^store: batch #2 'SELECT pg_terminate_backend%(pg_backend_pid%(%)%)': terminating connection", msg)
+      assert.matches("^store: batch #2 'SELECT pg_terminate_backend%(pg_backend_pid%(%)%)': terminating connection",
+        msg)
       assert.equal(0, db:_depth())
       -- a new connection, not in pipeline mode; nothing was committed
       assert.not_equal(pid, db:first('SELECT pg_backend_pid() AS pid').pid)
