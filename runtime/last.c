@@ -43,9 +43,13 @@ static const TSLanguage *language (int tsx) {
 ** tree; the Lua table made from it is cached in user value 2. */
 /* lines: byte offsets where lines start (lines[0] = 0), nlines of them,
 ** made on first tree:position() and freed with the tree. */
+/* pm, pcost: node:parent()'s map (below), made once the parents asked for
+** cost more than walking the tree; pcost is what they cost until then. */
+struct pmap;
 typedef struct LTree {
   TSTree *t; const char *src; size_t len; int tsx; ag_scope *sc;
   uint32_t *lines; uint32_t nlines;
+  struct pmap *pm; uint64_t pcost;
 } LTree;
 typedef struct LNode { TSNode n; } LNode;
 
@@ -109,6 +113,8 @@ static int ast_parse (lua_State *L) {
   p->sc = NULL;
   p->lines = NULL;
   p->nlines = 0;
+  p->pm = NULL;
+  p->pcost = 0;
   p->src = src;
   p->len = len;
   p->tsx = tsx;
@@ -129,6 +135,111 @@ static int ast_parse (lua_State *L) {
   return 1;
 }
 
+/*
+** Parents.  ts_node_parent walks down from the root, scanning the children
+** of each ancestor for the one holding the node: cheap on real code, but
+** quadratic when rules ask for the parents of the 100,000 children of one
+** ERROR node, or of each level of 16,000 nested JSX elements.  So parents
+** are looked up that way while their cost stays low: each lookup adds the
+** child counts of the ancestors it scanned to the tree's pcost, and once
+** pcost passes the source length (a walk of the tree visits fewer nodes
+** than it has bytes), one cursor walk records every node's parent in a
+** hash map by node id, and lookups read it.  The total is then linear in
+** the tree whatever the rules ask.  Without memory for the map, lookups
+** keep the slow way.
+*/
+typedef struct pent { const void *id; TSNode parent; } pent;
+typedef struct pmap { pent *e; size_t cap, n; } pmap;   /* cap: a power of 2 */
+
+static void pmap_free (pmap *m) {
+  if (m == NULL) return;
+  free(m->e);
+  free(m);
+}
+
+static size_t pmap_slot (const pmap *m, const void *id) {
+  uint64_t h = (uint64_t)(uintptr_t)id * 0x9E3779B97F4A7C15u;
+  size_t i = (size_t)(h >> 17) & (m->cap - 1);
+  while (m->e[i].id != NULL && m->e[i].id != id) i = (i + 1) & (m->cap - 1);
+  return i;
+}
+
+/* Adds id -> parent; 0 without memory. */
+static int pmap_put (pmap *m, const void *id, TSNode parent) {
+  if (2 * (m->n + 1) > m->cap) {
+    pmap old = *m;
+    m->cap = old.cap ? 2 * old.cap : 1024;
+    m->e = (pent *)calloc(m->cap, sizeof *m->e);
+    if (m->e == NULL) { *m = old; return 0; }
+    for (size_t i = 0; i < old.cap; i++)
+      if (old.e[i].id != NULL) m->e[pmap_slot(m, old.e[i].id)] = old.e[i];
+    free(old.e);
+  }
+  size_t i = pmap_slot(m, id);
+  if (m->e[i].id == NULL) m->n++;
+  m->e[i].id = id;
+  m->e[i].parent = parent;
+  return 1;
+}
+
+/* The parent of every node under root (the root has none), or NULL
+** without memory.  The stack holds the ancestors of the cursor's node. */
+static pmap *pmap_build (TSNode root) {
+  pmap *m = (pmap *)calloc(1, sizeof *m);
+  size_t depth = 0, cap = 64;
+  TSNode *st = (TSNode *)malloc(cap * sizeof *st);
+  int ok = m != NULL && st != NULL;
+  TSTreeCursor c = ts_tree_cursor_new(root);
+  while (ok) {
+    TSNode n = ts_tree_cursor_current_node(&c);
+    if (depth > 0 && !pmap_put(m, n.id, st[depth - 1])) { ok = 0; break; }
+    if (ts_tree_cursor_goto_first_child(&c)) {
+      if (depth == cap) {
+        TSNode *g = (TSNode *)realloc(st, 2 * cap * sizeof *st);
+        if (g == NULL) { ok = 0; break; }
+        st = g;
+        cap *= 2;
+      }
+      st[depth++] = n;
+      continue;
+    }
+    while (!ts_tree_cursor_goto_next_sibling(&c)) {
+      if (depth == 0 || !ts_tree_cursor_goto_parent(&c)) goto done;
+      depth--;
+    }
+  }
+done:
+  ts_tree_cursor_delete(&c);
+  free(st);
+  if (!ok) { pmap_free(m); return NULL; }
+  return m;
+}
+
+/* The parent of n (a null node for the root), as ts_node_parent. */
+static TSNode tree_parent (LTree *t, TSNode n) {
+  if (t->pm != NULL) {
+    size_t i = pmap_slot(t->pm, n.id);
+    if (t->pm->e[i].id == n.id) return t->pm->e[i].parent;
+    return ts_node_parent(n);                  /* not a node of the walk: never */
+  }
+  TSNode node = ts_tree_root_node(t->t), next;
+  if (node.id == n.id) return ts_node_parent(n);   /* null */
+  uint64_t cost = 0;
+  for (;;) {                                   /* ts_node_parent, counting */
+    cost += ts_node_child_count(node) + 1;
+    next = ts_node_child_with_descendant(node, n);
+    if (ts_node_is_null(next) || next.id == n.id) break;
+    node = next;
+  }
+  if (t->pcost == UINT64_MAX) return node;    /* the map failed once: no retry */
+  t->pcost += cost;
+  if (t->pcost > (uint64_t)t->len + 4096) {
+    t->pm = pmap_build(ts_tree_root_node(t->t));
+    if (t->pm == NULL) t->pcost = UINT64_MAX;
+  }
+  return node;
+}
+
 static int tree_gc (lua_State *L) {
   LTree *p = totree(L, 1);
   if (p->t != NULL) ts_tree_delete(p->t);
@@ -138,6 +249,9 @@ static int tree_gc (lua_State *L) {
   free(p->lines);
   p->lines = NULL;
   p->nlines = 0;
+  pmap_free(p->pm);
+  p->pm = NULL;
+  p->pcost = 0;
   return 0;
 }
 
@@ -313,15 +427,31 @@ static int node_range (lua_State *L) {
   return 1;
 }
 
+/* children() / named_children(): one cursor walk over the children into a
+** userdata array, then the nodes (ts_node_child(n, i) costs O(i), so a loop
+** over i is quadratic on a wide node: an ERROR node of 100,000 children).
+** The cursor lives only while nothing can raise. */
 static int children (lua_State *L, int named) {
   TSNode n = checknode(L, 1, NULL);
   int treeidx = lua_gettop(L);
   uint32_t c = named ? ts_node_named_child_count(n) : ts_node_child_count(n);
-  lua_createtable(L, (int)(c < 1000000 ? c : 0), 0);
-  for (uint32_t i = 0; i < c; i++) {
-    pushnode(L, named ? ts_node_named_child(n, i) : ts_node_child(n, i), treeidx);
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  lua_createtable(L, (int)(c < 1000000 ? c : 0), 0);          /* [.., list] */
+  if (c == 0) return 1;
+  TSNode *v = (TSNode *)lua_newuserdatauv(L, (size_t)c * sizeof *v, 0);  /* [.., list, box] */
+  uint32_t k = 0;
+  TSTreeCursor cur = ts_tree_cursor_new(n);
+  if (ts_tree_cursor_goto_first_child(&cur)) {
+    do {
+      TSNode x = ts_tree_cursor_current_node(&cur);
+      if (!named || ts_node_is_named(x)) v[k++] = x;
+    } while (k < c && ts_tree_cursor_goto_next_sibling(&cur));
   }
+  ts_tree_cursor_delete(&cur);
+  for (uint32_t i = 0; i < k; i++) {
+    pushnode(L, v[i], treeidx);
+    lua_rawseti(L, -3, (lua_Integer)i + 1);
+  }
+  lua_pop(L, 1);                                               /* [.., list] */
   return 1;
 }
 static int node_children (lua_State *L) { return children(L, 0); }
@@ -363,8 +493,9 @@ static int node_child_by_field (lua_State *L) {
 ** a cursor: ts_node_field_name_for_child is wrong for some children in
 ** tree-sitter 0.20.  Nothing can raise while the cursor lives. */
 static int node_field_name (lua_State *L) {
-  TSNode n = checknode(L, 1, NULL);
-  TSNode p = ts_node_parent(n);
+  LTree *t;
+  TSNode n = checknode(L, 1, &t);
+  TSNode p = tree_parent(t, n);
   const char *f = NULL;
   if (!ts_node_is_null(p)) {
     TSTreeCursor c = ts_tree_cursor_new(p);
@@ -387,7 +518,12 @@ static int node_field_name (lua_State *L) {
     pushnode(L, fn(n), lua_gettop(L)); \
     return 1; \
   }
-NODE_NAV(node_parent, ts_node_parent)
+static int node_parent (lua_State *L) {
+  LTree *t;
+  TSNode n = checknode(L, 1, &t);
+  pushnode(L, tree_parent(t, n), lua_gettop(L));
+  return 1;
+}
 NODE_NAV(node_next_sibling, ts_node_next_sibling)
 NODE_NAV(node_prev_sibling, ts_node_prev_sibling)
 NODE_NAV(node_next_named_sibling, ts_node_next_named_sibling)

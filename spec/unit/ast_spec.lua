@@ -93,6 +93,55 @@ describe('aegis.ast', function()
       assert.equal('aegis.ast.Node (identifier 2:17)', tostring(name))
     end)
 
+    -- children() walks with a cursor and parent() switches to a per-tree map
+    -- once its lookups cost more than a walk: every way must give the nodes
+    -- ts_node_child / ts_node_parent give, before the switch and after it.
+    it('give the same children and parents through every path, on a wide tree', function()
+      local parts = {}
+      for i = 1, 150 do
+        parts[i] = ('export function f%d(a: number): number { if (a) { return <T>(a + %d); } '
+          .. 'const s = `x${a}y`; /* c */ return a ?? 0; }\nlet v%d = { k: [1, 2, f%d(3)] };\n'):format(i, i, i, i)
+      end
+      local t = assert(ast.parse(table.concat(parts), { lang = 'ts' }))
+      local stack, seen, named_seen = { t:root() }, 0, 0
+      while #stack > 0 do
+        local n = table.remove(stack)
+        local kids, named = n:children(), n:named_children()
+        assert.equal(n:child_count(), #kids)
+        assert.equal(n:named_child_count(), #named)
+        local j = 0
+        for i, k in ipairs(kids) do
+          assert.equal(n:child(i), k)
+          assert.equal(n, k:parent())
+          if k:is_named() then
+            j = j + 1
+            assert.equal(named[j], k)
+            assert.equal(n:named_child(j), k)
+          end
+          stack[#stack + 1] = k
+        end
+        assert.equal(#named, j)
+        seen, named_seen = seen + #kids, named_seen + #named
+      end
+      assert.is_true(seen > 10000, 'a tree wide enough for the parent map: ' .. seen)
+      assert.is_nil(t:root():parent())
+      -- field names go through parent() too
+      local f = t:root():named_child(299):child_by_field('declaration')
+      assert.equal('name', f:child_by_field('name'):field_name())
+      assert.equal('parameters', f:child_by_field('parameters'):field_name())
+    end)
+
+    it('give the children of a node with 70,000 of them', function()
+      local t = assert(ast.parse(('<a>'):rep(70000), { lang = 'tsx' }))
+      local wide = t:root()
+      while wide:child_count() < 1000 do wide = wide:child(1) end
+      local kids = wide:children()
+      assert.is_true(#kids >= 70000)
+      assert.equal(wide:child(#kids), kids[#kids])
+      assert.equal(wide, kids[#kids]:parent())
+      assert.equal(wide, kids[1]:parent())
+    end)
+
     it('pin their tree, and raise once it is closed', function()
       local root = ast.parse(SRC):root()
       collectgarbage()
