@@ -12,8 +12,10 @@
 ** held across a call that can raise), compiled regexes and a text buffer.
 */
 #define _POSIX_C_SOURCE 200809L
+#include <malloc.h>
 #include <regex.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,7 +93,92 @@ static void pushtext (lua_State *L, const LTree *t, TSNode n) {
   lua_pushlstring(L, t->src + s, e - s);
 }
 
-/* parse(src, lang, timeout_ms, max_bytes, name) -> tree | nil, msg, code */
+/*
+** tree-sitter's memory.  ts_set_allocator is process-wide: these wrappers
+** count the bytes tree-sitter holds (malloc_usable_size: no header, so a
+** block tree-sitter hands out, such as ts_node_string's, may still be freed
+** by anyone).  While a parse with a memory budget runs, ts_limit is the
+** count it may reach; past it, ts_over is set and the parse's progress
+** callback (tree-sitter calls it every 100 operations) cancels the parse.
+** Allocations are never refused: tree-sitter aborts on NULL.  One process
+** runs one Lua state on one thread (a plain static is enough).
+*/
+static size_t ts_bytes, ts_peak, ts_limit;
+static int ts_over;
+
+static void ts_count (void *p) {
+  if (p == NULL) return;
+  ts_bytes += malloc_usable_size(p);
+  if (ts_bytes > ts_peak) ts_peak = ts_bytes;
+  if (ts_limit > 0 && ts_bytes > ts_limit) ts_over = 1;
+}
+
+static void ts_uncount (void *p) {
+  if (p == NULL) return;
+  size_t n = malloc_usable_size(p);
+  ts_bytes = n < ts_bytes ? ts_bytes - n : 0;
+}
+
+static void *ts_oom (size_t n) {
+  fprintf(stderr, "tree-sitter failed to allocate %zu bytes\n", n);
+  abort();
+}
+
+static void *ts_count_malloc (size_t n) {
+  void *p = malloc(n);
+  if (p == NULL && n > 0) return ts_oom(n);
+  ts_count(p);
+  return p;
+}
+
+static void *ts_count_calloc (size_t k, size_t n) {
+  void *p = calloc(k, n);
+  if (p == NULL && k > 0 && n > 0) return ts_oom(k * n);
+  ts_count(p);
+  return p;
+}
+
+static void *ts_count_realloc (void *p, size_t n) {
+  size_t old = p ? malloc_usable_size(p) : 0;
+  void *q = realloc(p, n);
+  if (q == NULL && n > 0) return ts_oom(n);
+  ts_bytes = old < ts_bytes ? ts_bytes - old : 0;
+  ts_count(q);
+  return q;
+}
+
+static void ts_count_free (void *p) {
+  ts_uncount(p);
+  free(p);
+}
+
+static bool parse_progress (TSParseState *st) {
+  (void)st;
+  return ts_over != 0;
+}
+
+typedef struct strin { const char *s; uint32_t len; } strin;
+
+static const char *strin_read (void *ud, uint32_t byte, TSPoint pt, uint32_t *n) {
+  const strin *in = (const strin *)ud;
+  (void)pt;
+  if (byte >= in->len) { *n = 0; return ""; }
+  *n = in->len - byte;
+  return in->s + byte;
+}
+
+/* memory() -> bytes tree-sitter holds now, the most it held at once since
+** the last call (which resets it to now) */
+static int ast_memory (lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)ts_bytes);
+  lua_pushinteger(L, (lua_Integer)ts_peak);
+  ts_peak = ts_bytes;
+  return 2;
+}
+
+/* parse(src, lang, timeout_ms, max_bytes, name, max_memory) -> tree | nil, msg, code
+** max_memory: bytes tree-sitter may hold on top of what it held before the
+** parse (0: no cap). */
 static int ast_parse (lua_State *L) {
   size_t len;
   const char *src = luaL_checklstring(L, 1, &len);
@@ -99,8 +186,10 @@ static int ast_parse (lua_State *L) {
   lua_Integer ms = luaL_optinteger(L, 3, 0);
   lua_Integer cap = luaL_optinteger(L, 4, 0);
   const char *name = luaL_optstring(L, 5, "<string>");
+  lua_Integer mem = luaL_optinteger(L, 6, 0);
   luaL_argcheck(L, ms >= 0, 3, "timeout must be non-negative");
   luaL_argcheck(L, cap >= 0, 4, "size limit must be non-negative");
+  luaL_argcheck(L, mem >= 0, 6, "memory limit must be non-negative");
   if ((cap > 0 && (lua_Unsigned)len > (lua_Unsigned)cap) || len > UINT32_MAX - 1) {
     luaL_pushfail(L);
     lua_pushfstring(L, "ast: parse '%s': too large (%I bytes, limit %I)", name,
@@ -127,8 +216,28 @@ static int ast_parse (lua_State *L) {
     return agL_pushfail(L, AG_ENOMEM, "ast: parse '%s': cannot create a parser", name);
   }
   ts_parser_set_timeout_micros(parser, (uint64_t)ms * 1000u);
-  p->t = ts_parser_parse_string(parser, NULL, src, (uint32_t)len);
+  strin in = {src, (uint32_t)len};
+  TSInput input = {&in, strin_read, TSInputEncodingUTF8, NULL};
+  TSParseOptions po = {NULL, parse_progress};
+  ts_over = 0;
+  ts_limit = 0;
+  if (mem > 0) {
+    ts_limit = ts_bytes + (size_t)mem;
+    if (ts_limit < ts_bytes) ts_limit = SIZE_MAX;   /* overflow: no cap */
+  }
+  p->t = ts_parser_parse_with_options(parser, NULL, input, po);
+  int over = ts_over;
+  ts_limit = 0;
+  ts_over = 0;
   ts_parser_delete(parser);
+  if (p->t == NULL && over) {
+    char mib[32];
+    snprintf(mib, sizeof mib, "%.4g", (double)mem / (1024.0 * 1024.0));
+    luaL_pushfail(L);
+    lua_pushfstring(L, "ast: parse '%s': memory budget exceeded (%s MiB)", name, mib);
+    lua_pushliteral(L, "memory");
+    return 3;
+  }
   if (p->t == NULL)
     return agL_pushfail(L, AG_ETIMEOUT, "ast: parse '%s': timeout (%d ms)", name,
                         (int)(ms < 2000000000 ? ms : 2000000000));
@@ -148,12 +257,15 @@ static int ast_parse (lua_State *L) {
 ** the tree whatever the rules ask.  Without memory for the map, lookups
 ** keep the slow way.
 */
-typedef struct pent { const void *id; TSNode parent; } pent;
-typedef struct pmap { pent *e; size_t cap, n; } pmap;   /* cap: a power of 2 */
+/* id -> index of its parent in par (the nodes with children, in the order
+** the walk entered them): 16 bytes a node, and 32 per node with children */
+typedef struct pent { const void *id; uint32_t p; } pent;
+typedef struct pmap { pent *e; size_t cap; TSNode *par; size_t npar, parcap; } pmap;   /* cap: a power of 2 */
 
 static void pmap_free (pmap *m) {
   if (m == NULL) return;
   free(m->e);
+  free(m->par);
   free(m);
 }
 
@@ -164,43 +276,42 @@ static size_t pmap_slot (const pmap *m, const void *id) {
   return i;
 }
 
-/* Adds id -> parent; 0 without memory. */
-static int pmap_put (pmap *m, const void *id, TSNode parent) {
-  if (2 * (m->n + 1) > m->cap) {
-    pmap old = *m;
-    m->cap = old.cap ? 2 * old.cap : 1024;
-    m->e = (pent *)calloc(m->cap, sizeof *m->e);
-    if (m->e == NULL) { *m = old; return 0; }
-    for (size_t i = 0; i < old.cap; i++)
-      if (old.e[i].id != NULL) m->e[pmap_slot(m, old.e[i].id)] = old.e[i];
-    free(old.e);
-  }
-  size_t i = pmap_slot(m, id);
-  if (m->e[i].id == NULL) m->n++;
-  m->e[i].id = id;
-  m->e[i].parent = parent;
-  return 1;
-}
-
 /* The parent of every node under root (the root has none), or NULL
-** without memory.  The stack holds the ancestors of the cursor's node. */
+** without memory.  Sized once from the tree's count of visible nodes (load
+** at most 7/8: linear probing stays short); the stack holds the par index
+** of each ancestor of the cursor's node. */
 static pmap *pmap_build (TSNode root) {
+  size_t n = ts_node_descendant_count(root), cap = 1024;
+  while (cap - cap / 8 < n + 1) cap *= 2;
   pmap *m = (pmap *)calloc(1, sizeof *m);
-  size_t depth = 0, cap = 64;
-  TSNode *st = (TSNode *)malloc(cap * sizeof *st);
-  int ok = m != NULL && st != NULL;
+  size_t depth = 0, scap = 64;
+  uint32_t *st = (uint32_t *)malloc(scap * sizeof *st);
+  int ok = m != NULL && st != NULL && (m->e = (pent *)calloc(cap, sizeof *m->e)) != NULL;
+  if (ok) m->cap = cap;
   TSTreeCursor c = ts_tree_cursor_new(root);
   while (ok) {
-    TSNode n = ts_tree_cursor_current_node(&c);
-    if (depth > 0 && !pmap_put(m, n.id, st[depth - 1])) { ok = 0; break; }
+    TSNode x = ts_tree_cursor_current_node(&c);
+    if (depth > 0) {
+      pent *e = &m->e[pmap_slot(m, x.id)];
+      e->id = x.id;
+      e->p = st[depth - 1];
+    }
     if (ts_tree_cursor_goto_first_child(&c)) {
-      if (depth == cap) {
-        TSNode *g = (TSNode *)realloc(st, 2 * cap * sizeof *st);
+      if (depth == scap) {
+        uint32_t *g = (uint32_t *)realloc(st, 2 * scap * sizeof *st);
         if (g == NULL) { ok = 0; break; }
         st = g;
-        cap *= 2;
+        scap *= 2;
       }
-      st[depth++] = n;
+      if (m->npar == m->parcap) {
+        size_t pc = m->parcap ? 2 * m->parcap : 1024;
+        TSNode *g = (TSNode *)realloc(m->par, pc * sizeof *g);
+        if (g == NULL) { ok = 0; break; }
+        m->par = g;
+        m->parcap = pc;
+      }
+      m->par[m->npar] = x;
+      st[depth++] = (uint32_t)m->npar++;
       continue;
     }
     while (!ts_tree_cursor_goto_next_sibling(&c)) {
@@ -218,9 +329,9 @@ done:
 /* The parent of n (a null node for the root), as ts_node_parent. */
 static TSNode tree_parent (LTree *t, TSNode n) {
   if (t->pm != NULL) {
-    size_t i = pmap_slot(t->pm, n.id);
-    if (t->pm->e[i].id == n.id) return t->pm->e[i].parent;
-    return ts_node_parent(n);                  /* not a node of the walk: never */
+    const pent *e = &t->pm->e[pmap_slot(t->pm, n.id)];
+    if (e->id != n.id) return ts_node_parent(n);   /* not a node of the walk: never */
+    return t->pm->par[e->p];
   }
   TSNode node = ts_tree_root_node(t->t), next;
   if (node.id == n.id) return ts_node_parent(n);   /* null */
@@ -544,7 +655,7 @@ static int node_sexp (lua_State *L) {
   TSNode n = checknode(L, 1, NULL);
   char *s = ts_node_string(n);
   lua_pushstring(L, s);  /* cannot raise short of memory; then s leaks once */
-  free(s);
+  ts_count_free(s);
   return 1;
 }
 
@@ -1852,7 +1963,8 @@ static int box_gc (lua_State *L) {
 /* ----------------------------------------------------------------- open */
 
 static const luaL_Reg funcs[] = {
-  {"parse", ast_parse}, {"query", ast_query}, {"diff", ast_diff}, {NULL, NULL}
+  {"parse", ast_parse}, {"query", ast_query}, {"diff", ast_diff}, {"memory", ast_memory},
+  {NULL, NULL}
 };
 static const luaL_Reg tree_meth[] = {
   {"root", tree_root}, {"errors", tree_errors}, {"text", tree_text},
@@ -1894,6 +2006,9 @@ static const luaL_Reg box_meta[] = {
 
 AGLIB_API int luaopen_aegis_core_ast(lua_State *L);
 AGLIB_API int luaopen_aegis_core_ast (lua_State *L) {
+  /* before tree-sitter allocates anything here; the same functions again
+  ** when a second state opens the module */
+  ts_set_allocator(ts_count_malloc, ts_count_calloc, ts_count_realloc, ts_count_free);
   agL_newclass(L, AST_TREE, tree_meth, tree_meta);
   agL_newclass(L, AST_NODE, node_meth, node_meta);
   agL_newclass(L, AST_QUERY, query_meth, query_meta);

@@ -238,6 +238,32 @@ describe('aegis.ast', function()
       assert.equal('too_large', code)
     end)
 
+    it('cancels a parse once tree-sitter holds more than the memory budget', function()
+      local core = require('aegis.core.ast')
+      local src = string.rep('const v = f(1, "two", [3]);\n', 4000)       -- 112 kB
+      -- a 1 MiB budget: the tree alone takes ~20 bytes per source byte
+      local t, err, code = ast.parse(src, { path = 'm.ts', budget = { memory = 1024 * 1024 } })
+      assert.is_nil(t)
+      assert.equal("ast: parse 'm.ts': memory budget exceeded (1 MiB)", err)
+      assert.equal('memory', code)
+      -- the cancelled parse gave its memory back; the same source parses
+      -- under the default budget (and with none), and holds what it counts
+      local before = core.memory()
+      t = assert(ast.parse(src, { budget = { memory = 0 } }))
+      local held = core.memory()
+      assert.is_true(held - before > #src, 'a tree holds more than its source: ' .. (held - before))
+      t:close()
+      assert.equal(before, (core.memory()))
+      t = assert(ast.parse(src))
+      assert.equal(4000, t:root():named_child_count())
+      t:close()
+      assert.is_true(ast.budget.memory >= 128 * 1024 * 1024)
+      assert.has_error(function() ast.parse('', { budget = { memory = -1 } }) end,
+        "bad argument #2 to 'parse' (budget.memory must be a non-negative integer)")
+      assert.has_error(function() ast.parse('', { budget = { memory = 1.5 } }) end,
+        "bad argument #2 to 'parse' (budget.memory must be a non-negative integer)")
+    end)
+
     it('parses a file of 1 MB within the default budget', function()
       local src = string.rep('const v = f(1, "two", [3]);\n', 38000)
       local t = assert(ast.parse(src))
