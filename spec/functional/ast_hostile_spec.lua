@@ -291,3 +291,42 @@ describe('hostile TypeScript inputs (B2)', function()
     end)
   end
 end)
+
+-- Built-in rules run without the count hook; their time budget is kept by a
+-- timer (aegis.core.sandbox `timed`). With a budget far below what the a11y
+-- rules take on 100k unclosed elements (over 1 s of CPU each), the run ends,
+-- each rule that ran out is a problem naming it and the file, and the
+-- findings of the others are still reported.
+describe('built-in rules under a time budget', function()
+  it('stop at the budget on a hostile file, naming rule and file; the other rules run', function()
+    local r0 = h.run({ 'help', 'enforce' })
+    if r0.code ~= 0 then return pending('needs aegis-run enforce') end
+    local dir = h.tmpdir()
+    h.write(dir .. '/aegis.config.lua', 'return { standards = { budget = { seconds = 0.05 } } }\n')
+    -- a var (typescript-strict/no-var, a query-only rule) before the elements
+    local file = h.write(dir .. '/input.tsx', 'var early = 1;\n' .. ('<a>'):rep(N))
+    local r = measure({ h.bin, 'enforce', '--jobs', '1', '--format', 'json', '--rulepacks',
+                        'a11y,typescript-strict/no-var', file }, dir, ENFORCE_WALL_S)
+    assert.equal(1, r.code, describe_result(r))
+    local report = require('aegis.json').decode(r.stdout)
+    local tripped = {}
+    for _, p in ipairs(report.problems) do
+      if p.code == 'budget' then
+        assert.equal(file, p.path)
+        assert.matches("^rule '" .. p.rule:gsub('%p', '%%%0') .. "' on '" .. file:gsub('%p', '%%%0')
+          .. "': rulepacks/a11y%.lua:%d+: sandbox: time budget exceeded %(0%.05 s%)$", p.message)
+        tripped[p.rule] = true
+      end
+    end
+    assert.is_true(tripped['a11y/anchor-is-valid'], describe_result(r))
+    assert.is_true(tripped['a11y/anchor-has-content'], describe_result(r))
+    local novar = 0
+    for _, f in ipairs(report.findings) do
+      if f.rule == 'typescript-strict/no-var' then novar = novar + 1 end
+    end
+    assert.equal(1, novar, describe_result(r))
+    if not SANITIZED then
+      assert.is_true(r.cpu <= ENFORCE_CPU_S, 'CPU over budget: ' .. describe_result(r))
+    end
+  end)
+end)
