@@ -52,6 +52,8 @@ typedef struct LTree {
   TSTree *t; const char *src; size_t len; int tsx; ag_scope *sc;
   uint32_t *lines; uint32_t nlines;
   struct pmap *pm; uint64_t pcost;
+  TSTreeCursor cc; TSNode ccp; uint32_t cci; int ccnamed, ccok;  /* child_at's cursor (below) */
+  lua_Integer ms;   /* the parse's time budget, also that of each cursor query on the tree */
 } LTree;
 typedef struct LNode { TSNode n; } LNode;
 
@@ -204,6 +206,8 @@ static int ast_parse (lua_State *L) {
   p->nlines = 0;
   p->pm = NULL;
   p->pcost = 0;
+  p->ccok = 0;
+  p->ms = ms;
   p->src = src;
   p->len = len;
   p->tsx = tsx;
@@ -363,6 +367,8 @@ static int tree_gc (lua_State *L) {
   pmap_free(p->pm);
   p->pm = NULL;
   p->pcost = 0;
+  if (p->ccok) ts_tree_cursor_delete(&p->cc);
+  p->ccok = 0;
   return 0;
 }
 
@@ -577,15 +583,46 @@ static int node_named_child_count (lua_State *L) {
   return 1;
 }
 
+/* Child i (0-based; of the named children when `named`) of n, which has
+** more than i.  ts_node_child(n, i) costs O(i), so a loop over i is
+** quadratic on a wide node: past the first few, the tree keeps a cursor on
+** the last child asked for, and the next index of the same node is a step
+** or a few from it (a loop forward is linear; going back starts over). */
+static TSNode child_cached (LTree *t, TSNode n, uint32_t i, int named) {
+  if (i < 16) return named ? ts_node_named_child(n, i) : ts_node_child(n, i);
+  if (!t->ccok || !ts_node_eq(t->ccp, n) || t->ccnamed != named || t->cci > i) {
+    if (t->ccok) ts_tree_cursor_reset(&t->cc, n);
+    else t->cc = ts_tree_cursor_new(n);
+    t->ccok = 1;
+    t->ccp = n;
+    t->ccnamed = named;
+    t->cci = 0;
+    int ok = ts_tree_cursor_goto_first_child(&t->cc);
+    while (ok && named && !ts_node_is_named(ts_tree_cursor_current_node(&t->cc)))
+      ok = ts_tree_cursor_goto_next_sibling(&t->cc);
+    if (!ok) { t->ccok = 0; ts_tree_cursor_delete(&t->cc); return ts_node_child(n, i); }
+  }
+  while (t->cci < i) {
+    if (!ts_tree_cursor_goto_next_sibling(&t->cc)) break;
+    if (!named || ts_node_is_named(ts_tree_cursor_current_node(&t->cc))) t->cci++;
+  }
+  if (t->cci != i) {   /* never: the count said there are more */
+    ts_tree_cursor_delete(&t->cc);
+    t->ccok = 0;
+    return named ? ts_node_named_child(n, i) : ts_node_child(n, i);
+  }
+  return ts_tree_cursor_current_node(&t->cc);
+}
+
 /* child(i) / named_child(i), i 1-based -> node | nil */
 static int child_at (lua_State *L, int named) {
-  TSNode n = checknode(L, 1, NULL);
+  LTree *t;
+  TSNode n = checknode(L, 1, &t);
   int treeidx = lua_gettop(L);
   lua_Integer i = luaL_checkinteger(L, 2);
   uint32_t c = named ? ts_node_named_child_count(n) : ts_node_child_count(n);
   if (i < 1 || i > (lua_Integer)c) lua_pushnil(L);
-  else pushnode(L, named ? ts_node_named_child(n, (uint32_t)i - 1)
-                         : ts_node_child(n, (uint32_t)i - 1), treeidx);
+  else pushnode(L, child_cached(t, n, (uint32_t)i - 1, named), treeidx);
   return 1;
 }
 static int node_child (lua_State *L) { return child_at(L, 0); }
@@ -1702,6 +1739,32 @@ static void pushmatch (lua_State *L, LQuery *p, const TSQueryMatch *m, int treei
   lua_setfield(L, -2, "captures");
 }
 
+/* A query cursor takes time quadratic in the depth on some trees (an
+** ERROR node over 65,000 unclosed parentheses: ts_tree_cursor_current_status
+** scans the cursor's stack at each step), in one C call no hook can stop:
+** it runs under the time budget of the tree's parse, checked by tree-sitter
+** every 100 steps through this callback. */
+typedef struct qbudget { double deadline; int halted; } qbudget;
+
+static bool query_progress (TSQueryCursorState *st) {
+  qbudget *b = (qbudget *)st->payload;
+  if (b->deadline > 0 && agL_monotonic() > b->deadline) b->halted = 1;
+  return b->halted != 0;
+}
+
+static void cursor_exec (LQuery *p, const LTree *t, TSNode n, qbudget *b, TSQueryCursorOptions *o) {
+  b->deadline = t->ms > 0 ? agL_monotonic() + (double)t->ms / 1000.0 : 0;
+  b->halted = 0;
+  o->payload = b;
+  o->progress_callback = query_progress;
+  ts_query_cursor_exec_with_options(p->cur, p->q, n, o);
+}
+
+static int query_timeout (lua_State *L, const LTree *t) {
+  return agL_pushfail(L, AG_ETIMEOUT, "ast: query: timeout (%d ms)",
+                      (int)(t->ms < 2000000000 ? t->ms : 2000000000));
+}
+
 static const char *const MODES[] = {"auto", "cursor", "walk", NULL};
 
 /* q:matches(tree|node [, mode [, scope]]) -> {{pattern=, captures={name=node}, list={{name=, node=}}}}
@@ -1743,13 +1806,16 @@ static int query_matches (lua_State *L) {
   }
   lua_newtable(L);
   lua_Integer k = 0;
-  ts_query_cursor_exec(p->cur, p->q, n);
+  qbudget b;
+  TSQueryCursorOptions o;
+  cursor_exec(p, t, n, &b, &o);
   TSQueryMatch m;
   while (ts_query_cursor_next_match(p->cur, &m)) {
     if (!match_ok(p, t, &m)) continue;
     pushmatch(L, p, &m, treeidx);
     lua_rawseti(L, -2, ++k);
   }
+  if (b.halted) return query_timeout(L, t);
   return 1;
 }
 
@@ -1785,7 +1851,9 @@ static int query_captures (lua_State *L) {
   int treeidx = lua_gettop(L);
   lua_newtable(L);
   lua_Integer k = 0;
-  ts_query_cursor_exec(p->cur, p->q, n);
+  qbudget b;
+  TSQueryCursorOptions o;
+  cursor_exec(p, t, n, &b, &o);
   TSQueryMatch m;
   uint32_t ci;
   while (ts_query_cursor_next_capture(p->cur, &m, &ci)) {
@@ -1800,6 +1868,7 @@ static int query_captures (lua_State *L) {
     lua_setfield(L, -2, "pattern");
     lua_rawseti(L, -2, ++k);
   }
+  if (b.halted) return query_timeout(L, t);
   return 1;
 }
 
