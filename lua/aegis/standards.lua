@@ -1048,7 +1048,11 @@ function Engine:check(src, opts)
     -- built in the query's walk of the tree (when the query has the fast
     -- path): one walk instead of two
     local with_scope = self.wants_scope == true
-    local matches = l.query:matches(tree, 'auto', with_scope)
+    local matches, qerr, qcode = l.query:matches(tree, 'auto', with_scope)
+    if not matches then  -- a query cursor over its time budget (a hostile tree): no rule sees this file
+      problems[#problems + 1] = { kind = 'parse', path = p, message = qerr, code = qcode }
+      matches = {}
+    end
     if tm then
       local k = with_scope and l.query:fast() and '(query+scope)' or '(query)'
       tm[k] = (tm[k] or 0) + os.clock() - t1
