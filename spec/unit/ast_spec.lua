@@ -265,18 +265,18 @@ describe('aegis.ast', function()
     end)
 
     it("stops a cursor query over the tree's time budget", function()
-      -- 40,000 unclosed parentheses parse in ~20 ms, but tree-sitter's query
-      -- cursor takes time quadratic in their depth on it (~2 s)
-      local tree = assert(ast.parse('f' .. ('('):rep(40000), { budget = { ms = 300 } }))
+      -- 60,000 unclosed parentheses parse in ~25 ms, but tree-sitter's query
+      -- cursor takes time quadratic in their depth on it (~4.5 s)
+      local tree = assert(ast.parse('f' .. ('('):rep(60000), { budget = { ms = 1000 } }))
       local q = assert(ast.query('ts', '(call_expression function: (identifier) @f arguments: (arguments (_) @a))'))
       assert.is_false(q:fast())
       local m, err, code = q:matches(tree)
       assert.is_nil(m)
-      assert.equal('ast: query: timeout (300 ms)', err)
+      assert.equal('ast: query: timeout (1000 ms)', err)
       assert.equal('timeout', code)
       m, err, code = q:captures(tree)
       assert.is_nil(m)
-      assert.equal('ast: query: timeout (300 ms)', err)
+      assert.equal('ast: query: timeout (1000 ms)', err)
       assert.equal('timeout', code)
       -- the fast walk is linear: it finishes
       local fq = assert(ast.query('ts', '(call_expression function: (identifier) @f)'))
