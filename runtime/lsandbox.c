@@ -343,16 +343,17 @@ static int budgeted (lua_State *L, lua_Integer limit, double seconds, lua_Intege
   if (hooked) lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY);
   if (r.timed) arm(timed_deadline(&r));
   int status = lua_pcall(L, nargs, LUA_MULTRET, 5);
-  /* restore before anything that can allocate or raise; the timer first,
-  ** so that its signal cannot set a hook after the old one is back */
+  /* restore before anything that can allocate or raise: the timer off
+  ** first, so that its signal cannot set a hook after the old one is back;
+  ** then an enclosing timed run's deadline armed again (maybe already past:
+  ** it fires at once and its hook stops that run) */
   if (r.timed) {
-    double d = timed_deadline(r.prev);
-    if (d == 0) arm(0);
+    arm(0);
     timed_L = oldtimed;
-    if (d != 0) arm(d);
   }
   if (hooked || r.timed) lua_sethook(L, oldhook, oldmask, oldcount);
   current = r.prev;
+  if (r.timed && timed_deadline(r.prev) != 0) arm(timed_deadline(r.prev));
   a->limit = oldlimit;
   if (status == LUA_OK && !r.tripped) {
     int nres = lua_gettop(L) - 5;
