@@ -105,7 +105,7 @@ end
 --- memory during the parse (memory, bytes, 0 = none), defaults in `ast.budget`.
 ---@param opts? aegis.ast.ParseOpts
 ---@return aegis.ast.Tree? tree
----@return string? err `ast: parse '<path>': too large (...)`, `...: timeout (N ms)` or `...: memory budget exceeded (N MiB)`
+---@return string? err `ast: parse '<path>': too large (...)`, `...: timeout (N ms)`, `...: memory budget exceeded`
 ---@return string? code 'too_large', 'timeout' or 'memory'
 function M.parse(src, opts)
   if type(src) ~= 'string' then

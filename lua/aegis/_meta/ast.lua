@@ -258,6 +258,13 @@ function Node:sexp() end
 ---@return aegis.ast.Tree tree the tree the node belongs to
 function Node:tree() end
 
+--- One match of a query: `pattern` 1-based, `captures` the first node of
+--- each capture name, `list` every (name, node) in order.
+---@class aegis.ast.Match
+---@field pattern integer
+---@field captures table<string, aegis.ast.Node>
+---@field list {name: string, node: aegis.ast.Node}[]
+
 --- A compiled query (see `ast.query`). Closed by `q:close()` or the garbage
 --- collector; the cache in `aegis.ast` keeps the ones it made alive.
 ---@class aegis.ast.Query
@@ -276,7 +283,7 @@ local Query = {}
 ---@param target aegis.ast.Tree|aegis.ast.Node
 ---@param mode? 'auto'|'cursor'|'walk'
 ---@param scope? boolean
----@return {pattern: integer, captures: table<string, aegis.ast.Node>, list: {name: string, node: aegis.ast.Node}[]}? matches
+---@return aegis.ast.Match[]? matches
 ---@return string? err `ast: query: timeout (N ms)`
 ---@return string? code 'timeout'
 function Query:matches(target, mode, scope) end
