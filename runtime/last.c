@@ -1023,8 +1023,8 @@ static int match_ok (LQuery *p, const LTree *t, const TSQueryMatch *m) {
 
 /* Most rule queries are chains: every pattern one node, or a node with one
 ** child pattern (under a field or not), and so on, with captures and text
-** predicates.  Such a query is answered by one walk of the tree with a
-** TSTreeCursor and a stack of the visible ancestors: at each node, the
+** predicates.  Such a query is answered by one walk of the tree (the
+** walker of ag_scope.h) and a stack of the visible ancestors: at each node, the
 ** patterns whose last (deepest) step has its symbol are checked upwards
 ** against the stack.  That costs a fraction of a TSQueryCursor walk in
 ** tree-sitter 0.20 and gives the same matches in the same order (a match
@@ -1295,7 +1295,7 @@ typedef struct fwalk { LQuery *p; const LTree *t; } fwalk;
 
 /* Enters node n (symbol sym, at depth, cursor c on it): keeps the ancestor
 ** stack and records the matches that end at n.  0 without memory. */
-static int fast_enter (void *ud, TSNode n, TSSymbol sym, uint32_t depth, const TSTreeCursor *c) {
+static int fast_enter (void *ud, TSNode n, TSSymbol sym, uint32_t depth, const ag_scope_walker *c) {
   const fwalk *w = (const fwalk *)ud;
   LQuery *p = w->p;
   const fast *f = p->fast;
@@ -1305,7 +1305,7 @@ static int fast_enter (void *ud, TSNode n, TSSymbol sym, uint32_t depth, const T
   fframe *fr = &S->stk[depth];
   fr->node = n;
   fr->sym = sym;
-  fr->field = (sym < f->nsym && f->needfield[sym]) ? ts_tree_cursor_current_field_id(c) : 0;
+  fr->field = (sym < f->nsym && f->needfield[sym]) ? ag_scope_walker_field(c) : 0;
   if (sym >= f->nsym) return 1;
   for (uint32_t o = f->head[sym]; o < f->head[sym + 1]; o++) {
     const fpat *pt = &f->pats[f->order[o]];
@@ -1354,21 +1354,7 @@ static int fast_walk (LQuery *p, const LTree *t, ag_scope **sc) {
     char err[AG_ERRLEN];
     return ag_scope_build_visit(ts_tree_root_node(t->t), t->src, t->len, t->tsx, fast_enter, &w, sc, err);
   }
-  TSTreeCursor c = ts_tree_cursor_new(ts_tree_root_node(t->t));
-  int ok = 1;
-  uint32_t depth = 0;
-  for (;;) {
-    TSNode n = ts_tree_cursor_current_node(&c);
-    if (!fast_enter(&w, n, ts_node_symbol(n), depth, &c)) { ok = 0; break; }
-    if (ts_tree_cursor_goto_first_child(&c)) { depth++; continue; }
-    while (!ts_tree_cursor_goto_next_sibling(&c)) {
-      if (!ts_tree_cursor_goto_parent(&c)) goto done;
-      depth--;
-    }
-  }
-done:
-  ts_tree_cursor_delete(&c);
-  return ok ? AG_OK : AG_ENOMEM;
+  return ag_scope_walk(ts_tree_root_node(t->t), fast_enter, &w);
 }
 
 /* The tree or node at arg 2: pushes the tree userdata, returns the node. */
