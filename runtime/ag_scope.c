@@ -212,7 +212,11 @@ typedef struct went {
   Length position;
   uint32_t child_index, structural_child_index;
   TSSymbol alias;               /* from the parent's alias sequence (0: none, or extra) */
-  uint8_t visible;
+  uint8_t visible, extra;
+  /* its children, as a parent: set when the walk first looks at them */
+  const Subtree *kids;
+  const TSSymbol *aseq;
+  uint32_t count;
 } went;
 
 struct ag_scope_walker {
@@ -222,15 +226,12 @@ struct ag_scope_walker {
   int oom;
 };
 
-static int w_push (ag_scope_walker *w, went e) {
-  if (w->n == w->cap) {
-    uint32_t c = w->cap ? w->cap * 2 : 64;
-    went *q = c > w->cap ? (went *)realloc(w->stk, (size_t)c * sizeof *q) : NULL;
-    if (q == NULL) { w->oom = 1; return 0; }
-    w->stk = q;
-    w->cap = c;
-  }
-  w->stk[w->n++] = e;
+static int w_grow (ag_scope_walker *w) {
+  uint32_t c = w->cap ? w->cap * 2 : 64;
+  went *q = c > w->cap ? (went *)realloc(w->stk, (size_t)c * sizeof *q) : NULL;
+  if (q == NULL) { w->oom = 1; return 0; }
+  w->stk = q;
+  w->cap = c;
   return 1;
 }
 
@@ -238,9 +239,15 @@ static int w_init (ag_scope_walker *w, TSNode root) {
   memset(w, 0, sizeof *w);
   w->tree = root.tree;
   w->lang = root.tree->language;
-  went e = {(const Subtree *)root.id, {root.context[0], {root.context[1], root.context[2]}}, 0, 0,
-            (TSSymbol)root.context[3], 1};
-  return w_push(w, e);
+  if (!w_grow(w)) return 0;
+  went *e = &w->stk[w->n++];
+  memset(e, 0, sizeof *e);
+  e->subtree = (const Subtree *)root.id;
+  e->position = (Length){root.context[0], {root.context[1], root.context[2]}};
+  e->alias = (TSSymbol)root.context[3];
+  e->visible = 1;
+  e->extra = ts_subtree_extra(*e->subtree);
+  return 1;
 }
 
 static void w_free (ag_scope_walker *w) {
@@ -249,24 +256,31 @@ static void w_free (ag_scope_walker *w) {
   w->n = w->cap = 0;
 }
 
-/* Scans the children of the top entry from child index ci (structural
+/* Scans the children of the top entry P from child index ci (structural
 ** index si, position pos of that child): pushes the first visible child, or
 ** the first hidden one with visible descendants.  Returns 2 visible, 1
 ** hidden, 0 none (or out of memory: w->oom). */
 static int w_scan (ag_scope_walker *w, uint32_t ci, uint32_t si, Length pos) {
-  Subtree t = *w->stk[w->n - 1].subtree;
-  uint32_t count = ts_subtree_child_count(t);
-  if (ci >= count) return 0;
-  const Subtree *kids = ts_subtree_children(t);
-  const TSSymbol *aseq = ts_language_alias_sequence(w->lang, t.ptr->production_id);
+  went *P = &w->stk[w->n - 1];
+  const Subtree *kids = P->kids;
+  const TSSymbol *aseq = P->aseq;
+  uint32_t count = P->count;
   for (; ci < count; ci++) {
     Subtree c = kids[ci];
     int extra = ts_subtree_extra(c);
     TSSymbol al = (!extra && aseq) ? aseq[si] : 0;
     int vis = ts_subtree_visible(c) || al != 0;
     if (vis || ts_subtree_visible_child_count(c) > 0) {
-      went e = {&kids[ci], pos, ci, si, al, (uint8_t)vis};
-      if (!w_push(w, e)) return 0;
+      if (w->n == w->cap && !w_grow(w)) return 0;
+      went *e = &w->stk[w->n++];
+      e->subtree = &kids[ci];
+      e->position = pos;
+      e->child_index = ci;
+      e->structural_child_index = si;
+      e->alias = al;
+      e->visible = (uint8_t)vis;
+      e->extra = (uint8_t)extra;
+      e->kids = NULL;
       return vis ? 2 : 1;
     }
     if (!extra) si++;
@@ -278,8 +292,13 @@ static int w_scan (ag_scope_walker *w, uint32_t ci, uint32_t si, Length pos) {
 
 static int w_first_child (ag_scope_walker *w) {
   for (;;) {
-    const went *top = &w->stk[w->n - 1];
-    int r = w_scan(w, 0, 0, top->position);
+    went *P = &w->stk[w->n - 1];
+    Subtree t = *P->subtree;
+    if (t.data.is_inline || t.ptr->child_count == 0) return 0;
+    P->count = t.ptr->child_count;
+    P->kids = ts_subtree_children(t);
+    P->aseq = ts_language_alias_sequence(w->lang, t.ptr->production_id);
+    int r = w_scan(w, 0, 0, P->position);
     if (r != 1) return r == 2;
   }
 }
@@ -287,14 +306,14 @@ static int w_first_child (ag_scope_walker *w) {
 static int w_next_sibling (ag_scope_walker *w) {
   uint32_t initial = w->n;
   while (w->n > 1) {
-    went e = w->stk[--w->n];
-    if (e.visible && w->n + 1 < initial) break;
-    Subtree c = *e.subtree;
-    const Subtree *kids = ts_subtree_children(*w->stk[w->n - 1].subtree);
-    uint32_t ci = e.child_index + 1;
-    Length pos = length_add(e.position, ts_subtree_size(c));
-    if (ci < ts_subtree_child_count(*w->stk[w->n - 1].subtree)) pos = length_add(pos, ts_subtree_padding(kids[ci]));
-    int r = w_scan(w, ci, e.structural_child_index + (ts_subtree_extra(c) ? 0 : 1), pos);
+    const went *e = &w->stk[--w->n];
+    if (e->visible && w->n + 1 < initial) break;
+    const went *P = &w->stk[w->n - 1];
+    uint32_t ci = e->child_index + 1;
+    if (ci >= P->count) continue;
+    Length pos = length_add(length_add(e->position, ts_subtree_size(*e->subtree)),
+                            ts_subtree_padding(P->kids[ci]));
+    int r = w_scan(w, ci, e->structural_child_index + (e->extra ? 0 : 1), pos);
     if (r == 2) return 1;
     if (r == 1) { w_first_child(w); return 1; }
     if (w->oom) return 0;
@@ -309,17 +328,17 @@ static int w_parent (ag_scope_walker *w) {
   return 0;
 }
 
-static TSNode w_node (const ag_scope_walker *w) {
+static inline TSNode w_node (const ag_scope_walker *w) {
   const went *e = &w->stk[w->n - 1];
-  TSSymbol al = ts_subtree_extra(*e->subtree) ? 0 : e->alias;
+  TSSymbol al = e->extra ? 0 : e->alias;
   return (TSNode){{e->position.bytes, e->position.extent.row, e->position.extent.column, al},
                   e->subtree, w->tree};
 }
 
 /* The public symbol of the current node (ts_node_symbol). */
-static TSSymbol w_symbol (const ag_scope_walker *w) {
+static inline TSSymbol w_symbol (const ag_scope_walker *w) {
   const went *e = &w->stk[w->n - 1];
-  TSSymbol sym = ts_subtree_extra(*e->subtree) ? 0 : e->alias;
+  TSSymbol sym = e->extra ? 0 : e->alias;
   if (sym == 0) sym = ts_subtree_symbol(*e->subtree);
   return sym == ts_builtin_sym_error ? sym : w->lang->public_symbol_map[sym];
 }
@@ -328,7 +347,7 @@ TSFieldId ag_scope_walker_field (const ag_scope_walker *w) {
   for (uint32_t i = w->n - 1; i > 0; i--) {
     const went *e = &w->stk[i], *p = &w->stk[i - 1];
     if (i != w->n - 1 && e->visible) break;
-    if (ts_subtree_extra(*e->subtree)) break;
+    if (e->extra) break;
     const TSFieldMapEntry *map, *end;
     ts_language_field_map(w->lang, p->subtree->ptr->production_id, &map, &end);
     for (; map < end; map++)
