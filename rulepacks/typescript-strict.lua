@@ -37,9 +37,13 @@ end
 -- are translated to Lua patterns: anchors, `.`, classes `[...]`, `\d \w \s` and escaped characters,
 -- the quantifiers `* + ?`, and top-level alternation `a|b`. Anything else (groups, `{n,m}`,
 -- lookaround) is refused with an error naming the option, rather than matched wrongly.
+local regex_memo = {}  -- source -> matcher (the options are the same for every file)
+
 local function js_regex(src, optname)
   if src == nil or src == false or src == '' then return nil end
   if type(src) ~= 'string' then error(('option %s: string expected'):format(optname), 0) end
+  local memo = regex_memo[src]
+  if memo then return memo end
   local alts = {}
   for alt in (src .. '|'):gmatch('(.-)|') do
     local out, i, n = {}, 1, #alt
@@ -81,12 +85,14 @@ local function js_regex(src, optname)
     end
     alts[#alts + 1] = table.concat(out)
   end
-  return function(s)
+  local function matcher(s)
     for _, p in ipairs(alts) do
       if s:find(p) then return true end
     end
     return false
   end
+  regex_memo[src] = matcher
+  return matcher
 end
 
 --}======================================================================
