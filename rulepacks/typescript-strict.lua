@@ -468,7 +468,7 @@ local function explicit_function_return_type(ctx, match)
   local fn = match.captures.fn
   local t = fn:type()
   if not fn:child_by_field('body') then return nil end           -- overloads, declare, abstract
-  if fn:child_by_field('return_type') then return nil end         -- valid on every path below
+  -- a function with a return type is valid on every path below: the query (!return_type) leaves it out
   local o = ctx.options or {}
   local declaration = t == 'function_declaration' or t == 'generator_function_declaration'
   if not declaration and o.allowConciseArrowFunctionExpressionsStartingWithVoid and t == 'arrow_function' then
@@ -481,10 +481,9 @@ local function explicit_function_return_type(ctx, match)
   local parent, from, grand, typed_ancestor, hof = ctx.scope():context(fn)
   if not parent then parent, from = up(fn) end
   if allowed_function(fn, o, parent, from) then return nil end
-  if declaration then
-    if o.allowTypedFunctionExpressions and fn:child_by_field('return_type') then return nil end
-  elseif o.allowTypedFunctionExpressions and
-         (valid_expression(fn, o, parent, from, grand) or ancestor_has_return_type(fn, parent, typed_ancestor)) then
+  -- a declaration has no typed context
+  if not declaration and o.allowTypedFunctionExpressions and
+     (valid_expression(fn, o, parent, from, grand) or ancestor_has_return_type(fn, parent, typed_ancestor)) then
     return nil
   end
   if is_constructor_or_setter(fn, parent) then return nil end

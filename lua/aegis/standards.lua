@@ -1102,8 +1102,13 @@ function Engine:check(src, opts)
         -- Built-in rules are ours and tested: no count hook (in Lua 5.4 any
         -- count hook slows every instruction about twice), memory cap only.
         local counted = budget.builtin or not r.builtin
+        local at_src = r._at_source
+        if not at_src then
+          at_src = '@' .. r.source
+          r._at_source = at_src
+        end
         local ok, kind, msg = sbcore.call(counted and budget.instructions or 0, counted and budget.seconds or 0,
-          budget.memory, '@' .. r.source, run_rule, file, r, per[r], ctx, out)
+          budget.memory, at_src, run_rule, file, r, per[r], ctx, out)
         if not ok then
           if type(msg) == 'table' then msg = tostring(msg) end
           problems[#problems + 1] = { kind = 'rule', rule = r.id, path = p, code = kind,
