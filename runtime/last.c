@@ -1034,6 +1034,24 @@ enum { P_EQ, P_MATCH, P_ANYOF };
 
 /* One predicate: `cap` compared with a string, another capture, a regex or
 ** a list of strings (steps[0..nsteps) of the query, valid while it lives). */
+/* A #match? regex of a simple form, matched here instead of by regexec:
+** optional `^`, then atoms, optional `$`; an atom is a literal ASCII
+** character, a bracket of literal letters, digits or `_` (`[oO]`), or a
+** group of literal alternatives (`(aegis|eslint)`), none followed by a
+** quantifier.  For these POSIX ERE (the C locale, REG_NOSUB) has one
+** reading, so the answer is regexec's. */
+#define SRE_ATOMS 16
+typedef struct sre_atom {
+  uint8_t set[32];                /* single characters: a bitset */
+  const char *alts;               /* a group: its alternatives, '|'-separated (NULL: a set) */
+  uint32_t altslen;
+} sre_atom;
+typedef struct sre {
+  int ok, bol, eol; uint32_t n;
+  uint8_t first[32];              /* the characters a match can start with (n > 0) */
+  sre_atom a[SRE_ATOMS];
+} sre;
+
 typedef struct qpred {
   int kind, neg;
   uint32_t cap;
@@ -1042,6 +1060,7 @@ typedef struct qpred {
   int re;                         /* index into LQuery.res (match only) */
   const char *lit;                /* match only: the regex when it is a plain ASCII literal */
   uint32_t litlen;
+  sre sre;                        /* match only: the regex when it has the simple form */
   const TSQueryPredicateStep *steps;
   uint32_t nsteps;
 } qpred;
@@ -1109,6 +1128,83 @@ static const char *QERR[] = {"none", "syntax error", "invalid node type",
 
 /* Reads the predicates of every pattern into p->preds; on a malformed or
 ** unknown predicate writes a message to err and returns 0. */
+static int sre_meta (char c) {
+  return strchr(".[]()*+?{}|^$\\", c) != NULL || (unsigned char)c >= 0x80 || c == '\0';
+}
+
+/* Reads regex re (len bytes) into r when it has the simple form (r->ok). */
+static void sre_compile (sre *r, const char *re, uint32_t len) {
+  memset(r, 0, sizeof *r);
+  uint32_t i = 0;
+  if (i < len && re[i] == '^') { r->bol = 1; i++; }
+  while (i < len) {
+    char c = re[i];
+    if (c == '$' && i == len - 1) { r->eol = 1; i++; break; }
+    if (r->n >= SRE_ATOMS) return;
+    sre_atom *a = &r->a[r->n];
+    if (c == '[') {
+      uint32_t j = i + 1;
+      for (; j < len && re[j] != ']'; j++) {
+        unsigned char b = (unsigned char)re[j];
+        if (!((b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9') || b == '_')) return;
+        a->set[b >> 3] |= (uint8_t)(1u << (b & 7));
+      }
+      if (j >= len || j == i + 1) return;
+      i = j + 1;
+    }
+    else if (c == '(') {
+      uint32_t j = i + 1;
+      for (; j < len && re[j] != ')'; j++) {
+        if (re[j] == '|') {
+          if (re[j - 1] == '|' || re[j - 1] == '(') return;     /* an empty alternative */
+        }
+        else if (sre_meta(re[j])) return;
+      }
+      if (j >= len || j == i + 1 || re[j - 1] == '|') return;
+      a->alts = re + i + 1;
+      a->altslen = j - i - 1;
+      i = j + 1;
+    }
+    else if (sre_meta(c)) return;
+    else {
+      unsigned char b = (unsigned char)c;
+      a->set[b >> 3] |= (uint8_t)(1u << (b & 7));
+      i++;
+    }
+    if (i < len && (re[i] == '*' || re[i] == '+' || re[i] == '?' || re[i] == '{')) return;
+    r->n++;
+  }
+  r->ok = i == len;
+  if (r->n > 0 && r->a[0].alts == NULL) memcpy(r->first, r->a[0].set, sizeof r->first);
+  else if (r->n > 0) {
+    const char *q = r->a[0].alts, *z = q + r->a[0].altslen;
+    for (int at = 1; q < z; q++) {
+      if (at) r->first[(unsigned char)*q >> 3] |= (uint8_t)(1u << ((unsigned char)*q & 7));
+      at = *q == '|';
+    }
+  }
+}
+
+/* Whether atoms k.. of r match at s (text ends at e). */
+static int sre_at (const sre *r, uint32_t k, const char *s, const char *e) {
+  if (k == r->n) return !r->eol || s == e;
+  const sre_atom *a = &r->a[k];
+  if (a->alts == NULL) {
+    if (s >= e) return 0;
+    unsigned char b = (unsigned char)*s;
+    return (a->set[b >> 3] >> (b & 7) & 1) && sre_at(r, k + 1, s + 1, e);
+  }
+  const char *p = a->alts, *z = a->alts + a->altslen;
+  for (;;) {
+    const char *q = memchr(p, '|', (size_t)(z - p));
+    if (q == NULL) q = z;
+    size_t l = (size_t)(q - p);
+    if ((size_t)(e - s) >= l && memcmp(s, p, l) == 0 && sre_at(r, k + 1, s + l, e)) return 1;
+    if (q == z) return 0;
+    p = q + 1;
+  }
+}
+
 static int compile_preds (LQuery *p, char *err, size_t errlen) {
   uint32_t np = ts_query_pattern_count(p->q), total = 0, nsteps;
   for (uint32_t i = 0; i < np; i++) {
@@ -1177,6 +1273,7 @@ static int compile_preds (LQuery *p, char *err, size_t errlen) {
           while (c < len && (unsigned char)re[c] < 0x80) c++;
           if (c == len) { q->lit = re; q->litlen = len; }
         }
+        if (q->lit == NULL) sre_compile(&q->sre, re, len);
       }
       else {
         for (uint32_t a = j + 2; a < e; a++) {
@@ -1280,6 +1377,19 @@ static int pred_node (LQuery *p, const LTree *t, const qpred *q, TSNode n,
     }
     return 0;
   }
+  if (q->kind == P_MATCH && q->sre.ok) {
+    uint32_t a = ts_node_start_byte(n), b = ts_node_end_byte(n);
+    if (b > t->len) b = (uint32_t)t->len;
+    if (a > b) a = b;
+    const char *s = t->src + a, *z = memchr(s, '\0', b - a), *e = z ? z : t->src + b;
+    const sre *r = &q->sre;
+    if (r->bol || r->n == 0) return r->bol ? sre_at(r, 0, s, e) : 1;   /* unanchored, no atoms: "$" */
+    for (; s < e; s++) {
+      unsigned char c = (unsigned char)*s;
+      if ((r->first[c >> 3] >> (c & 7) & 1) && sre_at(r, 0, s, e)) return 1;
+    }
+    return 0;
+  }
   if (q->kind == P_MATCH) {
     const char *s = cstr(p, t, n, &len);
     return s != NULL && regexec(&p->res[q->re], s, 0, NULL, 0) == 0;
@@ -1307,8 +1417,8 @@ static int match_ok (LQuery *p, const LTree *t, const TSQueryMatch *m) {
 
 /* Most rule queries are chains: every pattern one node, or a node with one
 ** child pattern (under a field or not), and so on, with captures and text
-** predicates.  Such a query is answered by one walk of the tree with a
-** TSTreeCursor and a stack of the visible ancestors: at each node, the
+** predicates.  Such a query is answered by one walk of the tree (the
+** walker of ag_scope.h) and a stack of the visible ancestors: at each node, the
 ** patterns whose last (deepest) step has its symbol are checked upwards
 ** against the stack.  That costs a fraction of a TSQueryCursor walk in
 ** tree-sitter 0.20 and gives the same matches in the same order (a match
@@ -1579,7 +1689,7 @@ typedef struct fwalk { LQuery *p; const LTree *t; } fwalk;
 
 /* Enters node n (symbol sym, at depth, cursor c on it): keeps the ancestor
 ** stack and records the matches that end at n.  0 without memory. */
-static int fast_enter (void *ud, TSNode n, TSSymbol sym, uint32_t depth, const TSTreeCursor *c) {
+static int fast_enter (void *ud, TSNode n, TSSymbol sym, uint32_t depth, const ag_scope_walker *c) {
   const fwalk *w = (const fwalk *)ud;
   LQuery *p = w->p;
   const fast *f = p->fast;
@@ -1589,7 +1699,7 @@ static int fast_enter (void *ud, TSNode n, TSSymbol sym, uint32_t depth, const T
   fframe *fr = &S->stk[depth];
   fr->node = n;
   fr->sym = sym;
-  fr->field = (sym < f->nsym && f->needfield[sym]) ? ts_tree_cursor_current_field_id(c) : 0;
+  fr->field = (sym < f->nsym && f->needfield[sym]) ? ag_scope_walker_field(c) : 0;
   if (sym >= f->nsym) return 1;
   for (uint32_t o = f->head[sym]; o < f->head[sym + 1]; o++) {
     const fpat *pt = &f->pats[f->order[o]];
@@ -1638,21 +1748,7 @@ static int fast_walk (LQuery *p, const LTree *t, ag_scope **sc) {
     char err[AG_ERRLEN];
     return ag_scope_build_visit(ts_tree_root_node(t->t), t->src, t->len, t->tsx, fast_enter, &w, sc, err);
   }
-  TSTreeCursor c = ts_tree_cursor_new(ts_tree_root_node(t->t));
-  int ok = 1;
-  uint32_t depth = 0;
-  for (;;) {
-    TSNode n = ts_tree_cursor_current_node(&c);
-    if (!fast_enter(&w, n, ts_node_symbol(n), depth, &c)) { ok = 0; break; }
-    if (ts_tree_cursor_goto_first_child(&c)) { depth++; continue; }
-    while (!ts_tree_cursor_goto_next_sibling(&c)) {
-      if (!ts_tree_cursor_goto_parent(&c)) goto done;
-      depth--;
-    }
-  }
-done:
-  ts_tree_cursor_delete(&c);
-  return ok ? AG_OK : AG_ENOMEM;
+  return ag_scope_walk(ts_tree_root_node(t->t), fast_enter, &w);
 }
 
 /* The tree or node at arg 2: pushes the tree userdata, returns the node. */

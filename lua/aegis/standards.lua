@@ -929,8 +929,19 @@ local function run_rule(file, rule, matches, ctx, out)
   end
 end
 
--- The ctx a rule's check gets for one file.
+-- The ctx a rule's check gets for one file. A built-in rule (ours, tested
+-- not to keep its ctx past the check nor to write to what it reads) gets
+-- one ctx per engine, pointed at each file in turn: no table and closures
+-- per file and rule. Any other rule gets a fresh ctx per file.
 function Engine:_ctx(file, rule, out)
+  local st = rule.builtin and rule._ctxst
+  if st then
+    st.file, st.out = file, out
+    local ctx = st.ctx
+    ctx.path, ctx.lang, ctx.source, ctx.tree, ctx.root = file.path, file.lang, file.source, file.tree, file.root
+    return ctx
+  end
+  st = { file = file, out = out }
   local cfg = self.config
   -- ctx.config is copied on first read (the theme's token lists can be long)
   -- a built-in rule (ours, tested not to write to them) shares the engine's
@@ -958,7 +969,8 @@ function Engine:_ctx(file, rule, out)
     if type(spec) ~= 'table' then error('ctx.report: table expected', 2) end
     local msg = rawget(spec, 'message')
     if msg ~= nil and type(msg) ~= 'string' then error('ctx.report: message must be a string', 2) end
-    out[#out + 1] = make_finding(file, rule, {
+    local o = st.out
+    o[#o + 1] = make_finding(st.file, rule, {
       node = rawget(spec, 'node'), start_byte = rawget(spec, 'start_byte'), end_byte = rawget(spec, 'end_byte'),
       line = rawget(spec, 'line'), col = rawget(spec, 'col'), end_line = rawget(spec, 'end_line'),
       end_col = rawget(spec, 'end_col'), path = rawget(spec, 'path'),
@@ -967,14 +979,15 @@ function Engine:_ctx(file, rule, out)
   function ctx.text(node) return node:text() end
   local engine = self
   function ctx.scope()
-    if file.scope == nil then
-      local t = file.tree
+    local f = st.file
+    if f.scope == nil then
+      local t = f.tree
       if t.scope == nil then
         error('standards: ctx.scope() needs tree:scope() (the scope analysis of aegis.ast), missing in this build', 2)
       end
       engine.wants_scope = true
       local t0 = engine.timings and os.clock()
-      file.scope = t:scope()
+      f.scope = t:scope()
       if t0 then
         -- counted apart: the rule that asks first would otherwise pay for all
         local tm = engine.timings
@@ -983,15 +996,23 @@ function Engine:_ctx(file, rule, out)
         tm[rule.id] = (tm[rule.id] or 0) - dt
       end
     end
-    return file.scope
+    return f.scope
   end
   function ctx.tsconfig()
-    if file.tsconfig == nil then file.tsconfig = engine:_tsconfig(dirname(file.path)) or false end
-    return file.tsconfig and copy_plain(file.tsconfig) or nil
+    local f = st.file
+    if f.tsconfig == nil then f.tsconfig = engine:_tsconfig(dirname(f.path)) or false end
+    -- a built-in rule (tested not to write to it) shares the engine's copy
+    if rule.builtin then return f.tsconfig or nil end
+    return f.tsconfig and copy_plain(f.tsconfig) or nil
   end
   function ctx.artifact()
-    if file.artifact == nil then file.artifact = engine:_artifact(file.source) or false end
-    return file.artifact and copy_plain(file.artifact) or nil
+    local f = st.file
+    if f.artifact == nil then f.artifact = engine:_artifact(f.source) or false end
+    return f.artifact and copy_plain(f.artifact) or nil
+  end
+  if rule.builtin then
+    st.ctx = ctx
+    rule._ctxst = st
   end
   return ctx
 end
@@ -1085,13 +1106,17 @@ function Engine:check(src, opts)
         -- Built-in rules are ours and tested: no count hook (in Lua 5.4 any
         -- count hook slows every instruction about twice); their time is
         -- kept by a timer that installs the hook only at the deadline.
+        local at_src = r._at_source
+        if not at_src then
+          at_src = '@' .. r.source
+          r._at_source = at_src
+        end
         local ok, kind, msg
         if budget.builtin or not r.builtin then
-          ok, kind, msg = sbcore.call(budget.instructions, budget.seconds, budget.memory, '@' .. r.source,
+          ok, kind, msg = sbcore.call(budget.instructions, budget.seconds, budget.memory, at_src,
             run_rule, file, r, per[r], ctx, out)
         else
-          ok, kind, msg = sbcore.timed(budget.seconds, budget.memory, '@' .. r.source,
-            run_rule, file, r, per[r], ctx, out)
+          ok, kind, msg = sbcore.timed(budget.seconds, budget.memory, at_src, run_rule, file, r, per[r], ctx, out)
         end
         if not ok then
           if type(msg) == 'table' then msg = tostring(msg) end
