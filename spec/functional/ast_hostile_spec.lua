@@ -27,7 +27,7 @@ local ENFORCE_CPU_S = 10.0
 local ENFORCE_WALL_S = 20
 -- Under a sanitizer (make test-asan) RSS and CPU figures mean nothing:
 -- only the outcome (no crash, a clean result) is checked, with more time.
-local SANITIZED = (os.getenv('ASAN_OPTIONS') or '') ~= ''
+local SANITIZED = h.instrumented
 if SANITIZED then ENFORCE_WALL_S = 45 end
 
 -- Known failures, each a defect outside this spec with what fixes it. A

@@ -289,12 +289,12 @@ describe('aegis.ast', function()
 
     it('parses a file of 1 MB within the default budget', function()
       local src = string.rep('const v = f(1, "two", [3]);\n', 38000)
-      -- ~0.1 s in a normal build; a sanitizer build on a loaded machine can
-      -- pass the 2 s default (seen: make test-asan at load 6), so there the
-      -- deadline is widened and only the size and memory budgets are the
-      -- defaults
-      local sanitized = (os.getenv('ASAN_OPTIONS') or '') ~= ''
-      local t = assert(ast.parse(src, sanitized and { budget = { ms = 60000 } } or nil))
+      -- ~0.1 s in a normal build; under ASan or valgrind on a loaded machine
+      -- it can pass the 2 s default (seen: make test-asan at load 6), so
+      -- there the deadline is widened and only the size and memory budgets
+      -- are the defaults
+      local instrumented = require('spec.helpers').instrumented
+      local t = assert(ast.parse(src, instrumented and { budget = { ms = 60000 } } or nil))
       assert.equal(38000, t:root():named_child_count())
       assert.is_false(t:root():has_error())
       t:close()
