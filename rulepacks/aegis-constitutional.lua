@@ -34,13 +34,14 @@ local function placeholder(body)
   return body:gsub('[' .. first:gsub('%p', '%%%0') .. ']', '') == ''
 end
 
--- Every key-shaped token in `text`: {start (1-based), stop, name}.
-local function find_keys(text)
+-- Every key-shaped token in `text`: {start (1-based), stop, name}; `prev`:
+-- the character before `text` in the source, when `text` is a fragment.
+local function find_keys(text, prev)
   local hits, taken = {}, {}
   for _, k in ipairs(KEYS) do
     local pat = '()' .. k.prefix .. '(' .. k.set .. '+)()'
     for s, body, e in text:gmatch(pat) do
-      local before = s > 1 and text:sub(s - 1, s - 1) or ''
+      local before = s > 1 and text:sub(s - 1, s - 1) or prev or ''
       local n = #body
       if not taken[s] and not before:find('[%w_]') and n >= k.min and (k.max == nil or n == k.max)
           and not placeholder(body) then
@@ -71,17 +72,26 @@ return {
       severity = 'error',
       description = 'Provider API keys must not appear in code; read them from the environment',
       -- the regex (POSIX, evaluated in C) keeps only literals holding a key
-      -- prefix, so Lua sees a handful of candidates, not every string
+      -- prefix, so Lua sees a handful of candidates, not every string. The
+      -- fragments of string and template literals (a key cannot span an
+      -- escape or `${`), not whole literals: the text of nested templates
+      -- holds each other's, so matching whole ones costs time quadratic in
+      -- the nesting (and a pattern with a child keeps a query cursor state
+      -- per open template).
       query = ([[
-        ((string) @s (#match? @s "PREFIXES"))
-        ((template_string) @s (#match? @s "PREFIXES"))
+        ((string_fragment) @s (#match? @s "PREFIXES"))
         ((comment) @s (#match? @s "PREFIXES"))
       ]]):gsub('PREFIXES', 'sk-|AKIA|ASIA|gh[pousr]_|github_pat_|AIza|xox[abprs]-|[rs]k_live_|hf_|gsk_|xai-'),
       check = function(ctx, m)
         local node = m.captures.s
         local text = ctx.text(node)
         local base = node:range().start_byte
-        for _, hit in ipairs(find_keys(text)) do
+        local prev
+        if node:type() == 'string_fragment' then
+          if node:parent():type() == 'template_literal_type' then return nil end -- a type, not a value
+          prev = ctx.source:sub(base, base)
+        end
+        for _, hit in ipairs(find_keys(text, prev)) do
           ctx.report({
             start_byte = base + hit[1] - 1, end_byte = base + hit[2],
             message = ('Possible %s in %s; read secrets from the environment'):format(hit[3],

@@ -37,9 +37,13 @@ end
 -- are translated to Lua patterns: anchors, `.`, classes `[...]`, `\d \w \s` and escaped characters,
 -- the quantifiers `* + ?`, and top-level alternation `a|b`. Anything else (groups, `{n,m}`,
 -- lookaround) is refused with an error naming the option, rather than matched wrongly.
+local regex_memo = {}  -- source -> matcher (the options are the same for every file)
+
 local function js_regex(src, optname)
   if src == nil or src == false or src == '' then return nil end
   if type(src) ~= 'string' then error(('option %s: string expected'):format(optname), 0) end
+  local memo = regex_memo[src]
+  if memo then return memo end
   local alts = {}
   for alt in (src .. '|'):gmatch('(.-)|') do
     local out, i, n = {}, 1, #alt
@@ -81,12 +85,14 @@ local function js_regex(src, optname)
     end
     alts[#alts + 1] = table.concat(out)
   end
-  return function(s)
+  local function matcher(s)
     for _, p in ipairs(alts) do
       if s:find(p) then return true end
     end
     return false
   end
+  regex_memo[src] = matcher
+  return matcher
 end
 
 --}======================================================================
@@ -462,7 +468,7 @@ local function explicit_function_return_type(ctx, match)
   local fn = match.captures.fn
   local t = fn:type()
   if not fn:child_by_field('body') then return nil end           -- overloads, declare, abstract
-  if fn:child_by_field('return_type') then return nil end         -- valid on every path below
+  -- a function with a return type is valid on every path below: the query (!return_type) leaves it out
   local o = ctx.options or {}
   local declaration = t == 'function_declaration' or t == 'generator_function_declaration'
   if not declaration and o.allowConciseArrowFunctionExpressionsStartingWithVoid and t == 'arrow_function' then
@@ -475,10 +481,9 @@ local function explicit_function_return_type(ctx, match)
   local parent, from, grand, typed_ancestor, hof = ctx.scope():context(fn)
   if not parent then parent, from = up(fn) end
   if allowed_function(fn, o, parent, from) then return nil end
-  if declaration then
-    if o.allowTypedFunctionExpressions and fn:child_by_field('return_type') then return nil end
-  elseif o.allowTypedFunctionExpressions and
-         (valid_expression(fn, o, parent, from, grand) or ancestor_has_return_type(fn, parent, typed_ancestor)) then
+  -- a declaration has no typed context
+  if not declaration and o.allowTypedFunctionExpressions and
+     (valid_expression(fn, o, parent, from, grand) or ancestor_has_return_type(fn, parent, typed_ancestor)) then
     return nil
   end
   if is_constructor_or_setter(fn, parent) then return nil end

@@ -2,8 +2,9 @@
 ** ag_scope.c: scope analysis over a tree-sitter TypeScript/TSX tree (see
 ** ag_scope.h for the model).
 **
-** One preorder walk with a TSTreeCursor and a heap stack of frames, one per
-** ancestor, collects scopes, declarations and references.  A frame carries
+** One preorder walk (our own walker over tree-sitter's subtrees, below)
+** and a heap stack of frames, one per ancestor, collects scopes,
+** declarations and references.  A frame carries
 ** the "mode" of its position (expression, type, binding pattern, assignment
 ** target, ...) that decides what an identifier there means; a child's mode
 ** is a function of its parent's frame, its field and its own symbol
@@ -20,6 +21,22 @@
 #include <string.h>
 
 #include "ag_scope.h"
+
+/* The walker below reads tree-sitter's own Subtree representation through
+** its internal headers (the runtime is compiled from the same npm source,
+** tools/tsruntime.sh, so they match it), reached from the public include
+** directory.  Only this file does; only the walker section uses them. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wshadow"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wmissing-prototypes"
+#pragma GCC diagnostic ignored "-Wstrict-prototypes"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#include <tree_sitter/../../src/subtree.h>
+#include <tree_sitter/../../src/language.h>
+#include <tree_sitter/../../src/tree.h>
+#pragma GCC diagnostic pop
 
 const TSLanguage *tree_sitter_typescript(void);
 const TSLanguage *tree_sitter_tsx(void);
@@ -176,6 +193,187 @@ static int is_signature_sym (uint16_t s) {
 
 static int is_type_start (uint16_t s) {
   return s >= S_TYPE_ANNOTATION && s <= S_DEFAULT_TYPE;
+}
+
+/* ------------------------------------------------------------ walker */
+
+/* A preorder walk of the visible nodes, the same nodes in the same order as
+** a TSTreeCursor stepping goto_first_child / goto_next_sibling /
+** goto_parent, with the same TSNode values and field ids, without the
+** cursor's per-step costs (each sibling step rebuilds a child iterator,
+** looks up the parent's alias sequence again and counts descendants; a
+** field id search walks up the stack).  The stack holds one entry per
+** ancestor, hidden ones included, as TreeCursor's does (tree_cursor.c);
+** the logic mirrors ts_tree_cursor_goto_first_child_internal,
+** ts_tree_cursor_goto_sibling_internal, ts_tree_cursor_goto_parent,
+** ts_tree_cursor_current_node and ts_tree_cursor_current_field_id. */
+typedef struct went {
+  const Subtree *subtree;       /* in its parent's children array (the TSNode id) */
+  Length position;
+  uint32_t child_index, structural_child_index;
+  TSSymbol alias;               /* from the parent's alias sequence (0: none, or extra) */
+  uint8_t visible, extra;
+  /* its children, as a parent: set when the walk first looks at them */
+  const Subtree *kids;
+  const TSSymbol *aseq;
+  uint32_t count;
+} went;
+
+struct ag_scope_walker {
+  const TSTree *tree;
+  const TSLanguage *lang;
+  went *stk; uint32_t n, cap;
+  int oom;
+};
+
+static int w_grow (ag_scope_walker *w) {
+  uint32_t c = w->cap ? w->cap * 2 : 64;
+  went *q = c > w->cap ? (went *)realloc(w->stk, (size_t)c * sizeof *q) : NULL;
+  if (q == NULL) { w->oom = 1; return 0; }
+  w->stk = q;
+  w->cap = c;
+  return 1;
+}
+
+static int w_init (ag_scope_walker *w, TSNode root) {
+  memset(w, 0, sizeof *w);
+  w->tree = root.tree;
+  w->lang = root.tree->language;
+  if (!w_grow(w)) return 0;
+  went *e = &w->stk[w->n++];
+  memset(e, 0, sizeof *e);
+  e->subtree = (const Subtree *)root.id;
+  e->position = (Length){root.context[0], {root.context[1], root.context[2]}};
+  e->alias = (TSSymbol)root.context[3];
+  e->visible = 1;
+  e->extra = ts_subtree_extra(*e->subtree);
+  return 1;
+}
+
+static void w_free (ag_scope_walker *w) {
+  free(w->stk);
+  w->stk = NULL;
+  w->n = w->cap = 0;
+}
+
+/* Scans the children of the top entry P from child index ci (structural
+** index si, position pos of that child): pushes the first visible child, or
+** the first hidden one with visible descendants.  Returns 2 visible, 1
+** hidden, 0 none (or out of memory: w->oom). */
+static int w_scan (ag_scope_walker *w, uint32_t ci, uint32_t si, Length pos) {
+  went *P = &w->stk[w->n - 1];
+  const Subtree *kids = P->kids;
+  const TSSymbol *aseq = P->aseq;
+  uint32_t count = P->count;
+  for (; ci < count; ci++) {
+    Subtree c = kids[ci];
+    int extra = ts_subtree_extra(c);
+    TSSymbol al = (!extra && aseq) ? aseq[si] : 0;
+    int vis = ts_subtree_visible(c) || al != 0;
+    if (vis || ts_subtree_visible_child_count(c) > 0) {
+      if (w->n == w->cap && !w_grow(w)) return 0;
+      went *e = &w->stk[w->n++];
+      e->subtree = &kids[ci];
+      e->position = pos;
+      e->child_index = ci;
+      e->structural_child_index = si;
+      e->alias = al;
+      e->visible = (uint8_t)vis;
+      e->extra = (uint8_t)extra;
+      e->kids = NULL;
+      return vis ? 2 : 1;
+    }
+    if (!extra) si++;
+    pos = length_add(pos, ts_subtree_size(c));
+    if (ci + 1 < count) pos = length_add(pos, ts_subtree_padding(kids[ci + 1]));
+  }
+  return 0;
+}
+
+static int w_first_child (ag_scope_walker *w) {
+  for (;;) {
+    went *P = &w->stk[w->n - 1];
+    Subtree t = *P->subtree;
+    if (t.data.is_inline || t.ptr->child_count == 0) return 0;
+    P->count = t.ptr->child_count;
+    P->kids = ts_subtree_children(t);
+    P->aseq = ts_language_alias_sequence(w->lang, t.ptr->production_id);
+    int r = w_scan(w, 0, 0, P->position);
+    if (r != 1) return r == 2;
+  }
+}
+
+static int w_next_sibling (ag_scope_walker *w) {
+  uint32_t initial = w->n;
+  while (w->n > 1) {
+    const went *e = &w->stk[--w->n];
+    if (e->visible && w->n + 1 < initial) break;
+    const went *P = &w->stk[w->n - 1];
+    uint32_t ci = e->child_index + 1;
+    if (ci >= P->count) continue;
+    Length pos = length_add(length_add(e->position, ts_subtree_size(*e->subtree)),
+                            ts_subtree_padding(P->kids[ci]));
+    int r = w_scan(w, ci, e->structural_child_index + (e->extra ? 0 : 1), pos);
+    if (r == 2) return 1;
+    if (r == 1) { w_first_child(w); return 1; }
+    if (w->oom) return 0;
+  }
+  w->n = initial;
+  return 0;
+}
+
+static int w_parent (ag_scope_walker *w) {
+  for (uint32_t i = w->n - 1; i-- > 0;)
+    if (i == 0 || w->stk[i].visible) { w->n = i + 1; return 1; }
+  return 0;
+}
+
+static inline TSNode w_node (const ag_scope_walker *w) {
+  const went *e = &w->stk[w->n - 1];
+  TSSymbol al = e->extra ? 0 : e->alias;
+  return (TSNode){{e->position.bytes, e->position.extent.row, e->position.extent.column, al},
+                  e->subtree, w->tree};
+}
+
+/* The public symbol of the current node (ts_node_symbol). */
+static inline TSSymbol w_symbol (const ag_scope_walker *w) {
+  const went *e = &w->stk[w->n - 1];
+  TSSymbol sym = e->extra ? 0 : e->alias;
+  if (sym == 0) sym = ts_subtree_symbol(*e->subtree);
+  return sym == ts_builtin_sym_error ? sym : w->lang->public_symbol_map[sym];
+}
+
+TSFieldId ag_scope_walker_field (const ag_scope_walker *w) {
+  for (uint32_t i = w->n - 1; i > 0; i--) {
+    const went *e = &w->stk[i], *p = &w->stk[i - 1];
+    if (i != w->n - 1 && e->visible) break;
+    if (e->extra) break;
+    const TSFieldMapEntry *map, *end;
+    ts_language_field_map(w->lang, p->subtree->ptr->production_id, &map, &end);
+    for (; map < end; map++)
+      if (!map->inherited && map->child_index == e->structural_child_index) return map->field_id;
+  }
+  return 0;
+}
+
+int ag_scope_walk (TSNode root, ag_scope_visit visit, void *ud) {
+  ag_scope_walker w;
+  if (!w_init(&w, root)) return AG_ENOMEM;
+  uint32_t depth = 0;
+  int ok = 1;
+  for (;;) {
+    if (!visit(ud, w_node(&w), w_symbol(&w), depth, &w)) { ok = 0; break; }
+    if (w_first_child(&w)) { depth++; continue; }
+    if (w.oom) { ok = 0; break; }
+    while (!w_next_sibling(&w)) {
+      if (w.oom || !w_parent(&w)) goto done;
+      depth--;
+    }
+  }
+done:
+  if (w.oom) ok = 0;
+  w_free(&w);
+  return ok ? AG_OK : AG_ENOMEM;
 }
 
 /* ------------------------------------------------------------- storage */
@@ -1123,12 +1321,13 @@ static int needs_field (uint16_t sym) {
   }
 }
 
-static int push_frame (ag_scope *s, TSNode n, const TSTreeCursor *c) {
+static int push_frame (ag_scope *s, const ag_scope_walker *c) {
   if (!grow((void **)&s->fr, &s->capfr, s->nfr + 1, sizeof *s->fr)) { s->oom = 1; return 0; }
   uint32_t d = s->nfr++;
   frame *F = &s->fr[d];
+  TSNode n = w_node(c);
   F->node = n;
-  TSSymbol gs = ts_node_symbol(n);
+  TSSymbol gs = w_symbol(c);
   if (s->visit && !s->visit(s->vud, n, gs, d, c)) { s->oom = 1; s->nfr--; return 0; }
   F->sym = symof_sym(s->m, n, gs);
   F->field = F_OTHER;
@@ -1147,7 +1346,7 @@ static int push_frame (ag_scope *s, TSNode n, const TSTreeCursor *c) {
   else {
     frame *P = &s->fr[d - 1];
     if (needs_field(P->sym)) {
-      TSFieldId fid = ts_tree_cursor_current_field_id(c);
+      TSFieldId fid = ag_scope_walker_field(c);
       F->field = fid < 256 ? s->m->field[fid] : F_OTHER;
     }
     F->scope = F->oscope = P->scope;
@@ -1187,42 +1386,47 @@ static void pop_frame (ag_scope *s) {
   if (F->flags & FF_REENTER) event(s, EV_ENTER, s->fr[s->nfr - 1].scope);
 }
 
-/* The descendants of the node under the cursor (one the analysis does not
-** enter), for the visitor only; the cursor ends where it started. */
-static void visit_below (ag_scope *s, TSTreeCursor *c, uint32_t d) {
-  if (ts_node_child_count(s->fr[d].node) == 0 || !ts_tree_cursor_goto_first_child(c)) return;
+/* The descendants of the node under the walker (one the analysis does not
+** enter), for the visitor only; the walker ends where it started. */
+static void visit_below (ag_scope *s, ag_scope_walker *c, uint32_t d) {
+  if (ts_node_child_count(s->fr[d].node) == 0 || !w_first_child(c)) return;
   uint32_t depth = d + 1;
   for (;;) {
-    TSNode n = ts_tree_cursor_current_node(c);
-    if (!s->oom && !s->visit(s->vud, n, ts_node_symbol(n), depth, c)) s->oom = 1;
-    if (ts_tree_cursor_goto_first_child(c)) { depth++; continue; }
-    while (!ts_tree_cursor_goto_next_sibling(c)) {
-      ts_tree_cursor_goto_parent(c);
+    if (!s->oom && !s->visit(s->vud, w_node(c), w_symbol(c), depth, c)) s->oom = 1;
+    if (w_first_child(c)) { depth++; continue; }
+    if (c->oom) { s->oom = 1; return; }
+    while (!w_next_sibling(c)) {
+      if (c->oom) { s->oom = 1; return; }
+      w_parent(c);
       if (--depth == d) return;
     }
   }
 }
 
 static void walk (ag_scope *s, TSNode root) {
-  TSTreeCursor c = ts_tree_cursor_new(root);
-  push_frame(s, root, &c);
+  ag_scope_walker c;
+  if (!w_init(&c, root)) { s->oom = 1; w_free(&c); return; }
+  push_frame(s, &c);
   while (!s->oom) {
-    if (s->fr[s->nfr - 1].descend && ts_tree_cursor_goto_first_child(&c)) {
-      push_frame(s, ts_tree_cursor_current_node(&c), &c);
+    if (s->fr[s->nfr - 1].descend && w_first_child(&c)) {
+      push_frame(s, &c);
       continue;
     }
+    if (c.oom) { s->oom = 1; break; }
     if (s->visit && !s->fr[s->nfr - 1].descend) visit_below(s, &c, s->nfr - 1);
+    if (s->oom) break;
     for (;;) {
       pop_frame(s);
-      if (ts_tree_cursor_goto_next_sibling(&c)) {
-        push_frame(s, ts_tree_cursor_current_node(&c), &c);
+      if (w_next_sibling(&c)) {
+        push_frame(s, &c);
         break;
       }
-      if (!ts_tree_cursor_goto_parent(&c)) goto done;
+      if (c.oom) { s->oom = 1; goto done; }
+      if (!w_parent(&c)) goto done;
     }
   }
 done:
-  ts_tree_cursor_delete(&c);
+  w_free(&c);
 }
 
 /* ---------------------------------------------------------- resolution */

@@ -118,14 +118,29 @@ int ag_scope_build(TSNode root, const char *src, size_t len, int tsx, ag_scope *
                    char err[AG_ERRLEN]);
 void ag_scope_free(ag_scope *s);
 
-/* A visitor of the analysis's walk: called at every node of the tree, in
-** document order (the nodes the analysis itself skips, inside strings,
-** comments and other leaves, included), with the node, its public symbol,
-** its depth (the root is 0) and the walk's cursor on that node (borrowed,
-** for ts_tree_cursor_current_field_id).  Returns 0 when out of memory (the
-** build then fails).  So another pass over the tree (rule queries) shares
-** the one walk: tree-cursor stepping is most of the cost of a walk. */
-typedef int (*ag_scope_visit)(void *ud, TSNode n, TSSymbol sym, uint32_t depth, const TSTreeCursor *c);
+/* A walk of a tree's visible nodes in preorder: the nodes a TSTreeCursor
+** visits with goto_first_child / goto_next_sibling, with the same TSNode
+** values and field ids, at a fraction of its per-step cost (it reads
+** tree-sitter's subtrees directly; ag_scope.c).  Borrowed by visitors. */
+typedef struct ag_scope_walker ag_scope_walker;
+
+/* The field id of the walker's current node in its parent (as
+** ts_tree_cursor_current_field_id), 0 when none. */
+TSFieldId ag_scope_walker_field(const ag_scope_walker *w);
+
+/* A visitor of a walk: called at every node of the tree, in document order
+** (in the analysis's walk, the nodes the analysis itself skips, inside
+** strings, comments and other leaves, included), with the node, its public
+** symbol, its depth (the root is 0) and the walker on that node (borrowed,
+** for ag_scope_walker_field).  Returns 0 when out of memory (the walk then
+** fails).  So another pass over the tree (rule queries) shares the one
+** walk: stepping through the tree is most of the cost of a walk. */
+typedef int (*ag_scope_visit)(void *ud, TSNode n, TSSymbol sym, uint32_t depth, const ag_scope_walker *w);
+
+/* Walks root and the nodes under it (the walk never leaves it) calling
+** visit at every node.  AG_OK, or AG_ENOMEM (visit returned 0, or no memory
+** for the walker's stack). */
+int ag_scope_walk(TSNode root, ag_scope_visit visit, void *ud);
 
 /* ag_scope_build calling visit(ud, ...) at every node (visit may be NULL). */
 int ag_scope_build_visit(TSNode root, const char *src, size_t len, int tsx, ag_scope_visit visit,

@@ -12,8 +12,10 @@
 ** held across a call that can raise), compiled regexes and a text buffer.
 */
 #define _POSIX_C_SOURCE 200809L
+#include <malloc.h>
 #include <regex.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,9 +45,15 @@ static const TSLanguage *language (int tsx) {
 ** tree; the Lua table made from it is cached in user value 2. */
 /* lines: byte offsets where lines start (lines[0] = 0), nlines of them,
 ** made on first tree:position() and freed with the tree. */
+/* pm, pcost: node:parent()'s map (below), made once the parents asked for
+** cost more than walking the tree; pcost is what they cost until then. */
+struct pmap;
 typedef struct LTree {
   TSTree *t; const char *src; size_t len; int tsx; ag_scope *sc;
   uint32_t *lines; uint32_t nlines;
+  struct pmap *pm; uint64_t pcost;
+  TSTreeCursor cc; TSNode ccp; uint32_t cci; int ccnamed, ccok;  /* child_at's cursor (below) */
+  lua_Integer ms;   /* the parse's time budget, also that of each cursor query on the tree */
 } LTree;
 typedef struct LNode { TSNode n; } LNode;
 
@@ -87,7 +95,92 @@ static void pushtext (lua_State *L, const LTree *t, TSNode n) {
   lua_pushlstring(L, t->src + s, e - s);
 }
 
-/* parse(src, lang, timeout_ms, max_bytes, name) -> tree | nil, msg, code */
+/*
+** tree-sitter's memory.  ts_set_allocator is process-wide: these wrappers
+** count the bytes tree-sitter holds (malloc_usable_size: no header, so a
+** block tree-sitter hands out, such as ts_node_string's, may still be freed
+** by anyone).  While a parse with a memory budget runs, ts_limit is the
+** count it may reach; past it, ts_over is set and the parse's progress
+** callback (tree-sitter calls it every 100 operations) cancels the parse.
+** Allocations are never refused: tree-sitter aborts on NULL.  One process
+** runs one Lua state on one thread (a plain static is enough).
+*/
+static size_t ts_bytes, ts_peak, ts_limit;
+static int ts_over;
+
+static void ts_count (void *p) {
+  if (p == NULL) return;
+  ts_bytes += malloc_usable_size(p);
+  if (ts_bytes > ts_peak) ts_peak = ts_bytes;
+  if (ts_limit > 0 && ts_bytes > ts_limit) ts_over = 1;
+}
+
+static void ts_uncount (void *p) {
+  if (p == NULL) return;
+  size_t n = malloc_usable_size(p);
+  ts_bytes = n < ts_bytes ? ts_bytes - n : 0;
+}
+
+static void *ts_oom (size_t n) {
+  fprintf(stderr, "tree-sitter failed to allocate %zu bytes\n", n);
+  abort();
+}
+
+static void *ts_count_malloc (size_t n) {
+  void *p = malloc(n);
+  if (p == NULL && n > 0) return ts_oom(n);
+  ts_count(p);
+  return p;
+}
+
+static void *ts_count_calloc (size_t k, size_t n) {
+  void *p = calloc(k, n);
+  if (p == NULL && k > 0 && n > 0) return ts_oom(k * n);
+  ts_count(p);
+  return p;
+}
+
+static void *ts_count_realloc (void *p, size_t n) {
+  size_t old = p ? malloc_usable_size(p) : 0;
+  void *q = realloc(p, n);
+  if (q == NULL && n > 0) return ts_oom(n);
+  ts_bytes = old < ts_bytes ? ts_bytes - old : 0;
+  ts_count(q);
+  return q;
+}
+
+static void ts_count_free (void *p) {
+  ts_uncount(p);
+  free(p);
+}
+
+static bool parse_progress (TSParseState *st) {
+  (void)st;
+  return ts_over != 0;
+}
+
+typedef struct strin { const char *s; uint32_t len; } strin;
+
+static const char *strin_read (void *ud, uint32_t byte, TSPoint pt, uint32_t *n) {
+  const strin *in = (const strin *)ud;
+  (void)pt;
+  if (byte >= in->len) { *n = 0; return ""; }
+  *n = in->len - byte;
+  return in->s + byte;
+}
+
+/* memory() -> bytes tree-sitter holds now, the most it held at once since
+** the last call (which resets it to now) */
+static int ast_memory (lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)ts_bytes);
+  lua_pushinteger(L, (lua_Integer)ts_peak);
+  ts_peak = ts_bytes;
+  return 2;
+}
+
+/* parse(src, lang, timeout_ms, max_bytes, name, max_memory) -> tree | nil, msg, code
+** max_memory: bytes tree-sitter may hold on top of what it held before the
+** parse (0: no cap). */
 static int ast_parse (lua_State *L) {
   size_t len;
   const char *src = luaL_checklstring(L, 1, &len);
@@ -95,8 +188,10 @@ static int ast_parse (lua_State *L) {
   lua_Integer ms = luaL_optinteger(L, 3, 0);
   lua_Integer cap = luaL_optinteger(L, 4, 0);
   const char *name = luaL_optstring(L, 5, "<string>");
+  lua_Integer mem = luaL_optinteger(L, 6, 0);
   luaL_argcheck(L, ms >= 0, 3, "timeout must be non-negative");
   luaL_argcheck(L, cap >= 0, 4, "size limit must be non-negative");
+  luaL_argcheck(L, mem >= 0, 6, "memory limit must be non-negative");
   if ((cap > 0 && (lua_Unsigned)len > (lua_Unsigned)cap) || len > UINT32_MAX - 1) {
     luaL_pushfail(L);
     lua_pushfstring(L, "ast: parse '%s': too large (%I bytes, limit %I)", name,
@@ -109,6 +204,10 @@ static int ast_parse (lua_State *L) {
   p->sc = NULL;
   p->lines = NULL;
   p->nlines = 0;
+  p->pm = NULL;
+  p->pcost = 0;
+  p->ccok = 0;
+  p->ms = ms;
   p->src = src;
   p->len = len;
   p->tsx = tsx;
@@ -121,12 +220,139 @@ static int ast_parse (lua_State *L) {
     return agL_pushfail(L, AG_ENOMEM, "ast: parse '%s': cannot create a parser", name);
   }
   ts_parser_set_timeout_micros(parser, (uint64_t)ms * 1000u);
-  p->t = ts_parser_parse_string(parser, NULL, src, (uint32_t)len);
+  strin in = {src, (uint32_t)len};
+  TSInput input = {&in, strin_read, TSInputEncodingUTF8, NULL};
+  TSParseOptions po = {NULL, parse_progress};
+  ts_over = 0;
+  ts_limit = 0;
+  if (mem > 0) {
+    ts_limit = ts_bytes + (size_t)mem;
+    if (ts_limit < ts_bytes) ts_limit = SIZE_MAX;   /* overflow: no cap */
+  }
+  p->t = ts_parser_parse_with_options(parser, NULL, input, po);
+  int over = ts_over;
+  ts_limit = 0;
+  ts_over = 0;
   ts_parser_delete(parser);
+  if (p->t == NULL && over) {
+    char mib[32];
+    snprintf(mib, sizeof mib, "%.4g", (double)mem / (1024.0 * 1024.0));
+    luaL_pushfail(L);
+    lua_pushfstring(L, "ast: parse '%s': memory budget exceeded (%s MiB)", name, mib);
+    lua_pushliteral(L, "memory");
+    return 3;
+  }
   if (p->t == NULL)
     return agL_pushfail(L, AG_ETIMEOUT, "ast: parse '%s': timeout (%d ms)", name,
                         (int)(ms < 2000000000 ? ms : 2000000000));
   return 1;
+}
+
+/*
+** Parents.  ts_node_parent walks down from the root, scanning the children
+** of each ancestor for the one holding the node: cheap on real code, but
+** quadratic when rules ask for the parents of the 100,000 children of one
+** ERROR node, or of each level of 16,000 nested JSX elements.  So parents
+** are looked up that way while their cost stays low: each lookup adds the
+** child counts of the ancestors it scanned to the tree's pcost, and once
+** pcost passes the source length (a walk of the tree visits fewer nodes
+** than it has bytes), one cursor walk records every node's parent in a
+** hash map by node id, and lookups read it.  The total is then linear in
+** the tree whatever the rules ask.  Without memory for the map, lookups
+** keep the slow way.
+*/
+/* id -> index of its parent in par (the nodes with children, in the order
+** the walk entered them): 16 bytes a node, and 32 per node with children */
+typedef struct pent { const void *id; uint32_t p; } pent;
+typedef struct pmap { pent *e; size_t cap; TSNode *par; size_t npar, parcap; } pmap;   /* cap: a power of 2 */
+
+static void pmap_free (pmap *m) {
+  if (m == NULL) return;
+  free(m->e);
+  free(m->par);
+  free(m);
+}
+
+static size_t pmap_slot (const pmap *m, const void *id) {
+  uint64_t h = (uint64_t)(uintptr_t)id * 0x9E3779B97F4A7C15u;
+  size_t i = (size_t)(h >> 17) & (m->cap - 1);
+  while (m->e[i].id != NULL && m->e[i].id != id) i = (i + 1) & (m->cap - 1);
+  return i;
+}
+
+/* The parent of every node under root (the root has none), or NULL
+** without memory.  Sized once from the tree's count of visible nodes (load
+** at most 7/8: linear probing stays short); the stack holds the par index
+** of each ancestor of the cursor's node. */
+static pmap *pmap_build (TSNode root) {
+  size_t n = ts_node_descendant_count(root), cap = 1024;
+  while (cap - cap / 8 < n + 1) cap *= 2;
+  pmap *m = (pmap *)calloc(1, sizeof *m);
+  size_t depth = 0, scap = 64;
+  uint32_t *st = (uint32_t *)malloc(scap * sizeof *st);
+  int ok = m != NULL && st != NULL && (m->e = (pent *)calloc(cap, sizeof *m->e)) != NULL;
+  if (ok) m->cap = cap;
+  TSTreeCursor c = ts_tree_cursor_new(root);
+  while (ok) {
+    TSNode x = ts_tree_cursor_current_node(&c);
+    if (depth > 0) {
+      pent *e = &m->e[pmap_slot(m, x.id)];
+      e->id = x.id;
+      e->p = st[depth - 1];
+    }
+    if (ts_tree_cursor_goto_first_child(&c)) {
+      if (depth == scap) {
+        uint32_t *g = (uint32_t *)realloc(st, 2 * scap * sizeof *st);
+        if (g == NULL) { ok = 0; break; }
+        st = g;
+        scap *= 2;
+      }
+      if (m->npar == m->parcap) {
+        size_t pc = m->parcap ? 2 * m->parcap : 1024;
+        TSNode *g = (TSNode *)realloc(m->par, pc * sizeof *g);
+        if (g == NULL) { ok = 0; break; }
+        m->par = g;
+        m->parcap = pc;
+      }
+      m->par[m->npar] = x;
+      st[depth++] = (uint32_t)m->npar++;
+      continue;
+    }
+    while (!ts_tree_cursor_goto_next_sibling(&c)) {
+      if (depth == 0 || !ts_tree_cursor_goto_parent(&c)) goto done;
+      depth--;
+    }
+  }
+done:
+  ts_tree_cursor_delete(&c);
+  free(st);
+  if (!ok) { pmap_free(m); return NULL; }
+  return m;
+}
+
+/* The parent of n (a null node for the root), as ts_node_parent. */
+static TSNode tree_parent (LTree *t, TSNode n) {
+  if (t->pm != NULL) {
+    const pent *e = &t->pm->e[pmap_slot(t->pm, n.id)];
+    if (e->id != n.id) return ts_node_parent(n);   /* not a node of the walk: never */
+    return t->pm->par[e->p];
+  }
+  TSNode node = ts_tree_root_node(t->t), next;
+  if (node.id == n.id) return ts_node_parent(n);   /* null */
+  uint64_t cost = 0;
+  for (;;) {                                   /* ts_node_parent, counting */
+    cost += ts_node_child_count(node) + 1;
+    next = ts_node_child_with_descendant(node, n);
+    if (ts_node_is_null(next) || next.id == n.id) break;
+    node = next;
+  }
+  if (t->pcost == UINT64_MAX) return node;    /* the map failed once: no retry */
+  t->pcost += cost;
+  if (t->pcost > (uint64_t)t->len + 4096) {
+    t->pm = pmap_build(ts_tree_root_node(t->t));
+    if (t->pm == NULL) t->pcost = UINT64_MAX;
+  }
+  return node;
 }
 
 static int tree_gc (lua_State *L) {
@@ -138,6 +364,11 @@ static int tree_gc (lua_State *L) {
   free(p->lines);
   p->lines = NULL;
   p->nlines = 0;
+  pmap_free(p->pm);
+  p->pm = NULL;
+  p->pcost = 0;
+  if (p->ccok) ts_tree_cursor_delete(&p->cc);
+  p->ccok = 0;
   return 0;
 }
 
@@ -313,15 +544,31 @@ static int node_range (lua_State *L) {
   return 1;
 }
 
+/* children() / named_children(): one cursor walk over the children into a
+** userdata array, then the nodes (ts_node_child(n, i) costs O(i), so a loop
+** over i is quadratic on a wide node: an ERROR node of 100,000 children).
+** The cursor lives only while nothing can raise. */
 static int children (lua_State *L, int named) {
   TSNode n = checknode(L, 1, NULL);
   int treeidx = lua_gettop(L);
   uint32_t c = named ? ts_node_named_child_count(n) : ts_node_child_count(n);
-  lua_createtable(L, (int)(c < 1000000 ? c : 0), 0);
-  for (uint32_t i = 0; i < c; i++) {
-    pushnode(L, named ? ts_node_named_child(n, i) : ts_node_child(n, i), treeidx);
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  lua_createtable(L, (int)(c < 1000000 ? c : 0), 0);          /* [.., list] */
+  if (c == 0) return 1;
+  TSNode *v = (TSNode *)lua_newuserdatauv(L, (size_t)c * sizeof *v, 0);  /* [.., list, box] */
+  uint32_t k = 0;
+  TSTreeCursor cur = ts_tree_cursor_new(n);
+  if (ts_tree_cursor_goto_first_child(&cur)) {
+    do {
+      TSNode x = ts_tree_cursor_current_node(&cur);
+      if (!named || ts_node_is_named(x)) v[k++] = x;
+    } while (k < c && ts_tree_cursor_goto_next_sibling(&cur));
   }
+  ts_tree_cursor_delete(&cur);
+  for (uint32_t i = 0; i < k; i++) {
+    pushnode(L, v[i], treeidx);
+    lua_rawseti(L, -3, (lua_Integer)i + 1);
+  }
+  lua_pop(L, 1);                                               /* [.., list] */
   return 1;
 }
 static int node_children (lua_State *L) { return children(L, 0); }
@@ -336,15 +583,46 @@ static int node_named_child_count (lua_State *L) {
   return 1;
 }
 
+/* Child i (0-based; of the named children when `named`) of n, which has
+** more than i.  ts_node_child(n, i) costs O(i), so a loop over i is
+** quadratic on a wide node: past the first few, the tree keeps a cursor on
+** the last child asked for, and the next index of the same node is a step
+** or a few from it (a loop forward is linear; going back starts over). */
+static TSNode child_cached (LTree *t, TSNode n, uint32_t i, int named) {
+  if (i < 16) return named ? ts_node_named_child(n, i) : ts_node_child(n, i);
+  if (!t->ccok || !ts_node_eq(t->ccp, n) || t->ccnamed != named || t->cci > i) {
+    if (t->ccok) ts_tree_cursor_reset(&t->cc, n);
+    else t->cc = ts_tree_cursor_new(n);
+    t->ccok = 1;
+    t->ccp = n;
+    t->ccnamed = named;
+    t->cci = 0;
+    int ok = ts_tree_cursor_goto_first_child(&t->cc);
+    while (ok && named && !ts_node_is_named(ts_tree_cursor_current_node(&t->cc)))
+      ok = ts_tree_cursor_goto_next_sibling(&t->cc);
+    if (!ok) { t->ccok = 0; ts_tree_cursor_delete(&t->cc); return ts_node_child(n, i); }
+  }
+  while (t->cci < i) {
+    if (!ts_tree_cursor_goto_next_sibling(&t->cc)) break;
+    if (!named || ts_node_is_named(ts_tree_cursor_current_node(&t->cc))) t->cci++;
+  }
+  if (t->cci != i) {   /* never: the count said there are more */
+    ts_tree_cursor_delete(&t->cc);
+    t->ccok = 0;
+    return named ? ts_node_named_child(n, i) : ts_node_child(n, i);
+  }
+  return ts_tree_cursor_current_node(&t->cc);
+}
+
 /* child(i) / named_child(i), i 1-based -> node | nil */
 static int child_at (lua_State *L, int named) {
-  TSNode n = checknode(L, 1, NULL);
+  LTree *t;
+  TSNode n = checknode(L, 1, &t);
   int treeidx = lua_gettop(L);
   lua_Integer i = luaL_checkinteger(L, 2);
   uint32_t c = named ? ts_node_named_child_count(n) : ts_node_child_count(n);
   if (i < 1 || i > (lua_Integer)c) lua_pushnil(L);
-  else pushnode(L, named ? ts_node_named_child(n, (uint32_t)i - 1)
-                         : ts_node_child(n, (uint32_t)i - 1), treeidx);
+  else pushnode(L, child_cached(t, n, (uint32_t)i - 1, named), treeidx);
   return 1;
 }
 static int node_child (lua_State *L) { return child_at(L, 0); }
@@ -363,8 +641,9 @@ static int node_child_by_field (lua_State *L) {
 ** a cursor: ts_node_field_name_for_child is wrong for some children in
 ** tree-sitter 0.20.  Nothing can raise while the cursor lives. */
 static int node_field_name (lua_State *L) {
-  TSNode n = checknode(L, 1, NULL);
-  TSNode p = ts_node_parent(n);
+  LTree *t;
+  TSNode n = checknode(L, 1, &t);
+  TSNode p = tree_parent(t, n);
   const char *f = NULL;
   if (!ts_node_is_null(p)) {
     TSTreeCursor c = ts_tree_cursor_new(p);
@@ -387,7 +666,12 @@ static int node_field_name (lua_State *L) {
     pushnode(L, fn(n), lua_gettop(L)); \
     return 1; \
   }
-NODE_NAV(node_parent, ts_node_parent)
+static int node_parent (lua_State *L) {
+  LTree *t;
+  TSNode n = checknode(L, 1, &t);
+  pushnode(L, tree_parent(t, n), lua_gettop(L));
+  return 1;
+}
 NODE_NAV(node_next_sibling, ts_node_next_sibling)
 NODE_NAV(node_prev_sibling, ts_node_prev_sibling)
 NODE_NAV(node_next_named_sibling, ts_node_next_named_sibling)
@@ -408,7 +692,7 @@ static int node_sexp (lua_State *L) {
   TSNode n = checknode(L, 1, NULL);
   char *s = ts_node_string(n);
   lua_pushstring(L, s);  /* cannot raise short of memory; then s leaks once */
-  free(s);
+  ts_count_free(s);
   return 1;
 }
 
@@ -750,6 +1034,24 @@ enum { P_EQ, P_MATCH, P_ANYOF };
 
 /* One predicate: `cap` compared with a string, another capture, a regex or
 ** a list of strings (steps[0..nsteps) of the query, valid while it lives). */
+/* A #match? regex of a simple form, matched here instead of by regexec:
+** optional `^`, then atoms, optional `$`; an atom is a literal ASCII
+** character, a bracket of literal letters, digits or `_` (`[oO]`), or a
+** group of literal alternatives (`(aegis|eslint)`), none followed by a
+** quantifier.  For these POSIX ERE (the C locale, REG_NOSUB) has one
+** reading, so the answer is regexec's. */
+#define SRE_ATOMS 16
+typedef struct sre_atom {
+  uint8_t set[32];                /* single characters: a bitset */
+  const char *alts;               /* a group: its alternatives, '|'-separated (NULL: a set) */
+  uint32_t altslen;
+} sre_atom;
+typedef struct sre {
+  int ok, bol, eol; uint32_t n;
+  uint8_t first[32];              /* the characters a match can start with (n > 0) */
+  sre_atom a[SRE_ATOMS];
+} sre;
+
 typedef struct qpred {
   int kind, neg;
   uint32_t cap;
@@ -758,6 +1060,7 @@ typedef struct qpred {
   int re;                         /* index into LQuery.res (match only) */
   const char *lit;                /* match only: the regex when it is a plain ASCII literal */
   uint32_t litlen;
+  sre sre;                        /* match only: the regex when it has the simple form */
   const TSQueryPredicateStep *steps;
   uint32_t nsteps;
 } qpred;
@@ -825,6 +1128,83 @@ static const char *QERR[] = {"none", "syntax error", "invalid node type",
 
 /* Reads the predicates of every pattern into p->preds; on a malformed or
 ** unknown predicate writes a message to err and returns 0. */
+static int sre_meta (char c) {
+  return strchr(".[]()*+?{}|^$\\", c) != NULL || (unsigned char)c >= 0x80 || c == '\0';
+}
+
+/* Reads regex re (len bytes) into r when it has the simple form (r->ok). */
+static void sre_compile (sre *r, const char *re, uint32_t len) {
+  memset(r, 0, sizeof *r);
+  uint32_t i = 0;
+  if (i < len && re[i] == '^') { r->bol = 1; i++; }
+  while (i < len) {
+    char c = re[i];
+    if (c == '$' && i == len - 1) { r->eol = 1; i++; break; }
+    if (r->n >= SRE_ATOMS) return;
+    sre_atom *a = &r->a[r->n];
+    if (c == '[') {
+      uint32_t j = i + 1;
+      for (; j < len && re[j] != ']'; j++) {
+        unsigned char b = (unsigned char)re[j];
+        if (!((b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9') || b == '_')) return;
+        a->set[b >> 3] |= (uint8_t)(1u << (b & 7));
+      }
+      if (j >= len || j == i + 1) return;
+      i = j + 1;
+    }
+    else if (c == '(') {
+      uint32_t j = i + 1;
+      for (; j < len && re[j] != ')'; j++) {
+        if (re[j] == '|') {
+          if (re[j - 1] == '|' || re[j - 1] == '(') return;     /* an empty alternative */
+        }
+        else if (sre_meta(re[j])) return;
+      }
+      if (j >= len || j == i + 1 || re[j - 1] == '|') return;
+      a->alts = re + i + 1;
+      a->altslen = j - i - 1;
+      i = j + 1;
+    }
+    else if (sre_meta(c)) return;
+    else {
+      unsigned char b = (unsigned char)c;
+      a->set[b >> 3] |= (uint8_t)(1u << (b & 7));
+      i++;
+    }
+    if (i < len && (re[i] == '*' || re[i] == '+' || re[i] == '?' || re[i] == '{')) return;
+    r->n++;
+  }
+  r->ok = i == len;
+  if (r->n > 0 && r->a[0].alts == NULL) memcpy(r->first, r->a[0].set, sizeof r->first);
+  else if (r->n > 0) {
+    const char *q = r->a[0].alts, *z = q + r->a[0].altslen;
+    for (int at = 1; q < z; q++) {
+      if (at) r->first[(unsigned char)*q >> 3] |= (uint8_t)(1u << ((unsigned char)*q & 7));
+      at = *q == '|';
+    }
+  }
+}
+
+/* Whether atoms k.. of r match at s (text ends at e). */
+static int sre_at (const sre *r, uint32_t k, const char *s, const char *e) {
+  if (k == r->n) return !r->eol || s == e;
+  const sre_atom *a = &r->a[k];
+  if (a->alts == NULL) {
+    if (s >= e) return 0;
+    unsigned char b = (unsigned char)*s;
+    return (a->set[b >> 3] >> (b & 7) & 1) && sre_at(r, k + 1, s + 1, e);
+  }
+  const char *p = a->alts, *z = a->alts + a->altslen;
+  for (;;) {
+    const char *q = memchr(p, '|', (size_t)(z - p));
+    if (q == NULL) q = z;
+    size_t l = (size_t)(q - p);
+    if ((size_t)(e - s) >= l && memcmp(s, p, l) == 0 && sre_at(r, k + 1, s + l, e)) return 1;
+    if (q == z) return 0;
+    p = q + 1;
+  }
+}
+
 static int compile_preds (LQuery *p, char *err, size_t errlen) {
   uint32_t np = ts_query_pattern_count(p->q), total = 0, nsteps;
   for (uint32_t i = 0; i < np; i++) {
@@ -893,6 +1273,7 @@ static int compile_preds (LQuery *p, char *err, size_t errlen) {
           while (c < len && (unsigned char)re[c] < 0x80) c++;
           if (c == len) { q->lit = re; q->litlen = len; }
         }
+        if (q->lit == NULL) sre_compile(&q->sre, re, len);
       }
       else {
         for (uint32_t a = j + 2; a < e; a++) {
@@ -996,6 +1377,19 @@ static int pred_node (LQuery *p, const LTree *t, const qpred *q, TSNode n,
     }
     return 0;
   }
+  if (q->kind == P_MATCH && q->sre.ok) {
+    uint32_t a = ts_node_start_byte(n), b = ts_node_end_byte(n);
+    if (b > t->len) b = (uint32_t)t->len;
+    if (a > b) a = b;
+    const char *s = t->src + a, *z = memchr(s, '\0', b - a), *e = z ? z : t->src + b;
+    const sre *r = &q->sre;
+    if (r->bol || r->n == 0) return r->bol ? sre_at(r, 0, s, e) : 1;   /* unanchored, no atoms: "$" */
+    for (; s < e; s++) {
+      unsigned char c = (unsigned char)*s;
+      if ((r->first[c >> 3] >> (c & 7) & 1) && sre_at(r, 0, s, e)) return 1;
+    }
+    return 0;
+  }
   if (q->kind == P_MATCH) {
     const char *s = cstr(p, t, n, &len);
     return s != NULL && regexec(&p->res[q->re], s, 0, NULL, 0) == 0;
@@ -1023,8 +1417,8 @@ static int match_ok (LQuery *p, const LTree *t, const TSQueryMatch *m) {
 
 /* Most rule queries are chains: every pattern one node, or a node with one
 ** child pattern (under a field or not), and so on, with captures and text
-** predicates.  Such a query is answered by one walk of the tree with a
-** TSTreeCursor and a stack of the visible ancestors: at each node, the
+** predicates.  Such a query is answered by one walk of the tree (the
+** walker of ag_scope.h) and a stack of the visible ancestors: at each node, the
 ** patterns whose last (deepest) step has its symbol are checked upwards
 ** against the stack.  That costs a fraction of a TSQueryCursor walk in
 ** tree-sitter 0.20 and gives the same matches in the same order (a match
@@ -1295,7 +1689,7 @@ typedef struct fwalk { LQuery *p; const LTree *t; } fwalk;
 
 /* Enters node n (symbol sym, at depth, cursor c on it): keeps the ancestor
 ** stack and records the matches that end at n.  0 without memory. */
-static int fast_enter (void *ud, TSNode n, TSSymbol sym, uint32_t depth, const TSTreeCursor *c) {
+static int fast_enter (void *ud, TSNode n, TSSymbol sym, uint32_t depth, const ag_scope_walker *c) {
   const fwalk *w = (const fwalk *)ud;
   LQuery *p = w->p;
   const fast *f = p->fast;
@@ -1305,7 +1699,7 @@ static int fast_enter (void *ud, TSNode n, TSSymbol sym, uint32_t depth, const T
   fframe *fr = &S->stk[depth];
   fr->node = n;
   fr->sym = sym;
-  fr->field = (sym < f->nsym && f->needfield[sym]) ? ts_tree_cursor_current_field_id(c) : 0;
+  fr->field = (sym < f->nsym && f->needfield[sym]) ? ag_scope_walker_field(c) : 0;
   if (sym >= f->nsym) return 1;
   for (uint32_t o = f->head[sym]; o < f->head[sym + 1]; o++) {
     const fpat *pt = &f->pats[f->order[o]];
@@ -1354,21 +1748,7 @@ static int fast_walk (LQuery *p, const LTree *t, ag_scope **sc) {
     char err[AG_ERRLEN];
     return ag_scope_build_visit(ts_tree_root_node(t->t), t->src, t->len, t->tsx, fast_enter, &w, sc, err);
   }
-  TSTreeCursor c = ts_tree_cursor_new(ts_tree_root_node(t->t));
-  int ok = 1;
-  uint32_t depth = 0;
-  for (;;) {
-    TSNode n = ts_tree_cursor_current_node(&c);
-    if (!fast_enter(&w, n, ts_node_symbol(n), depth, &c)) { ok = 0; break; }
-    if (ts_tree_cursor_goto_first_child(&c)) { depth++; continue; }
-    while (!ts_tree_cursor_goto_next_sibling(&c)) {
-      if (!ts_tree_cursor_goto_parent(&c)) goto done;
-      depth--;
-    }
-  }
-done:
-  ts_tree_cursor_delete(&c);
-  return ok ? AG_OK : AG_ENOMEM;
+  return ag_scope_walk(ts_tree_root_node(t->t), fast_enter, &w);
 }
 
 /* The tree or node at arg 2: pushes the tree userdata, returns the node. */
@@ -1455,6 +1835,32 @@ static void pushmatch (lua_State *L, LQuery *p, const TSQueryMatch *m, int treei
   lua_setfield(L, -2, "captures");
 }
 
+/* A query cursor takes time quadratic in the depth on some trees (an
+** ERROR node over 65,000 unclosed parentheses: ts_tree_cursor_current_status
+** scans the cursor's stack at each step), in one C call no hook can stop:
+** it runs under the time budget of the tree's parse, checked by tree-sitter
+** every 100 steps through this callback. */
+typedef struct qbudget { double deadline; int halted; } qbudget;
+
+static bool query_progress (TSQueryCursorState *st) {
+  qbudget *b = (qbudget *)st->payload;
+  if (b->deadline > 0 && agL_monotonic() > b->deadline) b->halted = 1;
+  return b->halted != 0;
+}
+
+static void cursor_exec (LQuery *p, const LTree *t, TSNode n, qbudget *b, TSQueryCursorOptions *o) {
+  b->deadline = t->ms > 0 ? agL_monotonic() + (double)t->ms / 1000.0 : 0;
+  b->halted = 0;
+  o->payload = b;
+  o->progress_callback = query_progress;
+  ts_query_cursor_exec_with_options(p->cur, p->q, n, o);
+}
+
+static int query_timeout (lua_State *L, const LTree *t) {
+  return agL_pushfail(L, AG_ETIMEOUT, "ast: query: timeout (%d ms)",
+                      (int)(t->ms < 2000000000 ? t->ms : 2000000000));
+}
+
 static const char *const MODES[] = {"auto", "cursor", "walk", NULL};
 
 /* q:matches(tree|node [, mode [, scope]]) -> {{pattern=, captures={name=node}, list={{name=, node=}}}}
@@ -1496,13 +1902,16 @@ static int query_matches (lua_State *L) {
   }
   lua_newtable(L);
   lua_Integer k = 0;
-  ts_query_cursor_exec(p->cur, p->q, n);
+  qbudget b;
+  TSQueryCursorOptions o;
+  cursor_exec(p, t, n, &b, &o);
   TSQueryMatch m;
   while (ts_query_cursor_next_match(p->cur, &m)) {
     if (!match_ok(p, t, &m)) continue;
     pushmatch(L, p, &m, treeidx);
     lua_rawseti(L, -2, ++k);
   }
+  if (b.halted) return query_timeout(L, t);
   return 1;
 }
 
@@ -1538,7 +1947,9 @@ static int query_captures (lua_State *L) {
   int treeidx = lua_gettop(L);
   lua_newtable(L);
   lua_Integer k = 0;
-  ts_query_cursor_exec(p->cur, p->q, n);
+  qbudget b;
+  TSQueryCursorOptions o;
+  cursor_exec(p, t, n, &b, &o);
   TSQueryMatch m;
   uint32_t ci;
   while (ts_query_cursor_next_capture(p->cur, &m, &ci)) {
@@ -1553,6 +1964,7 @@ static int query_captures (lua_State *L) {
     lua_setfield(L, -2, "pattern");
     lua_rawseti(L, -2, ++k);
   }
+  if (b.halted) return query_timeout(L, t);
   return 1;
 }
 
@@ -1716,7 +2128,8 @@ static int box_gc (lua_State *L) {
 /* ----------------------------------------------------------------- open */
 
 static const luaL_Reg funcs[] = {
-  {"parse", ast_parse}, {"query", ast_query}, {"diff", ast_diff}, {NULL, NULL}
+  {"parse", ast_parse}, {"query", ast_query}, {"diff", ast_diff}, {"memory", ast_memory},
+  {NULL, NULL}
 };
 static const luaL_Reg tree_meth[] = {
   {"root", tree_root}, {"errors", tree_errors}, {"text", tree_text},
@@ -1758,6 +2171,9 @@ static const luaL_Reg box_meta[] = {
 
 AGLIB_API int luaopen_aegis_core_ast(lua_State *L);
 AGLIB_API int luaopen_aegis_core_ast (lua_State *L) {
+  /* before tree-sitter allocates anything here; the same functions again
+  ** when a second state opens the module */
+  ts_set_allocator(ts_count_malloc, ts_count_calloc, ts_count_realloc, ts_count_free);
   agL_newclass(L, AST_TREE, tree_meth, tree_meta);
   agL_newclass(L, AST_NODE, node_meth, node_meta);
   agL_newclass(L, AST_QUERY, query_meth, query_meta);

@@ -8,13 +8,18 @@
 **    metatable answers getmetatable with false;
 **  - runs a function under a budget (`call`): a count hook shared by every
 **    coroutine the function creates checks an instruction limit and a
-**    wall-clock deadline, and the host allocator's limit caps memory.
+**    wall-clock deadline, and the host allocator's limit caps memory;
+**    `timed` keeps only the deadline and the memory cap, with no hook
+**    until a timer (SIGALRM) fires at the deadline and installs it: no
+**    cost per instruction, for code we trust but must not let hang.
 ** The documented API is lua/aegis/sandbox.lua.
 */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/time.h>
 
 #include <lua.h>
 #include <lauxlib.h>
@@ -59,11 +64,56 @@ typedef struct run {
   lua_Integer memory;      /* bytes, as given; 0: no cap of its own */
   size_t cap;              /* the allocator limit this run set; 0: none */
   const char *source;      /* the chunk's source ("@x.lua"), to find its frames */
+  int timed;               /* the deadline is kept by the timer, not the count hook */
   char where[LUA_IDSIZE + 24];  /* "x.lua:3:" where the budget ran out */
   struct run *prev;        /* enclosing run, for nested calls */
 } run;
 
 static run *current = NULL;
+
+/*
+** The timer of timed runs.  While one runs, timed_L is the thread that
+** called it and SIGALRM is due at the innermost timed deadline; the
+** handler sets `fired` and installs the hook on timed_L, which then checks
+** the deadlines as for any run.  lua_sethook is safe in a signal handler
+** (lua.c's SIGINT handler does the same).  A coroutine the run resumes
+** does not get the hook: the run stops when control is back in timed_L
+** (the code that runs timed, the built-in rulepacks, makes none).
+*/
+static lua_State *volatile timed_L = NULL;
+static volatile sig_atomic_t fired = 0;
+static int alarm_installed = 0;
+
+static void hook (lua_State *L, lua_Debug *ar);
+
+static void on_alarm (int sig) {
+  (void)sig;
+  lua_State *L = timed_L;
+  fired = 1;
+  if (L != NULL) lua_sethook(L, hook, LUA_MASKCOUNT, 1);
+}
+
+/* Arms the timer for `deadline` (monotonic seconds; 0: disarms). */
+static void arm (double deadline) {
+  struct itimerval it;
+  memset(&it, 0, sizeof it);
+  if (deadline > 0) {
+    double d = deadline - agL_monotonic();
+    if (d < 1e-6) d = 1e-6;
+    it.it_value.tv_sec = (time_t)d;
+    it.it_value.tv_usec = (suseconds_t)((d - (double)it.it_value.tv_sec) * 1e6);
+    if (it.it_value.tv_sec == 0 && it.it_value.tv_usec == 0) it.it_value.tv_usec = 1;
+  }
+  setitimer(ITIMER_REAL, &it, NULL);
+}
+
+/* The earliest deadline of the timed runs in the chain from r, or 0. */
+static double timed_deadline (const run *r) {
+  double d = 0;
+  for (; r != NULL; r = r->prev)
+    if (r->timed && r->deadline > 0 && (d == 0 || r->deadline < d)) d = r->deadline;
+  return d;
+}
 
 /*
 ** Records where the budget ran out: the innermost frame of the script's
@@ -116,7 +166,15 @@ static void hook (lua_State *L, lua_Debug *ar) {
       }
     }
     if (!r->tripped) {
-      if (every != HOOK_EVERY)  /* a coroutine left at 1 by an earlier run */
+      int counted = 0;
+      for (run *p = r; p != NULL; p = p->prev)
+        if (p->limit > 0 || (p->deadline > 0 && !p->timed)) counted = 1;
+      if (!counted) {           /* only timed runs: the timer fired early */
+        fired = 0;
+        lua_sethook(L, NULL, 0, 0);
+        arm(timed_deadline(r));
+      }
+      else if (every != HOOK_EVERY)  /* a coroutine left at 1 by an earlier run */
         lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY);
       return;
     }
@@ -237,15 +295,8 @@ static const char *fmtnum (char *buf, size_t n, double x) {
 ** position.  The hook and the memory limit the thread had before are put
 ** back on every path.
 */
-static int sandbox_call (lua_State *L) {
-  lua_Integer limit = luaL_checkinteger(L, 1);
-  double seconds = luaL_checknumber(L, 2);
-  lua_Integer memory = luaL_checkinteger(L, 3);
-  const char *source = luaL_checkstring(L, 4);
-  luaL_checktype(L, 5, LUA_TFUNCTION);
-  luaL_argcheck(L, limit >= 0, 1, "must be non-negative");
-  luaL_argcheck(L, seconds >= 0, 2, "must be non-negative");
-  luaL_argcheck(L, memory >= 0, 3, "must be non-negative");
+static int budgeted (lua_State *L, lua_Integer limit, double seconds, lua_Integer memory,
+                     const char *source, int timed) {
   int nargs = lua_gettop(L) - 5;
   char num[32];
   ag_alloc *a = ag_host_alloc(L);
@@ -260,6 +311,7 @@ static int sandbox_call (lua_State *L) {
   r.memory = memory;
   r.deadline = seconds > 0 ? agL_monotonic() + seconds : 0;
   r.source = source;
+  r.timed = timed && r.deadline > 0;
   r.prev = current;
   lua_pushcfunction(L, msgh);
   lua_insert(L, 5);                              /* [.., msgh, f, args...] */
@@ -272,13 +324,36 @@ static int sandbox_call (lua_State *L) {
   /* no limit anywhere in the chain: no hook, so no per-instruction cost */
   int hooked = 0;
   for (run *p = &r; p != NULL; p = p->prev)
-    if (p->limit > 0 || p->deadline > 0) hooked = 1;
+    if (p->limit > 0 || (p->deadline > 0 && !p->timed)) hooked = 1;
+  lua_State *oldtimed = timed_L;
+  if (r.timed) {
+    if (!alarm_installed) {
+      struct sigaction sa;
+      memset(&sa, 0, sizeof sa);
+      sa.sa_handler = on_alarm;
+      sa.sa_flags = SA_RESTART;
+      sigemptyset(&sa.sa_mask);
+      sigaction(SIGALRM, &sa, NULL);
+      alarm_installed = 1;
+    }
+    fired = 0;
+    timed_L = L;
+  }
   current = &r;
   if (hooked) lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY);
+  if (r.timed) arm(timed_deadline(&r));
   int status = lua_pcall(L, nargs, LUA_MULTRET, 5);
-  /* restore before anything that can allocate or raise */
-  if (hooked) lua_sethook(L, oldhook, oldmask, oldcount);
+  /* restore before anything that can allocate or raise: the timer off
+  ** first, so that its signal cannot set a hook after the old one is back;
+  ** then an enclosing timed run's deadline armed again (maybe already past:
+  ** it fires at once and its hook stops that run) */
+  if (r.timed) {
+    arm(0);
+    timed_L = oldtimed;
+  }
+  if (hooked || r.timed) lua_sethook(L, oldhook, oldmask, oldcount);
   current = r.prev;
+  if (r.timed && timed_deadline(r.prev) != 0) arm(timed_deadline(r.prev));
   a->limit = oldlimit;
   if (status == LUA_OK && !r.tripped) {
     int nres = lua_gettop(L) - 5;
@@ -345,6 +420,37 @@ static int sandbox_call (lua_State *L) {
   lua_pushnil(L);
   lua_pushvalue(L, 6);
   return 5;
+}
+
+static int sandbox_call (lua_State *L) {
+  lua_Integer limit = luaL_checkinteger(L, 1);
+  double seconds = luaL_checknumber(L, 2);
+  lua_Integer memory = luaL_checkinteger(L, 3);
+  const char *source = luaL_checkstring(L, 4);
+  luaL_checktype(L, 5, LUA_TFUNCTION);
+  luaL_argcheck(L, limit >= 0, 1, "must be non-negative");
+  luaL_argcheck(L, seconds >= 0, 2, "must be non-negative");
+  luaL_argcheck(L, memory >= 0, 3, "must be non-negative");
+  return budgeted(L, limit, seconds, memory, source, 0);
+}
+
+/*
+** timed(seconds, memory, source, f, ...): as call(0, seconds, memory,
+** source, f, ...) (the same results, "budget" with "time budget exceeded"
+** when the deadline passes), without the count hook: a timer installs it
+** at the deadline.  For code that is trusted but must not hang (built-in
+** rulepacks): the count hook slows every Lua instruction about twice.
+*/
+static int sandbox_timed (lua_State *L) {
+  double seconds = luaL_checknumber(L, 1);
+  lua_Integer memory = luaL_checkinteger(L, 2);
+  const char *source = luaL_checkstring(L, 3);
+  luaL_checktype(L, 4, LUA_TFUNCTION);
+  luaL_argcheck(L, seconds >= 0, 1, "must be non-negative");
+  luaL_argcheck(L, memory >= 0, 2, "must be non-negative");
+  lua_pushinteger(L, 0);
+  lua_insert(L, 1);                              /* [0, seconds, memory, source, f, ...] */
+  return budgeted(L, 0, seconds, memory, source, 1);
 }
 
 /* }====================================================== */
@@ -449,6 +555,7 @@ static int sandbox_instructions (lua_State *L) {
 
 static const luaL_Reg funcs[] = {
   {"call", sandbox_call},
+  {"timed", sandbox_timed},
   {"charge", sandbox_charge},
   {"instructions", sandbox_instructions},
   {"tripped", sandbox_tripped},

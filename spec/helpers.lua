@@ -10,6 +10,10 @@ local function shell_quote(s)
 end
 M.shell_quote = shell_quote
 
+-- True under make test-asan or make test-valgrind, where code runs several
+-- times slower: deadlines sized for a normal build are widened there.
+M.instrumented = (os.getenv('ASAN_OPTIONS') or '') ~= '' or (os.getenv('AEGIS_WRAP') or '') ~= ''
+
 --- Makes a fresh temporary directory, removed at the end of the run.
 ---@return string path
 local tmpdirs = {}

@@ -47,7 +47,8 @@ local function check_problems(problems, what)
     assert(type(p.message) == 'string', what .. ': problem message')
     if p.kind == 'rule' then error(what .. ': ' .. p.message, 0) end
     if p.kind == 'parse' then
-      assert(p.code == 'timeout' or p.code == 'too_large', what .. ': parse problem ' .. p.message)
+      assert(p.code == 'timeout' or p.code == 'too_large' or p.code == 'memory',
+        what .. ': parse problem ' .. p.message)
     end
   end
 end

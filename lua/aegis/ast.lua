@@ -13,6 +13,7 @@ local M = {}
 ---@class aegis.ast.Budget
 ---@field ms? integer
 ---@field bytes? integer
+---@field memory? integer
 
 ---@class aegis.ast.ParseOpts
 ---@field lang? 'ts'|'tsx'
@@ -24,10 +25,14 @@ local M = {}
 ---@field verify? boolean
 
 --- Default parse budget: `ms` of parsing per source (tree-sitter parses
---- TypeScript at a few MB/s), `bytes` per source. A tree takes about 70
---- bytes of memory per source byte, so 3 MiB keeps one under ~256 MiB
---- (RELIABILITY B2); real sources are far smaller.
-M.budget = { ms = 2000, bytes = 3 * 1024 * 1024 }
+--- TypeScript at a few MB/s), `bytes` per source, and `memory`: the bytes
+--- tree-sitter may hold while it parses (the parse is cancelled past it).
+--- Real TypeScript takes 20 bytes of tree-sitter memory per source byte on
+--- average and 41 at worst (321 files of the enforce corpus), hostile
+--- nesting up to 140: 160 MiB parses any real source under the 3 MiB size
+--- cap, and keeps a process within the 256 MiB of RELIABILITY B2 with the
+--- size cap off.
+M.budget = { ms = 2000, bytes = 3 * 1024 * 1024, memory = 160 * 1024 * 1024 }
 
 local EXT = {
   ts = 'ts', mts = 'ts', cts = 'ts', js = 'ts', mjs = 'ts', cjs = 'ts',
@@ -72,11 +77,11 @@ end
 
 local function pick_budget(fname, opts, arg)
   local b = opts.budget
-  if b == nil then return M.budget.ms, M.budget.bytes end
+  if b == nil then return M.budget.ms, M.budget.bytes, M.budget.memory end
   if type(b) ~= 'table' then
     error(("bad argument #%d to '%s' (budget must be a table)"):format(arg, fname), 3)
   end
-  local ms, bytes = b.ms or M.budget.ms, b.bytes or M.budget.bytes
+  local ms, bytes, memory = b.ms or M.budget.ms, b.bytes or M.budget.bytes, b.memory or M.budget.memory
   -- A parse is one C call that no Lua hook can interrupt: its time is always
   -- capped (scripts reach this module). Size may be uncapped (0).
   if math.type(ms) ~= 'integer' or ms < 1 then
@@ -85,7 +90,10 @@ local function pick_budget(fname, opts, arg)
   if math.type(bytes) ~= 'integer' or bytes < 0 then
     error(("bad argument #%d to '%s' (budget.bytes must be a non-negative integer)"):format(arg, fname), 3)
   end
-  return ms, bytes
+  if math.type(memory) ~= 'integer' or memory < 0 then
+    error(("bad argument #%d to '%s' (budget.memory must be a non-negative integer)"):format(arg, fname), 3)
+  end
+  return ms, bytes, memory
 end
 
 --- Parses TypeScript or TSX. A file with syntax errors still gives a tree
@@ -93,20 +101,20 @@ end
 --- NUL bytes are parsed as they are (they become ERROR nodes).
 ---@param src string Source text
 --- `opts.lang` wins over `opts.path`'s extension (default 'ts'); `opts.budget`
---- caps parse time (ms, at least 1) and size (bytes, 0 = none), defaults in
---- `ast.budget`.
+--- caps parse time (ms, at least 1), size (bytes, 0 = none) and tree-sitter's
+--- memory during the parse (memory, bytes, 0 = none), defaults in `ast.budget`.
 ---@param opts? aegis.ast.ParseOpts
 ---@return aegis.ast.Tree? tree
----@return string? err `ast: parse '<path>': too large (...)` or `...: timeout (N ms)`
----@return string? code 'too_large' or 'timeout'
+---@return string? err `ast: parse '<path>': too large (...)`, `...: timeout (N ms)`, `...: memory budget exceeded`
+---@return string? code 'too_large', 'timeout' or 'memory'
 function M.parse(src, opts)
   if type(src) ~= 'string' then
     error(("bad argument #1 to 'parse' (string expected, got %s)"):format(type(src)), 2)
   end
   opts = check_opts('parse', opts, 2)
   local lang = pick_lang('parse', opts, 2)
-  local ms, bytes = pick_budget('parse', opts, 2)
-  return core.parse(src, lang, ms, bytes, opts.path)
+  local ms, bytes, memory = pick_budget('parse', opts, 2)
+  return core.parse(src, lang, ms, bytes, opts.path, memory)
 end
 
 local cache = { ts = {}, tsx = {} }

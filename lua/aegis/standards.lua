@@ -74,8 +74,8 @@ local function declare_config()
       seconds = s.number({ min = 0 }):optional(),
       memory_mb = s.integer({ min = 0 }):optional(),
       builtin = s.boolean():optional()
-        :describe('Count instructions and time of built-in rulepacks too (default false: their Lua runs without'
-          .. ' the count hook, about twice as fast, under the memory cap only)'),
+        :describe('Count instructions of built-in rulepacks too (default false: their Lua runs without'
+          .. ' the count hook, about twice as fast, under the time budget (kept by a timer) and the memory cap)'),
     }):optional():describe('Budget of one rule over one file (default 2e8 instructions, 2 s, 256 MiB)'),
     untrusted = s.object({
       seconds = s.number({ min = 0.1 }):optional():describe('Wall time of an untrusted worker (default 120)'),
@@ -929,8 +929,19 @@ local function run_rule(file, rule, matches, ctx, out)
   end
 end
 
--- The ctx a rule's check gets for one file.
+-- The ctx a rule's check gets for one file. A built-in rule (ours, tested
+-- not to keep its ctx past the check nor to write to what it reads) gets
+-- one ctx per engine, pointed at each file in turn: no table and closures
+-- per file and rule. Any other rule gets a fresh ctx per file.
 function Engine:_ctx(file, rule, out)
+  local st = rule.builtin and rule._ctxst
+  if st then
+    st.file, st.out = file, out
+    local ctx = st.ctx
+    ctx.path, ctx.lang, ctx.source, ctx.tree, ctx.root = file.path, file.lang, file.source, file.tree, file.root
+    return ctx
+  end
+  st = { file = file, out = out }
   local cfg = self.config
   -- ctx.config is copied on first read (the theme's token lists can be long)
   -- a built-in rule (ours, tested not to write to them) shares the engine's
@@ -958,7 +969,8 @@ function Engine:_ctx(file, rule, out)
     if type(spec) ~= 'table' then error('ctx.report: table expected', 2) end
     local msg = rawget(spec, 'message')
     if msg ~= nil and type(msg) ~= 'string' then error('ctx.report: message must be a string', 2) end
-    out[#out + 1] = make_finding(file, rule, {
+    local o = st.out
+    o[#o + 1] = make_finding(st.file, rule, {
       node = rawget(spec, 'node'), start_byte = rawget(spec, 'start_byte'), end_byte = rawget(spec, 'end_byte'),
       line = rawget(spec, 'line'), col = rawget(spec, 'col'), end_line = rawget(spec, 'end_line'),
       end_col = rawget(spec, 'end_col'), path = rawget(spec, 'path'),
@@ -967,14 +979,15 @@ function Engine:_ctx(file, rule, out)
   function ctx.text(node) return node:text() end
   local engine = self
   function ctx.scope()
-    if file.scope == nil then
-      local t = file.tree
+    local f = st.file
+    if f.scope == nil then
+      local t = f.tree
       if t.scope == nil then
         error('standards: ctx.scope() needs tree:scope() (the scope analysis of aegis.ast), missing in this build', 2)
       end
       engine.wants_scope = true
       local t0 = engine.timings and os.clock()
-      file.scope = t:scope()
+      f.scope = t:scope()
       if t0 then
         -- counted apart: the rule that asks first would otherwise pay for all
         local tm = engine.timings
@@ -983,15 +996,23 @@ function Engine:_ctx(file, rule, out)
         tm[rule.id] = (tm[rule.id] or 0) - dt
       end
     end
-    return file.scope
+    return f.scope
   end
   function ctx.tsconfig()
-    if file.tsconfig == nil then file.tsconfig = engine:_tsconfig(dirname(file.path)) or false end
-    return file.tsconfig and copy_plain(file.tsconfig) or nil
+    local f = st.file
+    if f.tsconfig == nil then f.tsconfig = engine:_tsconfig(dirname(f.path)) or false end
+    -- a built-in rule (tested not to write to it) shares the engine's copy
+    if rule.builtin then return f.tsconfig or nil end
+    return f.tsconfig and copy_plain(f.tsconfig) or nil
   end
   function ctx.artifact()
-    if file.artifact == nil then file.artifact = engine:_artifact(file.source) or false end
-    return file.artifact and copy_plain(file.artifact) or nil
+    local f = st.file
+    if f.artifact == nil then f.artifact = engine:_artifact(f.source) or false end
+    return f.artifact and copy_plain(f.artifact) or nil
+  end
+  if rule.builtin then
+    st.ctx = ctx
+    rule._ctxst = st
   end
   return ctx
 end
@@ -1048,7 +1069,11 @@ function Engine:check(src, opts)
     -- built in the query's walk of the tree (when the query has the fast
     -- path): one walk instead of two
     local with_scope = self.wants_scope == true
-    local matches = l.query:matches(tree, 'auto', with_scope)
+    local matches, qerr, qcode = l.query:matches(tree, 'auto', with_scope)
+    if not matches then  -- a query cursor over its time budget (a hostile tree): no rule sees this file
+      problems[#problems + 1] = { kind = 'parse', path = p, message = qerr, code = qcode }
+      matches = {}
+    end
     if tm then
       local k = with_scope and l.query:fast() and '(query+scope)' or '(query)'
       tm[k] = (tm[k] or 0) + os.clock() - t1
@@ -1079,10 +1104,20 @@ function Engine:check(src, opts)
         local out = {}
         local ctx = self:_ctx(file, r, out)
         -- Built-in rules are ours and tested: no count hook (in Lua 5.4 any
-        -- count hook slows every instruction about twice), memory cap only.
-        local counted = budget.builtin or not r.builtin
-        local ok, kind, msg = sbcore.call(counted and budget.instructions or 0, counted and budget.seconds or 0,
-          budget.memory, '@' .. r.source, run_rule, file, r, per[r], ctx, out)
+        -- count hook slows every instruction about twice); their time is
+        -- kept by a timer that installs the hook only at the deadline.
+        local at_src = r._at_source
+        if not at_src then
+          at_src = '@' .. r.source
+          r._at_source = at_src
+        end
+        local ok, kind, msg
+        if budget.builtin or not r.builtin then
+          ok, kind, msg = sbcore.call(budget.instructions, budget.seconds, budget.memory, at_src,
+            run_rule, file, r, per[r], ctx, out)
+        else
+          ok, kind, msg = sbcore.timed(budget.seconds, budget.memory, at_src, run_rule, file, r, per[r], ctx, out)
+        end
         if not ok then
           if type(msg) == 'table' then msg = tostring(msg) end
           problems[#problems + 1] = { kind = 'rule', rule = r.id, path = p, code = kind,

@@ -90,8 +90,7 @@ function Scope:resolve(node) end
 --- typed variable declarator or class property, or an expression
 --- statement), and whether it returns a function (an arrow whose body is
 --- one, or at least one `return` and all of its own returning one). Nothing
---- for other nodes. Node:parent() in tree-sitter 0.20 walks down from the
---- root; this is O(log n).
+--- for other nodes. Recorded by the scope walk: no parent lookups.
 ---@param fn aegis.ast.Node
 ---@return aegis.ast.Node? parent
 ---@return aegis.ast.Node? from
@@ -198,10 +197,13 @@ function Node:child_count() end
 ---@return integer
 function Node:named_child_count() end
 
+--- Child `i`: a loop over i forward costs one step per child (the tree
+--- keeps a cursor on the last child asked for); going back starts over.
 ---@param i integer 1-based
 ---@return aegis.ast.Node? child
 function Node:child(i) end
 
+--- Named child `i`, as `child(i)`.
 ---@param i integer 1-based
 ---@return aegis.ast.Node? child
 function Node:named_child(i) end
@@ -215,9 +217,14 @@ function Node:child_by_field(field) end
 ---@return string? field
 function Node:field_name() end
 
+--- tree-sitter finds a parent by walking down from the root; once a tree's
+--- parent lookups have cost more than a walk of it, they read a map made by
+--- one walk (linear in the tree however many are asked for).
 ---@return aegis.ast.Node? parent
 function Node:parent() end
 
+--- Siblings are tree-sitter's: found from the parent, which it finds from
+--- the root (depth, plus the parent's children before the node).
 ---@return aegis.ast.Node? sibling
 function Node:next_sibling() end
 
@@ -251,6 +258,13 @@ function Node:sexp() end
 ---@return aegis.ast.Tree tree the tree the node belongs to
 function Node:tree() end
 
+--- One match of a query: `pattern` 1-based, `captures` the first node of
+--- each capture name, `list` every (name, node) in order.
+---@class aegis.ast.Match
+---@field pattern integer
+---@field captures table<string, aegis.ast.Node>
+---@field list {name: string, node: aegis.ast.Node}[]
+
 --- A compiled query (see `ast.query`). Closed by `q:close()` or the garbage
 --- collector; the cache in `aegis.ast` keeps the ones it made alive.
 ---@class aegis.ast.Query
@@ -264,11 +278,14 @@ local Query = {}
 --- same matches in the same order; `mode` 'cursor' forces the cursor,
 --- 'walk' the fast path (an error when there is none). `scope` true builds
 --- the tree's scope analysis (`tree:scope()`) in that same walk when it has
---- none yet.
+--- none yet. The cursor runs under the time budget of the tree's parse (its
+--- time is quadratic in the depth on some error trees); past it, nil.
 ---@param target aegis.ast.Tree|aegis.ast.Node
 ---@param mode? 'auto'|'cursor'|'walk'
 ---@param scope? boolean
----@return {pattern: integer, captures: table<string, aegis.ast.Node>, list: {name: string, node: aegis.ast.Node}[]}[]
+---@return aegis.ast.Match[]? matches
+---@return string? err `ast: query: timeout (N ms)`
+---@return string? code 'timeout'
 function Query:matches(target, mode, scope) end
 
 --- Whether `q:matches(tree)` takes the fast path: every pattern is one node,
@@ -286,9 +303,12 @@ function Query:pattern_count() end
 ---@return integer byte 0-based offset
 function Query:pattern_start(i) end
 
---- Every capture in document order, with predicates applied.
+--- Every capture in document order, with predicates applied. Through the
+--- cursor, under the time budget of the tree's parse; past it, nil.
 ---@param target aegis.ast.Tree|aegis.ast.Node
----@return {name: string, node: aegis.ast.Node, pattern: integer}[]
+---@return {name: string, node: aegis.ast.Node, pattern: integer}[]? captures
+---@return string? err `ast: query: timeout (N ms)`
+---@return string? code 'timeout'
 function Query:captures(target) end
 
 ---@return string[] names the capture names, by capture id

@@ -30,6 +30,21 @@ end
 
 local COLOR = { error = '1;31', warning = '1;33', info = '1;36', rule = '2', caret = '1;32', path = '1' }
 
+-- The part of a source line shown under a finding: the whole line when it
+-- is short, else WINDOW bytes around the column (cut at character
+-- boundaries), so a minified or generated one-line file does not print its
+-- whole text once per finding. Returns the shown bytes, the finding's
+-- column within them, a lead and a tail ('...' where the line is cut).
+local WINDOW, BEFORE = 160, 60
+local function window(l, col)
+  if #l <= WINDOW then return l, col, '', '' end
+  local from = math.max(1, col - BEFORE)
+  while from > 1 and (l:byte(from) or 0) & 0xC0 == 0x80 do from = from - 1 end
+  local to = from + WINDOW - 1
+  while to < #l and (l:byte(to + 1) or 0) & 0xC0 == 0x80 do to = to + 1 end
+  return l:sub(from, to), col - from + 1, from > 1 and '...' or '', to < #l and '...' or ''
+end
+
 --- Text like a compiler's: `file:line:col severity rule message`, the
 --- source line and a caret under the finding; problems after; a summary.
 ---@param res table The result of `standards.run`
@@ -47,13 +62,14 @@ function M.text(res, opts)
       paint(COLOR[f.severity] or '0', f.severity), paint(COLOR.rule, f.rule), f.message)
     local l = line_of(f.path, f.line)
     if l then
-      local shown = l:gsub('\t', ' ')
-      out[#out + 1] = '    ' .. shown
       local width = 1
       if f.end_line == f.line and f.end_col > f.col then width = f.end_col - f.col end
-      local before = utf8.len(l:sub(1, f.col - 1)) or (f.col - 1)
-      local len = utf8.len(l:sub(f.col, f.col + width - 1)) or width
-      out[#out + 1] = '    ' .. (' '):rep(before) .. paint(COLOR.caret, '^' .. ('~'):rep(math.max(len - 1, 0)))
+      local shown, col, lead, tail = window(l, f.col)
+      width = math.min(width, #shown - col + 1)
+      local before = utf8.len(shown:sub(1, col - 1)) or (col - 1)
+      local len = utf8.len(shown:sub(col, col + width - 1)) or width
+      out[#out + 1] = '    ' .. lead .. (shown:gsub('\t', ' ')) .. tail
+      out[#out + 1] = '    ' .. (' '):rep(#lead + before) .. paint(COLOR.caret, '^' .. ('~'):rep(math.max(len - 1, 0)))
     end
   end
   local nsyntax = 0
@@ -118,15 +134,46 @@ local function relative(path, root, cwd)
   return nil, abs
 end
 
--- UTF-16 code units in the first `bytes` bytes of `line` (SARIF's default
--- column kind); bytes themselves when the line is not valid UTF-8.
-local function utf16_col(line, bytecol)
-  if not line then return bytecol end
-  local prefix = line:sub(1, bytecol - 1)
-  local units = 0
-  if not utf8.len(prefix) then return bytecol end
-  for _, cp in utf8.codes(prefix) do units = units + (cp >= 0x10000 and 2 or 1) end
-  return units + 1 + (bytecol - 1 - #prefix)
+-- A converter from byte columns to UTF-16 code units (SARIF's default
+-- column kind) over the lines of a report; bytes themselves when the line's
+-- prefix is not valid UTF-8. A long line is not rescanned for each finding
+-- on it (a one-line generated file can hold thousands): ASCII lines are
+-- known as such once, and other lines get a table of the units before the
+-- first character of every STEP-byte block, so a column costs one block.
+local STEP = 1024
+local function utf16_columns()
+  local lines = {}
+  local function index(line)
+    local t = lines[line]
+    if t then return t end
+    t = { ascii = not line:find('[\128-\255]') }
+    if not t.ascii then
+      local _, bad = utf8.len(line)
+      t.bad = bad or #line + 1                  -- first byte of the invalid part
+      local units, block = 0, -1
+      for pos, cp in utf8.codes(line:sub(1, t.bad - 1)) do
+        local b = (pos - 1) // STEP
+        if b > block then t[b + 1] = { pos, units }; block = b end
+        units = units + (cp >= 0x10000 and 2 or 1)
+      end
+    end
+    lines[line] = t
+    return t
+  end
+  return function(line, bytecol)
+    if not line then return bytecol end
+    local t = index(line)
+    if t.ascii then return bytecol end
+    local stop = math.min(bytecol - 1, #line)  -- the prefix is line[1..stop]
+    -- not valid UTF-8 up to the column, or the column splits a character
+    if stop >= t.bad or (stop + 1 < t.bad and line:byte(stop + 1) & 0xC0 == 0x80) then return bytecol end
+    local b = stop // STEP + 1
+    local mark = t[b]
+    if not mark or mark[1] > stop + 1 then mark = t[b - 1] or { 1, 0 } end
+    local units = mark[2]
+    for _, cp in utf8.codes(line:sub(mark[1], stop)) do units = units + (cp >= 0x10000 and 2 or 1) end
+    return units + 1 + (bytecol - 1 - stop)
+  end
 end
 
 local LEVEL = { error = 'error', warning = 'warning', info = 'note' }
@@ -140,7 +187,7 @@ local LEVEL = { error = 'error', warning = 'warning', info = 'note' }
 function M.sarif(res, opts)
   local raw_findings = res.findings
   res = require('aegis.standards.run').clean(res)
-  local line_of = line_reader()
+  local line_of, utf16_col = line_reader(), utf16_columns()
   local rules, index = {}, {}
   for i, r in ipairs(res.rules) do
     index[r.id] = i - 1
