@@ -726,14 +726,21 @@ static int pg_batch (ag_store *b, const ag_store_item *items, int n,
   drop_batch(s);
   *failed = -1;
   if (lost(s) && (rc = reconnect(s, err)) != AG_OK) return rc;  /* outside a transaction */
-  /* prepare (cached): the lock's statement first, then each item's */
-  int first = lock_key != NULL ? 0 : 1;
+  /* prepare (cached): the lock's statement first, then each item's.  A
+  ** connection found lost here (the server restarted, an idle backend
+  ** was ended) ran nothing of the batch: reconnect and prepare again, once. */
+  int first = lock_key != NULL ? 0 : 1, retried = 0;
   for (int i = first; i <= n; i++) {
     const char *sql = i == 0 ? lock_sql : items[i - 1].sql;
     size_t len = i == 0 ? sizeof lock_sql - 1 : items[i - 1].len;
     int want = i == 0 ? 1 : items[i - 1].n;
     ag_store_stmt *e;
     if ((rc = prepare(s, sql, len, &e, err)) != AG_OK) {
+      if (rc == AG_ECONN && s->conn != NULL && lost(s) && !retried++) {
+        if ((rc = reconnect(s, err)) != AG_OK) return rc;
+        i = first - 1;  /* the cache is empty: every statement again */
+        continue;
+      }
       *failed = i;
       return rc;
     }

@@ -155,6 +155,21 @@ describe('db:batch', function()
       assert.equal(0, count(db, t))
     end)
 
+    it('reconnects when an idle connection was ended, before sending anything', function()
+      if not h.needs(pg) then return end
+      local db <close> = assert(store.open(pg.url))
+      local killer <close> = assert(store.open(pg.url))
+      local t = uniq('batchi')
+      assert(db:exec(('CREATE TABLE %s (x INTEGER)'):format(t)))
+      local pid = db:first('SELECT pg_backend_pid() AS pid').pid
+      assert.is_true(killer:first('SELECT pg_terminate_backend($1, 5000) AS ok', pid).ok)
+      -- a statement not prepared yet: its prepare finds the connection gone
+      local r = assert(db:batch({ { ('INSERT INTO %s VALUES ($1) RETURNING x'):format(t), 1 } }))
+      assert.same({ { { x = 1 } } }, r)
+      assert.not_equal(pid, db:first('SELECT pg_backend_pid() AS pid').pid)
+      assert.equal(1, count(db, t))
+    end)
+
     it('reports conn when the backend is terminated mid-batch, and reconnects', function()
       if not h.needs(pg) then return end
       local db <close> = assert(store.open(pg.url))
