@@ -213,11 +213,13 @@ typedef struct went {
   uint32_t child_index, structural_child_index;
   TSSymbol alias;               /* from the parent's alias sequence (0: none, or extra) */
   uint8_t visible, extra;
-  /* its children, as a parent: set when the walk first looks at them */
-  const Subtree *kids;
-  const TSSymbol *aseq;
-  uint32_t count;
-} went;
+} went;                         /* 32 bytes: one per ancestor, so deep trees count it */
+
+/* A parent's children and alias sequence, read from its subtree where a
+** scan starts (two loads each: cheaper than keeping them per entry, which
+** cost 24 bytes per ancestor on trees 100,000s of levels deep). */
+static inline const Subtree *w_kids (const went *P) { return ts_subtree_children(*P->subtree); }
+static inline uint32_t w_count (const went *P) { return P->subtree->ptr->child_count; }
 
 struct ag_scope_walker {
   const TSTree *tree;
@@ -261,10 +263,11 @@ static void w_free (ag_scope_walker *w) {
 ** the first hidden one with visible descendants.  Returns 2 visible, 1
 ** hidden, 0 none (or out of memory: w->oom). */
 static int w_scan (ag_scope_walker *w, uint32_t ci, uint32_t si, Length pos) {
-  went *P = &w->stk[w->n - 1];
-  const Subtree *kids = P->kids;
-  const TSSymbol *aseq = P->aseq;
-  uint32_t count = P->count;
+  const went *P = &w->stk[w->n - 1];
+  Subtree pt = *P->subtree;
+  const Subtree *kids = ts_subtree_children(pt);
+  const TSSymbol *aseq = ts_language_alias_sequence(w->lang, pt.ptr->production_id);
+  uint32_t count = pt.ptr->child_count;
   for (; ci < count; ci++) {
     Subtree c = kids[ci];
     int extra = ts_subtree_extra(c);
@@ -280,7 +283,6 @@ static int w_scan (ag_scope_walker *w, uint32_t ci, uint32_t si, Length pos) {
       e->alias = al;
       e->visible = (uint8_t)vis;
       e->extra = (uint8_t)extra;
-      e->kids = NULL;
       return vis ? 2 : 1;
     }
     if (!extra) si++;
@@ -295,9 +297,6 @@ static int w_first_child (ag_scope_walker *w) {
     went *P = &w->stk[w->n - 1];
     Subtree t = *P->subtree;
     if (t.data.is_inline || t.ptr->child_count == 0) return 0;
-    P->count = t.ptr->child_count;
-    P->kids = ts_subtree_children(t);
-    P->aseq = ts_language_alias_sequence(w->lang, t.ptr->production_id);
     int r = w_scan(w, 0, 0, P->position);
     if (r != 1) return r == 2;
   }
@@ -310,9 +309,9 @@ static int w_next_sibling (ag_scope_walker *w) {
     if (e->visible && w->n + 1 < initial) break;
     const went *P = &w->stk[w->n - 1];
     uint32_t ci = e->child_index + 1;
-    if (ci >= P->count) continue;
+    if (ci >= w_count(P)) continue;
     Length pos = length_add(length_add(e->position, ts_subtree_size(*e->subtree)),
-                            ts_subtree_padding(P->kids[ci]));
+                            ts_subtree_padding(w_kids(P)[ci]));
     int r = w_scan(w, ci, e->structural_child_index + (e->extra ? 0 : 1), pos);
     if (r == 2) return 1;
     if (r == 1) { w_first_child(w); return 1; }
