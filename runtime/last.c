@@ -169,6 +169,44 @@ static const char *strin_read (void *ud, uint32_t byte, TSPoint pt, uint32_t *n)
   return in->s + byte;
 }
 
+/* One parser per language for the process (one thread): a parser keeps
+** its stack, its subtree pool and its arrays between parses, so reusing it
+** spares their allocation on every file.  A parse that did not finish
+** (timeout, memory budget) leaves the parser holding its half-built state
+** to resume; the parser is deleted then, which also gives back whatever a
+** hostile input made it hold, and the next parse makes a new one.  A
+** finished parse resets the parser itself (ts_parser_parse's exit). */
+static TSParser *parsers[2];
+
+static TSParser *get_parser (int tsx) {
+  TSParser *p = parsers[tsx];
+  if (p != NULL) {
+    ts_parser_reset(p);   /* no-op after a finished parse; keeps us safe otherwise */
+    return p;
+  }
+  p = ts_parser_new();
+  if (p != NULL && !ts_parser_set_language(p, language(tsx))) {
+    ts_parser_delete(p);
+    p = NULL;
+  }
+  parsers[tsx] = p;
+  return p;
+}
+
+static void drop_parser (int tsx) {
+  ts_parser_delete(parsers[tsx]);
+  parsers[tsx] = NULL;
+}
+
+/* __gc of a sentinel the module leaves in the registry: the parsers go
+** when the state closes (a second state makes new ones on its next parse) */
+static int parsers_gc (lua_State *L) {
+  (void)L;
+  drop_parser(0);
+  drop_parser(1);
+  return 0;
+}
+
 /* memory() -> bytes tree-sitter holds now, the most it held at once since
 ** the last call (which resets it to now) */
 static int ast_memory (lua_State *L) {
@@ -214,11 +252,9 @@ static int ast_parse (lua_State *L) {
   luaL_setmetatable(L, AST_TREE);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);                               /* pins src */
-  TSParser *parser = ts_parser_new();
-  if (parser == NULL || !ts_parser_set_language(parser, language(tsx))) {
-    ts_parser_delete(parser);
+  TSParser *parser = get_parser(tsx);
+  if (parser == NULL)
     return agL_pushfail(L, AG_ENOMEM, "ast: parse '%s': cannot create a parser", name);
-  }
   ts_parser_set_timeout_micros(parser, (uint64_t)ms * 1000u);
   strin in = {src, (uint32_t)len};
   TSInput input = {&in, strin_read, TSInputEncodingUTF8, NULL};
@@ -233,7 +269,7 @@ static int ast_parse (lua_State *L) {
   int over = ts_over;
   ts_limit = 0;
   ts_over = 0;
-  ts_parser_delete(parser);
+  if (p->t == NULL) drop_parser(tsx);
   if (p->t == NULL && over) {
     char mib[32];
     snprintf(mib, sizeof mib, "%.4g", (double)mem / (1024.0 * 1024.0));
@@ -2086,6 +2122,12 @@ AGLIB_API int luaopen_aegis_core_ast (lua_State *L) {
   lua_pushcfunction(L, match1_index);
   lua_setfield(L, -2, "__index");
   lua_rawsetp(L, LUA_REGISTRYINDEX, &MATCH1);
+  lua_newuserdatauv(L, 1, 0);                  /* the parsers' sentinel */
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, parsers_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, parsers);
   luaL_newlib(L, funcs);
   return 1;
 }
