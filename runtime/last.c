@@ -164,6 +164,25 @@ static int ast_memory (lua_State *L) {
   return 2;
 }
 
+/* tsmem() -> {mode = 'pool'|'malloc', mapped =, used =, idle =, cold =}:
+** ag_tsmem's figures in bytes (ag_tsmem.h), for specs and benchmarks */
+static int ast_tsmem (lua_State *L) {
+  ag_tsmem_stats st;
+  ag_tsmem_stats_get(&st);
+  lua_createtable(L, 0, 5);
+  lua_pushstring(L, ag_tsmem_mode());
+  lua_setfield(L, -2, "mode");
+  lua_pushinteger(L, (lua_Integer)st.mapped);
+  lua_setfield(L, -2, "mapped");
+  lua_pushinteger(L, (lua_Integer)st.used);
+  lua_setfield(L, -2, "used");
+  lua_pushinteger(L, (lua_Integer)st.idle);
+  lua_setfield(L, -2, "idle");
+  lua_pushinteger(L, (lua_Integer)st.cold);
+  lua_setfield(L, -2, "cold");
+  return 1;
+}
+
 /* parse(src, lang, timeout_ms, max_bytes, name, max_memory) -> tree | nil, msg, code
 ** max_memory: bytes tree-sitter may hold on top of what it held before the
 ** parse (0: no cap). */
@@ -2016,6 +2035,7 @@ static int box_gc (lua_State *L) {
 
 static const luaL_Reg funcs[] = {
   {"parse", ast_parse}, {"query", ast_query}, {"diff", ast_diff}, {"memory", ast_memory},
+  {"tsmem", ast_tsmem},
   {NULL, NULL}
 };
 static const luaL_Reg tree_meth[] = {

@@ -307,6 +307,36 @@ describe('aegis.ast', function()
       assert.equal(base, select(2, core.memory()))
     end)
 
+    it("keeps tree-sitter's blocks in its pool and gives a big tree's slabs back", function()
+      local core = require('aegis.core.ast')
+      local m = core.tsmem()
+      assert.truthy(m.mode == 'pool' or m.mode == 'malloc', tostring(m.mode))
+      if m.mode ~= 'pool' then
+        -- sanitizer builds and valgrind runs use plain malloc (AEGIS_TSMEM=pool forces the pool)
+        assert.same({ mode = 'malloc', mapped = 0, used = 0, idle = 0, cold = 0 }, m)
+        return
+      end
+      local MiB = 1024 * 1024
+      local big = string.rep('const v = f(1, "two", [3]);\n', 40000)           -- 1.1 MB
+      local t = assert(ast.parse(big, { budget = { bytes = 0, ms = 600000 } }))
+      local s1 = core.tsmem()
+      assert.is_true(s1.used > 16 * MiB, 'slabs in use: ' .. s1.used)
+      assert.equal(s1.mapped, s1.used + s1.idle + s1.cold)
+      assert.equal(40000, t:root():named_child_count())
+      assert.equal('(number)', t:root():named_child(40000):named_child(1)
+        :child_by_field('value'):child_by_field('arguments'):named_child(1):sexp())
+      t:close()
+      local s2 = core.tsmem()
+      assert.equal(s1.mapped, s2.mapped)
+      assert.is_true(s2.used < 4 * MiB, 'slabs still in use: ' .. s2.used)
+      assert.is_true(s2.idle <= 8 * MiB, 'idle slabs kept resident: ' .. s2.idle)
+      assert.is_true(s2.cold >= s1.used - 12 * MiB, 'slabs given back: ' .. s2.cold)
+      -- the next tree reuses them: nothing more is mapped
+      t = assert(ast.parse(big, { budget = { bytes = 0, ms = 600000 } }))
+      assert.equal(s1.mapped, core.tsmem().mapped)
+      t:close()
+    end)
+
     it('parses correctly with the parser a timeout or the memory budget stopped', function()
       local big = string.rep('const v = f(1, "two", [3]);\n', 40000)
       for _, lang in ipairs({ 'ts', 'tsx' }) do
