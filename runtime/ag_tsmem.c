@@ -47,6 +47,7 @@
 
 #ifdef AG_TSMEM_ASAN
 #include <sanitizer/asan_interface.h>
+#include <sanitizer/lsan_interface.h>
 #define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
 #define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
 #else
@@ -151,6 +152,11 @@ static int seg_new (void) {
   segs[seg_slot(key)] = key;
   nseg++;
   POISON(a, SEG);
+#ifdef AG_TSMEM_ASAN
+  /* LeakSanitizer does not scan our mappings: a malloc'd block that only a
+  ** pool block points to (a large array of a tree) would be reported */
+  __lsan_register_root_region(a, SEG);
+#endif
   for (size_t i = SLABS_PER_SEG; i-- > 0;) clean[nclean++] = (slab *)(a + i * SLAB);
   return 1;
 }
