@@ -395,6 +395,7 @@ describe('aegis.ast', function()
       -- deadline is widened and only the size and memory budgets are the
       -- defaults
       local sanitized = (os.getenv('ASAN_OPTIONS') or '') ~= ''
+        or (os.getenv('LD_PRELOAD') or ''):find('vgpreload', 1, true) ~= nil     -- valgrind
       local t = assert(ast.parse(src, sanitized and { budget = { ms = 60000 } } or nil))
       assert.equal(38000, t:root():named_child_count())
       assert.is_false(t:root():has_error())
