@@ -39,8 +39,8 @@ TSRT_OBJ := $(TSRT_DIR)/lib.o
 TSRT_VERSION := $(shell sed -n 's/^version=//p' tools/tsruntime.sh)
 GRAMMAR_VERSION := $(shell sed -n 's/^version=//p' tools/grammar.sh)
 build/obj/lhost.o build/asan/lhost.o: tools/tsruntime.sh tools/grammar.sh
-build/obj/lhost.o build/asan/lhost.o: CFLAGS += -DAG_TREE_SITTER_VERSION='"$(TSRT_VERSION)"' \
-  -DAG_GRAMMAR_VERSION='"$(GRAMMAR_VERSION)"'
+VERSION_DEFS := -DAG_TREE_SITTER_VERSION='"$(TSRT_VERSION)"' -DAG_GRAMMAR_VERSION='"$(GRAMMAR_VERSION)"'
+build/obj/lhost.o build/asan/lhost.o: CFLAGS += $(VERSION_DEFS)
 GRAMMAR_OBJ := $(GRAMMAR_DIR)/typescript_parser.o $(GRAMMAR_DIR)/typescript_scanner.o \
                $(GRAMMAR_DIR)/tsx_parser.o $(GRAMMAR_DIR)/tsx_scanner.o
 

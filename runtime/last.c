@@ -12,7 +12,6 @@
 ** held across a call that can raise), compiled regexes and a text buffer.
 */
 #define _POSIX_C_SOURCE 200809L
-#include <malloc.h>
 #include <regex.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,6 +22,7 @@
 
 #include "ag_astdiff.h"
 #include "ag_scope.h"
+#include "ag_tsmem.h"
 #include "lauxag.h"
 
 #define AST_TREE "aegis.ast.Tree"
@@ -96,67 +96,16 @@ static void pushtext (lua_State *L, const LTree *t, TSNode n) {
 }
 
 /*
-** tree-sitter's memory.  ts_set_allocator is process-wide: these wrappers
-** count the bytes tree-sitter holds (malloc_usable_size: no header, so a
-** block tree-sitter hands out, such as ts_node_string's, may still be freed
-** by anyone).  While a parse with a memory budget runs, ts_limit is the
-** count it may reach; past it, ts_over is set and the parse's progress
-** callback (tree-sitter calls it every 100 operations) cancels the parse.
-** Allocations are never refused: tree-sitter aborts on NULL.  One process
-** runs one Lua state on one thread (a plain static is enough).
+** tree-sitter's memory: ag_tsmem (process-wide, installed by luaopen)
+** counts the bytes tree-sitter holds.  While a parse with a memory budget
+** runs, the tsmem limit is the count it may reach; past it, the over flag is
+** set and the parse's progress callback (tree-sitter calls it every 100
+** operations) cancels the parse.  Allocations are never refused:
+** tree-sitter aborts on NULL.
 */
-static size_t ts_bytes, ts_peak, ts_limit;
-static int ts_over;
-
-static void ts_count (void *p) {
-  if (p == NULL) return;
-  ts_bytes += malloc_usable_size(p);
-  if (ts_bytes > ts_peak) ts_peak = ts_bytes;
-  if (ts_limit > 0 && ts_bytes > ts_limit) ts_over = 1;
-}
-
-static void ts_uncount (void *p) {
-  if (p == NULL) return;
-  size_t n = malloc_usable_size(p);
-  ts_bytes = n < ts_bytes ? ts_bytes - n : 0;
-}
-
-static void *ts_oom (size_t n) {
-  fprintf(stderr, "tree-sitter failed to allocate %zu bytes\n", n);
-  abort();
-}
-
-static void *ts_count_malloc (size_t n) {
-  void *p = malloc(n);
-  if (p == NULL && n > 0) return ts_oom(n);
-  ts_count(p);
-  return p;
-}
-
-static void *ts_count_calloc (size_t k, size_t n) {
-  void *p = calloc(k, n);
-  if (p == NULL && k > 0 && n > 0) return ts_oom(k * n);
-  ts_count(p);
-  return p;
-}
-
-static void *ts_count_realloc (void *p, size_t n) {
-  size_t old = p ? malloc_usable_size(p) : 0;
-  void *q = realloc(p, n);
-  if (q == NULL && n > 0) return ts_oom(n);
-  ts_bytes = old < ts_bytes ? ts_bytes - old : 0;
-  ts_count(q);
-  return q;
-}
-
-static void ts_count_free (void *p) {
-  ts_uncount(p);
-  free(p);
-}
-
 static bool parse_progress (TSParseState *st) {
   (void)st;
-  return ts_over != 0;
+  return ag_tsmem_over() != 0;
 }
 
 typedef struct strin { const char *s; uint32_t len; } strin;
@@ -169,13 +118,69 @@ static const char *strin_read (void *ud, uint32_t byte, TSPoint pt, uint32_t *n)
   return in->s + byte;
 }
 
+/* One parser per language for the process (one thread): a parser keeps
+** its stack, its subtree pool and its arrays between parses, so reusing it
+** spares their allocation on every file.  A parse that did not finish
+** (timeout, memory budget) leaves the parser holding its half-built state
+** to resume; the parser is deleted then, which also gives back whatever a
+** hostile input made it hold, and the next parse makes a new one.  A
+** finished parse resets the parser itself (ts_parser_parse's exit). */
+static TSParser *parsers[2];
+
+static TSParser *get_parser (int tsx) {
+  TSParser *p = parsers[tsx];
+  if (p != NULL) {
+    ts_parser_reset(p);   /* no-op after a finished parse; keeps us safe otherwise */
+    return p;
+  }
+  p = ts_parser_new();
+  if (p != NULL && !ts_parser_set_language(p, language(tsx))) {
+    ts_parser_delete(p);
+    p = NULL;
+  }
+  parsers[tsx] = p;
+  return p;
+}
+
+static void drop_parser (int tsx) {
+  ts_parser_delete(parsers[tsx]);
+  parsers[tsx] = NULL;
+}
+
+/* __gc of a sentinel the module leaves in the registry: the parsers go
+** when the state closes (a second state makes new ones on its next parse) */
+static int parsers_gc (lua_State *L) {
+  (void)L;
+  drop_parser(0);
+  drop_parser(1);
+  return 0;
+}
+
 /* memory() -> bytes tree-sitter holds now, the most it held at once since
 ** the last call (which resets it to now) */
 static int ast_memory (lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)ts_bytes);
-  lua_pushinteger(L, (lua_Integer)ts_peak);
-  ts_peak = ts_bytes;
+  lua_pushinteger(L, (lua_Integer)ag_tsmem_held());
+  lua_pushinteger(L, (lua_Integer)ag_tsmem_peak());
   return 2;
+}
+
+/* tsmem() -> {mode = 'pool'|'malloc', mapped =, used =, idle =, cold =}:
+** ag_tsmem's figures in bytes (ag_tsmem.h), for specs and benchmarks */
+static int ast_tsmem (lua_State *L) {
+  ag_tsmem_stats st;
+  ag_tsmem_stats_get(&st);
+  lua_createtable(L, 0, 5);
+  lua_pushstring(L, ag_tsmem_mode());
+  lua_setfield(L, -2, "mode");
+  lua_pushinteger(L, (lua_Integer)st.mapped);
+  lua_setfield(L, -2, "mapped");
+  lua_pushinteger(L, (lua_Integer)st.used);
+  lua_setfield(L, -2, "used");
+  lua_pushinteger(L, (lua_Integer)st.idle);
+  lua_setfield(L, -2, "idle");
+  lua_pushinteger(L, (lua_Integer)st.cold);
+  lua_setfield(L, -2, "cold");
+  return 1;
 }
 
 /* parse(src, lang, timeout_ms, max_bytes, name, max_memory) -> tree | nil, msg, code
@@ -214,26 +219,23 @@ static int ast_parse (lua_State *L) {
   luaL_setmetatable(L, AST_TREE);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);                               /* pins src */
-  TSParser *parser = ts_parser_new();
-  if (parser == NULL || !ts_parser_set_language(parser, language(tsx))) {
-    ts_parser_delete(parser);
+  TSParser *parser = get_parser(tsx);
+  if (parser == NULL)
     return agL_pushfail(L, AG_ENOMEM, "ast: parse '%s': cannot create a parser", name);
-  }
   ts_parser_set_timeout_micros(parser, (uint64_t)ms * 1000u);
   strin in = {src, (uint32_t)len};
   TSInput input = {&in, strin_read, TSInputEncodingUTF8, NULL};
   TSParseOptions po = {NULL, parse_progress};
-  ts_over = 0;
-  ts_limit = 0;
+  size_t lim = 0;
   if (mem > 0) {
-    ts_limit = ts_bytes + (size_t)mem;
-    if (ts_limit < ts_bytes) ts_limit = SIZE_MAX;   /* overflow: no cap */
+    lim = ag_tsmem_held() + (size_t)mem;
+    if (lim < ag_tsmem_held()) lim = SIZE_MAX;   /* overflow: no cap */
   }
+  ag_tsmem_limit(lim);
   p->t = ts_parser_parse_with_options(parser, NULL, input, po);
-  int over = ts_over;
-  ts_limit = 0;
-  ts_over = 0;
-  ts_parser_delete(parser);
+  int over = ag_tsmem_over();
+  ag_tsmem_limit(0);
+  if (p->t == NULL) drop_parser(tsx);
   if (p->t == NULL && over) {
     char mib[32];
     snprintf(mib, sizeof mib, "%.4g", (double)mem / (1024.0 * 1024.0));
@@ -692,7 +694,7 @@ static int node_sexp (lua_State *L) {
   TSNode n = checknode(L, 1, NULL);
   char *s = ts_node_string(n);
   lua_pushstring(L, s);  /* cannot raise short of memory; then s leaks once */
-  ts_count_free(s);
+  ag_tsmem_free(s);   /* tree-sitter's allocator made it */
   return 1;
 }
 
@@ -2129,6 +2131,7 @@ static int box_gc (lua_State *L) {
 
 static const luaL_Reg funcs[] = {
   {"parse", ast_parse}, {"query", ast_query}, {"diff", ast_diff}, {"memory", ast_memory},
+  {"tsmem", ast_tsmem},
   {NULL, NULL}
 };
 static const luaL_Reg tree_meth[] = {
@@ -2173,7 +2176,7 @@ AGLIB_API int luaopen_aegis_core_ast(lua_State *L);
 AGLIB_API int luaopen_aegis_core_ast (lua_State *L) {
   /* before tree-sitter allocates anything here; the same functions again
   ** when a second state opens the module */
-  ts_set_allocator(ts_count_malloc, ts_count_calloc, ts_count_realloc, ts_count_free);
+  ag_tsmem_install();
   agL_newclass(L, AST_TREE, tree_meth, tree_meta);
   agL_newclass(L, AST_NODE, node_meth, node_meta);
   agL_newclass(L, AST_QUERY, query_meth, query_meta);
@@ -2182,6 +2185,12 @@ AGLIB_API int luaopen_aegis_core_ast (lua_State *L) {
   lua_pushcfunction(L, match1_index);
   lua_setfield(L, -2, "__index");
   lua_rawsetp(L, LUA_REGISTRYINDEX, &MATCH1);
+  lua_newuserdatauv(L, 1, 0);                  /* the parsers' sentinel */
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, parsers_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, parsers);
   luaL_newlib(L, funcs);
   return 1;
 }

@@ -13,6 +13,7 @@ M.shell_quote = shell_quote
 -- True under make test-asan or make test-valgrind, where code runs several
 -- times slower: deadlines sized for a normal build are widened there.
 M.instrumented = (os.getenv('ASAN_OPTIONS') or '') ~= '' or (os.getenv('AEGIS_WRAP') or '') ~= ''
+  or (os.getenv('LD_PRELOAD') or ''):find('vgpreload', 1, true) ~= nil   -- inside valgrind itself
 
 --- Makes a fresh temporary directory, removed at the end of the run.
 ---@return string path

@@ -1,0 +1,393 @@
+/*
+** ag_tsmem.c: tree-sitter's allocator (see ag_tsmem.h).
+**
+** Pool layout.  Segments of 2 MiB, mmap'd and aligned to 2 MiB, each cut
+** into 32 slabs of 64 KiB.  A slab in use serves one size class (8 to 512
+** bytes by steps of 8: tree-sitter's blocks are 80-120 bytes nearly all,
+** and need no more than pointer alignment); its header (64 bytes, at its
+** start) holds its free list, its bump pointer into never-used space and
+** its count of live blocks, so a block's slab is its address rounded down
+** to 64 KiB and a block needs no header.  Whether an address is a pool block
+** at all is a lookup of its segment in a small hash set: blocks of other
+** sizes come from malloc (counted with malloc_usable_size), and so does a
+** small block when no segment can be mapped.
+**
+** Each class keeps a list of its slabs that have room, most recently freed
+** into first.  A slab whose last block is freed goes back to the idle slabs
+** (any class can take it), unless it is the class's only slab with room
+** (an alloc/free cycle of one block must not take and give a slab each
+** time).  Up to IDLE_KEEP idle slabs stay resident; past that a released
+** slab is given back to the OS (madvise MADV_DONTNEED: the segment stays
+** mapped, its pages are dropped and come back zeroed when touched), so a
+** big file's tree leaves at most IDLE_KEEP slabs resident once it is
+** deleted.  Segments are never unmapped.
+**
+** The stacks of idle slabs and the hash set are plain malloc memory sized
+** when a segment is mapped, so a release never needs memory.
+*/
+#define _DEFAULT_SOURCE
+#include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <tree_sitter/api.h>
+
+#include "ag_tsmem.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define AG_TSMEM_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define AG_TSMEM_ASAN 1
+#endif
+#endif
+
+#ifdef AG_TSMEM_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/lsan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+#define SLAB_SHIFT 16
+#define SLAB ((size_t)1 << SLAB_SHIFT)
+#define SEG_SHIFT 21
+#define SEG ((size_t)1 << SEG_SHIFT)
+#define SLABS_PER_SEG (SEG / SLAB)
+#define HDR 64
+#define GRAIN 8
+#define SMALL_MAX 512
+#define NCLASS (SMALL_MAX / GRAIN)
+#define IDLE_KEEP 128   /* idle slabs kept resident: 8 MiB */
+
+typedef struct slab {
+  struct slab *next, *prev;   /* in its class's list of slabs with room */
+  void *free;                 /* freed blocks, linked through their first word */
+  char *bump, *end;           /* never-used blocks: [bump, end) */
+  uint32_t used, size;        /* live blocks, block size */
+  int listed;                 /* in its class's list */
+} slab;
+
+typedef char slab_header_fits[sizeof(slab) <= HDR ? 1 : -1];
+
+/* ------------------------------------------------------------- counting */
+
+static size_t held, peak, limit;
+static int over;
+
+static void count (size_t n) {
+  held += n;
+  if (held > peak) peak = held;
+  if (limit > 0 && held > limit) over = 1;
+}
+
+static void uncount (size_t n) {
+  held = n < held ? held - n : 0;
+}
+
+static void *oom (size_t n) {
+  fprintf(stderr, "tree-sitter failed to allocate %zu bytes\n", n);
+  abort();
+}
+
+/* ----------------------------------------------------------------- pool */
+
+static slab *classes[NCLASS];
+static slab **dirty, **clean;     /* idle slabs: resident / not resident */
+static size_t ndirty, nclean, idlecap;
+static uintptr_t *segs;           /* hash set of segment numbers + 1 (0: empty) */
+static size_t segcap, nseg;
+
+static size_t seg_slot (uintptr_t key) {
+  size_t i = (size_t)((key * 0x9E3779B97F4A7C15u) >> 32) & (segcap - 1);
+  while (segs[i] != 0 && segs[i] != key) i = (i + 1) & (segcap - 1);
+  return i;
+}
+
+static int in_pool (const void *p) {
+  if (nseg == 0) return 0;
+  uintptr_t key = ((uintptr_t)p >> SEG_SHIFT) + 1;
+  return segs[seg_slot(key)] == key;
+}
+
+/* Maps a segment and makes its slabs idle (not resident); 0 without
+** memory for it or its bookkeeping. */
+static int seg_new (void) {
+  size_t total = (nseg + 1) * SLABS_PER_SEG;
+  if (total > idlecap) {
+    size_t cap = idlecap ? 2 * idlecap : 4 * SLABS_PER_SEG;
+    while (cap < total) cap *= 2;
+    slab **d = (slab **)realloc(dirty, cap * sizeof *d);
+    if (d == NULL) return 0;
+    dirty = d;
+    slab **c = (slab **)realloc(clean, cap * sizeof *c);
+    if (c == NULL) return 0;
+    clean = c;
+    idlecap = cap;
+  }
+  if (2 * (nseg + 1) > segcap) {   /* load at most 1/2 */
+    size_t cap = segcap ? 2 * segcap : 64;
+    uintptr_t *n = (uintptr_t *)calloc(cap, sizeof *n);
+    if (n == NULL) return 0;
+    uintptr_t *o = segs;
+    size_t ocap = segcap;
+    segs = n;
+    segcap = cap;
+    for (size_t i = 0; i < ocap; i++)
+      if (o[i] != 0) segs[seg_slot(o[i])] = o[i];
+    free(o);
+  }
+  char *m = (char *)mmap(NULL, 2 * SEG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) return 0;
+  char *a = (char *)(((uintptr_t)m + SEG - 1) & ~(uintptr_t)(SEG - 1));
+  if (a > m) munmap(m, (size_t)(a - m));
+  if (m + 2 * SEG > a + SEG) munmap(a + SEG, (size_t)(m + 2 * SEG - (a + SEG)));
+  uintptr_t key = ((uintptr_t)a >> SEG_SHIFT) + 1;
+  segs[seg_slot(key)] = key;
+  nseg++;
+  POISON(a, SEG);
+#ifdef AG_TSMEM_ASAN
+  /* LeakSanitizer does not scan our mappings: a malloc'd block that only a
+  ** pool block points to (a large array of a tree) would be reported */
+  __lsan_register_root_region(a, SEG);
+#endif
+  for (size_t i = SLABS_PER_SEG; i-- > 0;) clean[nclean++] = (slab *)(a + i * SLAB);
+  return 1;
+}
+
+/* An idle slab made the first (and only) slab with room of class c, or NULL. */
+static slab *slab_take (size_t c) {
+  slab *s;
+  if (ndirty > 0) s = dirty[--ndirty];
+  else if (nclean > 0 || seg_new()) s = clean[--nclean];
+  else return NULL;
+  UNPOISON(s, HDR);
+  uint32_t size = (uint32_t)((c + 1) * GRAIN);
+  s->size = size;
+  s->free = NULL;
+  s->used = 0;
+  s->bump = (char *)s + HDR;
+  s->end = s->bump + (SLAB - HDR) / size * size;
+  s->prev = NULL;
+  s->next = classes[c];
+  if (s->next) s->next->prev = s;
+  classes[c] = s;
+  s->listed = 1;
+  return s;
+}
+
+static void slab_unlink (slab *s, size_t c) {
+  if (s->prev) s->prev->next = s->next;
+  else classes[c] = s->next;
+  if (s->next) s->next->prev = s->prev;
+  s->next = s->prev = NULL;
+  s->listed = 0;
+}
+
+static void slab_release (slab *s, size_t c) {
+  slab_unlink(s, c);
+  if (ndirty < IDLE_KEEP) {
+    dirty[ndirty++] = s;
+  } else {
+    madvise(s, SLAB, MADV_DONTNEED);
+    clean[nclean++] = s;
+  }
+  POISON(s, SLAB);
+}
+
+static void *small_alloc (size_t c) {
+  slab *s = classes[c];
+  if (s == NULL && (s = slab_take(c)) == NULL) return NULL;
+  void *b;
+  if (s->free != NULL) {
+    b = s->free;
+    UNPOISON(b, s->size);
+    s->free = *(void **)b;
+  } else {
+    b = s->bump;
+    s->bump += s->size;
+    UNPOISON(b, s->size);
+  }
+  s->used++;
+  if (s->free == NULL && s->bump == s->end) slab_unlink(s, c);
+  count(s->size);
+  return b;
+}
+
+static void small_free (void *b) {
+  slab *s = (slab *)((uintptr_t)b & ~(uintptr_t)(SLAB - 1));
+  size_t c = s->size / GRAIN - 1;
+  uncount(s->size);
+  *(void **)b = s->free;
+  s->free = b;
+  POISON(b, s->size);
+  s->used--;
+  if (!s->listed) {
+    s->prev = NULL;
+    s->next = classes[c];
+    if (s->next) s->next->prev = s;
+    classes[c] = s;
+    s->listed = 1;
+  }
+  if (s->used == 0 && (classes[c] != s || s->next != NULL)) slab_release(s, c);
+}
+
+static size_t class_of (size_t n) {
+  return n == 0 ? 0 : (n - 1) / GRAIN;
+}
+
+/* ---------------------------------------------------------- large blocks */
+
+static void *big_malloc (size_t n) {
+  void *p = malloc(n);
+  if (p == NULL && n > 0) return oom(n);
+  if (p) count(malloc_usable_size(p));
+  return p;
+}
+
+static void *pool_malloc (size_t n) {
+  if (n <= SMALL_MAX) {
+    void *b = small_alloc(class_of(n));
+    if (b != NULL) return b;
+  }
+  return big_malloc(n);
+}
+
+static void *pool_calloc (size_t k, size_t n) {
+  if (n != 0 && k > SIZE_MAX / n) return oom(SIZE_MAX);
+  size_t t = k * n;
+  if (t <= SMALL_MAX) {
+    void *b = small_alloc(class_of(t));
+    if (b != NULL) return memset(b, 0, t);
+  }
+  void *p = calloc(k, n);
+  if (p == NULL && t > 0) return oom(t);
+  if (p) count(malloc_usable_size(p));
+  return p;
+}
+
+static void pool_free (void *p) {
+  if (p == NULL) return;
+  if (in_pool(p)) { small_free(p); return; }
+  uncount(malloc_usable_size(p));
+  free(p);
+}
+
+static void *pool_realloc (void *p, size_t n) {
+  if (p == NULL) return pool_malloc(n);
+  if (in_pool(p)) {
+    const slab *s = (const slab *)((uintptr_t)p & ~(uintptr_t)(SLAB - 1));
+    size_t old = s->size;
+    if (n <= SMALL_MAX && class_of(n) == old / GRAIN - 1) return p;
+    void *q = pool_malloc(n);
+    memcpy(q, p, old < n ? old : n);
+    small_free(p);
+    return q;
+  }
+  size_t old = malloc_usable_size(p);
+  if (n <= SMALL_MAX) {
+    void *q = small_alloc(class_of(n));
+    if (q != NULL) {
+      memcpy(q, p, old < n ? old : n);
+      uncount(old);
+      free(p);
+      return q;
+    }
+  }
+  void *q = realloc(p, n);
+  if (q == NULL && n > 0) return oom(n);
+  uncount(old);
+  if (q) count(malloc_usable_size(q));
+  return q;
+}
+
+/* ----------------------------------------------------------- malloc mode */
+
+static void *m_malloc (size_t n) {
+  return big_malloc(n);
+}
+
+static void *m_calloc (size_t k, size_t n) {
+  void *p = calloc(k, n);
+  if (p == NULL && k > 0 && n > 0) return oom(k * n);
+  if (p) count(malloc_usable_size(p));
+  return p;
+}
+
+static void *m_realloc (void *p, size_t n) {
+  size_t old = p ? malloc_usable_size(p) : 0;
+  void *q = realloc(p, n);
+  if (q == NULL && n > 0) return oom(n);
+  uncount(old);
+  if (q) count(malloc_usable_size(q));
+  return q;
+}
+
+static void m_free (void *p) {
+  if (p == NULL) return;
+  uncount(malloc_usable_size(p));
+  free(p);
+}
+
+/* ------------------------------------------------------------------ API */
+
+static const char *mode;
+
+void ag_tsmem_install (void) {
+  if (mode == NULL) {
+    const char *e = getenv("AEGIS_TSMEM");
+    const char *pre = getenv("LD_PRELOAD");
+    if (e != NULL && strcmp(e, "pool") == 0) mode = "pool";
+    else if (e != NULL && strcmp(e, "malloc") == 0) mode = "malloc";
+#ifdef AG_TSMEM_ASAN
+    else mode = "malloc";
+#else
+    else if (pre != NULL && strstr(pre, "vgpreload") != NULL) mode = "malloc";   /* valgrind */
+    else mode = "pool";
+#endif
+    (void)pre;
+  }
+  if (mode[0] == 'p') ts_set_allocator(pool_malloc, pool_calloc, pool_realloc, pool_free);
+  else ts_set_allocator(m_malloc, m_calloc, m_realloc, m_free);
+}
+
+const char *ag_tsmem_mode (void) {
+  return mode;
+}
+
+size_t ag_tsmem_held (void) {
+  return held;
+}
+
+size_t ag_tsmem_peak (void) {
+  size_t p = peak;
+  peak = held;
+  return p;
+}
+
+void ag_tsmem_limit (size_t n) {
+  limit = n;
+  over = 0;
+}
+
+int ag_tsmem_over (void) {
+  return over;
+}
+
+void ag_tsmem_free (void *p) {
+  if (mode != NULL && mode[0] == 'p') pool_free(p);
+  else m_free(p);
+}
+
+void ag_tsmem_stats_get (ag_tsmem_stats *st) {
+  st->mapped = nseg * SEG;
+  st->idle = ndirty * SLAB;
+  st->cold = nclean * SLAB;
+  st->used = st->mapped - st->idle - st->cold;
+}

@@ -1,0 +1,62 @@
+/*
+** ag_tsmem.h: tree-sitter's memory, process-wide (ts_set_allocator): a pool
+** of small blocks by size class in 64 KiB slabs of its own mmap'd segments,
+** apart from the heap Lua and everything else use, and malloc for larger
+** blocks; both counted, so a parse can be held to a memory budget.  One
+** process runs tree-sitter on one thread (plain statics, no locks).
+**
+** Why: over thousands of files the parse trees' small blocks (subtrees,
+** stack nodes, small arrays) landed in a heap the Lua objects of the
+** previous file had fragmented, and glibc's malloc/free cost ~8 % of
+** `enforce` (docs/ast.md).
+**
+** Mode, chosen once at ag_tsmem_install and never changed (a block must be
+** freed by the allocator that made it):
+**   - pool: the default;
+**   - malloc: plain malloc, counted with malloc_usable_size, so ASan,
+**     LeakSanitizer and valgrind see every tree-sitter block (a pool would
+**     hide a leaked tree and reuse freed blocks without quarantine).  Chosen
+**     when built with AddressSanitizer, when running under valgrind
+**     (LD_PRELOAD names its vgpreload), or with AEGIS_TSMEM=malloc.
+**     AEGIS_TSMEM=pool forces the pool (under ASan its free blocks are
+**     poisoned, so a use of a freed block is still reported).
+**
+** A block tree-sitter hands out (ts_node_string's) must be freed with
+** ag_tsmem_free, never free().
+*/
+#ifndef AG_TSMEM_H
+#define AG_TSMEM_H
+
+#include <stddef.h>
+
+/* Installs the allocator (ts_set_allocator); the mode is chosen on the
+** first call, later calls install the same functions again. */
+void ag_tsmem_install(void);
+
+/* "pool" or "malloc" (NULL before ag_tsmem_install). */
+const char *ag_tsmem_mode(void);
+
+/* Bytes tree-sitter holds now: class sizes for pool blocks,
+** malloc_usable_size for the others. */
+size_t ag_tsmem_held(void);
+
+/* The most held at once since the last call; resets it to what is held now. */
+size_t ag_tsmem_peak(void);
+
+/* While limit > 0, holding more than limit bytes sets the over flag (an
+** allocation is never refused: tree-sitter aborts on NULL).  Setting a limit
+** clears the flag. */
+void ag_tsmem_limit(size_t limit);
+int ag_tsmem_over(void);
+
+/* Frees a block tree-sitter allocated (NULL is fine). */
+void ag_tsmem_free(void *p);
+
+/* Pool figures (all 0 in malloc mode), for specs and benchmarks: bytes
+** mapped (segments), in slabs of a size class, in idle slabs kept resident
+** for reuse, and in idle slabs not resident (never touched, or given back
+** to the OS with madvise). */
+typedef struct ag_tsmem_stats { size_t mapped, used, idle, cold; } ag_tsmem_stats;
+void ag_tsmem_stats_get(ag_tsmem_stats *st);
+
+#endif
