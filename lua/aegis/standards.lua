@@ -584,7 +584,6 @@ local function combine(rules, lang)
   end
   local fast = combine_all(fr, lang, 'always')
   local cursor = combine_all(sr, lang, false)
-  q:close()
   cursor.rules = sr
   return { query = fast.query, owner = fast.owner, base = fast.base, bad = all.bad, cursor = cursor }
 end
