@@ -2,6 +2,7 @@
 ** ag_pq.h: libpq, loaded on first use (see ag_dl.h for why).
 ** Call through the table: `const ag_pq_api *pq = ag_pq(err);` then
 ** `pq->PQsendQuery(conn, sql)`.  Add a function here before using it.
+** The pipeline functions need libpq 14 or later (Debian 12 has 15).
 */
 #ifndef AG_PQ_H
 #define AG_PQ_H
@@ -12,11 +13,13 @@
 
 #define AG_PQ_SYMBOLS(X) \
   X(PQclear) X(PQcmdStatus) X(PQcmdTuples) X(PQconnectdbParams) \
-  X(PQconsumeInput) X(PQerrorMessage) X(PQfinish) X(PQflush) X(PQfname) \
+  X(PQconsumeInput) X(PQenterPipelineMode) X(PQerrorMessage) \
+  X(PQexitPipelineMode) X(PQfinish) X(PQflush) X(PQfname) \
   X(PQftype) X(PQgetResult) X(PQgetisnull) X(PQgetlength) X(PQgetvalue) \
   X(PQisBusy) X(PQlibVersion) X(PQnfields) X(PQnparams) X(PQntuples) \
-  X(PQresultErrorField) X(PQresultStatus) X(PQsendDescribePrepared) \
-  X(PQsendPrepare) X(PQsendQuery) X(PQsendQueryPrepared) \
+  X(PQpipelineSync) X(PQresultErrorField) X(PQresultStatus) \
+  X(PQsendDescribePrepared) X(PQsendPrepare) X(PQsendQuery) \
+  X(PQsendQueryParams) X(PQsendQueryPrepared) \
   X(PQsetNoticeProcessor) X(PQsetnonblocking) X(PQsocket) X(PQstatus) \
   X(PQtransactionStatus)
 

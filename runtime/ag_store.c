@@ -468,6 +468,33 @@ int ag_store_depth (const ag_store *s) {
   return s->depth;
 }
 
+int ag_store_batch (ag_store *s, const ag_store_item *items, int n,
+                    const char *lock_key, int *failed, char err[AG_ERRLEN]) {
+  *failed = -1;
+  int rc = before(s, NULL, 0, err);
+  if (rc) return rc;
+  if (s->batch == NULL || s->depth > 0)
+    return ag_seterr(err, AG_EUNSUPPORTED, "no pipelined batch here (use a transaction)");
+  if (n < 1 || n > AG_STORE_BATCH_MAX)
+    return ag_seterr(err, AG_EINVAL, "a batch holds 1 to %d statements, got %d",
+                     AG_STORE_BATCH_MAX, n);
+  for (int i = 0; i < n; i++)
+    if ((rc = before(s, items[i].p, items[i].n, err)) != AG_OK) {
+      *failed = i + 1;
+      return rc;
+    }
+  rc = s->batch(s, items, n, lock_key, failed, err);
+  return rc ? rc : after_commit(s, err);
+}
+
+int ag_store_next (ag_store *s, char err[AG_ERRLEN]) {
+  end_active(s);
+  if (s->next == NULL) return ag_seterr(err, AG_ENOTFOUND, "no batch results");
+  int rc = s->next(s, err);
+  s->active = (rc == AG_OK);
+  return rc;
+}
+
 /* }====================================================== */
 
 

@@ -177,6 +177,40 @@ int ag_store_rollback(ag_store *s, int level, char err[AG_ERRLEN]);
 /* Open transaction levels (0: none). */
 int ag_store_depth(const ag_store *s);
 
+/*
+** Batches: several statements in one transaction and, on PostgreSQL, in
+** one round trip (libpq pipeline mode: BEGIN, the advisory lock of
+** `lock_key` when not NULL, the statements, COMMIT, one sync).  Only
+** outside a transaction and on a backend that pipelines: AG_EUNSUPPORTED
+** otherwise (callers then run the statements one by one in
+** ag_store_begin/commit, which gives the same result).  At most
+** AG_STORE_BATCH_MAX statements, each one statement with `n` values.
+**
+** On success every statement's rows are held by the store: ag_store_next
+** makes the next one the running query (read it with ag_store_step and
+** ag_store_column).  They are freed by the next statement, begin or close.
+** On failure nothing was committed, no transaction is open, the
+** connection is out of pipeline mode, and *failed says where: 0 BEGIN or
+** the lock, i (1..n) statement i, n + 1 COMMIT, -1 no one statement (the
+** connection, memory).  A COMMIT whose answer was lost (`conn`, `timeout`)
+** has an unknown outcome, as with ag_store_commit.
+*/
+#define AG_STORE_BATCH_MAX 32
+
+typedef struct ag_store_item {
+  const char *sql;             /* no NUL inside */
+  size_t len;
+  const ag_store_value *p;     /* borrowed for the call */
+  int n;
+} ag_store_item;
+
+int ag_store_batch(ag_store *s, const ag_store_item *items, int n,
+                   const char *lock_key, int *failed, char err[AG_ERRLEN]);
+
+/* Makes the next result of the last batch the running query: AG_OK, or
+** AG_ENOTFOUND when there is none left. */
+int ag_store_next(ag_store *s, char err[AG_ERRLEN]);
+
 
 /*
 ** {======================================================
@@ -232,6 +266,12 @@ struct ag_store {
   ** sync the WAL); called outside any transaction after a statement or
   ** COMMIT that may have committed.  NULL (ag_store__init): nothing. */
   int (*after_commit)(ag_store *s, char *err);
+  /* Set by a backend that pipelines (PostgreSQL); NULL: it does not.
+  ** batch: outside a transaction only, see ag_store_batch.  next: the
+  ** next batch result as the running query; AG_ENOTFOUND: none left. */
+  int (*batch)(ag_store *s, const ag_store_item *items, int n,
+               const char *lock_key, int *failed, char *err);
+  int (*next)(ag_store *s, char *err);
   int ncache;
   ag_store_stmt cache[AG_STORE_CACHE];
 };

@@ -74,6 +74,9 @@ typedef struct pg_store {
   int *lengths, *formats;
   char (*num)[32];
   int pcap;
+  /* results of the last batch, handed out in order by pg_next */
+  PGresult *bres[AG_STORE_BATCH_MAX];
+  int nbres, bnext;
 } pg_store;
 
 #define PG(s) ((pg_store *)(s))
@@ -169,9 +172,9 @@ static int wait_socket (pg_store *s, short events, double until) {
 /* The server did not answer in time (w == 0) or poll failed: the
 ** connection cannot be trusted with another statement, so close it now
 ** (non-blocking: PQfinish's goodbye cannot hang on a full socket). */
-static int give_up (pg_store *s, int w, char *err) {
+static int give_up (pg_store *s, int w, double limit, char *err) {
   int rc = w == 0
-    ? ag_seterr(err, AG_ETIMEOUT, "no answer from the server within %g s", patience(s))
+    ? ag_seterr(err, AG_ETIMEOUT, "no answer from the server within %g s", limit)
     : ag_seterr(err, AG_ECONN, "waiting for the server: %s", strerror(errno));
   pq->PQfinish(s->conn);
   s->conn = NULL;
@@ -191,7 +194,7 @@ static int round_trip (pg_store *s, int sent, PGresult **out, char *err) {
   double limit = patience(s), until = limit > 0 ? now() + limit : 0;
   int w;
   while (pq->PQflush(s->conn) == 1) {  /* -1: lost; PQgetResult reports it */
-    if ((w = wait_socket(s, POLLIN | POLLOUT, until)) <= 0) return give_up(s, w, err);
+    if ((w = wait_socket(s, POLLIN | POLLOUT, until)) <= 0) return give_up(s, w, limit, err);
     if (!pq->PQconsumeInput(s->conn)) break;
   }
   PGresult *keep = NULL;
@@ -199,7 +202,7 @@ static int round_trip (pg_store *s, int sent, PGresult **out, char *err) {
     while (pq->PQisBusy(s->conn)) {
       if ((w = wait_socket(s, POLLIN, until)) <= 0) {
         pq->PQclear(keep);
-        return give_up(s, w, err);
+        return give_up(s, w, limit, err);
       }
       if (!pq->PQconsumeInput(s->conn)) break;  /* lost: PQgetResult says so */
     }
@@ -377,10 +380,13 @@ static int prepare (pg_store *s, const char *sql, size_t len, ag_store_stmt **ou
 ** allowed) when `simple`, else the cached prepared statement.  Handles a
 ** lost connection as the header comment says.
 */
+static void drop_batch (pg_store *s);
+
 static int run (pg_store *s, const char *sql, size_t len, const ag_store_value *p,
                 int n, int simple, PGresult **out, char *err) {
   int retried = 0, rc;
   *out = NULL;
+  drop_batch(s);
   for (;;) {
     if (lost(s)) {  /* known before sending: a reset is safe outside a transaction */
       if (s->base.depth > 0) return conn_error(s, err);
@@ -604,6 +610,7 @@ static void pg_close (ag_store *b) {
   s->forget = 1;  /* the session's end frees the server's statements */
   ag_store__cache_clear(b);
   pq->PQclear(s->res);
+  drop_batch(s);
   pq->PQfinish(s->conn);
   free(s->conninfo);
   free(s->buf);
@@ -613,6 +620,253 @@ static void pg_close (ag_store *b) {
   free(s->num);
   free(s);
 }
+
+/*
+** {======================================================
+** Batches in one round trip (libpq pipeline mode)
+** =======================================================
+*/
+
+/* Frees the results of the last batch not handed out yet. */
+static void drop_batch (pg_store *s) {
+  for (int i = s->bnext; i < s->nbres; i++) pq->PQclear(s->bres[i]);
+  s->nbres = s->bnext = 0;
+}
+
+/* Closes a connection whose pipeline cannot be brought back to a known
+** state (a failed send, a lost answer): it is never reused in pipeline
+** mode.  `rc`/`err` already say why. */
+static int abandon (pg_store *s, int rc) {
+  pq->PQfinish(s->conn);
+  s->conn = NULL;
+  return rc;
+}
+
+/* Failure of a send call: libpq's message, then the connection goes. */
+static int send_failed (pg_store *s, char *err) {
+  int rc = first_line(err, AG_ECONN, pq->PQerrorMessage(s->conn));
+  return abandon(s, rc);
+}
+
+/*
+** One query of a pipeline: waits (until `until`, 0: no limit) for its
+** results and returns the first in *out (NULL: none), clearing any more,
+** up to the NULL that ends it.  For the sync (`sync`), waits for the
+** PGRES_PIPELINE_SYNC result instead.  AG_OK, or a status after
+** abandon() (timeout, poll failure, connection lost).
+*/
+static int pipe_result (pg_store *s, double until, double limit, int sync, PGresult **out,
+                        char *err) {
+  *out = NULL;
+  int nulls = 0;
+  for (;;) {
+    int w;
+    while (pq->PQisBusy(s->conn)) {
+      if ((w = wait_socket(s, POLLIN, until)) <= 0) {
+        pq->PQclear(*out);
+        *out = NULL;
+        return give_up(s, w, limit, err);
+      }
+      if (!pq->PQconsumeInput(s->conn)) break;
+    }
+    PGresult *res = pq->PQgetResult(s->conn);
+    if (res == NULL) {
+      /* the end of one query's results; the sync has no NULL before it */
+      if (!sync && *out != NULL) return AG_OK;
+      if (lost(s) || ++nulls > 1) {  /* libpq has nothing more to give */
+        pq->PQclear(*out);
+        *out = NULL;
+        if (lost(s)) return abandon(s, conn_error(s, err));
+        return abandon(s, first_line(err, AG_ECONN, pq->PQerrorMessage(s->conn)));
+      }
+      if (!sync) return AG_OK;  /* a query without results: cannot happen */
+      continue;
+    }
+    ExecStatusType st = pq->PQresultStatus(res);
+    if (sync) {
+      if (st == PGRES_PIPELINE_SYNC) {
+        pq->PQclear(res);
+        return AG_OK;
+      }
+      pq->PQclear(res);  /* nothing else is due before it */
+      continue;
+    }
+    if (*out == NULL) *out = res;
+    else pq->PQclear(res);
+    if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
+      int rc = ag_seterr(err, AG_EINVAL, "COPY cannot run in a batch");
+      pq->PQclear(*out);
+      *out = NULL;
+      return abandon(s, rc);
+    }
+  }
+}
+
+/* Is `res` the answer of a query that ran (not failed, not skipped)? */
+static int ran (PGresult *res) {
+  return res != NULL && ok(res);
+}
+
+/*
+** BEGIN, the lock, the statements and COMMIT, sent in pipeline mode and
+** answered after one sync.  Statements are prepared first (a cache miss
+** costs its own round trips, once per connection).  The client-side
+** deadline covers every statement's statement_timeout plus GRACE.  An
+** error aborts the rest up to the sync; the transaction is then rolled
+** back (one more round trip, on that path only).  The connection leaves
+** pipeline mode on every path, or is closed.
+*/
+static int pg_batch (ag_store *b, const ag_store_item *items, int n,
+                     const char *lock_key, int *failed, char *err) {
+  static const char lock_sql[] = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
+  pg_store *s = PG(b);
+  unsigned ids[AG_STORE_BATCH_MAX + 1];
+  PGresult *res[AG_STORE_BATCH_MAX + 3];
+  int rc, nq = 0;
+  drop_batch(s);
+  *failed = -1;
+  if (lost(s) && (rc = reconnect(s, err)) != AG_OK) return rc;  /* outside a transaction */
+  /* prepare (cached): the lock's statement first, then each item's.  A
+  ** connection found lost here (the server restarted, an idle backend
+  ** was ended) ran nothing of the batch: reconnect and prepare again, once. */
+  int first = lock_key != NULL ? 0 : 1, retried = 0;
+  for (int i = first; i <= n; i++) {
+    const char *sql = i == 0 ? lock_sql : items[i - 1].sql;
+    size_t len = i == 0 ? sizeof lock_sql - 1 : items[i - 1].len;
+    int want = i == 0 ? 1 : items[i - 1].n;
+    ag_store_stmt *e;
+    if ((rc = prepare(s, sql, len, &e, err)) != AG_OK) {
+      if (rc == AG_ECONN && s->conn != NULL && lost(s) && !retried++) {
+        if ((rc = reconnect(s, err)) != AG_OK) return rc;
+        i = first - 1;  /* the cache is empty: every statement again */
+        continue;
+      }
+      *failed = i;
+      return rc;
+    }
+    if (e->nparams != want) {
+      *failed = i;
+      return ag_seterr(err, AG_EINVAL, "the statement takes %d parameter%s, got %d value%s",
+                       e->nparams, e->nparams == 1 ? "" : "s", want, want == 1 ? "" : "s");
+    }
+    ids[i] = e->id;
+  }
+  /* set_params cannot fail once in the pipeline: room and sizes first */
+  int most = 1;
+  for (int i = 0; i < n; i++) {
+    if (items[i].n > most) most = items[i].n;
+    for (int j = 0; j < items[i].n; j++)
+      if (items[i].p[j].type == AG_STORE_BLOB && items[i].p[j].u.s.n > (size_t)0x7fffffff) {
+        *failed = i + 1;
+        return ag_seterr(err, AG_EINVAL, "blob too large");
+      }
+  }
+  if (grow_params(s, most) != AG_OK) return ag_seterr(err, AG_ENOMEM, "not enough memory");
+  /* a batch holds fewer statements than the cache: none was evicted */
+  if (!pq->PQenterPipelineMode(s->conn)) return send_failed(s, err);
+  char name[32];
+  if (!pq->PQsendQueryParams(s->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0))
+    return send_failed(s, err);
+  for (int i = first; i <= n; i++) {
+    ag_store_value key;
+    const ag_store_value *p = &key;
+    int np = 1;
+    if (i == 0) {
+      key.type = AG_STORE_TEXT;
+      key.u.s.p = lock_key;
+      key.u.s.n = strlen(lock_key);
+    } else {
+      p = items[i - 1].p;
+      np = items[i - 1].n;
+    }
+    if ((rc = set_params(s, p, np, err)) != AG_OK) {
+      *failed = i;
+      return abandon(s, rc);  /* queries are queued: the pipeline cannot be left cleanly */
+    }
+    snprintf(name, sizeof name, "aegis_%u", ids[i]);
+    if (!pq->PQsendQueryPrepared(s->conn, name, np, s->values, s->lengths, s->formats, 0))
+      return send_failed(s, err);
+  }
+  if (!pq->PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) ||
+      !pq->PQpipelineSync(s->conn))
+    return send_failed(s, err);
+  /* one deadline for the whole pipeline */
+  double t = s->base.opts.statement_timeout;
+  int total = n + 3 - first;
+  double limit = t > 0 ? t * total + GRACE : 0, until = limit > 0 ? now() + limit : 0;
+  int w;
+  while ((w = pq->PQflush(s->conn)) == 1) {
+    if ((w = wait_socket(s, POLLIN | POLLOUT, until)) <= 0) return give_up(s, w, limit, err);
+    if (!pq->PQconsumeInput(s->conn)) break;
+  }
+  if (w < 0 && lost(s)) return abandon(s, conn_error(s, err));
+  for (nq = 0; nq < total; nq++)
+    if ((rc = pipe_result(s, until, limit, 0, &res[nq], err)) != AG_OK) goto lost;
+  PGresult *none;
+  if ((rc = pipe_result(s, until, limit, 1, &none, err)) != AG_OK) goto lost;
+  if (!pq->PQexitPipelineMode(s->conn)) {
+    rc = send_failed(s, err);
+    goto cleanup;
+  }
+  /* the first query that did not run says why; statements are numbered
+  ** 0 (BEGIN and the lock), 1..n, n + 1 (COMMIT) */
+  for (int q = 0; q < total; q++) {
+    if (ran(res[q])) continue;
+    int stmt = q == 0 ? 0 : q + first - 1;  /* query q is BEGIN, [lock], items, COMMIT */
+    if (stmt > n + 1) stmt = n + 1;
+    *failed = stmt;
+    rc = fail(s, res[q], err);
+    break;
+  }
+  if (rc == AG_OK) {
+    /* hand the statements' results over; BEGIN, lock and COMMIT go */
+    for (int q = 0; q < total; q++) {
+      int stmt = q + first - 1;
+      if (q > 0 && stmt >= 1 && stmt <= n) s->bres[s->nbres++] = res[q];
+      else pq->PQclear(res[q]);
+    }
+    return AG_OK;
+  }
+  if (!lost(s) && pq->PQtransactionStatus(s->conn) != PQTRANS_IDLE) {
+    PGresult *rb;
+    char rerr[AG_ERRLEN];
+    if (simple_query(s, "ROLLBACK", &rb, rerr) == AG_OK && !ok(rb) && !lost(s)) {
+      pq->PQclear(rb);
+      rb = NULL;
+      abandon(s, rc);  /* the transaction could not be ended: never reuse it */
+    }
+    pq->PQclear(rb);
+  }
+  goto cleanup;
+lost:
+  /* the connection went: a statement that failed first says why better
+  ** ("terminating connection due to administrator command", 57P01) */
+  if (rc == AG_ECONN)
+    for (int q = 0; q < nq && q < total; q++) {
+      const char *state = res[q] ? pq->PQresultErrorField(res[q], PG_DIAG_SQLSTATE) : NULL;
+      if (ran(res[q]) || state == NULL) continue;
+      const char *msg = pq->PQresultErrorField(res[q], PG_DIAG_MESSAGE_PRIMARY);
+      int stmt = q == 0 ? 0 : q + first - 1;
+      *failed = stmt > n + 1 ? n + 1 : stmt;
+      rc = first_line(err, status_of(state), msg);
+      break;
+    }
+cleanup:
+  for (int q = 0; q < nq && q < total; q++) pq->PQclear(res[q]);
+  return rc;
+}
+
+static int pg_next (ag_store *b, char *err) {
+  pg_store *s = PG(b);
+  if (s->bnext >= s->nbres) return ag_seterr(err, AG_ENOTFOUND, "no batch results left");
+  pq->PQclear(s->res);
+  s->res = s->bres[s->bnext++];
+  s->row = -1;
+  s->nrows = pq->PQntuples(s->res);
+  return AG_OK;
+}
+
+/* }====================================================== */
 
 static const ag_store_backend pg_backend = {
   "postgres", pg_exec, pg_query, pg_step, pg_ncolumns, pg_column_name,
@@ -629,6 +883,8 @@ int ag_store__pg_open (const char *conninfo, const ag_store_opts *o,
     return ag_seterr(err, AG_ENOMEM, "not enough memory");
   }
   ag_store__init(&s->base, &pg_backend, o);
+  s->base.batch = pg_batch;
+  s->base.next = pg_next;
   long secs = (long)ceil(o->connect_timeout);
   snprintf(s->timeout, sizeof s->timeout, "%ld", secs > 0 ? secs : 0);
   s->forget = 1;  /* until connected, nothing is prepared */

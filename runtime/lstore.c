@@ -344,6 +344,119 @@ static int db_depth (lua_State *L) {
 
 /*
 ** {======================================================
+** Batches (private: aegis.store's db:batch validates and falls back)
+** =======================================================
+*/
+
+/* Pushes the rows of the running query as a list; AG_OK or a status with
+** `err` filled (the statement is then reset). */
+static int pushrows (lua_State *L, ag_store *s, char *err) {
+  int nc = ag_store_ncolumns(s), rc;
+  luaL_checkstack(L, nc + 8, "too many columns");
+  int names = lua_gettop(L) + 1;
+  for (int i = 0; i < nc; i++) lua_pushstring(L, ag_store_column_name(s, i));
+  lua_newtable(L);  /* [names..., rows] */
+  lua_Integer k = 0;
+  for (;;) {
+    int row;
+    if ((rc = ag_store_step(s, &row, err)) != AG_OK) return rc;
+    if (!row) break;
+    lua_createtable(L, 0, nc);  /* [names..., rows, row] */
+    for (int i = 0; i < nc; i++) {
+      ag_store_value v;
+      if ((rc = ag_store_column(s, i, &v, err)) != AG_OK) {
+        ag_store_reset(s);
+        return rc;
+      }
+      if (v.type == AG_STORE_NULL) continue;
+      lua_pushvalue(L, names + i);
+      pushvalue(L, &v);
+      lua_rawset(L, -3);
+    }
+    lua_rawseti(L, -2, ++k);
+  }
+  if (nc > 0) {
+    lua_replace(L, names);  /* [rows, names...] */
+    lua_settop(L, names);   /* [rows] */
+  }
+  return AG_OK;
+}
+
+/*
+** _batch(list, lock_key?) -> {rows, ...} | nil, msg, code.  list[i] is
+** {sql, v1, ..., n = count?} (values as for exec; `n` counts them when
+** some are nil).  PostgreSQL outside a transaction only (AG_EUNSUPPORTED
+** otherwise: aegis.store runs the statements in a transaction instead).
+** Values are read with raw accesses, so no Lua code runs while the C side
+** borrows the strings, which `list` keeps alive.
+*/
+static int db_batch (lua_State *L) {
+  ag_store *s = checkopen(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  const char *key = luaL_optstring(L, 3, NULL);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 2);
+  luaL_argcheck(L, n >= 1 && n <= AG_STORE_BATCH_MAX, 2, "1 to 32 statements expected");
+  ag_store_item items[AG_STORE_BATCH_MAX];
+  int counts[AG_STORE_BATCH_MAX], total = 0;
+  for (int i = 0; i < (int)n; i++) {
+    luaL_argcheck(L, lua_rawgeti(L, 2, i + 1) == LUA_TTABLE, 2, "statements must be tables");
+    int count;
+    if (lua_getfield(L, -1, "n") != LUA_TNIL) {
+      luaL_argcheck(L, lua_isinteger(L, -1), 2, "field 'n' must be an integer");
+      lua_Integer c = lua_tointeger(L, -1);
+      luaL_argcheck(L, c >= 0 && c <= 65535, 2, "field 'n' out of range");
+      count = (int)c;
+    } else
+      count = (int)lua_rawlen(L, -2) - 1;
+    lua_pop(L, 1);
+    luaL_argcheck(L, lua_rawgeti(L, -1, 1) == LUA_TSTRING, 2, "each statement starts with its SQL");
+    items[i].sql = lua_tolstring(L, -1, &items[i].len);  /* the item table keeps it */
+    luaL_argcheck(L, strlen(items[i].sql) == items[i].len, 2, "SQL contains a NUL byte");
+    lua_pop(L, 2);
+    counts[i] = count < 0 ? 0 : count;
+    total += counts[i];
+  }
+  ag_store_value *vals = (ag_store_value *)lua_newuserdatauv(
+      L, (size_t)(total > 0 ? total : 1) * sizeof *vals, 0);  /* [.., vals] */
+  int at = 0;
+  for (int i = 0; i < (int)n; i++) {
+    lua_rawgeti(L, 2, i + 1);  /* [.., vals, item] */
+    items[i].p = vals + at;
+    items[i].n = counts[i];
+    for (int j = 0; j < counts[i]; j++) {
+      lua_rawgeti(L, -1, j + 2);  /* [.., vals, item, v] */
+      tovalue(L, lua_gettop(L), &vals[at++]);  /* strings stay in the item */
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  char err[AG_ERRLEN];
+  int failed, rc = ag_store_batch(s, items, (int)n, key, &failed, err);
+  if (rc) {
+    if (failed >= 1 && failed <= n) {
+      const char *head = pushhead(L, items[failed - 1].sql);
+      return agL_pushfail(L, rc, "store: batch #%d '%s': %s", failed, head, err);
+    }
+    const char *what = failed == 0 ? "batch begin" : failed > n ? "batch commit" : "batch";
+    return agL_pushfail(L, rc, "store: %s '%s': %s", what, dburl(L), err);
+  }
+  lua_createtable(L, (int)n, 0);  /* [.., vals, out] */
+  for (int i = 0; i < (int)n; i++) {
+    if ((rc = ag_store_next(s, err)) != AG_OK || (rc = pushrows(L, s, err)) != AG_OK) {
+      /* committed: only the rows could not be read */
+      const char *head = pushhead(L, items[i].sql);
+      return agL_pushfail(L, rc, "store: batch #%d '%s': reading rows: %s", i + 1, head, err);
+    }
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
 ** Handle
 ** =======================================================
 */
@@ -389,6 +502,7 @@ static const luaL_Reg funcs[] = {
 };
 
 static const luaL_Reg meth[] = {
+  {"_batch", db_batch},
   {"_begin", db_begin},
   {"_commit", db_commit},
   {"_depth", db_depth},

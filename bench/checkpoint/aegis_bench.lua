@@ -1,7 +1,8 @@
 -- luacheck: std +busted
 -- The aegis side of bench/checkpoint/run.sh, run as `aegis-run test` (specs
 -- run unsandboxed inside the binary). Env: BENCH_STATES (JSON file of the
--- states), BENCH_OUT (JSON results), BENCH_SQLITE_DIR, BENCH_PG_URL.
+-- states), BENCH_OUT (JSON results), BENCH_SQLITE_DIR, BENCH_PG_URL,
+-- BENCH_ONLY (a target's name: run that one alone, e.g. postgres).
 local json = require('aegis.json')
 local clock = require('aegis.clock')
 local store = require('aegis.store')
@@ -77,7 +78,9 @@ describe('checkpoint bench', function()
     if (os.getenv('BENCH_PG_URL') or '') ~= '' then
       targets[#targets + 1] = { name = 'postgres', url = os.getenv('BENCH_PG_URL') }
     end
+    local only = os.getenv('BENCH_ONLY')
     for _, tg in ipairs(targets) do
+      if only and only ~= '' and tg.name ~= only then goto next end
       local db <close> = assert(checkpoint.open(tg.url, tg.sync and { synchronous = tg.sync } or nil))
       if db.kind == 'sqlite' then
         assert(db:exec('CREATE TABLE IF NOT EXISTS floor (k TEXT PRIMARY KEY, v BLOB)'))
@@ -141,6 +144,7 @@ describe('checkpoint bench', function()
         end
         results[#results + 1] = r
       end
+      ::next::
     end
     local f = assert(io.open(os.getenv('BENCH_OUT'), 'wb'))
     f:write(json.encode(results))

@@ -195,14 +195,32 @@ local function run_tx(db, fn, thread, alone)
   return table.unpack(r, 1, r.n)
 end
 
-local function write_tx(db, fn, thread)
+-- `stmts` in one round trip (store db:batch): BEGIN, the thread's lock,
+-- the statements, COMMIT; in SERIALIZABLE mode as run_tx does it (`stmts`
+-- then gets the two SETs in front). Returns the batch's results.
+local function run_batch(db, stmts, thread)
+  if not serializable[db] then return db:batch(stmts, { lock = thread }) end
+  local _, m, c = db:exec(SERIAL_TAKE[false])
+  if m then return nil, m, c end
+  table.insert(stmts, 1, { 'SET TRANSACTION ISOLATION LEVEL SERIALIZABLE' })
+  table.insert(stmts, 2, { 'SET LOCAL enable_seqscan = off' })
+  local r = table.pack(db:batch(stmts))
+  db:exec(SERIAL_GIVE[false])  -- a session lock goes with a lost connection
+  return table.unpack(r, 1, r.n)
+end
+
+local function write_tx(db, fn, thread, fast)
   local t0 = clock.monotonic()
   local delay, attempt, lost_tries, conflicts = M.RETRY.base, 1, 0, 0
   local serial = serializable[db]
   while true do
     local t1 = serial and clock.monotonic()
-    -- every function run here returns a value or nil, msg, code
-    local r1, r2, r3 = run_tx(db, fn, thread, conflicts >= ESCALATE_AFTER)
+    -- every function run here returns a value or nil, msg, code; `fast`
+    -- (first attempt only) may also return false: go the usual way now
+    local r1, r2, r3
+    if fast then r1, r2, r3 = fast(db) end
+    fast = nil
+    if not r1 and r2 == nil then r1, r2, r3 = run_tx(db, fn, thread, conflicts >= ESCALATE_AFTER) end
     if r1 ~= nil then
       if type(r1) == 'table' then r1.attempts = attempt end
       return r1, r2, r3
@@ -975,6 +993,17 @@ function M.put_writes(config, writes, task_id)
       .. (all_special and 'DO UPDATE SET channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob'
         or 'DO NOTHING')
   end
+  -- PostgreSQL: the inserts in one round trip (run_batch) on the first
+  -- attempt; the upserts make a retry after an unknown outcome harmless
+  local fast = db.kind == 'postgres' and #rows > 0 and #rows <= 30 and function(d)
+    local stmts = {}
+    for i, r in ipairs(rows) do
+      stmts[i] = { sql, thread, ns, id, task_id, r.idx, r.channel, 'json', store.blob(r.text) }
+    end
+    local res, m, c = run_batch(d, stmts, thread)
+    if not res then return nil, m, c end
+    return true
+  end or nil
   local ok
   ok, msg, code = write_tx(db, function(tx)
     for _, r in ipairs(rows) do
@@ -982,7 +1011,7 @@ function M.put_writes(config, writes, task_id)
       if m then return nil, m, c end
     end
     return true
-  end, thread)
+  end, thread, fast)
   if not ok then return fail('put_writes', id, msg, code) end
   return true
 end
@@ -1224,90 +1253,171 @@ local function ancestors_json(ns)
   return canonical(json.array(list))
 end
 
--- A PostgreSQL save whose parent is the newest checkpoint of its namespace:
--- one statement (see save_sql) with the parent and versions predicted from
--- this process's last save there, or "none" for a namespace it has not
--- saved in; if the prediction was wrong, the statement said what is there,
--- and the save runs again with that.
-local function save_pg(db, a)
-  local thread, ns = a.thread, a.ns
-  local key = thread .. '\0' .. ns
+-- The statement and values of one PostgreSQL save attempt with the parent
+-- `parent_id` (facts `pf`, nil: none) and the versions `used` in the thread
+-- and namespace: st, args, ctx; nil when too many channels changed for one
+-- statement; nil, msg, 'unsupported' when a version cannot be minted.
+local function pg_attempt(a, parent_id, used, pf, anc)
+  local pver = pf and pf.versions or EMPTY
+  local ptexts = pf and pf.texts or EMPTY
+  local texts = a.texts or ptexts
+  local versions, new_versions = {}, {}
+  for c, v in pairs(pver) do versions[c] = v end
+  local ok, err = pcall(mint, texts, ptexts, pver, versions, new_versions, used, a.ns)
+  if not ok then return nil, err, 'unsupported' end
+  local names = {}
+  for c in pairs(new_versions) do names[#names + 1] = c end
+  if #names > 64 then return nil end  -- too many for one statement: the general path
+  table.sort(names)
+  local meta = new_meta(a, (pf and pf.step or -1) + 1)
+  meta.parents = nil  -- filled in by the statement
+  local cp = {
+    v = M.FORMAT_VERSION, id = a.id, ts = iso_now(),
+    channel_versions = versions, versions_seen = pf and pf.versions_seen or {},
+  }
+  local st = save_sql(#names, a.name ~= nil, anc ~= '[]')
+  local vals = {
+    thread = a.thread, ns = a.ns, parent = parent_id or NULL, ancestors = anc, id = cp.id, body = head_json(cp),
+    meta = dump(meta, 'metadata'), name = a.name,
+  }
+  for j, c in ipairs(names) do
+    local text = texts[c]
+    vals['c' .. j], vals['v' .. j] = c, version_text(new_versions[c])
+    vals['t' .. j], vals['b' .. j] = text and 'json' or 'empty', text and blob(text) or NULL
+  end
+  local args = {}
+  for j, name in ipairs(st.names) do args[j] = vals[name] end
+  return st, args, {
+    parent_id = parent_id, used = used, texts = texts, versions = versions, new_versions = new_versions,
+    meta = meta, cp = cp,
+  }
+end
+
+-- The heads this process predicts on `db`, created on first use.
+local function heads_of(db)
   local hs = heads[db]
   if not hs then
     hs = { map = {}, n = 0 }
     heads[db] = hs
   end
-  local pred = hs.map[key]
-  local parent_id, used, pf = nil, EMPTY, nil
-  if pred and facts[pred.id] then parent_id, used, pf = pred.id, pred.used, facts[pred.id] end
-  local anc = ancestors_json(ns)
-  for _ = 1, 3 do
-    local pver = pf and pf.versions or EMPTY
-    local ptexts = pf and pf.texts or EMPTY
-    local texts = a.texts or ptexts
-    local versions, new_versions = {}, {}
-    for c, v in pairs(pver) do versions[c] = v end
-    local ok, err = pcall(mint, texts, ptexts, pver, versions, new_versions, used, ns)
-    if not ok then return nil, err, 'unsupported' end
-    local names = {}
-    for c in pairs(new_versions) do names[#names + 1] = c end
-    if #names > 64 then return nil end  -- too many for one statement: the general path
-    table.sort(names)
-    local meta = new_meta(a, (pf and pf.step or -1) + 1)
-    meta.parents = nil  -- filled in by the statement
-    local cp = {
-      v = M.FORMAT_VERSION, id = a.id, ts = iso_now(),
-      channel_versions = versions, versions_seen = pf and pf.versions_seen or {},
-    }
-    local st = save_sql(#names, a.name ~= nil, anc ~= '[]')
-    local vals = {
-      thread = thread, ns = ns, parent = parent_id or NULL, ancestors = anc, id = cp.id, body = head_json(cp),
-      meta = dump(meta, 'metadata'), name = a.name,
-    }
-    for j, c in ipairs(names) do
-      local text = texts[c]
-      vals['c' .. j], vals['v' .. j] = c, version_text(new_versions[c])
-      vals['t' .. j], vals['b' .. j] = text and 'json' or 'empty', text and blob(text) or NULL
-    end
-    local args = {}
-    for j, name in ipairs(st.names) do args[j] = vals[name] end
-    local row, msg, code = db:first(st.sql, table.unpack(args, 1, #st.names))
-    if not row then return nil, msg or 'the save statement returned nothing', code or 'sql' end
-    if row.taken then
-      return nil, ("a checkpoint named '%s' already exists in thread '%s'"):format(a.name, thread), 'constraint'
-    end
-    if row.ok then
-      meta.parents = decode(row.parents)
-      remember(cp.id, versions, texts, cp.versions_seen, meta.step)
-      local u = {}
-      for c, v in pairs(used) do u[c] = v end
-      for c, v in pairs(new_versions) do if math.type(v) == 'integer' then u[c] = v end end
-      if hs.map[key] == nil then
-        hs.n = hs.n + 1
-        if hs.n > HEADS_MAX then hs.map, hs.n = {}, 1 end
-      end
-      hs.map[key] = { id = cp.id, used = u }
-      cp.channel_values = a.state
-      return {
-        id = cp.id, thread = thread, ns = ns, parent = parent_id,
-        checkpoint = cp, metadata = meta, state = a.state, layer = a.layer, name = a.name, attempts = 1,
-      }
-    end
-    -- the prediction was wrong: what is there
-    used, msg, code = used_versions(db, thread, ns)
-    if not used then return nil, msg, code end
-    parent_id, pf = row.checkpoint_id, nil
-    if parent_id then
-      pf, msg, code = parent_facts(db, { thread_id = thread, checkpoint_ns = ns, checkpoint_id = parent_id,
-        type = row.type, metadata = row.metadata })
-      if not pf then return nil, msg, code end
-      if pf.step == nil then
-        local pmeta = decode(row.metadata or '{}')
-        if type(pmeta) == 'table' and math.type(pmeta.step) == 'integer' then pf.step = pmeta.step end
-      end
+  return hs
+end
+
+-- After a save statement that wrote (`row.ok`): remembers the new head and
+-- gives the record.
+local function pg_done(db, a, ctx, row)
+  local hs, key, cp, meta = heads_of(db), a.thread .. '\0' .. a.ns, ctx.cp, ctx.meta
+  meta.parents = decode(row.parents)
+  remember(cp.id, ctx.versions, ctx.texts, cp.versions_seen, meta.step)
+  local u = {}
+  for c, v in pairs(ctx.used) do u[c] = v end
+  for c, v in pairs(ctx.new_versions) do if math.type(v) == 'integer' then u[c] = v end end
+  if hs.map[key] == nil then
+    hs.n = hs.n + 1
+    if hs.n > HEADS_MAX then hs.map, hs.n = {}, 1 end
+  end
+  hs.map[key] = { id = cp.id, used = u }
+  cp.channel_values = a.state
+  return {
+    id = cp.id, thread = a.thread, ns = a.ns, parent = ctx.parent_id,
+    checkpoint = cp, metadata = meta, state = a.state, layer = a.layer, name = a.name, attempts = 1,
+  }
+end
+
+local function name_taken_msg(a)
+  return ("a checkpoint named '%s' already exists in thread '%s'"):format(a.name, a.thread)
+end
+
+-- The prediction of the parent and the versions used: this process's last
+-- save in the thread and namespace, or "none" for one it has not saved in.
+local function predicted(db, a)
+  local pred = heads_of(db).map[a.thread .. '\0' .. a.ns]
+  if pred and facts[pred.id] then return pred.id, pred.used, facts[pred.id] end
+  return nil, EMPTY, nil
+end
+
+-- A PostgreSQL save whose parent is the newest checkpoint of its namespace:
+-- one statement (see save_sql) with the parent and versions predicted;
+-- if the prediction was wrong, the statement said what is there, and the
+-- save runs again with that.
+-- After a wrong prediction: the versions used and the parent the save
+-- statement's `row` names as the newest (nil: none) with its facts.
+local function learn(db, thread, ns, row)
+  local used, msg, code = used_versions(db, thread, ns)
+  if not used then return nil, msg, code end
+  local parent_id, pf = row.checkpoint_id, nil
+  if parent_id then
+    pf, msg, code = parent_facts(db, { thread_id = thread, checkpoint_ns = ns, checkpoint_id = parent_id,
+      type = row.type, metadata = row.metadata })
+    if not pf then return nil, msg, code end
+    if pf.step == nil then
+      local pmeta = decode(row.metadata or '{}')
+      if type(pmeta) == 'table' and math.type(pmeta.step) == 'integer' then pf.step = pmeta.step end
     end
   end
+  return used, parent_id, pf
+end
+
+-- `hint`: the row of a pipelined save that found its prediction wrong
+-- (save_fast), read before this transaction's lock: a better guess than
+-- the prediction, checked by the statement like any.
+local function save_pg(db, a, hint)
+  local thread, ns = a.thread, a.ns
+  local parent_id, used, pf
+  if hint then
+    local m, c
+    used, m, c = learn(db, thread, ns, hint)
+    if not used then return nil, m, c end
+    parent_id, pf = m, c
+  else
+    parent_id, used, pf = predicted(db, a)
+  end
+  local anc = ancestors_json(ns)
+  for _ = 1, 3 do
+    local st, args, ctx = pg_attempt(a, parent_id, used, pf, anc)
+    if not st then return nil, args, ctx end
+    local row, msg, code = db:first(st.sql, table.unpack(args, 1, #st.names))
+    if not row then return nil, msg or 'the save statement returned nothing', code or 'sql' end
+    if row.taken then return nil, name_taken_msg(a), 'constraint' end
+    if row.ok then return pg_done(db, a, ctx, row) end
+    -- the prediction was wrong: what is there
+    used, msg, code = learn(db, thread, ns, row)
+    if not used then return nil, msg, code end
+    parent_id, pf = msg, code
+  end
   return nil, 'the newest checkpoint kept changing under the lock', 'busy'
+end
+
+-- A PostgreSQL save (parent: the newest, id not given) in ONE round trip
+-- when the prediction holds: save_sql's statement pipelined between BEGIN
+-- with the thread's lock and COMMIT (store db:batch). The id is minted
+-- before the lock: the statement writes only when the newest checkpoint is
+-- the predicted parent, which this process saved before minting, so the
+-- id sorts after it. Returns the record; false when the statement wrote
+-- nothing (a wrong prediction: the empty transaction committed, the caller
+-- goes the usual way); nil, msg, code on failure (p.minted is set: a retry
+-- finds the save if its COMMIT went through).
+local function save_fast(db, p)
+  local a = p.args
+  a.id = uuid.v6()
+  p.minted = a.id
+  local parent_id, used, pf = predicted(db, a)
+  local st, args, ctx = pg_attempt(a, parent_id, used, pf, ancestors_json(a.ns))
+  if not st then
+    p.minted = nil
+    if args then return nil, args, ctx end
+    return false
+  end
+  args[0], args.n = st.sql, #st.names
+  local stmt = table.move(args, 0, #st.names, 1, { n = #st.names })
+  local res, msg, code = run_batch(db, { stmt }, p.thread)
+  if not res then return nil, msg, code end
+  local row = res[#res][1]
+  if not row then return nil, 'the save statement returned nothing', 'sql' end
+  if row.taken then return nil, name_taken_msg(a), 'constraint' end
+  if row.ok then return pg_done(db, a, ctx, row) end
+  p.minted, p.hint = nil, row  -- committed nothing; what it found is the next guess
+  return false
 end
 
 -- }======================================================================
@@ -1401,7 +1511,8 @@ local function save_in(tx, p)
     args.id = a.id or uuid.v6()
     p.minted = args.id
     local rec
-    rec, m, c = save_pg(tx, args)
+    rec, m, c = save_pg(tx, args, p.hint)
+    p.hint = nil
     if rec or m then return rec, m, c end
   end
   if a.parent then
@@ -1452,7 +1563,11 @@ function M.save(a)
   local db, msg, code = db_of(a, 'save')
   if not db then return fail('save', p.thread, msg, code) end
   local rec
-  rec, msg, code = write_tx(db, function(tx) return save_in(tx, p) end, p.thread)
+  -- PostgreSQL, parent the newest, no id given: one round trip when this
+  -- process predicts the parent right (save_fast)
+  local fast = db.kind == 'postgres' and a.parent == nil and a.id == nil
+    and function(d) return save_fast(d, p) end or nil
+  rec, msg, code = write_tx(db, function(tx) return save_in(tx, p) end, p.thread, fast)
   if not rec then return fail('save', p.thread, msg, code) end
   return rec
 end

@@ -171,6 +171,74 @@ function Db:tx(fn, opts)
   return tx_end(self, guard, pcall(fn, self))
 end
 
+local BLOB_MT = getmetatable(core.blob(''))
+
+-- Can `v` be bound? (the C side raises on the others)
+local function bindable(v)
+  local t = type(v)
+  if t == 'nil' or t == 'boolean' or t == 'number' or t == 'string' then return true end
+  if t == 'userdata' then return v == M.null end
+  return t == 'table' and getmetatable(v) == BLOB_MT
+end
+
+-- db:batch's fallback: the statements one by one in a transaction (a
+-- savepoint inside one), with the messages the pipelined path gives.
+local function batch_tx(db, stmts, key)
+  return db:tx(function()
+    local out = {}
+    for i, st in ipairs(stmts) do
+      local rows, msg, code = db:query(st[1], table.unpack(st, 2, (st.n or #st - 1) + 1))
+      if not rows then return nil, (tostring(msg):gsub('^store: query ', ('store: batch #%d '):format(i))), code end
+      out[i] = rows
+    end
+    return out
+  end, key and { lock = key } or nil)
+end
+
+--- Runs several statements as one transaction and returns each one's rows.
+--- `stmts[i]` is `{sql, v1, v2, ...}` with the values bound to $1, $2, ...
+--- (as for `exec`; give `n = count` when a value is nil). On PostgreSQL,
+--- outside a transaction, it is one round trip (libpq pipeline mode): BEGIN,
+--- `pg_advisory_xact_lock(hashtextextended(opts.lock, 0))` when `opts.lock`
+--- is given, the statements, COMMIT. Elsewhere (SQLite, or inside `db:tx`)
+--- the statements run one by one in a transaction (a SAVEPOINT inside one),
+--- with the same results. All or nothing: when a statement fails, nothing of
+--- the batch is committed and the message names it. Each statement is one
+--- SQL statement; rows as `query` returns them (an empty list for a statement
+--- without rows: use RETURNING to see what a write did). A failure with
+--- code 'conn' or 'timeout' has an unknown outcome, as a lost COMMIT has.
+---@param stmts table[] 1 to 32 statements `{sql, ...}`
+---@param opts? {lock?: string}
+---@return table[][]? results `results[i]` is the list of rows of `stmts[i]`
+---@return string? err `store: batch #<i> '<first line of sql>': <detail>`, or `store: batch begin|commit '<url>': ...`
+---@return string? code as for `exec`; 'busy' when the lock was not had in time
+function Db:batch(stmts, opts)
+  checktype(stmts, 1, 'batch', 'table')
+  if #stmts < 1 or #stmts > 32 then argerror(1, 'batch', ('1 to 32 statements expected, got %d'):format(#stmts)) end
+  for i, st in ipairs(stmts) do
+    if type(st) ~= 'table' or type(st[1]) ~= 'string' then
+      argerror(1, 'batch', ('statement %d: {sql, values...} expected'):format(i))
+    end
+    local n = st.n
+    if n ~= nil and math.type(n) ~= 'integer' then
+      argerror(1, 'batch', ('statement %d: field n must be an integer'):format(i))
+    end
+    for j = 2, (n or #st - 1) + 1 do
+      if not bindable(st[j]) then
+        argerror(1, 'batch', ('statement %d: cannot bind a %s as value %d'):format(i, type(st[j]), j - 1))
+      end
+    end
+  end
+  local key
+  if opts ~= nil then
+    checktype(opts, 2, 'batch', 'table')
+    key = opts.lock
+    if key ~= nil and type(key) ~= 'string' then argerror(2, 'batch', "option 'lock' must be a string") end
+  end
+  if self.kind == 'postgres' and self:_depth() == 0 then return self:_batch(stmts, key) end
+  return batch_tx(self, stmts, key)
+end
+
 local MIGRATIONS = {
   sqlite = [[CREATE TABLE IF NOT EXISTS aegis_migrations (
   component TEXT NOT NULL,

@@ -1,7 +1,7 @@
 ---@meta
 -- luacheck: no unused args, ignore 241
 --- Declarations of the C userdata behind `aegis.store` (runtime/lstore.c).
---- The methods tx, migrate, version and versions are Lua, in
+--- The methods tx, batch, migrate, version and versions are Lua, in
 --- lua/aegis/store.lua; the rest are C.
 error('Cannot require a meta file')
 
@@ -80,3 +80,13 @@ function Db:_rollback(level) end
 ---@private
 ---@return integer
 function Db:_depth() end
+
+--- Runs a batch in one round trip (PostgreSQL, outside a transaction);
+--- `db:batch` validates and falls back to a transaction elsewhere.
+---@private
+---@param stmts table[]
+---@param lock_key? string
+---@return table[][]? results
+---@return string? err
+---@return string? code
+function Db:_batch(stmts, lock_key) end
