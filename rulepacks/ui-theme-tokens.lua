@@ -346,16 +346,17 @@ local CALLEES = '"css" "keyframes" "createGlobalStyle" "injectGlobal" "globalSty
 --                                               property: (property_identifier) @p) arguments: (_) @root), @p ~= attrs
 --   3. styled(X)(...)                          (call_expression function: (call_expression function: (identifier) @fn)
 --                                               arguments: (_) @root)
---   4. styled.div.attrs(...)(...)              (call_expression function: (call_expression function: (member_expression
---   5. styled(X).attrs(...)(...)                object: [(member_expression object: (identifier) @fn)
---                                               (call_expression function: (identifier) @fn)] property: (property_identifier)
---                                               @p)) arguments: (_) @root), @p == attrs
+--   4. styled.div.attrs(...)(...)              (call_expression function: (call_expression function:
+--   5. styled(X).attrs(...)(...)                (member_expression object: [(member_expression object: (identifier) @fn)
+--                                               (call_expression function: (identifier) @fn)]
+--                                               property: (property_identifier) @p)) arguments: (_) @root), @p == attrs
 --   6. styled.div<P>`...`                      (binary_expression left: (binary_expression left: (member_expression
 --                                               object: (identifier) @fn)) right: (template_string) @root)
 --   7. style={...} sx={...} css={...}          (jsx_attribute (property_identifier) @attr (jsx_expression) @root)
 local CALL_QUERY = table.concat({
   '((call_expression function: (identifier) @fn) @call (#any-of? @fn ' .. CALLEES .. '))',
-  '((call_expression function: (member_expression object: (identifier) @fn)) @call (#any-of? @fn "styled" "StyleSheet"))',
+  '((call_expression function: (member_expression object: (identifier) @fn)) @call '
+    .. '(#any-of? @fn "styled" "StyleSheet"))',
   '((call_expression function: (call_expression function: (identifier) @fn)) @call (#eq? @fn "styled"))',
   '((call_expression function: (call_expression function: (member_expression object: (member_expression '
     .. 'object: (identifier) @fn)))) @call (#eq? @fn "styled"))',
@@ -388,8 +389,12 @@ local function member_property(call, depth)
   return nil
 end
 
+-- The roots of the matches of the current file, by captures table: the three rules get one match table each
+-- but share its captures (the engine hands them the same nodes), so the lookups below run once per match.
+local roots_of = setmetatable({}, { __mode = 'k' })
+
 -- The style roots of match m: a list of { root =, fn =, p =, attr = } (what the full pattern would capture).
-local function roots(m)
+local function find_roots(m)
   local c, pat = m.captures, m.pattern
   local root, p
   if pat == 1 or pat == 3 then
@@ -414,6 +419,16 @@ local function roots(m)
   end
   if not root then return {} end
   return { { root = root, fn = c.fn, p = p } }
+end
+
+local function roots(m)
+  local c = m.captures
+  local rs = roots_of[c]
+  if rs == nil then
+    rs = find_roots(m)
+    roots_of[c] = rs
+  end
+  return rs
 end
 
 -- True when the root is the value of a `sx` prop (MUI / styled-system: numbers are theme steps there).

@@ -303,9 +303,9 @@ return { name = 'mixed', rules = {
     assert.equal(1 + 3 + 3 + 3 + 1, #got)
     -- the directive comments come from the fast part and cover the cursor's rules too
     local f2 = e:check('/* aegis-disable mixed/call */\n' .. src, { path = 'm.ts' })
-    local n = {}
-    for _, x in ipairs(f2) do n[x.rule] = (n[x.rule] or 0) + 1 end
-    assert.same({ ['mixed/var'] = 1, ['mixed/two'] = 3, ['mixed/call2'] = 3, ['mixed/ret'] = 1 }, n)
+    local count = {}
+    for _, x in ipairs(f2) do count[x.rule] = (count[x.rule] or 0) + 1 end
+    assert.same({ ['mixed/var'] = 1, ['mixed/two'] = 3, ['mixed/call2'] = 3, ['mixed/ret'] = 1 }, count)
   end)
 
   it('q:fast(p) tells which patterns are chains when the query has no fast path', function()
