@@ -347,8 +347,8 @@ local CALLEES = '"css" "keyframes" "createGlobalStyle" "injectGlobal" "globalSty
 --   3. styled(X)(...)                          (call_expression function: (call_expression function: (identifier) @fn)
 --                                               arguments: (_) @root)
 --   4. styled.div.attrs(...)(...)              (call_expression function: (call_expression function:
---   5. styled(X).attrs(...)(...)                (member_expression object: [(member_expression object: (identifier) @fn)
---                                               (call_expression function: (identifier) @fn)]
+--   5. styled(X).attrs(...)(...)                (member_expression object: [(member_expression object:
+--                                               (identifier) @fn) (call_expression function: (identifier) @fn)]
 --                                               property: (property_identifier) @p)) arguments: (_) @root), @p == attrs
 --   6. styled.div<P>`...`                      (binary_expression left: (binary_expression left: (member_expression
 --                                               object: (identifier) @fn)) right: (template_string) @root)
