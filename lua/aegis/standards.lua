@@ -1134,7 +1134,9 @@ function Engine:check(src, opts)
     -- path): one walk instead of two
     local with_scope = self.wants_scope == true
     local matches, qerr, qcode = l.query:matches(tree, 'auto', with_scope)
-    if not matches then  -- a query cursor over its time budget (a hostile tree): no rule sees this file
+    -- the walked part goes to the cursor only when its fast form found no memory; over its time
+    -- budget (a hostile tree) no rule of it sees this file
+    if not matches then
       problems[#problems + 1] = { kind = 'parse', path = p, message = qerr, code = qcode }
       matches = {}
     end
