@@ -337,27 +337,103 @@ end
 local CALLEES = '"css" "keyframes" "createGlobalStyle" "injectGlobal" "globalStyle" "style" "styleVariants" '
   .. '"makeStyles" "createStyles"'
 
+-- Every pattern is a chain (one child per node, under a field), which the engine's single walk of the tree answers
+-- together with the scope analysis (docs/ast.md, the fast path); the parts of a style root that a chain cannot
+-- say (the call's `arguments`, the member's `property`, the attribute's value) are read from the captured node
+-- in `roots` below, exactly as the query cursor would have matched them:
+--   1. css(...), keyframes(...), ...           (call_expression function: (identifier) @fn arguments: (_) @root)
+--   2. styled.div(...), StyleSheet.create(...) (call_expression function: (member_expression object: (identifier) @fn
+--                                               property: (property_identifier) @p) arguments: (_) @root), @p ~= attrs
+--   3. styled(X)(...)                          (call_expression function: (call_expression function: (identifier) @fn)
+--                                               arguments: (_) @root)
+--   4. styled.div.attrs(...)(...)              (call_expression function: (call_expression function:
+--   5. styled(X).attrs(...)(...)                (member_expression object: [(member_expression object:
+--                                               (identifier) @fn) (call_expression function: (identifier) @fn)]
+--                                               property: (property_identifier) @p)) arguments: (_) @root), @p == attrs
+--   6. styled.div<P>`...`                      (binary_expression left: (binary_expression left: (member_expression
+--                                               object: (identifier) @fn)) right: (template_string) @root)
+--   7. style={...} sx={...} css={...}          (jsx_attribute (property_identifier) @attr (jsx_expression) @root)
 local CALL_QUERY = table.concat({
-  '(call_expression function: (identifier) @fn arguments: (_) @root (#any-of? @fn ' .. CALLEES .. '))',
-  '(call_expression function: (member_expression object: (identifier) @fn property: (property_identifier) @p)'
-    .. ' arguments: (_) @root (#any-of? @fn "styled" "StyleSheet") (#not-eq? @p "attrs"))',
-  '(call_expression function: (call_expression function: (identifier) @fn) arguments: (_) @root (#eq? @fn "styled"))',
-  '(call_expression function: (call_expression function: (member_expression object: [(member_expression '
-    .. 'object: (identifier) @fn) (call_expression function: (identifier) @fn)] property: (property_identifier) @p))'
-    .. ' arguments: (_) @root (#eq? @fn "styled") (#eq? @p "attrs"))',
+  '((call_expression function: (identifier) @fn) @call (#any-of? @fn ' .. CALLEES .. '))',
+  '((call_expression function: (member_expression object: (identifier) @fn)) @call '
+    .. '(#any-of? @fn "styled" "StyleSheet"))',
+  '((call_expression function: (call_expression function: (identifier) @fn)) @call (#eq? @fn "styled"))',
+  '((call_expression function: (call_expression function: (member_expression object: (member_expression '
+    .. 'object: (identifier) @fn)))) @call (#eq? @fn "styled"))',
+  '((call_expression function: (call_expression function: (member_expression object: (call_expression '
+    .. 'function: (identifier) @fn)))) @call (#eq? @fn "styled"))',
   -- styled.div<Props>`...` in TSX parses as (styled.div < Props) > `...`
-  '(binary_expression left: (binary_expression left: (member_expression object: (identifier) @fn)) '
-    .. 'right: (template_string) @root (#eq? @fn "styled"))',
+  '((binary_expression left: (binary_expression left: (member_expression object: (identifier) @fn))) @bin '
+    .. '(#eq? @fn "styled"))',
 }, '\n')
 
-local JSX_QUERY = '(jsx_attribute (property_identifier) @attr (jsx_expression) @root '
-  .. '(#any-of? @attr "style" "sx" "css"))'
+local JSX_QUERY = '((jsx_attribute (property_identifier) @attr) @jsx (#any-of? @attr "style" "sx" "css"))'
 
 local QUERY = { ts = CALL_QUERY, tsx = CALL_QUERY .. '\n' .. JSX_QUERY }
 
+-- The call's `arguments: (_)`: its arguments (or template) when named.
+local function call_args(call)
+  local a = call:child_by_field('arguments')
+  if a and a:is_named() then return a end
+  return nil
+end
+
+-- The `property: (property_identifier)` of the member expression under `function:` of `call` (`depth` calls deep).
+local function member_property(call, depth)
+  local f = call
+  for _ = 1, depth do
+    f = f and f:child_by_field('function')
+  end
+  local p = f and f:type() == 'member_expression' and f:child_by_field('property')
+  if p and p:type() == 'property_identifier' then return p end
+  return nil
+end
+
+-- The roots of the matches of the current file, by captures table: the three rules get one match table each
+-- but share its captures (the engine hands them the same nodes), so the lookups below run once per match.
+local roots_of = setmetatable({}, { __mode = 'k' })
+
+-- The style roots of match m: a list of { root =, fn =, p =, attr = } (what the full pattern would capture).
+local function find_roots(m)
+  local c, pat = m.captures, m.pattern
+  local root, p
+  if pat == 1 or pat == 3 then
+    root = call_args(c.call)
+  elseif pat == 2 then
+    p = member_property(c.call, 1)
+    root = p and p:text() ~= 'attrs' and call_args(c.call) or nil
+  elseif pat == 4 or pat == 5 then
+    p = member_property(c.call, 2)
+    root = p and p:text() == 'attrs' and call_args(c.call) or nil
+  elseif pat == 6 then
+    local r = c.bin:child_by_field('right')
+    root = r and r:type() == 'template_string' and r or nil
+  elseif pat == 7 then
+    -- (jsx_attribute (property_identifier) @attr (jsx_expression) @root): a jsx_expression child after the name
+    local out, after = {}, false
+    for _, k in ipairs(c.jsx:named_children()) do
+      if after and k:type() == 'jsx_expression' then out[#out + 1] = { root = k, attr = c.attr } end
+      if k == c.attr then after = true end
+    end
+    return out
+  end
+  if not root then return {} end
+  return { { root = root, fn = c.fn, p = p } }
+end
+
+local function roots(m)
+  local c = m.captures
+  local rs = roots_of[c]
+  if rs == nil then
+    rs = find_roots(m)
+    roots_of[c] = rs
+  end
+  return rs
+end
+
 -- True when the root is the value of a `sx` prop (MUI / styled-system: numbers are theme steps there).
-local function in_sx(m)
-  local a = m.captures.attr
+local function in_sx(v)
+  local a = v.attr
   return a ~= nil and a:text() == 'sx'
 end
 
@@ -366,15 +442,15 @@ end
 -- values of the current source are kept (byte offsets and strings only: no nodes outlive their tree).
 local cached_source, cached = nil, {}
 
-local function values_of(ctx, m)
-  local root = m.captures.root
+local function values_of(ctx, v)
+  local root = v.root
   local r = root:range()
   if cached_source ~= ctx.source then cached_source, cached = ctx.source, {} end
   local key = r.start_byte .. ':' .. r.end_byte
   local list = cached[key]
   if list then return list end
   list = {}
-  local fn, p = m.captures.fn, m.captures.p
+  local fn, p = v.fn, v.p
   if not (root:type() == 'arguments' and fn and fn:text() == 'StyleSheet' and (not p or p:text() ~= 'create')) then
     walk_root(root, {
       scan = function(prop, text, base) list[#list + 1] = { prop = prop, text = text, base = base } end,
@@ -384,20 +460,15 @@ local function values_of(ctx, m)
       end,
     })
   end
-  list.sx = in_sx(m)
+  list.sx = in_sx(v)
   cached[key] = list
   return list
 end
 
 -- Builds the check of a rule from its scanner and its handling of bare numbers.
 local function make_check(scanner, numbers, message)
-  return function(ctx, m)
-    if not m.captures.root then return nil end
-    local list = values_of(ctx, m)
-    local extra = {}
-    for _, p in ipairs((ctx.options or {}).properties or {}) do
-      if type(p) == 'string' then extra[(p:lower():gsub('%-', ''))] = true end
-    end
+  local function check_root(ctx, r, extra)
+    local list = values_of(ctx, r)
     for _, v in ipairs(list) do
       if v.number then
         if v.number ~= 0 and numbers(v.prop, list.sx, extra) and not allowed_value(ctx, v.text)
@@ -414,6 +485,15 @@ local function make_check(scanner, numbers, message)
         end
       end
     end
+  end
+  return function(ctx, m)
+    local rs = roots(m)
+    if #rs == 0 then return nil end
+    local extra = {}
+    for _, p in ipairs((ctx.options or {}).properties or {}) do
+      if type(p) == 'string' then extra[(p:lower():gsub('%-', ''))] = true end
+    end
+    for _, r in ipairs(rs) do check_root(ctx, r, extra) end
     return nil
   end
 end

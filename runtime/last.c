@@ -1086,6 +1086,7 @@ typedef struct LQuery {
   int tsx;
   struct fast *fast;              /* the fast path (below), NULL: the cursor */
   struct fscratch *fs;            /* its scratch, made on first use */
+  uint8_t *simple;                /* when fast is NULL: pattern i is a chain (simple[i]); NULL: none known */
 } LQuery;
 
 static LQuery *toquery (lua_State *L, int idx) {
@@ -1100,6 +1101,7 @@ static void query_free (LQuery *p) {
   free(p->buf);
   fast_free(p->fast);
   fscratch_free(p->fs);
+  free(p->simple);
   p->fast = NULL;
   p->fs = NULL;
   if (p->cur) ts_query_cursor_delete(p->cur);
@@ -1623,7 +1625,9 @@ static int qs_pattern (qscan *x, fpat *pat) {
 }
 
 /* The fast form of p's query (source src, len bytes), or NULL when a
-** pattern is outside the subset or memory is short (the cursor then). */
+** pattern is outside the subset or memory is short (the cursor then).
+** Without a fast form, p->simple (when memory allows) tells which patterns
+** are in the subset: a caller may move the others to a query of their own. */
 static fast *fast_compile (LQuery *p, const char *src, size_t len) {
   const TSLanguage *lang = language(p->tsx);
   uint32_t np = ts_query_pattern_count(p->q), nsym = ts_language_symbol_count(lang);
@@ -1637,19 +1641,24 @@ static fast *fast_compile (LQuery *p, const char *src, size_t len) {
   f->npat = np;
   f->nsym = nsym;
   if (!f->pats || !f->head || !f->order || !f->needfield) { fast_free(f); return NULL; }
+  uint8_t *simple = (uint8_t *)calloc(np, 1);
+  int all = 1;
   for (uint32_t i = 0; i < np; i++) {
     uint32_t a = ts_query_start_byte_for_pattern(p->q, i);
     uint32_t b = i + 1 < np ? ts_query_start_byte_for_pattern(p->q, i + 1) : (uint32_t)len;
-    if (a > b || b > len) { fast_free(f); return NULL; }
+    if (a > b || b > len) { free(simple); fast_free(f); return NULL; }
     qscan x = {src + a, src + b, lang, p->q};
     fpat *pat = &f->pats[i];
     pat->index = i;
-    if (!qs_pattern(&x, pat) || pat->n == 0) { fast_free(f); return NULL; }
-    for (uint32_t s = 0; s < pat->n; s++) {
-      if (pat->s[s].sym >= nsym) { fast_free(f); return NULL; }
+    int ok = qs_pattern(&x, pat) && pat->n > 0;
+    for (uint32_t s = 0; ok && s < pat->n; s++) ok = pat->s[s].sym < nsym;
+    if (!ok) { all = 0; if (simple == NULL) break; continue; }
+    if (simple != NULL) simple[i] = 1;
+    for (uint32_t s = 0; s < pat->n; s++)
       if (pat->s[s].field) f->needfield[pat->s[s].sym] = 1;
-    }
   }
+  if (!all) { p->simple = simple; fast_free(f); return NULL; }
+  free(simple);
   /* counting sort by the last step's symbol; within one, longer chains first */
   for (uint32_t i = 0; i < np; i++) f->head[f->pats[i].s[f->pats[i].n - 1].sym + 1]++;
   for (uint32_t s = 0; s < nsym; s++) f->head[s + 1] += f->head[s];
@@ -1917,10 +1926,17 @@ static int query_matches (lua_State *L) {
   return 1;
 }
 
-/* q:fast() -> whether q:matches(tree) takes the fast path */
+/* q:fast([i]) -> whether q:matches(tree) takes the fast path; with i,
+** whether pattern i (1-based) is in the fast path's subset (a chain) */
 static int query_fast (lua_State *L) {
   LQuery *p = checkquery(L, 1);
-  lua_pushboolean(L, p->fast != NULL);
+  if (lua_isnoneornil(L, 2)) {
+    lua_pushboolean(L, p->fast != NULL);
+    return 1;
+  }
+  lua_Integer i = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, i >= 1 && i <= (lua_Integer)ts_query_pattern_count(p->q), 2, "no such pattern");
+  lua_pushboolean(L, p->fast != NULL || (p->simple != NULL && p->simple[i - 1]));
   return 1;
 }
 

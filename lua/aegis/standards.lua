@@ -429,7 +429,9 @@ end
 -- (the rules sharing that query text: each text is matched once however
 -- many rules use it) and base[p] map its pattern p (1-based) back to the
 -- rules and the rules' own pattern number. Rules whose query does not
--- compile are problems.
+-- compile are problems. When some texts are not chains (the fast path of
+-- aegis.ast), they are split off into a second query run by the cursor
+-- (see `combine`).
 local DIRECTIVE_QUERY = '((comment) @c (#match? @c "(aegis|eslint)-(disable|enable)"))'
 local DIRECTIVE = {}  -- owner of that pattern
 
@@ -471,7 +473,7 @@ end
 -- a query costs a few ms in tree-sitter 0.20 (it analyses the grammar each
 -- time), so the texts are not compiled one by one then. Returns nil when
 -- that does not hold (the caller then compiles each text alone).
-local function combine_at_once(rules, lang)
+local function combine_at_once(rules, lang, directive)
   local parts, texts, group, offsets = {}, {}, {}, {}
   local at = 0
   for _, r in ipairs(rules) do
@@ -488,8 +490,10 @@ local function combine_at_once(rules, lang)
     end
   end
   if #texts == 0 then return nil end
-  parts[#parts + 1] = DIRECTIVE_QUERY
-  offsets[#offsets + 1] = at
+  if directive then
+    parts[#parts + 1] = DIRECTIVE_QUERY
+    offsets[#offsets + 1] = at
+  end
   local combined = ast.query(lang, table.concat(parts, '\n'))
   if not combined then return nil end
   local owner, base = {}, {}
@@ -504,12 +508,14 @@ local function combine_at_once(rules, lang)
     owner[p] = k <= #texts and group[texts[k]] or DIRECTIVE
     base[p] = first
   end
-  if owner[#owner] ~= DIRECTIVE then return nil end
+  if directive and owner[#owner] ~= DIRECTIVE then return nil end
   return { query = combined, owner = owner, base = base, bad = {} }
 end
 
-local function combine(rules, lang)
-  local once = combine_at_once(rules, lang)
+-- The combined query of `rules` (nil when none has a query for `lang`),
+-- with DIRECTIVE_QUERY last when `directive` ('always': even with no rule).
+local function combine_all(rules, lang, directive)
+  local once = combine_at_once(rules, lang, directive)
   if once then return once end
   local parts, owner, base, bad = {}, {}, {}, {}
   local group = {}  -- query text -> the owner list of its patterns
@@ -536,14 +542,50 @@ local function combine(rules, lang)
     end
   end
   local combined
-  if n > 0 then
-    parts[#parts + 1] = DIRECTIVE_QUERY
-    owner[n + 1], base[n + 1] = DIRECTIVE, n
+  if n > 0 or directive == 'always' then
+    if directive then
+      parts[#parts + 1] = DIRECTIVE_QUERY
+      owner[n + 1], base[n + 1] = DIRECTIVE, n
+    end
     local err
     combined, err = ast.query(lang, table.concat(parts, '\n'))
     if not combined then error(('standards: combined %s query: %s'):format(lang, err)) end
   end
   return { query = combined, owner = owner, base = base, bad = bad }
+end
+
+-- The queries of `rules` for `lang`: {query, owner, base, bad, cursor?}.
+-- `query` holds every rule whose query text is chains only (q:fast(p) for
+-- each of its patterns) and DIRECTIVE_QUERY, so that it takes aegis.ast's
+-- fast path, which builds the scope analysis in the same walk; `cursor`
+-- ({query, owner, base, rules}) holds the other texts, run by tree-sitter's
+-- query cursor (and only their rules lose a file where it times out). A
+-- text stays whole in one part, so each rule gets the matches it would get
+-- from one query, in the same order.
+local function combine(rules, lang)
+  local all = combine_all(rules, lang, true)
+  local q = all.query
+  if q == nil or q:fast() then return all end
+  local slow, group = {}, {}
+  for p, g in ipairs(all.owner) do
+    if g ~= DIRECTIVE then
+      for _, r in ipairs(g) do group[r] = g end
+      if not q:fast(p) then slow[g] = true end
+    end
+  end
+  if next(slow) == nil then return all end  -- only the directive pattern (no memory for its fast form)
+  local fr, sr = {}, {}
+  for _, r in ipairs(rules) do
+    local g = group[r]
+    if g then
+      local list = slow[g] and sr or fr
+      list[#list + 1] = r
+    end
+  end
+  local fast = combine_all(fr, lang, 'always')
+  local cursor = combine_all(sr, lang, false)
+  cursor.rules = sr
+  return { query = fast.query, owner = fast.owner, base = fast.base, bad = all.bad, cursor = cursor }
 end
 
 local Engine = {}
@@ -1017,6 +1059,28 @@ function Engine:_ctx(file, rule, out)
   return ctx
 end
 
+-- Hands the matches of one combined query (l: {owner, base}) to the rules
+-- (per: rule -> its matches, order: the rules in order of first match) and
+-- the directive comments to `comments`.
+local function dispatch(l, matches, per, order, comments)
+  local owner, base = l.owner, l.base
+  for _, m in ipairs(matches) do
+    local g = owner[m.pattern]
+    m.pattern = m.pattern - base[m.pattern]
+    if g == DIRECTIVE then comments[#comments + 1] = m.captures.c end
+    for i, r in ipairs(g) do
+      local list = per[r]
+      if not list then
+        list = {}
+        per[r] = list
+        order[#order + 1] = r
+      end
+      -- rules sharing a query get their own match table (same nodes)
+      list[#list + 1] = i == 1 and m or { pattern = m.pattern, captures = m.captures, list = m.list }
+    end
+  end
+end
+
 local function sort_findings(fs_)
   table.sort(fs_, function(a, b)
     if a.path ~= b.path then return a.path < b.path end
@@ -1070,7 +1134,9 @@ function Engine:check(src, opts)
     -- path): one walk instead of two
     local with_scope = self.wants_scope == true
     local matches, qerr, qcode = l.query:matches(tree, 'auto', with_scope)
-    if not matches then  -- a query cursor over its time budget (a hostile tree): no rule sees this file
+    -- the walked part goes to the cursor only when its fast form found no memory; over its time
+    -- budget (a hostile tree) no rule of it sees this file
+    if not matches then
       problems[#problems + 1] = { kind = 'parse', path = p, message = qerr, code = qcode }
       matches = {}
     end
@@ -1080,19 +1146,19 @@ function Engine:check(src, opts)
     end
     local comments = {}
     file.comments = comments
-    for _, m in ipairs(matches) do
-      local g = l.owner[m.pattern]
-      m.pattern = m.pattern - l.base[m.pattern]
-      if g == DIRECTIVE then comments[#comments + 1] = m.captures.c end
-      for i, r in ipairs(g) do
-        local list = per[r]
-        if not list then
-          list = {}
-          per[r] = list
-          order[#order + 1] = r
+    dispatch(l, matches, per, order, comments)
+    local c = l.cursor
+    if c then  -- the rules whose queries are not chains: tree-sitter's cursor
+      local t4 = tm and os.clock()
+      local cm, cerr, ccode = c.query:matches(tree, 'cursor')
+      if tm then tm['(query cursor)'] = (tm['(query cursor)'] or 0) + os.clock() - t4 end
+      if cm then
+        dispatch(c, cm, per, order, comments)
+      else  -- over its time budget (a hostile tree): only these rules lose the file
+        for _, r in ipairs(c.rules) do
+          problems[#problems + 1] = { kind = 'rule', rule = r.id, path = p, code = ccode,
+            message = ("rule '%s' on '%s': %s"):format(r.id, p, cerr) }
         end
-        -- rules sharing a query get their own match table (same nodes)
-        list[#list + 1] = i == 1 and m or { pattern = m.pattern, captures = m.captures, list = m.list }
       end
     end
     local budget = self.budget

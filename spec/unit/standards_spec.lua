@@ -236,6 +236,89 @@ return { name = 'bad', rules = {
     end
   end)
 
+  it('runs rules whose queries are not chains on the cursor, apart; each rule gets its own query\'s matches',
+    function()
+    -- a text with any pattern outside aegis.ast's fast path goes whole to a second query run by the cursor;
+    -- the chains and the directive pattern keep the fast path (and the scope analysis rides its walk)
+    local ast = require('aegis.ast')
+    local Q = {
+      var = '(variable_declaration "var" @v)',
+      call = '(call_expression function: (identifier) @f arguments: (arguments (_) @arg))',
+      two = '(debugger_statement) @d\n[(throw_statement) (return_statement)] @t',
+      ret = '(return_statement (number) @n)',
+    }
+    local p = pack(([[
+local seq = {}
+-- each check call numbers itself (per rule and source) and lists its pattern and captures
+local function rec(name)
+  return function(ctx, m)
+    local s = seq[name]
+    if not s or s.src ~= ctx.source then s = { src = ctx.source, n = 0 }; seq[name] = s end
+    s.n = s.n + 1
+    local parts = {}
+    for _, c in ipairs(m.list) do
+      local r = c.node:range()
+      parts[#parts + 1] = c.name .. '@' .. r.start_byte .. '-' .. r.end_byte
+    end
+    return { start_byte = 0, end_byte = 1, message = ('%%d p%%d %%s'):format(s.n, m.pattern, table.concat(parts, ' ')) }
+  end
+end
+return { name = 'mixed', rules = {
+  { id = 'var', description = 'd', query = %q, check = rec('var') },
+  { id = 'call', description = 'd', query = %q, check = rec('call') },
+  { id = 'two', description = 'd', query = %q, check = rec('two') },
+  { id = 'call2', description = 'd', query = %q, check = rec('call2') },
+  { id = 'ret', description = 'd', query = %q, check = rec('ret') },
+} }
+]]):format(Q.var, Q.call, Q.two, Q.call, Q.ret))
+    local src = 'var a = 1;\nf(1, 2);\ng();\nfunction h() { debugger; return 1; }\nthrow x;\nf(a);\n'
+    local e = standards.engine({ rules = { p }, config = {}, timings = true })
+    local l = e:_lang('ts')
+    assert.is_true(l.query:fast())
+    assert.is_false(l.cursor.query:fast())
+    local cur = {}
+    for i, r in ipairs(l.cursor.rules) do cur[i] = r.id end
+    assert.same({ 'mixed/call', 'mixed/two', 'mixed/call2' }, cur)
+    local f, problems = e:check(src, { path = 'm.ts' })
+    assert.same({}, problems)
+    assert.is_number(e.timings['(query cursor)'])
+    local got, want = {}, {}
+    for _, x in ipairs(f) do got[#got + 1] = x.rule .. ' ' .. x.message end
+    local tree = assert(ast.parse(src, { lang = 'ts' }))
+    for _, id in ipairs({ 'var', 'call', 'two', 'call2', 'ret' }) do
+      local ms = assert(assert(ast.query('ts', Q[id == 'call2' and 'call' or id])):matches(tree, 'cursor'))
+      for i, m in ipairs(ms) do
+        local parts = {}
+        for _, c in ipairs(m.list) do
+          local r = c.node:range()
+          parts[#parts + 1] = c.name .. '@' .. r.start_byte .. '-' .. r.end_byte
+        end
+        want[#want + 1] = ('mixed/%s %d p%d %s'):format(id, i, m.pattern, table.concat(parts, ' '))
+      end
+    end
+    tree:close()
+    table.sort(got)
+    table.sort(want)
+    assert.same(want, got)
+    assert.equal(1 + 3 + 3 + 3 + 1, #got)
+    -- the directive comments come from the fast part and cover the cursor's rules too
+    local f2 = e:check('/* aegis-disable mixed/call */\n' .. src, { path = 'm.ts' })
+    local count = {}
+    for _, x in ipairs(f2) do count[x.rule] = (count[x.rule] or 0) + 1 end
+    assert.same({ ['mixed/var'] = 1, ['mixed/two'] = 3, ['mixed/call2'] = 3, ['mixed/ret'] = 1 }, count)
+  end)
+
+  it('q:fast(p) tells which patterns are chains when the query has no fast path', function()
+    local ast = require('aegis.ast')
+    local q = assert(ast.query('ts', '(debugger_statement) @d\n[(throw_statement)] @t\n(return_statement) @r'))
+    assert.is_false(q:fast())
+    assert.same({ true, false, true }, { q:fast(1), q:fast(2), q:fast(3) })
+    assert.has_error(function() q:fast(4) end, "bad argument #1 to 'fast' (no such pattern)")
+    local fq = assert(ast.query('ts', '(debugger_statement) @d'))
+    assert.is_true(fq:fast())
+    assert.is_true(fq:fast(1))
+  end)
+
   it('reports a query that is valid only next to another rule\'s (a capture left over)', function()
     -- '@x' alone is not a query; after the first text it would capture its pattern
     local p = pack([[
