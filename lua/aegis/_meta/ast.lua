@@ -291,9 +291,12 @@ function Query:matches(target, mode, scope) end
 --- Whether `q:matches(tree)` takes the fast path: every pattern is one node,
 --- or a node with one child pattern (under a field or not) and so on down,
 --- with captures, negated fields (`!f`) and predicates; no wildcard,
---- quantifier, alternation, anchor, supertype or `ERROR`.
+--- quantifier, alternation, anchor, supertype or `ERROR`. With `i`, whether
+--- pattern i alone is simple (the standards engine runs the simple patterns
+--- of its rules on the fast path and only the others on a query cursor).
+---@param i? integer A pattern index (1-based)
 ---@return boolean
-function Query:fast() end
+function Query:fast(i) end
 
 ---@return integer count the number of patterns
 function Query:pattern_count() end
