@@ -4,55 +4,16 @@
 ---
 --- Input: byte 1 picks the mode. Odd: the rest is read as doubles (8 bytes
 --- each, little endian); each finite one must come out of canonical() as
---- ECMAScript's Number::toString writes it, checked against a formatter
---- written here from the spec (shortest round-tripping digits from
+--- ECMAScript's Number::toString writes it, checked against the formatter
+--- in fuzz/lib/ecma_number.lua (shortest round-tripping digits from
 --- string.format, then the notation rules). Even: the rest is JSON text;
 --- when it decodes, canonical() must be a fixed point (decode(canonical(v))
 --- encodes to the same text) and the indented form must decode to it too.
 local json = require('aegis.json')
 
--- {------------------------------------------------------ number oracle
--- Shortest digits d (no trailing zeros) and exponent n with x = 0.d * 10^n,
--- for finite x > 0 (ECMA-262 Number::toString step 5: the fewest digits
--- that read back as x, the closest to x if several). For each length k the
--- correctly rounded k digits r are the closest; when they do not read back,
--- r - 1 or r + 1 may. When both do, which one is closer needs exact
--- arithmetic: nil then (no verdict).
-local function shortest(x)
-  for k = 1, 17 do
-    local m, e = ('%.' .. (k - 1) .. 'e'):format(x):match('^(%d[%.%d]*)e([-+]%d+)$')
-    local r, scale = math.tointeger(tonumber((m:gsub('%.', '')))), tonumber(e) - k + 1
-    local function reads_back(c) return c > 0 and tonumber(('%de%d'):format(c, scale)) == x end
-    local pick
-    if reads_back(r) then pick = r
-    else
-      local lo, hi = reads_back(r - 1), reads_back(r + 1)
-      if lo and hi then return nil end
-      pick = lo and r - 1 or hi and r + 1 or nil
-    end
-    if pick then
-      local ds = tostring(pick)
-      return (ds:gsub('0+$', '')), #ds + scale
-    end
-  end
-  error('no round-tripping digits for ' .. ('%a'):format(x))
-end
-
-local function ecma(x)
-  if x == 0 then return '0' end
-  local sign = x < 0 and '-' or ''
-  local d, n = shortest(math.abs(x))
-  if d == nil then return nil end
-  local k = #d
-  if k <= n and n <= 21 then return sign .. d .. ('0'):rep(n - k) end
-  if 0 < n and n <= 21 then return sign .. d:sub(1, n) .. '.' .. d:sub(n + 1) end
-  if -6 < n and n <= 0 then return sign .. '0.' .. ('0'):rep(-n) .. d end
-  local e = n - 1
-  local exp = (e >= 0 and '+' or '-') .. math.abs(e)
-  if k == 1 then return sign .. d .. 'e' .. exp end
-  return sign .. d:sub(1, 1) .. '.' .. d:sub(2) .. 'e' .. exp
-end
--- }------------------------------------------------------
+-- The number oracle (fuzz/lib/ecma_number.lua, next to this file's directory).
+local here = debug.getinfo(1, 'S').source:match('^@(.*)/targets/[^/]+$')
+local ecma = dofile(here .. '/lib/ecma_number.lua').ecma
 
 local function numbers(s)
   for i = 1, #s - 7, 8 do
