@@ -7,6 +7,8 @@ local json = require('aegis.json')
 local clock = require('aegis.clock')
 local store = require('aegis.store')
 local checkpoint = require('aegis.checkpoint')
+local here = debug.getinfo(1, 'S').source:match('^@(.*)/[^/]+$')
+local rows_sql = dofile(here .. '/rows_floor.lua')
 
 local function read(path)
   local f = assert(io.open(path, 'rb'))
@@ -103,17 +105,7 @@ describe('checkpoint bench', function()
         local rows_floor = db.kind == 'sqlite' and function(i)
           row = row or assert(db:first('SELECT checkpoint, metadata FROM checkpoints WHERE thread_id = $1',
             ('b-%s-%s-%d'):format(st.name, run, -2)))
-          assert(db:tx(function(tx)
-            local t = ('r-%s-%s-%d'):format(st.name, run, i)
-            local _, m, c = tx:first('SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type,'
-              .. ' checkpoint, metadata FROM checkpoints WHERE thread_id = $1 AND checkpoint_ns = $2'
-              .. ' ORDER BY checkpoint_id DESC LIMIT 1', t, '')
-            if m then return nil, m, c end
-            return tx:exec('INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id,'
-              .. ' parent_checkpoint_id, type, checkpoint, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7)',
-              t, '', ('1f0cd000-0000-6000-8000-%012d'):format(i + 10), store.null, 'json', store.blob(row.checkpoint),
-              store.blob(row.metadata))
-          end))
+          assert(db:tx(function(tx) return rows_sql(tx, ('r-%s-%s-%d'):format(st.name, run, i), i + 10, row) end))
         end or function() end
         r.save_us, r.floor_save_us, r.rows_floor_save_us = timen(n, function(i)
           local rec = assert(checkpoint.save({ db = db, thread = ('b-%s-%s-%d'):format(st.name, run, i),

@@ -8,7 +8,8 @@
 -- the difference of the two totals by 1,000. CPU_DIR: where the database
 -- goes (default a temporary directory).
 local checkpoint = require('aegis.checkpoint')
-local store = require('aegis.store')
+local here = debug.getinfo(1, 'S').source:match('^@(.*)/[^/]+$')
+local rows_sql = dofile(here .. '/rows_floor.lua')
 
 describe('checkpoint cpu bench', function()
   it('runs', function()
@@ -36,17 +37,7 @@ describe('checkpoint cpu bench', function()
       elseif mode == 'tx' then
         assert(db:tx(function() return true end))
       else
-        assert(db:tx(function(tx)
-          local t = 'r' .. i
-          local _, m, c = tx:first('SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type,'
-            .. ' checkpoint, metadata FROM checkpoints WHERE thread_id = $1 AND checkpoint_ns = $2'
-            .. ' ORDER BY checkpoint_id DESC LIMIT 1', t, '')
-          if m then return nil, m, c end
-          return tx:exec('INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id,'
-            .. ' parent_checkpoint_id, type, checkpoint, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7)',
-            t, '', ('1f0cd000-0000-6000-8000-%012d'):format(i), store.null, 'json', store.blob(row.checkpoint),
-            store.blob(row.metadata))
-        end))
+        assert(db:tx(function(tx) return rows_sql(tx, 'r' .. i, i, row) end))
       end
     end
     if n > 0 then print(('\n%s: %.1f us CPU per operation'):format(mode, (os.clock() - c0) / n * 1e6)) end
