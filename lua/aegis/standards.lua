@@ -33,6 +33,12 @@ local MiB = 1024 * 1024
 --- there are (a hostile file can hold over 100,000).
 M.MAX_SYNTAX_ERRORS = 100
 
+--- Findings kept per rule and file (`standards.max_findings_per_rule` in the
+--- config; 0: no cap). Past it findings are counted, not kept: a hostile
+--- file can hold 200,000 (RELIABILITY.md B2), no real file a thousand. The
+--- count is taken after suppression, so a suppressed finding never uses it up.
+M.MAX_FINDINGS_PER_RULE = 1000
+
 --- Budget of one rule over one file (its `check` and `fix` calls), and of
 --- loading one rulepack. `standards.budget` in the config overrides the
 --- first (`instructions`, `seconds`, `memory_mb`).
@@ -41,6 +47,14 @@ M.budget = {
   rule = { instructions = 200000000, seconds = 2, memory = 256 * MiB },
   load = { instructions = 50000000, seconds = 5, memory = 64 * MiB },
 }
+
+--- A file with more matches than this (about 15 MB of Lua heap, which
+--- stays live until its rules have run) has its rules run with the
+--- collector's pause at `BIG_FILE_GC_PAUSE` % instead of Lua's 200 %: the
+--- garbage the rules make would otherwise grow as large as the matches
+--- before a cycle starts (RELIABILITY.md B2: 256 MiB for hostile inputs).
+M.BIG_FILE_MATCHES = 20000
+M.BIG_FILE_GC_PAUSE = 150
 
 --- Severities, most severe first.
 M.SEVERITIES = { 'error', 'warning', 'info' }
@@ -87,6 +101,9 @@ local function declare_config()
       :describe('Extra .gitignore-style patterns for `aegis-run enforce` directory walks'),
     max_warnings = s.integer({ min = -1 }):optional()
       :describe('Exit 1 when there are more warnings than this (-1: no limit; --max-warnings wins)'),
+    max_findings_per_rule = s.integer({ min = 0 }):optional()
+      :describe('Findings reported per rule and file (default 1000; 0: no cap); past it they are counted,'
+        .. ' in the summary, the exit status and --max-warnings, but not listed'),
   }):optional():describe('aegis-run enforce: rulepacks, rule severities and options, theme, trust'))
 end
 declare_config()
@@ -334,6 +351,15 @@ end
 ---@field start_byte integer 0-based
 ---@field end_byte integer 0-based, exclusive
 ---@field fix? {start_byte: integer, end_byte: integer, text: string}
+
+--- A (file, rule) over the cap of findings per rule and file: its first
+--- `shown` findings are reported, `not_shown` more were counted only.
+---@class aegis.standards.Capped
+---@field path string
+---@field rule string 'pack/rule'
+---@field severity 'error'|'warning'|'info'
+---@field shown integer The cap
+---@field not_shown integer
 
 ---@class aegis.standards.Problem
 ---@field kind 'rule'|'parse'|'syntax'|'read'
@@ -620,6 +646,11 @@ function M.engine(opts)
   end
   local b = cfg.budget or {}
   local d = M.budget.rule
+  local cap = cfg.max_findings_per_rule
+  if cap == nil then cap = M.MAX_FINDINGS_PER_RULE end
+  if math.type(cap) ~= 'integer' or cap < 0 then
+    errors.config('standards: max_findings_per_rule must be a non-negative integer, got %s', tostring(cap))
+  end
   ---@class aegis.standards.Engine
   local e = setmetatable({
     rules = rules, config = cfg, langs = {}, store = opts.store, store_url = opts.store_url,
@@ -631,6 +662,7 @@ function M.engine(opts)
     },
     tsconfigs = {},
     timings = opts.timings and {} or nil,
+    cap = cap > 0 and cap or nil,
   }, Engine)
   return e
 end
@@ -714,12 +746,17 @@ local function covers(family, names, rule)
   return names == nil or names[rule.id] == true or names[rule.name] == true
 end
 
--- Drops the findings of this file that a directive suppresses.
-local function suppress(findings, file, byid)
+-- Whether a directive of the file suppresses a finding: a function
+-- (finding, rule) -> boolean, or false when the file has no directive.
+-- Built before the file's first finding is reported (its comments come
+-- from the query's walk, before any rule runs), so each finding is judged
+-- as it is reported and only the findings kept are counted against the cap.
+local function suppressor(file)
   local dirs = directives(file)
-  if not dirs or #dirs == 0 then return findings end
+  if #dirs == 0 then return false end
   local ranges = {}  -- {family, names, from, to}
   local open = {}
+  local bylines = {}  -- line -> the disable-line and disable-next-line directives that cover it
   for _, d in ipairs(dirs) do
     if d.kind == 'disable' then
       local r = { family = d.family, names = d.names, from = d.start_byte, to = math.huge }
@@ -737,30 +774,82 @@ local function suppress(findings, file, byid)
           end
         end
       end
+    else
+      local line = d.kind == 'disable-next-line' and d.end_line + 1 or d.line
+      local at = bylines[line]
+      if not at then
+        at = {}
+        bylines[line] = at
+      end
+      at[#at + 1] = d
     end
   end
-  local out = {}
-  for _, f in ipairs(findings) do
-    local rule, keep = byid[f.rule], true
-    if rule and f.path == file.path then
-      for _, d in ipairs(dirs) do
-        if (d.kind == 'disable-next-line' and f.line == d.end_line + 1)
-            or (d.kind == 'disable-line' and f.line == d.line) then
-          if covers(d.family, d.names, rule) then keep = false break end
-        end
-      end
-      if keep then
-        for _, r in ipairs(ranges) do
-          if f.start_byte >= r.from and f.start_byte < r.to and covers(r.family, r.names, rule) then
-            keep = false
-            break
-          end
-        end
+  local path = file.path
+  return function(f, rule)
+    if f.path ~= path then return false end
+    local at = bylines[f.line]
+    if at then
+      for _, d in ipairs(at) do
+        if covers(d.family, d.names, rule) then return true end
       end
     end
-    if keep then out[#out + 1] = f end
+    local b = f.start_byte
+    for _, r in ipairs(ranges) do
+      if b >= r.from and b < r.to and covers(r.family, r.names, rule) then return true end
+    end
+    return false
   end
-  return out
+end
+
+-- Counts one finding of `rule` on `path` past the cap (key: see admit).
+local function count_over(file, key, path, rule)
+  local c = file.capped[key]
+  if not c then
+    c = { path = path, rule = rule.id, severity = rule.severity, shown = file.cap, not_shown = 0 }
+    file.capped[key] = c
+  end
+  c.not_shown = c.not_shown + 1
+end
+
+-- Whether finding `f` of `rule` is kept: not when a directive suppresses
+-- it, nor past the engine's cap of findings per rule and file, where it is
+-- only counted (file.capped). Each finding kept counts against the cap.
+local function admit(file, rule, f)
+  local sup = file.suppressed
+  if sup == nil then
+    local tm = file.timings
+    local t0 = tm and os.clock()
+    sup = suppressor(file)
+    file.suppressed = sup
+    if tm then
+      local dt = os.clock() - t0
+      tm['(suppress)'] = (tm['(suppress)'] or 0) + dt
+      tm[rule.id] = (tm[rule.id] or 0) - dt
+    end
+  end
+  if sup and sup(f, rule) then return false end
+  local cap = file.cap
+  if cap then
+    -- counted per rule, or per rule and path for a finding on another file
+    local key = f.path == file.path and rule or f.path .. '\0' .. rule.id
+    local counts = file.counts
+    local n = (counts[key] or 0) + 1
+    counts[key] = n
+    if n > cap then
+      count_over(file, key, f.path, rule)
+      return false
+    end
+  end
+  return true
+end
+
+-- Whether the next finding of `rule` at its match's node would only be
+-- counted: the cap is reached and no directive in the file could suppress
+-- it. Such a finding is counted without being made (no tables: a hostile
+-- file's 100,000 findings would be 50 MB of garbage).
+local function counted_only(file, rule)
+  local cap = file.cap
+  return cap ~= nil and file.suppressed == false and (file.counts[rule] or 0) >= cap
 end
 
 -- }------------------------------------------------------
@@ -940,33 +1029,50 @@ local function check_fix(fx)
   return { start_byte = sb, end_byte = eb, text = text }
 end
 
--- Runs one rule's matches on one file (inside the budget).
+-- A finding of `rule` at the match's node (`message`: the rule's
+-- description when nil) into `out`, unless suppressed or over the cap.
+local function at_node(file, rule, m, message, out, fix, ctx)
+  local node = default_node(m)
+  if node ~= nil and counted_only(file, rule) then
+    count_over(file, rule, file.path, rule)
+    return
+  end
+  local f = make_finding(file, rule, nil, node, message)
+  if admit(file, rule, f) then
+    if fix then f.fix = check_fix(fix(ctx, m)) end
+    out[#out + 1] = f
+  end
+end
+
+-- Runs one rule's matches on one file (inside the budget). Each match is
+-- let go of once handled: a hostile file has 100,000 (720 bytes each).
+-- The fix of a finding that is not kept is not asked for.
 local function run_rule(file, rule, matches, ctx, out)
   local check, fix = rule.check, rule.fix
-  for _, m in ipairs(matches) do
-    local f
+  for i, m in ipairs(matches) do
+    matches[i] = false
     if check == nil then
-      f = make_finding(file, rule, nil, default_node(m))
+      at_node(file, rule, m, nil, out, fix, ctx)
     else
       local res = check(ctx, m)
       if res == true then
-        f = make_finding(file, rule, nil, default_node(m))
+        at_node(file, rule, m, nil, out, fix, ctx)
       elseif type(res) == 'string' then
-        f = make_finding(file, rule, nil, default_node(m), res)
+        at_node(file, rule, m, res, out, fix, ctx)
       elseif type(res) == 'table' then
         local msg = rawget(res, 'message')
         if msg ~= nil and type(msg) ~= 'string' then error('check: message must be a string', 0) end
-        f = make_finding(file, rule, {
+        local f = make_finding(file, rule, {
           node = rawget(res, 'node'), start_byte = rawget(res, 'start_byte'), end_byte = rawget(res, 'end_byte'),
           line = rawget(res, 'line'), col = rawget(res, 'col'), path = rawget(res, 'path'),
         }, default_node(m), msg)
+        if admit(file, rule, f) then
+          if fix then f.fix = check_fix(fix(ctx, m)) end
+          out[#out + 1] = f
+        end
       elseif res ~= nil and res ~= false then
         error('check must return nil, a boolean, a string or a table, got ' .. type(res), 0)
       end
-    end
-    if f then
-      if fix then f.fix = check_fix(fix(ctx, m)) end
-      out[#out + 1] = f
     end
   end
 end
@@ -1011,12 +1117,16 @@ function Engine:_ctx(file, rule, out)
     if type(spec) ~= 'table' then error('ctx.report: table expected', 2) end
     local msg = rawget(spec, 'message')
     if msg ~= nil and type(msg) ~= 'string' then error('ctx.report: message must be a string', 2) end
-    local o = st.out
-    o[#o + 1] = make_finding(st.file, rule, {
+    local file = st.file
+    local f = make_finding(file, rule, {
       node = rawget(spec, 'node'), start_byte = rawget(spec, 'start_byte'), end_byte = rawget(spec, 'end_byte'),
       line = rawget(spec, 'line'), col = rawget(spec, 'col'), end_line = rawget(spec, 'end_line'),
       end_col = rawget(spec, 'end_col'), path = rawget(spec, 'path'),
     }, nil, msg)
+    if admit(file, rule, f) then
+      local o = st.out
+      o[#o + 1] = f
+    end
   end
   function ctx.text(node) return node:text() end
   local engine = self
@@ -1075,8 +1185,11 @@ local function dispatch(l, matches, per, order, comments)
         per[r] = list
         order[#order + 1] = r
       end
-      -- rules sharing a query get their own match table (same nodes)
-      list[#list + 1] = i == 1 and m or { pattern = m.pattern, captures = m.captures, list = m.list }
+      -- rules sharing a query get their own match table (same nodes), but
+      -- for built-in ones (tested not to write to it): 100,000 matches of a
+      -- hostile file are 17 MB of copies
+      list[#list + 1] = (i == 1 or r.builtin and g[1].builtin) and m
+        or { pattern = m.pattern, captures = m.captures, list = m.list }
     end
   end
 end
@@ -1097,11 +1210,26 @@ local function sort_findings(fs_)
 end
 M.sort = sort_findings
 
---- Checks one source with the engine's rules.
+-- The (file, rule) pairs over the cap, sorted by path and rule.
+local function capped_list(file)
+  local out = {}
+  for _, c in pairs(file.capped) do out[#out + 1] = c end
+  table.sort(out, function(a, b)
+    if a.path ~= b.path then return a.path < b.path end
+    return a.rule < b.rule
+  end)
+  return out
+end
+
+--- Checks one source with the engine's rules. Findings a directive
+--- suppresses are dropped; past the engine's cap of findings per rule and
+--- file (`standards.max_findings_per_rule`), the first ones reported are
+--- kept and the others only counted, in `capped`.
 ---@param src string
 ---@param opts? {path?: string, lang?: 'ts'|'tsx'}
 ---@return aegis.standards.Finding[] findings Sorted by path, line, col, rule
 ---@return aegis.standards.Problem[] problems Rules that failed, queries that did not compile, parse failures
+---@return aegis.standards.Capped[] capped The (file, rule) pairs over the cap, sorted by path and rule
 function Engine:check(src, opts)
   if type(src) ~= 'string' then error("bad argument #1 to 'check' (string expected, got " .. type(src) .. ')', 2) end
   opts = opts or {}
@@ -1114,9 +1242,11 @@ function Engine:check(src, opts)
   if tm then tm['(parse)'] = (tm['(parse)'] or 0) + os.clock() - t0 end
   if not tree then
     problems[1] = { kind = 'parse', path = p, message = err, code = code }
-    return findings, problems
+    return findings, problems, {}
   end
-  local file = { path = p, lang = lang, source = src, tree = tree, root = tree:root() }
+  -- suppressed: the suppressor, built on the first finding (admit)
+  local file = { path = p, lang = lang, source = src, tree = tree, root = tree:root(), timings = tm,
+    cap = self.cap, counts = {}, capped = {}, suppressed = nil }
   local l = self:_lang(lang)
   if not l.bad_reported then  -- once per engine and language, with the first file
     l.bad_reported = true
@@ -1147,6 +1277,7 @@ function Engine:check(src, opts)
     local comments = {}
     file.comments = comments
     dispatch(l, matches, per, order, comments)
+    matches = nil  -- each rule's list holds its matches, and lets them go as it runs
     local c = l.cursor
     if c then  -- the rules whose queries are not chains: tree-sitter's cursor
       local t4 = tm and os.clock()
@@ -1154,6 +1285,7 @@ function Engine:check(src, opts)
       if tm then tm['(query cursor)'] = (tm['(query cursor)'] or 0) + os.clock() - t4 end
       if cm then
         dispatch(c, cm, per, order, comments)
+        cm = nil
       else  -- over its time budget (a hostile tree): only these rules lose the file
         for _, r in ipairs(c.rules) do
           problems[#problems + 1] = { kind = 'rule', rule = r.id, path = p, code = ccode,
@@ -1161,11 +1293,26 @@ function Engine:check(src, opts)
         end
       end
     end
+    -- the rules with most matches first: each lets its matches go as it
+    -- runs, before the next one makes its garbage (100,000 matches are
+    -- 70 MB; findings are sorted below, so the order does not show)
+    local rank = {}
+    for i, r in ipairs(order) do rank[r] = i end
+    table.sort(order, function(a, b)
+      local na, nb = #per[a], #per[b]
+      if na ~= nb then return na > nb end
+      return rank[a] < rank[b]
+    end)
+    local nmatches = 0
+    for _, r in ipairs(order) do nmatches = nmatches + #per[r] end
+    local pause = nmatches > M.BIG_FILE_MATCHES and collectgarbage('setpause', M.BIG_FILE_GC_PAUSE)
     local budget = self.budget
     for _, r in ipairs(order) do
       local t2 = tm and os.clock()
+      local list = per[r]
+      per[r] = nil
       if r.check == nil and r.fix == nil then
-        run_rule(file, r, per[r], nil, findings)
+        run_rule(file, r, list, nil, findings)
       else
         local out = {}
         local ctx = self:_ctx(file, r, out)
@@ -1180,9 +1327,9 @@ function Engine:check(src, opts)
         local ok, kind, msg
         if budget.builtin or not r.builtin then
           ok, kind, msg = sbcore.call(budget.instructions, budget.seconds, budget.memory, at_src,
-            run_rule, file, r, per[r], ctx, out)
+            run_rule, file, r, list, ctx, out)
         else
-          ok, kind, msg = sbcore.timed(budget.seconds, budget.memory, at_src, run_rule, file, r, per[r], ctx, out)
+          ok, kind, msg = sbcore.timed(budget.seconds, budget.memory, at_src, run_rule, file, r, list, ctx, out)
         end
         if not ok then
           if type(msg) == 'table' then msg = tostring(msg) end
@@ -1192,17 +1339,17 @@ function Engine:check(src, opts)
         for _, f in ipairs(out) do findings[#findings + 1] = f end
       end
       if tm then tm[r.id] = (tm[r.id] or 0) + os.clock() - t2 end
+      -- the ctx a built-in rule shares across files lets this one go (its
+      -- tree, source and scope: hundreds of MB for a hostile file)
+      local st = r.builtin and r._ctxst
+      if st then
+        st.file, st.out = nil, nil
+        local ctx = st.ctx
+        ctx.source, ctx.tree, ctx.root = nil, nil, nil
+      end
     end
+    if pause then collectgarbage('setpause', pause) end
   end
-  local byid = self.byid
-  if not byid then
-    byid = {}
-    for _, r in ipairs(self.rules) do byid[r.id] = r end
-    self.byid = byid
-  end
-  local t3 = tm and os.clock()
-  if #findings > 0 then findings = suppress(findings, file, byid) end
-  if tm then tm['(suppress)'] = (tm['(suppress)'] or 0) + os.clock() - t3 end
   local errs, total = tree:errors(M.MAX_SYNTAX_ERRORS)
   for _, e in ipairs(errs) do
     problems[#problems + 1] = { kind = 'syntax', path = p, line = e.line, col = e.col, message = e.message }
@@ -1213,7 +1360,7 @@ function Engine:check(src, opts)
       message = ('%d more syntax errors not listed'):format(total - #errs) }
   end
   tree:close()
-  return sort_findings(findings), problems
+  return sort_findings(findings), problems, capped_list(file)
 end
 
 --- The configured rules of the engine (severity and options from config).
@@ -1234,6 +1381,7 @@ end
 ---@return aegis.standards.Finding[] findings Sorted by (path, line, col, rule)
 ---@return aegis.standards.Problem[] problems Rules that errored or ran out of budget (naming rule and file),
 --- queries that do not compile, syntax errors (`kind = 'syntax'`: the file is still checked)
+---@return aegis.standards.Capped[] capped The (file, rule) pairs over `standards.max_findings_per_rule`
 function M.check_source(src, opts)
   if type(src) ~= 'string' then
     error("bad argument #1 to 'check_source' (string expected, got " .. type(src) .. ')', 2)

@@ -5,6 +5,22 @@ local json = require('aegis.json')
 
 local M = {}
 
+--- What a (file, rule) over the cap of findings says, in every format:
+--- `N more findings of rule X not shown (standards.max_findings_per_rule = CAP)`.
+---@param c aegis.standards.Capped
+---@return string
+function M.capped_message(c)
+  return ('%d more finding%s of rule %s not shown (standards.max_findings_per_rule = %d)'):format(c.not_shown,
+    c.not_shown == 1 and '' or 's', c.rule, c.shown)
+end
+
+-- Findings not listed (over the cap), in all.
+local function not_shown(res)
+  local n = 0
+  for _, c in ipairs(res.capped or {}) do n = n + c.not_shown end
+  return n
+end
+
 --- Where SARIF readers and people find the rule documentation.
 M.INFO_URI = 'https://github.com/aegis-run/aegis/blob/main/docs/rulepacks.md'
 
@@ -46,7 +62,9 @@ local function window(l, col)
 end
 
 --- Text like a compiler's: `file:line:col severity rule message`, the
---- source line and a caret under the finding; problems after; a summary.
+--- source line and a caret under the finding; a line per (file, rule) over
+--- the cap of findings; problems after; a summary (whose counts include the
+--- findings not shown).
 ---@param res table The result of `standards.run`
 ---@param opts {color: boolean}
 ---@return string
@@ -72,6 +90,9 @@ function M.text(res, opts)
       out[#out + 1] = '    ' .. (' '):rep(#lead + before) .. paint(COLOR.caret, '^' .. ('~'):rep(math.max(len - 1, 0)))
     end
   end
+  for _, c in ipairs(res.capped or {}) do
+    out[#out + 1] = ('%s: %s'):format(paint(COLOR.path, c.path), M.capped_message(c))
+  end
   local nsyntax = 0
   for _, p in ipairs(res.problems) do
     if p.kind == 'syntax' then
@@ -92,6 +113,10 @@ function M.text(res, opts)
   local line = ('%s in %d file%s'):format(table.concat(parts, ', '), res.files, res.files == 1 and '' or 's')
   local nprob = #res.problems - nsyntax
   if nprob > 0 then line = line .. (', %d problem%s'):format(nprob, nprob == 1 and '' or 's') end
+  local hidden = not_shown(res)
+  if hidden > 0 then
+    line = line .. (' (%d not shown: over standards.max_findings_per_rule)'):format(hidden)
+  end
   if nsyntax > 0 then
     line = line .. (' (%d syntax error%s: files still checked)'):format(nsyntax, nsyntax == 1 and '' or 's')
   end
@@ -102,20 +127,28 @@ end
 -- }======================================================
 
 --- JSON: `{findings, problems, summary = {files, errors, warnings, infos,
---- problems}, rules}`.
+--- problems}, rules}`; when findings were over the cap, also `capped` (a
+--- list of `{path, rule, severity, shown, not_shown}`) and `summary.not_shown`
+--- (the summary's counts include the findings not shown).
 ---@param res table
 ---@return string
 function M.json(res)
   res = require('aegis.standards.run').clean(res)
   local nprob = 0
   for _, p in ipairs(res.problems) do if p.kind ~= 'syntax' then nprob = nprob + 1 end end
-  return json.encode({
+  local doc = {
     findings = json.array(res.findings),
     problems = json.array(res.problems),
     rules = json.array(res.rules),
     summary = { files = res.files, errors = res.counts.error, warnings = res.counts.warning,
       infos = res.counts.info, problems = nprob },
-  }, { indent = 2 }) .. '\n'
+  }
+  local hidden = not_shown(res)
+  if hidden > 0 then  -- absent otherwise: the report is the one from before the cap existed
+    doc.capped = json.array(res.capped)
+    doc.summary.not_shown = hidden
+  end
+  return json.encode(doc, { indent = 2 }) .. '\n'
 end
 
 -- {====================================================== SARIF
@@ -180,12 +213,15 @@ local LEVEL = { error = 'error', warning = 'warning', info = 'note' }
 
 --- SARIF 2.1.0: one run, `tool.driver.rules` with every rule that ran,
 --- results with `ruleId` = the full rule id, locations relative to the
---- repository root (`%SRCROOT%`), columns in UTF-16 code units.
+--- repository root (`%SRCROOT%`), columns in UTF-16 code units. Problems,
+--- and each (file, rule) over the cap of findings (level `warning`, with
+--- `properties.shown` and `properties.notShown`), are notifications of the
+--- invocation.
 ---@param res table
 ---@param opts {root: string, cwd: string, version: string}
 ---@return string
 function M.sarif(res, opts)
-  local raw_findings = res.findings
+  local raw_res, raw_findings = res, res.findings
   res = require('aegis.standards.run').clean(res)
   local line_of, utf16_col = line_reader(), utf16_columns()
   local rules, index = {}, {}
@@ -254,6 +290,20 @@ function M.sarif(res, opts)
       notes[#notes + 1] = n
     end
   end
+  local function location(p)
+    local rel, abs = relative(p, opts.root, opts.cwd)
+    local loc = rel and { uri = uri_path(rel), uriBaseId = '%SRCROOT%' } or { uri = 'file://' .. uri_path(abs) }
+    return json.array({ { physicalLocation = { artifactLocation = loc } } })
+  end
+  -- (res.capped is clean, its paths valid UTF-8; the raw ones name the files)
+  local raw_capped = raw_res.capped or {}
+  for i, c in ipairs(res.capped or {}) do
+    local n = { level = 'warning', message = { text = M.capped_message(c) },
+      locations = location(raw_capped[i].path),
+      properties = { shown = c.shown, notShown = c.not_shown } }
+    if index[c.rule] then n.associatedRule = { id = c.rule, index = index[c.rule] } end
+    notes[#notes + 1] = n
+  end
   local root = opts.root:gsub('/+$', '') .. '/'
   local doc = {
     ['$schema'] = 'https://json.schemastore.org/sarif-2.1.0.json',
@@ -287,7 +337,8 @@ end
 
 local GH = { error = 'error', warning = 'warning', info = 'notice' }
 
---- GitHub workflow commands: `::error file=…,line=…,col=…,endLine=…,endColumn=…,title=rule::message`.
+--- GitHub workflow commands: `::error file=…,line=…,col=…,endLine=…,endColumn=…,title=rule::message`;
+--- a `::warning` per (file, rule) over the cap of findings.
 ---@param res table
 ---@return string
 function M.github(res)
@@ -303,6 +354,10 @@ function M.github(res)
       out[#out + 1] = ('::error %stitle=%s::%s'):format(file, esc_prop(p.rule or 'aegis-run enforce'),
         esc_data(p.message))
     end
+  end
+  for _, c in ipairs(res.capped or {}) do
+    out[#out + 1] = ('::warning file=%s,title=%s::%s'):format(esc_prop(c.path), esc_prop(c.rule),
+      esc_data(M.capped_message(c)))
   end
   return #out > 0 and table.concat(out, '\n') .. '\n' or ''
 end

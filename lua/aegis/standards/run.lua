@@ -60,9 +60,11 @@ function M.worker_env(untrusted, getenv)
   return out
 end
 
-local function severity_counts(findings)
+-- Findings per severity: those listed and those over the cap (counted only).
+local function severity_counts(findings, capped)
   local c = { error = 0, warning = 0, info = 0 }
   for _, f in ipairs(findings) do c[f.severity] = (c[f.severity] or 0) + 1 end
+  for _, x in ipairs(capped) do c[x.severity] = (c[x.severity] or 0) + x.not_shown end
   return c
 end
 
@@ -146,17 +148,21 @@ end
 
 -- Checks `files` with `engine`; stops after the first file with an
 -- error-level finding when `fail_fast`. Returns findings, problems, the
--- number of files checked.
+-- number of files checked, the (file, rule) pairs over the cap.
 local function check_files(engine, files, fail_fast)
-  local findings, problems, n = {}, {}, 0
+  local findings, problems, n, capped = {}, {}, 0, {}
   for _, p in ipairs(files) do
     n = n + 1
     local src, reason = fs.read(p)
     if not src then
       problems[#problems + 1] = { kind = 'read', path = p, message = ("enforce: read '%s': %s"):format(p, reason) }
     else
-      local f, pr = engine:check(src, { path = p })
+      local f, pr, cp = engine:check(src, { path = p })
       local failed = false
+      for _, x in ipairs(cp) do
+        capped[#capped + 1] = x
+        if x.severity == 'error' then failed = true end
+      end
       for _, x in ipairs(f) do
         findings[#findings + 1] = x
         if x.severity == 'error' then failed = true end
@@ -168,7 +174,7 @@ local function check_files(engine, files, fail_fast)
       if fail_fast and failed then break end
     end
   end
-  return findings, problems, n
+  return findings, problems, n, capped
 end
 
 -- The names in our environment (/proc/self/environ), for the log.
@@ -201,10 +207,10 @@ function M.worker(input)
   end
   local engine = standards.engine({ rules = job.rules, config = job.config, preload = job.preload,
     store_url = job.store_url, timings = job.timings })
-  local findings, problems, n = check_files(engine, job.files or {}, job.fail_fast)
+  local findings, problems, n, capped = check_files(engine, job.files or {}, job.fail_fast)
   local res = {
     findings = json.array(findings), problems = json.array(problems), files = n,
-    rules = json.array(engine:rule_list()),
+    rules = json.array(engine:rule_list()), capped = json.array(capped),
   }
   res.timings = engine.timings
   if job.untrusted then
@@ -353,10 +359,22 @@ end
 --- untrusted rulepack in its own locked-down worker; merges the results in
 --- a stable order.
 ---@param o aegis.standards.RunOpts
----@return {findings: aegis.standards.Finding[], problems: aegis.standards.Problem[], rules: table[], files: integer}
+---@return {findings: aegis.standards.Finding[], problems: aegis.standards.Problem[], rules: table[], files: integer,
+--- capped: aegis.standards.Capped[], counts: {error: integer, warning: integer, info: integer}} `counts`: the
+--- findings per severity, those over the cap included
 function M.run(o)
   local trusted, untrusted = M.split_trust(o.rules, o.config, o.config_dir)
   local findings, problems, rules, checked = {}, {}, {}, 0
+  -- (path, rule) -> its record over the cap; a finding reported on another
+  -- file comes from every file that looked at it: the largest count wins
+  local capped = {}
+  local function add_capped(list)
+    for _, c in ipairs(list or {}) do
+      local key = c.path .. '\0' .. c.rule
+      local had = capped[key]
+      if not had or c.not_shown > had.not_shown then capped[key] = c end
+    end
+  end
   local timings = o.timings and {} or nil
   local function add_timings(t)
     for k, v in pairs(t or {}) do timings[k] = (timings[k] or 0) + v end
@@ -387,8 +405,9 @@ function M.run(o)
     add_rules(engine:rule_list())
     local jobs = math.max(1, math.min(o.jobs, #o.files // 4))
     if jobs <= 1 then
-      local f, p, n = check_files(engine, o.files, o.fail_fast)
+      local f, p, n, cp = check_files(engine, o.files, o.fail_fast)
       if timings then add_timings(engine.timings) end
+      add_capped(cp)
       table.move(f, 1, #f, #findings + 1, findings)
       table.move(p, 1, #p, #problems + 1, problems)
       checked = n
@@ -450,6 +469,7 @@ function M.run(o)
       else
         for _, f in ipairs(res.findings or {}) do findings[#findings + 1] = f end
         for _, p in ipairs(res.problems or {}) do problems[#problems + 1] = p end
+        add_capped(res.capped)
         add_rules(res.rules or {})
         if timings then add_timings(res.timings) end
         if k.shard then checked = checked + (res.files or 0) end
@@ -482,6 +502,7 @@ function M.run(o)
     if a.message ~= b.message then return a.message < b.message end
     return (a.kind or '') < (b.kind or '')
   end)
+  local cut_path
   if o.fail_fast then
     -- each worker stopped at its first failing file, in path order: every
     -- file before the first failing one overall was checked by someone
@@ -492,6 +513,7 @@ function M.run(o)
     for _, p in ipairs(problems) do
       if M.failing(p) and p.path ~= '' and (cut == nil or p.path < cut) then cut = p.path end
     end
+    cut_path = cut
     if cut then
       local keep = {}
       for _, f in ipairs(findings) do if f.path <= cut then keep[#keep + 1] = f end end
@@ -501,9 +523,17 @@ function M.run(o)
       problems = keepp
     end
   end
+  local caps = {}
+  for _, c in pairs(capped) do
+    if not o.fail_fast or not cut_path or c.path <= cut_path then caps[#caps + 1] = c end
+  end
+  table.sort(caps, function(a, b)
+    if a.path ~= b.path then return a.path < b.path end
+    return a.rule < b.rule
+  end)
   table.sort(rules, function(a, b) return a.id < b.id end)
-  return { findings = findings, problems = problems, rules = rules, files = checked,
-    counts = severity_counts(findings), timings = timings }
+  return { findings = findings, problems = problems, rules = rules, files = checked, capped = caps,
+    counts = severity_counts(findings, caps), timings = timings }
 end
 
 -- }======================================================
