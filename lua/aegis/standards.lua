@@ -845,13 +845,23 @@ local function admit(file, rule, f)
   return true
 end
 
--- Whether the next finding of `rule` at its match's node would only be
--- counted: the cap is reached and no directive in the file could suppress
--- it. Such a finding is counted without being made (no tables: a hostile
+-- Whether the next finding of `rule` on this file would only be counted:
+-- the cap is reached and no directive in the file could suppress it. Such
+-- a finding at a node is counted without being made (no tables: a hostile
 -- file's 100,000 findings would be 50 MB of garbage).
 local function counted_only(file, rule)
   local cap = file.cap
   return cap ~= nil and file.suppressed == false and (file.counts[rule] or 0) >= cap
+end
+
+-- counted_only for a report table {node = , path = nil}: counts it and
+-- returns true, or returns false (the finding is to be made).
+local function count_node_report(file, rule, spec)
+  if type(rawget(spec, 'node')) == 'userdata' and rawget(spec, 'path') == nil and counted_only(file, rule) then
+    count_over(file, rule, file.path, rule)
+    return true
+  end
+  return false
 end
 
 -- }------------------------------------------------------
@@ -1064,6 +1074,7 @@ local function run_rule(file, rule, matches, ctx, out)
       elseif type(res) == 'table' then
         local msg = rawget(res, 'message')
         if msg ~= nil and type(msg) ~= 'string' then error('check: message must be a string', 0) end
+        if count_node_report(file, rule, res) then goto next end
         local f = make_finding(file, rule, {
           node = rawget(res, 'node'), start_byte = rawget(res, 'start_byte'), end_byte = rawget(res, 'end_byte'),
           line = rawget(res, 'line'), col = rawget(res, 'col'), path = rawget(res, 'path'),
@@ -1076,6 +1087,7 @@ local function run_rule(file, rule, matches, ctx, out)
         error('check must return nil, a boolean, a string or a table, got ' .. type(res), 0)
       end
     end
+    ::next::
   end
 end
 
@@ -1120,6 +1132,7 @@ function Engine:_ctx(file, rule, out)
     local msg = rawget(spec, 'message')
     if msg ~= nil and type(msg) ~= 'string' then error('ctx.report: message must be a string', 2) end
     local file = st.file
+    if count_node_report(file, rule, spec) then return end
     local f = make_finding(file, rule, {
       node = rawget(spec, 'node'), start_byte = rawget(spec, 'start_byte'), end_byte = rawget(spec, 'end_byte'),
       line = rawget(spec, 'line'), col = rawget(spec, 'col'), end_line = rawget(spec, 'end_line'),

@@ -34,19 +34,17 @@ if SANITIZED then ENFORCE_WALL_S = 45 end
 -- known case that fails is pending with its reason (visible in every run);
 -- once it passes, it is an ordinary case: remove its `known`.
  -- enforce (rules over the tree):
-local FINDINGS = '100,000 unclosed <a> elements are 200,000 findings (a11y/anchor-is-valid and anchor-has-content, '
-  .. 'two per element): the rules now take linear time (node:parent() through a per-tree map; enforce 7 s CPU), '
-  .. 'but the findings take ~440 MB of RSS in the engine and the report (500 bytes of Lua heap per finding '
-  .. 'kept, 237 MB at the peak of Engine:check, 70 MB of JSON), over the 256 MiB of B2; needs a cap on findings '
-  .. 'per rule and file (as MAX_SYNTAX_ERRORS caps syntax errors) or lighter finding records (aegis.standards)'
--- nested arrows and JSX are checked since every rule query of the default
--- rulepack is a chain (aegis.ast's fast path, linear in the depth; a query
--- cursor was quadratic here and gave up at the time budget): they are
--- 100,000 findings each, the same RSS cost as FINDINGS
-local NESTED_FINDINGS = '100,000 findings (typescript-strict/no-unused-vars on each unused parameter of 100k nested '
-  .. 'arrows; a11y/anchor-is-valid on each of 100k nested <a>): ~470 MB and ~360 MB of RSS (parse, query and scope '
-  .. 'of the file take ~130 MB and ~220 MB with the scope analysis; the rest is the findings), over the 256 MiB '
-  .. 'of B2; needs the same cap on findings per rule and file as FINDINGS'
+-- 100,000 findings of a rule in one file (100k unclosed or nested <a>, 100k
+-- unused parameters of nested arrows) are kept up to standards.max_findings_per_rule
+-- (5,000) and only counted past it, and the engine lets each rule's matches go
+-- as it runs: the JSX cases stay under 256 MiB. What is left of nested arrows
+-- is the scope analysis that typescript-strict rules read:
+local NESTED_ARROWS = '100k nested arrows: enforce peaks at ~290 MB of RSS with the findings capped: the tree '
+  .. 'takes ~80 MB, the scope analysis ~40 MB in C (~50 MB more while it is built), and the Lua tables '
+  .. 'typescript-strict/no-unused-vars reaches through it ~75 MB (sc:filter makes 100,000 variable tables, '
+  .. '44 MB; sc.scopes 100,001 scope tables, 25 MB; refs 5 MB), with the rules\' garbage on top; needs lighter '
+  .. 'scope tables (aegis.ast) or a rule that reads fewer of them (typescript-strict/no-unused-vars reads the '
+  .. 'scope of every unused variable)'
 
 -- gen: the body of a function (sandbox: string and table only) returning the input.
 local CASES = {
@@ -79,9 +77,11 @@ local CASES = {
       return 'const x = ' .. ('('):rep(N) .. '1' .. (')'):rep(N) .. ';\n']] },
   { name = '100k nested brackets', lang = 'ts', gen = [[
       return 'const x = ' .. ('['):rep(N) .. (']'):rep(N) .. ';\n']] },
-  -- nested arrows and JSX: `checked`, enforce must report the file's findings,
-  -- not a query timeout (see NESTED_FINDINGS)
-  { name = '100k nested arrow functions', lang = 'ts', checked = 100000, enforce_known = NESTED_FINDINGS, gen = [[
+  -- nested arrows and JSX: `checked`, enforce must report (or count) the
+  -- file's findings, not a query timeout: every rule query of the default
+  -- rulepack is a chain (aegis.ast's fast path, linear in the depth; a query
+  -- cursor was quadratic here and gave up at the time budget)
+  { name = '100k nested arrow functions', lang = 'ts', checked = 100000, enforce_known = NESTED_ARROWS, gen = [[
       return 'const f = ' .. ('(a) => '):rep(N) .. 'a;\n']] },
   { name = '100k nested object literals', lang = 'ts', gen = [[
       return 'const o = ' .. ('{ a: '):rep(N) .. '1' .. (' }'):rep(N) .. ';\n']] },
@@ -91,7 +91,7 @@ local CASES = {
       return 'type T = ' .. ('A<'):rep(N) .. 'B' .. ('>'):rep(N) .. ';\n']] },
   { name = '100k nested template literals', lang = 'ts', gen = [[
       return 'const t = ' .. ('`${'):rep(N) .. '1' .. ('}`'):rep(N) .. ';\n']] },
-  { name = '100k nested JSX elements', lang = 'tsx', checked = 100000, enforce_known = NESTED_FINDINGS, gen = [[
+  { name = '100k nested JSX elements', lang = 'tsx', checked = 100000, gen = [[
       return 'const x = ' .. ('<a>'):rep(N) .. ('</a>'):rep(N) .. ';\n']] },
   -- 100k unclosed parentheses: a tree-sitter query cursor over its error
   -- tree takes time quadratic in n (0.35 s per query at n = 20,000, 8 s at
@@ -102,7 +102,7 @@ local CASES = {
       return 'f' .. ('('):rep(20000)]] },
   { name = '100k unclosed blocks', lang = 'ts', gen = [[
       return ('if (x) {'):rep(N)]] },
-  { name = '100k unclosed JSX elements', lang = 'tsx', enforce_known = FINDINGS, gen = [[
+  { name = '100k unclosed JSX elements', lang = 'tsx', gen = [[
       return ('<a>'):rep(N)]] },
   { name = 'error storm (1.4 MB of unbalanced punctuation)', lang = 'ts', gen = [[
       return ('{ ) ] ; ( [ } '):rep(N)]] },
@@ -292,7 +292,9 @@ describe('hostile TypeScript inputs (B2)', function()
         end
         -- under a sanitizer the parse itself may run out of its 2 s first
         assert.is_true(parsed or SANITIZED, describe_result(r))
-        if parsed then assert.is_true(#report.findings >= case.checked, describe_result(r)) end
+        -- past standards.max_findings_per_rule findings are counted, not listed
+        local found = #report.findings + (report.summary.not_shown or 0)
+        if parsed then assert.is_true(found >= case.checked, describe_result(r)) end
       end
       local ok, err = pcall(function()
         assert.truthy(r.code == 0 or r.code == 1, describe_result(r))
