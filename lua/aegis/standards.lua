@@ -1308,19 +1308,23 @@ function Engine:check(src, opts)
         end
       end
     end
-    -- the rules with most matches first: each lets its matches go as it
-    -- runs, before the next one makes its garbage (100,000 matches are
-    -- 70 MB; findings are sorted below, so the order does not show)
-    local rank = {}
-    for i, r in ipairs(order) do rank[r] = i end
-    table.sort(order, function(a, b)
-      local na, nb = #per[a], #per[b]
-      if na ~= nb then return na > nb end
-      return rank[a] < rank[b]
-    end)
     local nmatches = 0
     for _, r in ipairs(order) do nmatches = nmatches + #per[r] end
-    local pause = nmatches > M.BIG_FILE_MATCHES and collectgarbage('setpause', M.BIG_FILE_GC_PAUSE)
+    local pause
+    if nmatches > M.BIG_FILE_MATCHES then
+      -- a big file: the rules with most matches first, each letting its
+      -- matches go as it runs before the next one makes its garbage
+      -- (100,000 matches are 70 MB; findings are sorted below, so the order
+      -- does not show); and a lower pause of the collector (BIG_FILE_MATCHES)
+      local rank = {}
+      for i, r in ipairs(order) do rank[r] = i end
+      table.sort(order, function(a, b)
+        local na, nb = #per[a], #per[b]
+        if na ~= nb then return na > nb end
+        return rank[a] < rank[b]
+      end)
+      pause = collectgarbage('setpause', M.BIG_FILE_GC_PAUSE)
+    end
     local budget = self.budget
     for _, r in ipairs(order) do
       local t2 = tm and os.clock()
