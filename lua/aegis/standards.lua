@@ -786,9 +786,9 @@ local function suppressor(file)
       at[#at + 1] = d
     end
   end
-  local path = file.path
+  local own = file.path
   return function(f, rule)
-    if f.path ~= path then return false end
+    if f.path ~= own then return false end
     local at = bylines[f.line]
     if at then
       for _, d in ipairs(at) do
@@ -803,11 +803,11 @@ local function suppressor(file)
   end
 end
 
--- Counts one finding of `rule` on `path` past the cap (key: see admit).
-local function count_over(file, key, path, rule)
+-- Counts one finding of `rule` on file `at` past the cap (key: see admit).
+local function count_over(file, key, at, rule)
   local c = file.capped[key]
   if not c then
-    c = { path = path, rule = rule.id, severity = rule.severity, shown = file.cap, not_shown = 0 }
+    c = { path = at, rule = rule.id, severity = rule.severity, shown = file.cap, not_shown = 0 }
     file.capped[key] = c
   end
   c.not_shown = c.not_shown + 1
@@ -1131,14 +1131,14 @@ function Engine:_ctx(file, rule, out)
     if type(spec) ~= 'table' then error('ctx.report: table expected', 2) end
     local msg = rawget(spec, 'message')
     if msg ~= nil and type(msg) ~= 'string' then error('ctx.report: message must be a string', 2) end
-    local file = st.file
-    if count_node_report(file, rule, spec) then return end
-    local f = make_finding(file, rule, {
+    local sf = st.file
+    if count_node_report(sf, rule, spec) then return end
+    local f = make_finding(sf, rule, {
       node = rawget(spec, 'node'), start_byte = rawget(spec, 'start_byte'), end_byte = rawget(spec, 'end_byte'),
       line = rawget(spec, 'line'), col = rawget(spec, 'col'), end_line = rawget(spec, 'end_line'),
       end_col = rawget(spec, 'end_col'), path = rawget(spec, 'path'),
     }, nil, msg)
-    if admit(file, rule, f) then
+    if admit(sf, rule, f) then
       local o = st.out
       o[#o + 1] = f
     end
@@ -1292,7 +1292,9 @@ function Engine:check(src, opts)
     local comments = {}
     file.comments = comments
     dispatch(l, matches, per, order, comments)
-    matches = nil  -- each rule's list holds its matches, and lets them go as it runs
+    -- each rule's list holds its matches and lets them go as it runs; this
+    -- register would keep them all alive to the end of the check
+    matches = nil -- luacheck: ignore 311
     local c = l.cursor
     if c then  -- the rules whose queries are not chains: tree-sitter's cursor
       local t4 = tm and os.clock()
@@ -1300,7 +1302,7 @@ function Engine:check(src, opts)
       if tm then tm['(query cursor)'] = (tm['(query cursor)'] or 0) + os.clock() - t4 end
       if cm then
         dispatch(c, cm, per, order, comments)
-        cm = nil
+        cm = nil -- luacheck: ignore 311 (as matches above)
       else  -- over its time budget (a hostile tree): only these rules lose the file
         for _, r in ipairs(c.rules) do
           problems[#problems + 1] = { kind = 'rule', rule = r.id, path = p, code = ccode,

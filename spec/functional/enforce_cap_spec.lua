@@ -23,8 +23,8 @@ local function project(files, cap)
   mkdir(dir .. '/.git')
   mkdir(dir .. '/vendor')
   h.write(dir .. '/vendor/cap.lua', PACK)
-  h.write(dir .. '/aegis.config.lua', ("return { standards = { rulepacks = { 'vendor/cap.lua' }, trusted = { 'vendor' },"
-    .. ' max_findings_per_rule = %d } }\n'):format(cap))
+  h.write(dir .. '/aegis.config.lua', ("return { standards = { rulepacks = { 'vendor/cap.lua' },"
+    .. " trusted = { 'vendor' }, max_findings_per_rule = %d } }\n"):format(cap))
   for name, text in pairs(files) do
     mkdir((dir .. '/' .. name):match('^(.*)/[^/]*$'))
     h.write(dir .. '/' .. name, text)

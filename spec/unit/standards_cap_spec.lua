@@ -166,8 +166,8 @@ describe('aegis.standards: findings per rule and file', function()
   it('caps built-in rules with a check, sharing one query (a11y anchors)', function()
     -- two a11y rules report each empty <a>: both capped, each on its own count
     local src = ('const x = <a></a>;\n'):rep(6)
-    local f, _, capped = check(src, { max_findings_per_rule = 2 }, { 'a11y/anchor-has-content', 'a11y/anchor-is-valid' },
-      'a.tsx')
+    local anchors = { 'a11y/anchor-has-content', 'a11y/anchor-is-valid' }
+    local f, _, capped = check(src, { max_findings_per_rule = 2 }, anchors, 'a.tsx')
     assert.same({ 1, 2 }, lines_of(f, 'a11y/anchor-has-content'))
     assert.same({ 1, 2 }, lines_of(f, 'a11y/anchor-is-valid'))
     assert.same({
@@ -175,8 +175,7 @@ describe('aegis.standards: findings per rule and file', function()
       { path = 'a.tsx', rule = 'a11y/anchor-is-valid', severity = 'error', shown = 2, not_shown = 4 },
     }, capped)
     -- and without the cap the same rules give all twelve findings
-    f, _, capped = check(src, { max_findings_per_rule = 0 }, { 'a11y/anchor-has-content', 'a11y/anchor-is-valid' },
-      'a.tsx')
+    f, _, capped = check(src, { max_findings_per_rule = 0 }, anchors, 'a.tsx')
     assert.equal(12, #f)
     assert.same({}, capped)
   end)
