@@ -6,7 +6,7 @@
 ** 16*c bytes, so every block is 16-byte aligned as malloc's are.  The tail
 ** of a chunk too short for the block asked goes unused (under 256 bytes in
 ** 64 KiB).  Chunks are never freed: their blocks are on free lists or in
-** use by Lua until the process ends.
+** use by Lua until the process ends; they are linked from `chunks`.
 */
 #define _DEFAULT_SOURCE
 #include <stdlib.h>
@@ -39,6 +39,8 @@
 static int mode = -1;             /* -1: not chosen yet; 1: pool; 0: malloc */
 static void *free_list[NCLASS + 1];  /* by class 1..NCLASS; linked through each block's first word */
 static char *bump, *bump_end;     /* the never-used rest of the newest chunk */
+static void *chunks;              /* the newest chunk; each starts with a pointer to the one before
+                                  ** (so leak checkers see them held: AEGIS_LMEM=pool under ASan) */
 static size_t nchunks, free_bytes;
 
 static int choose (void) {
@@ -71,7 +73,9 @@ static void *take (unsigned c) {
     char *ch = malloc(CHUNK);
     if (ch == NULL) return NULL;
     nchunks++;
-    bump = ch;
+    *(void **)ch = chunks;
+    chunks = ch;
+    bump = ch + GRAIN;            /* after the link, blocks stay 16-byte aligned */
     bump_end = ch + CHUNK;
   }
   b = bump;
