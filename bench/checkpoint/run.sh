@@ -58,6 +58,7 @@ fs.writeFileSync(process.argv[1], JSON.stringify(states));
 for (const s of states) fs.writeFileSync(process.argv[1] + "." + s.name, JSON.stringify(s.state));
 console.log(states.map((s) => `${s.name}:${s.n}:${process.argv[1]}.${s.name}`).join(" "));
 ' "$tmp/states.json" >"$tmp/states.args"
+# shellcheck disable=SC2046 # pkg-config prints flags to split
 cc -O2 -o "$tmp/floor" bench/checkpoint/floor.c $(pkg-config --cflags --libs libpq sqlite3)
 
 BENCH_STATES="$tmp/states.json" BENCH_OUT="$tmp/aegis.json" BENCH_SQLITE_DIR="$tmp" BENCH_PG_URL="$pg" \
