@@ -1093,15 +1093,44 @@ local function finding_before(a, b)
   return (a.end_byte or 0) < (b.end_byte or 0)
 end
 
-local function sort_findings(fs_)
-  -- the whole run's findings come sorted file by file, files in order:
-  -- one pass to see that is cheaper than sorting them again
-  for i = 2, #fs_ do
-    if finding_before(fs_[i], fs_[i - 1]) then
-      table.sort(fs_, finding_before)
-      return fs_
+-- Merges the sorted runs a[lo..mid-1] and a[mid..hi-1] into out[lo..hi-1].
+local function merge(a, out, lo, mid, hi)
+  local i, j = lo, mid
+  for k = lo, hi - 1 do
+    if j >= hi or (i < mid and not finding_before(a[j], a[i])) then
+      out[k], i = a[i], i + 1
+    else
+      out[k], j = a[j], j + 1
     end
   end
+end
+
+local function sort_findings(fs_)
+  -- A run's findings come in a few sorted runs (one per worker: files in
+  -- path order, each file's findings sorted), so a natural merge sort: find
+  -- the runs, merge them pairwise; n - 1 comparisons when already sorted.
+  local n = #fs_
+  local starts = { 1 }
+  for i = 2, n do
+    if finding_before(fs_[i], fs_[i - 1]) then starts[#starts + 1] = i end
+  end
+  if #starts == 1 then return fs_ end
+  if #starts > n // 8 then   -- no order to use
+    table.sort(fs_, finding_before)
+    return fs_
+  end
+  local a, b = fs_, {}
+  while #starts > 1 do
+    local next_starts = {}
+    for r = 1, #starts, 2 do
+      local lo, mid = starts[r], starts[r + 1] or n + 1
+      local hi = starts[r + 2] or n + 1
+      merge(a, b, lo, mid, hi)
+      next_starts[#next_starts + 1] = lo
+    end
+    starts, a, b = next_starts, b, a
+  end
+  if a ~= fs_ then table.move(a, 1, n, 1, fs_) end
   return fs_
 end
 M.sort = sort_findings
