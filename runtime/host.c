@@ -11,6 +11,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "ag_lmem.h"
 #include "host.h"
 #include "lauxag.h"
 
@@ -26,7 +27,7 @@ static void *l_alloc (void *ud, void *ptr, size_t osize, size_t nsize) {
   ag_alloc *a = (ag_alloc *)ud;
   if (ptr == NULL) osize = 0;  /* osize is a type tag for new blocks */
   if (nsize == 0) {
-    free(ptr);
+    ag_lmem_realloc(ptr, osize, 0);
     a->used -= osize;
     return NULL;
   }
@@ -44,7 +45,7 @@ static void *l_alloc (void *ud, void *ptr, size_t osize, size_t nsize) {
       return NULL;
     }
   }
-  void *p = realloc(ptr, nsize);
+  void *p = ag_lmem_realloc(ptr, osize, nsize);
   if (p == NULL) return NULL;
   a->used = a->used - osize + nsize;
   if (a->used > a->peak) a->peak = a->used;

@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 #include <tree_sitter/api.h>
 
+#include "ag_lmem.h"
 #include "ag_curl.h"
 #include "ag_pq.h"
 #include "host.h"
@@ -92,10 +93,26 @@ static int host_memory (lua_State *L) {
   return 2;
 }
 
+/* lmem() -> {mode = 'pool'|'malloc', chunks =, free_bytes =}: the Lua
+** allocator's figures (ag_lmem.h), for specs */
+static int host_lmem (lua_State *L) {
+  ag_lmem_stats st;
+  ag_lmem_stats_get(&st);
+  lua_createtable(L, 0, 3);
+  lua_pushstring(L, ag_lmem_mode());
+  lua_setfield(L, -2, "mode");
+  lua_pushinteger(L, (lua_Integer)st.chunks);
+  lua_setfield(L, -2, "chunks");
+  lua_pushinteger(L, (lua_Integer)st.free_bytes);
+  lua_setfield(L, -2, "free_bytes");
+  return 1;
+}
+
 static const luaL_Reg funcs[] = {
   {"embedded", host_embedded},
   {"isatty", host_isatty},
   {"list", host_list},
+  {"lmem", host_lmem},
   {"memory", host_memory},
   {"versions", host_versions},
   {NULL, NULL}

@@ -2,7 +2,8 @@
 -- The aegis side of bench/checkpoint/run.sh, run as `aegis-run test` (specs
 -- run unsandboxed inside the binary). Env: BENCH_STATES (JSON file of the
 -- states), BENCH_OUT (JSON results), BENCH_SQLITE_DIR, BENCH_PG_URL,
--- BENCH_ONLY (a target's name: run that one alone, e.g. postgres).
+-- BENCH_ONLY (a target's name: run that one alone, e.g. postgres),
+-- BENCH_CFLOOR (floor.c's binary: its operations alternate with aegis's too).
 local json = require('aegis.json')
 local clock = require('aegis.clock')
 local store = require('aegis.store')
@@ -25,15 +26,16 @@ end
 -- Median microseconds of each of fns[k](i) over n rounds (after 2 warm-up
 -- rounds), the calls alternating so all see the same background I/O (the
 -- machine is shared: a device flush takes ~0.2 ms or ~4 ms depending on
--- what else is being written).
+-- what else is being written). A function that returns a number has
+-- measured itself (the C floor, in its own process): that is its time.
 local function timen(n, ...)
   local fns, ts = { ... }, {}
   for k = 1, #fns do ts[k] = {} end
   for i = -2, n do
     for k, fn in ipairs(fns) do
       local t0 = clock.monotonic_ns()
-      fn(i)
-      if i > 0 then ts[k][i] = (clock.monotonic_ns() - t0) / 1e3 end
+      local us = fn(i)
+      if i > 0 then ts[k][i] = type(us) == 'number' and us or (clock.monotonic_ns() - t0) / 1e3 end
     end
   end
   local out = {}
@@ -53,6 +55,31 @@ local function warm_wal(db)
     assert(db:tx(function(tx) return tx:exec('INSERT INTO warm (v) VALUES ($1)', store.blob(('y'):rep(3000))) end))
   end
   assert(db:exec('DELETE FROM warm'))
+end
+
+-- The C floor (floor.c serve) as a co-process driven through two FIFOs: each
+-- call sends one command and waits for its one-line answer, so its
+-- operations alternate with aegis's; save and load return the microseconds
+-- it measured itself (the FIFO round trip is outside them).
+local function cfloor_start(bin, dir)
+  local cmd, reply = dir .. '/cfloor.cmd', dir .. '/cfloor.reply'
+  assert(os.execute(('mkfifo %q %q'):format(cmd, reply)))
+  assert(os.execute(('%q serve %q %q &'):format(bin, cmd, reply)))
+  local w = assert(io.open(cmd, 'w'))
+  local r = assert(io.open(reply, 'r'))
+  local cf = {}
+  function cf.call(line)
+    assert(w:write(line, '\n'))
+    assert(w:flush())
+    return assert(r:read('l'), 'floor.c serve: no answer to ' .. line)
+  end
+  function cf.op(line) return assert(math.tointeger(cf.call(line)), line) / 1e3 end
+  function cf.close()
+    w:write('quit\n')
+    w:close()
+    r:close()
+  end
+  return cf
 end
 
 -- Median microseconds of fn(i) over n calls (after 2 warm-up calls).
@@ -81,8 +108,20 @@ describe('checkpoint bench', function()
       targets[#targets + 1] = { name = 'postgres', url = os.getenv('BENCH_PG_URL') }
     end
     local only = os.getenv('BENCH_ONLY')
+    local cbin = os.getenv('BENCH_CFLOOR')
+    local cf = cbin and cbin ~= '' and cfloor_start(cbin, os.getenv('BENCH_SQLITE_DIR'))
+    if cf then
+      for _, st in ipairs(states) do
+        assert(cf.call(('state %s %s'):format(st.name, os.getenv('BENCH_STATES') .. '.' .. st.name)))
+      end
+    end
     for _, tg in ipairs(targets) do
       if only and only ~= '' and tg.name ~= only then goto next end
+      if cf then
+        -- GROUP has FULL's durability: its C floor is at FULL
+        assert(cf.call(tg.sync and ('sqlite %s/cfloor-%s.db %s'):format(os.getenv('BENCH_SQLITE_DIR'), tg.name,
+          tg.sync == 'normal' and 'normal' or 'full') or 'pg ' .. tg.url) == 'ok')
+      end
       local db <close> = assert(checkpoint.open(tg.url, tg.sync and { synchronous = tg.sync } or nil))
       if db.kind == 'sqlite' then
         assert(db:exec('CREATE TABLE IF NOT EXISTS floor (k TEXT PRIMARY KEY, v BLOB)'))
@@ -107,7 +146,12 @@ describe('checkpoint bench', function()
             ('b-%s-%s-%d'):format(st.name, run, -2)))
           assert(db:tx(function(tx) return rows_sql(tx, ('r-%s-%s-%d'):format(st.name, run, i), i + 10, row) end))
         end or function() end
-        r.save_us, r.floor_save_us, r.rows_floor_save_us = timen(n, function(i)
+        local csave = cf and function(i) return cf.op(('save %s c-%s-%s-%d'):format(st.name, st.name, run, i)) end
+          or function() end
+        local cload = cf and function(i)
+          return cf.op(('load %s c-%s-%s-%d'):format(st.name, st.name, run, i > 0 and i or 1))
+        end or function() end
+        r.save_us, r.floor_save_us, r.rows_floor_save_us, r.cfloor_save_us = timen(n, function(i)
           local rec = assert(checkpoint.save({ db = db, thread = ('b-%s-%s-%d'):format(st.name, run, i),
             state = st.state }))
           if i > 0 then ids[i] = rec end
@@ -116,15 +160,16 @@ describe('checkpoint bench', function()
             return tx:exec('INSERT INTO floor (k, v) VALUES ($1, $2)', ('f-%s-%s-%d'):format(st.name, run, i),
               store.blob(bytes))
           end))
-        end, rows_floor)
+        end, rows_floor, csave)
         if db.kind ~= 'sqlite' then r.rows_floor_save_us = nil end
-        r.load_us, r.floor_load_us = timen(n, function(i)
+        r.load_us, r.floor_load_us, r.cfloor_load_us = timen(n, function(i)
           local rec = ids[i > 0 and i or 1]
           local got = assert(checkpoint.load(rec.id, { db = db, thread = rec.thread, ns = '' }))
           assert(got.state)
         end, function(i)
           assert(db:first('SELECT v FROM floor WHERE k = $1', ('f-%s-%s-%d'):format(st.name, run, i > 0 and i or 1)))
-        end)
+        end, cload)
+        if not cf then r.cfloor_save_us, r.cfloor_load_us = nil, nil end
         -- ten saves sharing one transaction (one commit, one fsync)
         if st.name ~= '1MB' then
           local batch = math.max(3, n // 10)
@@ -138,6 +183,7 @@ describe('checkpoint bench', function()
       end
       ::next::
     end
+    if cf then cf.close() end
     local f = assert(io.open(os.getenv('BENCH_OUT'), 'wb'))
     f:write(json.encode(results))
     f:close()

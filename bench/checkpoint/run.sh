@@ -6,6 +6,26 @@
 # select of the same bytes, same settings); then concurrent saves of 1-8
 # processes at FULL and GROUP (concurrent_bench.lua).
 # Medians per operation.  usage: bench/checkpoint/run.sh  (make bench runs it)
+#
+# Two kinds of floor.  The first table's "floor" and "rows floor" go through
+# aegis.store from Lua (the binding's and Lua's cost included).  The second
+# table's "C floor" is floor.c, built here with `cc -O2` against the system
+# libsqlite3 and libpq: the same bytes in one row, with prepared statements
+# and no Lua, the SQLite connection opened with aegis's store settings
+# (WAL, synchronous FULL or NORMAL, its pragmas, the WAL grown first), on
+# PostgreSQL one round trip per operation (an implicit transaction, binary
+# bytea).  It is measured twice: "C alone", its own loop with nothing else in
+# its process (the lowest figure: hot caches; the divisor of "lg / C", the
+# most any saver on these stores and settings could gain over LangGraph,
+# itself measured in a loop of its own), and "C alt", each operation
+# alternating with aegis's (a co-process: the same moment's disk; the
+# divisor of "aegis / C alt", the FULL goal).  At GROUP the C floor is at
+# FULL (the same durability).  "postgres-lz4": C alone with the bytea column
+# compressed by lz4 instead of the server's default pglz (a per-column
+# setting; LangGraph's and aegis's tables use the default).  What the C
+# floor is not: a checkpoint (no LangGraph rows, no metadata, nothing
+# decoded on load), nor a bound on another design (another database, a
+# cache in memory, an append-only file).
 # $BENCH_PG_URL: a PostgreSQL to use; else a throwaway one (tools/pg-temp.sh).
 set -eu
 cd "$(dirname "$0")/../.."
@@ -36,11 +56,16 @@ const states = [
 ];
 fs.writeFileSync(process.argv[1], JSON.stringify(states));
 for (const s of states) fs.writeFileSync(process.argv[1] + "." + s.name, JSON.stringify(s.state));
-' "$tmp/states.json"
+console.log(states.map((s) => `${s.name}:${s.n}:${process.argv[1]}.${s.name}`).join(" "));
+' "$tmp/states.json" >"$tmp/states.args"
+# shellcheck disable=SC2046 # pkg-config prints flags to split
+cc -O2 -o "$tmp/floor" bench/checkpoint/floor.c $(pkg-config --cflags --libs libpq sqlite3)
 
 BENCH_STATES="$tmp/states.json" BENCH_OUT="$tmp/aegis.json" BENCH_SQLITE_DIR="$tmp" BENCH_PG_URL="$pg" \
-  bin/aegis-run test bench/checkpoint/aegis_bench.lua >"$tmp/aegis.log" 2>&1 || { cat "$tmp/aegis.log" >&2; exit 1; }
+  BENCH_CFLOOR="$tmp/floor" bin/aegis-run test bench/checkpoint/aegis_bench.lua >"$tmp/aegis.log" 2>&1 || { cat "$tmp/aegis.log" >&2; exit 1; }
 (cd "$interop" && node langgraph_bench.mjs "$tmp/states.json" "$tmp" "$pg") > "$tmp/langgraph.json"
+# shellcheck disable=SC2046 # NAME:N:FILE words without blanks
+"$tmp/floor" run "$tmp" "$pg" $(cat "$tmp/states.args") >"$tmp/cfloor.json"
 
 # Concurrent saves: SQLite at FULL and GROUP; PostgreSQL on a server of its
 # own with fsync=on and synchronous_commit=on (the throwaway one above runs
@@ -68,7 +93,7 @@ CB_DIR="$tmp/concurrent" CB_OUT="$tmp/concurrent.json" CB_NODE_DIR="$interop" \
   bin/aegis-run test bench/checkpoint/concurrent_bench.lua >"$tmp/concurrent.log" 2>&1 ||
   { cat "$tmp/concurrent.log" >&2; exit 1; }
 
-lua5.4 - "$tmp/aegis.json" "$tmp/langgraph.json" "$tmp/concurrent.json" <<'LUA'
+lua5.4 - "$tmp/aegis.json" "$tmp/langgraph.json" "$tmp/concurrent.json" "$tmp/cfloor.json" <<'LUA'
 local cjson = require('cjson')
 local function load(p) local f = assert(io.open(p)); local v = cjson.decode(f:read('a')); f:close(); return v end
 local a, l = load(arg[1]), load(arg[2])
@@ -92,6 +117,37 @@ for _, r in ipairs(a) do
       r.target, r.size, r.save_all10_us, r.save_us, r.save_us / r.save_all10_us))
   end
 end
+print()
+-- the C floor (floor.c): "alone" in its own loop, "alt" alternating with aegis
+local cf = {}
+for _, r in ipairs(load(arg[4])) do cf[r.target .. '/' .. r.size] = r end
+print('C floor: floor.c, prepared statements, no Lua (alone: its own loop; alt: alternating with aegis).'
+  .. ' lg / C = the most any saver could gain over LangGraph here')
+print(('%-14s %-6s | %10s %10s %10s %10s %10s %7s %7s | %10s %10s %10s %10s %10s %7s %7s'):format('store', 'state',
+  'save lg', 'aegis', 'lua floor', 'C alone', 'C alt', 'lg / C', 'a/C alt', 'load lg', 'aegis', 'lua floor',
+  'C alone', 'C alt', 'lg / C', 'a/C alt'))
+local function us(v) return v and ('%8.1fus'):format(v) or '-' end
+local function x(p, q) return p and q and ('%6.2fx'):format(p / q) or '-' end
+for _, r in ipairs(a) do
+  local t = r.target == 'sqlite-group' and 'sqlite-full' or r.target
+  local o, c = lg[t .. '/' .. r.size], cf[t .. '/' .. r.size] or {}
+  print(('%-14s %-6s | %10s %10s %10s %10s %10s %7s %7s | %10s %10s %10s %10s %10s %7s %7s'):format(r.target, r.size,
+    us(o.save_us), us(r.save_us), us(r.floor_save_us), us(c.save_us), us(r.cfloor_save_us), x(o.save_us, c.save_us),
+    x(r.save_us, r.cfloor_save_us), us(o.load_us), us(r.load_us), us(r.floor_load_us), us(c.load_us),
+    us(r.cfloor_load_us), x(o.load_us, c.load_us), x(r.load_us, r.cfloor_load_us)))
+end
+-- the same PostgreSQL floor with the bytea column compressed by lz4 (the
+-- server's default, as in every table above, is pglz)
+for _, r in ipairs(load(arg[4])) do
+  local o = r.target == 'postgres-lz4' and lg['postgres/' .. r.size]
+  if o then
+    print(('%-14s %-6s | %10s %10s %10s %10s %10s %7s %7s | %10s %10s %10s %10s %10s %7s %7s'):format(r.target,
+      r.size, us(o.save_us), '-', '-', us(r.save_us), '-', x(o.save_us, r.save_us), '-', us(o.load_us), '-', '-',
+      us(r.load_us), '-', x(o.load_us, r.load_us), '-'))
+  end
+end
+print('(sqlite-group: LangGraph and C alone at FULL; goals: lg / C >= 20x load SqliteSaver, >= 10x save at NORMAL,'
+  .. ' >= 3x PostgresSaver, or no saver can meet them; a/C alt <= 1.2x save at FULL)')
 print()
 print('concurrent saves: P processes, 200 small saves each to a thread of its own, one SQLite database')
 print(load(arg[3]).table)

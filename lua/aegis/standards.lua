@@ -1209,18 +1209,56 @@ local function dispatch(l, matches, per, order, comments)
   end
 end
 
+local function finding_before(a, b)
+  if a.path ~= b.path then return a.path < b.path end
+  if a.line ~= b.line then return a.line < b.line end
+  if a.col ~= b.col then return a.col < b.col end
+  if a.rule ~= b.rule then return a.rule < b.rule end
+  if a.message ~= b.message then return a.message < b.message end
+  -- a total order, so output never depends on the order of matches
+  if a.end_line ~= b.end_line then return a.end_line < b.end_line end
+  if a.end_col ~= b.end_col then return a.end_col < b.end_col end
+  return (a.end_byte or 0) < (b.end_byte or 0)
+end
+
+-- Merges the sorted runs a[lo..mid-1] and a[mid..hi-1] into out[lo..hi-1].
+local function merge(a, out, lo, mid, hi)
+  local i, j = lo, mid
+  for k = lo, hi - 1 do
+    if j >= hi or (i < mid and not finding_before(a[j], a[i])) then
+      out[k], i = a[i], i + 1
+    else
+      out[k], j = a[j], j + 1
+    end
+  end
+end
+
 local function sort_findings(fs_)
-  table.sort(fs_, function(a, b)
-    if a.path ~= b.path then return a.path < b.path end
-    if a.line ~= b.line then return a.line < b.line end
-    if a.col ~= b.col then return a.col < b.col end
-    if a.rule ~= b.rule then return a.rule < b.rule end
-    if a.message ~= b.message then return a.message < b.message end
-    -- a total order, so output never depends on the order of matches
-    if a.end_line ~= b.end_line then return a.end_line < b.end_line end
-    if a.end_col ~= b.end_col then return a.end_col < b.end_col end
-    return (a.end_byte or 0) < (b.end_byte or 0)
-  end)
+  -- A run's findings come in a few sorted runs (one per worker: files in
+  -- path order, each file's findings sorted), so a natural merge sort: find
+  -- the runs, merge them pairwise; n - 1 comparisons when already sorted.
+  local n = #fs_
+  local starts = { 1 }
+  for i = 2, n do
+    if finding_before(fs_[i], fs_[i - 1]) then starts[#starts + 1] = i end
+  end
+  if #starts == 1 then return fs_ end
+  if #starts > n // 8 then   -- no order to use
+    table.sort(fs_, finding_before)
+    return fs_
+  end
+  local a, b = fs_, {}
+  while #starts > 1 do
+    local next_starts = {}
+    for r = 1, #starts, 2 do
+      local lo, mid = starts[r], starts[r + 1] or n + 1
+      local hi = starts[r + 2] or n + 1
+      merge(a, b, lo, mid, hi)
+      next_starts[#next_starts + 1] = lo
+    end
+    starts, a, b = next_starts, b, a
+  end
+  if a ~= fs_ then table.move(a, 1, n, 1, fs_) end
   return fs_
 end
 M.sort = sort_findings

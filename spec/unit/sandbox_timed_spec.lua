@@ -52,6 +52,43 @@ describe('aegis.core.sandbox.timed', function()
     assert.equal('budget', kind)
   end)
 
+  -- the timer is left armed after a run (two setitimer calls per run were
+  -- most of enforce's system time): a later run must still get its own deadline
+  it('stops a run whose deadline comes before the one the timer was left at', function()
+    assert.is_true((sb.timed(30, 0, '@x.lua', function() end)))
+    local ok, kind = sb.timed(0.05, 0, '@x.lua', function()
+      local t = os.clock()
+      while os.clock() - t < 3 do end -- 60 times the budget: stopped long before
+      return 'ran to the end'
+    end)
+    assert.is_false(ok)
+    assert.equal('budget', kind)
+  end)
+
+  it('lets a run go on when a timer left by an earlier run goes off during it', function()
+    assert.is_true((sb.timed(0.02, 0, '@x.lua', function() end)))
+    local ok, r = sb.timed(5, 0, '@x.lua', function()
+      local t = os.clock()
+      while os.clock() - t < 0.1 do end -- the earlier run's timer fires in here
+      return 'done'
+    end)
+    assert.same({ true, 'done' }, { ok, r })
+    assert.is_nil(debug.gethook())
+  end)
+
+  it('arms again after a timer left armed went off between runs', function()
+    assert.is_true((sb.timed(0.01, 0, '@x.lua', function() end)))
+    local t = os.clock()
+    while os.clock() - t < 0.05 do end -- the timer fires with no run: nothing to stop
+    local ok, kind = sb.timed(0.05, 0, '@x.lua', function()
+      local t2 = os.clock()
+      while os.clock() - t2 < 3 do end
+      return 'ran to the end'
+    end)
+    assert.is_false(ok)
+    assert.equal('budget', kind)
+  end)
+
   it('checks its arguments', function()
     assert.has_error(function() sb.timed(-1, 0, '@x', print) end,
       "bad argument #1 to 'timed' (must be non-negative)")

@@ -58,13 +58,19 @@ local function seg_pattern(seg)
   return table.concat(out)
 end
 
--- Whether path segments p[pi..] match glob segments g[gi..] ('**' = any).
+-- Whether path segments p[pi..] match glob segments g[gi..] ('**' = any;
+-- g.last_star: the index of g's last '**', or nil).
 local function match_segs(g, gi, p, pi)
   while gi <= #g do
     local s = g[gi]
     if s == '**' then
       -- a trailing '**' matches everything inside, not the directory itself
       if gi == #g then return pi <= #p end
+      -- the last '**': what follows it must match the path's last segments
+      if gi == g.last_star then
+        local k = #p - (#g - gi) + 1
+        return k >= pi and match_segs(g, gi + 1, p, k)
+      end
       for k = pi, #p do
         if match_segs(g, gi + 1, p, k) then return true end
       end
@@ -106,6 +112,9 @@ function M.parse(text)
         local segs = {}
         for i, s in ipairs(split(line)) do segs[i] = s == '**' and '**' or seg_pattern(s) end
         if not anchored then table.insert(segs, 1, '**') end
+        for i = #segs, 1, -1 do
+          if segs[i] == '**' then segs.last_star = i; break end
+        end
         rules[#rules + 1] = { negate = negate, dironly = dironly, segs = segs }
       end
     end
