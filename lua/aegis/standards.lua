@@ -56,7 +56,7 @@ M.budget = {
 --- garbage the rules make would otherwise grow as large as the matches
 --- before a cycle starts (RELIABILITY.md B2: 256 MiB for hostile inputs).
 M.BIG_FILE_MATCHES = 20000
-M.BIG_FILE_GC_PAUSE = 150
+M.BIG_FILE_GC_PAUSE = 130
 
 --- Severities, most severe first.
 M.SEVERITIES = { 'error', 'warning', 'info' }

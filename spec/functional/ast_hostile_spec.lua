@@ -39,7 +39,7 @@ if SANITIZED then ENFORCE_WALL_S = 45 end
 -- (5,000) and only counted past it, and the engine lets each rule's matches go
 -- as it runs: the JSX cases stay under 256 MiB. What is left of nested arrows
 -- is the scope analysis that typescript-strict rules read:
-local NESTED_ARROWS = '100k nested arrows: enforce peaks at ~290 MB of RSS with the findings capped: the tree '
+local NESTED_ARROWS = '100k nested arrows: enforce peaks at ~280 MB of RSS with the findings capped: the tree '
   .. 'takes ~80 MB, the scope analysis ~40 MB in C (~50 MB more while it is built), and the Lua tables '
   .. 'typescript-strict/no-unused-vars reaches through it ~75 MB (sc:filter makes 100,000 variable tables, '
   .. '44 MB; sc.scopes 100,001 scope tables, 25 MB; refs 5 MB), with the rules\' garbage on top; needs lighter '
