@@ -110,7 +110,9 @@ describe('aegis-run enforce', function()
       assert.equal('found: // TODO \u{FFFD}\u{FFFD} bytes', doc.findings[1].message)
     end
     local r = enforce(dir, { '--format', 'sarif', 'f1.ts' })
-    assert.truthy(json.decode(r.stdout))
+    local sarif = assert(json.decode(r.stdout))
+    assert.equal('found: // TODO \u{FFFD}\u{FFFD} bytes', sarif.runs[1].results[1].message.text)
+    assert.equal('f1.ts', sarif.runs[1].results[1].locations[1].physicalLocation.artifactLocation.uri)
   end)
 
   it('writes GitHub annotations, escaping data and properties', function()

@@ -126,14 +126,8 @@ end
 
 -- }======================================================
 
---- JSON: `{findings, problems, summary = {files, errors, warnings, infos,
---- problems}, rules}`; when findings were over the cap, also `capped` (a
---- list of `{path, rule, severity, shown, not_shown}`) and `summary.not_shown`
---- (the summary's counts include the findings not shown).
----@param res table
----@return string
-function M.json(res)
-  res = require('aegis.standards.run').clean(res)
+-- The JSON report of `res` (see M.json).
+local function json_report(res)
   local nprob = 0
   for _, p in ipairs(res.problems) do if p.kind ~= 'syntax' then nprob = nprob + 1 end end
   local doc = {
@@ -149,6 +143,16 @@ function M.json(res)
     doc.summary.not_shown = hidden
   end
   return json.encode(doc, { indent = 2 }) .. '\n'
+end
+
+--- JSON: `{findings, problems, summary = {files, errors, warnings, infos,
+--- problems}, rules}`; when findings were over the cap, also `capped` (a
+--- list of `{path, rule, severity, shown, not_shown}`) and `summary.not_shown`
+--- (the summary's counts include the findings not shown).
+---@param res table
+---@return string
+function M.json(res)
+  return require('aegis.standards.run').encode_valid(res, json_report)
 end
 
 -- {====================================================== SARIF
@@ -211,18 +215,10 @@ end
 
 local LEVEL = { error = 'error', warning = 'warning', info = 'note' }
 
---- SARIF 2.1.0: one run, `tool.driver.rules` with every rule that ran,
---- results with `ruleId` = the full rule id, locations relative to the
---- repository root (`%SRCROOT%`), columns in UTF-16 code units. Problems,
---- and each (file, rule) over the cap of findings (level `warning`, with
---- `properties.shown` and `properties.notShown`), are notifications of the
---- invocation.
----@param res table
----@param opts {root: string, cwd: string, version: string}
----@return string
-function M.sarif(res, opts)
-  local raw_res, raw_findings = res, res.findings
-  res = require('aegis.standards.run').clean(res)
+-- The SARIF report of `res` (strings valid UTF-8, or the encoder refuses
+-- it), naming and reading files by the paths of `raw` (see M.sarif).
+local function sarif_report(res, raw_res, opts)
+  local raw_findings = raw_res.findings
   local line_of, utf16_col = line_reader(), utf16_columns()
   local rules, index = {}, {}
   for i, r in ipairs(res.rules) do
@@ -321,6 +317,21 @@ function M.sarif(res, opts)
     } }),
   }
   return json.encode(doc, { indent = 2 }) .. '\n'
+end
+
+--- SARIF 2.1.0: one run, `tool.driver.rules` with every rule that ran,
+--- results with `ruleId` = the full rule id, locations relative to the
+--- repository root (`%SRCROOT%`), columns in UTF-16 code units. Problems,
+--- and each (file, rule) over the cap of findings (level `warning`, with
+--- `properties.shown` and `properties.notShown`), are notifications of the
+--- invocation.
+---@param res table
+---@param opts {root: string, cwd: string, version: string}
+---@return string
+function M.sarif(res, opts)
+  return require('aegis.standards.run').encode_valid(res, function(clean)
+    return sarif_report(clean, res, opts)
+  end)
 end
 
 -- }======================================================
