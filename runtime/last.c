@@ -12,6 +12,7 @@
 ** held across a call that can raise), compiled regexes and a text buffer.
 */
 #define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
 #include <regex.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,6 +39,53 @@ static const TSLanguage *language (int tsx) {
   return tsx ? tree_sitter_tsx() : tree_sitter_typescript();
 }
 
+/*
+** Field names to ids.  ts_node_child_by_field_name compares the name with
+** every field name of the grammar in turn (about 2,000 instructions in the
+** TypeScript grammars, more than the child lookup itself); rules ask for
+** fields by the thousand per file.  Per language, once (any thread): an
+** open-addressing table from a hash of the name to its id.
+*/
+#define FIELD_SLOTS 512                          /* a power of 2, > 2 x the fields */
+typedef struct fieldmap { TSFieldId id[FIELD_SLOTS]; int ok; } fieldmap;
+static fieldmap FIELDS[2];
+static pthread_once_t FIELDS_ONCE[2] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT};
+
+static uint32_t field_hash (const char *s, size_t len) {
+  uint32_t h = 2166136261u;                      /* FNV-1a */
+  for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+  return h & (FIELD_SLOTS - 1);
+}
+
+static void fields_build (int tsx) {
+  const TSLanguage *lang = language(tsx);
+  uint32_t nf = ts_language_field_count(lang);
+  if (2 * nf >= FIELD_SLOTS) return;             /* ok stays 0: the grammar's own lookup */
+  for (uint32_t i = 1; i <= nf; i++) {
+    const char *nm = ts_language_field_name_for_id(lang, (TSFieldId)i);
+    if (nm == NULL) continue;
+    uint32_t h = field_hash(nm, strlen(nm));
+    while (FIELDS[tsx].id[h] != 0) h = (h + 1) & (FIELD_SLOTS - 1);
+    FIELDS[tsx].id[h] = (TSFieldId)i;
+  }
+  FIELDS[tsx].ok = 1;
+}
+static void fields_build_ts (void) { fields_build(0); }
+static void fields_build_tsx (void) { fields_build(1); }
+
+/* The id of field `f` (len bytes) in the language, 0 for none. */
+static TSFieldId field_id (int tsx, const char *f, size_t len) {
+  pthread_once(&FIELDS_ONCE[tsx], tsx ? fields_build_tsx : fields_build_ts);
+  const TSLanguage *lang = language(tsx);
+  if (!FIELDS[tsx].ok) return ts_language_field_id_for_name(lang, f, (uint32_t)len);
+  for (uint32_t h = field_hash(f, len);; h = (h + 1) & (FIELD_SLOTS - 1)) {
+    TSFieldId id = FIELDS[tsx].id[h];
+    if (id == 0) return 0;
+    const char *nm = ts_language_field_name_for_id(lang, id);
+    if (strlen(nm) == len && memcmp(nm, f, len) == 0) return id;   /* f may hold a NUL */
+  }
+}
+
 /* ---------------------------------------------------------------- trees */
 
 /* t == NULL means closed.  src/len borrow the pinned source string. */
@@ -57,6 +105,14 @@ typedef struct LTree {
 } LTree;
 typedef struct LNode { TSNode n; } LNode;
 
+/* Nodes are made and checked by the ten thousand per file, and
+** luaL_setmetatable / luaL_checkudata find the metatable by its name (a
+** string looked up in the registry each time).  Instead a tree keeps the
+** node metatable in its user value 3 (pushnode reads it there), and the node
+** methods are closures over it (upvalue 1) with the address of NODE_MT as
+** upvalue 2, the mark that upvalue 1 is the node metatable. */
+static const char NODE_MT = 0;
+
 static LTree *totree (lua_State *L, int idx) {
   return (LTree *)luaL_checkudata(L, idx, AST_TREE);
 }
@@ -72,15 +128,30 @@ static void pushnode (lua_State *L, TSNode n, int treeidx) {
   if (ts_node_is_null(n)) { lua_pushnil(L); return; }
   LNode *p = (LNode *)lua_newuserdatauv(L, sizeof *p, 1);  /* [node] */
   p->n = n;
-  luaL_setmetatable(L, AST_NODE);
+  lua_getiuservalue(L, treeidx, 3);                         /* [node, mt] */
+  lua_setmetatable(L, -2);                                  /* [node] */
   lua_pushvalue(L, treeidx);                                /* [node, tree] */
   lua_setiuservalue(L, -2, 1);                              /* [node] */
+}
+
+/* The node userdata at `idx`, else raises as luaL_checkudata does.  The
+** stack is as it was.  In a node method (marked by upvalue 2, see NODE_MT)
+** the metatable is compared with upvalue 1; anywhere else by name. */
+static LNode *tonode (lua_State *L, int idx) {
+  LNode *p = (LNode *)lua_touserdata(L, idx);
+  if (p != NULL && lua_touserdata(L, lua_upvalueindex(2)) == (void *)&NODE_MT &&
+      lua_getmetatable(L, idx)) {                            /* [mt] */
+    int ok = lua_topointer(L, -1) == lua_topointer(L, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (ok) return p;
+  }
+  return (LNode *)luaL_checkudata(L, idx, AST_NODE);        /* raises */
 }
 
 /* The node at `idx`; pushes its tree (so the stack grows by one) and sets
 ** *tp.  Raises when the tree was closed. */
 static TSNode checknode (lua_State *L, int idx, LTree **tp) {
-  LNode *p = (LNode *)luaL_checkudata(L, idx, AST_NODE);
+  LNode *p = tonode(L, idx);
   lua_getiuservalue(L, idx, 1);
   LTree *t = (LTree *)lua_touserdata(L, -1);
   if (t == NULL || t->t == NULL) luaL_error(L, "attempt to use a closed tree");
@@ -204,7 +275,7 @@ static int ast_parse (lua_State *L) {
     lua_pushliteral(L, "too_large");
     return 3;
   }
-  LTree *p = (LTree *)lua_newuserdatauv(L, sizeof *p, 2);   /* [.., tree] */
+  LTree *p = (LTree *)lua_newuserdatauv(L, sizeof *p, 3);   /* [.., tree] */
   p->t = NULL;
   p->sc = NULL;
   p->lines = NULL;
@@ -219,6 +290,8 @@ static int ast_parse (lua_State *L) {
   luaL_setmetatable(L, AST_TREE);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);                               /* pins src */
+  luaL_getmetatable(L, AST_NODE);
+  lua_setiuservalue(L, -2, 3);                               /* for pushnode */
   TSParser *parser = get_parser(tsx);
   if (parser == NULL)
     return agL_pushfail(L, AG_ENOMEM, "ast: parse '%s': cannot create a parser", name);
@@ -631,11 +704,14 @@ static int node_child (lua_State *L) { return child_at(L, 0); }
 static int node_named_child (lua_State *L) { return child_at(L, 1); }
 
 static int node_child_by_field (lua_State *L) {
-  TSNode n = checknode(L, 1, NULL);
+  LTree *t;
+  TSNode n = checknode(L, 1, &t);
   int treeidx = lua_gettop(L);
   size_t len;
   const char *f = luaL_checklstring(L, 2, &len);
-  pushnode(L, ts_node_child_by_field_name(n, f, (uint32_t)len), treeidx);
+  TSFieldId id = field_id(t->tsx, f, len);
+  if (id == 0) lua_pushnil(L);   /* as ts_node_child_by_field_name: no such field, no child */
+  else pushnode(L, ts_node_child_by_field_id(n, id), treeidx);
   return 1;
 }
 
@@ -704,8 +780,8 @@ static int node_tree (lua_State *L) {
 }
 
 static int node_eq (lua_State *L) {
-  LNode *a = (LNode *)luaL_checkudata(L, 1, AST_NODE);
-  LNode *b = (LNode *)luaL_checkudata(L, 2, AST_NODE);
+  LNode *a = tonode(L, 1);
+  LNode *b = tonode(L, 2);
   lua_pushboolean(L, ts_node_eq(a->n, b->n));
   return 1;
 }
@@ -2195,6 +2271,12 @@ AGLIB_API int luaopen_aegis_core_ast (lua_State *L) {
   ag_tsmem_install();
   agL_newclass(L, AST_TREE, tree_meth, tree_meta);
   agL_newclass(L, AST_NODE, node_meth, node_meta);
+  luaL_getmetatable(L, AST_NODE);                  /* [mt] */
+  lua_getfield(L, -1, "__index");                  /* [mt, methods] */
+  lua_pushvalue(L, -2);
+  lua_pushlightuserdata(L, (void *)&NODE_MT);      /* [mt, methods, mt, mark] */
+  luaL_setfuncs(L, node_meth, 2);                  /* the methods again, as closures (see NODE_MT) */
+  lua_pop(L, 2);
   agL_newclass(L, AST_QUERY, query_meth, query_meta);
   agL_newclass(L, "aegis.ast.DiffBox", box_meth, box_meta);
   lua_createtable(L, 0, 1);
