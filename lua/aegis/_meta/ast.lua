@@ -185,6 +185,11 @@ function Node:text() end
 ---  end_row: integer, end_col: integer}
 function Node:range() end
 
+--- `range()`'s bytes alone, without making a table.
+---@return integer start_byte 0-based
+---@return integer end_byte exclusive
+function Node:byte_range() end
+
 ---@return aegis.ast.Node[] children every child, anonymous tokens included
 function Node:children() end
 
