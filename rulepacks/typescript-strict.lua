@@ -342,7 +342,7 @@ local function is_const_assertion(n)
 end
 
 -- isValidFunctionExpressionReturnType (allowTypedFunctionExpressions is on when this is called).
-local function valid_expression(fn, t, body, o, parent, pt, from, grand)
+local function valid_expression(fn, t, o, parent, pt, from, grand)
   if t == 'method_definition' then
     -- the FunctionExpression of a method: its ESTree parent is the MethodDefinition or the Property;
     -- the method's parent is never a parenthesis, so `parent` is its tree-sitter parent
@@ -363,7 +363,7 @@ local function valid_expression(fn, t, body, o, parent, pt, from, grand)
     end
   end
   if o.allowDirectConstAssertionInArrowFunctions and t == 'arrow_function' then
-    local b = strip_parens(body)
+    local b = strip_parens(fn:child_by_field('body'))
     while b and b:type() == 'satisfies_expression' do b = strip_parens(b:named_child(1)) end
     if b and is_const_assertion(b) then return true end
   end
@@ -371,19 +371,16 @@ local function valid_expression(fn, t, body, o, parent, pt, from, grand)
 end
 
 -- ancestorHasReturnType
-local function ancestor_has_return_type(fn, t, body, parent, pt, typed_ancestor)
+local function ancestor_has_return_type(fn, t, parent, pt, typed_ancestor)
   if t == 'method_definition' then
     return false          -- its ESTree parent is the Property/MethodDefinition, whose value is itself
   end
-  local ancestor, at, own = parent, pt, false
-  if at == 'pair' then ancestor, at, own = fn, t, true end
+  local ancestor, at = parent, pt
+  if at == 'pair' then ancestor, at = fn, t end
   if not ancestor then return false end
   local is_return = at == 'return_statement'
-  local bodyless = false
-  if at == 'arrow_function' then
-    local b = own and body or ancestor:child_by_field('body')
-    bodyless = (b or ancestor):type() ~= 'statement_block'
-  end
+  local bodyless = at == 'arrow_function' and (ancestor:child_by_field('body') or ancestor):type() ~= 'statement_block'
+
   if not is_return and not bodyless then return false end
   if typed_ancestor ~= nil then return typed_ancestor end
   for _ = 1, LIMIT do
@@ -462,13 +459,14 @@ end
 local function explicit_function_return_type(ctx, match)
   local fn = match.captures.fn
   local t = fn:type()
-  local body = fn:child_by_field('body')
-  if not body then return nil end           -- overloads, declare, abstract
-  -- a function with a return type is valid on every path below: the query (!return_type) leaves it out
+  -- a function with a return type is valid on every path below: the query (!return_type) leaves it out;
+  -- one without a body (overloads, declare, abstract) is valid too, which is asked last (every path but
+  -- the finding returns nil without the body)
   local o = ctx.options or {}
   local declaration = t == 'function_declaration' or t == 'generator_function_declaration'
   if not declaration and o.allowConciseArrowFunctionExpressionsStartingWithVoid and t == 'arrow_function' then
-    if body:type() == 'unary_expression' and body:text():match('^void[%s%(]') then return nil end
+    local body = fn:child_by_field('body')
+    if body and body:type() == 'unary_expression' and body:text():match('^void[%s%(]') then return nil end
   end
   -- the parent (parentheses skipped), the node under it, the grandparent and the answer of the
   -- ancestor walk, recorded by the scope walk: tree-sitter 0.20 finds a parent by walking down from the
@@ -479,8 +477,8 @@ local function explicit_function_return_type(ctx, match)
   if allowed_function(fn, t, o, parent, pt, from) then return nil end
   -- a declaration has no typed context
   if not declaration and o.allowTypedFunctionExpressions and
-     (valid_expression(fn, t, body, o, parent, pt, from, grand)
-      or ancestor_has_return_type(fn, t, body, parent, pt, typed_ancestor)) then
+     (valid_expression(fn, t, o, parent, pt, from, grand)
+      or ancestor_has_return_type(fn, t, parent, pt, typed_ancestor)) then
     return nil
   end
   if is_constructor_or_setter(fn, t, parent, pt) then return nil end
@@ -488,6 +486,7 @@ local function explicit_function_return_type(ctx, match)
     if hof == nil then hof = returns_function(fn) end
     if hof then return nil end
   end
+  if not fn:child_by_field('body') then return nil end
   local s, e = head(fn, t, parent, pt)
   return { start_byte = s, end_byte = e, message = 'Missing return type on function.' }
 end
