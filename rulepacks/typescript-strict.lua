@@ -188,11 +188,10 @@ local function in_rest_args(node)
   return pat ~= nil and pat:type() == 'rest_pattern'
 end
 
+-- The query's #eq? has checked the text. `true` reports the match's node (the capture), without a table.
 local function no_explicit_any(ctx, match)
-  local node = match.captures.any
-  if node:text() ~= 'any' then return nil end
-  if (ctx.options or {}).ignoreRestArgs and in_rest_args(node) then return nil end
-  return { node = node }
+  if (ctx.options or {}).ignoreRestArgs and in_rest_args(match.captures.any) then return nil end
+  return true
 end
 
 --}======================================================================
@@ -233,10 +232,11 @@ end
 local function no_non_null_assertion(_, match)
   local node = match.captures.report
   local inner = node:named_child(1)
-  if not inner then return { node = node } end
+  if not inner then return true end        -- the match's node (@report)
   local start = operand_start(inner)
-  if start == inner then return { node = node } end
-  return { start_byte = start:range().start_byte, end_byte = node:range().end_byte }
+  if start == inner then return true end
+  local _, e = node:byte_range()
+  return { start_byte = start:byte_range(), end_byte = e }
 end
 
 --}======================================================================
@@ -398,13 +398,13 @@ local function ancestor_has_return_type(fn, t, parent, pt, typed_ancestor)
   return false
 end
 
--- getFunctionHeadLoc: start_byte, end_byte of the function's head.
+-- getFunctionHeadLoc: start_byte, end_byte of the function's head, or the one token it is (`=>`).
 local function head(fn, t, parent, pt)
   if t == 'arrow_function' and pt ~= 'public_field_definition' and pt ~= 'pair' then
     -- the `=>` token (the second or third child: child(i) makes one node, children() all of them)
     for i = 1, fn:child_count() do
       local c = fn:child(i)
-      if c:type() == '=>' then return c:byte_range() end
+      if c:type() == '=>' then return c end
     end
   end
   local params = fn:child_by_field('parameters') or fn:child_by_field('parameter')
@@ -488,6 +488,7 @@ local function explicit_function_return_type(ctx, match)
   end
   if not fn:child_by_field('body') then return nil end
   local s, e = head(fn, t, parent, pt)
+  if e == nil then return { node = s, message = 'Missing return type on function.' } end
   return { start_byte = s, end_byte = e, message = 'Missing return type on function.' }
 end
 
@@ -612,8 +613,8 @@ local function group_key(node)
   local t = host and host:type()
   if t == 'variable_declarator' or t == 'assignment_expression' or t == 'augmented_assignment_expression'
      or (t == 'for_in_statement' and host:child_by_field('kind')) then
-    local r = host:range()
-    return r.start_byte .. ':' .. r.end_byte
+    local sb, eb = host:byte_range()
+    return sb .. ':' .. eb
   end
   return nil
 end
@@ -634,7 +635,7 @@ local function prefer_const(ctx)
       local st = v.statement
       local for_init = false
       if st:type() == 'lexical_declaration' then
-        local sb = st:range().start_byte
+        local sb = st:byte_range()
         local before = ctx.source:sub(math.max(1, sb - 24), sb)
         for_init = before:match('%f[%w_$]for%s*%(%s*$') ~= nil
       end
@@ -956,11 +957,11 @@ return {
         -- `declare var x` starts at `declare` in ESTree; the source is read instead of asking for the
         -- parent (tree-sitter 0.20 walks down from the root for it)
         local node = match.captures.decl
-        local r = node:range()
-        local before = ctx.source:sub(math.max(1, r.start_byte - 40), r.start_byte)
+        local sb, eb = node:byte_range()
+        local before = ctx.source:sub(math.max(1, sb - 40), sb)
         local kw = before:match('()declare%s+$')
         if kw then
-          return { start_byte = r.start_byte - (#before - kw + 1), end_byte = r.end_byte }
+          return { start_byte = sb - (#before - kw + 1), end_byte = eb }
         end
         return { node = node }
       end,

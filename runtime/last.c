@@ -1090,7 +1090,7 @@ static int tree_scope (lua_State *L) {
   ag_scope_counts(t->sc, NULL, &nv, NULL);
   lua_createtable(L, 0, 5);                                   /* [tree, sc] */
   lua_pushvalue(L, 1);                                        /* upvalues of the closures below: */
-  lua_createtable(L, (int)(nv < 1000000 ? nv : 0), 0);        /* tree, variable cache, */
+  lua_newtable(L);                                            /* tree, variable cache (sparse: the variables the rules reach), */
   lua_createtable(L, 0, 1);                                   /* the variables' metatable */
   lua_pushvalue(L, 1);
   lua_pushcclosure(L, var_index, 1);
