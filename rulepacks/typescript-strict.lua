@@ -767,7 +767,7 @@ local function no_unused_vars(ctx)
   local caught_re = js_regex(o.caughtErrorsIgnorePattern, 'caughtErrorsIgnorePattern')
   local array_re = js_regex(o.destructuredArrayIgnorePattern, 'destructuredArrayIgnorePattern')
   local dts = ctx.path:match('%.d%.[mc]?tsx?$') ~= nil
-  local scopes, params
+  local params
   -- a variable used, exported, or one of the kinds never reported is skipped below: the scope analysis
   -- makes tables for the others alone
   local vars = sc:filter({ used = false, exported = false, self = false, param_prop = false,
@@ -778,8 +778,8 @@ local function no_unused_vars(ctx)
       goto continue
     end
     do
-      scopes = scopes or sc.scopes
-      local s = scopes[v.scope]
+      -- sc:scope(i) makes that scope's table alone (sc.scopes makes them all)
+      local s = sc:scope(v.scope)
       if (s.kind == 'namespace' or s.kind == 'module') and not s.export_list then
         if (dts or s.ambient) and DECLARED_KINDS[k] then goto continue end
       end
@@ -827,9 +827,9 @@ local function no_unused_vars(ctx)
       if only_type and k == 'import' then goto continue end
       -- the last write from the variable's own function, else the declaration
       local at = v.id
-      local vs = scopes[v.scope].varscope
+      local vs = s.varscope
       for _, r in ipairs(refs) do
-        if r.write and scopes[r.scope].varscope == vs then at = r.node end
+        if r.write and sc:scope(r.scope).varscope == vs then at = r.node end
       end
       local additional = pattern and (". Allowed unused %s must match /%s/u"):format(what, pattern) or ''
       ctx.report({

@@ -816,6 +816,11 @@ static void setint (lua_State *L, const char *k, lua_Integer v) {
 }
 
 
+/* The scope's closures (its methods and its __index) share these upvalues:
+** the tree, the variable cache, the variables' metatable, the scope cache
+** and the scopes' metatable (made in tree_scope). */
+#define SC_UPVALUES 5
+
 /* The tree in upvalue 1 of a scope closure, open and analysed. */
 static LTree *uptree (lua_State *L) {
   LTree *t = (LTree *)lua_touserdata(L, lua_upvalueindex(1));
@@ -963,6 +968,43 @@ static void pushvar (lua_State *L, const LTree *t, uint32_t i) {
   lua_rawseti(L, cacheidx, (lua_Integer)i + 1);               /* [.., var] */
 }
 
+/* Pushes scope i's table, made on first use and kept in the scope cache
+** (upvalue 4 of the scope's closures; its metatable at upvalue 5), so
+** sc.scopes and sc:scope give the same table for it. */
+static void pushscope (lua_State *L, const LTree *t, uint32_t i) {
+  int cacheidx = lua_upvalueindex(4);
+  luaL_checkstack(L, 4, NULL);
+  if (lua_rawgeti(L, cacheidx, (lua_Integer)i + 1) != LUA_TNIL) return;
+  lua_pop(L, 1);
+  const ag_scope_scope *s = ag_scope_scope_at(t->sc, i);
+  lua_createtable(L, 0, 7);                                   /* [.., scope] */
+  lua_pushstring(L, ag_scope_kind_name(s->kind));
+  lua_setfield(L, -2, "kind");
+  if (s->parent != AG_SCOPE_NONE) setint(L, "parent", (lua_Integer)s->parent + 1);
+  setint(L, "varscope", (lua_Integer)s->varscope + 1);
+  setint(L, "index", (lua_Integer)i + 1);
+  setbool(L, "ambient", (s->flags & AG_SF_AMBIENT) != 0);
+  setbool(L, "export_list", (s->flags & AG_SF_EXPORT_LIST) != 0);
+  lua_pushvalue(L, lua_upvalueindex(5));
+  lua_setmetatable(L, -2);                                    /* node made on first use */
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, cacheidx, (lua_Integer)i + 1);               /* [.., scope] */
+}
+
+/* sc:scope(i) -> scope i's table (that of sc.scopes[i]), or nil out of
+** range: a rule that looks at the scopes of a few variables makes only
+** theirs (sc.scopes makes one for every scope of the file). */
+static int sc_scope (lua_State *L) {
+  LTree *t = uptree(L);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Integer i = luaL_checkinteger(L, 2);
+  uint32_t ns;
+  ag_scope_counts(t->sc, &ns, NULL, NULL);
+  if (i < 1 || i > (lua_Integer)ns) return 0;
+  pushscope(L, t, (uint32_t)i - 1);
+  return 1;
+}
+
 /* sc:filter{kind =, <flag> = bool, ...} -> the variables (in source order,
 ** the tables of sc.variables) whose kind and flags are as given: the rules
 ** that look at a few kinds of variables do not make a table for each. */
@@ -1022,26 +1064,10 @@ static int sc_index (lua_State *L) {
   }
   else if (strcmp(k, "scopes") == 0) {
     lua_createtable(L, (int)(ns < 1000000 ? ns : 0), 0);     /* [sc, k, list] */
-    lua_createtable(L, 0, 1);                                 /* [sc, k, list, mt] */
-    lua_pushvalue(L, treeidx);
-    lua_pushcclosure(L, scope_index, 1);
-    lua_setfield(L, -2, "__index");
     for (uint32_t i = 0; i < ns; i++) {
-      const ag_scope_scope *s = ag_scope_scope_at(t->sc, i);
-      luaL_checkstack(L, 4, NULL);
-      lua_createtable(L, 0, 7);
-      lua_pushvalue(L, -2);
-      lua_setmetatable(L, -2);                                /* node made on first use */
-      lua_pushstring(L, ag_scope_kind_name(s->kind));
-      lua_setfield(L, -2, "kind");
-      if (s->parent != AG_SCOPE_NONE) setint(L, "parent", (lua_Integer)s->parent + 1);
-      setint(L, "varscope", (lua_Integer)s->varscope + 1);
-      setint(L, "index", (lua_Integer)i + 1);
-      setbool(L, "ambient", (s->flags & AG_SF_AMBIENT) != 0);
-      setbool(L, "export_list", (s->flags & AG_SF_EXPORT_LIST) != 0);
-      lua_rawseti(L, -3, (lua_Integer)i + 1);
+      pushscope(L, t, i);
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
-    lua_pop(L, 1);                                            /* [sc, k, list] */
   }
   else if (strcmp(k, "unresolved") == 0) {
     lua_newtable(L);
@@ -1091,24 +1117,27 @@ static int tree_scope (lua_State *L) {
   lua_createtable(L, 0, 5);                                   /* [tree, sc] */
   lua_pushvalue(L, 1);                                        /* upvalues of the closures below: */
   lua_newtable(L);                                            /* tree, variable cache (sparse: the variables the rules reach), */
-  lua_createtable(L, 0, 1);                                   /* the variables' metatable */
+  lua_createtable(L, 0, 1);                                   /* the variables' metatable, */
   lua_pushvalue(L, 1);
   lua_pushcclosure(L, var_index, 1);
-  lua_setfield(L, -2, "__index");                             /* [tree, sc, tree, cache, varmt] */
+  lua_setfield(L, -2, "__index");
+  lua_newtable(L);                                            /* the scope cache (sparse too), */
+  lua_createtable(L, 0, 1);                                   /* the scopes' metatable (node made on first use) */
+  lua_pushvalue(L, 1);
+  lua_pushcclosure(L, scope_index, 1);
+  lua_setfield(L, -2, "__index");                             /* [tree, sc, tree, cache, varmt, scache, scmt] */
   static const struct { const char *k; lua_CFunction f; } FN[] = {
-    {"resolve", sc_resolve}, {"context", sc_context}, {"filter", sc_filter},
+    {"resolve", sc_resolve}, {"context", sc_context}, {"filter", sc_filter}, {"scope", sc_scope},
   };
   for (size_t i = 0; i < sizeof FN / sizeof *FN; i++) {
-    lua_pushvalue(L, -3);
-    lua_pushvalue(L, -3);
-    lua_pushvalue(L, -3);
-    lua_pushcclosure(L, FN[i].f, 3);
-    lua_setfield(L, -5, FN[i].k);
+    for (int u = 0; u < SC_UPVALUES; u++) lua_pushvalue(L, -SC_UPVALUES);
+    lua_pushcclosure(L, FN[i].f, SC_UPVALUES);
+    lua_setfield(L, -2 - SC_UPVALUES, FN[i].k);
   }
-  lua_createtable(L, 0, 1);                                   /* [tree, sc, tree, cache, varmt, scmt] */
-  lua_insert(L, -4);                                          /* [tree, sc, scmt, tree, cache, varmt] */
-  lua_pushcclosure(L, sc_index, 3);
-  lua_setfield(L, -2, "__index");                             /* [tree, sc, scmt] */
+  lua_pushcclosure(L, sc_index, SC_UPVALUES);                 /* [tree, sc, index] */
+  lua_createtable(L, 0, 1);
+  lua_insert(L, -2);                                          /* [tree, sc, mt, index] */
+  lua_setfield(L, -2, "__index");                             /* [tree, sc, mt] */
   lua_setmetatable(L, -2);
   lua_pushvalue(L, -1);
   lua_setiuservalue(L, 1, 2);                                 /* cache */

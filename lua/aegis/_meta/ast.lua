@@ -82,6 +82,13 @@ local Scope = {}
 ---@return aegis.ast.Variable?
 function Scope:resolve(node) end
 
+--- Scope `i`'s table, the same as `sc.scopes[i]` (nil out of range), made
+--- alone on first use: a rule that looks at the scopes of a few variables
+--- does not make one for every scope of the file as `sc.scopes` does.
+---@param i integer
+---@return aegis.ast.ScopeInfo?
+function Scope:scope(i) end
+
 --- Where a function (declaration, function or generator expression, arrow
 --- or method) is written, as recorded by the walk: its parent with
 --- parentheses skipped, the child of that parent it sits under, its
