@@ -468,10 +468,21 @@ local function explicit_function_return_type(ctx, match)
     local body = fn:child_by_field('body')
     if body and body:type() == 'unary_expression' and body:text():match('^void[%s%(]') then return nil end
   end
+  local sc = ctx.scope()
+  -- most functions are arguments of calls or JSX attribute values: typed contexts (isTypedParent),
+  -- told from the types of the parent and grandparent alone (no nodes made); every other path that
+  -- returns before the typed-context test returns nil too
+  if not declaration and o.allowTypedFunctionExpressions and t ~= 'method_definition' then
+    local pt, gt = sc:context_types(fn)
+    if pt == 'jsx_expression' or pt == 'as_expression' or pt == 'type_assertion'
+       or (pt == 'arguments' and gt == 'call_expression') then
+      return nil
+    end
+  end
   -- the parent (parentheses skipped), the node under it, the grandparent and the answer of the
   -- ancestor walk, recorded by the scope walk: tree-sitter 0.20 finds a parent by walking down from the
   -- root, O(depth) per step
-  local parent, from, grand, typed_ancestor, hof = ctx.scope():context(fn)
+  local parent, from, grand, typed_ancestor, hof = sc:context(fn)
   if not parent then parent, from = up(fn) end
   local pt = parent and parent:type()
   if allowed_function(fn, t, o, parent, pt, from) then return nil end

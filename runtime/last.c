@@ -876,6 +876,25 @@ static int sc_context (lua_State *L) {
   return 5;
 }
 
+/* sc:context_types(fn) -> the types of context()'s parent and grand (nil
+** for none), typed_ancestor, returns_function, or nothing: no node is made
+** (most functions are decided on these alone). */
+static int sc_context_types (lua_State *L) {
+  LTree *t = uptree(L), *nt;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  TSNode n = checknode(L, 2, &nt);
+  luaL_argcheck(L, nt == t, 2, "node of another tree");
+  const ag_scope_fnctx *c = ag_scope_fn_context(t->sc, n);
+  if (c == NULL) return 0;
+  if (ts_node_is_null(c->parent)) lua_pushnil(L);
+  else lua_pushstring(L, ts_node_type(c->parent));
+  if (ts_node_is_null(c->grand)) lua_pushnil(L);
+  else lua_pushstring(L, ts_node_type(c->grand));
+  lua_pushboolean(L, c->typed_ancestor);
+  lua_pushboolean(L, c->returns_function);
+  return 4;
+}
+
 static const struct { const char *k; uint32_t f; } VFLAGS[] = {
   {"exported", AG_VF_EXPORTED}, {"has_init", AG_VF_INIT}, {"self", AG_VF_SELF},
   {"param_prop", AG_VF_PARAM_PROP}, {"signature", AG_VF_SIGNATURE}, {"setter", AG_VF_SETTER},
@@ -1127,7 +1146,8 @@ static int tree_scope (lua_State *L) {
   lua_pushcclosure(L, scope_index, 1);
   lua_setfield(L, -2, "__index");                             /* [tree, sc, tree, cache, varmt, scache, scmt] */
   static const struct { const char *k; lua_CFunction f; } FN[] = {
-    {"resolve", sc_resolve}, {"context", sc_context}, {"filter", sc_filter}, {"scope", sc_scope},
+    {"resolve", sc_resolve}, {"context", sc_context}, {"context_types", sc_context_types},
+    {"filter", sc_filter}, {"scope", sc_scope},
   };
   for (size_t i = 0; i < sizeof FN / sizeof *FN; i++) {
     for (int u = 0; u < SC_UPVALUES; u++) lua_pushvalue(L, -SC_UPVALUES);

@@ -412,6 +412,32 @@ describe('aegis.ast scope', function()
       'fun=false', 'arr=false' }, got)
   end)
 
+  it('gives the types of a function\'s context without its nodes', function()
+    local sc, tree = scope_of('const f = (() => 1);\nfoo(function () {});\nclass K { m() {} }\n'
+      .. 'function g(): () => void { return () => {}; }\nx = () => () => 1;')
+    local q = assert(ast.query('ts', '[(arrow_function) (function_expression) (method_definition)] @fn'))
+    for _, m in ipairs(q:matches(tree)) do
+      local p, _, grand, typed, hof = sc:context(m.captures.fn)
+      local pt, gt, typed2, hof2 = sc:context_types(m.captures.fn)
+      assert.equal(p:type(), pt)
+      assert.equal(grand:type(), gt)
+      assert.equal(typed, typed2)
+      assert.equal(hof, hof2)
+    end
+    assert.equal(6, #q:matches(tree))
+    assert.is_nil(sc:context_types(tree:root()))
+    local other = assert(ast.parse('() => 1'))
+    local fn = other:root():named_child(1):named_child(1)
+    assert.equal('arrow_function', fn:type())
+    assert.error_matches(function() sc:context_types(fn) end, 'node of another tree')
+    local osc = other:scope()
+    local pt, gt = osc:context_types(fn)
+    assert.equal('expression_statement', pt)
+    assert.equal('program', gt)
+    assert.has_error(function() sc:context_types({}) end,
+      "bad argument #1 to 'context_types' (aegis.ast.Node expected, got table)")
+  end)
+
   it('analyses a file with syntax errors', function()
     local sc = scope_of('let a = ; function (b) { c }')
     assert.equal('let', var(sc, 'a').kind)

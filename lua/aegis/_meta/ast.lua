@@ -106,6 +106,16 @@ function Scope:scope(i) end
 ---@return boolean? returns_function
 function Scope:context(fn) end
 
+--- `context(fn)` without making nodes: the types of the parent and the
+--- grandparent (nil for none), typed_ancestor and returns_function; nothing
+--- for a node that is not a function.
+---@param fn aegis.ast.Node
+---@return string? parent_type
+---@return string? grand_type
+---@return boolean? typed_ancestor
+---@return boolean? returns_function
+function Scope:context_types(fn) end
+
 --- The variables, in source order, whose `kind` is `spec.kind` (when given)
 --- and whose boolean flags (`used`, `exported`, `has_init`, `self`,
 --- `param_prop`, `signature`, `setter`, `type_import`, `direct`, `declare`,
