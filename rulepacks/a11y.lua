@@ -561,32 +561,48 @@ local function handler_query(regex, spread)
     :format(regex, regex)
 end
 
--- The element of a handler match (an attribute name, or a key in {...{onClick}}), and its DOM tag; nil
--- when it is not on a DOM element.
-local function handler_element(m)
-  local el = m.captures.a:parent()
-  if not el then return nil end
-  local et = el:type()
-  if et ~= 'jsx_opening_element' and et ~= 'jsx_self_closing_element' then return nil end
-  local name = el:child_by_field('name')
-  if not name or name:type() ~= 'identifier' then return nil end
-  local tag = name:text()
-  if not DOM[tag] then return nil end
-  return el, tag
+-- What the three handler rules find of the same attributes and elements (once per handler attribute
+-- each): the element of an attribute (a parent lookup, which tree-sitter answers by walking down from
+-- the root) and an element's attributes, made once per file. Only the current file's are kept (its tree
+-- is the key).
+local memo_tree, memo_el, memo_attrs = nil, {}, {}
+
+local function memo_for(ctx)
+  if ctx.tree ~= memo_tree then memo_tree, memo_el, memo_attrs = ctx.tree, {}, {} end
 end
 
--- The attributes of the element of a handler match. The three handler rules look at the same elements
--- (once per handler attribute): they are made once per element and file. Only the current file's are
--- kept (its tree is the key).
-local memo_tree, memo = nil, {}
+-- The element of a handler match (an attribute name, or a key in {...{onClick}}), and its DOM tag; nil
+-- when it is not on a DOM element.
+local function handler_element(ctx, m)
+  memo_for(ctx)
+  local a = m.captures.a
+  local k = a:byte_range()          -- an attribute or a {...spread}: one starts at each byte
+  local hit = memo_el[k]
+  if hit == nil then
+    hit = false
+    local el = a:parent()
+    local et = el and el:type()
+    if et == 'jsx_opening_element' or et == 'jsx_self_closing_element' then
+      local name = el:child_by_field('name')
+      if name and name:type() == 'identifier' then
+        local tag = name:text()
+        if DOM[tag] then hit = { el, tag } end
+      end
+    end
+    memo_el[k] = hit
+  end
+  if not hit then return nil end
+  return hit[1], hit[2]
+end
 
+-- The attributes of the element of a handler match.
 local function handler_attributes(ctx, el)
-  if ctx.tree ~= memo_tree then memo_tree, memo = ctx.tree, {} end
+  memo_for(ctx)
   local k = el:byte_range()         -- an opening or a self-closing element: one starts at each byte
-  local a = memo[k]
+  local a = memo_attrs[k]
   if not a then
     a = attributes(el)
-    memo[k] = a
+    memo_attrs[k] = a
   end
   return a
 end
@@ -757,7 +773,7 @@ local KEY_HANDLERS = { 'onkeydown', 'onkeyup', 'onkeypress' }
 
 local function click_events_have_key_events(ctx, m)
   local h = m.captures.h
-  local el, tag = handler_element(m)
+  local el, tag = handler_element(ctx, m)
   if not el then return nil end
   local attrs = handler_attributes(ctx, el)
   -- may be {...{onClick: f}}; one finding per element: that of the first onClick (h itself when it is
@@ -788,7 +804,7 @@ end
 local STATIC_HANDLERS = { 'onClick', 'onMouseDown', 'onMouseUp', 'onKeyPress', 'onKeyDown', 'onKeyUp' }
 
 local function no_static_element_interactions(ctx, m)
-  local el, tag = handler_element(m)
+  local el, tag = handler_element(ctx, m)
   if not el then return nil end
   local attrs = handler_attributes(ctx, el)
   if not first_of(attrs, m.captures.h, '^ON') then return nil end
@@ -810,7 +826,7 @@ local NONINTERACTIVE_HANDLERS = { 'onClick', 'onError', 'onLoad', 'onMouseDown',
   'onKeyDown', 'onKeyUp' }
 
 local function no_noninteractive_element_interactions(ctx, m)
-  local el, tag = handler_element(m)
+  local el, tag = handler_element(ctx, m)
   if not el then return nil end
   local attrs = handler_attributes(ctx, el)
   if not first_of(attrs, m.captures.h, '^ON') then return nil end
