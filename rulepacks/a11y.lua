@@ -326,8 +326,8 @@ end
 
 --{====================================================================== elements
 
--- The element node's attributes in order: { name =, node =, value = <value node or nil> } or
--- { spread = true, node =, object = <object node or nil> } for {...x}.
+-- The element node's attributes in order: { name =, up = <name upper-cased>, node =, value = <value node or
+-- nil> } or { spread = true, node =, object = <object node or nil> } for {...x}.
 local function attributes(el)
   local list = {}
   for _, c in ipairs(el:named_children()) do
@@ -340,7 +340,7 @@ local function attributes(el)
       else
         name = n:text()
       end
-      list[#list + 1] = { name = name, node = c, value = c:named_child(2) }
+      list[#list + 1] = { name = name, up = name:upper(), node = c, value = c:named_child(2) }
     elseif t == 'jsx_expression' then
       local s = c:named_child(1)
       if s and s:type() == 'spread_element' then
@@ -372,7 +372,7 @@ local function get_prop(attrs, name)
           end
         end
       end
-    elseif a.name:upper() == up then
+    elseif a.up == up then
       return a
     end
   end
@@ -383,7 +383,7 @@ end
 local function has_prop(attrs, name)
   local up = name:upper()
   for _, a in ipairs(attrs) do
-    if not a.spread and a.name:upper() == up then return true end
+    if not a.spread and a.up == up then return true end
   end
   return false
 end
@@ -548,41 +548,77 @@ local function elements_query(names)
     .. '((jsx_self_closing_element name: (identifier) @tag) @el (#any-of? @tag %s))'):format(any, any)
 end
 
--- Attributes whose name matches `regex` (the rule's check then looks at the element). Starting from the
--- attribute keeps the query cheap: a pattern over (element, attribute) pairs costs tree-sitter a state per
--- attribute of every element.
+-- Attributes (@h) whose name matches `regex`, with the attribute or the spread (@a) that holds the name
+-- (the rule's check then looks at the element, a's parent). Starting from the attribute keeps the query
+-- small: tree-sitter's compile of a query (once per process) costs about as much again per pattern over
+-- (element, attribute) pairs as the checks of all the handlers of the bench corpus.
 local function handler_query(regex, spread)
-  local q = ('((jsx_attribute (property_identifier) @h) (#match? @h "%s"))'):format(regex)
+  local q = ('((jsx_attribute (property_identifier) @h) @a (#match? @h "%s"))'):format(regex)
   if not spread then return q end
-  return q .. ('\n((jsx_expression (spread_element (object (pair key: (property_identifier) @h)))) (#match? @h "%s"))\n'
-    .. '((jsx_expression (spread_element (object (shorthand_property_identifier) @h))) (#match? @h "%s"))')
+  return q .. ('\n((jsx_expression (spread_element (object (pair key: (property_identifier) @h)))) @a '
+    .. '(#match? @h "%s"))\n'
+    .. '((jsx_expression (spread_element (object (shorthand_property_identifier) @h))) @a (#match? @h "%s"))')
     :format(regex, regex)
 end
 
--- The element of a handler capture (an attribute name, or a key in {...{onClick}}), and its DOM tag;
--- nil when it is not on a DOM element.
-local function handler_element(h)
-  local n = h:parent()
-  local t = n:type()
-  if t == 'pair' then n = n:parent() end
-  if t == 'pair' or t == 'object' then n = n:parent():parent() end -- object -> spread_element -> jsx_expression
-  local el = n and n:parent()
-  if not el then return nil end
-  local et = el:type()
-  if et ~= 'jsx_opening_element' and et ~= 'jsx_self_closing_element' then return nil end
-  local name = el:child_by_field('name')
-  if not name or name:type() ~= 'identifier' then return nil end
-  local tag = name:text()
-  if not DOM[tag] then return nil end
-  return el, tag
+-- What the three handler rules find of the same attributes and elements (once per handler attribute
+-- each): the element of an attribute (a parent lookup, which tree-sitter answers by walking down from
+-- the root) and an element's attributes, made once per file. Only the current file's are kept (its tree
+-- is the key).
+local memo_tree, memo_el, memo_attrs = nil, {}, {}
+
+local function memo_for(ctx)
+  if ctx.tree ~= memo_tree then memo_tree, memo_el, memo_attrs = ctx.tree, {}, {} end
+end
+
+-- The element of a handler match (an attribute name, or a key in {...{onClick}}), and its DOM tag; nil
+-- when it is not on a DOM element.
+local function handler_element(ctx, m)
+  memo_for(ctx)
+  local a = m.captures.a
+  local k = a:byte_range()          -- an attribute or a {...spread}: one starts at each byte
+  local hit = memo_el[k]
+  if hit == nil then
+    hit = false
+    local el = a:parent()
+    local et = el and el:type()
+    if et == 'jsx_opening_element' or et == 'jsx_self_closing_element' then
+      local name = el:child_by_field('name')
+      if name and name:type() == 'identifier' then
+        local tag = name:text()
+        if DOM[tag] then hit = { el, tag } end
+      end
+    end
+    memo_el[k] = hit
+  end
+  if not hit then return nil end
+  return hit[1], hit[2]
+end
+
+-- The attributes of the element of a handler match.
+local function handler_attributes(ctx, el)
+  memo_for(ctx)
+  local k = el:byte_range()         -- an opening or a self-closing element: one starts at each byte
+  local a = memo_attrs[k]
+  if not a then
+    a = attributes(el)
+    memo_attrs[k] = a
+  end
+  return a
+end
+
+-- `node` is the attribute (or property of a spread object) named by `h`: it starts where its name does
+-- (told by the offsets: asking for h's parent walks down from the root).
+local function named_by(node, h)
+  return node:byte_range() == h:byte_range()
 end
 
 -- True when `h` (the captured attribute name) is the first attribute matching `pattern` (a Lua pattern
 -- over the upper-cased name): one finding per element however many handlers it has.
 local function first_of(attrs, h, pattern)
   for _, a in ipairs(attrs) do
-    if not a.spread and a.name:upper():find(pattern) then
-      return a.node == h:parent()
+    if not a.spread and a.up:find(pattern) then
+      return named_by(a.node, h)
     end
   end
   return false
@@ -735,13 +771,15 @@ end
 
 local KEY_HANDLERS = { 'onkeydown', 'onkeyup', 'onkeypress' }
 
-local function click_events_have_key_events(_, m)
+local function click_events_have_key_events(ctx, m)
   local h = m.captures.h
-  local el, tag = handler_element(h)
+  local el, tag = handler_element(ctx, m)
   if not el then return nil end
-  local attrs = attributes(el)
-  local onclick = get_prop(attrs, 'onClick') -- may be {...{onClick: f}}; one finding per element
-  if not onclick or (onclick.node ~= h and onclick.node ~= h:parent()) then return nil end
+  local attrs = handler_attributes(ctx, el)
+  -- may be {...{onClick: f}}; one finding per element: that of the first onClick (h itself when it is
+  -- a shorthand property, else h's attribute or pair)
+  local onclick = get_prop(attrs, 'onClick')
+  if not onclick or not named_by(onclick.node, h) then return nil end
   if is_hidden(tag, attrs) or is_presentation(attrs) or is_interactive_element(tag, attrs)
     or has_any_prop(attrs, KEY_HANDLERS) then
     return nil
@@ -766,9 +804,9 @@ end
 local STATIC_HANDLERS = { 'onClick', 'onMouseDown', 'onMouseUp', 'onKeyPress', 'onKeyDown', 'onKeyUp' }
 
 local function no_static_element_interactions(ctx, m)
-  local el, tag = handler_element(m.captures.h)
+  local el, tag = handler_element(ctx, m)
   if not el then return nil end
-  local attrs = attributes(el)
+  local attrs = handler_attributes(ctx, el)
   if not first_of(attrs, m.captures.h, '^ON') then return nil end
   local opts = ctx.options or {}
   if not has_handler(attrs, opts.handlers or STATIC_HANDLERS) or is_hidden(tag, attrs)
@@ -788,9 +826,9 @@ local NONINTERACTIVE_HANDLERS = { 'onClick', 'onError', 'onLoad', 'onMouseDown',
   'onKeyDown', 'onKeyUp' }
 
 local function no_noninteractive_element_interactions(ctx, m)
-  local el, tag = handler_element(m.captures.h)
+  local el, tag = handler_element(ctx, m)
   if not el then return nil end
-  local attrs = attributes(el)
+  local attrs = handler_attributes(ctx, el)
   if not first_of(attrs, m.captures.h, '^ON') then return nil end
   local opts = ctx.options or {}
   local allowed = tag ~= 'handlers' and opts[tag] or nil

@@ -188,11 +188,10 @@ local function in_rest_args(node)
   return pat ~= nil and pat:type() == 'rest_pattern'
 end
 
+-- The query's #eq? has checked the text. `true` reports the match's node (the capture), without a table.
 local function no_explicit_any(ctx, match)
-  local node = match.captures.any
-  if node:text() ~= 'any' then return nil end
-  if (ctx.options or {}).ignoreRestArgs and in_rest_args(node) then return nil end
-  return { node = node }
+  if (ctx.options or {}).ignoreRestArgs and in_rest_args(match.captures.any) then return nil end
+  return true
 end
 
 --}======================================================================
@@ -233,10 +232,11 @@ end
 local function no_non_null_assertion(_, match)
   local node = match.captures.report
   local inner = node:named_child(1)
-  if not inner then return { node = node } end
+  if not inner then return true end        -- the match's node (@report)
   local start = operand_start(inner)
-  if start == inner then return { node = node } end
-  return { start_byte = start:range().start_byte, end_byte = node:range().end_byte }
+  if start == inner then return true end
+  local _, e = node:byte_range()
+  return { start_byte = start:byte_range(), end_byte = e }
 end
 
 --}======================================================================
@@ -287,55 +287,54 @@ local function returns_function(fn)
   return rets ~= nil and #rets > 0
 end
 
--- `as T` / `<T>x` (isTypeAssertion; `satisfies` is not one).
-local function is_type_assertion(n)
-  local t = n:type()
-  return t == 'as_expression' or t == 'type_assertion'
-end
+-- The checks below take the type of a node they were given with it (`t` for the function, `pt` for
+-- its parent): each node:type() is a call into C, and most functions are decided in a few of them.
 
--- isTypedParent(parent, callee): `from` is the child of `parent` on the way up.
-local function typed_parent(parent, from, callee, grand)
-  local t = parent:type()
-  if is_type_assertion(parent) then return true end
-  if t == 'variable_declarator' then return parent:child_by_field('type') ~= nil end
-  if t == 'required_parameter' or t == 'optional_parameter' then   -- AssignmentPattern, left typed
+-- isTypedParent(parent, callee): `parent` has type `pt`; `from` is its child on the way up.
+local function typed_parent(parent, pt, from, callee, grand)
+  if pt == 'as_expression' or pt == 'type_assertion' then return true end   -- isTypeAssertion (not satisfies)
+  if pt == 'variable_declarator' or pt == 'public_field_definition' then
+    return parent:child_by_field('type') ~= nil
+  end
+  if pt == 'required_parameter' or pt == 'optional_parameter' then   -- AssignmentPattern, left typed
     local v = parent:child_by_field('value')
     return v ~= nil and v == from and parent:child_by_field('type') ~= nil
   end
-  if t == 'public_field_definition' then return parent:child_by_field('type') ~= nil end
-  if t == 'arguments' then               -- a CallExpression argument (a NewExpression's is not here)
+  if pt == 'arguments' then               -- a CallExpression argument (a NewExpression's is not here)
     local call = grand or parent:parent()
     return call ~= nil and call:type() == 'call_expression'
   end
-  if t == 'call_expression' then return callee == nil or parent:child_by_field('function') ~= callee end
-  if t == 'jsx_expression' then return true end
-  if t == 'spread_element' then                   -- <X {...{ f: () => 1 }} />: a JSXSpreadAttribute
+  if pt == 'call_expression' then return callee == nil or parent:child_by_field('function') ~= callee end
+  if pt == 'jsx_expression' then return true end
+  if pt == 'spread_element' then                  -- <X {...{ f: () => 1 }} />: a JSXSpreadAttribute
     local p = parent:parent()
     return p ~= nil and p:type() == 'jsx_expression'
   end
   return false
 end
 
--- isPropertyOfObjectWithType: `prop` is a pair or an object method.
-local function property_of_typed_object(prop, depth)
+-- isPropertyOfObjectWithType: `prop` (of type `t`) is a pair or an object method. `obj`, when the
+-- caller knows it, is prop's parent (asking tree-sitter for a parent walks down from the root).
+local function property_of_typed_object(prop, t, obj, depth)
   depth = (depth or 0) + 1
   if depth > LIMIT then return false end
-  local t = prop:type()
   if t ~= 'pair' and t ~= 'method_definition' and t ~= 'shorthand_property_identifier' then return false end
-  local obj = prop:parent()
+  obj = obj or prop:parent()
   if not obj or obj:type() ~= 'object' then return false end
   local parent, from = up(obj)
   if not parent then return false end
-  return typed_parent(parent, from) or property_of_typed_object(parent, depth)
+  local pt = parent:type()
+  return typed_parent(parent, pt, from) or property_of_typed_object(parent, pt, nil, depth)
 end
 
 -- `x as const` / `<const>x` (isConstAssertion)
 local function is_const_assertion(n)
-  if n:type() == 'as_expression' then
+  local t = n:type()
+  if t == 'as_expression' then
     local last = n:child(n:child_count())
     return last ~= nil and not last:is_named() and last:type() == 'const'
   end
-  if n:type() == 'type_assertion' then
+  if t == 'type_assertion' then
     local ta = n:named_child(1)
     return ta ~= nil and ta:text():match('^<%s*const%s*>$') ~= nil
   end
@@ -343,55 +342,55 @@ local function is_const_assertion(n)
 end
 
 -- isValidFunctionExpressionReturnType (allowTypedFunctionExpressions is on when this is called).
-local function valid_expression(fn, o, parent, from, grand)
-  if fn:type() == 'method_definition' then
-    -- the FunctionExpression of a method: its ESTree parent is the MethodDefinition or the Property
-    if property_of_typed_object(fn) then return true end
+local function valid_expression(fn, t, o, parent, pt, from, grand)
+  if t == 'method_definition' then
+    -- the FunctionExpression of a method: its ESTree parent is the MethodDefinition or the Property;
+    -- the method's parent is never a parenthesis, so `parent` is its tree-sitter parent
+    if property_of_typed_object(fn, t, parent) then return true end
   elseif parent then
-    if typed_parent(parent, from, from, grand) or property_of_typed_object(parent) then return true end
-    if parent:type() == 'arguments' and (grand or parent:parent()):type() == 'new_expression' then return true end
+    -- a pair's parent is never a parenthesis either: `grand` is the pair's parent
+    local obj = pt == 'pair' and grand or nil
+    if typed_parent(parent, pt, from, from, grand) or property_of_typed_object(parent, pt, obj) then return true end
+    if pt == 'arguments' and (grand or parent:parent()):type() == 'new_expression' then return true end
   end
   if o.allowExpressions then
-    if fn:type() == 'method_definition' then
-      if parent and parent:type() == 'object' then return true end  -- a Property, not a MethodDefinition
+    if t == 'method_definition' then
+      if parent and pt == 'object' then return true end  -- a Property, not a MethodDefinition
     elseif parent then
-      local t = parent:type()
-      if t ~= 'variable_declarator' and t ~= 'public_field_definition' and t ~= 'export_statement' then
+      if pt ~= 'variable_declarator' and pt ~= 'public_field_definition' and pt ~= 'export_statement' then
         return true
       end
     end
   end
-  if o.allowDirectConstAssertionInArrowFunctions and fn:type() == 'arrow_function' then
-    local body = strip_parens(fn:child_by_field('body'))
-    while body and body:type() == 'satisfies_expression' do body = strip_parens(body:named_child(1)) end
-    if body and is_const_assertion(body) then return true end
+  if o.allowDirectConstAssertionInArrowFunctions and t == 'arrow_function' then
+    local b = strip_parens(fn:child_by_field('body'))
+    while b and b:type() == 'satisfies_expression' do b = strip_parens(b:named_child(1)) end
+    if b and is_const_assertion(b) then return true end
   end
   return false
 end
 
 -- ancestorHasReturnType
-local function ancestor_has_return_type(fn, parent, typed_ancestor)
-  local ancestor = parent
-  if fn:type() == 'method_definition' then
+local function ancestor_has_return_type(fn, t, parent, pt, typed_ancestor)
+  if t == 'method_definition' then
     return false          -- its ESTree parent is the Property/MethodDefinition, whose value is itself
   end
-  if ancestor and ancestor:type() == 'pair' then ancestor = fn end
+  local ancestor, at = parent, pt
+  if at == 'pair' then ancestor, at = fn, t end
   if not ancestor then return false end
-  local t = ancestor:type()
-  local is_return = t == 'return_statement'
-  local bodyless = t == 'arrow_function' and (ancestor:child_by_field('body') or ancestor):type() ~= 'statement_block'
+  local is_return = at == 'return_statement'
+  local bodyless = at == 'arrow_function' and (ancestor:child_by_field('body') or ancestor):type() ~= 'statement_block'
+
   if not is_return and not bodyless then return false end
   if typed_ancestor ~= nil then return typed_ancestor end
   for _ = 1, LIMIT do
     if not ancestor then break end
-    t = ancestor:type()
-    if FUNCTION[t] and t ~= 'method_definition' or t == 'method_definition' then
+    local a = ancestor:type()
+    if FUNCTION[a] then
       if ancestor:child_by_field('return_type') then return true end
-    elseif t == 'variable_declarator' then
+    elseif a == 'variable_declarator' or a == 'public_field_definition' then
       return ancestor:child_by_field('type') ~= nil
-    elseif t == 'public_field_definition' then
-      return ancestor:child_by_field('type') ~= nil
-    elseif t == 'expression_statement' then
+    elseif a == 'expression_statement' then
       return false
     end
     ancestor = ancestor:parent()
@@ -399,61 +398,54 @@ local function ancestor_has_return_type(fn, parent, typed_ancestor)
   return false
 end
 
--- getFunctionHeadLoc: {start_byte, end_byte} of the function's head.
-local function head(fn, parent)
-  local t = fn:type()
-  local params = fn:child_by_field('parameters') or fn:child_by_field('parameter')
-  local paren = params and params:range().start_byte or fn:range().start_byte
-  if t == 'method_definition' then
-    return { start_byte = fn:range().start_byte, end_byte = paren }
-  end
-  if parent and parent:type() == 'public_field_definition' then
-    return { start_byte = after_decorators(parent):range().start_byte, end_byte = paren }
-  end
-  if parent and parent:type() == 'pair' then
-    return { start_byte = parent:range().start_byte, end_byte = paren }
-  end
-  if t == 'arrow_function' then
-    for _, c in ipairs(fn:children()) do
-      if c:type() == '=>' then
-        local r = c:range()
-        return { start_byte = r.start_byte, end_byte = r.end_byte }
-      end
+-- getFunctionHeadLoc: start_byte, end_byte of the function's head, or the one token it is (`=>`).
+local function head(fn, t, parent, pt)
+  if t == 'arrow_function' and pt ~= 'public_field_definition' and pt ~= 'pair' then
+    -- the `=>` token (the second or third child: child(i) makes one node, children() all of them)
+    for i = 1, fn:child_count() do
+      local c = fn:child(i)
+      if c:type() == '=>' then return c end
     end
   end
-  return { start_byte = fn:range().start_byte, end_byte = paren }
+  local params = fn:child_by_field('parameters') or fn:child_by_field('parameter')
+  local start = fn:byte_range()
+  local paren = params and params:byte_range() or start
+  if t == 'method_definition' then return start, paren end
+  if pt == 'public_field_definition' then return after_decorators(parent):byte_range(), paren end
+  if pt == 'pair' then return parent:byte_range(), paren end
+  return start, paren
 end
 
-local function is_constructor_or_setter(fn, p)
-  if fn:type() ~= 'method_definition' then return false end
+local function is_constructor_or_setter(fn, t, p, pt)
+  if t ~= 'method_definition' then return false end
   for _, c in ipairs(fn:children()) do
     if not c:is_named() and c:type() == 'set' then return true end
   end
   local name = fn:child_by_field('name')
-  return name ~= nil and p ~= nil and p:type() == 'class_body' and
-    (name:text() == 'constructor' or name:text() == '"constructor"' or name:text() == "'constructor'")
+  if name == nil or p == nil or pt ~= 'class_body' then return false end
+  local s = name:text()
+  return s == 'constructor' or s == '"constructor"' or s == "'constructor'"
 end
 
 -- isAllowedFunction (allowedNames, allowIIFEs, allowFunctionsWithoutTypeParameters)
-local function allowed_function(fn, o, parent, from)
+local function allowed_function(fn, t, o, parent, pt, from)
   if o.allowFunctionsWithoutTypeParameters and not fn:child_by_field('type_parameters') then return true end
-  if o.allowIIFEs and parent and parent:type() == 'call_expression' and parent:child_by_field('function') == from then
+  if o.allowIIFEs and parent and pt == 'call_expression' and parent:child_by_field('function') == from then
     return true
   end
   local names = o.allowedNames
   if type(names) ~= 'table' or #names == 0 then return false end
   local name
   local id = fn:child_by_field('name')
-  if id and fn:type() ~= 'method_definition' then name = id:text()
-  elseif fn:type() == 'method_definition' then
+  if id and t ~= 'method_definition' then name = id:text()
+  elseif t == 'method_definition' then
     if id and id:type() == 'property_identifier' then name = id:text() end
   elseif parent then
-    local t = parent:type()
-    if t == 'variable_declarator' then
+    if pt == 'variable_declarator' then
       local n = parent:child_by_field('name')
       if n and n:type() == 'identifier' then name = n:text() end
-    elseif t == 'pair' or t == 'public_field_definition' then
-      local k = parent:child_by_field(t == 'pair' and 'key' or 'name')
+    elseif pt == 'pair' or pt == 'public_field_definition' then
+      local k = parent:child_by_field(pt == 'pair' and 'key' or 'name')
       if k and k:type() == 'property_identifier' then name = k:text() end
     end
   end
@@ -467,32 +459,48 @@ end
 local function explicit_function_return_type(ctx, match)
   local fn = match.captures.fn
   local t = fn:type()
-  if not fn:child_by_field('body') then return nil end           -- overloads, declare, abstract
-  -- a function with a return type is valid on every path below: the query (!return_type) leaves it out
+  -- a function with a return type is valid on every path below: the query (!return_type) leaves it out;
+  -- one without a body (overloads, declare, abstract) is valid too, which is asked last (every path but
+  -- the finding returns nil without the body)
   local o = ctx.options or {}
   local declaration = t == 'function_declaration' or t == 'generator_function_declaration'
   if not declaration and o.allowConciseArrowFunctionExpressionsStartingWithVoid and t == 'arrow_function' then
     local body = fn:child_by_field('body')
     if body and body:type() == 'unary_expression' and body:text():match('^void[%s%(]') then return nil end
   end
+  local sc = ctx.scope()
+  -- most functions are arguments of calls or JSX attribute values: typed contexts (isTypedParent),
+  -- told from the types of the parent and grandparent alone (no nodes made); every other path that
+  -- returns before the typed-context test returns nil too
+  if not declaration and o.allowTypedFunctionExpressions and t ~= 'method_definition' then
+    local pt, gt = sc:context_types(fn)
+    if pt == 'jsx_expression' or pt == 'as_expression' or pt == 'type_assertion'
+       or (pt == 'arguments' and gt == 'call_expression') then
+      return nil
+    end
+  end
   -- the parent (parentheses skipped), the node under it, the grandparent and the answer of the
   -- ancestor walk, recorded by the scope walk: tree-sitter 0.20 finds a parent by walking down from the
   -- root, O(depth) per step
-  local parent, from, grand, typed_ancestor, hof = ctx.scope():context(fn)
+  local parent, from, grand, typed_ancestor, hof = sc:context(fn)
   if not parent then parent, from = up(fn) end
-  if allowed_function(fn, o, parent, from) then return nil end
+  local pt = parent and parent:type()
+  if allowed_function(fn, t, o, parent, pt, from) then return nil end
   -- a declaration has no typed context
   if not declaration and o.allowTypedFunctionExpressions and
-     (valid_expression(fn, o, parent, from, grand) or ancestor_has_return_type(fn, parent, typed_ancestor)) then
+     (valid_expression(fn, t, o, parent, pt, from, grand)
+      or ancestor_has_return_type(fn, t, parent, pt, typed_ancestor)) then
     return nil
   end
-  if is_constructor_or_setter(fn, parent) then return nil end
+  if is_constructor_or_setter(fn, t, parent, pt) then return nil end
   if o.allowHigherOrderFunctions then
     if hof == nil then hof = returns_function(fn) end
     if hof then return nil end
   end
-  local h = head(fn, parent)
-  return { start_byte = h.start_byte, end_byte = h.end_byte, message = 'Missing return type on function.' }
+  if not fn:child_by_field('body') then return nil end
+  local s, e = head(fn, t, parent, pt)
+  if e == nil then return { node = s, message = 'Missing return type on function.' } end
+  return { start_byte = s, end_byte = e, message = 'Missing return type on function.' }
 end
 
 --}======================================================================
@@ -616,8 +624,8 @@ local function group_key(node)
   local t = host and host:type()
   if t == 'variable_declarator' or t == 'assignment_expression' or t == 'augmented_assignment_expression'
      or (t == 'for_in_statement' and host:child_by_field('kind')) then
-    local r = host:range()
-    return r.start_byte .. ':' .. r.end_byte
+    local sb, eb = host:byte_range()
+    return sb .. ':' .. eb
   end
   return nil
 end
@@ -638,7 +646,7 @@ local function prefer_const(ctx)
       local st = v.statement
       local for_init = false
       if st:type() == 'lexical_declaration' then
-        local sb = st:range().start_byte
+        local sb = st:byte_range()
         local before = ctx.source:sub(math.max(1, sb - 24), sb)
         for_init = before:match('%f[%w_$]for%s*%(%s*$') ~= nil
       end
@@ -770,19 +778,17 @@ local function no_unused_vars(ctx)
   local caught_re = js_regex(o.caughtErrorsIgnorePattern, 'caughtErrorsIgnorePattern')
   local array_re = js_regex(o.destructuredArrayIgnorePattern, 'destructuredArrayIgnorePattern')
   local dts = ctx.path:match('%.d%.[mc]?tsx?$') ~= nil
-  local scopes, params
-  -- a variable used, exported, or one of the kinds never reported is skipped below: the scope analysis
-  -- makes tables for the others alone
+  local params
+  -- a variable used, exported, or one of the kinds never reported is skipped: the scope analysis makes
+  -- tables for the others alone (their false flags are not read again: each is a call into C)
   local vars = sc:filter({ used = false, exported = false, self = false, param_prop = false,
     signature = false, setter = false })
   for _, v in ipairs(vars) do
     local k = v.kind
-    if v.used or v.exported or k == 'enum_member' or v.self or v.param_prop or v.signature or v.setter then
-      goto continue
-    end
+    if k == 'enum_member' then goto continue end
     do
-      scopes = scopes or sc.scopes
-      local s = scopes[v.scope]
+      -- sc:scope(i) makes that scope's table alone (sc.scopes makes them all)
+      local s = sc:scope(v.scope)
       if (s.kind == 'namespace' or s.kind == 'module') and not s.export_list then
         if (dts or s.ambient) and DECLARED_KINDS[k] then goto continue end
       end
@@ -830,9 +836,9 @@ local function no_unused_vars(ctx)
       if only_type and k == 'import' then goto continue end
       -- the last write from the variable's own function, else the declaration
       local at = v.id
-      local vs = scopes[v.scope].varscope
+      local vs = s.varscope
       for _, r in ipairs(refs) do
-        if r.write and scopes[r.scope].varscope == vs then at = r.node end
+        if r.write and sc:scope(r.scope).varscope == vs then at = r.node end
       end
       local additional = pattern and (". Allowed unused %s must match /%s/u"):format(what, pattern) or ''
       ctx.report({
@@ -960,11 +966,11 @@ return {
         -- `declare var x` starts at `declare` in ESTree; the source is read instead of asking for the
         -- parent (tree-sitter 0.20 walks down from the root for it)
         local node = match.captures.decl
-        local r = node:range()
-        local before = ctx.source:sub(math.max(1, r.start_byte - 40), r.start_byte)
+        local sb, eb = node:byte_range()
+        local before = ctx.source:sub(math.max(1, sb - 40), sb)
         local kw = before:match('()declare%s+$')
         if kw then
-          return { start_byte = r.start_byte - (#before - kw + 1), end_byte = r.end_byte }
+          return { start_byte = sb - (#before - kw + 1), end_byte = eb }
         end
         return { node = node }
       end,

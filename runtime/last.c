@@ -12,6 +12,7 @@
 ** held across a call that can raise), compiled regexes and a text buffer.
 */
 #define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
 #include <regex.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,6 +39,53 @@ static const TSLanguage *language (int tsx) {
   return tsx ? tree_sitter_tsx() : tree_sitter_typescript();
 }
 
+/*
+** Field names to ids.  ts_node_child_by_field_name compares the name with
+** every field name of the grammar in turn (about 2,000 instructions in the
+** TypeScript grammars, more than the child lookup itself); rules ask for
+** fields by the thousand per file.  Per language, once (any thread): an
+** open-addressing table from a hash of the name to its id.
+*/
+#define FIELD_SLOTS 512                          /* a power of 2, > 2 x the fields */
+typedef struct fieldmap { TSFieldId id[FIELD_SLOTS]; int ok; } fieldmap;
+static fieldmap FIELDS[2];
+static pthread_once_t FIELDS_ONCE[2] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT};
+
+static uint32_t field_hash (const char *s, size_t len) {
+  uint32_t h = 2166136261u;                      /* FNV-1a */
+  for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+  return h & (FIELD_SLOTS - 1);
+}
+
+static void fields_build (int tsx) {
+  const TSLanguage *lang = language(tsx);
+  uint32_t nf = ts_language_field_count(lang);
+  if (2 * nf >= FIELD_SLOTS) return;             /* ok stays 0: the grammar's own lookup */
+  for (uint32_t i = 1; i <= nf; i++) {
+    const char *nm = ts_language_field_name_for_id(lang, (TSFieldId)i);
+    if (nm == NULL) continue;
+    uint32_t h = field_hash(nm, strlen(nm));
+    while (FIELDS[tsx].id[h] != 0) h = (h + 1) & (FIELD_SLOTS - 1);
+    FIELDS[tsx].id[h] = (TSFieldId)i;
+  }
+  FIELDS[tsx].ok = 1;
+}
+static void fields_build_ts (void) { fields_build(0); }
+static void fields_build_tsx (void) { fields_build(1); }
+
+/* The id of field `f` (len bytes) in the language, 0 for none. */
+static TSFieldId field_id (int tsx, const char *f, size_t len) {
+  pthread_once(&FIELDS_ONCE[tsx], tsx ? fields_build_tsx : fields_build_ts);
+  const TSLanguage *lang = language(tsx);
+  if (!FIELDS[tsx].ok) return ts_language_field_id_for_name(lang, f, (uint32_t)len);
+  for (uint32_t h = field_hash(f, len);; h = (h + 1) & (FIELD_SLOTS - 1)) {
+    TSFieldId id = FIELDS[tsx].id[h];
+    if (id == 0) return 0;
+    const char *nm = ts_language_field_name_for_id(lang, id);
+    if (strlen(nm) == len && memcmp(nm, f, len) == 0) return id;   /* f may hold a NUL */
+  }
+}
+
 /* ---------------------------------------------------------------- trees */
 
 /* t == NULL means closed.  src/len borrow the pinned source string. */
@@ -57,6 +105,14 @@ typedef struct LTree {
 } LTree;
 typedef struct LNode { TSNode n; } LNode;
 
+/* Nodes are made and checked by the ten thousand per file, and
+** luaL_setmetatable / luaL_checkudata find the metatable by its name (a
+** string looked up in the registry each time).  Instead a tree keeps the
+** node metatable in its user value 3 (pushnode reads it there), and the node
+** methods are closures over it (upvalue 1) with the address of NODE_MT as
+** upvalue 2, the mark that upvalue 1 is the node metatable. */
+static const char NODE_MT = 0;
+
 static LTree *totree (lua_State *L, int idx) {
   return (LTree *)luaL_checkudata(L, idx, AST_TREE);
 }
@@ -72,15 +128,30 @@ static void pushnode (lua_State *L, TSNode n, int treeidx) {
   if (ts_node_is_null(n)) { lua_pushnil(L); return; }
   LNode *p = (LNode *)lua_newuserdatauv(L, sizeof *p, 1);  /* [node] */
   p->n = n;
-  luaL_setmetatable(L, AST_NODE);
+  lua_getiuservalue(L, treeidx, 3);                         /* [node, mt] */
+  lua_setmetatable(L, -2);                                  /* [node] */
   lua_pushvalue(L, treeidx);                                /* [node, tree] */
   lua_setiuservalue(L, -2, 1);                              /* [node] */
+}
+
+/* The node userdata at `idx`, else raises as luaL_checkudata does.  The
+** stack is as it was.  In a node method (marked by upvalue 2, see NODE_MT)
+** the metatable is compared with upvalue 1; anywhere else by name. */
+static LNode *tonode (lua_State *L, int idx) {
+  LNode *p = (LNode *)lua_touserdata(L, idx);
+  if (p != NULL && lua_touserdata(L, lua_upvalueindex(2)) == (void *)&NODE_MT &&
+      lua_getmetatable(L, idx)) {                            /* [mt] */
+    int ok = lua_topointer(L, -1) == lua_topointer(L, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (ok) return p;
+  }
+  return (LNode *)luaL_checkudata(L, idx, AST_NODE);        /* raises */
 }
 
 /* The node at `idx`; pushes its tree (so the stack grows by one) and sets
 ** *tp.  Raises when the tree was closed. */
 static TSNode checknode (lua_State *L, int idx, LTree **tp) {
-  LNode *p = (LNode *)luaL_checkudata(L, idx, AST_NODE);
+  LNode *p = tonode(L, idx);
   lua_getiuservalue(L, idx, 1);
   LTree *t = (LTree *)lua_touserdata(L, -1);
   if (t == NULL || t->t == NULL) luaL_error(L, "attempt to use a closed tree");
@@ -204,7 +275,7 @@ static int ast_parse (lua_State *L) {
     lua_pushliteral(L, "too_large");
     return 3;
   }
-  LTree *p = (LTree *)lua_newuserdatauv(L, sizeof *p, 2);   /* [.., tree] */
+  LTree *p = (LTree *)lua_newuserdatauv(L, sizeof *p, 3);   /* [.., tree] */
   p->t = NULL;
   p->sc = NULL;
   p->lines = NULL;
@@ -219,6 +290,8 @@ static int ast_parse (lua_State *L) {
   luaL_setmetatable(L, AST_TREE);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);                               /* pins src */
+  luaL_getmetatable(L, AST_NODE);
+  lua_setiuservalue(L, -2, 3);                               /* for pushnode */
   TSParser *parser = get_parser(tsx);
   if (parser == NULL)
     return agL_pushfail(L, AG_ENOMEM, "ast: parse '%s': cannot create a parser", name);
@@ -546,6 +619,15 @@ static int node_range (lua_State *L) {
   return 1;
 }
 
+/* byte_range() -> start_byte, end_byte: range()'s bytes without a table
+** (rules ask for offsets by the thousand per file). */
+static int node_byte_range (lua_State *L) {
+  TSNode n = checknode(L, 1, NULL);
+  lua_pushinteger(L, ts_node_start_byte(n));
+  lua_pushinteger(L, ts_node_end_byte(n));
+  return 2;
+}
+
 /* children() / named_children(): one cursor walk over the children into a
 ** userdata array, then the nodes (ts_node_child(n, i) costs O(i), so a loop
 ** over i is quadratic on a wide node: an ERROR node of 100,000 children).
@@ -631,11 +713,14 @@ static int node_child (lua_State *L) { return child_at(L, 0); }
 static int node_named_child (lua_State *L) { return child_at(L, 1); }
 
 static int node_child_by_field (lua_State *L) {
-  TSNode n = checknode(L, 1, NULL);
+  LTree *t;
+  TSNode n = checknode(L, 1, &t);
   int treeidx = lua_gettop(L);
   size_t len;
   const char *f = luaL_checklstring(L, 2, &len);
-  pushnode(L, ts_node_child_by_field_name(n, f, (uint32_t)len), treeidx);
+  TSFieldId id = field_id(t->tsx, f, len);
+  if (id == 0) lua_pushnil(L);   /* as ts_node_child_by_field_name: no such field, no child */
+  else pushnode(L, ts_node_child_by_field_id(n, id), treeidx);
   return 1;
 }
 
@@ -704,8 +789,8 @@ static int node_tree (lua_State *L) {
 }
 
 static int node_eq (lua_State *L) {
-  LNode *a = (LNode *)luaL_checkudata(L, 1, AST_NODE);
-  LNode *b = (LNode *)luaL_checkudata(L, 2, AST_NODE);
+  LNode *a = tonode(L, 1);
+  LNode *b = tonode(L, 2);
   lua_pushboolean(L, ts_node_eq(a->n, b->n));
   return 1;
 }
@@ -730,6 +815,11 @@ static void setint (lua_State *L, const char *k, lua_Integer v) {
   lua_setfield(L, -2, k);
 }
 
+
+/* The scope's closures (its methods and its __index) share these upvalues:
+** the tree, the variable cache, the variables' metatable, the scope cache
+** and the scopes' metatable (made in tree_scope). */
+#define SC_UPVALUES 5
 
 /* The tree in upvalue 1 of a scope closure, open and analysed. */
 static LTree *uptree (lua_State *L) {
@@ -784,6 +874,25 @@ static int sc_context (lua_State *L) {
   lua_pushboolean(L, c->typed_ancestor);
   lua_pushboolean(L, c->returns_function);
   return 5;
+}
+
+/* sc:context_types(fn) -> the types of context()'s parent and grand (nil
+** for none), typed_ancestor, returns_function, or nothing: no node is made
+** (most functions are decided on these alone). */
+static int sc_context_types (lua_State *L) {
+  LTree *t = uptree(L), *nt;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  TSNode n = checknode(L, 2, &nt);
+  luaL_argcheck(L, nt == t, 2, "node of another tree");
+  const ag_scope_fnctx *c = ag_scope_fn_context(t->sc, n);
+  if (c == NULL) return 0;
+  if (ts_node_is_null(c->parent)) lua_pushnil(L);
+  else lua_pushstring(L, ts_node_type(c->parent));
+  if (ts_node_is_null(c->grand)) lua_pushnil(L);
+  else lua_pushstring(L, ts_node_type(c->grand));
+  lua_pushboolean(L, c->typed_ancestor);
+  lua_pushboolean(L, c->returns_function);
+  return 4;
 }
 
 static const struct { const char *k; uint32_t f; } VFLAGS[] = {
@@ -878,6 +987,43 @@ static void pushvar (lua_State *L, const LTree *t, uint32_t i) {
   lua_rawseti(L, cacheidx, (lua_Integer)i + 1);               /* [.., var] */
 }
 
+/* Pushes scope i's table, made on first use and kept in the scope cache
+** (upvalue 4 of the scope's closures; its metatable at upvalue 5), so
+** sc.scopes and sc:scope give the same table for it. */
+static void pushscope (lua_State *L, const LTree *t, uint32_t i) {
+  int cacheidx = lua_upvalueindex(4);
+  luaL_checkstack(L, 4, NULL);
+  if (lua_rawgeti(L, cacheidx, (lua_Integer)i + 1) != LUA_TNIL) return;
+  lua_pop(L, 1);
+  const ag_scope_scope *s = ag_scope_scope_at(t->sc, i);
+  lua_createtable(L, 0, 7);                                   /* [.., scope] */
+  lua_pushstring(L, ag_scope_kind_name(s->kind));
+  lua_setfield(L, -2, "kind");
+  if (s->parent != AG_SCOPE_NONE) setint(L, "parent", (lua_Integer)s->parent + 1);
+  setint(L, "varscope", (lua_Integer)s->varscope + 1);
+  setint(L, "index", (lua_Integer)i + 1);
+  setbool(L, "ambient", (s->flags & AG_SF_AMBIENT) != 0);
+  setbool(L, "export_list", (s->flags & AG_SF_EXPORT_LIST) != 0);
+  lua_pushvalue(L, lua_upvalueindex(5));
+  lua_setmetatable(L, -2);                                    /* node made on first use */
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, cacheidx, (lua_Integer)i + 1);               /* [.., scope] */
+}
+
+/* sc:scope(i) -> scope i's table (that of sc.scopes[i]), or nil out of
+** range: a rule that looks at the scopes of a few variables makes only
+** theirs (sc.scopes makes one for every scope of the file). */
+static int sc_scope (lua_State *L) {
+  LTree *t = uptree(L);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Integer i = luaL_checkinteger(L, 2);
+  uint32_t ns;
+  ag_scope_counts(t->sc, &ns, NULL, NULL);
+  if (i < 1 || i > (lua_Integer)ns) return 0;
+  pushscope(L, t, (uint32_t)i - 1);
+  return 1;
+}
+
 /* sc:filter{kind =, <flag> = bool, ...} -> the variables (in source order,
 ** the tables of sc.variables) whose kind and flags are as given: the rules
 ** that look at a few kinds of variables do not make a table for each. */
@@ -937,26 +1083,10 @@ static int sc_index (lua_State *L) {
   }
   else if (strcmp(k, "scopes") == 0) {
     lua_createtable(L, (int)(ns < 1000000 ? ns : 0), 0);     /* [sc, k, list] */
-    lua_createtable(L, 0, 1);                                 /* [sc, k, list, mt] */
-    lua_pushvalue(L, treeidx);
-    lua_pushcclosure(L, scope_index, 1);
-    lua_setfield(L, -2, "__index");
     for (uint32_t i = 0; i < ns; i++) {
-      const ag_scope_scope *s = ag_scope_scope_at(t->sc, i);
-      luaL_checkstack(L, 4, NULL);
-      lua_createtable(L, 0, 7);
-      lua_pushvalue(L, -2);
-      lua_setmetatable(L, -2);                                /* node made on first use */
-      lua_pushstring(L, ag_scope_kind_name(s->kind));
-      lua_setfield(L, -2, "kind");
-      if (s->parent != AG_SCOPE_NONE) setint(L, "parent", (lua_Integer)s->parent + 1);
-      setint(L, "varscope", (lua_Integer)s->varscope + 1);
-      setint(L, "index", (lua_Integer)i + 1);
-      setbool(L, "ambient", (s->flags & AG_SF_AMBIENT) != 0);
-      setbool(L, "export_list", (s->flags & AG_SF_EXPORT_LIST) != 0);
-      lua_rawseti(L, -3, (lua_Integer)i + 1);
+      pushscope(L, t, i);
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
-    lua_pop(L, 1);                                            /* [sc, k, list] */
   }
   else if (strcmp(k, "unresolved") == 0) {
     lua_newtable(L);
@@ -1005,25 +1135,29 @@ static int tree_scope (lua_State *L) {
   ag_scope_counts(t->sc, NULL, &nv, NULL);
   lua_createtable(L, 0, 5);                                   /* [tree, sc] */
   lua_pushvalue(L, 1);                                        /* upvalues of the closures below: */
-  lua_createtable(L, (int)(nv < 1000000 ? nv : 0), 0);        /* tree, variable cache, */
-  lua_createtable(L, 0, 1);                                   /* the variables' metatable */
+  lua_newtable(L);                                            /* tree, variable cache (sparse: the variables the rules reach), */
+  lua_createtable(L, 0, 1);                                   /* the variables' metatable, */
   lua_pushvalue(L, 1);
   lua_pushcclosure(L, var_index, 1);
-  lua_setfield(L, -2, "__index");                             /* [tree, sc, tree, cache, varmt] */
+  lua_setfield(L, -2, "__index");
+  lua_newtable(L);                                            /* the scope cache (sparse too), */
+  lua_createtable(L, 0, 1);                                   /* the scopes' metatable (node made on first use) */
+  lua_pushvalue(L, 1);
+  lua_pushcclosure(L, scope_index, 1);
+  lua_setfield(L, -2, "__index");                             /* [tree, sc, tree, cache, varmt, scache, scmt] */
   static const struct { const char *k; lua_CFunction f; } FN[] = {
-    {"resolve", sc_resolve}, {"context", sc_context}, {"filter", sc_filter},
+    {"resolve", sc_resolve}, {"context", sc_context}, {"context_types", sc_context_types},
+    {"filter", sc_filter}, {"scope", sc_scope},
   };
   for (size_t i = 0; i < sizeof FN / sizeof *FN; i++) {
-    lua_pushvalue(L, -3);
-    lua_pushvalue(L, -3);
-    lua_pushvalue(L, -3);
-    lua_pushcclosure(L, FN[i].f, 3);
-    lua_setfield(L, -5, FN[i].k);
+    for (int u = 0; u < SC_UPVALUES; u++) lua_pushvalue(L, -SC_UPVALUES);
+    lua_pushcclosure(L, FN[i].f, SC_UPVALUES);
+    lua_setfield(L, -2 - SC_UPVALUES, FN[i].k);
   }
-  lua_createtable(L, 0, 1);                                   /* [tree, sc, tree, cache, varmt, scmt] */
-  lua_insert(L, -4);                                          /* [tree, sc, scmt, tree, cache, varmt] */
-  lua_pushcclosure(L, sc_index, 3);
-  lua_setfield(L, -2, "__index");                             /* [tree, sc, scmt] */
+  lua_pushcclosure(L, sc_index, SC_UPVALUES);                 /* [tree, sc, index] */
+  lua_createtable(L, 0, 1);
+  lua_insert(L, -2);                                          /* [tree, sc, mt, index] */
+  lua_setfield(L, -2, "__index");                             /* [tree, sc, mt] */
   lua_setmetatable(L, -2);
   lua_pushvalue(L, -1);
   lua_setiuservalue(L, 1, 2);                                 /* cache */
@@ -2160,7 +2294,7 @@ static const luaL_Reg tree_meta[] = {
   {"__tostring", tree_tostring}, {NULL, NULL}
 };
 static const luaL_Reg node_meth[] = {
-  {"type", node_type}, {"text", node_text}, {"range", node_range},
+  {"type", node_type}, {"text", node_text}, {"range", node_range}, {"byte_range", node_byte_range},
   {"children", node_children}, {"named_children", node_named_children},
   {"child_count", node_child_count}, {"named_child_count", node_named_child_count},
   {"child", node_child}, {"named_child", node_named_child},
@@ -2195,6 +2329,12 @@ AGLIB_API int luaopen_aegis_core_ast (lua_State *L) {
   ag_tsmem_install();
   agL_newclass(L, AST_TREE, tree_meth, tree_meta);
   agL_newclass(L, AST_NODE, node_meth, node_meta);
+  luaL_getmetatable(L, AST_NODE);                  /* [mt] */
+  lua_getfield(L, -1, "__index");                  /* [mt, methods] */
+  lua_pushvalue(L, -2);
+  lua_pushlightuserdata(L, (void *)&NODE_MT);      /* [mt, methods, mt, mark] */
+  luaL_setfuncs(L, node_meth, 2);                  /* the methods again, as closures (see NODE_MT) */
+  lua_pop(L, 2);
   agL_newclass(L, AST_QUERY, query_meth, query_meta);
   agL_newclass(L, "aegis.ast.DiffBox", box_meth, box_meta);
   lua_createtable(L, 0, 1);

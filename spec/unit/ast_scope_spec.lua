@@ -51,6 +51,28 @@ describe('aegis.ast scope', function()
     assert.is_nil(sc.scopes[1].parent)
   end)
 
+  it('gives one scope by index, the same table as sc.scopes before and after it is made', function()
+    local src = 'function f(a) { { let b = a; } }\nnamespace N { export const c = 1; }'
+    local sc = scope_of(src)
+    local inner = assert(sc:scope(3))
+    assert.equal('block', inner.kind)
+    assert.equal(2, inner.parent)
+    assert.equal(2, inner.varscope)
+    assert.equal(3, inner.index)
+    assert.is_false(inner.ambient)
+    assert.is_false(inner.export_list)
+    assert.equal('statement_block', inner.node:type())
+    assert.equal(inner, sc:scope(3))
+    assert.equal(inner, sc.scopes[3])         -- sc.scopes made after it keeps the table
+    assert.equal(sc.scopes[4], sc:scope(4))   -- and sc:scope after sc.scopes gives its table
+    assert.equal('namespace', sc:scope(4).kind)
+    assert.equal(#sc.scopes, 4)
+    assert.is_nil(sc:scope(0))
+    assert.is_nil(sc:scope(5))
+    assert.has_error(function() sc:scope('x') end, "bad argument #1 to 'scope' (number expected, got string)")
+    assert.has_error(function() sc.scope(nil, 1) end, "bad argument #1 to 'scope' (table expected, got nil)")
+  end)
+
   it('declares var/let/const with their declarator and statement', function()
     local sc = scope_of('var a = 1; let b; const c = 2, d = 3;')
     local a, b, c = var(sc, 'a'), var(sc, 'b'), var(sc, 'c')
@@ -388,6 +410,32 @@ describe('aegis.ast scope', function()
     end
     assert.same({ 'arr=true', 'arr=false', 'fun=true', 'arr=false', 'fun=false', 'fun=false', 'arr=false',
       'fun=false', 'arr=false' }, got)
+  end)
+
+  it('gives the types of a function\'s context without its nodes', function()
+    local sc, tree = scope_of('const f = (() => 1);\nfoo(function () {});\nclass K { m() {} }\n'
+      .. 'function g(): () => void { return () => {}; }\nx = () => () => 1;')
+    local q = assert(ast.query('ts', '[(arrow_function) (function_expression) (method_definition)] @fn'))
+    for _, m in ipairs(q:matches(tree)) do
+      local p, _, grand, typed, hof = sc:context(m.captures.fn)
+      local pt, gt, typed2, hof2 = sc:context_types(m.captures.fn)
+      assert.equal(p:type(), pt)
+      assert.equal(grand:type(), gt)
+      assert.equal(typed, typed2)
+      assert.equal(hof, hof2)
+    end
+    assert.equal(6, #q:matches(tree))
+    assert.is_nil(sc:context_types(tree:root()))
+    local other = assert(ast.parse('() => 1'))
+    local fn = other:root():named_child(1):named_child(1)
+    assert.equal('arrow_function', fn:type())
+    assert.error_matches(function() sc:context_types(fn) end, 'node of another tree')
+    local osc = other:scope()
+    local pt, gt = osc:context_types(fn)
+    assert.equal('expression_statement', pt)
+    assert.equal('program', gt)
+    assert.has_error(function() sc:context_types({}) end,
+      "bad argument #1 to 'context_types' (aegis.ast.Node expected, got table)")
   end)
 
   it('analyses a file with syntax errors', function()

@@ -67,6 +67,9 @@ describe('aegis.ast', function()
       assert.is_nil(tree:root():field_name())
       assert.same({ start_byte = 41, end_byte = 44, start_row = 1, start_col = 16, end_row = 1, end_col = 19 },
         name:range())
+      local sb, eb = name:byte_range()
+      assert.equal(41, sb)
+      assert.equal(44, eb)
       local params = fn:child_by_field('parameters')
       assert.equal(2, #params:named_children())
       assert.equal(2, params:named_child_count())
@@ -77,6 +80,50 @@ describe('aegis.ast', function()
       assert.is_nil(params:child(99))
       assert.is_nil(fn:child_by_field('nope'))
       assert.equal(#params:children(), params:child_count())
+    end)
+
+    -- child_by_field finds field ids in a table of its own: every field every node fills (as
+    -- field_name tells from a cursor) is found under its name, in both grammars, and a name that is
+    -- no field, a prefix of one, or one with a NUL byte in it finds nothing
+    it('find the child of every field by its name', function()
+      local src = 'class C<T> extends B { @d m(a: number = 1): void { for (const k in o) { x[k] = a ? b : -c; } } }'
+        .. '\n'
+        .. 'export default function f({ p }: { p: string }, ...r: any[]) { return <div id="x">{p}</div>; }\n'
+        .. 'try { g?.(1) } catch (e) { throw new E(`a${b}`) } finally { i++ }\n'
+      for _, lang in ipairs({ 'ts', 'tsx' }) do
+        local t = assert(ast.parse(src, { lang = lang }))
+        local seen, stack = 0, { t:root() }
+        while #stack > 0 do
+          local n = table.remove(stack)
+          local first = {}
+          for _, c in ipairs(n:children()) do
+            local f = c:field_name()
+            if f and not first[f] then
+              first[f] = true
+              assert.equal(c, n:child_by_field(f), f)   -- the first child filling the field
+              seen = seen + 1
+            end
+            stack[#stack + 1] = c
+          end
+        end
+        assert.is_true(seen > 40)
+        local fn2 = t:root():named_child(1)
+        assert.is_nil(fn2:child_by_field('bod'))
+        assert.is_nil(fn2:child_by_field('bodyx'))
+        assert.is_nil(fn2:child_by_field('body\0'))
+        assert.is_nil(fn2:child_by_field(''))
+        t:close()
+      end
+    end)
+
+    it('refuse what is not a node', function()
+      local methods = getmetatable(fn).__index
+      assert.has_error(function() methods.type({}) end,
+        "bad argument #1 to 'type' (aegis.ast.Node expected, got table)")
+      assert.has_error(function() methods.byte_range(tree) end,
+        "bad argument #1 to 'byte_range' (aegis.ast.Node expected, got aegis.ast.Tree)")
+      assert.has_error(function() methods.child_by_field(io.stdout, 'body') end,
+        "bad argument #1 to 'child_by_field' (aegis.ast.Node expected, got FILE*)")
     end)
 
     it('navigate to parents and siblings, and compare equal', function()

@@ -82,6 +82,13 @@ local Scope = {}
 ---@return aegis.ast.Variable?
 function Scope:resolve(node) end
 
+--- Scope `i`'s table, the same as `sc.scopes[i]` (nil out of range), made
+--- alone on first use: a rule that looks at the scopes of a few variables
+--- does not make one for every scope of the file as `sc.scopes` does.
+---@param i integer
+---@return aegis.ast.ScopeInfo?
+function Scope:scope(i) end
+
 --- Where a function (declaration, function or generator expression, arrow
 --- or method) is written, as recorded by the walk: its parent with
 --- parentheses skipped, the child of that parent it sits under, its
@@ -98,6 +105,16 @@ function Scope:resolve(node) end
 ---@return boolean? typed_ancestor
 ---@return boolean? returns_function
 function Scope:context(fn) end
+
+--- `context(fn)` without making nodes: the types of the parent and the
+--- grandparent (nil for none), typed_ancestor and returns_function; nothing
+--- for a node that is not a function.
+---@param fn aegis.ast.Node
+---@return string? parent_type
+---@return string? grand_type
+---@return boolean? typed_ancestor
+---@return boolean? returns_function
+function Scope:context_types(fn) end
 
 --- The variables, in source order, whose `kind` is `spec.kind` (when given)
 --- and whose boolean flags (`used`, `exported`, `has_init`, `self`,
@@ -184,6 +201,11 @@ function Node:text() end
 ---@return {start_byte: integer, end_byte: integer, start_row: integer, start_col: integer,
 ---  end_row: integer, end_col: integer}
 function Node:range() end
+
+--- `range()`'s bytes alone, without making a table.
+---@return integer start_byte 0-based
+---@return integer end_byte exclusive
+function Node:byte_range() end
 
 ---@return aegis.ast.Node[] children every child, anonymous tokens included
 function Node:children() end
