@@ -12,24 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ag_asan.h"
 #include "ag_lmem.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define AG_LMEM_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define AG_LMEM_ASAN 1
-#endif
-#endif
-
-#ifdef AG_LMEM_ASAN
-#include <sanitizer/asan_interface.h>
-#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define POISON(p, n) ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
 
 #define GRAIN 16
 #define SMALL_MAX 256
@@ -47,7 +31,7 @@ static int choose (void) {
   const char *e = getenv("AEGIS_LMEM");
   if (e != NULL && strcmp(e, "pool") == 0) return 1;
   if (e != NULL && strcmp(e, "malloc") == 0) return 0;
-#ifdef AG_LMEM_ASAN
+#ifdef AG_ASAN
   return 0;
 #else
   const char *pre = getenv("LD_PRELOAD");

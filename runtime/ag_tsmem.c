@@ -35,24 +35,11 @@
 
 #include <tree_sitter/api.h>
 
+#include "ag_asan.h"
 #include "ag_tsmem.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define AG_TSMEM_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define AG_TSMEM_ASAN 1
-#endif
-#endif
-
-#ifdef AG_TSMEM_ASAN
-#include <sanitizer/asan_interface.h>
+#ifdef AG_ASAN
 #include <sanitizer/lsan_interface.h>
-#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define POISON(p, n) ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
 #define SLAB_SHIFT 16
@@ -152,7 +139,7 @@ static int seg_new (void) {
   segs[seg_slot(key)] = key;
   nseg++;
   POISON(a, SEG);
-#ifdef AG_TSMEM_ASAN
+#ifdef AG_ASAN
   /* LeakSanitizer does not scan our mappings: a malloc'd block that only a
   ** pool block points to (a large array of a tree) would be reported */
   __lsan_register_root_region(a, SEG);
@@ -345,7 +332,7 @@ void ag_tsmem_install (void) {
     const char *pre = getenv("LD_PRELOAD");
     if (e != NULL && strcmp(e, "pool") == 0) mode = "pool";
     else if (e != NULL && strcmp(e, "malloc") == 0) mode = "malloc";
-#ifdef AG_TSMEM_ASAN
+#ifdef AG_ASAN
     else mode = "malloc";
 #else
     else if (pre != NULL && strstr(pre, "vgpreload") != NULL) mode = "malloc";   /* valgrind */
