@@ -34,6 +34,21 @@ function M.write(path, data)
   return path
 end
 
+--- Makes directory `path` and its parents (mkdir -p).
+function M.mkdir(path)
+  os.execute('mkdir -p ' .. shell_quote(path))
+end
+
+--- Writes each of `files` (path relative to `dir` -> text) under `dir`,
+--- making their directories; returns `dir`.
+function M.write_tree(dir, files)
+  for name, text in pairs(files) do
+    M.mkdir((dir .. '/' .. name):match('^(.*)/[^/]*$'))
+    M.write(dir .. '/' .. name, text)
+  end
+  return dir
+end
+
 --- Reads a whole file, or nil when it does not exist.
 function M.read(path)
   local f = io.open(path, 'rb')

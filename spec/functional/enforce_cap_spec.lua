@@ -15,21 +15,15 @@ return { name = 'cap', version = '1.0.0', rules = {
 } }
 ]]
 
-local function mkdir(p) os.execute('mkdir -p ' .. h.shell_quote(p)) end
-
 -- A project: .git, the rulepack (trusted), the config with `cap`, files.
 local function project(files, cap)
   local dir = h.tmpdir()
-  mkdir(dir .. '/.git')
-  mkdir(dir .. '/vendor')
+  h.mkdir(dir .. '/.git')
+  h.mkdir(dir .. '/vendor')
   h.write(dir .. '/vendor/cap.lua', PACK)
   h.write(dir .. '/aegis.config.lua', ("return { standards = { rulepacks = { 'vendor/cap.lua' },"
     .. " trusted = { 'vendor' }, max_findings_per_rule = %d } }\n"):format(cap))
-  for name, text in pairs(files) do
-    mkdir((dir .. '/' .. name):match('^(.*)/[^/]*$'))
-    h.write(dir .. '/' .. name, text)
-  end
-  return dir
+  return h.write_tree(dir, files)
 end
 
 local function enforce(dir, args)

@@ -18,22 +18,16 @@ return {
 }
 ]]
 
-local function mkdir(p) os.execute('mkdir -p ' .. h.shell_quote(p)) end
-
 -- A project: .git, a trusted rulepack under vendor/, files.
 local function project(files, config)
   local dir = h.tmpdir()
-  mkdir(dir .. '/.git')
-  mkdir(dir .. '/vendor/rulepacks')
+  h.mkdir(dir .. '/.git')
+  h.mkdir(dir .. '/vendor/rulepacks')
   h.write(dir .. '/vendor/rulepacks/demo.lua', PACK)
   h.write(dir .. '/aegis.config.lua', config or [[
 return { standards = { rulepacks = { 'vendor/rulepacks/demo.lua' }, trusted = { 'vendor' } } }
 ]])
-  for name, text in pairs(files) do
-    mkdir((dir .. '/' .. name):match('^(.*)/[^/]*$'))
-    h.write(dir .. '/' .. name, text)
-  end
-  return dir
+  return h.write_tree(dir, files)
 end
 
 local function enforce(dir, args, env)

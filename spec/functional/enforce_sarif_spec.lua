@@ -9,8 +9,6 @@ local json = require('aegis.json')
 
 local sarif_schema = require('spec.support.sarif_schema')
 
-local function mkdir(p) os.execute('mkdir -p ' .. h.shell_quote(p)) end
-
 local PACK = [[
 return { name = 'demo', version = '1.0.0', rules = {
   { id = 'no-var', severity = 'error', description = 'Use let or const instead of var', eslint = 'no-var',
@@ -27,9 +25,9 @@ return { name = 'demo', version = '1.0.0', rules = {
 
 local function project()
   local dir = h.tmpdir()
-  mkdir(dir .. '/.git')
-  mkdir(dir .. '/vendor')
-  mkdir(dir .. '/src/with space')
+  h.mkdir(dir .. '/.git')
+  h.mkdir(dir .. '/vendor')
+  h.mkdir(dir .. '/src/with space')
   h.write(dir .. '/vendor/demo.lua', PACK)
   h.write(dir .. '/aegis.config.lua',
     "return { standards = { rulepacks = { 'vendor/demo.lua' }, trusted = { 'vendor' } } }")

@@ -7,8 +7,6 @@ local h = require('spec.helpers')
 local json = require('aegis.json')
 local hash = require('aegis.hash')
 
-local function mkdir(p) os.execute('mkdir -p ' .. h.shell_quote(p)) end
-
 local GOOD = [[
 return { name = 'prpack', rules = {
   { id = 'no-debugger', severity = 'error', description = 'no debugger', query = '(debugger_statement) @d' } } }
@@ -16,9 +14,9 @@ return { name = 'prpack', rules = {
 
 local function project(packs, config)
   local dir = h.tmpdir()
-  mkdir(dir .. '/.git')
-  mkdir(dir .. '/rulepacks')
-  mkdir(dir .. '/trusted/rulepacks')
+  h.mkdir(dir .. '/.git')
+  h.mkdir(dir .. '/rulepacks')
+  h.mkdir(dir .. '/trusted/rulepacks')
   h.write(dir .. '/a.ts', 'debugger;\nlet x = 1;\n')
   h.write(dir .. '/trusted/rulepacks/base.lua', [[
 return { name = 'base', rules = {
