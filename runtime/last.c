@@ -857,14 +857,21 @@ static void pushref (lua_State *L, const ag_scope_ref *r, int treeidx) {
   lua_setfield(L, -2, "scope");
 }
 
+/* The function context of the node argument of sc:context(fn) and
+** sc:context_types(fn) (NULL: not a function of the analysis); *n gets the node. */
+static const ag_scope_fnctx *checkfnctx (lua_State *L, TSNode *n) {
+  LTree *t = uptree(L), *nt;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  *n = checknode(L, 2, &nt);
+  luaL_argcheck(L, nt == t, 2, "node of another tree");
+  return ag_scope_fn_context(t->sc, *n);
+}
+
 /* sc:context(fn) -> parent, from, grand, typed_ancestor, returns_function of a
 ** function node, or nothing. */
 static int sc_context (lua_State *L) {
-  LTree *t = uptree(L), *nt;
-  luaL_checktype(L, 1, LUA_TTABLE);
-  TSNode n = checknode(L, 2, &nt);
-  luaL_argcheck(L, nt == t, 2, "node of another tree");
-  const ag_scope_fnctx *c = ag_scope_fn_context(t->sc, n);
+  TSNode n;
+  const ag_scope_fnctx *c = checkfnctx(L, &n);
   if (c == NULL) return 0;
   int treeidx = lua_upvalueindex(1);
   pushnode(L, c->parent, treeidx);
@@ -880,11 +887,8 @@ static int sc_context (lua_State *L) {
 ** for none), typed_ancestor, returns_function, or nothing: no node is made
 ** (most functions are decided on these alone). */
 static int sc_context_types (lua_State *L) {
-  LTree *t = uptree(L), *nt;
-  luaL_checktype(L, 1, LUA_TTABLE);
-  TSNode n = checknode(L, 2, &nt);
-  luaL_argcheck(L, nt == t, 2, "node of another tree");
-  const ag_scope_fnctx *c = ag_scope_fn_context(t->sc, n);
+  TSNode n;
+  const ag_scope_fnctx *c = checkfnctx(L, &n);
   if (c == NULL) return 0;
   if (ts_node_is_null(c->parent)) lua_pushnil(L);
   else lua_pushstring(L, ts_node_type(c->parent));
