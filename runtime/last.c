@@ -906,8 +906,9 @@ static const struct { const char *k; uint32_t f; } VFLAGS[] = {
   {"declare", AG_VF_DECLARE}, {"value", AG_VF_VALUE}, {"type", AG_VF_TYPE},
 };
 
-/* __index of a variable table: id, decl, statement and refs are made on
-** first use and cached in the table.  [t, k] */
+/* __index of a variable table: id, decl, statement, refs and the counts,
+** made on each use and not kept in the table (a file of 100k variables
+** kept ~25 MB more of them while its rules ran: RELIABILITY.md B2).  [t, k] */
 static int var_index (lua_State *L) {
   LTree *t = uptree(L);
   const char *k = luaL_checkstring(L, 2);
@@ -931,6 +932,9 @@ static int var_index (lua_State *L) {
     }
   }
   else if (strcmp(k, "nrefs") == 0) { lua_pushinteger(L, v->nrefs); return 1; }
+  else if (strcmp(k, "reads") == 0) { lua_pushinteger(L, v->reads); return 1; }
+  else if (strcmp(k, "writes") == 0) { lua_pushinteger(L, v->writes); return 1; }
+  else if (strcmp(k, "type_reads") == 0) { lua_pushinteger(L, v->type_reads); return 1; }
   else if (strcmp(k, "ndefs") == 0) { lua_pushinteger(L, v->ndefs); return 1; }
   else if (strcmp(k, "self_scope") == 0) {
     if (v->self_scope == AG_SCOPE_NONE) return 0;
@@ -942,8 +946,6 @@ static int var_index (lua_State *L) {
       if (strcmp(k, VFLAGS[f].k) == 0) { lua_pushboolean(L, 0); return 1; }
     return 0;
   }
-  lua_pushvalue(L, -1);
-  lua_setfield(L, 1, k);   /* cache: t[k] = value */
   return 1;
 }
 
@@ -972,17 +974,15 @@ static void pushvar (lua_State *L, const LTree *t, uint32_t i) {
   if (lua_rawgeti(L, cacheidx, (lua_Integer)i + 1) != LUA_TNIL) return;
   lua_pop(L, 1);
   const ag_scope_var *v = ag_scope_var_at(t->sc, i);
-  lua_createtable(L, 0, 10);                                  /* [.., var] */
+  lua_createtable(L, 0, 8);                                   /* [.., var] */
   lua_pushlstring(L, v->name, v->name_len);
   lua_setfield(L, -2, "name");
   lua_pushstring(L, ag_scope_var_kind_name(v->kind));
   lua_setfield(L, -2, "kind");
   setint(L, "scope", (lua_Integer)v->scope + 1);
   setint(L, "index", (lua_Integer)i + 1);
-  setint(L, "reads", v->reads);
-  setint(L, "writes", v->writes);
-  setint(L, "type_reads", v->type_reads);
-  /* only true flags are stored; var_index answers false for the others */
+  /* only true flags are stored; var_index answers false for the others,
+  ** and the counts (few rules read them): most tables stay at 8 slots */
   for (size_t f = 0; f < sizeof VFLAGS / sizeof *VFLAGS; f++)
     if (v->flags & VFLAGS[f].f) setbool(L, VFLAGS[f].k, 1);
   lua_pushvalue(L, lua_upvalueindex(3));
