@@ -9,8 +9,8 @@
 ** Why: Lua's objects are small and die in crowds (a collector sweep frees
 ** thousands of same-size blocks at once).  glibc's per-thread cache keeps 7
 ** blocks per size; the rest went through its bins and their consolidation:
-** about 9 % of the instructions of `aegis-run enforce` over the bench
-** corpus (docs/benchmarks.md).
+** 7.4 % of the CPU samples of `aegis-run enforce` over the bench corpus
+** (perf), 1.6 % with this pool (docs/benchmarks.md).
 **
 ** The cost: small blocks freed are kept for Lua, never given back to the
 ** system, so the process holds the most its Lua state ever had in small
