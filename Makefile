@@ -144,7 +144,7 @@ test-asan: build/asan/aegis-run
 
 test-valgrind: bin/aegis-run
 	$(Q)tools/deps.sh $(DEB_VALGRIND)
-	$(Q)AEGIS_WRAP="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --suppressions=$(CURDIR)/tools/valgrind.supp" \
+	$(Q)AEGIS_WRAP="valgrind -q --child-silent-after-fork=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --suppressions=$(CURDIR)/tools/valgrind.supp" \
 	  tools/test.sh bin/aegis-run
 
 bench: bin/aegis-run

@@ -16,6 +16,7 @@
 */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -94,6 +95,14 @@ static int alarm_installed = 0;
 static double armed = 0;   /* monotonic deadline the timer is set for; 0: none */
 
 static void hook (lua_State *L, lua_Debug *ar);
+
+/* A forked copy (aegis.core.fork) starts with no interval timer: it
+** forgets the deadline the parent's was set for, so its first timed run
+** arms one.  Registered once, with pthread_atfork. */
+static void forget_timer (void) {
+  armed = 0;
+  fired = 0;
+}
 
 static void on_alarm (int sig) {
   (void)sig;
@@ -583,6 +592,8 @@ static const luaL_Reg funcs[] = {
 
 AGLIB_API int luaopen_aegis_core_sandbox(lua_State *L);
 AGLIB_API int luaopen_aegis_core_sandbox (lua_State *L) {
+  static int atfork_set = 0;
+  if (!atfork_set && pthread_atfork(NULL, NULL, forget_timer) == 0) atfork_set = 1;
   luaL_newlib(L, funcs);                         /* [M] */
   protectstrings(L);                             /* [M, copy] */
   lua_setfield(L, -2, "string");                 /* M.string = copy */

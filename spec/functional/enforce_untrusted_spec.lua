@@ -168,14 +168,9 @@ describe('aegis.standards.run.worker_env', function()
     AEGIS_STORE = 'postgres://u:pw@h/db', AEGIS_PATH = '/p', AEGIS_LUA_DIR = '/l',
   }
   local function get(n) return env[n] end
-  it('passes only the base list to untrusted workers', function()
-    local e = run.worker_env(true, get)
+  it('passes only the base list to untrusted workers: no store, no API keys', function()
+    local e = run.worker_env(get)
     table.sort(e)
     assert.same({ 'AEGIS_LUA_DIR=/l', 'AEGIS_PATH=/p', 'HOME=/h', 'PATH=/bin' }, e)
-  end)
-  it('passes the store to trusted workers, never API keys', function()
-    local e = run.worker_env(false, get)
-    table.sort(e)
-    assert.same({ 'AEGIS_LUA_DIR=/l', 'AEGIS_PATH=/p', 'AEGIS_STORE=postgres://u:pw@h/db', 'HOME=/h', 'PATH=/bin' }, e)
   end)
 end)

@@ -30,8 +30,9 @@ options:
   --max-warnings N     exit 1 when there are more than N warnings
   --jobs N             worker processes (default: the number of CPUs; 1 checks
                        in this process)
-  --timings            print CPU seconds per stage (parse, query, scope,
-                       suppress) and per rule, summed over workers, on stderr
+  --timings            print CPU seconds per stage (start-up, walk, load,
+                       read, parse, query, scope, suppress, check, merge,
+                       report) and per rule, summed over processes, on stderr
 
 A rulepack that is neither built in nor under a `standards.trusted` entry of
 the configuration runs in a separate worker process with resource limits, a
@@ -115,6 +116,7 @@ local function print_to_stderr(...)
 end
 
 local function run(args)
+  local started = os.clock()  -- CPU seconds of the process so far: its start-up
   local o = parse(args)
   _G.print = print_to_stderr
   require('aegis.standards')  -- declares the config section before the config is read
@@ -137,8 +139,10 @@ local function run(args)
   local file = config.file()
   local walk = require('aegis.standards.walk')
   local config_dir = file and walk.absolute(file, cwd):match('^(.*)/[^/]*$') or cwd
+  local t0 = os.clock()
   local files, err = walk.files(o.paths, { ignore = scfg.ignore })
   if not files then errors.usage('%s', err) end
+  local walked = os.clock() - t0
   local runner = require('aegis.standards.run')
   local rules = o.rulepacks
   if not rules and scfg.rulepacks then
@@ -160,6 +164,7 @@ local function run(args)
   if not format then
     format = (o.ci and os.getenv('GITHUB_ACTIONS') == 'true') and 'github' or 'text'
   end
+  t0 = os.clock()
   local report = require('aegis.standards.report')
   local text
   if format == 'text' then
@@ -180,6 +185,8 @@ local function run(args)
     io.stdout:write(text)
   end
   if res.timings then
+    local tm = res.timings
+    tm['(start-up)'], tm['(walk)'], tm['(report)'] = started, walked, os.clock() - t0
     local names, total = {}, 0
     for k, v in pairs(res.timings) do
       names[#names + 1] = k

@@ -1,7 +1,8 @@
---- Running the standards engine over many files: in-process, in parallel
---- worker processes (`aegis-run enforce --worker`, one per shard of the file
---- list), and untrusted rulepacks in a locked-down worker (rlimits, a kill
---- watchdog, no secrets in its environment). Used by `aegis-run enforce`.
+--- Running the standards engine over many files: in this process, in
+--- forked copies of it that take files from a shared counter (largest
+--- first, so they end together), and untrusted rulepacks in a locked-down
+--- worker (`aegis-run enforce --worker`: rlimits, a kill watchdog, no
+--- secrets in its environment). Used by `aegis-run enforce`.
 local errors = require('aegis.errors')
 local fs = require('aegis.fs')
 local json = require('aegis.json')
@@ -16,14 +17,11 @@ local MiB = 1024 * 1024
 --- CPU seconds (RLIMIT_CPU) and MiB of address space (RLIMIT_AS).
 M.untrusted_defaults = { seconds = 120, cpu_seconds = 120, memory_mb = 1024 }
 
---- Environment variables passed to workers. Untrusted workers get only
---- `BASE`; trusted ones `BASE` and `TRUSTED` (the store, for `ctx.artifact`).
---- Nothing matching `aegis.runtime.is_secret` is ever passed.
-M.env_names = {
-  BASE = { 'PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'AEGIS_PATH', 'AEGIS_LUA_DIR', 'NO_COLOR',
-           'ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS' },
-  TRUSTED = { 'AEGIS_STORE', 'AEGIS_PG_URL', 'AEGIS_DEBUG', 'CI', 'GITHUB_ACTIONS' },
-}
+--- Environment variables an untrusted worker gets (when set, and not
+--- secret by `aegis.runtime.is_secret`): nothing else of ours. Trusted
+--- rules run in this process or forked copies of it.
+M.worker_env_names = { 'PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'AEGIS_PATH', 'AEGIS_LUA_DIR', 'NO_COLOR',
+  'ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS' }
 
 -- {====================================================== helpers
 
@@ -39,23 +37,16 @@ function M.cpus()
   return math.max(n, 1)
 end
 
---- The environment ("NAME=value" list) of a worker.
----@param untrusted boolean
+--- The environment ("NAME=value" list) of an untrusted worker.
 ---@param getenv? fun(name: string): string? Instead of os.getenv (tests)
 ---@return string[]
-function M.worker_env(untrusted, getenv)
+function M.worker_env(getenv)
   getenv = getenv or os.getenv
   local is_secret = require('aegis.runtime').is_secret
   local out = {}
-  local lists = untrusted and { M.env_names.BASE } or { M.env_names.BASE, M.env_names.TRUSTED }
-  for _, list in ipairs(lists) do
-    for _, name in ipairs(list) do
-      local v = getenv(name)
-      local secret = is_secret(name, v)
-      -- the store URLs are passed to trusted workers only, credentials and all
-      if name == 'AEGIS_STORE' or name == 'AEGIS_PG_URL' then secret = untrusted end
-      if v ~= nil and not secret then out[#out + 1] = name .. '=' .. v end
-    end
+  for _, name in ipairs(M.worker_env_names) do
+    local v = getenv(name)
+    if v ~= nil and not is_secret(name, v) then out[#out + 1] = name .. '=' .. v end
   end
   return out
 end
@@ -131,35 +122,74 @@ end
 
 -- {====================================================== checking files
 
--- Checks `files` with `engine`; stops after the first file with an
--- error-level finding when `fail_fast`. Returns findings, problems, the
--- number of files checked, the (file, rule) pairs over the cap.
-local function check_files(engine, files, fail_fast)
+-- The sum of a table's values.
+local function sum(t)
+  local n = 0
+  for _, v in pairs(t) do n = n + v end
+  return n
+end
+
+-- Checks the files `next_file()` hands out (until it returns nil) with
+-- `engine`. With `fail_fast`, stops after the first file with an
+-- error-level finding or a failing problem, and calls `stop()` (the other
+-- processes stop taking files). Returns findings, problems, the number of
+-- files checked, the (file, rule) pairs over the cap.
+local function check_files(engine, next_file, fail_fast, stop)
   local findings, problems, n, capped = {}, {}, 0, {}
-  for _, p in ipairs(files) do
+  local by_file = {}  -- {path, its findings (sorted)}, in the order checked
+  local tm = engine.timings
+  local c0, s0 = tm and os.clock(), tm and sum(tm)
+  for p in next_file do
     n = n + 1
+    local t0 = tm and os.clock()
     local src, reason = fs.read(p)
+    if tm then tm['(read)'] = (tm['(read)'] or 0) + os.clock() - t0 end
+    local failed = false
     if not src then
       problems[#problems + 1] = { kind = 'read', path = p, message = ("enforce: read '%s': %s"):format(p, reason) }
+      failed = true
     else
       local f, pr, cp = engine:check(src, { path = p })
-      local failed = false
       for _, x in ipairs(cp) do
         capped[#capped + 1] = x
         if x.severity == 'error' then failed = true end
       end
+      if #f > 0 then by_file[#by_file + 1] = { p, f } end
       for _, x in ipairs(f) do
-        findings[#findings + 1] = x
         if x.severity == 'error' then failed = true end
       end
       for _, x in ipairs(pr) do
         problems[#problems + 1] = x
         if M.failing(x) then failed = true end
       end
-      if fail_fast and failed then break end
+    end
+    if fail_fast and failed then
+      if stop then stop() end
+      break
     end
   end
+  -- files in path order make the findings one sorted run (the parent
+  -- merges a run per process)
+  table.sort(by_file, function(a, b) return a[1] < b[1] end)
+  for _, x in ipairs(by_file) do table.move(x[2], 1, #x[2], #findings + 1, findings) end
+  -- the engine's work outside its stages and rules (matches, findings)
+  if tm then tm['(check)'] = (tm['(check)'] or 0) + (os.clock() - c0) - (sum(tm) - s0) end
   return findings, problems, n, capped
+end
+
+-- The files of `list` in turn, as `check_files` takes them.
+local function each(list)
+  local i = 0
+  return function()
+    i = i + 1
+    return list[i]
+  end
+end
+
+-- What a process checked, as the parent merges it (and a copy sends it).
+local function result(engine, findings, problems, n, capped)
+  return { findings = json.array(findings), problems = json.array(problems), files = n,
+    capped = json.array(capped), timings = engine.timings }
 end
 
 -- The names in our environment (/proc/self/environ), for the log.
@@ -182,7 +212,7 @@ end
 
 --- The worker: reads a job (JSON on stdin), checks its files, writes the
 --- result (JSON on stdout). A rulepack that cannot be loaded is exit 2.
----@param input string The job: `{rules, config, files, fail_fast, untrusted, store_url?}`
+---@param input string The job: `{rules, preload?, config, files, fail_fast, untrusted, timings?}`
 ---@return integer exit code
 ---@return string output JSON
 function M.worker(input)
@@ -191,13 +221,9 @@ function M.worker(input)
     errors.usage('enforce --worker: bad job on stdin: %s', err or 'not an object')
   end
   local engine = standards.engine({ rules = job.rules, config = job.config, preload = job.preload,
-    store_url = job.store_url, timings = job.timings })
-  local findings, problems, n, capped = check_files(engine, job.files or {}, job.fail_fast)
-  local res = {
-    findings = json.array(findings), problems = json.array(problems), files = n,
-    rules = json.array(engine:rule_list()), capped = json.array(capped),
-  }
-  res.timings = engine.timings
+    timings = job.timings })
+  local res = result(engine, check_files(engine, each(job.files or {}), job.fail_fast))
+  res.rules = json.array(engine:rule_list())
   if job.untrusted then
     res.env = json.array(env_names())
     res.limits = limits()
@@ -311,33 +337,26 @@ function M.self_exe()
   return '/proc/self/exe'
 end
 
--- Shards: files spread over n lists by size (largest first onto the least
--- loaded), each list kept in path order.
-local function shards(files, n)
-  local sized = {}
-  for i, p in ipairs(files) do
+-- The order files are handed out in: largest first, so that the last ones
+-- taken are small and the processes end close together; in path order
+-- under --fail-fast, so that every file before the first failing one was
+-- taken, and so checked, before anyone stopped.
+local function hand_out_order(files, fail_fast)
+  local order = table.move(files, 1, #files, 1, {})
+  if fail_fast then
+    table.sort(order)
+    return order
+  end
+  local size = {}
+  for _, p in ipairs(order) do
     local st = fs.stat(p)
-    sized[i] = { p = p, size = st and st.size or 0 }
+    size[p] = st and st.size or 0
   end
-  table.sort(sized, function(a, b)
-    if a.size ~= b.size then return a.size > b.size end
-    return a.p < b.p
+  table.sort(order, function(a, b)
+    if size[a] ~= size[b] then return size[a] > size[b] end
+    return a < b
   end)
-  local out, load = {}, {}
-  for i = 1, n do out[i], load[i] = {}, 0 end
-  for _, f in ipairs(sized) do
-    local best = 1
-    for i = 2, n do if load[i] < load[best] then best = i end end
-    out[best][#out[best] + 1] = f.p
-    load[best] = load[best] + f.size + 1
-  end
-  for i = 1, n do table.sort(out[i]) end
-  return out
-end
-
-local function store_url()
-  local ok, url = pcall(function() return require('aegis.store').default_url() end)
-  return ok and url or nil
+  return order
 end
 
 --- Runs the check: trusted rules in process or in `jobs` workers, each
@@ -373,38 +392,62 @@ function M.run(o)
       end
     end
   end
+  local function add(res)
+    table.move(res.findings, 1, #res.findings, #findings + 1, findings)
+    table.move(res.problems, 1, #res.problems, #problems + 1, problems)
+    add_capped(res.capped)
+    add_rules(res.rules or {})
+    if timings then add_timings(res.timings) end
+  end
   local items, kinds = {}, {}
   local exe = o.exe or M.self_exe()
   local cfg = o.config
   local function item(job, opts, kind)
     opts.stdin = json.encode(job)
-    opts.cap = 1e9  -- the findings of a shard: never cut (a cut would be a broken JSON)
+    opts.cap = 1e9  -- the findings of a worker: never cut (a cut would be a broken JSON)
     items[#items + 1] = { { exe, 'enforce', '--worker' }, opts }
     kinds[#kinds + 1] = kind
   end
+  -- the trusted rules' share: this process checks files, with jobs - 1
+  -- forked copies of it when there are several jobs (they run while the
+  -- untrusted workers below do)
+  local share, copies = nil, {}
   if #trusted > 0 then
     -- the rules load here in any case: a bad pack is a usage error before
-    -- any worker starts, and the rule list feeds SARIF
+    -- any file is checked, and the rule list feeds SARIF
+    local t0 = os.clock()
     local engine = standards.engine({ rules = trusted, config = cfg, timings = o.timings,
       trusted = function(found) return M.is_trusted(found, cfg.trusted, o.config_dir) end })
+    if timings then timings['(load)'] = os.clock() - t0 end
     add_rules(engine:rule_list())
     local jobs = math.max(1, math.min(o.jobs, #o.files // 4))
-    if jobs <= 1 then
-      local f, p, n, cp = check_files(engine, o.files, o.fail_fast)
-      if timings then add_timings(engine.timings) end
-      add_capped(cp)
-      table.move(f, 1, #f, #findings + 1, findings)
-      table.move(p, 1, #p, #problems + 1, problems)
-      checked = n
-    else
-      local env = M.worker_env(false)
-      local url = store_url()
-      for i, shard in ipairs(shards(o.files, jobs)) do
-        if #shard > 0 then
-          item({ rules = json.array(trusted), config = cfg, files = json.array(shard), fail_fast = o.fail_fast,
-            store_url = url, timings = o.timings }, { env = env }, { shard = i, files = #shard })
-        end
+    local next_file, stop = each(o.files), nil
+    if jobs > 1 then
+      local fork = require('aegis.core.fork')
+      local order = hand_out_order(o.files, o.fail_fast)
+      local counter = assert(fork.counter(#order))
+      next_file = function()
+        local i = counter:take()
+        return i and order[i]
       end
+      stop = function() counter:stop() end
+      for _ = 2, jobs do
+        local copy, err = fork.start(function()
+          local res = result(engine, check_files(engine, next_file, o.fail_fast, stop))
+          return M.encode_valid(res, json.encode)
+        end)
+        if not copy then
+          -- the others take its files: slower, not wrong
+          o.log(('enforce: %s; checking with %d processes'):format(err, #copies + 1))
+          break
+        end
+        copies[#copies + 1] = copy
+      end
+    end
+    share = function()
+      local res = result(engine, check_files(engine, next_file, o.fail_fast, stop))
+      checked = checked + res.files
+      add(res)
     end
   end
   local ucfg = cfg.untrusted or {}
@@ -421,17 +464,16 @@ function M.run(o)
       :format(u.path, u.why, u.sha256, mem, cpu, seconds))
     item({ rules = json.array({ u.spec }), preload = json.array({ u.preload }), config = cfg,
       files = json.array(o.files), fail_fast = o.fail_fast, untrusted = true, timings = o.timings },
-      { env = M.worker_env(true), timeout = seconds, grace = 0.1, rlimit_as = mem * MiB, rlimit_cpu = cpu },
+      { env = M.worker_env(), timeout = seconds, grace = 0.1, rlimit_as = mem * MiB, rlimit_cpu = cpu },
       { untrusted = u })
   end
   if #items > 0 then
     local results = require('aegis.core.proc').run_all(items)
     for i, r in ipairs(results) do
-      local k = kinds[i]
+      local u = kinds[i].untrusted
       -- what the rulepacks printed (print goes to stderr under enforce)
       if r.exit == 0 and r.stderr and r.stderr ~= '' then io.stderr:write(r.stderr) end
-      local who = k.untrusted and ("untrusted rulepack '%s'"):format(k.untrusted.path)
-        or ('worker %d'):format(k.shard)
+      local who = ("untrusted rulepack '%s'"):format(u.path)
       local res = r.exit == 0 and json.decode(r.stdout) or nil
       if r.error then
         problems[#problems + 1] = { kind = 'worker', path = '', message = ('enforce: %s: %s'):format(who, r.error) }
@@ -443,30 +485,37 @@ function M.run(o)
           why = ('killed after %.1f s (wall budget %g s)'):format(r.seconds, seconds)
         elseif r.signal_name then
           why = ('killed by SIG%s after %.1f s'):format(r.signal_name, r.seconds)
-          if r.signal_name == 'XCPU' or r.signal_name == 'KILL' and k.untrusted then
-            why = why .. ' (CPU or memory limit)'
-          end
+          if r.signal_name == 'XCPU' or r.signal_name == 'KILL' then why = why .. ' (CPU or memory limit)' end
         else
           why = ('exit %s: %s'):format(tostring(r.exit), (r.stderr or ''):gsub('\n$', ''))
         end
-        problems[#problems + 1] = { kind = 'worker', path = '', rule = k.untrusted and k.untrusted.spec or nil,
+        problems[#problems + 1] = { kind = 'worker', path = '', rule = u.spec,
           message = ('enforce: %s: %s'):format(who, why), seconds = r.seconds }
       else
-        for _, f in ipairs(res.findings or {}) do findings[#findings + 1] = f end
-        for _, p in ipairs(res.problems or {}) do problems[#problems + 1] = p end
-        add_capped(res.capped)
-        add_rules(res.rules or {})
-        if timings then add_timings(res.timings) end
-        if k.shard then checked = checked + (res.files or 0) end
-        if k.untrusted then
-          o.log(("untrusted rulepack '%s' ran with limits: CPU %s s, address space %s; environment: %s")
-            :format(k.untrusted.path, tostring(res.limits and res.limits.cpu),
-              tostring(res.limits and res.limits.as), table.concat(res.env or {}, ' ')))
-        end
+        add(res)
+        o.log(("untrusted rulepack '%s' ran with limits: CPU %s s, address space %s; environment: %s")
+          :format(u.path, tostring(res.limits and res.limits.cpu),
+            tostring(res.limits and res.limits.as), table.concat(res.env or {}, ' ')))
       end
     end
-    if checked == 0 and #trusted == 0 then checked = #o.files end
   end
+  if share then
+    share()
+    for i, copy in ipairs(copies) do
+      local out, err = copy:wait()
+      local res = out and json.decode(out)
+      if type(res) == 'table' then
+        checked = checked + res.files
+        add(res)
+      else
+        problems[#problems + 1] = { kind = 'worker', path = '',
+          message = ('enforce: process %d of %d: %s'):format(i + 1, #copies + 1, err or 'bad result') }
+      end
+    end
+  elseif #items > 0 then
+    checked = #o.files
+  end
+  local t0 = os.clock()
   standards.sort(findings)
   -- a finding reported on another file (ctx.report{path = 'tsconfig.json'})
   -- comes from every file that looked at it: keep one
@@ -517,6 +566,7 @@ function M.run(o)
     return a.rule < b.rule
   end)
   table.sort(rules, function(a, b) return a.id < b.id end)
+  if timings then timings['(merge)'] = os.clock() - t0 end
   return { findings = findings, problems = problems, rules = rules, files = checked, capped = caps,
     counts = severity_counts(findings, caps), timings = timings }
 end
