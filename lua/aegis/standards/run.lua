@@ -269,13 +269,13 @@ end
 ---@field config table The standards section
 ---@field config_dir string Absolute directory of the config file (trusted paths are relative to it)
 ---@field files string[]
----@field jobs integer Worker processes (1: in process)
+---@field jobs integer Processes checking files: this one and jobs - 1 forked copies
 ---@field fail_fast? boolean
 ---@field log fun(msg: string) Where S7 notices go (stderr)
 ---@field exe? string The aegis-run binary for workers (default /proc/self/exe)
 ---@field timings? boolean Collect CPU seconds per rule and stage (result `timings`)
 
---- Splits rule specs into the trusted ones (run here or in plain workers)
+--- Splits rule specs into the trusted ones (run here and in forked copies)
 --- and the untrusted ones (each with its file, name and SHA-256). Raises an
 --- `aegis.errors` object (exit 2) for a rulepack that cannot be found.
 ---@param specs string[]
@@ -362,9 +362,9 @@ local function hand_out_order(files, fail_fast)
   return order
 end
 
---- Runs the check: trusted rules in process or in `jobs` workers, each
---- untrusted rulepack in its own locked-down worker; merges the results in
---- a stable order.
+--- Runs the check: trusted rules in this process and `jobs` - 1 forked
+--- copies of it, each untrusted rulepack in its own locked-down worker;
+--- merges the results in a stable order.
 ---@param o aegis.standards.RunOpts
 ---@return {findings: aegis.standards.Finding[], problems: aegis.standards.Problem[], rules: table[], files: integer,
 --- capped: aegis.standards.Capped[], counts: {error: integer, warning: integer, info: integer}} `counts`: the
