@@ -935,7 +935,9 @@ function Engine:_tsconfig(dir)
   local p = (dir == '/' and '' or dir) .. '/tsconfig.json'
   if dir == '.' then p = 'tsconfig.json' end
   local res = false
-  local src = fs.read(p)
+  -- stat first: most directories have no tsconfig.json, and a read that
+  -- fails makes its error message (exists is nil on an error: read then)
+  local src = fs.exists(p) ~= false and fs.read(p) or nil
   if src then
     local v, err = M.decode_jsonc(src)
     if type(v) == 'table' then
