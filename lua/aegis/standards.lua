@@ -1075,12 +1075,14 @@ end
 -- The fix of a finding that is not kept is not asked for.
 local function run_rule(file, rule, matches, ctx, out)
   local check, fix = rule.check, rule.fix
-  for i, m in ipairs(matches) do
+  for i = 1, #matches do
+    local m = matches[i]
     matches[i] = false
     if check == nil then
       at_node(file, rule, m, nil, out, fix, ctx)
     else
       local res = check(ctx, m)
+      if not res then goto next end  -- most matches: nil, no finding
       if res == true then
         at_node(file, rule, m, nil, out, fix, ctx)
       elseif type(res) == 'string' then
@@ -1097,7 +1099,7 @@ local function run_rule(file, rule, matches, ctx, out)
           if fix then f.fix = check_fix(fix(ctx, m)) end
           out[#out + 1] = f
         end
-      elseif res ~= nil and res ~= false then
+      else
         error('check must return nil, a boolean, a string or a table, got ' .. type(res), 0)
       end
     end
@@ -1200,27 +1202,42 @@ end
 
 -- Hands the matches of one combined query (l: {owner, base}) to the rules
 -- (per: rule -> its matches, order: the rules in order of first match) and
--- the directive comments to `comments`.
+-- the directive comments to `comments`. Returns the number of matches
+-- handed to rules.
 local function dispatch(l, matches, per, order, comments)
   local owner, base = l.owner, l.base
-  for _, m in ipairs(matches) do
-    local g = owner[m.pattern]
-    m.pattern = m.pattern - base[m.pattern]
-    if g == DIRECTIVE then comments[#comments + 1] = m.captures.c end
-    for i, r in ipairs(g) do
-      local list = per[r]
-      if not list then
-        list = {}
-        per[r] = list
-        order[#order + 1] = r
+  local n = 0
+  for k = 1, #matches do
+    local m = matches[k]
+    local pat = m.pattern
+    local g = owner[pat]
+    local b = base[pat]
+    if b ~= 0 then
+      pat = pat - b
+      m.pattern = pat
+    end
+    if g == DIRECTIVE then
+      comments[#comments + 1] = m.captures.c
+    else
+      local ng = #g
+      n = n + ng
+      for i = 1, ng do
+        local r = g[i]
+        local list = per[r]
+        if not list then
+          list = {}
+          per[r] = list
+          order[#order + 1] = r
+        end
+        -- rules sharing a query get their own match table (same nodes), but
+        -- for built-in ones (tested not to write to it): 100,000 matches of a
+        -- hostile file are 17 MB of copies
+        list[#list + 1] = (i == 1 or r.builtin and g[1].builtin) and m
+          or { pattern = pat, captures = m.captures, list = m.list }
       end
-      -- rules sharing a query get their own match table (same nodes), but
-      -- for built-in ones (tested not to write to it): 100,000 matches of a
-      -- hostile file are 17 MB of copies
-      list[#list + 1] = (i == 1 or r.builtin and g[1].builtin) and m
-        or { pattern = m.pattern, captures = m.captures, list = m.list }
     end
   end
+  return n
 end
 
 local function finding_before(a, b)
@@ -1343,7 +1360,7 @@ function Engine:check(src, opts)
     end
     local comments = {}
     file.comments = comments
-    dispatch(l, matches, per, order, comments)
+    local nmatches = dispatch(l, matches, per, order, comments)
     -- each rule's list holds its matches and lets them go as it runs; this
     -- register would keep them all alive to the end of the check
     matches = nil -- luacheck: ignore 311
@@ -1353,7 +1370,7 @@ function Engine:check(src, opts)
       local cm, cerr, ccode = c.query:matches(tree, 'cursor')
       if tm then tm['(query cursor)'] = (tm['(query cursor)'] or 0) + os.clock() - t4 end
       if cm then
-        dispatch(c, cm, per, order, comments)
+        nmatches = nmatches + dispatch(c, cm, per, order, comments)
         cm = nil -- luacheck: ignore 311 (as matches above)
       else  -- over its time budget (a hostile tree): only these rules lose the file
         for _, r in ipairs(c.rules) do
@@ -1362,8 +1379,6 @@ function Engine:check(src, opts)
         end
       end
     end
-    local nmatches = 0
-    for _, r in ipairs(order) do nmatches = nmatches + #per[r] end
     local pause
     if nmatches > M.BIG_FILE_MATCHES then
       -- a big file: the rules with most matches first, each letting its
