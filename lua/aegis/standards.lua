@@ -991,53 +991,52 @@ end
 -- A finding at a node, or from a report table {node | start_byte, end_byte |
 -- line, col, message, path}.
 local function make_finding(file, rule, spec, default_node, message)
-  local f = { rule = rule.id, severity = rule.severity, message = message or rule.description, path = file.path }
+  -- each finding is made by one constructor with all its fields: no table
+  -- grown field by field (two resizes of its hash part)
+  message = message or rule.description
   local node = spec and spec.node or default_node
   if spec and spec.path ~= nil and spec.path ~= file.path then
     if type(spec.path) ~= 'string' then error('ctx.report: path must be a string', 0) end
-    f.path = spec.path
-    f.line = math.tointeger(spec.line) or 1
-    f.col = math.tointeger(spec.col) or 1
-    f.end_line = math.tointeger(spec.end_line) or f.line
-    f.end_col = math.tointeger(spec.end_col) or f.col
-    f.start_byte, f.end_byte = 0, 0
-    return f
+    local line = math.tointeger(spec.line) or 1
+    local col = math.tointeger(spec.col) or 1
+    return { rule = rule.id, severity = rule.severity, message = message, path = spec.path,
+      line = line, col = col, end_line = math.tointeger(spec.end_line) or line,
+      end_col = math.tointeger(spec.end_col) or col, start_byte = 0, end_byte = 0 }
   end
   if spec and spec.start_byte ~= nil and spec.node == nil then
     local sb, eb = math.tointeger(spec.start_byte), math.tointeger(spec.end_byte or spec.start_byte)
     if not sb or not eb or sb < 0 or eb < sb or eb > #file.source then
       error('ctx.report: start_byte/end_byte out of range', 0)
     end
-    f.start_byte, f.end_byte = sb, eb
     -- the tree's line index (C); a closed tree (ctx.report after the
     -- check) falls back to one made here
     local tree = file.tree
+    local line, col, end_line, end_col
     if tree and tree.position and tostring(tree) ~= 'aegis.ast.Tree (closed)' then
-      f.line, f.col = tree:position(sb)
-      f.end_line, f.end_col = tree:position(eb)
+      line, col = tree:position(sb)
+      end_line, end_col = tree:position(eb)
     else
       file.starts = file.starts or line_starts(file.source)
-      f.line, f.col = linecol(file.starts, sb)
-      f.end_line, f.end_col = linecol(file.starts, eb)
+      line, col = linecol(file.starts, sb)
+      end_line, end_col = linecol(file.starts, eb)
     end
-    return f
+    return { rule = rule.id, severity = rule.severity, message = message, path = file.path,
+      line = line, col = col, end_line = end_line, end_col = end_col, start_byte = sb, end_byte = eb }
   end
   if spec and spec.line ~= nil and spec.node == nil then
-    f.line = math.tointeger(spec.line) or 1
-    f.col = math.tointeger(spec.col) or 1
-    f.end_line = math.tointeger(spec.end_line) or f.line
-    f.end_col = math.tointeger(spec.end_col) or f.col
+    local line = math.tointeger(spec.line) or 1
+    local col = math.tointeger(spec.col) or 1
     file.starts = file.starts or line_starts(file.source)
-    f.start_byte = (file.starts[f.line] or 0) + f.col - 1
-    f.end_byte = f.start_byte
-    return f
+    local sb = (file.starts[line] or 0) + col - 1
+    return { rule = rule.id, severity = rule.severity, message = message, path = file.path,
+      line = line, col = col, end_line = math.tointeger(spec.end_line) or line,
+      end_col = math.tointeger(spec.end_col) or col, start_byte = sb, end_byte = sb }
   end
   if node == nil then error('ctx.report: node, start_byte or line expected', 0) end
   local r = node:range()
-  f.start_byte, f.end_byte = r.start_byte, r.end_byte
-  f.line, f.col = r.start_row + 1, r.start_col + 1
-  f.end_line, f.end_col = r.end_row + 1, r.end_col + 1
-  return f
+  return { rule = rule.id, severity = rule.severity, message = message, path = file.path,
+    line = r.start_row + 1, col = r.start_col + 1, end_line = r.end_row + 1, end_col = r.end_col + 1,
+    start_byte = r.start_byte, end_byte = r.end_byte }
 end
 
 local function default_node(m)
