@@ -1268,6 +1268,7 @@ local function sort_findings(fs_)
   -- path order, each file's findings sorted), so a natural merge sort: find
   -- the runs, merge them pairwise; n - 1 comparisons when already sorted.
   local n = #fs_
+  if n < 2 then return fs_ end
   local starts = { 1 }
   for i = 2, n do
     if finding_before(fs_[i], fs_[i - 1]) then starts[#starts + 1] = i end
@@ -1296,6 +1297,7 @@ M.sort = sort_findings
 -- The (file, rule) pairs over the cap, sorted by path and rule.
 local function capped_list(file)
   local out = {}
+  if next(file.capped) == nil then return out end  -- nearly every file
   for _, c in pairs(file.capped) do out[#out + 1] = c end
   table.sort(out, function(a, b)
     if a.path ~= b.path then return a.path < b.path end
@@ -1394,14 +1396,18 @@ function Engine:check(src, opts)
       pause = collectgarbage('setpause', M.BIG_FILE_GC_PAUSE)
     end
     local budget = self.budget
-    for _, r in ipairs(order) do
+    for k = 1, #order do
+      local r = order[k]
       local t2 = tm and os.clock()
       local list = per[r]
       per[r] = nil
       if r.check == nil and r.fix == nil then
         run_rule(file, r, list, nil, findings)
       else
-        local out = {}
+        -- a built-in rule reports straight into the file's findings (its
+        -- ctx lets them go below); any other rule's ctx may be kept past
+        -- the check, so it reports into a list of its own, copied here
+        local out = r.builtin and findings or {}
         local ctx = self:_ctx(file, r, out)
         -- Built-in rules are ours and tested: no count hook (in Lua 5.4 any
         -- count hook slows every instruction about twice); their time is
@@ -1423,7 +1429,9 @@ function Engine:check(src, opts)
           problems[#problems + 1] = { kind = 'rule', rule = r.id, path = p, code = kind,
             message = ("rule '%s' on '%s': %s"):format(r.id, p, tostring(msg)) }
         end
-        for _, f in ipairs(out) do findings[#findings + 1] = f end
+        if out ~= findings then
+          for i = 1, #out do findings[#findings + 1] = out[i] end
+        end
       end
       if tm then tm[r.id] = (tm[r.id] or 0) + os.clock() - t2 end
       -- the ctx a built-in rule shares across files lets this one go (its
@@ -1438,7 +1446,8 @@ function Engine:check(src, opts)
     if pause then collectgarbage('setpause', pause) end
   end
   local errs, total = tree:errors(M.MAX_SYNTAX_ERRORS)
-  for _, e in ipairs(errs) do
+  for i = 1, #errs do
+    local e = errs[i]
     problems[#problems + 1] = { kind = 'syntax', path = p, line = e.line, col = e.col, message = e.message }
   end
   if total > #errs then
