@@ -481,31 +481,42 @@ local DIRECTIVE = {}  -- owner of that pattern
 -- group or a string (not with a capture or quantifier that would attach to
 -- the pattern before it). Patterns then start in the text they belong to.
 local function self_contained(src)
-  local depth, i, n = 0, 1, #src
+  -- string.find from one character that matters to the next (this runs
+  -- over every rule's query text when an engine is made)
+  local find, byte = string.find, string.byte
+  local depth, i = 0, 1
   local first = true
-  while i <= n do
-    local c = src:sub(i, i)
-    if c == ';' then
-      i = (src:find('\n', i, true) or n) + 1
-    elseif c:find('^%s') then
-      i = i + 1
+  while true do
+    i = find(src, first and '%S' or '[;"()%[%]]', i)
+    if not i then return depth == 0 end
+    local c = byte(src, i)
+    if c == 59 then  -- ';': a comment to the end of the line
+      local j = find(src, '\n', i, true)
+      if not j then return depth == 0 end
+      i = j + 1
     else
-      if first and c ~= '(' and c ~= '[' and c ~= '"' then return false end
+      if first and c ~= 40 and c ~= 91 and c ~= 34 then return false end  -- not '(', '[' nor '"'
       first = false
-      if c == '"' then
+      if c == 34 then  -- '"': to the closing one, past escapes
         i = i + 1
-        while i <= n and src:sub(i, i) ~= '"' do i = i + (src:sub(i, i) == '\\' and 2 or 1) end
-        if i > n then return false end
-      elseif c == '(' or c == '[' then
+        while true do
+          local j = find(src, '["\\]', i)
+          if not j then return false end
+          if byte(src, j) == 34 then
+            i = j
+            break
+          end
+          i = j + 2
+        end
+      elseif c == 40 or c == 91 then
         depth = depth + 1
-      elseif c == ')' or c == ']' then
+      elseif c == 41 or c == 93 then
         depth = depth - 1
         if depth < 0 then return false end
       end
       i = i + 1
     end
   end
-  return depth == 0
 end
 
 -- The combined query when every rule's text is self-contained and the whole
