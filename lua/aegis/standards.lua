@@ -280,11 +280,18 @@ load_pack = function(spec, trusted, stack)
   if type(name) ~= 'string' or not name:find('^[%w_][%w_%-%.]*$') then
     return nil, pack_error(where, 'name must be a rulepack name')
   end
-  local pack = {
+  -- sha256 is hashed on first read, then kept as a field: no check needs
+  -- it, and the built-in packs are 40-45 KB each (7.7M instructions)
+  local source = found.source
+  local pack = setmetatable({
     name = name, path = found.path, builtin = found.builtin == true,
-    version = field(t, 'version'), description = field(t, 'description'),
-    sha256 = require('aegis.hash').sha256(found.source), rules = {},
-  }
+    version = field(t, 'version'), description = field(t, 'description'), rules = {},
+  }, { __index = function(p, k)
+    if k ~= 'sha256' then return nil end
+    local h = require('aegis.hash').sha256(source)
+    rawset(p, 'sha256', h)
+    return h
+  end })
   if pack.version ~= nil and type(pack.version) ~= 'string' then
     return nil, pack_error(where, 'version must be a string')
   end

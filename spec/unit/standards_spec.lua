@@ -57,6 +57,13 @@ describe('aegis.standards.check_source', function()
       ids(standards.check_source(src, { rules = { 'basic/no-any' }, config = {} })) )
   end)
 
+  it("gives a pack's sha256, that of its source, kept once read", function()
+    local p = assert(standards.load(basic))
+    assert.equal(require('aegis.hash').sha256(BASIC), p.sha256)
+    assert.equal(p.sha256, rawget(p, 'sha256'))
+    assert.equal(p, standards.load(basic))  -- cached
+  end)
+
   it('dispatches the combined query by pattern: a rule sees its own pattern numbers', function()
     local f = standards.check_source('debugger;\nthrow 1;\nvar x;\n', { rules = { basic }, config = {} })
     assert.same({ '1:1 basic/two', '2:1 basic/two', '3:1 basic/no-var' }, ids(f))
