@@ -1057,8 +1057,26 @@ local function make_finding(file, rule, spec, default_node, message)
     start_byte = r.start_byte, end_byte = r.end_byte }
 end
 
-local function default_node(m)
-  return m.captures.report or (m.list[1] and m.list[1].node)
+-- The node a finding of match `m` is at: its @report capture, else its
+-- first. A one-capture match of aegis.ast makes its list on first read of
+-- m.list (two tables), from the one capture: for a built-in rule, whose
+-- match is that table as made (tested not to write to it; dispatch gives
+-- the same table only to built-in rules) that capture is read instead.
+local function default_node(m, builtin)
+  local caps = m.captures
+  local node = caps.report
+  if node then return node end
+  local list
+  if builtin then
+    list = rawget(m, 'list')
+    if list == nil then
+      local _, n = next(caps)
+      return n
+    end
+  else
+    list = m.list
+  end
+  return list[1] and list[1].node
 end
 
 local function check_fix(fx)
@@ -1075,7 +1093,7 @@ end
 -- A finding of `rule` at the match's node (`message`: the rule's
 -- description when nil) into `out`, unless suppressed or over the cap.
 local function at_node(file, rule, m, message, out, fix, ctx)
-  local node = default_node(m)
+  local node = default_node(m, rule.builtin)
   if node ~= nil and counted_only(file, rule) then
     count_over(file, rule, file.path, rule)
     return
@@ -1111,7 +1129,7 @@ local function run_rule(file, rule, matches, ctx, out)
         local f = make_finding(file, rule, {
           node = rawget(res, 'node'), start_byte = rawget(res, 'start_byte'), end_byte = rawget(res, 'end_byte'),
           line = rawget(res, 'line'), col = rawget(res, 'col'), path = rawget(res, 'path'),
-        }, default_node(m), msg)
+        }, default_node(m, rule.builtin), msg)
         if admit(file, rule, f) then
           if fix then f.fix = check_fix(fix(ctx, m)) end
           out[#out + 1] = f
