@@ -5,14 +5,15 @@
 # file of corpus/files.txt, about 300 files) of
 #   - aegis-run enforce --format json --rulepacks typescript-strict,a11y --jobs 1
 #     (the whole process: start-up and the query compile are in it, about
-#     170M instructions that the full corpus amortizes 14 times better);
+#     163M instructions (enforce over one tiny .ts and one .tsx file) that the
+#     full corpus amortizes 14 times better);
 #   - the parse floor (bench/enforce/parse_spec.lua): ast_parse inclusive, and
 #     tree_close (the floor's loop closes each tree too).
 # Prints the counts and the ratio enforce / (parse + close), with the fixed
 # part left out.  Needs the corpus (bench/enforce/run.sh or corpus.sh) and
 # valgrind (the Makefile's DEB_VALGRIND).  Takes about a minute.
 # usage: bench/enforce/callgrind.sh [BINARY]   (default bin/aegis-run)
-# env:   ENFORCE_CG_STEP (default 14), ENFORCE_CG_FIXED (default 170000000)
+# env:   ENFORCE_CG_STEP (default 14), ENFORCE_CG_FIXED (default 163000000)
 set -eu
 cd "$(dirname "$0")/../.."
 top=$(pwd)
@@ -22,7 +23,7 @@ command -v valgrind >/dev/null || { echo "callgrind: valgrind missing (apt-get i
 corpus=build/bench-enforce/corpus
 [ -s "$corpus/files.txt" ] || { echo "callgrind: no corpus (run bench/enforce/corpus.sh $corpus)" >&2; exit 1; }
 step=${ENFORCE_CG_STEP:-14}
-fixed=${ENFORCE_CG_FIXED:-170000000}
+fixed=${ENFORCE_CG_FIXED:-163000000}
 work=build/bench-enforce-cg
 rm -rf "$work/subcorpus"
 mkdir -p "$work/subcorpus"

@@ -152,15 +152,17 @@ local function check_files(engine, next_file, fail_fast, stop)
       failed = true
     else
       local f, pr, cp = engine:check(src, { path = p })
-      for _, x in ipairs(cp) do
+      for i = 1, #cp do
+        local x = cp[i]
         capped[#capped + 1] = x
         if x.severity == 'error' then failed = true end
       end
       if #f > 0 then by_file[#by_file + 1] = { p, f } end
-      for _, x in ipairs(f) do
-        if x.severity == 'error' then failed = true end
+      for i = 1, #f do
+        if f[i].severity == 'error' then failed = true end
       end
-      for _, x in ipairs(pr) do
+      for i = 1, #pr do
+        local x = pr[i]
         problems[#problems + 1] = x
         if M.failing(x) then failed = true end
       end
