@@ -151,6 +151,10 @@ describe('rulepack typescript-strict', function()
     -- allowDirectConstAssertionInArrowFunctions
     'const func = (value: number) => ({ type: "X", value }) as const;',
     'const func = (value: number) => ({ type: "X", value }) as const satisfies R;',
+    'const func = () => ((({ a: 1 }) as const) satisfies R);',
+    'const func = () => <const>{ a: 1 };',
+    -- setters, with modifiers or a decorator before `set`
+    'class S { public static set a(v) {} @dec() set b(v) {} set /* c */ c(v) {} }',
     -- ancestors with return types
     'function outer(): () => number { return () => 1; }',
     'const x: Foo = { a: () => 1 };',
@@ -173,6 +177,10 @@ describe('rulepack typescript-strict', function()
     { 'foo(function () {});', at = { { 1, 5 } }, options = { allowTypedFunctionExpressions = false } },
     { 'x = () => 1;', at = { { 1, 8 } } },
     { 'function* gen() { yield 1; }', at = { { 1, 1 } } },
+    -- "set" in the text before the name, not the keyword: `setter()`, `@set()`, `/* set */`
+    { 'class S {\n  setter() {}\n  @set() m() {}\n  /* set */ static n() {}\n  public set2() {}\n}',
+      at = { { 2, 3 }, { 3, 10 }, { 4, 13 }, { 5, 3 } } },
+    { 'const func = () => (({ a: 1 }) satisfies R);', at = { { 1, 17 } } },
   })
 
   cases('prefer-const', {
