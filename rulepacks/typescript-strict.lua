@@ -611,14 +611,17 @@ end
 -- The node above the patterns of a write reference of v: for the initializer of a plain `let x = ...`
 -- or `for (let x of ...)`, its declaration, without asking for parents (tree-sitter 0.20 walks down
 -- from the root for each).
--- Returns the host and its type.
+-- Returns the host and its type. init_host is the host of an initializer's write at `node`.
+local function init_host(v, node)
+  local d = v.decl
+  local t = d:type()
+  if t == 'for_in_statement' and d:child_by_field('left') == node then return d, t end
+  if t == 'variable_declarator' and d:child_by_field('name') == node then return d, t end
+  return above_patterns(node)
+end
+
 local function write_host(v, r)
-  if r.init then
-    local d = v.decl
-    local t = d:type()
-    if t == 'for_in_statement' and d:child_by_field('left') == r.node then return d, t end
-    if t == 'variable_declarator' and d:child_by_field('name') == r.node then return d, t end
-  end
+  if r.init then return init_host(v, r.node) end
   return above_patterns(r.node)
 end
 
@@ -674,20 +677,37 @@ local function prefer_const(ctx)
     -- looked at only for the groups of destructuring 'all' (a false flag and a count are each a call
     -- into C: read once)
     local writes = v.writes
+    local has_init = v.has_init
     local candidate
-    if v.has_init then candidate = writes == 0 else candidate = writes == 1 end
+    if has_init then candidate = writes == 0 else candidate = writes == 1 end
     if v.kind == 'let' and (candidate or all) then
       -- `for (let i = 0; ...)`: told by the source before the declaration (asking for the parent costs a
       -- walk down from the root in tree-sitter 0.20)
       local st = v.statement
       local for_init = false
-      if st:type() == 'lexical_declaration' then
+      local lexical = st:type() == 'lexical_declaration'
+      if lexical then
         local sb = st:byte_range()
         local before = ctx.source:sub(math.max(1, sb - 24), sb)
         for_init = before:match('%f[%w_$]for%s*%(%s*$') ~= nil
       end
       if not for_init then
-        local id = candidate and should_be_const(sc, v, o) or nil
+        local id
+        if candidate and not all and has_init and writes == 0 and lexical and not o.ignoreReadBeforeAssign
+           and v.ndefs == 1 then
+          -- `let x = ...` (or a pattern) written by its initializer alone, declared once: its one write
+          -- is the initializer's, at v.id in v's scope, and a read before it would make the same node
+          -- reported (v.id), so its refs (a table and a node each) are not asked for
+          local vid = v.id
+          local host, ht = init_host(v, vid)
+          if ht ~= 'assignment_expression' then
+            id = can_become_declaration(host, ht) and vid or nil
+          else
+            id = should_be_const(sc, v, o)
+          end
+        else
+          id = candidate and should_be_const(sc, v, o) or nil
+        end
         if not all then
           -- destructuring 'any': every variable that should be const is reported, grouped or not
           if id then
