@@ -17,12 +17,14 @@ local LIMIT = 64
 
 local function up(node)
   local p = node:parent()
+  local t = p and p:type()
   for _ = 1, LIMIT do
-    if not (p and p:type() == 'parenthesized_expression') then break end
+    if t ~= 'parenthesized_expression' then break end
     node = p
     p = p:parent()
+    t = p and p:type()
   end
-  return p, node
+  return p, node, t   -- t: p's type
 end
 
 -- The first named child of `node` that is not a decorator (ESLint starts class members after them).
@@ -321,15 +323,13 @@ local function property_of_typed_object(prop, t, obj, depth)
   if t ~= 'pair' and t ~= 'method_definition' and t ~= 'shorthand_property_identifier' then return false end
   obj = obj or prop:parent()
   if not obj or obj:type() ~= 'object' then return false end
-  local parent, from = up(obj)
+  local parent, from, pt = up(obj)
   if not parent then return false end
-  local pt = parent:type()
   return typed_parent(parent, pt, from) or property_of_typed_object(parent, pt, nil, depth)
 end
 
--- `x as const` / `<const>x` (isConstAssertion)
-local function is_const_assertion(n)
-  local t = n:type()
+-- `x as const` / `<const>x` (isConstAssertion); `t` is n's type
+local function is_const_assertion(n, t)
   if t == 'as_expression' then
     local last = n:child(n:child_count())
     return last ~= nil and not last:is_named() and last:type() == 'const'
@@ -342,7 +342,8 @@ local function is_const_assertion(n)
 end
 
 -- isValidFunctionExpressionReturnType (allowTypedFunctionExpressions is on when this is called).
-local function valid_expression(fn, t, o, parent, pt, from, grand)
+-- `body` is an arrow function's body (the caller asks for it once).
+local function valid_expression(fn, t, o, parent, pt, from, grand, body)
   if t == 'method_definition' then
     -- the FunctionExpression of a method: its ESTree parent is the MethodDefinition or the Property;
     -- the method's parent is never a parenthesis, so `parent` is its tree-sitter parent
@@ -363,9 +364,14 @@ local function valid_expression(fn, t, o, parent, pt, from, grand)
     end
   end
   if o.allowDirectConstAssertionInArrowFunctions and t == 'arrow_function' then
-    local b = strip_parens(fn:child_by_field('body'))
-    while b and b:type() == 'satisfies_expression' do b = strip_parens(b:named_child(1)) end
-    if b and is_const_assertion(b) then return true end
+    -- parentheses and `satisfies` around the body, in any order, each node's type asked once
+    local b = body
+    local bt = b and b:type()
+    while bt == 'parenthesized_expression' or bt == 'satisfies_expression' do
+      b = b:named_child(1)
+      bt = b and b:type()
+    end
+    if b and is_const_assertion(b, bt) then return true end
   end
   return false
 end
@@ -416,12 +422,21 @@ local function head(fn, t, parent, pt)
   return start, paren
 end
 
-local function is_constructor_or_setter(fn, t, p, pt)
+local function is_constructor_or_setter(fn, t, p, pt, source)
   if t ~= 'method_definition' then return false end
-  for _, c in ipairs(fn:children()) do
-    if not c:is_named() and c:type() == 'set' then return true end
-  end
   local name = fn:child_by_field('name')
+  -- a `set` keyword comes before the name: only when the text before it holds "set" are the
+  -- children asked for (fn:children() makes a node for each)
+  local before = true
+  if name ~= nil then
+    local sb, nb = fn:byte_range(), name:byte_range()
+    before = nb > sb and source:sub(sb + 1, nb):find('set', 1, true) ~= nil
+  end
+  if before then
+    for _, c in ipairs(fn:children()) do
+      if not c:is_named() and c:type() == 'set' then return true end
+    end
+  end
   if name == nil or p == nil or pt ~= 'class_body' then return false end
   local s = name:text()
   return s == 'constructor' or s == '"constructor"' or s == "'constructor'"
@@ -456,16 +471,24 @@ local function allowed_function(fn, t, o, parent, pt, from)
   return false
 end
 
+-- The node type of each pattern of the rule's query (match.pattern), in order: no call into C for it.
+local PATTERN_TYPE = {
+  'function_declaration', 'generator_function_declaration', 'function_expression', 'generator_function',
+  'arrow_function', 'method_definition',
+}
+
 local function explicit_function_return_type(ctx, match)
   local fn = match.captures.fn
-  local t = fn:type()
+  local t = PATTERN_TYPE[match.pattern]
   -- a function with a return type is valid on every path below: the query (!return_type) leaves it out;
   -- one without a body (overloads, declare, abstract) is valid too, which is asked last (every path but
   -- the finding returns nil without the body)
   local o = ctx.options or {}
   local declaration = t == 'function_declaration' or t == 'generator_function_declaration'
+  -- an arrow function's body, asked for once (nil until then)
+  local body
   if not declaration and o.allowConciseArrowFunctionExpressionsStartingWithVoid and t == 'arrow_function' then
-    local body = fn:child_by_field('body')
+    body = fn:child_by_field('body')
     if body and body:type() == 'unary_expression' and body:text():match('^void[%s%(]') then return nil end
   end
   local sc = ctx.scope()
@@ -483,21 +506,25 @@ local function explicit_function_return_type(ctx, match)
   -- ancestor walk, recorded by the scope walk: tree-sitter 0.20 finds a parent by walking down from the
   -- root, O(depth) per step
   local parent, from, grand, typed_ancestor, hof = sc:context(fn)
-  if not parent then parent, from = up(fn) end
-  local pt = parent and parent:type()
+  local pt
+  if parent then pt = parent:type() else parent, from, pt = up(fn) end
   if allowed_function(fn, t, o, parent, pt, from) then return nil end
   -- a declaration has no typed context
-  if not declaration and o.allowTypedFunctionExpressions and
-     (valid_expression(fn, t, o, parent, pt, from, grand)
-      or ancestor_has_return_type(fn, t, parent, pt, typed_ancestor)) then
-    return nil
+  if not declaration and o.allowTypedFunctionExpressions then
+    if t == 'arrow_function' and body == nil and o.allowDirectConstAssertionInArrowFunctions then
+      body = fn:child_by_field('body')
+    end
+    if valid_expression(fn, t, o, parent, pt, from, grand, body)
+       or ancestor_has_return_type(fn, t, parent, pt, typed_ancestor) then
+      return nil
+    end
   end
-  if is_constructor_or_setter(fn, t, parent, pt) then return nil end
+  if is_constructor_or_setter(fn, t, parent, pt, ctx.source) then return nil end
   if o.allowHigherOrderFunctions then
     if hof == nil then hof = returns_function(fn) end
     if hof then return nil end
   end
-  if not fn:child_by_field('body') then return nil end
+  if body == nil and not fn:child_by_field('body') then return nil end
   local s, e = head(fn, t, parent, pt)
   if e == nil then return { node = s, message = 'Missing return type on function.' } end
   return { start_byte = s, end_byte = e, message = 'Missing return type on function.' }
@@ -512,26 +539,30 @@ local PATTERN = {
   rest_pattern = true, pair_pattern = true,
 }
 
--- The node above the patterns an identifier sits in (ESLint's walk up PATTERN_TYPE nodes).
+-- The node above the patterns an identifier sits in (ESLint's walk up PATTERN_TYPE nodes), and its type.
 local function above_patterns(id)
   local n = id:parent()
-  while n and (PATTERN[n:type()] or n:type() == 'parenthesized_expression') do n = n:parent() end
-  return n
+  local t = n and n:type()
+  while n and (PATTERN[t] or t == 'parenthesized_expression') do
+    n = n:parent()
+    t = n and n:type()
+  end
+  return n, t
 end
 
 local DECLARATION_HOST = { program = true, statement_block = true, switch_case = true, switch_default = true }
 
--- canBecomeVariableDeclaration; `n` is the node above the patterns the identifier is in
-local function can_become_declaration(n)
+-- canBecomeVariableDeclaration; `n` is the node above the patterns the identifier is in, `t` its type
+local function can_become_declaration(n, t)
   if not n then return false end
-  local t = n:type()
   if t == 'variable_declarator' or t == 'for_in_statement' and n:child_by_field('kind') then return true end
   if t ~= 'assignment_expression' and t ~= 'augmented_assignment_expression' then return false end
-  local p = up(n)
-  if not (p and p:type() == 'expression_statement') then return false end
+  local p, _, pt = up(n)
+  if not (p and pt == 'expression_statement') then return false end
   local host = p:parent()
-  if not (host and DECLARATION_HOST[host:type()]) then return false end
-  if host:type() == 'statement_block' then
+  local ht = host and host:type()
+  if not (host and DECLARATION_HOST[ht]) then return false end
+  if ht == 'statement_block' then
     local hp = host:parent()
     if hp and (hp:type() == 'internal_module' or hp:type() == 'module') then return false end
   end
@@ -580,23 +611,27 @@ end
 -- The node above the patterns of a write reference of v: for the initializer of a plain `let x = ...`
 -- or `for (let x of ...)`, its declaration, without asking for parents (tree-sitter 0.20 walks down
 -- from the root for each).
+-- Returns the host and its type. init_host is the host of an initializer's write at `node`.
+local function init_host(v, node)
+  local d = v.decl
+  local t = d:type()
+  if t == 'for_in_statement' and d:child_by_field('left') == node then return d, t end
+  if t == 'variable_declarator' and d:child_by_field('name') == node then return d, t end
+  return above_patterns(node)
+end
+
 local function write_host(v, r)
-  if r.init then
-    local d = v.decl
-    local t = d:type()
-    if t == 'for_in_statement' and d:child_by_field('left') == r.node then return d end
-    if t == 'variable_declarator' and d:child_by_field('name') == r.node then return d end
-  end
+  if r.init then return init_host(v, r.node) end
   return above_patterns(r.node)
 end
 
 local function should_be_const(sc, v, o)
-  local writer, read_before, writer_host
+  local writer, read_before, writer_host, host_type
   for _, r in ipairs(v.refs) do
     if r.write then
       if writer and writer.node ~= r.node then return nil end
-      local host = write_host(v, r)
-      if host and (host:type() == 'assignment_expression') then
+      local host, ht = write_host(v, r)
+      if host and ht == 'assignment_expression' then
         local left = strip_parens(host:child_by_field('left'))
         if left and (left:type() == 'object_pattern' or left:type() == 'array_pattern') then
           for _, id in ipairs(top_level_targets(left)) do
@@ -606,13 +641,13 @@ local function should_be_const(sc, v, o)
           if has_member_target(left) then return nil end
         end
       end
-      writer, writer_host = r, host
+      writer, writer_host, host_type = r, host, ht
     elseif r.read and not writer then
       if o.ignoreReadBeforeAssign then return nil end
       read_before = true
     end
   end
-  if not writer or writer.scope ~= v.scope or not can_become_declaration(writer_host) then return nil end
+  if not writer or writer.scope ~= v.scope or not can_become_declaration(writer_host, host_type) then return nil end
   if read_before then return v.id end
   return writer.node
 end
@@ -620,8 +655,7 @@ end
 -- The variables a destructuring declaration or assignment writes at once (ESLint's groups): with
 -- destructuring 'all', a group is reported only when every member should be const.
 local function group_key(node)
-  local host = above_patterns(node)
-  local t = host and host:type()
+  local host, t = above_patterns(node)
   if t == 'variable_declarator' or t == 'assignment_expression' or t == 'augmented_assignment_expression'
      or (t == 'for_in_statement' and host:child_by_field('kind')) then
     local sb, eb = host:byte_range()
@@ -630,28 +664,50 @@ local function group_key(node)
   return nil
 end
 
+local LET = { kind = 'let' }   -- sc:filter specs (read only)
+
 local function prefer_const(ctx)
   local sc = ctx.scope()
   local o = ctx.options or {}
   local all = o.destructuring == 'all'
   local groups, order = {}, {}
   -- only `let` variables can be reported: the scope analysis makes tables for those alone
-  for _, v in ipairs(sc:filter({ kind = 'let' })) do
+  for _, v in ipairs(sc:filter(LET)) do
     -- one write in all (the initializer, or one assignment): anything else is never const, and is
-    -- looked at only for the groups of destructuring 'all'
-    local candidate = v.has_init and v.writes == 0 or not v.has_init and v.writes == 1
+    -- looked at only for the groups of destructuring 'all' (a false flag and a count are each a call
+    -- into C: read once)
+    local writes = v.writes
+    local has_init = v.has_init
+    local candidate
+    if has_init then candidate = writes == 0 else candidate = writes == 1 end
     if v.kind == 'let' and (candidate or all) then
       -- `for (let i = 0; ...)`: told by the source before the declaration (asking for the parent costs a
       -- walk down from the root in tree-sitter 0.20)
       local st = v.statement
       local for_init = false
-      if st:type() == 'lexical_declaration' then
+      local lexical = st:type() == 'lexical_declaration'
+      if lexical then
         local sb = st:byte_range()
         local before = ctx.source:sub(math.max(1, sb - 24), sb)
         for_init = before:match('%f[%w_$]for%s*%(%s*$') ~= nil
       end
       if not for_init then
-        local id = candidate and should_be_const(sc, v, o) or nil
+        local id
+        if candidate and not all and has_init and writes == 0 and lexical and not o.ignoreReadBeforeAssign
+           and v.ndefs == 1 then
+          -- `let x = ...` (or a pattern) written by its initializer alone, declared once: its one write
+          -- is the initializer's, at v.id in v's scope, and a read before it would make the same node
+          -- reported (v.id), so its refs (a table and a node each) are not asked for
+          local vid = v.id
+          local host, ht = init_host(v, vid)
+          if ht ~= 'assignment_expression' then
+            id = can_become_declaration(host, ht) and vid or nil
+          else
+            id = should_be_const(sc, v, o)
+          end
+        else
+          id = candidate and should_be_const(sc, v, o) or nil
+        end
         if not all then
           -- destructuring 'any': every variable that should be const is reported, grouped or not
           if id then
@@ -704,9 +760,13 @@ local function after_last_used_arg(params, v)
   return true
 end
 
+local PARAM = { kind = 'param' }
+-- no-unused-vars' candidates: a variable used, exported, or one of the kinds never reported is left out
+local UNUSED = { used = false, exported = false, self = false, param_prop = false, signature = false, setter = false }
+
 local function params_by_scope(sc)
   local t = {}
-  for _, w in ipairs(sc:filter({ kind = 'param' })) do
+  for _, w in ipairs(sc:filter(PARAM)) do
     if w.kind == 'param' then
       local l = t[w.scope]
       if not l then l = {}; t[w.scope] = l end
@@ -727,13 +787,18 @@ local function body_is_return(loop)
   return body ~= nil and body:type() == 'return_statement'
 end
 
-local function for_in_returns(v)
-  local st = v.statement
-  if st and st:type() == 'for_in_statement' and v.kind ~= 'param' and v.kind ~= 'catch' then
+-- The kinds of variable a for-in/of loop declares (the others' statement is never the loop: it is not
+-- asked for, each v.statement makes a node).
+local FOR_KINDS = { var = true, let = true, const = true, using = true }
+
+-- `k` is v.kind, `refs` v.refs (each read of v.refs makes the table again).
+local function for_in_returns(v, k, refs)
+  local st = FOR_KINDS[k] and v.statement
+  if st and st:type() == 'for_in_statement' then
     local left = st:child_by_field('left')
     if left and left == v.id then return body_is_return(st) end
   end
-  for _, r in ipairs(v.refs) do
+  for _, r in ipairs(refs) do
     if r.write and not r.init then
       local p = r.node:parent()
       if p and p:type() == 'for_in_statement' and p:child_by_field('left') == r.node then
@@ -777,12 +842,11 @@ local function no_unused_vars(ctx)
   local args_re = js_regex(o.argsIgnorePattern, 'argsIgnorePattern')
   local caught_re = js_regex(o.caughtErrorsIgnorePattern, 'caughtErrorsIgnorePattern')
   local array_re = js_regex(o.destructuredArrayIgnorePattern, 'destructuredArrayIgnorePattern')
-  local dts = ctx.path:match('%.d%.[mc]?tsx?$') ~= nil
+  local dts   -- whether the file is a declaration file, asked on first need
   local params
   -- a variable used, exported, or one of the kinds never reported is skipped: the scope analysis makes
   -- tables for the others alone (their false flags are not read again: each is a call into C)
-  local vars = sc:filter({ used = false, exported = false, self = false, param_prop = false,
-    signature = false, setter = false })
+  local vars = sc:filter(UNUSED)
   for _, v in ipairs(vars) do
     local k = v.kind
     if k == 'enum_member' then goto continue end
@@ -790,6 +854,7 @@ local function no_unused_vars(ctx)
       -- sc:scope(i) makes that scope's table alone (sc.scopes makes them all)
       local s = sc:scope(v.scope)
       if (s.kind == 'namespace' or s.kind == 'module') and not s.export_list then
+        if dts == nil then dts = ctx.path:match('%.d%.[mc]?tsx?$') ~= nil end
         if (dts or s.ambient) and DECLARED_KINDS[k] then goto continue end
       end
       if array_re and array_re(v.name) then
@@ -820,7 +885,7 @@ local function no_unused_vars(ctx)
         pattern, what = o.varsIgnorePattern, 'vars'
       end
       local refs = v.refs
-      if for_in_returns(v) then goto continue end
+      if for_in_returns(v, k, refs) then goto continue end
       if o.ignoreRestSiblings then
         local rest = has_rest_sibling(v.id)
         for _, r in ipairs(rest and {} or refs) do

@@ -151,6 +151,10 @@ describe('rulepack typescript-strict', function()
     -- allowDirectConstAssertionInArrowFunctions
     'const func = (value: number) => ({ type: "X", value }) as const;',
     'const func = (value: number) => ({ type: "X", value }) as const satisfies R;',
+    'const func = () => ((({ a: 1 }) as const) satisfies R);',
+    'const func = () => <const>{ a: 1 };',
+    -- setters, with modifiers or a decorator before `set`
+    'class S { public static set a(v) {} @dec() set b(v) {} set /* c */ c(v) {} }',
     -- ancestors with return types
     'function outer(): () => number { return () => 1; }',
     'const x: Foo = { a: () => 1 };',
@@ -173,6 +177,10 @@ describe('rulepack typescript-strict', function()
     { 'foo(function () {});', at = { { 1, 5 } }, options = { allowTypedFunctionExpressions = false } },
     { 'x = () => 1;', at = { { 1, 8 } } },
     { 'function* gen() { yield 1; }', at = { { 1, 1 } } },
+    -- "set" in the text before the name, not the keyword: `setter()`, `@set()`, `/* set */`
+    { 'class S {\n  setter() {}\n  @set() m() {}\n  /* set */ static n() {}\n  public set2() {}\n}',
+      at = { { 2, 3 }, { 3, 10 }, { 4, 13 }, { 5, 3 } } },
+    { 'const func = () => (({ a: 1 }) satisfies R);', at = { { 1, 17 } } },
   })
 
   cases('prefer-const', {
@@ -191,6 +199,8 @@ describe('rulepack typescript-strict', function()
     { 'let x; console.log(x); x = 0;', options = { ignoreReadBeforeAssign = true } },
     { 'let {a, b} = obj; b = 0;', options = { destructuring = 'all' } },
     'declare let z: number;',
+    -- declared twice (a syntax error for ESLint's parser): two writes
+    'let a = 1;\nlet a = 2;\nfoo(a);',
   }, {
     { 'let a = 3;\nconsole.log(a);', at = { { 1, 5 } }, message = "'a' is never reassigned. Use 'const' instead." },
     { 'let a;\na = 0;\nconsole.log(a);', at = { { 2, 1 } } },
@@ -198,6 +208,9 @@ describe('rulepack typescript-strict', function()
     { 'for (let a of [1, 2, 3]) { console.log(a); }', at = { { 1, 10 } } },
     { 'let {a = 0, b} = obj;\nb = 0;\nfoo(a, b);', at = { { 1, 6 } } },
     { 'let x;\nconsole.log(x);\nx = 0;', at = { { 1, 5 } } },
+    -- read before its initializer (a hoisted function), a destructuring initializer
+    { 'function g() { return a; }\nlet a = 1;\ng();', at = { { 2, 5 } } },
+    { 'let { a, b: [c] } = obj;\nfoo(a, c);', at = { { 1, 7 }, { 1, 14 } } },
     { 'let a, b;\n({ a, b } = obj);', at = { { 2, 4 }, { 2, 7 } } },
     { 'let a = 1, b = 2;\nb = 3;', at = { { 1, 5 } } },
     { 'function f() {\n  let x = 1;\n  return x;\n}', at = { { 2, 7 } } },
