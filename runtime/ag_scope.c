@@ -1386,9 +1386,9 @@ static void pop_frame (ag_scope *s) {
 }
 
 /* The descendants of the node under the walker (one the analysis does not
-** enter), for the visitor only; the walker ends where it started. */
+** enter, at depth d), for the visitor only; the walker ends where it started. */
 static void visit_below (ag_scope *s, ag_scope_walker *c, uint32_t d) {
-  if (ts_node_child_count(s->fr[d].node) == 0 || !w_first_child(c)) return;
+  if (!w_first_child(c)) return;
   uint32_t depth = d + 1;
   for (;;) {
     if (!s->oom && !s->visit(s->vud, w_node(c), w_symbol(c), depth, c)) s->oom = 1;
@@ -1402,26 +1402,57 @@ static void visit_below (ag_scope *s, ag_scope_walker *c, uint32_t d) {
   }
 }
 
+/* 1 when the walker's node has children (visible or not). */
+static inline int w_has_kids (const ag_scope_walker *c) {
+  Subtree t = *c->stk[c->n - 1].subtree;
+  return !t.data.is_inline && t.ptr->child_count > 0;
+}
+
+/* Enters the node under the walker below the top frame.  An anonymous
+** node (a token: `(`, `;`, a keyword) has no effect on the analysis and
+** no child it enters (push_frame gives it sym S_OTHER and descend 0, and
+** node_entry does nothing for S_OTHER), so it gets no frame: the visitor
+** sees it (and what lies below it) and the walk goes on to its sibling.
+** The false branch of a conditional type is the one field whose frame
+** acts on entry whatever its node (node_entry): those keep the frame.
+** Returns 1 when a frame was pushed, 0 when the node was passed (or
+** memory ran out: s->oom). */
+static int enter (ag_scope *s, ag_scope_walker *c) {
+  TSSymbol gs = w_symbol(c);
+  uint32_t d = s->nfr;
+  if (gs < s->m->nsym && !s->m->named[gs] && s->fr[d - 1].sym != S_CONDITIONAL_TYPE) {
+    if (s->visit) {
+      if (!s->visit(s->vud, w_node(c), gs, d, c)) { s->oom = 1; return 0; }
+      if (w_has_kids(c)) visit_below(s, c, d);
+    }
+    return 0;
+  }
+  return push_frame(s, c);
+}
+
 static void walk (ag_scope *s, TSNode root) {
   ag_scope_walker c;
   if (!w_init(&c, root)) { s->oom = 1; w_free(&c); return; }
-  push_frame(s, &c);
+  int top = push_frame(s, &c);          /* 1: the walker's node has a frame */
   while (!s->oom) {
-    if (s->fr[s->nfr - 1].descend && w_first_child(&c)) {
-      push_frame(s, &c);
-      continue;
-    }
-    if (c.oom) { s->oom = 1; break; }
-    if (s->visit && !s->fr[s->nfr - 1].descend) visit_below(s, &c, s->nfr - 1);
-    if (s->oom) break;
-    for (;;) {
+    if (top) {
+      if (s->fr[s->nfr - 1].descend && w_first_child(&c)) {
+        top = enter(s, &c);
+        continue;
+      }
+      if (c.oom) { s->oom = 1; break; }
+      if (s->visit && !s->fr[s->nfr - 1].descend && w_has_kids(&c)) visit_below(s, &c, s->nfr - 1);
+      if (s->oom) break;
       pop_frame(s);
+    }
+    for (;;) {
       if (w_next_sibling(&c)) {
-        push_frame(s, &c);
+        top = enter(s, &c);
         break;
       }
       if (c.oom) { s->oom = 1; goto done; }
       if (!w_parent(&c)) goto done;
+      pop_frame(s);
     }
   }
 done:
