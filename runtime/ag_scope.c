@@ -429,6 +429,8 @@ struct ag_scope {
   int tsx, oom;
   ag_scope_visit visit;     /* the visitor of the walk (NULL: none), with its ud */
   void *vud;
+  const uint8_t *want;      /* symbols below nwant: visit their leaves (ag_scope_build_visit) */
+  uint32_t nwant;
   /* names */
   namerec *names; uint32_t nnames, capnames;
   uint32_t *ntab; uint32_t ntabcap;          /* open addressing: name id + 1 */
@@ -1299,6 +1301,17 @@ static void node_entry (ag_scope *s, uint32_t d) {
   }
 }
 
+/* 1 when the walker's node has children (visible or not). */
+static inline int w_has_kids (const ag_scope_walker *c) {
+  Subtree t = *c->stk[c->n - 1].subtree;
+  return !t.data.is_inline && t.ptr->child_count > 0;
+}
+
+/* 1 when the visitor wants the leaves of public symbol gs. */
+static inline int w_wanted (const ag_scope *s, TSSymbol gs) {
+  return gs >= s->nwant || s->want[gs];
+}
+
 /* Parents whose children's fields matter (child_ctx, add_ref): asking
 ** the cursor for a field costs a search of the production's field map in
 ** tree-sitter 0.20, so the walk asks only under these. */
@@ -1322,14 +1335,18 @@ static int needs_field (uint16_t sym) {
   }
 }
 
-static int push_frame (ag_scope *s, const ag_scope_walker *c) {
+/* Pushes the frame of the node under the walker, of public symbol gs. */
+static int push_frame (ag_scope *s, const ag_scope_walker *c, TSSymbol gs) {
   if (!grow((void **)&s->fr, &s->capfr, s->nfr + 1, sizeof *s->fr)) { s->oom = 1; return 0; }
   uint32_t d = s->nfr++;
   frame *F = &s->fr[d];
   TSNode n = w_node(c);
   F->node = n;
-  TSSymbol gs = w_symbol(c);
-  if (s->visit && !s->visit(s->vud, n, gs, d, c)) { s->oom = 1; s->nfr--; return 0; }
+  if (s->visit && (w_wanted(s, gs) || w_has_kids(c)) && !s->visit(s->vud, n, gs, d, c)) {
+    s->oom = 1;
+    s->nfr--;
+    return 0;
+  }
   F->sym = symof_sym(s->m, n, gs);
   F->field = F_OTHER;
   F->opened = 0;
@@ -1404,12 +1421,6 @@ static void visit_below (ag_scope *s, ag_scope_walker *c, uint32_t d) {
   }
 }
 
-/* 1 when the walker's node has children (visible or not). */
-static inline int w_has_kids (const ag_scope_walker *c) {
-  Subtree t = *c->stk[c->n - 1].subtree;
-  return !t.data.is_inline && t.ptr->child_count > 0;
-}
-
 /* Enters the node under the walker below the top frame.  An anonymous
 ** node (a token: `(`, `;`, a keyword) has no effect on the analysis and
 ** no child it enters (push_frame gives it sym S_OTHER and descend 0, and
@@ -1424,18 +1435,19 @@ static int enter (ag_scope *s, ag_scope_walker *c) {
   uint32_t d = s->nfr;
   if (gs < s->m->nsym && !s->m->named[gs] && s->fr[d - 1].sym != S_CONDITIONAL_TYPE) {
     if (s->visit) {
-      if (!s->visit(s->vud, w_node(c), gs, d, c)) { s->oom = 1; return 0; }
-      if (w_has_kids(c)) visit_below(s, c, d);
+      int kids = w_has_kids(c);
+      if ((kids || w_wanted(s, gs)) && !s->visit(s->vud, w_node(c), gs, d, c)) { s->oom = 1; return 0; }
+      if (kids) visit_below(s, c, d);
     }
     return 0;
   }
-  return push_frame(s, c);
+  return push_frame(s, c, gs);
 }
 
 static void walk (ag_scope *s, TSNode root) {
   ag_scope_walker c;
   if (!w_init(&c, root)) { s->oom = 1; w_free(&c); return; }
-  int top = push_frame(s, &c);          /* 1: the walker's node has a frame */
+  int top = push_frame(s, &c, w_symbol(&c));          /* 1: the walker's node has a frame */
   while (!s->oom) {
     if (top) {
       if (s->fr[s->nfr - 1].descend && w_first_child(&c)) {
@@ -1627,11 +1639,12 @@ static int finish (ag_scope *s) {
 
 int ag_scope_build (TSNode root, const char *src, size_t len, int tsx, ag_scope **out,
                     char err[AG_ERRLEN]) {
-  return ag_scope_build_visit(root, src, len, tsx, NULL, NULL, out, err);
+  return ag_scope_build_visit(root, src, len, tsx, NULL, NULL, NULL, 0, out, err);
 }
 
 int ag_scope_build_visit (TSNode root, const char *src, size_t len, int tsx, ag_scope_visit visit,
-                          void *ud, ag_scope **out, char err[AG_ERRLEN]) {
+                          void *ud, const uint8_t *want, uint32_t nwant, ag_scope **out,
+                          char err[AG_ERRLEN]) {
   *out = NULL;
   ag_scope *s = (ag_scope *)calloc(1, sizeof *s);
   const langmap *m = getmap(tsx ? 1 : 0);
@@ -1646,6 +1659,8 @@ int ag_scope_build_visit (TSNode root, const char *src, size_t len, int tsx, ag_
   s->react = intern(s, "React", 5);
   s->visit = visit;
   s->vud = ud;
+  s->want = want;
+  s->nwant = want != NULL ? nwant : 0;
   if (!s->oom) walk(s, root);
   free(s->fr);
   s->fr = NULL;
