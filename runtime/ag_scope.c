@@ -221,6 +221,27 @@ typedef struct went {
 static inline const Subtree *w_kids (const went *P) { return ts_subtree_children(*P->subtree); }
 static inline uint32_t w_count (const went *P) { return P->subtree->ptr->child_count; }
 
+/* subtree.h's accessors read through a pointer: they take a Subtree (a
+** union of bit fields) by value, and GCC builds each copy with a dozen
+** shifts and masks before reading one bit of it. */
+#define SP_GET(p, name) ((p)->data.is_inline ? (p)->data.name : (p)->ptr->name)
+static inline int sp_extra (const Subtree *p) { return SP_GET(p, extra); }
+static inline int sp_visible (const Subtree *p) { return SP_GET(p, visible); }
+static inline TSSymbol sp_symbol (const Subtree *p) { return SP_GET(p, symbol); }
+#undef SP_GET
+static inline uint32_t sp_visible_child_count (const Subtree *p) {
+  return !p->data.is_inline && p->ptr->child_count > 0 ? p->ptr->visible_child_count : 0;
+}
+static inline Length sp_size (const Subtree *p) {
+  if (p->data.is_inline) return (Length){p->data.size_bytes, {0, p->data.size_bytes}};
+  return p->ptr->size;
+}
+static inline Length sp_padding (const Subtree *p) {
+  if (p->data.is_inline)
+    return (Length){p->data.padding_bytes, {p->data.padding_rows, p->data.padding_columns}};
+  return p->ptr->padding;
+}
+
 struct ag_scope_walker {
   const TSTree *tree;
   const TSLanguage *lang;
@@ -271,11 +292,11 @@ static inline __attribute__((always_inline)) int w_scan (ag_scope_walker *w, uin
   const TSSymbol *aseq = ts_language_alias_sequence(w->lang, pt.ptr->production_id);
   uint32_t count = pt.ptr->child_count;
   for (; ci < count; ci++) {
-    Subtree c = kids[ci];
-    int extra = ts_subtree_extra(c);
+    const Subtree *c = &kids[ci];
+    int extra = sp_extra(c);
     TSSymbol al = (!extra && aseq) ? aseq[si] : 0;
-    int vis = ts_subtree_visible(c) || al != 0;
-    if (vis || ts_subtree_visible_child_count(c) > 0) {
+    int vis = sp_visible(c) || al != 0;
+    if (vis || sp_visible_child_count(c) > 0) {
       if (w->n == w->cap && !w_grow(w)) return 0;
       went *e = &w->stk[w->n++];
       e->subtree = &kids[ci];
@@ -288,8 +309,8 @@ static inline __attribute__((always_inline)) int w_scan (ag_scope_walker *w, uin
       return vis ? 2 : 1;
     }
     if (!extra) si++;
-    pos = length_add(pos, ts_subtree_size(c));
-    if (ci + 1 < count) pos = length_add(pos, ts_subtree_padding(kids[ci + 1]));
+    pos = length_add(pos, sp_size(c));
+    if (ci + 1 < count) pos = length_add(pos, sp_padding(&kids[ci + 1]));
   }
   return 0;
 }
@@ -312,8 +333,7 @@ static int w_next_sibling (ag_scope_walker *w) {
     const went *P = &w->stk[w->n - 1];
     uint32_t ci = e->child_index + 1;
     if (ci >= w_count(P)) continue;
-    Length pos = length_add(length_add(e->position, ts_subtree_size(*e->subtree)),
-                            ts_subtree_padding(w_kids(P)[ci]));
+    Length pos = length_add(length_add(e->position, sp_size(e->subtree)), sp_padding(&w_kids(P)[ci]));
     int r = w_scan(w, ci, e->structural_child_index + (e->extra ? 0 : 1), pos);
     if (r == 2) return 1;
     if (r == 1) { w_first_child(w); return 1; }
@@ -340,7 +360,7 @@ static inline TSNode w_node (const ag_scope_walker *w) {
 static inline TSSymbol w_symbol (const ag_scope_walker *w) {
   const went *e = &w->stk[w->n - 1];
   TSSymbol sym = e->extra ? 0 : e->alias;
-  if (sym == 0) sym = ts_subtree_symbol(*e->subtree);
+  if (sym == 0) sym = sp_symbol(e->subtree);
   return sym == ts_builtin_sym_error ? sym : w->lang->public_symbol_map[sym];
 }
 
