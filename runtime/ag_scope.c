@@ -218,7 +218,9 @@ typedef struct went {
 /* A parent's children and alias sequence, read from its subtree where a
 ** scan starts (two loads each: cheaper than keeping them per entry, which
 ** cost 24 bytes per ancestor on trees 100,000s of levels deep). */
-static inline const Subtree *w_kids (const went *P) { return ts_subtree_children(*P->subtree); }
+static inline const Subtree *w_kids (const went *P) {
+  return (const Subtree *)P->subtree->ptr - P->subtree->ptr->child_count;
+}
 static inline uint32_t w_count (const went *P) { return P->subtree->ptr->child_count; }
 
 /* subtree.h's accessors read through a pointer: they take a Subtree (a
@@ -287,10 +289,10 @@ static void w_free (ag_scope_walker *w) {
 ** passing and the reloads cost ~18M instructions on the callgrind subset. */
 static inline __attribute__((always_inline)) int w_scan (ag_scope_walker *w, uint32_t ci, uint32_t si, Length pos) {
   const went *P = &w->stk[w->n - 1];
-  Subtree pt = *P->subtree;
-  const Subtree *kids = ts_subtree_children(pt);
-  const TSSymbol *aseq = ts_language_alias_sequence(w->lang, pt.ptr->production_id);
-  uint32_t count = pt.ptr->child_count;
+  const SubtreeHeapData *pt = P->subtree->ptr;        /* a parent: never inline */
+  const Subtree *kids = (const Subtree *)pt - pt->child_count;
+  const TSSymbol *aseq = ts_language_alias_sequence(w->lang, pt->production_id);
+  uint32_t count = pt->child_count;
   for (; ci < count; ci++) {
     const Subtree *c = &kids[ci];
     int extra = sp_extra(c);
@@ -318,8 +320,8 @@ static inline __attribute__((always_inline)) int w_scan (ag_scope_walker *w, uin
 static int w_first_child (ag_scope_walker *w) {
   for (;;) {
     went *P = &w->stk[w->n - 1];
-    Subtree t = *P->subtree;
-    if (t.data.is_inline || t.ptr->child_count == 0) return 0;
+    const Subtree *t = P->subtree;
+    if (t->data.is_inline || t->ptr->child_count == 0) return 0;
     int r = w_scan(w, 0, 0, P->position);
     if (r != 1) return r == 2;
   }
@@ -1323,8 +1325,8 @@ static void node_entry (ag_scope *s, uint32_t d) {
 
 /* 1 when the walker's node has children (visible or not). */
 static inline int w_has_kids (const ag_scope_walker *c) {
-  Subtree t = *c->stk[c->n - 1].subtree;
-  return !t.data.is_inline && t.ptr->child_count > 0;
+  const Subtree *t = c->stk[c->n - 1].subtree;
+  return !t->data.is_inline && t->ptr->child_count > 0;
 }
 
 /* 1 when the visitor wants the leaves of public symbol gs. */
