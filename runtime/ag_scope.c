@@ -328,14 +328,16 @@ static int w_first_child (ag_scope_walker *w) {
 }
 
 static int w_next_sibling (ag_scope_walker *w) {
-  uint32_t initial = w->n;
-  while (w->n > 1) {
-    const went *e = &w->stk[--w->n];
-    if (e->visible && w->n + 1 < initial) break;
-    const went *P = &w->stk[w->n - 1];
+  uint32_t initial = w->n, n = initial;    /* n in a local: stores through went may alias w->n */
+  const went *stk = w->stk;                /* moves only when w_scan pushes */
+  while (n > 1) {
+    const went *e = &stk[--n];
+    if (e->visible && n + 1 < initial) break;
+    const went *P = &stk[n - 1];
     uint32_t ci = e->child_index + 1;
     if (ci >= w_count(P)) continue;
     Length pos = length_add(length_add(e->position, sp_size(e->subtree)), sp_padding(&w_kids(P)[ci]));
+    w->n = n;
     int r = w_scan(w, ci, e->structural_child_index + (e->extra ? 0 : 1), pos);
     if (r == 2) return 1;
     if (r == 1) { w_first_child(w); return 1; }
