@@ -131,8 +131,15 @@ typedef struct langmap {
   uint32_t nsym;
   uint16_t field[256];
   TSFieldId gfield[F_COUNT];
+  uint8_t prop[S_COUNT];          /* S_* -> P_* (the switches below, as one load) */
   int ok;
 } langmap;
+
+enum { P_DECL = 1, P_STMT = 2, P_FIELD = 4 };
+
+static int is_decl_sym(uint16_t s);
+static int is_stmt_sym(uint16_t s);
+static int needs_field(uint16_t sym);
 
 static langmap MAPS[2];
 static pthread_once_t ONCE[2] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT};
@@ -159,6 +166,9 @@ static void build_map (int tsx) {
     for (int k = 1; k < F_COUNT; k++)
       if (strcmp(nm, FIELDNAMES[k]) == 0) { m->field[i] = (uint16_t)k; m->gfield[k] = (TSFieldId)i; }
   }
+  for (uint16_t k = 0; k < S_COUNT; k++)
+    m->prop[k] = (uint8_t)((is_decl_sym(k) ? P_DECL : 0) | (is_stmt_sym(k) ? P_STMT : 0) |
+                           (needs_field(k) ? P_FIELD : 0));
   m->ok = 1;
 }
 static void build_ts (void) { build_map(0); }
@@ -1102,8 +1112,9 @@ static void node_entry (ag_scope *s, uint32_t d) {
   uint16_t sym = F->sym;
   if (d == 0 && sym != S_PROGRAM)        /* a root that is not a program (ERROR): still the module */
     open_scope(s, F, AG_SK_MODULE, 0);
-  if (is_decl_sym(sym)) F->decl = d;
-  if (is_stmt_sym(sym)) F->stmt = d;
+  uint8_t prop = s->m->prop[sym];
+  if (prop & P_DECL) F->decl = d;
+  if (prop & P_STMT) F->stmt = d;
   if (P && P->sym == S_CONDITIONAL_TYPE && P->opened && F->field == F_ALTERNATIVE) {
     event(s, EV_EXIT, P->scope);       /* the replay leaves the conditional scope meanwhile */
     F->flags |= FF_REENTER;
@@ -1387,7 +1398,7 @@ static int push_frame (ag_scope *s, const ag_scope_walker *c, TSSymbol gs) {
   }
   else {
     frame *P = &s->fr[d - 1];
-    if (needs_field(P->sym)) {
+    if (s->m->prop[P->sym] & P_FIELD) {
       TSFieldId fid = ag_scope_walker_field(c);
       F->field = fid < 256 ? s->m->field[fid] : F_OTHER;
     }
