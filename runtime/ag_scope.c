@@ -591,6 +591,45 @@ static TSNode field_child (const ag_scope *s, TSNode n, int f) {
   return ts_node_child_by_field_id(n, id);
 }
 
+/* 1 when ts_node_child_by_field_id would find a child under field id in
+** the node of subtree t: the same search, over the subtrees, without the
+** positions of the children it passes (they cost most of that call). */
+static int has_field (const TSLanguage *lang, const Subtree *t, TSFieldId id) {
+  for (;;) {
+    if (id == 0 || t->data.is_inline || t->ptr->child_count == 0 || t->ptr->visible_child_count == 0)
+      return 0;
+    const TSFieldMapEntry *map, *end;
+    ts_language_field_map(lang, t->ptr->production_id, &map, &end);
+    if (map == end) return 0;
+    while (map->field_id < id) if (++map == end) return 0;
+    while (end[-1].field_id > id) if (--end == map) return 0;
+    const Subtree *kids = (const Subtree *)t->ptr - t->ptr->child_count, *next = NULL;
+    const TSSymbol *aseq = ts_language_alias_sequence(lang, t->ptr->production_id);
+    uint32_t si = 0, count = t->ptr->child_count;
+    for (uint32_t ci = 0; ci < count; ci++) {
+      const Subtree *c = &kids[ci];
+      if (sp_extra(c)) continue;
+      TSSymbol al = aseq ? aseq[si] : 0;
+      uint32_t index = si++;
+      if (index < map->child_index) continue;
+      if (map->inherited) {                      /* the field is in the hidden child c */
+        if (map + 1 == end) { next = c; break; }
+        if (has_field(lang, c, id)) return 1;
+        if (++map == end) return 0;
+      }
+      else if (sp_visible(c) || al != 0 || sp_visible_child_count(c) > 0) return 1;
+      else if (++map == end) return 0;
+    }
+    if (next == NULL) return 0;
+    t = next;
+  }
+}
+
+/* 1 when node n has no child under field f (field_child would be null). */
+static int no_field (const ag_scope *s, TSNode n, int f) {
+  return !has_field(n.tree->language, (const Subtree *)n.id, s->m->gfield[f]);
+}
+
 static int has_token (TSNode n, const char *tok) {
   uint32_t c = ts_node_child_count(n);
   for (uint32_t i = 0; i < c; i++) {
@@ -1105,8 +1144,9 @@ static uint32_t decl_kind (const ag_scope *s, TSNode kindnode) {
   return AG_VK_VAR;
 }
 
-/* The effects of the node on top of the frame stack (depth d). */
-static void node_entry (ag_scope *s, uint32_t d) {
+/* The effects of the node on top of the frame stack (depth d).  Inlined into
+** push_frame, its one caller (GCC -O2 may keep it a call). */
+static inline __attribute__((always_inline)) void node_entry (ag_scope *s, uint32_t d) {
   frame *F = &s->fr[d];
   const frame *P = d > 0 ? &s->fr[d - 1] : NULL;
   uint16_t sym = F->sym;
@@ -1178,10 +1218,10 @@ static void node_entry (ag_scope *s, uint32_t d) {
     }
     case S_VARIABLE_DECLARATOR:
       F->dvar = NONE;
-      if (!ts_node_is_null(field_child(s, F->node, F_VALUE))) F->flags |= FF_INIT;
+      if (!no_field(s, F->node, F_VALUE)) F->flags |= FF_INIT;
       return;
     case S_REQUIRED_PARAM: case S_OPTIONAL_PARAM: {
-      if (!ts_node_is_null(field_child(s, F->node, F_VALUE))) F->flags |= FF_HASVALUE | FF_INIT;
+      if (!no_field(s, F->node, F_VALUE)) F->flags |= FF_HASVALUE | FF_INIT;
       uint32_t c = ts_node_child_count(F->node);
       for (uint32_t i = 0; i < c; i++) {
         TSNode k = ts_node_child(F->node, i);
@@ -1253,11 +1293,11 @@ static void node_entry (ag_scope *s, uint32_t d) {
         F->flags |= FF_TYPEIMPORT;
       return;
     case S_IMPORT_SPECIFIER:
-      if (!ts_node_is_null(field_child(s, F->node, F_ALIAS))) F->flags |= FF_HASALIAS;
+      if (!no_field(s, F->node, F_ALIAS)) F->flags |= FF_HASALIAS;
       if (has_token(F->node, "type")) F->flags |= FF_TYPEIMPORT;
       return;
     case S_EXPORT_STATEMENT: {
-      if (!ts_node_is_null(field_child(s, F->node, F_SOURCE))) F->flags |= FF_REEXPORT;
+      if (!no_field(s, F->node, F_SOURCE)) F->flags |= FF_REEXPORT;
       TSNode dn = field_child(s, F->node, F_DECLARATION), vn = field_child(s, F->node, F_VALUE);
       if (ts_node_is_null(dn) && (ts_node_is_null(vn) || symof(s->m, vn) == S_IDENTIFIER) &&
           F->scope != NONE)
@@ -1320,7 +1360,7 @@ static void node_entry (ag_scope *s, uint32_t d) {
     F->flags &= ~(uint32_t)FF_LOOP;
     if (is_signature_sym(sym) ||
         ((sym == S_FUNCTION_DECL || sym == S_METHOD_DEF) &&
-         ts_node_is_null(field_child(s, F->node, F_BODY))))
+         no_field(s, F->node, F_BODY)))
       F->flags |= FF_SIG;
     if (sym == S_METHOD_DEF && has_token(F->node, "set")) F->flags |= FF_SETTER;
     uint32_t sc = open_scope(s, F, AG_SK_FUNCTION, 0);
@@ -1416,10 +1456,10 @@ static int push_frame (ag_scope *s, const ag_scope_walker *c, TSSymbol gs) {
   switch (F->sym) {
     case S_FUNCTION_DECL: case S_GENERATOR_FUNCTION_DECL: case S_FUNCTION_EXPR:
     case S_GENERATOR_FUNCTION: case S_ARROW_FUNCTION: case S_METHOD_DEF:
-      F->anc = !ts_node_is_null(field_child(s, n, F_RETURN_TYPE)) ? 1 : up;
+      F->anc = !no_field(s, n, F_RETURN_TYPE) ? 1 : up;
       break;
     case S_VARIABLE_DECLARATOR: case S_PUBLIC_FIELD_DEF:
-      F->anc = !ts_node_is_null(field_child(s, n, F_TYPE));
+      F->anc = !no_field(s, n, F_TYPE);
       break;
     case S_EXPRESSION_STATEMENT:
       F->anc = 0;
