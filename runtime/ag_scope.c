@@ -131,8 +131,15 @@ typedef struct langmap {
   uint32_t nsym;
   uint16_t field[256];
   TSFieldId gfield[F_COUNT];
+  uint8_t prop[S_COUNT];          /* S_* -> P_* (the switches below, as one load) */
   int ok;
 } langmap;
+
+enum { P_DECL = 1, P_STMT = 2, P_FIELD = 4 };
+
+static int is_decl_sym(uint16_t s);
+static int is_stmt_sym(uint16_t s);
+static int needs_field(uint16_t sym);
 
 static langmap MAPS[2];
 static pthread_once_t ONCE[2] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT};
@@ -159,6 +166,9 @@ static void build_map (int tsx) {
     for (int k = 1; k < F_COUNT; k++)
       if (strcmp(nm, FIELDNAMES[k]) == 0) { m->field[i] = (uint16_t)k; m->gfield[k] = (TSFieldId)i; }
   }
+  for (uint16_t k = 0; k < S_COUNT; k++)
+    m->prop[k] = (uint8_t)((is_decl_sym(k) ? P_DECL : 0) | (is_stmt_sym(k) ? P_STMT : 0) |
+                           (needs_field(k) ? P_FIELD : 0));
   m->ok = 1;
 }
 static void build_ts (void) { build_map(0); }
@@ -218,8 +228,31 @@ typedef struct went {
 /* A parent's children and alias sequence, read from its subtree where a
 ** scan starts (two loads each: cheaper than keeping them per entry, which
 ** cost 24 bytes per ancestor on trees 100,000s of levels deep). */
-static inline const Subtree *w_kids (const went *P) { return ts_subtree_children(*P->subtree); }
+static inline const Subtree *w_kids (const went *P) {
+  return (const Subtree *)P->subtree->ptr - P->subtree->ptr->child_count;
+}
 static inline uint32_t w_count (const went *P) { return P->subtree->ptr->child_count; }
+
+/* subtree.h's accessors read through a pointer: they take a Subtree (a
+** union of bit fields) by value, and GCC builds each copy with a dozen
+** shifts and masks before reading one bit of it. */
+#define SP_GET(p, name) ((p)->data.is_inline ? (p)->data.name : (p)->ptr->name)
+static inline int sp_extra (const Subtree *p) { return SP_GET(p, extra); }
+static inline int sp_visible (const Subtree *p) { return SP_GET(p, visible); }
+static inline TSSymbol sp_symbol (const Subtree *p) { return SP_GET(p, symbol); }
+#undef SP_GET
+static inline uint32_t sp_visible_child_count (const Subtree *p) {
+  return !p->data.is_inline && p->ptr->child_count > 0 ? p->ptr->visible_child_count : 0;
+}
+static inline Length sp_size (const Subtree *p) {
+  if (p->data.is_inline) return (Length){p->data.size_bytes, {0, p->data.size_bytes}};
+  return p->ptr->size;
+}
+static inline Length sp_padding (const Subtree *p) {
+  if (p->data.is_inline)
+    return (Length){p->data.padding_bytes, {p->data.padding_rows, p->data.padding_columns}};
+  return p->ptr->padding;
+}
 
 struct ag_scope_walker {
   const TSTree *tree;
@@ -261,19 +294,21 @@ static void w_free (ag_scope_walker *w) {
 /* Scans the children of the top entry P from child index ci (structural
 ** index si, position pos of that child): pushes the first visible child, or
 ** the first hidden one with visible descendants.  Returns 2 visible, 1
-** hidden, 0 none (or out of memory: w->oom). */
-static int w_scan (ag_scope_walker *w, uint32_t ci, uint32_t si, Length pos) {
+** hidden, 0 none (or out of memory: w->oom).  Inlined into its two
+** callers: GCC -O2 keeps it a call otherwise, and the calls, the argument
+** passing and the reloads cost ~18M instructions on the callgrind subset. */
+static inline __attribute__((always_inline)) int w_scan (ag_scope_walker *w, uint32_t ci, uint32_t si, Length pos) {
   const went *P = &w->stk[w->n - 1];
-  Subtree pt = *P->subtree;
-  const Subtree *kids = ts_subtree_children(pt);
-  const TSSymbol *aseq = ts_language_alias_sequence(w->lang, pt.ptr->production_id);
-  uint32_t count = pt.ptr->child_count;
+  const SubtreeHeapData *pt = P->subtree->ptr;        /* a parent: never inline */
+  const Subtree *kids = (const Subtree *)pt - pt->child_count;
+  const TSSymbol *aseq = ts_language_alias_sequence(w->lang, pt->production_id);
+  uint32_t count = pt->child_count;
   for (; ci < count; ci++) {
-    Subtree c = kids[ci];
-    int extra = ts_subtree_extra(c);
+    const Subtree *c = &kids[ci];
+    int extra = sp_extra(c);
     TSSymbol al = (!extra && aseq) ? aseq[si] : 0;
-    int vis = ts_subtree_visible(c) || al != 0;
-    if (vis || ts_subtree_visible_child_count(c) > 0) {
+    int vis = sp_visible(c) || al != 0;
+    if (vis || sp_visible_child_count(c) > 0) {
       if (w->n == w->cap && !w_grow(w)) return 0;
       went *e = &w->stk[w->n++];
       e->subtree = &kids[ci];
@@ -286,8 +321,8 @@ static int w_scan (ag_scope_walker *w, uint32_t ci, uint32_t si, Length pos) {
       return vis ? 2 : 1;
     }
     if (!extra) si++;
-    pos = length_add(pos, ts_subtree_size(c));
-    if (ci + 1 < count) pos = length_add(pos, ts_subtree_padding(kids[ci + 1]));
+    pos = length_add(pos, sp_size(c));
+    if (ci + 1 < count) pos = length_add(pos, sp_padding(&kids[ci + 1]));
   }
   return 0;
 }
@@ -295,23 +330,24 @@ static int w_scan (ag_scope_walker *w, uint32_t ci, uint32_t si, Length pos) {
 static int w_first_child (ag_scope_walker *w) {
   for (;;) {
     went *P = &w->stk[w->n - 1];
-    Subtree t = *P->subtree;
-    if (t.data.is_inline || t.ptr->child_count == 0) return 0;
+    const Subtree *t = P->subtree;
+    if (t->data.is_inline || t->ptr->child_count == 0) return 0;
     int r = w_scan(w, 0, 0, P->position);
     if (r != 1) return r == 2;
   }
 }
 
 static int w_next_sibling (ag_scope_walker *w) {
-  uint32_t initial = w->n;
-  while (w->n > 1) {
-    const went *e = &w->stk[--w->n];
-    if (e->visible && w->n + 1 < initial) break;
-    const went *P = &w->stk[w->n - 1];
+  uint32_t initial = w->n, n = initial;    /* n in a local: stores through went may alias w->n */
+  const went *stk = w->stk;                /* moves only when w_scan pushes */
+  while (n > 1) {
+    const went *e = &stk[--n];
+    if (e->visible && n + 1 < initial) break;
+    const went *P = &stk[n - 1];
     uint32_t ci = e->child_index + 1;
     if (ci >= w_count(P)) continue;
-    Length pos = length_add(length_add(e->position, ts_subtree_size(*e->subtree)),
-                            ts_subtree_padding(w_kids(P)[ci]));
+    Length pos = length_add(length_add(e->position, sp_size(e->subtree)), sp_padding(&w_kids(P)[ci]));
+    w->n = n;
     int r = w_scan(w, ci, e->structural_child_index + (e->extra ? 0 : 1), pos);
     if (r == 2) return 1;
     if (r == 1) { w_first_child(w); return 1; }
@@ -338,7 +374,7 @@ static inline TSNode w_node (const ag_scope_walker *w) {
 static inline TSSymbol w_symbol (const ag_scope_walker *w) {
   const went *e = &w->stk[w->n - 1];
   TSSymbol sym = e->extra ? 0 : e->alias;
-  if (sym == 0) sym = ts_subtree_symbol(*e->subtree);
+  if (sym == 0) sym = sp_symbol(e->subtree);
   return sym == ts_builtin_sym_error ? sym : w->lang->public_symbol_map[sym];
 }
 
@@ -427,6 +463,8 @@ struct ag_scope {
   int tsx, oom;
   ag_scope_visit visit;     /* the visitor of the walk (NULL: none), with its ud */
   void *vud;
+  const uint8_t *want;      /* symbols below nwant: visit their leaves (ag_scope_build_visit) */
+  uint32_t nwant;
   /* names */
   namerec *names; uint32_t nnames, capnames;
   uint32_t *ntab; uint32_t ntabcap;          /* open addressing: name id + 1 */
@@ -551,6 +589,45 @@ static TSNode field_child (const ag_scope *s, TSNode n, int f) {
   TSFieldId id = s->m->gfield[f];
   if (id == 0) return (TSNode){{0, 0, 0, 0}, NULL, NULL};
   return ts_node_child_by_field_id(n, id);
+}
+
+/* 1 when ts_node_child_by_field_id would find a child under field id in
+** the node of subtree t: the same search, over the subtrees, without the
+** positions of the children it passes (they cost most of that call). */
+static int has_field (const TSLanguage *lang, const Subtree *t, TSFieldId id) {
+  for (;;) {
+    if (id == 0 || t->data.is_inline || t->ptr->child_count == 0 || t->ptr->visible_child_count == 0)
+      return 0;
+    const TSFieldMapEntry *map, *end;
+    ts_language_field_map(lang, t->ptr->production_id, &map, &end);
+    if (map == end) return 0;
+    while (map->field_id < id) if (++map == end) return 0;
+    while (end[-1].field_id > id) if (--end == map) return 0;
+    const Subtree *kids = (const Subtree *)t->ptr - t->ptr->child_count, *next = NULL;
+    const TSSymbol *aseq = ts_language_alias_sequence(lang, t->ptr->production_id);
+    uint32_t si = 0, count = t->ptr->child_count;
+    for (uint32_t ci = 0; ci < count; ci++) {
+      const Subtree *c = &kids[ci];
+      if (sp_extra(c)) continue;
+      TSSymbol al = aseq ? aseq[si] : 0;
+      uint32_t index = si++;
+      if (index < map->child_index) continue;
+      if (map->inherited) {                      /* the field is in the hidden child c */
+        if (map + 1 == end) { next = c; break; }
+        if (has_field(lang, c, id)) return 1;
+        if (++map == end) return 0;
+      }
+      else if (sp_visible(c) || al != 0 || sp_visible_child_count(c) > 0) return 1;
+      else if (++map == end) return 0;
+    }
+    if (next == NULL) return 0;
+    t = next;
+  }
+}
+
+/* 1 when node n has no child under field f (field_child would be null). */
+static int no_field (const ag_scope *s, TSNode n, int f) {
+  return !has_field(n.tree->language, (const Subtree *)n.id, s->m->gfield[f]);
 }
 
 static int has_token (TSNode n, const char *tok) {
@@ -1067,15 +1144,17 @@ static uint32_t decl_kind (const ag_scope *s, TSNode kindnode) {
   return AG_VK_VAR;
 }
 
-/* The effects of the node on top of the frame stack (depth d). */
-static void node_entry (ag_scope *s, uint32_t d) {
+/* The effects of the node on top of the frame stack (depth d).  Inlined into
+** push_frame, its one caller (GCC -O2 may keep it a call). */
+static inline __attribute__((always_inline)) void node_entry (ag_scope *s, uint32_t d) {
   frame *F = &s->fr[d];
   const frame *P = d > 0 ? &s->fr[d - 1] : NULL;
   uint16_t sym = F->sym;
   if (d == 0 && sym != S_PROGRAM)        /* a root that is not a program (ERROR): still the module */
     open_scope(s, F, AG_SK_MODULE, 0);
-  if (is_decl_sym(sym)) F->decl = d;
-  if (is_stmt_sym(sym)) F->stmt = d;
+  uint8_t prop = s->m->prop[sym];
+  if (prop & P_DECL) F->decl = d;
+  if (prop & P_STMT) F->stmt = d;
   if (P && P->sym == S_CONDITIONAL_TYPE && P->opened && F->field == F_ALTERNATIVE) {
     event(s, EV_EXIT, P->scope);       /* the replay leaves the conditional scope meanwhile */
     F->flags |= FF_REENTER;
@@ -1139,10 +1218,10 @@ static void node_entry (ag_scope *s, uint32_t d) {
     }
     case S_VARIABLE_DECLARATOR:
       F->dvar = NONE;
-      if (!ts_node_is_null(field_child(s, F->node, F_VALUE))) F->flags |= FF_INIT;
+      if (!no_field(s, F->node, F_VALUE)) F->flags |= FF_INIT;
       return;
     case S_REQUIRED_PARAM: case S_OPTIONAL_PARAM: {
-      if (!ts_node_is_null(field_child(s, F->node, F_VALUE))) F->flags |= FF_HASVALUE | FF_INIT;
+      if (!no_field(s, F->node, F_VALUE)) F->flags |= FF_HASVALUE | FF_INIT;
       uint32_t c = ts_node_child_count(F->node);
       for (uint32_t i = 0; i < c; i++) {
         TSNode k = ts_node_child(F->node, i);
@@ -1214,11 +1293,11 @@ static void node_entry (ag_scope *s, uint32_t d) {
         F->flags |= FF_TYPEIMPORT;
       return;
     case S_IMPORT_SPECIFIER:
-      if (!ts_node_is_null(field_child(s, F->node, F_ALIAS))) F->flags |= FF_HASALIAS;
+      if (!no_field(s, F->node, F_ALIAS)) F->flags |= FF_HASALIAS;
       if (has_token(F->node, "type")) F->flags |= FF_TYPEIMPORT;
       return;
     case S_EXPORT_STATEMENT: {
-      if (!ts_node_is_null(field_child(s, F->node, F_SOURCE))) F->flags |= FF_REEXPORT;
+      if (!no_field(s, F->node, F_SOURCE)) F->flags |= FF_REEXPORT;
       TSNode dn = field_child(s, F->node, F_DECLARATION), vn = field_child(s, F->node, F_VALUE);
       if (ts_node_is_null(dn) && (ts_node_is_null(vn) || symof(s->m, vn) == S_IDENTIFIER) &&
           F->scope != NONE)
@@ -1281,7 +1360,7 @@ static void node_entry (ag_scope *s, uint32_t d) {
     F->flags &= ~(uint32_t)FF_LOOP;
     if (is_signature_sym(sym) ||
         ((sym == S_FUNCTION_DECL || sym == S_METHOD_DEF) &&
-         ts_node_is_null(field_child(s, F->node, F_BODY))))
+         no_field(s, F->node, F_BODY)))
       F->flags |= FF_SIG;
     if (sym == S_METHOD_DEF && has_token(F->node, "set")) F->flags |= FF_SETTER;
     uint32_t sc = open_scope(s, F, AG_SK_FUNCTION, 0);
@@ -1295,6 +1374,17 @@ static void node_entry (ag_scope *s, uint32_t d) {
         s->fr[j - 1].dvar != NONE && s->vars[s->fr[j - 1].dvar].v.self_scope == NONE)
       s->vars[s->fr[j - 1].dvar].v.self_scope = sc;
   }
+}
+
+/* 1 when the walker's node has children (visible or not). */
+static inline int w_has_kids (const ag_scope_walker *c) {
+  const Subtree *t = c->stk[c->n - 1].subtree;
+  return !t->data.is_inline && t->ptr->child_count > 0;
+}
+
+/* 1 when the visitor wants the leaves of public symbol gs. */
+static inline int w_wanted (const ag_scope *s, TSSymbol gs) {
+  return gs >= s->nwant || s->want[gs];
 }
 
 /* Parents whose children's fields matter (child_ctx, add_ref): asking
@@ -1320,14 +1410,18 @@ static int needs_field (uint16_t sym) {
   }
 }
 
-static int push_frame (ag_scope *s, const ag_scope_walker *c) {
+/* Pushes the frame of the node under the walker, of public symbol gs. */
+static int push_frame (ag_scope *s, const ag_scope_walker *c, TSSymbol gs) {
   if (!grow((void **)&s->fr, &s->capfr, s->nfr + 1, sizeof *s->fr)) { s->oom = 1; return 0; }
   uint32_t d = s->nfr++;
   frame *F = &s->fr[d];
   TSNode n = w_node(c);
   F->node = n;
-  TSSymbol gs = w_symbol(c);
-  if (s->visit && !s->visit(s->vud, n, gs, d, c)) { s->oom = 1; s->nfr--; return 0; }
+  if (s->visit && (w_wanted(s, gs) || w_has_kids(c)) && !s->visit(s->vud, n, gs, d, c)) {
+    s->oom = 1;
+    s->nfr--;
+    return 0;
+  }
   F->sym = symof_sym(s->m, n, gs);
   F->field = F_OTHER;
   F->opened = 0;
@@ -1344,7 +1438,7 @@ static int push_frame (ag_scope *s, const ag_scope_walker *c) {
   }
   else {
     frame *P = &s->fr[d - 1];
-    if (needs_field(P->sym)) {
+    if (s->m->prop[P->sym] & P_FIELD) {
       TSFieldId fid = ag_scope_walker_field(c);
       F->field = fid < 256 ? s->m->field[fid] : F_OTHER;
     }
@@ -1362,10 +1456,10 @@ static int push_frame (ag_scope *s, const ag_scope_walker *c) {
   switch (F->sym) {
     case S_FUNCTION_DECL: case S_GENERATOR_FUNCTION_DECL: case S_FUNCTION_EXPR:
     case S_GENERATOR_FUNCTION: case S_ARROW_FUNCTION: case S_METHOD_DEF:
-      F->anc = !ts_node_is_null(field_child(s, n, F_RETURN_TYPE)) ? 1 : up;
+      F->anc = !no_field(s, n, F_RETURN_TYPE) ? 1 : up;
       break;
     case S_VARIABLE_DECLARATOR: case S_PUBLIC_FIELD_DEF:
-      F->anc = !ts_node_is_null(field_child(s, n, F_TYPE));
+      F->anc = !no_field(s, n, F_TYPE);
       break;
     case S_EXPRESSION_STATEMENT:
       F->anc = 0;
@@ -1386,9 +1480,9 @@ static void pop_frame (ag_scope *s) {
 }
 
 /* The descendants of the node under the walker (one the analysis does not
-** enter), for the visitor only; the walker ends where it started. */
+** enter, at depth d), for the visitor only; the walker ends where it started. */
 static void visit_below (ag_scope *s, ag_scope_walker *c, uint32_t d) {
-  if (ts_node_child_count(s->fr[d].node) == 0 || !w_first_child(c)) return;
+  if (!w_first_child(c)) return;
   uint32_t depth = d + 1;
   for (;;) {
     if (!s->oom && !s->visit(s->vud, w_node(c), w_symbol(c), depth, c)) s->oom = 1;
@@ -1402,26 +1496,52 @@ static void visit_below (ag_scope *s, ag_scope_walker *c, uint32_t d) {
   }
 }
 
+/* Enters the node under the walker below the top frame.  An anonymous
+** node (a token: `(`, `;`, a keyword) has no effect on the analysis and
+** no child it enters (push_frame gives it sym S_OTHER and descend 0, and
+** node_entry does nothing for S_OTHER), so it gets no frame: the visitor
+** sees it (and what lies below it) and the walk goes on to its sibling.
+** The false branch of a conditional type is the one field whose frame
+** acts on entry whatever its node (node_entry): those keep the frame.
+** Returns 1 when a frame was pushed, 0 when the node was passed (or
+** memory ran out: s->oom). */
+static int enter (ag_scope *s, ag_scope_walker *c) {
+  TSSymbol gs = w_symbol(c);
+  uint32_t d = s->nfr;
+  if (gs < s->m->nsym && !s->m->named[gs] && s->fr[d - 1].sym != S_CONDITIONAL_TYPE) {
+    if (s->visit) {
+      int kids = w_has_kids(c);
+      if ((kids || w_wanted(s, gs)) && !s->visit(s->vud, w_node(c), gs, d, c)) { s->oom = 1; return 0; }
+      if (kids) visit_below(s, c, d);
+    }
+    return 0;
+  }
+  return push_frame(s, c, gs);
+}
+
 static void walk (ag_scope *s, TSNode root) {
   ag_scope_walker c;
   if (!w_init(&c, root)) { s->oom = 1; w_free(&c); return; }
-  push_frame(s, &c);
+  int top = push_frame(s, &c, w_symbol(&c));          /* 1: the walker's node has a frame */
   while (!s->oom) {
-    if (s->fr[s->nfr - 1].descend && w_first_child(&c)) {
-      push_frame(s, &c);
-      continue;
-    }
-    if (c.oom) { s->oom = 1; break; }
-    if (s->visit && !s->fr[s->nfr - 1].descend) visit_below(s, &c, s->nfr - 1);
-    if (s->oom) break;
-    for (;;) {
+    if (top) {
+      if (s->fr[s->nfr - 1].descend && w_first_child(&c)) {
+        top = enter(s, &c);
+        continue;
+      }
+      if (c.oom) { s->oom = 1; break; }
+      if (s->visit && !s->fr[s->nfr - 1].descend && w_has_kids(&c)) visit_below(s, &c, s->nfr - 1);
+      if (s->oom) break;
       pop_frame(s);
+    }
+    for (;;) {
       if (w_next_sibling(&c)) {
-        push_frame(s, &c);
+        top = enter(s, &c);
         break;
       }
       if (c.oom) { s->oom = 1; goto done; }
       if (!w_parent(&c)) goto done;
+      pop_frame(s);
     }
   }
 done:
@@ -1594,11 +1714,12 @@ static int finish (ag_scope *s) {
 
 int ag_scope_build (TSNode root, const char *src, size_t len, int tsx, ag_scope **out,
                     char err[AG_ERRLEN]) {
-  return ag_scope_build_visit(root, src, len, tsx, NULL, NULL, out, err);
+  return ag_scope_build_visit(root, src, len, tsx, NULL, NULL, NULL, 0, out, err);
 }
 
 int ag_scope_build_visit (TSNode root, const char *src, size_t len, int tsx, ag_scope_visit visit,
-                          void *ud, ag_scope **out, char err[AG_ERRLEN]) {
+                          void *ud, const uint8_t *want, uint32_t nwant, ag_scope **out,
+                          char err[AG_ERRLEN]) {
   *out = NULL;
   ag_scope *s = (ag_scope *)calloc(1, sizeof *s);
   const langmap *m = getmap(tsx ? 1 : 0);
@@ -1613,6 +1734,8 @@ int ag_scope_build_visit (TSNode root, const char *src, size_t len, int tsx, ag_
   s->react = intern(s, "React", 5);
   s->visit = visit;
   s->vud = ud;
+  s->want = want;
+  s->nwant = want != NULL ? nwant : 0;
   if (!s->oom) walk(s, root);
   free(s->fr);
   s->fr = NULL;

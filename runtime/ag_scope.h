@@ -142,9 +142,14 @@ typedef int (*ag_scope_visit)(void *ud, TSNode n, TSSymbol sym, uint32_t depth, 
 ** for the walker's stack). */
 int ag_scope_walk(TSNode root, ag_scope_visit visit, void *ud);
 
-/* ag_scope_build calling visit(ud, ...) at every node (visit may be NULL). */
+/* ag_scope_build calling visit(ud, ...) at every node (visit may be NULL)
+** but the leaves it does not want: with want non-NULL, a node without
+** children whose public symbol s is below nwant and has want[s] == 0 is not
+** visited (a visitor that matches chains of symbols needs no leaf of a
+** symbol no chain has: nothing is under it).  want is borrowed for the call. */
 int ag_scope_build_visit(TSNode root, const char *src, size_t len, int tsx, ag_scope_visit visit,
-                         void *ud, ag_scope **out, char err[AG_ERRLEN]);
+                         void *ud, const uint8_t *want, uint32_t nwant, ag_scope **out,
+                         char err[AG_ERRLEN]);
 
 /* Where a function is written: for every function declaration, function
 ** or generator expression, arrow function and method, its parent with

@@ -1566,6 +1566,8 @@ static int match_ok (LQuery *p, const LTree *t, const TSQueryMatch *m) {
 ** tree-sitter 0.20 and gives the same matches in the same order (a match
 ** is complete at its deepest node, in document order; at one node the
 ** pattern that started higher comes first, then the lower pattern index).
+** With the scope analysis, the walk skips the leaves of symbols no step
+** has (fast.want): no match ends at them and no node is under them.
 ** A query with any pattern outside that subset (wildcards, quantifiers,
 ** alternations, anchors, several child patterns, supertypes, ERROR) keeps
 ** the TSQueryCursor.  Negated fields `!f` are in the subset: a step with
@@ -1594,6 +1596,7 @@ typedef struct fast {
   uint32_t *head;                 /* symbol s: order[head[s]..head[s+1]) end there */
   uint32_t *order;                /* pattern indexes: longer chain first, then index */
   uint8_t *needfield;             /* symbol s sits under a field in some step */
+  uint8_t *want;                  /* symbol s is the symbol of some step */
 } fast;
 
 typedef struct fframe { TSNode node; TSSymbol sym; TSFieldId field; } fframe;
@@ -1612,6 +1615,7 @@ static void fast_free (fast *f) {
   free(f->head);
   free(f->order);
   free(f->needfield);
+  free(f->want);
   free(f);
 }
 
@@ -1776,9 +1780,10 @@ static fast *fast_compile (LQuery *p, const char *src, size_t len) {
   f->head = (uint32_t *)calloc((size_t)nsym + 1, sizeof *f->head);
   f->order = (uint32_t *)calloc(np, sizeof *f->order);
   f->needfield = (uint8_t *)calloc(nsym, 1);
+  f->want = (uint8_t *)calloc(nsym, 1);
   f->npat = np;
   f->nsym = nsym;
-  if (!f->pats || !f->head || !f->order || !f->needfield) { fast_free(f); return NULL; }
+  if (!f->pats || !f->head || !f->order || !f->needfield || !f->want) { fast_free(f); return NULL; }
   uint8_t *simple = (uint8_t *)calloc(np, 1);
   int all = 1;
   for (uint32_t i = 0; i < np; i++) {
@@ -1792,8 +1797,10 @@ static fast *fast_compile (LQuery *p, const char *src, size_t len) {
     for (uint32_t s = 0; ok && s < pat->n; s++) ok = pat->s[s].sym < nsym;
     if (!ok) { all = 0; if (simple == NULL) break; continue; }
     if (simple != NULL) simple[i] = 1;
-    for (uint32_t s = 0; s < pat->n; s++)
+    for (uint32_t s = 0; s < pat->n; s++) {
       if (pat->s[s].field) f->needfield[pat->s[s].sym] = 1;
+      f->want[pat->s[s].sym] = 1;
+    }
   }
   if (!all) { p->simple = simple; fast_free(f); return NULL; }
   free(simple);
@@ -1895,7 +1902,8 @@ static int fast_walk (LQuery *p, const LTree *t, ag_scope **sc) {
   fwalk w = {p, t};
   if (sc != NULL) {
     char err[AG_ERRLEN];
-    return ag_scope_build_visit(ts_tree_root_node(t->t), t->src, t->len, t->tsx, fast_enter, &w, sc, err);
+    return ag_scope_build_visit(ts_tree_root_node(t->t), t->src, t->len, t->tsx, fast_enter, &w,
+                                p->fast->want, p->fast->nsym, sc, err);
   }
   return ag_scope_walk(ts_tree_root_node(t->t), fast_enter, &w);
 }
