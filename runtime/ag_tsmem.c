@@ -27,6 +27,7 @@
 */
 #define _DEFAULT_SOURCE
 #include <malloc.h>
+#include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,19 @@ typedef char slab_header_fits[sizeof(slab) <= HDR ? 1 : -1];
 
 static size_t held, peak, limit;
 static int over;
+static size_t ceiling;      /* with escape: the most held may reach */
+static jmp_buf *escape;
+
+/* Called before any allocation of n bytes, with nothing changed yet: past
+** the ceiling the allocation is not made, and control goes back to the
+** caller of ag_tsmem_ceiling (once: the escape is cleared first). */
+static void guard (size_t n) {
+  if (escape != NULL && (n > ceiling || held > ceiling - n)) {
+    jmp_buf *e = escape;
+    escape = NULL;
+    longjmp(*e, 1);
+  }
+}
 
 static void count (size_t n) {
   held += n;
@@ -239,6 +253,7 @@ static void *big_malloc (size_t n) {
 }
 
 static void *pool_malloc (size_t n) {
+  guard(n);
   if (n <= SMALL_MAX) {
     void *b = small_alloc(class_of(n));
     if (b != NULL) return b;
@@ -249,6 +264,7 @@ static void *pool_malloc (size_t n) {
 static void *pool_calloc (size_t k, size_t n) {
   if (n != 0 && k > SIZE_MAX / n) return oom(SIZE_MAX);
   size_t t = k * n;
+  guard(t);
   if (t <= SMALL_MAX) {
     void *b = small_alloc(class_of(t));
     if (b != NULL) return memset(b, 0, t);
@@ -268,6 +284,7 @@ static void pool_free (void *p) {
 
 static void *pool_realloc (void *p, size_t n) {
   if (p == NULL) return pool_malloc(n);
+  guard(n);
   if (in_pool(p)) {
     const slab *s = (const slab *)((uintptr_t)p & ~(uintptr_t)(SLAB - 1));
     size_t old = s->size;
@@ -297,10 +314,12 @@ static void *pool_realloc (void *p, size_t n) {
 /* ----------------------------------------------------------- malloc mode */
 
 static void *m_malloc (size_t n) {
+  guard(n);
   return big_malloc(n);
 }
 
 static void *m_calloc (size_t k, size_t n) {
+  guard(n != 0 && k > SIZE_MAX / n ? SIZE_MAX : k * n);
   void *p = calloc(k, n);
   if (p == NULL && k > 0 && n > 0) return oom(k * n);
   if (p) count(malloc_usable_size(p));
@@ -308,6 +327,7 @@ static void *m_calloc (size_t k, size_t n) {
 }
 
 static void *m_realloc (void *p, size_t n) {
+  guard(n);
   size_t old = p ? malloc_usable_size(p) : 0;
   void *q = realloc(p, n);
   if (q == NULL && n > 0) return oom(n);
@@ -365,6 +385,11 @@ void ag_tsmem_limit (size_t n) {
 
 int ag_tsmem_over (void) {
   return over;
+}
+
+void ag_tsmem_ceiling (size_t n, jmp_buf *e) {
+  ceiling = n;
+  escape = n > 0 ? e : NULL;
 }
 
 void ag_tsmem_free (void *p) {

@@ -27,6 +27,7 @@
 #ifndef AG_TSMEM_H
 #define AG_TSMEM_H
 
+#include <setjmp.h>
 #include <stddef.h>
 
 /* Installs the allocator (ts_set_allocator); the mode is chosen on the
@@ -48,6 +49,15 @@ size_t ag_tsmem_peak(void);
 ** clears the flag. */
 void ag_tsmem_limit(size_t limit);
 int ag_tsmem_over(void);
+/* The hard stop behind the limit, for work that does not return to a check
+** of the over flag in time (tree-sitter's error recovery can grow by
+** gigabytes inside one step: stack__iter copying the subtrees of every path
+** of a GLR stack).  While set (ceiling > 0), an allocation that would take
+** the held count past `ceiling` is not made: the allocator longjmps to
+** *escape (the caller's setjmp returns 1) and clears the ceiling.  Whatever
+** tree-sitter was doing is left mid-step: the caller must abandon it (never
+** touch or free that parser again).  ag_tsmem_ceiling(0, NULL) clears it. */
+void ag_tsmem_ceiling(size_t ceiling, jmp_buf *escape);
 
 /* Frees a block tree-sitter allocated (NULL is fine). */
 void ag_tsmem_free(void *p);

@@ -218,6 +218,16 @@ static void drop_parser (int tsx) {
   parsers[tsx] = NULL;
 }
 
+/* Parsers stopped mid-step by the memory ceiling (ag_tsmem_ceiling): their
+** state is not consistent, so they are never used, reset or deleted again;
+** their memory stays held (at most the budget and a quarter each) until the
+** process ends, reachable from here so leak checkers do not report it.  A
+** process that keeps meeting such inputs stops parsing after ABANDON_MAX of
+** them rather than hold more. */
+#define ABANDON_MAX 8
+static TSParser *abandoned[ABANDON_MAX];
+static int nabandoned;
+
 /* __gc of a sentinel the module leaves in the registry: the parsers go
 ** when the state closes (a second state makes new ones on its next parse) */
 static int parsers_gc (lua_State *L) {
@@ -292,6 +302,9 @@ static int ast_parse (lua_State *L) {
   lua_setiuservalue(L, -2, 1);                               /* pins src */
   luaL_getmetatable(L, AST_NODE);
   lua_setiuservalue(L, -2, 3);                               /* for pushnode */
+  if (mem > 0 && nabandoned == ABANDON_MAX)
+    return agL_pushfail(L, AG_ENOMEM, "ast: parse '%s': %d earlier parses were stopped over their memory budget;"
+                        " no more parses in this process", name, ABANDON_MAX);
   TSParser *parser = get_parser(tsx);
   if (parser == NULL)
     return agL_pushfail(L, AG_ENOMEM, "ast: parse '%s': cannot create a parser", name);
@@ -304,11 +317,28 @@ static int ast_parse (lua_State *L) {
     lim = ag_tsmem_held() + (size_t)mem;
     if (lim < ag_tsmem_held()) lim = SIZE_MAX;   /* overflow: no cap */
   }
+  /* the limit is checked between tree-sitter's steps (parse_progress);
+  ** the ceiling, a quarter of the budget above it, stops a step that grows
+  ** too far on its own */
+  size_t ceil = lim == 0 || lim == SIZE_MAX ? 0 : lim + (size_t)mem / 4;
   ag_tsmem_limit(lim);
-  p->t = ts_parser_parse_with_options(parser, NULL, input, po);
-  int over = ag_tsmem_over();
+  jmp_buf esc;
+  volatile int stopped = 0;
+  if (setjmp(esc) == 0) {
+    ag_tsmem_ceiling(ceil, &esc);
+    p->t = ts_parser_parse_with_options(parser, NULL, input, po);
+    ag_tsmem_ceiling(0, NULL);
+  }
+  else {  /* the ceiling: the parser is left mid-step */
+    ag_tsmem_ceiling(0, NULL);
+    stopped = 1;
+    p->t = NULL;
+    abandoned[nabandoned++] = parsers[tsx];
+    parsers[tsx] = NULL;
+  }
+  int over = ag_tsmem_over() || stopped;
   ag_tsmem_limit(0);
-  if (p->t == NULL) drop_parser(tsx);
+  if (p->t == NULL && parsers[tsx] != NULL) drop_parser(tsx);
   if (p->t == NULL && over) {
     char mib[32];
     snprintf(mib, sizeof mib, "%.4g", (double)mem / (1024.0 * 1024.0));

@@ -99,6 +99,12 @@ local CASES = {
       return ('if (x) {'):rep(N)]] },
   { name = '100k unclosed JSX elements', lang = 'tsx', gen = [[
       return ('<a>'):rep(N)]] },
+  -- after a number, the same in TSX sends tree-sitter's error recovery at
+  -- the end of the input through every path of its GLR stack in one step:
+  -- it grew past 3 GB and aborted the process before the allocator's
+  -- ceiling (ag_tsmem.h) stopped such a step (fuzz/regressions/ast/ts0207-unclosed-jsx-70000 as .tsx)
+  { name = '70k unclosed JSX elements after a number (TSX)', lang = 'tsx', gen = [[
+      return '1' .. ('<a>'):rep(70000)]] },
   { name = 'error storm (1.4 MB of unbalanced punctuation)', lang = 'ts', gen = [[
       return ('{ ) ] ; ( [ } '):rep(N)]] },
   { name = 'invalid UTF-8 (1 MB)', lang = 'ts', gen = [[

@@ -417,6 +417,59 @@ describe('aegis.ast', function()
       assert.equal('jsx_self_closing_element', a:root():named_child(1):named_child(1):type())
     end)
 
+    -- `1<a><a>...` in TSX: at the end of the input tree-sitter's error
+    -- recovery copies the subtrees of every path of its GLR stack in one
+    -- step (stack__iter), without returning to the budget check between
+    -- steps: 70,000 of them grew past 3 GB and aborted the process. The
+    -- allocator's ceiling (the budget and a quarter) stops that step.
+    local function unclosed_after_number(n) return '1' .. ('<a>'):rep(n) end
+
+    it('stops a parse that outgrows its memory budget inside one step, and parses on', function()
+      local core = require('aegis.core.ast')
+      local before = core.memory()
+      local t, err, code = ast.parse(unclosed_after_number(3000),
+        { path = 'u.tsx', budget = { memory = 8 * 1024 * 1024 } })
+      assert.is_nil(t)
+      assert.equal("ast: parse 'u.tsx': memory budget exceeded (8 MiB)", err)
+      assert.equal('memory', code)
+      -- the stopped parser keeps what it held (it is never touched again):
+      -- at most the budget and a quarter
+      local kept = core.memory() - before
+      assert.is_true(kept > 0 and kept <= 10 * 1024 * 1024, 'kept ' .. kept)
+      t = assert(ast.parse('const a = <div/>;', { lang = 'tsx' }))
+      assert.equal('(program (lexical_declaration (variable_declarator name: (identifier)'
+        .. ' value: (jsx_self_closing_element name: (identifier)))))', t:root():sexp())
+      t:close()
+    end)
+
+    it('refuses parses with a memory budget after 8 parses were stopped inside a step', function()
+      local h = require('spec.helpers')
+      local dir = h.tmpdir()
+      local spec = h.write(dir .. '/stops_spec.lua', ([[
+        local ast = require('aegis.ast')
+        it('stops', function()
+          local src = '1' .. ('<a>'):rep(3000)
+          for i = 1, 8 do
+            local t, err, code = ast.parse(src, { path = 'u' .. i .. '.tsx', budget = { memory = 8 * 1024 * 1024 } })
+            assert.is_nil(t)
+            assert.equal('memory', code, err)
+            if i == 8 then print(err) end
+          end
+          local t, err, code = ast.parse('let a = 1;', { lang = 'tsx' })
+          assert.is_nil(t)
+          assert.equal('nomem', code)
+          print(err)
+          -- without a memory budget nothing can be stopped that way: allowed
+          assert(ast.parse('let a = 1;', { lang = 'tsx', budget = { memory = 0 } })):close()
+        end)
+      ]]):gsub('\n        ', '\n'))
+      local r = h.run({ 'test', spec })
+      assert.equal(0, r.code, r.stdout .. r.stderr)
+      assert.matches("ast: parse 'u8.tsx': memory budget exceeded %(8 MiB%)", r.stdout)
+      assert.matches("ast: parse '<string>': 8 earlier parses were stopped over their memory budget;"
+        .. ' no more parses in this process', r.stdout, 1, true)
+    end)
+
     it("stops a cursor query over the tree's time budget", function()
       -- 60,000 unclosed parentheses parse in ~25 ms, but tree-sitter's query
       -- cursor takes time quadratic in their depth on it (~4.5 s)
