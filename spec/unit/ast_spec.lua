@@ -470,6 +470,29 @@ describe('aegis.ast', function()
         .. ' no more parses in this process', r.stdout, 1, true)
     end)
 
+    it('frees a parser stopped deep in that input on a 1 MiB stack', function()
+      -- tree-sitter frees a parser's stack recursively: after the 32 MiB
+      -- budget stops this parse, that took more than 1 MiB of stack (and
+      -- more than 4 MiB after a late timeout). aegis-run raises its soft
+      -- stack limit at start (runtime/main.c); under a hard 1 MiB limit
+      -- this segfaults
+      local h = require('spec.helpers')
+      local dir = h.tmpdir()
+      local spec = h.write(dir .. '/deep_spec.lua', [[
+it('stops', function()
+  local t, err, code = require('aegis.ast').parse('1' .. ('<a>'):rep(70000),
+    { lang = 'tsx', budget = { memory = 32 * 1024 * 1024 } })
+  assert(t == nil and code == 'memory', err)
+end)
+]])
+      local p = io.popen(('ulimit -S -s 1024 && %s test %s 2>&1; echo "exit $?"'):format(
+        h.shell_quote(h.bin), h.shell_quote(spec)))
+      local out = p:read('a')
+      p:close()
+      assert.matches('1 passed, 0 failed', out, 1, true)
+      assert.matches('exit 0\n$', out)
+    end)
+
     it("stops a cursor query over the tree's time budget", function()
       -- 60,000 unclosed parentheses parse in ~25 ms, but tree-sitter's query
       -- cursor takes time quadratic in their depth on it (~4.5 s)
