@@ -28,6 +28,7 @@
 #include <tree_sitter/api.h>
 
 #include "ag_astdiff.h"
+#include "ag_tsmem.h"
 
 const TSLanguage *tree_sitter_typescript(void);
 const TSLanguage *tree_sitter_tsx(void);
@@ -1377,7 +1378,14 @@ static int parse_side (ag_astdiff *d, const ag_astdiff_opts *o, int side, const 
     return AG_EINVAL;
   }
   ts_parser_set_timeout_micros(d->parser, o->timeout_us);
-  d->ts = ts_parser_parse_string(d->parser, NULL, src, (uint32_t)len);
+  int why;
+  d->ts = ag_tsmem_parse(d->parser, src, (uint32_t)len, o->max_memory, &why);
+  if (why == AG_TSMEM_STOPPED) d->parser = NULL;   /* taken: never touched again */
+  if (why == AG_TSMEM_REFUSED)
+    return ag_seterr(err, AG_ENOMEM, "%d earlier parses were stopped over their memory budget;"
+                     " no more parses in this process", AG_TSMEM_STOPS_MAX);
+  if (why == AG_TSMEM_STOPPED || why == AG_TSMEM_OVER)
+    return ag_seterr(err, AG_EMEMORY, "memory budget exceeded (%.4g MiB)", (double)o->max_memory / (1024.0 * 1024.0));
   if (d->ts == NULL) {
     ag_seterr(err, AG_ETIMEOUT, "timeout (%llu ms)", (unsigned long long)(o->timeout_us / 1000));
     return AG_ETIMEOUT;

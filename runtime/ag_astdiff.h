@@ -31,6 +31,8 @@ typedef struct ag_astdiff_opts {
   int comments;           /* 1: comments are nodes (and so changes) */
   uint64_t timeout_us;    /* per parse; 0 = none */
   uint64_t max_bytes;     /* per source; 0 = none (tree-sitter's 4 GiB) */
+  size_t max_memory;      /* bytes tree-sitter may hold during each parse
+                          ** (ag_tsmem_parse); 0 = none */
 } ag_astdiff_opts;
 
 typedef struct ag_astdiff_node {

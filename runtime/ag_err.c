@@ -20,6 +20,7 @@ static const struct { const char *code, *text; } table[AG_NSTATUS] = {
   [AG_EPARSE]       = {"parse", "cannot parse"},
   [AG_EUNSUPPORTED] = {"unsupported", "not supported"},
   [AG_ESQL]         = {"sql", "statement failed"},
+  [AG_EMEMORY]      = {"memory", "memory budget exceeded"},
 };
 
 static int valid (int status) {

@@ -23,6 +23,7 @@ typedef enum ag_status {
   AG_EPARSE,        /* text could not be parsed */
   AG_EUNSUPPORTED,  /* not available in this build or backend */
   AG_ESQL,          /* a statement was refused by the database */
+  AG_EMEMORY,       /* a memory budget was exceeded (tree-sitter's, ag_tsmem) */
   AG_NSTATUS
 } ag_status;
 

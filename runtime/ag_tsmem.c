@@ -28,6 +28,7 @@
 #define _DEFAULT_SOURCE
 #include <malloc.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -390,6 +391,61 @@ int ag_tsmem_over (void) {
 void ag_tsmem_ceiling (size_t n, jmp_buf *e) {
   ceiling = n;
   escape = n > 0 ? e : NULL;
+}
+
+/* ------------------------------------------------------- budgeted parse */
+
+static TSParser *stopped_parsers[AG_TSMEM_STOPS_MAX];  /* reachable: not leaks */
+static int nstopped;
+
+static bool parse_progress (TSParseState *st) {
+  (void)st;
+  return over != 0;
+}
+
+typedef struct strin { const char *s; uint32_t len; } strin;
+
+static const char *strin_read (void *ud, uint32_t byte, TSPoint pt, uint32_t *n) {
+  const strin *in = (const strin *)ud;
+  (void)pt;
+  if (byte >= in->len) { *n = 0; return ""; }
+  *n = in->len - byte;
+  return in->s + byte;
+}
+
+TSTree *ag_tsmem_parse (TSParser *parser, const char *src, uint32_t len, size_t mem, int *why) {
+  *why = 0;
+  if (mem > 0 && nstopped == AG_TSMEM_STOPS_MAX) { *why = AG_TSMEM_REFUSED; return NULL; }
+  strin in = {src, len};
+  TSInput input = {&in, strin_read, TSInputEncodingUTF8, NULL};
+  TSParseOptions po = {NULL, parse_progress};
+  size_t lim = 0, ceil = 0;
+  if (mem > 0) {
+    lim = held + mem;
+    if (lim < held) lim = SIZE_MAX;   /* overflow: no cap */
+    if (lim != SIZE_MAX && lim + mem / 4 > lim) ceil = lim + mem / 4;
+  }
+  ag_tsmem_limit(lim);
+  ag_tsmem_ceiling(ceil, NULL);       /* set before setjmp: nothing read after a longjmp changes */
+  TSParser *volatile taken = parser;
+  TSTree *volatile t = NULL;
+  volatile int stopped = 0;
+  jmp_buf esc;
+  if (setjmp(esc) == 0) {
+    escape = ceiling > 0 ? &esc : NULL;
+    t = ts_parser_parse_with_options(parser, NULL, input, po);
+    ag_tsmem_ceiling(0, NULL);
+  }
+  else {  /* the ceiling: the parser is left mid-step */
+    ag_tsmem_ceiling(0, NULL);
+    stopped = 1;
+    stopped_parsers[nstopped++] = taken;
+  }
+  int was_over = over;
+  ag_tsmem_limit(0);
+  if (t != NULL) return t;
+  *why = stopped ? AG_TSMEM_STOPPED : was_over ? AG_TSMEM_OVER : AG_TSMEM_TIMEOUT;
+  return NULL;
 }
 
 void ag_tsmem_free (void *p) {

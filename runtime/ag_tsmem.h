@@ -29,6 +29,9 @@
 
 #include <setjmp.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include <tree_sitter/api.h>
 
 /* Installs the allocator (ts_set_allocator); the mode is chosen on the
 ** first call, later calls install the same functions again. */
@@ -56,8 +59,32 @@ int ag_tsmem_over(void);
 ** the held count past `ceiling` is not made: the allocator longjmps to
 ** *escape (the caller's setjmp returns 1) and clears the ceiling.  Whatever
 ** tree-sitter was doing is left mid-step: the caller must abandon it (never
-** touch or free that parser again).  ag_tsmem_ceiling(0, NULL) clears it. */
+** touch or free that parser again).  ag_tsmem_ceiling(0, NULL) clears it.
+** ag_tsmem_parse below is the way to use it. */
 void ag_tsmem_ceiling(size_t ceiling, jmp_buf *escape);
+
+/* Why ag_tsmem_parse gave no tree. */
+enum {
+  AG_TSMEM_TIMEOUT = 1,  /* the parser's timeout (or a cancellation); it keeps
+                         ** its state to resume: reset or delete it */
+  AG_TSMEM_OVER,         /* the memory budget, at a check between steps; the
+                         ** same: reset or delete it */
+  AG_TSMEM_STOPPED,      /* the ceiling, inside a step: the parser is taken
+                         ** (kept aside, its memory held): never use it again */
+  AG_TSMEM_REFUSED       /* AG_TSMEM_STOPS_MAX parsers were stopped so before:
+                         ** no parse with a budget is started (the parser is
+                         ** untouched) */
+};
+#define AG_TSMEM_STOPS_MAX 8
+
+/* Parses src (UTF-8) with `parser`, tree-sitter holding at most `mem`
+** bytes more than it holds now (0: no memory budget): the budget is checked
+** between tree-sitter's steps (its progress callback), a ceiling a quarter
+** above it inside them (ag_tsmem_ceiling).  A parser stopped by the ceiling
+** stays held, reachable, until the process ends; after AG_TSMEM_STOPS_MAX of
+** them, parses with a budget are refused rather than hold more.  Returns the
+** tree, or NULL with *why set (above). */
+TSTree *ag_tsmem_parse(TSParser *parser, const char *src, uint32_t len, size_t mem, int *why);
 
 /* Frees a block tree-sitter allocated (NULL is fine). */
 void ag_tsmem_free(void *p);

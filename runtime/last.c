@@ -166,28 +166,9 @@ static void pushtext (lua_State *L, const LTree *t, TSNode n) {
   lua_pushlstring(L, t->src + s, e - s);
 }
 
-/*
-** tree-sitter's memory: ag_tsmem (process-wide, installed by luaopen)
-** counts the bytes tree-sitter holds.  While a parse with a memory budget
-** runs, the tsmem limit is the count it may reach; past it, the over flag is
-** set and the parse's progress callback (tree-sitter calls it every 100
-** operations) cancels the parse.  Allocations are never refused:
-** tree-sitter aborts on NULL.
-*/
-static bool parse_progress (TSParseState *st) {
-  (void)st;
-  return ag_tsmem_over() != 0;
-}
-
-typedef struct strin { const char *s; uint32_t len; } strin;
-
-static const char *strin_read (void *ud, uint32_t byte, TSPoint pt, uint32_t *n) {
-  const strin *in = (const strin *)ud;
-  (void)pt;
-  if (byte >= in->len) { *n = 0; return ""; }
-  *n = in->len - byte;
-  return in->s + byte;
-}
+/* tree-sitter's memory: ag_tsmem (process-wide, installed by luaopen)
+** counts the bytes tree-sitter holds, and ag_tsmem_parse holds a parse to
+** its memory budget (ag_tsmem.h). */
 
 /* One parser per language for the process (one thread): a parser keeps
 ** its stack, its subtree pool and its arrays between parses, so reusing it
@@ -217,16 +198,6 @@ static void drop_parser (int tsx) {
   ts_parser_delete(parsers[tsx]);
   parsers[tsx] = NULL;
 }
-
-/* Parsers stopped mid-step by the memory ceiling (ag_tsmem_ceiling): their
-** state is not consistent, so they are never used, reset or deleted again;
-** their memory stays held (at most the budget and a quarter each) until the
-** process ends, reachable from here so leak checkers do not report it.  A
-** process that keeps meeting such inputs stops parsing after ABANDON_MAX of
-** them rather than hold more. */
-#define ABANDON_MAX 8
-static TSParser *abandoned[ABANDON_MAX];
-static int nabandoned;
 
 /* __gc of a sentinel the module leaves in the registry: the parsers go
 ** when the state closes (a second state makes new ones on its next parse) */
@@ -302,43 +273,18 @@ static int ast_parse (lua_State *L) {
   lua_setiuservalue(L, -2, 1);                               /* pins src */
   luaL_getmetatable(L, AST_NODE);
   lua_setiuservalue(L, -2, 3);                               /* for pushnode */
-  if (mem > 0 && nabandoned == ABANDON_MAX)
-    return agL_pushfail(L, AG_ENOMEM, "ast: parse '%s': %d earlier parses were stopped over their memory budget;"
-                        " no more parses in this process", name, ABANDON_MAX);
   TSParser *parser = get_parser(tsx);
   if (parser == NULL)
     return agL_pushfail(L, AG_ENOMEM, "ast: parse '%s': cannot create a parser", name);
   ts_parser_set_timeout_micros(parser, (uint64_t)ms * 1000u);
-  strin in = {src, (uint32_t)len};
-  TSInput input = {&in, strin_read, TSInputEncodingUTF8, NULL};
-  TSParseOptions po = {NULL, parse_progress};
-  size_t lim = 0;
-  if (mem > 0) {
-    lim = ag_tsmem_held() + (size_t)mem;
-    if (lim < ag_tsmem_held()) lim = SIZE_MAX;   /* overflow: no cap */
-  }
-  /* the limit is checked between tree-sitter's steps (parse_progress);
-  ** the ceiling, a quarter of the budget above it, stops a step that grows
-  ** too far on its own */
-  size_t ceil = lim == 0 || lim == SIZE_MAX ? 0 : lim + (size_t)mem / 4;
-  ag_tsmem_limit(lim);
-  jmp_buf esc;
-  volatile int stopped = 0;
-  if (setjmp(esc) == 0) {
-    ag_tsmem_ceiling(ceil, &esc);
-    p->t = ts_parser_parse_with_options(parser, NULL, input, po);
-    ag_tsmem_ceiling(0, NULL);
-  }
-  else {  /* the ceiling: the parser is left mid-step */
-    ag_tsmem_ceiling(0, NULL);
-    stopped = 1;
-    p->t = NULL;
-    abandoned[nabandoned++] = parsers[tsx];
-    parsers[tsx] = NULL;
-  }
-  int over = ag_tsmem_over() || stopped;
-  ag_tsmem_limit(0);
-  if (p->t == NULL && parsers[tsx] != NULL) drop_parser(tsx);
+  int why;
+  p->t = ag_tsmem_parse(parser, src, (uint32_t)len, (size_t)mem, &why);
+  if (why == AG_TSMEM_REFUSED)
+    return agL_pushfail(L, AG_ENOMEM, "ast: parse '%s': %d earlier parses were stopped over their memory budget;"
+                        " no more parses in this process", name, AG_TSMEM_STOPS_MAX);
+  if (why == AG_TSMEM_STOPPED) parsers[tsx] = NULL;   /* taken: never touched again */
+  else if (p->t == NULL) drop_parser(tsx);
+  int over = why == AG_TSMEM_STOPPED || why == AG_TSMEM_OVER;
   if (p->t == NULL && over) {
     char mib[32];
     snprintf(mib, sizeof mib, "%.4g", (double)mem / (1024.0 * 1024.0));
@@ -2204,7 +2150,7 @@ static void pushspan (lua_State *L, const ag_astdiff *d, int side, uint32_t id) 
 
 static const char *const ACTS[] = {"insert", "delete", "update", "move", "rename"};
 
-/* diff(a, b, lang, comments, verify, timeout_ms, max_bytes)
+/* diff(a, b, lang, comments, verify, timeout_ms, max_bytes, max_memory)
 **   -> {same, src_nodes, dst_nodes, counts, actions, renames, moves, summary,
 **       verified?} | nil, msg, code */
 static int ast_diff (lua_State *L) {
@@ -2217,11 +2163,13 @@ static int ast_diff (lua_State *L) {
   o.tsx = tsx;
   o.comments = lua_toboolean(L, 4);
   int verify = lua_toboolean(L, 5);
-  lua_Integer ms = luaL_optinteger(L, 6, 0), cap = luaL_optinteger(L, 7, 0);
+  lua_Integer ms = luaL_optinteger(L, 6, 0), cap = luaL_optinteger(L, 7, 0), mem = luaL_optinteger(L, 8, 0);
   luaL_argcheck(L, ms >= 0, 6, "timeout must be non-negative");
   luaL_argcheck(L, cap >= 0, 7, "size limit must be non-negative");
+  luaL_argcheck(L, mem >= 0, 8, "memory limit must be non-negative");
   o.timeout_us = (uint64_t)ms * 1000u;
   o.max_bytes = (uint64_t)cap;
+  o.max_memory = (size_t)mem;
   /* The diff lives in a box so a raise while building the result frees it. */
   ag_astdiff **box = (ag_astdiff **)lua_newuserdatauv(L, sizeof *box, 0);
   *box = NULL;

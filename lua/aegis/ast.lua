@@ -160,8 +160,8 @@ end
 --- `verified`; `opts.comments` makes comments nodes.
 ---@param opts? aegis.ast.DiffOpts
 ---@return aegis.ast.Diff? diff
----@return string? err `ast: diff 'a': timeout (N ms)` (or 'b', or too large)
----@return string? code 'timeout', 'too_large' or 'nomem'
+---@return string? err `ast: diff 'a': timeout (N ms)` (or 'b', or too large, or `memory budget exceeded (N MiB)`)
+---@return string? code 'timeout', 'too_large', 'memory' or 'nomem'
 function M.diff(a, b, opts)
   if type(a) ~= 'string' then
     error(("bad argument #1 to 'diff' (string expected, got %s)"):format(type(a)), 2)
@@ -171,8 +171,8 @@ function M.diff(a, b, opts)
   end
   opts = check_opts('diff', opts, 3)
   local lang = pick_lang('diff', opts, 3)
-  local ms, bytes = pick_budget('diff', opts, 3)
-  return core.diff(a, b, lang, opts.comments and true or false, opts.verify and true or false, ms, bytes)
+  local ms, bytes, memory = pick_budget('diff', opts, 3)
+  return core.diff(a, b, lang, opts.comments and true or false, opts.verify and true or false, ms, bytes, memory)
 end
 
 return M

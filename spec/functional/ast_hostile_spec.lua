@@ -28,7 +28,9 @@ local ENFORCE_WALL_S = 20
 -- Under a sanitizer (make test-asan) RSS and CPU figures mean nothing:
 -- only the outcome (no crash, a clean result) is checked, with more time.
 local SANITIZED = h.instrumented
-if SANITIZED then ENFORCE_WALL_S = 45 end
+-- (a step of tree-sitter's error recovery between two budget checks runs
+-- 2-5 times slower there: 1.6 s of 70k unclosed <a> after a number, TSX)
+if SANITIZED then ENFORCE_WALL_S, PARSE_SLACK_S = 45, 4.0 end
 
 -- Known failures, each a defect outside this spec with what fixes it. A
 -- known case that fails is pending with its reason (visible in every run);

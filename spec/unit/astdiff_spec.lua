@@ -274,6 +274,28 @@ describe('aegis.ast.diff', function()
     end)
   end)
 
+  describe('budget', function()
+    it('holds each parse to the memory budget, even inside one step of error recovery', function()
+      -- `1<a><a>...` in TSX: tree-sitter's recovery at the end of the
+      -- input grows by gigabytes in one step (ast_hostile_spec); the
+      -- diff's parser is stopped like ast.parse's (ag_tsmem_parse)
+      local hostile = '1' .. ('<a>'):rep(3000)
+      local d, err, code = ast.diff('let a = 1;', hostile, { lang = 'tsx', budget = { memory = 8 * 1024 * 1024 } })
+      assert.is_nil(d)
+      assert.equal("ast: diff 'b': memory budget exceeded (8 MiB)", err)
+      assert.equal('memory', code)
+      d, err, code = ast.diff(hostile, 'let a = 1;', { lang = 'tsx', budget = { memory = 1024 * 1024 } })
+      assert.is_nil(d)
+      assert.equal("ast: diff 'a': memory budget exceeded (1 MiB)", err)
+      assert.equal('memory', code)
+      -- and diffs go on afterwards
+      d = assert(ast.diff('let a = 1;', 'let a = 2;'))
+      assert.equal(1, d.counts.update)
+      assert.has_error(function() ast.diff('', '', { budget = { memory = -1 } }) end,
+        "bad argument #3 to 'diff' (budget.memory must be a non-negative integer)")
+    end)
+  end)
+
   describe('arguments', function()
     it('raise on misuse', function()
       assert.has_error(function() ast.diff(1, '') end, "bad argument #1 to 'diff' (string expected, got number)")
