@@ -69,7 +69,7 @@ typedef char slab_header_fits[sizeof(slab) <= HDR ? 1 : -1];
 
 static size_t held, peak, limit;
 static int over;
-static size_t ceiling;      /* with escape: the most held may reach */
+static size_t ceiling;      /* with escape: the most held may reach (ag_tsmem_parse) */
 static jmp_buf *escape;
 
 /* Called before any allocation of n bytes, with nothing changed yet: past
@@ -379,16 +379,12 @@ size_t ag_tsmem_peak (void) {
   return p;
 }
 
-void ag_tsmem_limit (size_t n) {
+static void ag_tsmem_limit (size_t n) {
   limit = n;
   over = 0;
 }
 
-int ag_tsmem_over (void) {
-  return over;
-}
-
-void ag_tsmem_ceiling (size_t n, jmp_buf *e) {
+static void ag_tsmem_ceiling (size_t n, jmp_buf *e) {
   ceiling = n;
   escape = n > 0 ? e : NULL;
 }

@@ -27,7 +27,6 @@
 #ifndef AG_TSMEM_H
 #define AG_TSMEM_H
 
-#include <setjmp.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,22 +46,6 @@ size_t ag_tsmem_held(void);
 /* The most held at once since the last call; resets it to what is held now. */
 size_t ag_tsmem_peak(void);
 
-/* While limit > 0, holding more than limit bytes sets the over flag (an
-** allocation is never refused: tree-sitter aborts on NULL).  Setting a limit
-** clears the flag. */
-void ag_tsmem_limit(size_t limit);
-int ag_tsmem_over(void);
-/* The hard stop behind the limit, for work that does not return to a check
-** of the over flag in time (tree-sitter's error recovery can grow by
-** gigabytes inside one step: stack__iter copying the subtrees of every path
-** of a GLR stack).  While set (ceiling > 0), an allocation that would take
-** the held count past `ceiling` is not made: the allocator longjmps to
-** *escape (the caller's setjmp returns 1) and clears the ceiling.  Whatever
-** tree-sitter was doing is left mid-step: the caller must abandon it (never
-** touch or free that parser again).  ag_tsmem_ceiling(0, NULL) clears it.
-** ag_tsmem_parse below is the way to use it. */
-void ag_tsmem_ceiling(size_t ceiling, jmp_buf *escape);
-
 /* Why ag_tsmem_parse gave no tree. */
 enum {
   AG_TSMEM_TIMEOUT = 1,  /* the parser's timeout (or a cancellation); it keeps
@@ -78,12 +61,17 @@ enum {
 #define AG_TSMEM_STOPS_MAX 8
 
 /* Parses src (UTF-8) with `parser`, tree-sitter holding at most `mem`
-** bytes more than it holds now (0: no memory budget): the budget is checked
-** between tree-sitter's steps (its progress callback), a ceiling a quarter
-** above it inside them (ag_tsmem_ceiling).  A parser stopped by the ceiling
-** stays held, reachable, until the process ends; after AG_TSMEM_STOPS_MAX of
-** them, parses with a budget are refused rather than hold more.  Returns the
-** tree, or NULL with *why set (above). */
+** bytes more than it holds now (0: no memory budget).  Allocations are never
+** refused (tree-sitter aborts on NULL): past the budget a flag is set that
+** the parse's progress callback, called between tree-sitter's steps, answers
+** by cancelling.  Some steps grow without end in between (error recovery
+** copying the subtrees of every path of a GLR stack: gigabytes on hostile
+** TSX), so a ceiling a quarter above the budget stops them inside: an
+** allocation that would pass it is not made, the allocator longjmps back
+** here, and the parser, left mid-step, is taken (never used, reset or freed
+** again; its memory stays held, reachable, until the process ends).  After
+** AG_TSMEM_STOPS_MAX such stops, parses with a budget are refused rather than
+** hold more.  Returns the tree, or NULL with *why set (above). */
 TSTree *ag_tsmem_parse(TSParser *parser, const char *src, uint32_t len, size_t mem, int *why);
 
 /* Frees a block tree-sitter allocated (NULL is fine). */
