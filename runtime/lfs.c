@@ -12,6 +12,7 @@
 ** __gc closes them, so an error cannot leak them (lauxlib's UBox idea).
 */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE  /* struct dirent's d_type and the DT_* values */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -124,6 +125,128 @@ static int fs_readdir (lua_State *L) {
   return 1;
 }
 
+/* One entry of scan: its name (anchored in the names table at index
+** `idx`), its kind, and its size (-1: unknown). */
+typedef struct Entry { const char *name; lua_Integer idx; int kind; lua_Integer size; } Entry;
+
+/* Kinds of entries, and the strings scan reports them as. */
+enum { K_FILE, K_DIR, K_LINK, K_OTHER, K_UNKNOWN, K_COUNT };
+static const char *const kindname[K_COUNT] = {"file", "directory", "link", "other", "unknown"};
+
+static int kindofmode (mode_t m) {
+  if (S_ISREG(m)) return K_FILE;
+  if (S_ISDIR(m)) return K_DIR;
+  if (S_ISLNK(m)) return K_LINK;
+  return K_OTHER;
+}
+
+/* d_type as a kind; K_UNKNOWN when the file system did not say. */
+static int kindofdtype (unsigned char t) {
+  switch (t) {
+    case DT_REG: return K_FILE;
+    case DT_DIR: return K_DIR;
+    case DT_LNK: return K_LINK;
+    case DT_UNKNOWN: return K_UNKNOWN;
+    default: return K_OTHER;
+  }
+}
+
+static int cmpentry (const void *a, const void *b) {
+  return strcmp(((const Entry *)a)->name, ((const Entry *)b)->name);
+}
+
+/*
+** scan(path, sizes?) -> {names = {...}, types = {...}, sizes = {...}?} | nil, msg, code
+** readdir with each entry's kind, sorted by name as readdir above.
+** types[i] is what names[i] is itself (a link is "link", not followed):
+** "file", "directory", "link", "other", or "unknown" when the file system
+** gives no d_type and fstatat fails too (the entry went away meanwhile,
+** or the directory is readable but not searchable).  The kind comes from
+** d_type, without a stat, wherever the file system gives it.  With
+** `sizes`, sizes[i] is the size in bytes of each regular file (one
+** fstatat relative to the open directory, cheaper than a stat by path)
+** and false for everything else or when that fstatat fails.
+** Stack while reading: [path, sizes, box, anchor, entries userdata].
+*/
+static int fs_scan (lua_State *L) {
+  const char *path = checkpath(L, 1);
+  int wantsize = lua_toboolean(L, 2);
+  lua_settop(L, 2);
+  Box *b = newbox(L);                            /* [path, sizes, box] */
+  b->dir = opendir(path);
+  if (b->dir == NULL) return fail(L, errno, "scan", path);
+  int dfd = dirfd(b->dir);
+  lua_newtable(L);                               /* [.., box, anchor] */
+  size_t cap = 64, n = 0;
+  Entry *v = (Entry *)lua_newuserdatauv(L, cap * sizeof *v, 0);  /* [.., anchor, v] */
+  struct dirent *e;
+  for (;;) {
+    errno = 0;  /* readdir's end and its failure differ only by errno */
+    e = readdir(b->dir);
+    if (e == NULL) break;
+    const char *nm = e->d_name;
+    if (nm[0] == '.' && (nm[1] == '\0' || (nm[1] == '.' && nm[2] == '\0'))) continue;
+    if (n == cap) {  /* grow: the old block becomes garbage */
+      Entry *w = (Entry *)lua_newuserdatauv(L, 2 * cap * sizeof *w, 0);
+      memcpy(w, v, n * sizeof *v);
+      lua_replace(L, 5);
+      v = w;
+      cap *= 2;
+    }
+    int kind = kindofdtype(e->d_type);
+    lua_Integer size = -1;
+    if (kind == K_UNKNOWN || (wantsize && kind == K_FILE)) {
+      struct stat st;
+      if (fstatat(dfd, nm, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        kind = kindofmode(st.st_mode);
+        if (kind == K_FILE) size = (lua_Integer)st.st_size;
+      }
+    }
+    lua_pushstring(L, nm);                       /* [.., anchor, v, name] */
+    lua_rawseti(L, 4, (lua_Integer)n + 1);
+    lua_rawgeti(L, 4, (lua_Integer)n + 1);       /* the anchored copy's address */
+    v[n].name = lua_tostring(L, -1);
+    lua_pop(L, 1);
+    v[n].idx = (lua_Integer)n + 1;
+    v[n].kind = kind;
+    v[n].size = size;
+    n++;
+  }
+  if (errno != 0) {
+    int err = errno;
+    closebox(b);
+    return fail(L, err, "scan", path);
+  }
+  closebox(b);
+  qsort(v, n, sizeof *v, cmpentry);
+  for (int k = 0; k < K_COUNT; k++) lua_pushstring(L, kindname[k]);  /* [.., v, kinds...] */
+  int kinds = lua_gettop(L) - K_COUNT + 1;
+  lua_createtable(L, 0, 3);                      /* [.., kinds..., res] */
+  int res = lua_gettop(L);
+  lua_createtable(L, (int)n, 0);                 /* [.., res, names] */
+  for (size_t i = 0; i < n; i++) {
+    lua_rawgeti(L, 4, v[i].idx);
+    lua_rawseti(L, res + 1, (lua_Integer)i + 1);
+  }
+  lua_setfield(L, res, "names");
+  lua_createtable(L, (int)n, 0);                 /* [.., res, types] */
+  for (size_t i = 0; i < n; i++) {
+    lua_pushvalue(L, kinds + v[i].kind);
+    lua_rawseti(L, res + 1, (lua_Integer)i + 1);
+  }
+  lua_setfield(L, res, "types");
+  if (wantsize) {
+    lua_createtable(L, (int)n, 0);               /* [.., res, sizes] */
+    for (size_t i = 0; i < n; i++) {
+      if (v[i].size >= 0) lua_pushinteger(L, v[i].size);
+      else lua_pushboolean(L, 0);
+      lua_rawseti(L, res + 1, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, res, "sizes");
+  }
+  return 1;                                      /* res */
+}
+
 /*
 ** mkdir(path, mode?) -> true | nil, msg, code
 ** mkdir(2) as it is: mode (default 0755) is filtered by the umask, and an
@@ -141,10 +264,7 @@ static int fs_mkdir (lua_State *L) {
 }
 
 static const char *kindof (mode_t m) {
-  if (S_ISREG(m)) return "file";
-  if (S_ISDIR(m)) return "directory";
-  if (S_ISLNK(m)) return "link";
-  return "other";
+  return kindname[kindofmode(m)];
 }
 
 /*
@@ -350,6 +470,7 @@ static const luaL_Reg funcs[] = {
   {"mkdir", fs_mkdir},
   {"read", fs_read},
   {"readdir", fs_readdir},
+  {"scan", fs_scan},
   {"stat", fs_stat},
   {"write_atomic", fs_write_atomic},
   {NULL, NULL}

@@ -92,6 +92,31 @@ function M.list(dir)
   return result('readdir', dir, core.readdir(dir))
 end
 
+--- What `fs.scan` finds: parallel lists, sorted by name.
+---@class aegis.fs.Listing
+---@field names string[] The names in the directory, without '.' and '..', sorted by bytes
+---@field types ('file'|'directory'|'link'|'other'|'unknown')[] What each name is itself (a link is 'link', not followed); 'unknown' when the system can say neither from the listing nor from a stat (the entry went away meanwhile, or the directory is readable but not searchable)
+---@field sizes? (integer|false)[] With `opts.sizes`: each regular file's size in bytes, false for anything else (or when its stat failed)
+
+--- Options of `fs.scan`.
+---@class aegis.fs.ScanOpts
+---@field sizes? boolean Also give each regular file's size (one stat per file, relative to the open directory)
+
+--- Lists a directory with what each entry is, as `fs.list` plus the
+--- kinds: these come from the listing itself where the file system gives
+--- them (no stat per entry), so a walk over a tree costs one call per
+--- directory. Symbolic links in the directory are reported, not followed.
+---@param dir string
+---@param opts? aegis.fs.ScanOpts
+---@return aegis.fs.Listing? listing
+---@return string? reason "No such file or directory", "Not a directory", ...
+---@return string? code 'not_found' or 'io'
+function M.scan(dir, opts)
+  checkpath(dir, 1, 'scan')
+  opts = checkopts(opts, 2, 'scan')
+  return result('scan', dir, core.scan(dir, opts.sizes == true))
+end
+
 local function parent(path)
   local p = path:match('^(.*[^/])/+[^/]+$')
   if p then return p end
