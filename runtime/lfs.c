@@ -11,8 +11,7 @@
 ** memory error while the result grows); both live in a box userdata whose
 ** __gc closes them, so an error cannot leak them (lauxlib's UBox idea).
 */
-#define _POSIX_C_SOURCE 200809L
-#define _DEFAULT_SOURCE  /* struct dirent's d_type and the DT_* values */
+#define _GNU_SOURCE  /* getdents64, struct dirent64's d_type and the DT_* values */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -125,9 +124,15 @@ static int fs_readdir (lua_State *L) {
   return 1;
 }
 
-/* One entry of scan: its name (anchored in the names table at index
-** `idx`), its kind, and its size (-1: unknown). */
-typedef struct Entry { const char *name; lua_Integer idx; int kind; lua_Integer size; } Entry;
+/* One entry of scan: its name (at `off` in the name pool, `len` bytes;
+** `name` once the pool stops moving), its kind, and its size (-1:
+** unknown). */
+typedef struct Entry {
+  const char *name;
+  size_t off, len;
+  int kind;
+  lua_Integer size;
+} Entry;
 
 /* Kinds of entries, and the strings scan reports them as. */
 enum { K_FILE, K_DIR, K_LINK, K_OTHER, K_UNKNOWN, K_COUNT };
@@ -151,13 +156,35 @@ static int kindofdtype (unsigned char t) {
   }
 }
 
+/* By bytes, a directory's name as if it ended in '/': a depth-first walk
+** that takes entries in this order meets paths in byte order ("a.b" <
+** "a/x" < "a0": '.' < '/' < '0'), so it need not sort what it finds. */
 static int cmpentry (const void *a, const void *b) {
-  return strcmp(((const Entry *)a)->name, ((const Entry *)b)->name);
+  const Entry *x = (const Entry *)a, *y = (const Entry *)b;
+  const unsigned char *p = (const unsigned char *)x->name;
+  const unsigned char *q = (const unsigned char *)y->name;
+  while (*p != '\0' && *p == *q) p++, q++;
+  unsigned cp = *p != '\0' ? *p : x->kind == K_DIR ? '/' : 0;
+  unsigned cq = *q != '\0' ? *q : y->kind == K_DIR ? '/' : 0;
+  return (cp > cq) - (cp < cq);
 }
+
+/* A userdata of `want` bytes holding the first `keep` bytes of `old`,
+** put at stack index `idx` in place of the old one (now garbage). */
+static void *regrow (lua_State *L, int idx, const void *old, size_t keep, size_t want) {
+  void *p = lua_newuserdatauv(L, want, 0);
+  if (keep > 0) memcpy(p, old, keep);
+  lua_replace(L, idx);
+  return p;
+}
+
+/* Bytes of directory records read at a time (getdents64). */
+#define DENTS_BUF 32768
 
 /*
 ** scan(path, sizes?) -> {names = {...}, types = {...}, sizes = {...}?} | nil, msg, code
-** readdir with each entry's kind, sorted by name as readdir above.
+** readdir with each entry's kind, sorted by name as readdir above but
+** for directories, which sort as if their names ended in '/' (cmpentry).
 ** types[i] is what names[i] is itself (a link is "link", not followed):
 ** "file", "directory", "link", "other", or "unknown" when the file system
 ** gives no d_type and fstatat fails too (the entry went away meanwhile,
@@ -166,66 +193,73 @@ static int cmpentry (const void *a, const void *b) {
 ** `sizes`, sizes[i] is the size in bytes of each regular file (one
 ** fstatat relative to the open directory, cheaper than a stat by path)
 ** and false for everything else or when that fstatat fails.
-** Stack while reading: [path, sizes, box, anchor, entries userdata].
+** The records are read with getdents64 (Linux, glibc 2.30) rather than
+** readdir: one open and no fstat or 32 KiB DIR allocation per directory.
+** Stack while reading: [path, sizes, box, entries, pool].
 */
 static int fs_scan (lua_State *L) {
   const char *path = checkpath(L, 1);
   int wantsize = lua_toboolean(L, 2);
   lua_settop(L, 2);
   Box *b = newbox(L);                            /* [path, sizes, box] */
-  b->dir = opendir(path);
-  if (b->dir == NULL) return fail(L, errno, "scan", path);
-  int dfd = dirfd(b->dir);
-  lua_newtable(L);                               /* [.., box, anchor] */
-  size_t cap = 64, n = 0;
-  Entry *v = (Entry *)lua_newuserdatauv(L, cap * sizeof *v, 0);  /* [.., anchor, v] */
-  struct dirent *e;
+  do b->fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC); while (b->fd < 0 && errno == EINTR);
+  if (b->fd < 0) return fail(L, errno, "scan", path);
+  size_t cap = 64, n = 0, poolcap = 1024, used = 0;
+  Entry *v = (Entry *)lua_newuserdatauv(L, cap * sizeof *v, 0);  /* [.., box, v] */
+  char *pool = (char *)lua_newuserdatauv(L, poolcap, 0);         /* [.., box, v, pool] */
+  _Alignas(struct dirent64) char buf[DENTS_BUF];
+  int err = 0;
   for (;;) {
-    errno = 0;  /* readdir's end and its failure differ only by errno */
-    e = readdir(b->dir);
-    if (e == NULL) break;
-    const char *nm = e->d_name;
-    if (nm[0] == '.' && (nm[1] == '\0' || (nm[1] == '.' && nm[2] == '\0'))) continue;
-    if (n == cap) {  /* grow: the old block becomes garbage */
-      Entry *w = (Entry *)lua_newuserdatauv(L, 2 * cap * sizeof *w, 0);
-      memcpy(w, v, n * sizeof *v);
-      lua_replace(L, 5);
-      v = w;
-      cap *= 2;
+    ssize_t got = getdents64(b->fd, buf, sizeof buf);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      err = errno;
+      break;
     }
-    int kind = kindofdtype(e->d_type);
-    lua_Integer size = -1;
-    if (kind == K_UNKNOWN || (wantsize && kind == K_FILE)) {
-      struct stat st;
-      if (fstatat(dfd, nm, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-        kind = kindofmode(st.st_mode);
-        if (kind == K_FILE) size = (lua_Integer)st.st_size;
+    if (got == 0) break;
+    for (size_t at = 0; at < (size_t)got;) {
+      const struct dirent64 *e = (const struct dirent64 *)(void *)(buf + at);
+      at += e->d_reclen;
+      const char *nm = e->d_name;
+      if (nm[0] == '.' && (nm[1] == '\0' || (nm[1] == '.' && nm[2] == '\0'))) continue;
+      size_t len = strlen(nm);
+      if (n == cap) {
+        v = (Entry *)regrow(L, 4, v, n * sizeof *v, 2 * cap * sizeof *v);
+        cap *= 2;
       }
+      if (poolcap - used < len + 1) {
+        while (poolcap - used < len + 1) poolcap *= 2;
+        pool = (char *)regrow(L, 5, pool, used, poolcap);
+      }
+      memcpy(pool + used, nm, len + 1);
+      int kind = kindofdtype(e->d_type);
+      lua_Integer size = -1;
+      if (kind == K_UNKNOWN || (wantsize && kind == K_FILE)) {
+        struct stat st;
+        if (fstatat(b->fd, nm, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+          kind = kindofmode(st.st_mode);
+          if (kind == K_FILE) size = (lua_Integer)st.st_size;
+        }
+      }
+      v[n].off = used;
+      v[n].len = len;
+      v[n].kind = kind;
+      v[n].size = size;
+      used += len + 1;
+      n++;
     }
-    lua_pushstring(L, nm);                       /* [.., anchor, v, name] */
-    lua_rawseti(L, 4, (lua_Integer)n + 1);
-    lua_rawgeti(L, 4, (lua_Integer)n + 1);       /* the anchored copy's address */
-    v[n].name = lua_tostring(L, -1);
-    lua_pop(L, 1);
-    v[n].idx = (lua_Integer)n + 1;
-    v[n].kind = kind;
-    v[n].size = size;
-    n++;
-  }
-  if (errno != 0) {
-    int err = errno;
-    closebox(b);
-    return fail(L, err, "scan", path);
   }
   closebox(b);
+  if (err != 0) return fail(L, err, "scan", path);
+  for (size_t i = 0; i < n; i++) v[i].name = pool + v[i].off;
   qsort(v, n, sizeof *v, cmpentry);
-  for (int k = 0; k < K_COUNT; k++) lua_pushstring(L, kindname[k]);  /* [.., v, kinds...] */
+  for (int k = 0; k < K_COUNT; k++) lua_pushstring(L, kindname[k]);  /* [.., pool, kinds...] */
   int kinds = lua_gettop(L) - K_COUNT + 1;
   lua_createtable(L, 0, 3);                      /* [.., kinds..., res] */
   int res = lua_gettop(L);
   lua_createtable(L, (int)n, 0);                 /* [.., res, names] */
   for (size_t i = 0; i < n; i++) {
-    lua_rawgeti(L, 4, v[i].idx);
+    lua_pushlstring(L, v[i].name, v[i].len);
     lua_rawseti(L, res + 1, (lua_Integer)i + 1);
   }
   lua_setfield(L, res, "names");

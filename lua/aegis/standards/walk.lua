@@ -332,10 +332,17 @@ end
 
 -- `views`: the list of views (lowest precedence first), with `pending`
 -- true while one of them waits for its base.
+-- `fixed` true when no state can change below (all are EMPTY or FLOAT and
+-- none is pending): descend then has nothing to do.
 local function new_views(list)
-  local pending = false
-  for _, v in ipairs(list) do pending = pending or v.base ~= nil end
-  list.pending = pending
+  local pending, fixed = false, true
+  for _, v in ipairs(list) do
+    pending = pending or v.base ~= nil
+    if v.states then
+      for _, S in ipairs(v.states) do fixed = fixed and (S == EMPTY or S == FLOAT) end
+    end
+  end
+  list.pending, list.fixed = pending, fixed and not pending
   return list
 end
 
@@ -344,6 +351,7 @@ end
 -- it: the same table when nothing changes; views that can match nothing
 -- there are dropped.
 local function descend(views, name, A2)
+  if views.fixed then return views end
   local out, changed = {}, false
   for _, v in ipairs(views) do
     if v.base then
@@ -557,8 +565,17 @@ function M.files(paths, opts)
       walk(dir, (dpre:gsub('^%./', '')), A, new_views(list))
     end
   end
-  -- a file reached twice (named, or under two paths given) is kept once
-  table.sort(out)
+  -- the walk meets paths in byte order (fs.scan's order), so one
+  -- directory's list is sorted already (unless the locale orders strings
+  -- otherwise); a file reached twice (named, or under two paths given) is
+  -- kept once
+  for i = 2, #out do
+    if out[i - 1] >= out[i] then
+      table.sort(out)
+      break
+    end
+  end
+  if #paths == 1 then return out end  -- one walk meets each path once
   local k = 0
   for i = 1, #out do
     if out[i] ~= out[k] then
