@@ -181,6 +181,9 @@ static void *regrow (lua_State *L, int idx, const void *old, size_t keep, size_t
 /* Bytes of directory records read at a time (getdents64). */
 #define DENTS_BUF 32768
 
+/* Entries scan keeps on the C stack before it takes memory from Lua. */
+#define SCAN_SMALL 64
+
 /*
 ** scan(path, sizes?) -> {names = {...}, types = {...}, sizes = {...}?} | nil, msg, code
 ** readdir with each entry's kind, sorted by name as readdir above but
@@ -195,6 +198,7 @@ static void *regrow (lua_State *L, int idx, const void *old, size_t keep, size_t
 ** and false for everything else or when that fstatat fails.
 ** The records are read with getdents64 (Linux, glibc 2.30) rather than
 ** readdir: one open and no fstat or 32 KiB DIR allocation per directory.
+** Upvalues: the strings of kindname, in order.
 ** Stack while reading: [path, sizes, box, entries, pool].
 */
 static int fs_scan (lua_State *L) {
@@ -204,9 +208,15 @@ static int fs_scan (lua_State *L) {
   Box *b = newbox(L);                            /* [path, sizes, box] */
   do b->fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC); while (b->fd < 0 && errno == EINTR);
   if (b->fd < 0) return fail(L, errno, "scan", path);
-  size_t cap = 64, n = 0, poolcap = 1024, used = 0;
-  Entry *v = (Entry *)lua_newuserdatauv(L, cap * sizeof *v, 0);  /* [.., box, v] */
-  char *pool = (char *)lua_newuserdatauv(L, poolcap, 0);         /* [.., box, v, pool] */
+  /* Entries and names go to these arrays on the C stack while they fit
+  ** (most directories), then to userdata that double as needed. */
+  Entry small[SCAN_SMALL];
+  char smallpool[SCAN_SMALL * 16];
+  size_t cap = SCAN_SMALL, n = 0, poolcap = sizeof smallpool, used = 0;
+  Entry *v = small;
+  char *pool = smallpool;
+  lua_pushnil(L);                                /* [.., box, nil (v when grown)] */
+  lua_pushnil(L);                                /* [.., box, v, nil (pool when grown)] */
   _Alignas(struct dirent64) char buf[DENTS_BUF];
   int err = 0;
   for (;;) {
@@ -253,9 +263,7 @@ static int fs_scan (lua_State *L) {
   if (err != 0) return fail(L, err, "scan", path);
   for (size_t i = 0; i < n; i++) v[i].name = pool + v[i].off;
   qsort(v, n, sizeof *v, cmpentry);
-  for (int k = 0; k < K_COUNT; k++) lua_pushstring(L, kindname[k]);  /* [.., pool, kinds...] */
-  int kinds = lua_gettop(L) - K_COUNT + 1;
-  lua_createtable(L, 0, 3);                      /* [.., kinds..., res] */
+  lua_createtable(L, 0, 3);                      /* [.., pool, res] */
   int res = lua_gettop(L);
   lua_createtable(L, (int)n, 0);                 /* [.., res, names] */
   for (size_t i = 0; i < n; i++) {
@@ -265,7 +273,7 @@ static int fs_scan (lua_State *L) {
   lua_setfield(L, res, "names");
   lua_createtable(L, (int)n, 0);                 /* [.., res, types] */
   for (size_t i = 0; i < n; i++) {
-    lua_pushvalue(L, kinds + v[i].kind);
+    lua_pushvalue(L, lua_upvalueindex(v[i].kind + 1));  /* kindname[kind] */
     lua_rawseti(L, res + 1, (lua_Integer)i + 1);
   }
   lua_setfield(L, res, "types");
@@ -504,7 +512,6 @@ static const luaL_Reg funcs[] = {
   {"mkdir", fs_mkdir},
   {"read", fs_read},
   {"readdir", fs_readdir},
-  {"scan", fs_scan},
   {"stat", fs_stat},
   {"write_atomic", fs_write_atomic},
   {NULL, NULL}
@@ -522,5 +529,8 @@ AGLIB_API int luaopen_aegis_core_fs (lua_State *L) {
   luaL_setfuncs(L, boxmeta, 0);
   lua_pop(L, 1);
   luaL_newlib(L, funcs);                         /* [M] */
+  for (int k = 0; k < K_COUNT; k++) lua_pushstring(L, kindname[k]);
+  lua_pushcclosure(L, fs_scan, K_COUNT);         /* [M, scan] */
+  lua_setfield(L, -2, "scan");
   return 1;
 }

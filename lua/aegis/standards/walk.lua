@@ -466,7 +466,7 @@ function M.files(paths, opts)
   opts = opts or {}
   local cwd = fs.cwd() or '.'
   local sizes = opts.sizes
-  local out = {}
+  local out, nout = {}, 0
   local extensions, skip = M.EXTENSIONS, M.SKIP
   local scan_opts = { sizes = sizes ~= nil }
   local extra = opts.ignore and M.parse(table.concat(opts.ignore, '\n')) or nil
@@ -513,10 +513,12 @@ function M.files(paths, opts)
           end
           if ft.n == 0 or not ignored_by(ft, name) then
             if not szs then
-              out[#out + 1] = opre .. name
+              nout = nout + 1
+              out[nout] = opre .. name
             elseif szs[i] then
               local path = opre .. name
-              out[#out + 1] = path
+              nout = nout + 1
+              out[nout] = path
               sizes[path] = szs[i]
             end
           end
@@ -535,7 +537,8 @@ function M.files(paths, opts)
     end
     if st.type ~= 'directory' then
       local path = p:gsub('^%./', '')
-      out[#out + 1] = path
+      nout = nout + 1
+      out[nout] = path
       if sizes then sizes[path] = st.size end
     else
       -- the .gitignore files from the repository root down to p, as
@@ -569,10 +572,13 @@ function M.files(paths, opts)
   -- directory's list is sorted already (unless the locale orders strings
   -- otherwise); a file reached twice (named, or under two paths given) is
   -- kept once
-  for i = 2, #out do
-    if out[i - 1] >= out[i] then
-      table.sort(out)
-      break
+  local coll = os.setlocale(nil, 'collate')
+  if #paths > 1 or (coll ~= 'C' and coll ~= 'POSIX') then
+    for i = 2, #out do
+      if out[i - 1] >= out[i] then
+        table.sort(out)
+        break
+      end
     end
   end
   if #paths == 1 then return out end  -- one walk meets each path once
