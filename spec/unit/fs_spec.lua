@@ -277,6 +277,89 @@ describe('aegis.fs', function()
     end)
   end)
 
+  describe('scan', function()
+    it('lists names with their kinds, links and other things not followed', function()
+      local dir = h.tmpdir()
+      h.write(dir .. '/f.ts', 'hello')
+      h.write(dir .. '/.hidden', '')
+      sh('mkdir ' .. q(dir .. '/d') .. ' && ln -s f.ts ' .. q(dir .. '/lf') .. ' && ln -s d ' .. q(dir .. '/ld')
+        .. ' && ln -s nowhere ' .. q(dir .. '/dangling') .. ' && mkfifo ' .. q(dir .. '/p'))
+      local ls = fs.scan(dir)
+      assert.same({ '.hidden', 'd', 'dangling', 'f.ts', 'ld', 'lf', 'p' }, ls.names)
+      assert.same({ 'file', 'directory', 'link', 'file', 'link', 'link', 'other' }, ls.types)
+      assert.is_nil(ls.sizes)
+      assert.same({ names = {}, types = {} }, fs.scan(dir .. '/d'))
+    end)
+
+    it('sorts by bytes, a directory as if its name ended in /', function()
+      local dir = h.tmpdir()
+      -- '.' < '/' < '0': the directory 'a' goes between 'a.ts' and 'a0'
+      for _, n in ipairs({ 'a.ts', 'a0', 'a-b', 'A', 'b', '\xc3\xa9' }) do h.write(dir .. '/' .. n, '') end
+      sh('mkdir ' .. q(dir .. '/a') .. ' && mkdir ' .. q(dir .. '/a.d'))
+      assert.same({ 'A', 'a-b', 'a.d', 'a.ts', 'a', 'a0', 'b', '\xc3\xa9' }, fs.scan(dir).names)
+      -- fs.list sorts the plain names
+      assert.same({ 'A', 'a', 'a-b', 'a.d', 'a.ts', 'a0', 'b', '\xc3\xa9' }, fs.list(dir))
+    end)
+
+    it('gives the sizes of regular files with sizes = true', function()
+      local dir = h.tmpdir()
+      h.write(dir .. '/big', ('x'):rep(70000))
+      h.write(dir .. '/empty', '')
+      sh('mkdir ' .. q(dir .. '/d') .. ' && ln -s big ' .. q(dir .. '/link'))
+      local ls = fs.scan(dir, { sizes = true })
+      assert.same({ 'big', 'd', 'empty', 'link' }, ls.names)
+      assert.same({ 70000, false, 0, false }, ls.sizes)
+    end)
+
+    it('lists a large directory, long names included', function()
+      local dir = h.tmpdir()
+      local want = {}
+      for i = 1, 300 do
+        local n = ('%03d-'):format(i) .. ('n'):rep(i % 7 == 0 and 200 or 8)
+        want[i] = n
+        h.write(dir .. '/' .. n, ('y'):rep(i))
+      end
+      local ls = fs.scan(dir, { sizes = true })
+      assert.same(want, ls.names)
+      for i = 1, 300 do
+        assert.equal('file', ls.types[i])
+        assert.equal(i, ls.sizes[i])
+      end
+    end)
+
+    it('follows a link given as the directory', function()
+      local dir = h.tmpdir()
+      sh('mkdir ' .. q(dir .. '/real') .. ' && ln -s real ' .. q(dir .. '/link'))
+      h.write(dir .. '/real/x', '')
+      assert.same({ names = { 'x' }, types = { 'file' } }, fs.scan(dir .. '/link'))
+    end)
+
+    it('returns nil, reason, code for a missing directory, a file or a link loop', function()
+      local dir = h.tmpdir()
+      assert.same({ nil, 'No such file or directory', 'not_found' }, { fs.scan(dir .. '/no') })
+      h.write(dir .. '/f', '')
+      assert.same({ nil, 'Not a directory', 'io' }, { fs.scan(dir .. '/f') })
+      assert.same({ nil, 'Not a directory', 'io' }, { fs.scan(dir .. '/f', { sizes = true }) })
+      sh('ln -s loop ' .. q(dir .. '/loop'))
+      assert.same({ nil, 'Too many levels of symbolic links', 'io' }, { fs.scan(dir .. '/loop') })
+      -- the core's own message names the action and the path
+      assert.same({ nil, "fs: scan '" .. dir .. "/no': No such file or directory", 'not_found' },
+        { core.scan(dir .. '/no') })
+    end)
+
+    it('closes the directory when memory runs out while listing', function()
+      local dir = h.tmpdir()
+      for i = 1, 300 do h.write(('%s/entry-%03d'):format(dir, i), '') end
+      releases_on_oom(core.scan, dir, 4, 15)
+    end)
+
+    it('raises on misuse', function()
+      assert.has_error(function() fs.scan(1) end, "bad argument #1 to 'scan' (string expected, got number)")
+      assert.has_error(function() fs.scan('.', true) end, "bad argument #2 to 'scan' (table expected, got boolean)")
+      assert.error_matches(function() fs.scan('a\0b') end, "bad argument #1 to 'scan' %(path contains a NUL byte%)")
+    end)
+  end)
+
   describe('stat', function()
     it('describes a file: type, size, mtime, mode', function()
       local dir = h.tmpdir()
