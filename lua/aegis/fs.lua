@@ -92,11 +92,17 @@ function M.list(dir)
   return result('readdir', dir, core.readdir(dir))
 end
 
---- What `fs.scan` finds: parallel lists, sorted by name.
+--- What `fs.scan` finds: lists in step, `types[i]` and `sizes[i]` being
+--- about `names[i]`. The names are sorted by bytes, a directory's as if it
+--- ended in '/' ('a.ts' < directory 'a' < 'a0'), so a depth-first walk
+--- taking them in order meets paths in byte order. A type is what the
+--- name is itself (a link is 'link', not followed); 'unknown' when the
+--- system can say neither from the listing nor from a stat (the entry went
+--- away meanwhile, or the directory is readable but not searchable).
 ---@class aegis.fs.Listing
----@field names string[] The names in the directory, without '.' and '..', sorted by bytes
----@field types ('file'|'directory'|'link'|'other'|'unknown')[] What each name is itself (a link is 'link', not followed); 'unknown' when the system can say neither from the listing nor from a stat (the entry went away meanwhile, or the directory is readable but not searchable)
----@field sizes? (integer|false)[] With `opts.sizes`: each regular file's size in bytes, false for anything else (or when its stat failed)
+---@field names string[] The names in the directory, without '.' and '..'
+---@field types ('file'|'directory'|'link'|'other'|'unknown')[]
+---@field sizes? (integer|false)[] With `opts.sizes`: a regular file's size in bytes, else (or if its stat failed) false
 
 --- Options of `fs.scan`.
 ---@class aegis.fs.ScanOpts

@@ -154,7 +154,8 @@ describe('aegis.standards.walk (files)', function()
 
   it('keeps a named file whatever it is, once, and sorts the whole list', function()
     local dir = repo()
-    local files = assert(walk.files({ dir .. '/src/sub', dir .. '/src/j.js', dir .. '/src/sub/x.ts', dir .. '/link.ts' }))
+    local named = { dir .. '/src/sub', dir .. '/src/j.js', dir .. '/src/sub/x.ts', dir .. '/link.ts' }
+    local files = assert(walk.files(named))
     assert.same({ dir .. '/link.ts', dir .. '/src/j.js', dir .. '/src/sub/g.gen.ts', dir .. '/src/sub/only-here.ts',
       dir .. '/src/sub/s/x.ts', dir .. '/src/sub/s/y.ts', dir .. '/src/sub/x.ts' }, files)
   end)
@@ -202,7 +203,8 @@ describe('aegis.standards.walk (files)', function()
 
   it('gives sizes under paths relative to the current directory too', function()
     local sizes = {}
-    local files = assert(walk.files({ 'spec/unit/standards_walk_spec.lua', './lua/aegis/standards' }, { sizes = sizes }))
+    local named = { 'spec/unit/standards_walk_spec.lua', './lua/aegis/standards' }
+    local files = assert(walk.files(named, { sizes = sizes }))
     assert.same({ 'spec/unit/standards_walk_spec.lua' }, files)  -- no TypeScript under lua/
     assert.equal(fs.stat('spec/unit/standards_walk_spec.lua').size, sizes['spec/unit/standards_walk_spec.lua'])
   end)

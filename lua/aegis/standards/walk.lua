@@ -103,9 +103,12 @@ local function split(s)
   return t
 end
 
---- Parses the text of a `.gitignore` into rules.
+--- Parses the text of a `.gitignore` into rules. Each rule: `segs` its
+--- glob segments as Lua patterns (or '**'), `kinds` and `vals` how the
+--- walk tests a name against each, `float` true for an unanchored name
+--- (matched at any depth).
 ---@param text string
----@return table[] rules `{negate, dironly, segs, kinds, vals, float}`: `segs` the glob segments as Lua patterns (or '**'), `kinds`/`vals` how the walk tests a name against each, `float` an unanchored name (matched at any depth)
+---@return table[] rules `{negate, dironly, segs, kinds, vals, float}`
 function M.parse(text)
   local rules = {}
   for line in (text .. '\n'):gmatch('([^\n]*)\n') do
@@ -172,12 +175,6 @@ function M.ignored(stack, rel, isdir)
     end
   end
   return false
-end
-
-local function join(a, b)
-  if a == '' or a == '.' then return b end
-  if a:sub(-1) == '/' then return a .. b end
-  return a .. '/' .. b
 end
 
 local function dirname(p)
@@ -439,7 +436,8 @@ end
 local function ignored_by(t, name)
   local k, v = t.k, t.v
   for i = 1, t.n do
-    local kind, hit = k[i], nil
+    local kind = k[i]
+    local hit
     if kind == SUF then local s = v[i]; hit = name:find(s, -#s, true) ~= nil
     elseif kind == LIT then hit = name == v[i]
     elseif kind == ANY then hit = true
@@ -459,7 +457,9 @@ end
 --- then does the walk stat files: a walked file that cannot be stat'ed (it
 --- went away meanwhile) is then left out.
 ---@param paths string[]
----@param opts? {ignore?: string[], sizes?: table<string, integer>} `ignore`: extra patterns, as in a `.gitignore` at the repository root; `sizes`: filled as above
+--- `opts.ignore`: extra patterns, as in a `.gitignore` at the repository
+--- root.
+---@param opts? {ignore?: string[], sizes?: table<string, integer>}
 ---@return string[]? files
 ---@return string? err `enforce: 'x': No such file or directory`
 function M.files(paths, opts)
