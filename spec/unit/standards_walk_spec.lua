@@ -226,6 +226,11 @@ end) end)
     assert.equal('FILES ../cwd/c.ts ../gen/a.ts', r.stdout:match('FILES [^\n]*'))
   end)
 
+  it('raises when opts.sizes is not a table', function()
+    assert.has_error(function() walk.files({ '.' }, { sizes = true }) end,
+      "bad argument #2 to 'files' (opts.sizes: table expected, got boolean)")
+  end)
+
   it('fails for a path that is not there', function()
     local dir = h.tmpdir()
     assert.same({ nil, ("enforce: '%s/no': No such file or directory"):format(dir) }, { walk.files({ dir .. '/no' }) })

@@ -466,6 +466,9 @@ function M.files(paths, opts)
   opts = opts or {}
   local cwd = fs.cwd() or '.'
   local sizes = opts.sizes
+  if sizes ~= nil and type(sizes) ~= 'table' then
+    error(("bad argument #2 to 'files' (opts.sizes: table expected, got %s)"):format(type(sizes)), 2)
+  end
   local out, nout = {}, 0
   local extensions, skip = M.EXTENSIONS, M.SKIP
   local scan_opts = { sizes = sizes ~= nil }
