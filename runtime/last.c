@@ -1443,6 +1443,9 @@ static int ast_query (lua_State *L) {
     return agL_pushfail(L, AG_ENOMEM, "ast: query: out of memory");
   }
   p->fast = fast_compile(p, src, len);
+  /* trees of this language are to come: their parse tables are made now,
+  ** before `enforce --jobs N` forks, so that the copies share one */
+  ag_langtab_dense(language(tsx));
   return 1;
 }
 
