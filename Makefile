@@ -41,6 +41,10 @@ GRAMMAR_VERSION := $(shell sed -n 's/^version=//p' tools/grammar.sh)
 build/obj/lhost.o build/asan/lhost.o: tools/tsruntime.sh tools/grammar.sh
 VERSION_DEFS := -DAG_TREE_SITTER_VERSION='"$(TSRT_VERSION)"' -DAG_GRAMMAR_VERSION='"$(GRAMMAR_VERSION)"'
 build/obj/lhost.o build/asan/lhost.o: CFLAGS += $(VERSION_DEFS)
+# ag_langtab.c copies a grammar's struct TSLanguage: it reads the grammar's
+# own tree_sitter/parser.h (both grammars ship the same one).
+build/obj/ag_langtab.o build/asan/ag_langtab.o: CFLAGS += -I$(GRAMMAR_DIR)/package/typescript/src
+build/obj/ag_langtab.o build/asan/ag_langtab.o: $(GRAMMAR_DIR)/package/package.json
 GRAMMAR_OBJ := $(GRAMMAR_DIR)/typescript_parser.o $(GRAMMAR_DIR)/typescript_scanner.o \
                $(GRAMMAR_DIR)/tsx_parser.o $(GRAMMAR_DIR)/tsx_scanner.o
 

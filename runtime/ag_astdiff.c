@@ -28,6 +28,7 @@
 #include <tree_sitter/api.h>
 
 #include "ag_astdiff.h"
+#include "ag_langtab.h"
 #include "ag_tsmem.h"
 
 const TSLanguage *tree_sitter_typescript(void);
@@ -1421,7 +1422,7 @@ int ag_astdiff_run (const char *a, size_t la, const char *b, size_t lb,
   d->nsym[d->tsx] = ts_language_symbol_count(lang);
   d->symtype[d->tsx] = (uint32_t *)calloc(d->nsym[d->tsx] + 1, sizeof(uint32_t));
   d->parser = ts_parser_new();
-  if (d->symtype[d->tsx] == NULL || d->parser == NULL || !ts_parser_set_language(d->parser, lang))
+  if (d->symtype[d->tsx] == NULL || d->parser == NULL || !ts_parser_set_language(d->parser, ag_langtab_dense(lang)))
     oom(d);
   int rc = parse_side(d, o, 0, a, la, err);
   if (rc == AG_OK) rc = parse_side(d, o, 1, b, lb, err);

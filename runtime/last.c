@@ -22,6 +22,7 @@
 #include <tree_sitter/api.h>
 
 #include "ag_astdiff.h"
+#include "ag_langtab.h"
 #include "ag_scope.h"
 #include "ag_tsmem.h"
 #include "lauxag.h"
@@ -186,7 +187,7 @@ static TSParser *get_parser (int tsx) {
     return p;
   }
   p = ts_parser_new();
-  if (p != NULL && !ts_parser_set_language(p, language(tsx))) {
+  if (p != NULL && !ts_parser_set_language(p, ag_langtab_dense(language(tsx)))) {
     ts_parser_delete(p);
     p = NULL;
   }
@@ -216,8 +217,10 @@ static int ast_memory (lua_State *L) {
   return 2;
 }
 
-/* tsmem() -> {mode = 'pool'|'malloc', mapped =, used =, idle =, cold =}:
-** ag_tsmem's figures in bytes (ag_tsmem.h), for specs and benchmarks */
+/* tsmem() -> {mode = 'pool'|'malloc', mapped =, used =, idle =, cold =,
+** tables = 'dense'|'compact'}: ag_tsmem's figures in bytes (ag_tsmem.h),
+** and the parse tables the parser uses (ag_langtab.h), for specs and
+** benchmarks */
 static int ast_tsmem (lua_State *L) {
   ag_tsmem_stats st;
   ag_tsmem_stats_get(&st);
@@ -232,6 +235,8 @@ static int ast_tsmem (lua_State *L) {
   lua_setfield(L, -2, "idle");
   lua_pushinteger(L, (lua_Integer)st.cold);
   lua_setfield(L, -2, "cold");
+  lua_pushstring(L, ag_langtab_dense(language(0)) != language(0) ? "dense" : "compact");
+  lua_setfield(L, -2, "tables");
   return 1;
 }
 
@@ -1438,6 +1443,9 @@ static int ast_query (lua_State *L) {
     return agL_pushfail(L, AG_ENOMEM, "ast: query: out of memory");
   }
   p->fast = fast_compile(p, src, len);
+  /* trees of this language are to come: their parse tables are made now,
+  ** before `enforce --jobs N` forks, so that the copies share one */
+  ag_langtab_dense(language(tsx));
   return 1;
 }
 

@@ -5,14 +5,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <lua.h>
 #include <lauxlib.h>
 
+#include "ag_asan.h"
 #include "host.h"
 #include "lauxag.h"
 
-typedef struct { int argc; char **argv; int code; } args;
+typedef struct { int argc; char **argv; int code; int quick; } args;
 
 /* Runs protected: sets up the state and calls require('aegis.cli').main. */
 static int pmain (lua_State *L) {
@@ -23,8 +25,9 @@ static int pmain (lua_State *L) {
   lua_call(L, 1, 1);              /* [cli] */
   lua_getfield(L, -1, "main");    /* [cli, main] */
   lua_getglobal(L, "arg");        /* [cli, main, arg] */
-  lua_call(L, 1, 1);              /* [cli, code] */
-  a->code = (int)luaL_optinteger(L, -1, 0);
+  lua_call(L, 1, 2);              /* [cli, code, quick] */
+  a->code = (int)luaL_optinteger(L, -2, 0);
+  a->quick = lua_toboolean(L, -1);
   return 0;
 }
 
@@ -48,7 +51,7 @@ static void roomy_stack (void) {
 }
 
 int main (int argc, char **argv) {
-  args a = {argc, argv, 1};
+  args a = {argc, argv, 1, 0};
   roomy_stack();
   lua_State *L = ag_host_new();
   if (L == NULL) {
@@ -63,7 +66,20 @@ int main (int argc, char **argv) {
     fprintf(stderr, "aegis-run: %s\n", msg ? msg : "(no message)");
     fflush(stderr);
     a.code = 1;
+    a.quick = 0;
   }
+#ifndef AG_ASAN
+  /* A command that leaves nothing for finalizers to do (cli.main's second
+  ** result: enforce, whose every file, process and output is closed by
+  ** then) ends here: closing the state frees its objects one by one,
+  ** 22-25 ms after an enforce run over 4,000 files (its findings), which
+  ** the kernel does at once.  The sanitizer build closes the state, so that
+  ** LeakSanitizer still checks what was freed. */
+  if (a.quick) {
+    fflush(NULL);
+    _exit(a.code);
+  }
+#endif
   ag_host_close(L);
   return a.code;
 }

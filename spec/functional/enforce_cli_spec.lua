@@ -313,4 +313,25 @@ return { name = 'noisy', rules = { { id = 'p', description = 'd', query = '(prog
     local r = enforce(dir, { '.' })
     assert.equal(0, r.code)
   end)
+
+  it('writes its whole report into a pipe before it ends (it ends without tearing its state down)', function()
+    -- 400 files of 50 findings: a report of megabytes, far more than a pipe holds
+    local files = {}
+    for i = 1, 400 do files[('src/f%03d.ts'):format(i)] = string.rep('var x = 1;\n', 50) end
+    local dir = project(files)
+    for _, jobs in ipairs({ '1', '2' }) do
+      local args = { 'enforce', '--format', 'json', '--jobs', jobs, '.' }
+      for i, a in ipairs(args) do args[i] = h.shell_quote(a) end
+      local p = io.popen('cd ' .. h.shell_quote(dir) .. ' && ' .. h.shell_quote(h.bin) .. ' '
+        .. table.concat(args, ' ') .. ' 2>/dev/null')
+      local out = p:read('a')
+      local ok, how, code = p:close()
+      assert.is_nil(ok)
+      assert.same({ 'exit', 1 }, { how, code })
+      local doc = assert(json.decode(out))
+      assert.equal(400 * 50, #doc.findings)
+      assert.equal(400 * 50, doc.summary.errors)
+      assert.equal('src/f400.ts', doc.findings[#doc.findings].path)
+    end
+  end)
 end)

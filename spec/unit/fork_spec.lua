@@ -9,16 +9,33 @@ local function spin() while true do end end
 describe('aegis.core.fork', function()
   it("hands back the copy's string, and the copy's changes stay in the copy", function()
     local x = 1
-    local c = assert(fork.start(function()
-      x = 2
-      return ('%d:%s'):format(x, ('y'):rep(200000))  -- more than a pipe holds
-    end))
-    assert.is_true(c:pid() > 0)
-    local out = assert(c:wait())
-    assert.equal('2:' .. ('y'):rep(200000), out)
-    assert.equal(1, x)
-    assert.equal(0, c:pid())
-    assert.has_error(function() c:wait() end, "calling 'wait' on bad self (already waited for)")
+    local pid
+    do
+      local c <close> = assert(fork.start(function()
+        x = 2
+        return ('%d:%s'):format(x, ('y'):rep(200000))  -- more than a pipe holds
+      end))
+      pid = c:pid()
+      assert.is_true(pid > 0)
+      local out = assert(c:wait())
+      assert.equal('2:' .. ('y'):rep(200000), out)
+      assert.equal(1, x)
+      -- 0 once reaped: at wait() when the copy had ended, else when its handle is closed
+      assert.is_true(c:pid() == 0 or c:pid() == pid)
+      assert.has_error(function() c:wait() end, "calling 'wait' on bad self (already waited for)")
+    end
+    assert.is_nil(io.open('/proc/' .. pid .. '/stat'))
+  end)
+
+  it("hands back an answer even when it looks like a frame's head", function()
+    for _, s in ipairs({ '', 'r', 'e\0\0\0\0\0\0\0\0', ('\0'):rep(9), ('\255'):rep(20) }) do
+      assert.equal(s, assert(fork.start(function() return s end):wait()))
+      local e = s:gsub('%z', '0')  -- (an error message is a C string)
+      local out, msg = fork.start(function() error(e, 0) end):wait()
+      assert.is_nil(out)
+      assert.equal(e, msg:sub(1, #e))  -- (then the copy's traceback)
+      assert.matches('stack traceback', msg, #e + 1, true)
+    end
   end)
 
   it("reports the copy's error with its message, and how it ended otherwise", function()

@@ -214,4 +214,7 @@ return {
   summary = 'check TypeScript/TSX files against rulepacks (text, JSON, SARIF, GitHub)',
   usage = usage,
   run = run,
+  -- its copies and workers are waited for, its files closed, its output
+  -- written and flushed by the time run returns (cli/init.lua)
+  quick_exit = true,
 }

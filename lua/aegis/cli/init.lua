@@ -3,7 +3,10 @@
 --- A subcommand NAME is the module `aegis.cli.NAME` (dashes become
 --- underscores) returning `{summary = '...', usage = '...', run = fn(args)}`;
 --- `run` returns the exit code. Adding a file under `lua/aegis/cli/` adds a
---- subcommand, with no change to C.
+--- subcommand, with no change to C. A command whose run leaves nothing for
+--- finalizers to do (every file, process and handle it opened is closed
+--- when it returns) may set `quick_exit = true`: the host then ends without
+--- tearing the Lua state down object by object.
 local errors = require('aegis.errors')
 local host = require('aegis.core.host')
 
@@ -117,7 +120,7 @@ local function dispatch(argv)
     io.stdout:write(cmd.usage, '\n')
     return 0
   end
-  return cmd.run(rest) or 0
+  return cmd.run(rest) or 0, cmd.quick_exit
 end
 
 -- Keeps aegis errors as they are (their message is the whole story) and
@@ -134,10 +137,11 @@ end
 --- Entry point called by the C host with the global `arg`.
 ---@param argv string[] arg[1..n]: the command line after the program name
 ---@return integer exit code
+---@return boolean quick the command ran to its end and asked for a quick exit (`quick_exit`)
 function M.main(argv)
-  local ok, res = xpcall(dispatch, handler, table.move(argv, 1, #argv, 1, {}))
+  local ok, res, quick = xpcall(dispatch, handler, table.move(argv, 1, #argv, 1, {}))
   io.stdout:flush()
-  if ok then return math.tointeger(res) or 0 end
+  if ok then return math.tointeger(res) or 0, quick == true end
   -- a memory error skips the handler: hand it to the host, which says so (exit 1)
   if not errors.is(res) then error(res, 0) end
   stderr('%s', res.msg)
