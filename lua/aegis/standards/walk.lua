@@ -455,10 +455,9 @@ end
 --- every file returned (the size of what a named path points to; a walked
 --- file's own size, from one stat relative to its open directory). Only
 --- then does the walk stat files: a walked file that cannot be stat'ed (it
---- went away meanwhile) is then left out.
+--- went away meanwhile) is then left out. `opts.ignore`: extra patterns,
+--- as in a `.gitignore` at the repository root.
 ---@param paths string[]
---- `opts.ignore`: extra patterns, as in a `.gitignore` at the repository
---- root.
 ---@param opts? {ignore?: string[], sizes?: table<string, integer>}
 ---@return string[]? files
 ---@return string? err `enforce: 'x': No such file or directory`
@@ -483,7 +482,7 @@ function M.files(paths, opts)
     if not ls then return end
     local names, types, szs = ls.names, ls.types, ls.sizes
     local n = #names
-    local dpre = (dir == '' or dir == '.') and '' or dir:sub(-1) == '/' and dir or dir .. '/'
+    local dpre = (dir == '' or dir == '.') and '' or dir .. '/'  -- dir never ends in '/'
     -- its own .gitignore applies to what is under it
     for i = 1, n do
       if names[i] == '.gitignore' then
