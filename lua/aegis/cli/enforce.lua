@@ -140,7 +140,8 @@ local function run(args)
   local walk = require('aegis.standards.walk')
   local config_dir = file and walk.absolute(file, cwd):match('^(.*)/[^/]*$') or cwd
   local t0 = os.clock()
-  local files, err = walk.files(o.paths, { ignore = scfg.ignore })
+  local sizes = {}
+  local files, err = walk.files(o.paths, { ignore = scfg.ignore, sizes = sizes })
   if not files then errors.usage('%s', err) end
   local walked = os.clock() - t0
   local runner = require('aegis.standards.run')
@@ -157,7 +158,7 @@ local function run(args)
   local res = runner.run({
     rules = rules or { 'aegis-constitutional' },
     config = scfg, config_dir = config_dir, files = files,
-    jobs = o.jobs or runner.cpus(), fail_fast = o.fail_fast, timings = o.timings,
+    jobs = o.jobs or runner.cpus(), fail_fast = o.fail_fast, timings = o.timings, sizes = sizes,
     log = function(msg) io.stderr:write('aegis-run: enforce: ', msg, '\n') end,
   })
   local format = o.format

@@ -276,6 +276,8 @@ end
 ---@field log fun(msg: string) Where S7 notices go (stderr)
 ---@field exe? string The aegis-run binary for workers (default /proc/self/exe)
 ---@field timings? boolean Collect CPU seconds per rule and stage (result `timings`)
+---@field sizes? table<string, integer> Bytes per file, as the walk found them (walk.files' `sizes`): files are handed
+--- out largest first; a file not in it is stat'ed
 
 --- Splits rule specs into the trusted ones (run here and in forked copies)
 --- and the untrusted ones (each with its file, name and SHA-256). Raises an
@@ -346,7 +348,7 @@ end
 -- taken are small and the processes end close together; in path order
 -- under --fail-fast, so that every file before the first failing one was
 -- taken, and so checked, before anyone stopped.
-local function hand_out_order(files, fail_fast)
+local function hand_out_order(files, fail_fast, known)
   local order = table.move(files, 1, #files, 1, {})
   if fail_fast then
     table.sort(order)
@@ -354,8 +356,12 @@ local function hand_out_order(files, fail_fast)
   end
   local size = {}
   for _, p in ipairs(order) do
-    local st = fs.stat(p)
-    size[p] = st and st.size or 0
+    local n = known and known[p]
+    if not n then
+      local st = fs.stat(p)
+      n = st and st.size or 0
+    end
+    size[p] = n
   end
   table.sort(order, function(a, b)
     if size[a] ~= size[b] then return size[a] > size[b] end
@@ -429,7 +435,7 @@ function M.run(o)
     local next_file, stop = each(o.files), nil
     if jobs > 1 then
       local fork = require('aegis.core.fork')
-      local order = hand_out_order(o.files, o.fail_fast)
+      local order = hand_out_order(o.files, o.fail_fast, o.sizes)
       local counter = assert(fork.counter(#order))
       next_file = function()
         local i = counter:take()
