@@ -9,7 +9,10 @@
 **     reads what the copy returned; nil with the copy's error (with its
 **     traceback), or "exit N" / "killed by SIGxxx" when it ended without
 **     handing anything back
-**   child:pid() -> integer
+**   child:pid() -> integer   (0 once reaped)
+**   child:close()
+**     kills the copy if it still runs and reaps it (also the handle's __gc
+**     and __close); after wait(), it reaps a copy that was still ending
 **   fork.counter(limit) -> counter
 **     a counter in memory shared with the copies forked after it
 **   counter:take() -> integer | nil
@@ -252,7 +255,7 @@ static int counter_gc (lua_State *L) {
 /* }====================================================== */
 
 static const luaL_Reg funcs[] = {{"start", fork_start}, {"counter", fork_counter}, {NULL, NULL}};
-static const luaL_Reg child_meth[] = {{"wait", child_wait}, {"pid", child_pid}, {NULL, NULL}};
+static const luaL_Reg child_meth[] = {{"wait", child_wait}, {"pid", child_pid}, {"close", child_gc}, {NULL, NULL}};
 static const luaL_Reg child_meta[] = {{"__index", NULL}, {"__gc", child_gc}, {"__close", child_gc}, {NULL, NULL}};
 static const luaL_Reg counter_meth[] = {{"take", counter_take}, {"stop", counter_stop}, {NULL, NULL}};
 static const luaL_Reg counter_meta[] = {{"__index", NULL}, {"__gc", counter_gc}, {NULL, NULL}};

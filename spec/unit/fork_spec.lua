@@ -25,6 +25,14 @@ describe('aegis.core.fork', function()
       assert.has_error(function() c:wait() end, "calling 'wait' on bad self (already waited for)")
     end
     assert.is_nil(io.open('/proc/' .. pid .. '/stat'))
+    -- close() reaps one that was still ending, and can be called again
+    local c = assert(fork.start(function() return 'x' end))
+    pid = c:pid()
+    assert.equal('x', c:wait())
+    c:close()
+    assert.equal(0, c:pid())
+    assert.is_nil(io.open('/proc/' .. pid .. '/stat'))
+    c:close()
   end)
 
   it("hands back an answer even when it looks like a frame's head", function()
