@@ -56,6 +56,7 @@
 #include "lauxag.h"
 
 #define CHILD "aegis.fork.Child"
+#define PIPE_CHUNK (1 << 20)   /* the pipe's size, and a read */
 #define COUNTER "aegis.fork.Counter"
 
 /* {====================================================== children */
@@ -110,6 +111,10 @@ static int fork_start (lua_State *L) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0)
     return agL_pushfail(L, AG_EIO, "fork: pipe: %s", strerror(errno));
+  /* an answer is megabytes (enforce's findings): 1 MiB at a time rather
+  ** than 64 KiB takes 16 times fewer switches between writer and reader
+  ** (best effort: the system's pipe-max-size may be lower) */
+  (void)fcntl(fds[1], F_SETPIPE_SZ, PIPE_CHUNK);
   fflush(NULL);  /* nothing buffered is written twice */
   pid_t parent = getpid();
   pid_t pid = fork();
@@ -150,8 +155,8 @@ static int child_wait (lua_State *L) {
   luaL_buffinit(L, &b);
   int rerr = 0;
   for (;;) {
-    char *p = luaL_prepbuffer(&b);
-    ssize_t r = read(c->fd, p, LUAL_BUFFERSIZE);
+    char *p = luaL_prepbuffsize(&b, PIPE_CHUNK);
+    ssize_t r = read(c->fd, p, PIPE_CHUNK);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) rerr = errno;
     if (r <= 0) break;

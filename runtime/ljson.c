@@ -220,6 +220,7 @@ typedef struct Enc {
   size_t capseen, cappath;
   int depth;
   int indent;
+  int level;            /* levels the value sits at in an enclosing document */
   int busy;             /* the cached state, in use (see json_encode) */
 } Enc;
 
@@ -390,7 +391,7 @@ static int encerror (lua_State *L, Enc *E, const char *fmt, ...) {
 
 static void newline (lua_State *L, Enc *E, int depth) {
   if (E->indent == 0) return;
-  size_t n = (size_t)depth * (size_t)E->indent;
+  size_t n = (size_t)(depth + E->level) * (size_t)E->indent;
   reserve(L, E, n + 1);
   E->buf[E->len++] = '\n';
   memset(E->buf + E->len, ' ', n);
@@ -589,11 +590,16 @@ static void encode (lua_State *L, Enc *E, int idx) {
   }
 }
 
-/* encode(v [, indent]) -> string */
+/* encode(v [, indent [, level]]) -> string
+** level: the depth v sits at in an enclosing document indented so; its
+** lines after the first are indented for it (the first is where the
+** document puts it) */
 static int json_encode (lua_State *L) {
   lua_Integer indent = luaL_optinteger(L, 2, 0);
   luaL_argcheck(L, indent >= 0 && indent <= MAXINDENT, 2,
                 "indent must be in 0..16");
+  lua_Integer level = luaL_optinteger(L, 3, 0);
+  luaL_argcheck(L, level >= 0 && level <= MAXDEPTH, 3, "level must be in 0..1000");
   luaL_checkany(L, 1);
   lua_settop(L, 1);
   /* The state cached in the closure keeps its buffers from call to call.
@@ -610,6 +616,7 @@ static int json_encode (lua_State *L) {
     E->indent = (int)indent;
   }
   else E = newenc(L, (int)indent);  /* [v, box] */
+  E->level = (int)level;
   encode(L, E, 1);
   /* Not busy before the copy: a finalizer can run only once the copy is
   ** made (at the GC step that ends lua_pushlstring). */

@@ -39,10 +39,13 @@ function M.canonical(v)
 end
 
 --- Encodes a value as JSON: the canonical form, or with `opts.indent`
---- spaces of indentation per level (keys still sorted) for people to read.
---- Raises on values that are not JSON, as `canonical` does.
+--- spaces of indentation per level (keys still sorted) for people to read;
+--- `opts.level` says the value sits that many levels down in a document
+--- indented so (its lines after the first are indented for that depth), to
+--- be put there as it is. Raises on values that are not JSON, as
+--- `canonical` does.
 ---@param v any A JSON-able value
----@param opts? {indent?: integer} Spaces per level, 0..16 (0: compact)
+---@param opts? {indent?: integer, level?: integer} Spaces per level, 0..16 (0: compact); level 0..1000 (default 0)
 ---@return string json
 function M.encode(v, opts)
   if opts ~= nil and type(opts) ~= 'table' then
@@ -52,8 +55,24 @@ function M.encode(v, opts)
   if math.type(indent) ~= 'integer' or indent < 0 or indent > 16 then
     argerror(2, 'encode', 'indent must be an integer in 0..16')
   end
-  local s = core.encode(v, indent)
+  local level = opts and opts.level or 0
+  if math.type(level) ~= 'integer' or level < 0 or level > 1000 then
+    argerror(2, 'encode', 'level must be an integer in 0..1000')
+  end
+  local s = core.encode(v, indent, level)
   return s
+end
+
+--- An encoder with fixed options: `json.encoder(opts)(v)` is
+--- `json.encode(v, opts)`, the options checked once (for encoding many
+--- values, each on its own).
+---@param opts? {indent?: integer, level?: integer} As for `encode`
+---@return fun(v: any): string
+function M.encoder(opts)
+  M.encode(M.null, opts)  -- (checks them)
+  local indent, level = opts and opts.indent or 0, opts and opts.level or 0
+  local enc = core.encode
+  return function(v) return (enc(v, indent, level)) end
 end
 
 --- Decodes JSON text. Numbers that are integral and within +-2^53 become

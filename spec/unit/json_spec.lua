@@ -195,6 +195,20 @@ describe('aegis.json', function()
       assert.equal('"s"', json.encode('s', { indent = 2 }))
     end)
 
+    it('encodes a value for its place levels down in a document (level), with options checked once (encoder)', function()
+      local inner = { c = json.array({ 1 }) }
+      local whole = json.encode({ a = { inner } }, { indent = 2 })
+      local at = json.encode(inner, { indent = 2, level = 2 })
+      assert.equal('{\n      "c": [\n        1\n      ]\n    }', at)
+      assert.equal('{\n  "a": [\n    ' .. at .. '\n  ]\n}', whole)
+      assert.equal(json.encode(inner), json.encode(inner, { level = 3 }))  -- compact: no lines
+      local enc = json.encoder({ indent = 2, level = 2 })
+      assert.equal(at, enc(inner))
+      assert.equal(json.canonical(inner), json.encoder()(inner))
+      assert.error_matches(function() json.encoder({ level = -1 }) end,
+        "bad argument #2 to 'encode' %(level must be an integer in 0..1000%)")
+    end)
+
     it('raises on bad options', function()
       assert.error_matches(function() json.encode({}, 2) end,
         "bad argument #2 to 'encode' %(table expected, got number%)")
@@ -202,6 +216,8 @@ describe('aegis.json', function()
         "bad argument #2 to 'encode' %(indent must be an integer in 0..16%)")
       assert.error_matches(function() json.encode({}, { indent = 1.5 }) end,
         "bad argument #2 to 'encode' %(indent must be an integer in 0..16%)")
+      assert.error_matches(function() json.encode({}, { level = 1001 }) end,
+        "bad argument #2 to 'encode' %(level must be an integer in 0..1000%)")
     end)
   end)
 

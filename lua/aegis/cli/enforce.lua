@@ -155,30 +155,30 @@ local function run(args)
       rules[i] = (is_file and spec:sub(1, 1) ~= '/' and config_dir ~= cwd) and config_dir .. '/' .. spec or spec
     end
   end
+  local format = o.format
+  if not format then
+    format = (o.ci and os.getenv('GITHUB_ACTIONS') == 'true') and 'github' or 'text'
+  end
+  local ropts
+  if format == 'text' then
+    local nc = os.getenv('NO_COLOR')
+    ropts = { color = not o.ci and not o.output and host.isatty(1) and (nc == nil or nc == '') }
+  elseif format == 'sarif' then
+    ropts = { root = walk.root(), cwd = cwd, version = require('aegis').version }
+  end
+  local report = require('aegis.standards.report')
   local res = runner.run({
     rules = rules or { 'aegis-constitutional' },
     config = scfg, config_dir = config_dir, files = files,
     jobs = o.jobs or runner.cpus(), fail_fast = o.fail_fast, timings = o.timings, sizes = sizes,
     log = function(msg) io.stderr:write('aegis-run: enforce: ', msg, '\n') end,
+    -- findings are rendered by the processes that find them (report.lua)
+    render = function(list) return report.renderer(format, ropts, list) end,
   })
-  local format = o.format
-  if not format then
-    format = (o.ci and os.getenv('GITHUB_ACTIONS') == 'true') and 'github' or 'text'
-  end
   t0 = os.clock()
-  local report = require('aegis.standards.report')
-  local text
-  if format == 'text' then
-    local nc = os.getenv('NO_COLOR')
-    local color = not o.ci and not o.output and host.isatty(1) and (nc == nil or nc == '')
-    text = report.text(res, { color = color })
-  elseif format == 'json' then
-    text = report.json(res)
-  elseif format == 'sarif' then
-    text = report.sarif(res, { root = walk.root(), cwd = cwd, version = require('aegis').version })
-  else
-    text = report.github(res)
-  end
+  -- the process ends once the report is out (quick_exit): nothing to collect
+  collectgarbage('stop')
+  local text = report[format](res, ropts)
   if o.output then
     local ok, reason = fs.write(o.output, text)
     if not ok then errors.usage("enforce: write '%s': %s", o.output, reason) end

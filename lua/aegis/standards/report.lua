@@ -1,5 +1,12 @@
 --- Output formats of `aegis-run enforce`: text like a compiler, JSON,
 --- SARIF 2.1.0 (for GitHub code scanning) and GitHub workflow annotations.
+---
+--- In every format a finding is rendered by itself, and the findings of a
+--- report are their renderings joined by the format's separator, in
+--- order. So the processes that check files can render their findings as
+--- they find them (`M.renderer`) and the report be made from those parts
+--- (`res.parts`, joined in path order) rather than from `res.findings`:
+--- the same bytes, without a serial pass over every finding at the end.
 local fs = require('aegis.fs')
 local json = require('aegis.json')
 
@@ -42,6 +49,68 @@ local function line_reader()
   end
 end
 
+-- Source lines of one file whose text is at hand (nil: none), the line
+-- reader of a process rendering the findings of the file it just checked.
+local function lines_of(src)
+  local lines
+  return function(_, n)
+    if not lines then
+      lines = {}
+      for l in ((src or '') .. '\n'):gmatch('([^\n]*)\n') do lines[#lines + 1] = (l:gsub('\r$', '')) end
+      if not src then lines = {} end  -- (the file could not be read)
+    end
+    return lines[n]
+  end
+end
+
+-- The findings part of a report: `res.parts` joined, or `res.findings`
+-- rendered by `list` (reading sources from disk).
+local function findings_text(res, list, sep, ctx)
+  if res.parts then return table.concat(res.parts, sep) end
+  return list(res.findings, ctx)
+end
+
+-- A renderer of a list of findings from one of a finding: the renderings
+-- joined by `sep`.
+local function joined(item, sep)
+  return function(findings, ctx)
+    local out = {}
+    for i, f in ipairs(findings) do out[i] = item(f, ctx) end
+    return table.concat(out, sep)
+  end
+end
+
+-- JSON text of `doc` (indented by 2) whose array at `key`, `depth` levels
+-- down, holds `body`: elements already encoded at that depth (see
+-- `indented`), joined by ',\n' and the depth's indentation. The array is
+-- encoded holding one marker, which `body` then replaces.
+local MARK = 'aegis:rendered-elsewhere'
+local function splice(doc, set, key, depth, body)
+  if body == '' then
+    set(json.array({}))
+    return json.encode(doc, { indent = 2 })
+  end
+  set(json.array({ MARK }))
+  local s = json.encode(doc, { indent = 2 })
+  local at = ('"%s": [\n%s"%s"'):format(key, ('  '):rep(depth), MARK)
+  local i, j = s:find(at, 1, true)
+  assert(i, 'report: the marker of the rendered findings is not where it belongs')
+  return s:sub(1, j - #MARK - 2) .. body .. s:sub(j + 1)
+end
+
+-- A JSON value encoded as an element of an array `depth` levels down in
+-- a document indented by 2 (its inner lines indented for that depth).
+local encode_at, run_mod = {}, nil  -- depth -> the encoder (made once: a finding is one call)
+local function indented(v, depth)
+  local enc = encode_at[depth]
+  if not enc then
+    enc = json.encoder({ indent = 2, level = depth })
+    encode_at[depth] = enc
+  end
+  run_mod = run_mod or require('aegis.standards.run')
+  return run_mod.encode_valid(v, enc)
+end
+
 -- {====================================================== text
 
 local COLOR = { error = '1;31', warning = '1;33', info = '1;36', rule = '2', caret = '1;32', path = '1' }
@@ -61,6 +130,30 @@ local function window(l, col)
   return l:sub(from, to), col - from + 1, from > 1 and '...' or '', to < #l and '...' or ''
 end
 
+local function painter(opts)
+  return function(code, s)
+    if not opts.color then return s end
+    return '\27[' .. code .. 'm' .. s .. '\27[0m'
+  end
+end
+
+-- One finding as text: its line, and its source line with a caret under it.
+local function text_item(f, ctx)
+  local paint = ctx.paint
+  local head = ('%s %s %s %s'):format(paint(COLOR.path, ('%s:%d:%d'):format(f.path, f.line, f.col)),
+    paint(COLOR[f.severity] or '0', f.severity), paint(COLOR.rule, f.rule), f.message)
+  local l = ctx.line_of(f.path, f.line)
+  if not l then return head end
+  local width = 1
+  if f.end_line == f.line and f.end_col > f.col then width = f.end_col - f.col end
+  local shown, col, lead, tail = window(l, f.col)
+  width = math.min(width, #shown - col + 1)
+  local before = utf8.len(shown:sub(1, col - 1)) or (col - 1)
+  local len = utf8.len(shown:sub(col, col + width - 1)) or width
+  return head .. '\n    ' .. lead .. (shown:gsub('\t', ' ')) .. tail
+    .. '\n    ' .. (' '):rep(#lead + before) .. paint(COLOR.caret, '^' .. ('~'):rep(math.max(len - 1, 0)))
+end
+
 --- Text like a compiler's: `file:line:col severity rule message`, the
 --- source line and a caret under the finding; a line per (file, rule) over
 --- the cap of findings; problems after; a summary (whose counts include the
@@ -70,26 +163,9 @@ end
 ---@return string
 function M.text(res, opts)
   local out = {}
-  local function paint(code, s)
-    if not opts.color then return s end
-    return '\27[' .. code .. 'm' .. s .. '\27[0m'
-  end
-  local line_of = line_reader()
-  for _, f in ipairs(res.findings) do
-    out[#out + 1] = ('%s %s %s %s'):format(paint(COLOR.path, ('%s:%d:%d'):format(f.path, f.line, f.col)),
-      paint(COLOR[f.severity] or '0', f.severity), paint(COLOR.rule, f.rule), f.message)
-    local l = line_of(f.path, f.line)
-    if l then
-      local width = 1
-      if f.end_line == f.line and f.end_col > f.col then width = f.end_col - f.col end
-      local shown, col, lead, tail = window(l, f.col)
-      width = math.min(width, #shown - col + 1)
-      local before = utf8.len(shown:sub(1, col - 1)) or (col - 1)
-      local len = utf8.len(shown:sub(col, col + width - 1)) or width
-      out[#out + 1] = '    ' .. lead .. (shown:gsub('\t', ' ')) .. tail
-      out[#out + 1] = '    ' .. (' '):rep(#lead + before) .. paint(COLOR.caret, '^' .. ('~'):rep(math.max(len - 1, 0)))
-    end
-  end
+  local paint = painter(opts)
+  local body = findings_text(res, joined(text_item, '\n'), '\n', { paint = paint, line_of = line_reader() })
+  if body ~= '' then out[1] = body end
   for _, c in ipairs(res.capped or {}) do
     out[#out + 1] = ('%s: %s'):format(paint(COLOR.path, c.path), M.capped_message(c))
   end
@@ -126,12 +202,19 @@ end
 
 -- }======================================================
 
--- The JSON report of `res` (see M.json).
-local function json_report(res)
+-- Findings as elements of the JSON report's `findings`, in one call: the
+-- array encoded where it sits ('[\n    {...},\n    {...}\n  ]'), without
+-- its brackets and the indentation around them.
+local function json_list(findings)
+  if #findings == 0 then return '' end
+  return indented(json.array(findings), 1):sub(7, -5)
+end
+
+-- The JSON report of `res` (see M.json), its findings part `body`.
+local function json_report(res, body)
   local nprob = 0
   for _, p in ipairs(res.problems) do if p.kind ~= 'syntax' then nprob = nprob + 1 end end
   local doc = {
-    findings = json.array(res.findings),
     problems = json.array(res.problems),
     rules = json.array(res.rules),
     summary = { files = res.files, errors = res.counts.error, warnings = res.counts.warning,
@@ -142,7 +225,7 @@ local function json_report(res)
     doc.capped = json.array(res.capped)
     doc.summary.not_shown = hidden
   end
-  return json.encode(doc, { indent = 2 }) .. '\n'
+  return splice(doc, function(v) doc.findings = v end, 'findings', 2, body) .. '\n'
 end
 
 --- JSON: `{findings, problems, summary = {files, errors, warnings, infos,
@@ -152,7 +235,8 @@ end
 ---@param res table
 ---@return string
 function M.json(res)
-  return require('aegis.standards.run').encode_valid(res, json_report)
+  local body = findings_text(res, json_list, ',\n    ')
+  return require('aegis.standards.run').encode_valid(res, function(clean) return json_report(clean, body) end)
 end
 
 -- {====================================================== SARIF
@@ -215,14 +299,56 @@ end
 
 local LEVEL = { error = 'error', warning = 'warning', info = 'note' }
 
+-- Rule id -> its index in `tool.driver.rules` (the rules as in `res.rules`).
+local function rule_index(rules)
+  local index = {}
+  for i, r in ipairs(rules) do index[r.id] = i - 1 end
+  return index
+end
+
+-- One finding as an element of the SARIF run's `results` (a finding with
+-- its path as found, to read the file by; strings made valid UTF-8 where
+-- they are not, as the whole report's are).
+local function sarif_item(f, ctx)
+  local raw = f.path
+  local rel, abs = relative(raw, ctx.root, ctx.cwd)
+  local loc = { uri = uri_path(rel or abs) }
+  if rel then loc.uriBaseId = '%SRCROOT%' else loc.uri = 'file://' .. uri_path(abs) end
+  local l1, l2 = ctx.line_of(raw, f.line), ctx.line_of(raw, f.end_line)
+  local region = {
+    startLine = f.line, startColumn = ctx.utf16_col(l1, f.col),
+    endLine = f.end_line, endColumn = ctx.utf16_col(l2, f.end_col),
+  }
+  if region.endLine == region.startLine and region.endColumn < region.startColumn then
+    region.endColumn = region.startColumn
+  end
+  local r = {
+    ruleId = f.rule, ruleIndex = ctx.index[f.rule], level = LEVEL[f.severity] or 'warning',
+    message = { text = f.message },
+    locations = json.array({ { physicalLocation = { artifactLocation = loc, region = region } } }),
+  }
+  if f.fix then
+    -- SARIF fixes: replace bytes [start, end) of the file with the text
+    r.fixes = json.array({ {
+      description = { text = 'Fix offered by ' .. f.rule },
+      artifactChanges = json.array({ {
+        artifactLocation = loc,
+        replacements = json.array({ {
+          deletedRegion = { byteOffset = f.fix.start_byte, byteLength = f.fix.end_byte - f.fix.start_byte },
+          insertedContent = { text = f.fix.text },
+        } }),
+      } }),
+    } })
+  end
+  return indented(r, 4)
+end
+
 -- The SARIF report of `res` (strings valid UTF-8, or the encoder refuses
--- it), naming and reading files by the paths of `raw` (see M.sarif).
-local function sarif_report(res, raw_res, opts)
-  local raw_findings = raw_res.findings
-  local line_of, utf16_col = line_reader(), utf16_columns()
-  local rules, index = {}, {}
+-- it), naming files by the paths of `raw` (see M.sarif), its results part
+-- `body`.
+local function sarif_report(res, raw_res, opts, body)
+  local rules, index = {}, rule_index(res.rules)
   for i, r in ipairs(res.rules) do
-    index[r.id] = i - 1
     local props = { tags = json.array({ r.pack }) }
     if r.eslint then props.eslint = r.eslint end
     rules[i] = {
@@ -234,40 +360,6 @@ local function sarif_report(res, raw_res, opts)
       help = { text = r.help or r.description },
       properties = props,
     }
-  end
-  local results = {}
-  for i, f in ipairs(res.findings) do
-    local raw = raw_findings[i].path  -- the file's own name, to read it (percent-encoded in the URI)
-    local rel, abs = relative(raw, opts.root, opts.cwd)
-    local loc = { uri = uri_path(rel or abs) }
-    if rel then loc.uriBaseId = '%SRCROOT%' else loc.uri = 'file://' .. uri_path(abs) end
-    local l1, l2 = line_of(raw, f.line), line_of(raw, f.end_line)
-    local region = {
-      startLine = f.line, startColumn = utf16_col(l1, f.col),
-      endLine = f.end_line, endColumn = utf16_col(l2, f.end_col),
-    }
-    if region.endLine == region.startLine and region.endColumn < region.startColumn then
-      region.endColumn = region.startColumn
-    end
-    local r = {
-      ruleId = f.rule, ruleIndex = index[f.rule], level = LEVEL[f.severity] or 'warning',
-      message = { text = f.message },
-      locations = json.array({ { physicalLocation = { artifactLocation = loc, region = region } } }),
-    }
-    if f.fix then
-      -- SARIF fixes: replace bytes [start, end) of the file with the text
-      r.fixes = json.array({ {
-        description = { text = 'Fix offered by ' .. f.rule },
-        artifactChanges = json.array({ {
-          artifactLocation = loc,
-          replacements = json.array({ {
-            deletedRegion = { byteOffset = f.fix.start_byte, byteLength = f.fix.end_byte - f.fix.start_byte },
-            insertedContent = { text = f.fix.text },
-          } }),
-        } }),
-      } })
-    end
-    results[#results + 1] = r
   end
   local notes = {}
   local ok = true
@@ -301,22 +393,22 @@ local function sarif_report(res, raw_res, opts)
     notes[#notes + 1] = n
   end
   local root = opts.root:gsub('/+$', '') .. '/'
+  local run = {
+    tool = { driver = {
+      name = 'aegis-run', semanticVersion = opts.version, version = opts.version,
+      informationUri = M.INFO_URI, rules = json.array(rules),
+    } },
+    originalUriBaseIds = { ['%SRCROOT%'] = { uri = 'file://' .. uri_path(root) } },
+    invocations = json.array({ { executionSuccessful = ok,
+      toolExecutionNotifications = json.array(notes) } }),
+    columnKind = 'utf16CodeUnits',
+  }
   local doc = {
     ['$schema'] = 'https://json.schemastore.org/sarif-2.1.0.json',
     version = '2.1.0',
-    runs = json.array({ {
-      tool = { driver = {
-        name = 'aegis-run', semanticVersion = opts.version, version = opts.version,
-        informationUri = M.INFO_URI, rules = json.array(rules),
-      } },
-      originalUriBaseIds = { ['%SRCROOT%'] = { uri = 'file://' .. uri_path(root) } },
-      invocations = json.array({ { executionSuccessful = ok,
-        toolExecutionNotifications = json.array(notes) } }),
-      results = json.array(results),
-      columnKind = 'utf16CodeUnits',
-    } }),
+    runs = json.array({ run }),
   }
-  return json.encode(doc, { indent = 2 }) .. '\n'
+  return splice(doc, function(v) run.results = v end, 'results', 4, body) .. '\n'
 end
 
 --- SARIF 2.1.0: one run, `tool.driver.rules` with every rule that ran,
@@ -329,8 +421,10 @@ end
 ---@param opts {root: string, cwd: string, version: string}
 ---@return string
 function M.sarif(res, opts)
+  local body = findings_text(res, joined(sarif_item, ',\n        '), ',\n        ', { root = opts.root, cwd = opts.cwd,
+    line_of = line_reader(), utf16_col = utf16_columns(), index = rule_index(res.rules) })
   return require('aegis.standards.run').encode_valid(res, function(clean)
-    return sarif_report(clean, res, opts)
+    return sarif_report(clean, res, opts, body)
   end)
 end
 
@@ -348,17 +442,21 @@ end
 
 local GH = { error = 'error', warning = 'warning', info = 'notice' }
 
+-- One finding as a workflow command.
+local function github_item(f)
+  return ('::%s file=%s,line=%d,col=%d,endLine=%d,endColumn=%d,title=%s::%s'):format(
+    GH[f.severity] or 'warning', esc_prop(f.path), f.line, f.col, f.end_line, f.end_col, esc_prop(f.rule),
+    esc_data(f.message))
+end
+
 --- GitHub workflow commands: `::error file=…,line=…,col=…,endLine=…,endColumn=…,title=rule::message`;
 --- a `::warning` per (file, rule) over the cap of findings.
 ---@param res table
 ---@return string
 function M.github(res)
   local out = {}
-  for _, f in ipairs(res.findings) do
-    out[#out + 1] = ('::%s file=%s,line=%d,col=%d,endLine=%d,endColumn=%d,title=%s::%s'):format(
-      GH[f.severity] or 'warning', esc_prop(f.path), f.line, f.col, f.end_line, f.end_col, esc_prop(f.rule),
-      esc_data(f.message))
-  end
+  local body = findings_text(res, joined(github_item, '\n'), '\n')
+  if body ~= '' then out[1] = body end
   for _, p in ipairs(res.problems) do
     if p.kind ~= 'syntax' then
       local file = p.path ~= '' and ('file=%s,'):format(esc_prop(p.path)) or ''
@@ -374,5 +472,39 @@ function M.github(res)
 end
 
 -- }======================================================
+
+--- A renderer of findings as they are found, for a report in `format`
+--- ('text', 'json', 'sarif' or 'github'; `opts` as that format's function
+--- takes them, and `rules` the report's `res.rules`): `file(findings, src)`
+--- renders the findings, sorted, of the file whose text is `src`; the
+--- report is then made from `res.parts`, those renderings in path order.
+---@param format string
+---@param opts table
+---@param rules table[]
+---@return {format: string, file: fun(findings: aegis.standards.Finding[], src: string): string}
+function M.renderer(format, opts, rules)
+  local list, sep, base
+  if format == 'text' then
+    sep, base = '\n', { paint = painter(opts) }
+    list = joined(text_item, sep)
+  elseif format == 'json' then
+    list, sep, base = json_list, ',\n    ', {}
+  elseif format == 'sarif' then
+    sep, base = ',\n        ', { root = opts.root, cwd = opts.cwd, index = rule_index(rules) }
+    list = joined(sarif_item, sep)
+  elseif format == 'github' then
+    sep, base = '\n', {}
+    list = joined(github_item, sep)
+  else
+    error(("bad argument #1 to 'renderer' (unknown format '%s')"):format(tostring(format)), 2)
+  end
+  return {
+    format = format,
+    sep = sep,
+    file = function(findings, src)
+      return list(findings, setmetatable({ line_of = lines_of(src), utf16_col = utf16_columns() }, { __index = base }))
+    end,
+  }
+end
 
 return M

@@ -51,6 +51,12 @@ function M.worker_env(getenv)
   return out
 end
 
+-- Whether two findings (adjacent once sorted) are the same one.
+local function same_finding(a, b)
+  return a.path == b.path and a.line == b.line and a.col == b.col and a.rule == b.rule
+    and a.message == b.message and a.end_line == b.end_line and a.end_col == b.end_col
+end
+
 -- Findings per severity: those listed and those over the cap (counted only).
 local function severity_counts(findings, capped)
   local c = { error = 0, warning = 0, info = 0 }
@@ -134,9 +140,10 @@ end
 -- error-level finding or a failing problem, and calls `stop()` (the other
 -- processes stop taking files). Returns findings, problems, the number of
 -- files checked, the (file, rule) pairs over the cap.
-local function check_files(engine, next_file, fail_fast, stop)
+local function check_files(engine, next_file, fail_fast, stop, render)
   local findings, problems, n, capped = {}, {}, 0, {}
   local by_file = {}  -- {path, its findings (sorted)}, in the order checked
+  local parts = render and {} or nil
   local tm = engine.timings
   local c0, s0 = tm and os.clock(), tm and sum(tm)
   local pause = collectgarbage('setpause', standards.CHECK_GC_PAUSE)  -- (Lua has no getpause)
@@ -157,10 +164,13 @@ local function check_files(engine, next_file, fail_fast, stop)
         capped[#capped + 1] = x
         if x.severity == 'error' then failed = true end
       end
-      if #f > 0 then by_file[#by_file + 1] = { p, f } end
       for i = 1, #f do
         if f[i].severity == 'error' then failed = true end
       end
+      if render and #f > 0 then
+        f = M.render_part(render, p, src, f, parts)
+      end
+      if #f > 0 then by_file[#by_file + 1] = { p, f } end
       for i = 1, #pr do
         local x = pr[i]
         problems[#problems + 1] = x
@@ -177,9 +187,91 @@ local function check_files(engine, next_file, fail_fast, stop)
   -- merges a run per process)
   table.sort(by_file, function(a, b) return a[1] < b[1] end)
   for _, x in ipairs(by_file) do table.move(x[2], 1, #x[2], #findings + 1, findings) end
+  if parts then
+    table.sort(parts, function(a, b) return a[1] < b[1] end)
+    -- what is left was reported on other files, often the same finding
+    -- from many (a tsconfig.json's): once each
+    findings = M.unique(standards.sort(findings))
+  end
   -- the engine's work outside its stages and rules (matches, findings)
   if tm then tm['(check)'] = (tm['(check)'] or 0) + (os.clock() - c0) - (sum(tm) - s0) end
-  return findings, problems, n, capped
+  return findings, problems, n, capped, parts
+end
+
+--- Sorted findings without repeats (the same finding reported twice).
+---@param findings aegis.standards.Finding[] Sorted (standards.sort)
+---@return aegis.standards.Finding[]
+function M.unique(findings)
+  local out, last = {}, nil
+  for _, f in ipairs(findings) do
+    if not (last and same_finding(last, f)) then out[#out + 1] = f end
+    last = f
+  end
+  return out
+end
+
+--- Renders the findings `f` (sorted) of file `path` (text `src`) that are
+--- on the file itself, once each, with `render` (report.renderer) into a
+--- part `{path, text, errors, warnings, infos}` added to `parts`; returns
+--- the others (reported on other files), for the parent to merge.
+---@param render {file: fun(findings: table[], src: string?): string}
+---@param path string
+---@param src string?
+---@param f aegis.standards.Finding[]
+---@param parts table[]
+---@return aegis.standards.Finding[] others
+function M.render_part(render, path, src, f, parts)
+  local own, others, last = {}, {}, nil
+  local c = { error = 0, warning = 0, info = 0 }
+  for i = 1, #f do
+    local x = f[i]
+    if x.path ~= path then
+      others[#others + 1] = x
+    elseif not (last and same_finding(last, x)) then
+      own[#own + 1] = x
+      c[x.severity] = (c[x.severity] or 0) + 1
+      last = x
+    end
+  end
+  if #own > 0 then parts[#parts + 1] = { path, render.file(own, src), c.error, c.warning, c.info } end
+  return others
+end
+
+-- What a copy hands back: its result as JSON, then its parts, packed.
+local function pack_result(res)
+  local parts = res.parts or {}
+  res.parts = nil
+  local out = { string.pack('<s4I4', M.encode_valid(res, json.encode), #parts) }
+  for i, x in ipairs(parts) do out[i + 1] = string.pack('<s4s4I4I4I4', x[1], x[2], x[3], x[4], x[5]) end
+  return table.concat(out)
+end
+
+-- A copy's result from what it handed back (pack_result), or nil.
+local function unpack_result(s)
+  local ok, head, n, pos = pcall(string.unpack, '<s4I4', s)
+  local res = ok and json.decode(head)
+  if type(res) ~= 'table' then return nil end
+  local parts = {}
+  for i = 1, n do
+    local x = {}
+    x[1], x[2], x[3], x[4], x[5], pos = string.unpack('<s4s4I4I4I4', s, pos)
+    parts[i] = x
+  end
+  res.parts = parts
+  return res
+end
+
+-- Sorted lists of parts (by path) merged into one.
+local function merge_parts(a, b)
+  local out, i, j = {}, 1, 1
+  while i <= #a or j <= #b do
+    if j > #b or (i <= #a and a[i][1] <= b[j][1]) then
+      out[#out + 1], i = a[i], i + 1
+    else
+      out[#out + 1], j = b[j], j + 1
+    end
+  end
+  return out
 end
 
 -- The files of `list` in turn, as `check_files` takes them.
@@ -192,9 +284,9 @@ local function each(list)
 end
 
 -- What a process checked, as the parent merges it (and a copy sends it).
-local function result(engine, findings, problems, n, capped)
+local function result(engine, findings, problems, n, capped, parts)
   return { findings = json.array(findings), problems = json.array(problems), files = n,
-    capped = json.array(capped), timings = engine.timings }
+    capped = json.array(capped), timings = engine.timings, parts = parts }
 end
 
 -- The names in our environment (/proc/self/environ), for the log.
@@ -278,6 +370,9 @@ end
 ---@field timings? boolean Collect CPU seconds per rule and stage (result `timings`)
 ---@field sizes? table<string, integer> Bytes per file, as the walk found them (walk.files' `sizes`): files are handed
 --- out largest first; a file not in it is stat'ed
+---@field render? fun(rules: table[]): table A renderer for the report (report.renderer, given the result's `rules`):
+--- the processes that check files render their findings as they go, and the result has `parts` (the renderings in
+--- path order) in place of `findings`. Not with untrusted rulepacks (their findings come back from workers).
 
 --- Splits rule specs into the trusted ones (run here and in forked copies)
 --- and the untrusted ones (each with its file, name and SHA-256). Raises an
@@ -370,6 +465,41 @@ local function hand_out_order(files, fail_fast, known)
   return order
 end
 
+--- The parts (sorted by path) with the findings left over from the
+--- processes (sorted, unique: those rules reported on files other than the
+--- one checked) rendered in: a part of their own per file, in path order,
+--- or, for a file a process rendered already, that file's part made again
+--- (the file checked again here for its own findings) with them in order.
+---@param render table report.renderer
+---@param engine table
+---@param parts table[] `{path, text, errors, warnings, infos}`
+---@param others aegis.standards.Finding[]
+---@return table[] parts
+function M.merge_others(render, engine, parts, others)
+  if #others == 0 then return parts end
+  local at = {}
+  for i, x in ipairs(parts) do at[x[1]] = i end
+  local extra, i = {}, 1
+  while i <= #others do
+    local path, list = others[i].path, {}
+    while i <= #others and others[i].path == path do
+      list[#list + 1] = others[i]
+      i = i + 1
+    end
+    local src = fs.read(path)
+    if at[path] and src then
+      local own = engine:check(src, { path = path })
+      for _, f in ipairs(own) do if f.path == path then list[#list + 1] = f end end
+      standards.sort(list)
+      parts[at[path]] = false
+    end
+    M.render_part(render, path, src, list, extra)
+  end
+  local kept = {}
+  for _, x in ipairs(parts) do if x then kept[#kept + 1] = x end end
+  return merge_parts(kept, extra)
+end
+
 --- Runs the check: trusted rules in this process and `jobs` - 1 forked
 --- copies of it, each untrusted rulepack in its own locked-down worker;
 --- merges the results in a stable order.
@@ -403,7 +533,9 @@ function M.run(o)
       end
     end
   end
+  local part_lists = {}  -- each process's rendered parts, sorted by path
   local function add(res)
+    if res.parts then part_lists[#part_lists + 1] = res.parts end
     table.move(res.findings, 1, #res.findings, #findings + 1, findings)
     table.move(res.problems, 1, #res.problems, #problems + 1, problems)
     add_capped(res.capped)
@@ -422,15 +554,21 @@ function M.run(o)
   -- the trusted rules' share: this process checks files, with jobs - 1
   -- forked copies of it when there are several jobs (they run while the
   -- untrusted workers below do)
-  local share, copies = nil, {}
+  local share, copies, engine, render = nil, {}, nil, nil
+  local gc_stopped = false
   if #trusted > 0 then
     -- the rules load here in any case: a bad pack is a usage error before
     -- any file is checked, and the rule list feeds SARIF
     local t0 = os.clock()
-    local engine = standards.engine({ rules = trusted, config = cfg, timings = o.timings,
+    engine = standards.engine({ rules = trusted, config = cfg, timings = o.timings,
       trusted = function(found) return M.is_trusted(found, cfg.trusted, o.config_dir) end })
     if timings then timings['(load)'] = os.clock() - t0 end
     add_rules(engine:rule_list())
+    if o.render and #untrusted == 0 then
+      local sorted = table.move(rules, 1, #rules, 1, {})
+      table.sort(sorted, function(a, b) return a.id < b.id end)  -- as the result's
+      render = o.render(sorted)
+    end
     local jobs = math.max(1, math.min(o.jobs, #o.files // 4))
     local next_file, stop = each(o.files), nil
     if jobs > 1 then
@@ -444,8 +582,12 @@ function M.run(o)
       stop = function() counter:stop() end
       for _ = 2, jobs do
         local copy, err = fork.start(function()
-          local res = result(engine, check_files(engine, next_file, o.fail_fast, stop))
-          return M.encode_valid(res, json.encode)
+          local res = result(engine, check_files(engine, next_file, o.fail_fast, stop, render))
+          -- the copy ends once its answer is written: nothing to collect
+          -- (a cycle over its heap, set off by the megabytes packed, was
+          -- up to 20 ms of the run's wall time)
+          collectgarbage('stop')
+          return pack_result(res)
         end)
         if not copy then
           -- the others take its files: slower, not wrong
@@ -456,7 +598,13 @@ function M.run(o)
       end
     end
     share = function()
-      local res = result(engine, check_files(engine, next_file, o.fail_fast, stop))
+      local res = result(engine, check_files(engine, next_file, o.fail_fast, stop, render))
+      -- from here to the end the heap only grows by the copies' answers
+      -- and their merge: no collection (restarted on the way out)
+      if collectgarbage('isrunning') then
+        collectgarbage('stop')
+        gc_stopped = true
+      end
       checked = checked + res.files
       add(res)
     end
@@ -514,7 +662,7 @@ function M.run(o)
     share()
     for i, copy in ipairs(copies) do
       local out, err = copy:wait()
-      local res = out and json.decode(out)
+      local res = out and unpack_result(out)
       if type(res) == 'table' then
         checked = checked + res.files
         add(res)
@@ -530,15 +678,14 @@ function M.run(o)
   standards.sort(findings)
   -- a finding reported on another file (ctx.report{path = 'tsconfig.json'})
   -- comes from every file that looked at it: keep one
-  local uniq, last = {}, nil
-  for _, f in ipairs(findings) do
-    if not (last and last.path == f.path and last.line == f.line and last.col == f.col and last.rule == f.rule
-        and last.message == f.message and last.end_line == f.end_line and last.end_col == f.end_col) then
-      uniq[#uniq + 1] = f
-    end
-    last = f
+  findings = M.unique(findings)
+  local parts
+  if render then
+    parts = {}
+    for _, list in ipairs(part_lists) do parts = merge_parts(parts, list) end
+    parts = M.merge_others(render, engine, parts, findings)
+    findings = nil
   end
-  findings = uniq
   table.sort(problems, function(a, b)
     if (a.path or '') ~= (b.path or '') then return (a.path or '') < (b.path or '') end
     if (a.line or 0) ~= (b.line or 0) then return (a.line or 0) < (b.line or 0) end
@@ -552,8 +699,11 @@ function M.run(o)
     -- each worker stopped at its first failing file, in path order: every
     -- file before the first failing one overall was checked by someone
     local cut
-    for _, f in ipairs(findings) do
+    for _, f in ipairs(findings or {}) do
       if f.severity == 'error' and (cut == nil or f.path < cut) then cut = f.path end
+    end
+    for _, x in ipairs(parts or {}) do
+      if x[3] > 0 and (cut == nil or x[1] < cut) then cut = x[1] end
     end
     for _, p in ipairs(problems) do
       if M.failing(p) and p.path ~= '' and (cut == nil or p.path < cut) then cut = p.path end
@@ -561,8 +711,8 @@ function M.run(o)
     cut_path = cut
     if cut then
       local keep = {}
-      for _, f in ipairs(findings) do if f.path <= cut then keep[#keep + 1] = f end end
-      findings = keep
+      for _, f in ipairs(findings or parts) do if (f.path or f[1]) <= cut then keep[#keep + 1] = f end end
+      if findings then findings = keep else parts = keep end
       local keepp = {}
       for _, p in ipairs(problems) do if p.path == '' or p.path <= cut then keepp[#keepp + 1] = p end end
       problems = keepp
@@ -582,8 +732,18 @@ function M.run(o)
   -- had written its answer, while the kernel was still tearing it down),
   -- so that their CPU time counts as this process's children's
   for _, copy in ipairs(copies) do copy:close() end
-  return { findings = findings, problems = problems, rules = rules, files = checked, capped = caps,
-    counts = severity_counts(findings, caps), timings = timings }
+  if gc_stopped then collectgarbage('restart') end
+  local counts = severity_counts(findings or {}, caps)
+  local texts
+  if parts then
+    texts = {}
+    for i, x in ipairs(parts) do
+      texts[i] = x[2]
+      counts.error, counts.warning, counts.info = counts.error + x[3], counts.warning + x[4], counts.info + x[5]
+    end
+  end
+  return { findings = findings, parts = texts, problems = problems, rules = rules, files = checked, capped = caps,
+    counts = counts, timings = timings }
 end
 
 -- }======================================================
