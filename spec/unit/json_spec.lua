@@ -195,7 +195,7 @@ describe('aegis.json', function()
       assert.equal('"s"', json.encode('s', { indent = 2 }))
     end)
 
-    it('encodes a value for its place levels down in a document (level), with options checked once (encoder)', function()
+    it('encodes a value for its place levels down in a document (level); encoder: options checked once', function()
       local inner = { c = json.array({ 1 }) }
       local whole = json.encode({ a = { inner } }, { indent = 2 })
       local at = json.encode(inner, { indent = 2, level = 2 })
