@@ -90,3 +90,24 @@ describe('findings rendered where they are found', function()
       "bad argument #1 to 'renderer' (unknown format 'xml')")
   end)
 end)
+
+describe('report source lines', function()
+  it('shows the right line of files with CRLF, without a final newline, and past the end', function()
+    local dir = h.tmpdir()
+    local a = h.write(dir .. '/a.ts', 'let one;\r\nlet two;\r\nlet three;')
+    local b = h.write(dir .. '/b.ts', 'x\n\ny\n')
+    local function f(path, line, col)
+      return { path = path, line = line, col = col, end_line = line, end_col = col + 1, rule = 'p/r',
+        severity = 'warning', message = 'm' }
+    end
+    local res = { findings = { f(a, 1, 5), f(a, 3, 5), f(a, 2, 5), f(a, 9, 1), f(b, 2, 1), f(b, 3, 1), f(b, 4, 1) },
+      problems = {}, rules = {}, files = 2, capped = {}, counts = { error = 0, warning = 7, info = 0 } }
+    local shown = {}
+    for l in report.text(res, { color = false }):gmatch('([^\n]*)\n') do
+      if l:find('^    ') and not l:find('^ *%^') then shown[#shown + 1] = l:sub(5) end
+    end
+    -- a line asked for after a later one, CRLF lines, the last line without its newline, an empty
+    -- line, the empty line after a final newline; none past the end (line 9 of a.ts)
+    assert.same({ 'let one;', 'let three;', 'let two;', '', 'y', '' }, shown)
+  end)
+end)
