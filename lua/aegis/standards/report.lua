@@ -159,9 +159,13 @@ local function text_item(f, ctx)
   if f.end_line == f.line and f.end_col > f.col then width = f.end_col - f.col end
   local shown, col, lead, tail = window(l, f.col)
   width = math.min(width, #shown - col + 1)
-  local before = utf8.len(shown:sub(1, col - 1)) or (col - 1)
-  local len = utf8.len(shown:sub(col, col + width - 1)) or width
-  return head .. '\n    ' .. lead .. (shown:gsub('\t', ' ')) .. tail
+  local before, len = col - 1, width      -- in characters: bytes, in an ASCII line
+  if shown:find('[\128-\255]') then
+    before = utf8.len(shown:sub(1, col - 1)) or before
+    len = utf8.len(shown:sub(col, col + width - 1)) or len
+  end
+  if shown:find('\t', 1, true) then shown = shown:gsub('\t', ' ') end
+  return head .. '\n    ' .. lead .. shown .. tail
     .. '\n    ' .. (' '):rep(#lead + before) .. paint(COLOR.caret, '^' .. ('~'):rep(math.max(len - 1, 0)))
 end
 
