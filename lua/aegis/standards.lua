@@ -1030,7 +1030,9 @@ local function make_finding(file, rule, spec, default_node, message)
     -- check) falls back to one made here
     local tree = file.tree
     local line, col, end_line, end_col
-    if tree and tree.position and tostring(tree) ~= 'aegis.ast.Tree (closed)' then
+    -- a built-in rule reports only while the tree is open (tested); any
+    -- other rule may report after the check, or close ctx.tree itself
+    if rule.builtin or tree and tree.position and tostring(tree) ~= 'aegis.ast.Tree (closed)' then
       line, col = tree:position(sb)
       end_line, end_col = tree:position(eb)
     else
@@ -1126,7 +1128,9 @@ local function run_rule(file, rule, matches, ctx, out)
         local msg = rawget(res, 'message')
         if msg ~= nil and type(msg) ~= 'string' then error('check: message must be a string', 0) end
         if count_node_report(file, rule, res) then goto next end
-        local f = make_finding(file, rule, {
+        -- a built-in rule's table is plain and has none of the other fields
+        -- (tested): read as it is, not copied
+        local f = make_finding(file, rule, rule.builtin and res or {
           node = rawget(res, 'node'), start_byte = rawget(res, 'start_byte'), end_byte = rawget(res, 'end_byte'),
           line = rawget(res, 'line'), col = rawget(res, 'col'), path = rawget(res, 'path'),
         }, default_node(m, rule.builtin), msg)
