@@ -457,6 +457,40 @@ return { name = 'sc', rules = {
     assert.matches('^%d+ more syntax errors not listed$', syntax[#syntax].message)
   end)
 
+  -- the engine reads a built-in rule's report table as it is (run_rule) and places its offsets by the
+  -- tree's line index without asking whether the tree is closed (make_finding)
+  it("gets from built-in rules' checks plain tables of node or offsets and message, while the tree is open", function()
+    local e = standards.engine({ rules = { 'typescript-strict', 'a11y' } })
+    local seen, bad = 0, {}
+    for _, r in ipairs(e.rules) do
+      assert.is_true(r.builtin)
+      local check = r.check
+      if check then
+        r.check = function(ctx, m)
+          local res = check(ctx, m)
+          if type(res) == 'table' then
+            seen = seen + 1
+            if getmetatable(res) ~= nil then bad[#bad + 1] = r.id .. ': metatable' end
+            for k in pairs(res) do
+              if k ~= 'node' and k ~= 'start_byte' and k ~= 'end_byte' and k ~= 'message' then
+                bad[#bad + 1] = r.id .. ': ' .. tostring(k)
+              end
+            end
+          end
+          if res and tostring(ctx.tree) == 'aegis.ast.Tree (closed)' then bad[#bad + 1] = r.id .. ': closed' end
+          return res
+        end
+      end
+    end
+    local f1 = e:check('function f(a) { return a!.b; }\nconst g = () => 1;\ndeclare var v: number;\n',
+      { path = 'a.ts' })
+    local f2 = e:check('export function A() { return <div onClick={() => 1}><a>x</a><img /><h1 /></div>; }\n',
+      { path = 'b.tsx' })
+    assert.same({}, bad)
+    assert.is_true(seen >= 5)
+    assert.is_true(#f1 >= 4 and #f2 >= 4)
+  end)
+
   it('raises on misuse', function()
     assert.error_matches(function() standards.check_source(1) end, "bad argument #1 to 'check_source'")
     assert.error_matches(function() standards.check_source('x', 1) end, "bad argument #2 to 'check_source'")
