@@ -282,6 +282,11 @@ struct ag_scope_walker {
   ** cursor. */
   const uint8_t *skip; uint32_t nskip;
   const uint16_t *smap;
+  /* The field id of the node whose subtree entry is fsub (the analysis
+  ** asks it first, then its visitor: ag_scope_walker_field answers the
+  ** second from here).  An entry's address names one node of the tree. */
+  const Subtree *fsub;
+  TSFieldId fid;
 };
 
 static int w_grow (ag_scope_walker *w) {
@@ -454,6 +459,7 @@ static inline TSSymbol w_symbol (const ag_scope_walker *w) {
 }
 
 TSFieldId ag_scope_walker_field (const ag_scope_walker *w) {
+  if (w->stk[w->n - 1].subtree == w->fsub) return w->fid;
   for (uint32_t i = w->n - 1; i > 0; i--) {
     const went *e = &w->stk[i], *p = &w->stk[i - 1];
     if (i != w->n - 1 && e->visible) break;
@@ -1488,19 +1494,28 @@ static int needs_field (uint16_t sym) {
 }
 
 /* Pushes the frame of the node under the walker, of public symbol gs. */
-static int push_frame (ag_scope *s, const ag_scope_walker *c, TSSymbol gs) {
-  if (!grow((void **)&s->fr, &s->capfr, s->nfr + 1, sizeof *s->fr)) { s->oom = 1; return 0; }
+static int push_frame (ag_scope *s, ag_scope_walker *c, TSSymbol gs) {
+  if (s->nfr == s->capfr && !grow((void **)&s->fr, &s->capfr, s->nfr + 1, sizeof *s->fr)) {
+    s->oom = 1;
+    return 0;
+  }
   uint32_t d = s->nfr++;
   frame *F = &s->fr[d];
   TSNode n = w_node(c);
   F->node = n;
+  F->field = F_OTHER;
+  if (d > 0 && (s->m->prop[s->fr[d - 1].sym] & P_FIELD)) {
+    TSFieldId fid = ag_scope_walker_field(c);
+    c->fsub = c->stk[c->n - 1].subtree;      /* the visitor may ask it too */
+    c->fid = fid;
+    F->field = fid < 256 ? s->m->field[fid] : F_OTHER;
+  }
   if (s->visit && (w_wanted(s, gs) || w_has_kids(c)) && !s->visit(s->vud, n, gs, d, c)) {
     s->oom = 1;
     s->nfr--;
     return 0;
   }
   F->sym = symof_sym(s->m, n, gs);
-  F->field = F_OTHER;
   F->opened = 0;
   F->descend = 1;
   F->named = 0;
@@ -1515,10 +1530,6 @@ static int push_frame (ag_scope *s, const ag_scope_walker *c, TSSymbol gs) {
   }
   else {
     frame *P = &s->fr[d - 1];
-    if (s->m->prop[P->sym] & P_FIELD) {
-      TSFieldId fid = ag_scope_walker_field(c);
-      F->field = fid < 256 ? s->m->field[fid] : F_OTHER;
-    }
     F->scope = F->oscope = P->scope;
     F->decl = P->decl;
     F->stmt = P->stmt;
