@@ -269,7 +269,7 @@ struct ag_scope_walker {
   const TSLanguage *lang;
   went *stk; uint32_t n, cap;
   int oom;
-  /* With skip non-NULL (the analysis's walk with a want table), a visible
+  /* With a skip table (the analysis's walk with a want table), a visible
   ** leaf of grammar symbol g below nskip, not aliased, with skip[g] (an
   ** anonymous token the visitor does not want) is passed over by the scan
   ** itself: such a token would get no frame, no visit and no descent
@@ -278,9 +278,9 @@ struct ag_scope_walker {
   ** type keeps its frame (it may be the false branch); of the anonymous
   ** tokens only `const` can be a type (node-types.json), so only its
   ** skip[g] is 2, "unless under a conditional type" (smap: public symbol
-  ** -> S_*), the others' 1.  NULL for ag_scope_walk: every node, as the
+  ** -> S_*), the others' 1.  NOSKIP for ag_scope_walk: every node, as the
   ** cursor. */
-  const uint8_t *skip; uint32_t nskip;
+  const uint8_t *skip; uint32_t nskip;   /* NOSKIP, 256: none */
   const uint16_t *smap;
   /* The field id of the node whose subtree entry is fsub (the analysis
   ** asks it first, then its visitor: ag_scope_walker_field answers the
@@ -298,8 +298,12 @@ static int w_grow (ag_scope_walker *w) {
   return 1;
 }
 
+static const uint8_t NOSKIP[256];       /* a skip table that passes nothing */
+
 static int w_init (ag_scope_walker *w, TSNode root) {
   memset(w, 0, sizeof *w);
+  w->skip = NOSKIP;
+  w->nskip = 256;
   w->tree = root.tree;
   w->lang = root.tree->language;
   if (!w_grow(w)) return 0;
@@ -345,18 +349,17 @@ static inline __attribute__((always_inline)) int w_scan (ag_scope_walker *w, uin
   const TSSymbol *aseq = ts_language_alias_sequence(w->lang, pt->production_id);
   uint32_t count = pt->child_count;
   const uint8_t *skip = w->skip;
+  uint32_t nskip = w->nskip;
   for (; ci < count; ci++) {
     const Subtree *c = &kids[ci];
     int extra = sp_extra(c);
     TSSymbol al = (!extra && aseq) ? aseq[si] : 0;
     int vis = sp_visible(c) || al != 0;
     if (vis || sp_visible_child_count(c) > 0) {
-      uint8_t sk = skip == NULL || al != 0 ? 0
-                   : c->data.is_inline ? skip[c->data.symbol]        /* nskip >= 256 */
-                   : c->ptr->child_count == 0 && c->ptr->symbol < w->nskip ? skip[c->ptr->symbol] : 0;
-      if (sk != 0) {
-        if (sk == 1 || !w_under_cond(w)) goto next;
-        skip = NULL;                      /* the same parent for the rest of this scan */
+      if (al == 0) {
+        uint8_t sk = c->data.is_inline ? skip[c->data.symbol]       /* nskip >= 256 */
+                     : c->ptr->child_count == 0 && c->ptr->symbol < nskip ? skip[c->ptr->symbol] : 0;
+        if (sk == 1 || (sk == 2 && !w_under_cond(w))) goto next;
       }
       if (w->n == w->cap && !w_grow(w)) return 0;
       went *e = &w->stk[w->n++];
@@ -1610,8 +1613,10 @@ static int enter (ag_scope *s, ag_scope_walker *c) {
 static void walk (ag_scope *s, TSNode root) {
   ag_scope_walker c;
   if (!w_init(&c, root)) { s->oom = 1; w_free(&c); return; }
-  c.skip = s->skip;
-  c.nskip = s->nskip;
+  if (s->skip != NULL) {
+    c.skip = s->skip;
+    c.nskip = s->nskip;
+  }
   c.smap = s->m->sym;
   int top = push_frame(s, &c, w_symbol(&c));          /* 1: the walker's node has a frame */
   while (!s->oom) {
