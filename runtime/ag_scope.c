@@ -132,6 +132,8 @@ typedef struct langmap {
   uint16_t field[256];
   TSFieldId gfield[F_COUNT];
   uint8_t prop[S_COUNT];          /* S_* -> P_* (the switches below, as one load) */
+  uint8_t *tok;                   /* grammar symbol (below ntok) -> 1 anonymous, 2 `const`, 0 not */
+  uint32_t ntok;
   int ok;
 } langmap;
 
@@ -165,6 +167,14 @@ static void build_map (int tsx) {
     if (nm == NULL) continue;
     for (int k = 1; k < F_COUNT; k++)
       if (strcmp(nm, FIELDNAMES[k]) == 0) { m->field[i] = (uint16_t)k; m->gfield[k] = (TSFieldId)i; }
+  }
+  m->ntok = lang->symbol_count;
+  m->tok = (uint8_t *)calloc(m->ntok + 1, 1);
+  if (m->tok == NULL) return;
+  for (uint32_t i = 0; i < m->ntok; i++) {   /* enter's test, on the public symbol */
+    TSSymbol g = lang->public_symbol_map[i];
+    if (g < m->nsym && !m->named[g])
+      m->tok[i] = strcmp(ts_language_symbol_name(lang, (TSSymbol)i), "const") == 0 ? 2 : 1;
   }
   for (uint16_t k = 0; k < S_COUNT; k++)
     m->prop[k] = (uint8_t)((is_decl_sym(k) ? P_DECL : 0) | (is_stmt_sym(k) ? P_STMT : 0) |
@@ -259,6 +269,24 @@ struct ag_scope_walker {
   const TSLanguage *lang;
   went *stk; uint32_t n, cap;
   int oom;
+  /* With a skip table (the analysis's walk with a want table), a visible
+  ** leaf of grammar symbol g below nskip, not aliased, with skip[g] (an
+  ** anonymous token the visitor does not want) is passed over by the scan
+  ** itself: such a token would get no frame, no visit and no descent
+  ** (enter), so pushing it only to pop it again was waste.  The exception
+  ** is enter's: a token whose nearest visible ancestor is a conditional
+  ** type keeps its frame (it may be the false branch); of the anonymous
+  ** tokens only `const` can be a type (node-types.json), so only its
+  ** skip[g] is 2, "unless under a conditional type" (smap: public symbol
+  ** -> S_*), the others' 1.  NOSKIP for ag_scope_walk: every node, as the
+  ** cursor. */
+  const uint8_t *skip; uint32_t nskip;   /* NOSKIP, 256: none */
+  const uint16_t *smap;
+  /* The field id of the node whose subtree entry is fsub (the analysis
+  ** asks it first, then its visitor: ag_scope_walker_field answers the
+  ** second from here).  An entry's address names one node of the tree. */
+  const Subtree *fsub;
+  TSFieldId fid;
 };
 
 static int w_grow (ag_scope_walker *w) {
@@ -270,8 +298,12 @@ static int w_grow (ag_scope_walker *w) {
   return 1;
 }
 
+static const uint8_t NOSKIP[256];       /* a skip table that passes nothing */
+
 static int w_init (ag_scope_walker *w, TSNode root) {
   memset(w, 0, sizeof *w);
+  w->skip = NOSKIP;
+  w->nskip = 256;
   w->tree = root.tree;
   w->lang = root.tree->language;
   if (!w_grow(w)) return 0;
@@ -291,6 +323,19 @@ static void w_free (ag_scope_walker *w) {
   w->n = w->cap = 0;
 }
 
+/* 1 when the nearest visible entry from the top (the top itself or one of
+** its hidden ancestors' parents) is a conditional type. */
+static int w_under_cond (const ag_scope_walker *w) {
+  uint32_t i = w->n - 1;
+  while (i > 0 && !w->stk[i].visible) i--;
+  const went *e = &w->stk[i];
+  TSSymbol sym = e->extra ? 0 : e->alias;
+  if (sym == 0) sym = sp_symbol(e->subtree);
+  if (sym == ts_builtin_sym_error) return 0;
+  sym = w->lang->public_symbol_map[sym];
+  return sym < w->lang->symbol_count && w->smap[sym] == S_CONDITIONAL_TYPE;
+}
+
 /* Scans the children of the top entry P from child index ci (structural
 ** index si, position pos of that child): pushes the first visible child, or
 ** the first hidden one with visible descendants.  Returns 2 visible, 1
@@ -303,12 +348,19 @@ static inline __attribute__((always_inline)) int w_scan (ag_scope_walker *w, uin
   const Subtree *kids = (const Subtree *)pt - pt->child_count;
   const TSSymbol *aseq = ts_language_alias_sequence(w->lang, pt->production_id);
   uint32_t count = pt->child_count;
+  const uint8_t *skip = w->skip;
+  uint32_t nskip = w->nskip;
   for (; ci < count; ci++) {
     const Subtree *c = &kids[ci];
     int extra = sp_extra(c);
     TSSymbol al = (!extra && aseq) ? aseq[si] : 0;
     int vis = sp_visible(c) || al != 0;
     if (vis || sp_visible_child_count(c) > 0) {
+      if (al == 0) {
+        uint8_t sk = c->data.is_inline ? skip[c->data.symbol]       /* nskip >= 256 */
+                     : c->ptr->child_count == 0 && c->ptr->symbol < nskip ? skip[c->ptr->symbol] : 0;
+        if (sk == 1 || (sk == 2 && !w_under_cond(w))) goto next;
+      }
       if (w->n == w->cap && !w_grow(w)) return 0;
       went *e = &w->stk[w->n++];
       e->subtree = &kids[ci];
@@ -320,6 +372,7 @@ static inline __attribute__((always_inline)) int w_scan (ag_scope_walker *w, uin
       e->extra = (uint8_t)extra;
       return vis ? 2 : 1;
     }
+  next:
     if (!extra) si++;
     pos = length_add(pos, sp_size(c));
     if (ci + 1 < count) pos = length_add(pos, sp_padding(&kids[ci + 1]));
@@ -327,20 +380,47 @@ static inline __attribute__((always_inline)) int w_scan (ag_scope_walker *w, uin
   return 0;
 }
 
+/* Moves from the top entry, a hidden node whose children are all passed,
+** to what follows it, up to (not past) entry base - 1: pops it and scans
+** its next siblings, and so on up.  w_scan's answer, 0 when nothing is left
+** below base (w->n == base then). */
+static __attribute__((noinline)) int w_after_hidden (ag_scope_walker *w, uint32_t base) {
+  while (w->n > base) {
+    uint32_t n = --w->n;
+    const went *e = &w->stk[n], *P = &w->stk[n - 1];
+    uint32_t ci = e->child_index + 1;
+    if (ci >= w_count(P)) continue;
+    Length pos = length_add(length_add(e->position, sp_size(e->subtree)), sp_padding(&w_kids(P)[ci]));
+    int r = w_scan(w, ci, e->structural_child_index + (e->extra ? 0 : 1), pos);
+    if (r != 0 || w->oom) return r;
+  }
+  return 0;
+}
+
+/* Without skip, a hidden node the scan stops at has a visible descendant
+** (visible_child_count), so the descent always succeeds; with skip, its
+** visible descendants may all be passed: then the walk goes on after it. */
 static int w_first_child (ag_scope_walker *w) {
-  for (;;) {
-    went *P = &w->stk[w->n - 1];
-    const Subtree *t = P->subtree;
-    if (t->data.is_inline || t->ptr->child_count == 0) return 0;
-    int r = w_scan(w, 0, 0, P->position);
-    if (r != 1) return r == 2;
+  uint32_t base = w->n;
+  const Subtree *t = w->stk[base - 1].subtree;
+  if (t->data.is_inline || t->ptr->child_count == 0) return 0;
+  for (;;) {                               /* down through the hidden nodes the scans stop at */
+    int r = w_scan(w, 0, 0, w->stk[w->n - 1].position);
+    while (r == 0) {
+      if (w->oom || w->n == base) return 0;
+      r = w_after_hidden(w, base);
+    }
+    if (r == 2) return 1;
   }
 }
 
+/* On failure, w->n is back to where it was (the entries below it that a
+** scan overwrote are hidden ones replaced by hidden ones: w_parent, which
+** looks only for the nearest visible entry below the top, is unaffected). */
 static int w_next_sibling (ag_scope_walker *w) {
   uint32_t initial = w->n, n = initial;    /* n in a local: stores through went may alias w->n */
-  const went *stk = w->stk;                /* moves only when w_scan pushes */
   while (n > 1) {
+    const went *stk = w->stk;              /* moves only when w_scan pushes */
     const went *e = &stk[--n];
     if (e->visible && n + 1 < initial) break;
     const went *P = &stk[n - 1];
@@ -350,7 +430,10 @@ static int w_next_sibling (ag_scope_walker *w) {
     w->n = n;
     int r = w_scan(w, ci, e->structural_child_index + (e->extra ? 0 : 1), pos);
     if (r == 2) return 1;
-    if (r == 1) { w_first_child(w); return 1; }
+    if (r == 1) {
+      if (w_first_child(w)) return 1;
+      n = w->n;                            /* the hidden node: on after it */
+    }
     if (w->oom) return 0;
   }
   w->n = initial;
@@ -379,6 +462,7 @@ static inline TSSymbol w_symbol (const ag_scope_walker *w) {
 }
 
 TSFieldId ag_scope_walker_field (const ag_scope_walker *w) {
+  if (w->stk[w->n - 1].subtree == w->fsub) return w->fid;
   for (uint32_t i = w->n - 1; i > 0; i--) {
     const went *e = &w->stk[i], *p = &w->stk[i - 1];
     if (i != w->n - 1 && e->visible) break;
@@ -465,6 +549,8 @@ struct ag_scope {
   void *vud;
   const uint8_t *want;      /* symbols below nwant: visit their leaves (ag_scope_build_visit) */
   uint32_t nwant;
+  uint8_t *skip;            /* grammar symbol -> the walker passes its leaves (ag_scope_walker.skip) */
+  uint32_t nskip;
   /* names */
   namerec *names; uint32_t nnames, capnames;
   uint32_t *ntab; uint32_t ntabcap;          /* open addressing: name id + 1 */
@@ -1411,19 +1497,28 @@ static int needs_field (uint16_t sym) {
 }
 
 /* Pushes the frame of the node under the walker, of public symbol gs. */
-static int push_frame (ag_scope *s, const ag_scope_walker *c, TSSymbol gs) {
-  if (!grow((void **)&s->fr, &s->capfr, s->nfr + 1, sizeof *s->fr)) { s->oom = 1; return 0; }
+static int push_frame (ag_scope *s, ag_scope_walker *c, TSSymbol gs) {
+  if (s->nfr == s->capfr && !grow((void **)&s->fr, &s->capfr, s->nfr + 1, sizeof *s->fr)) {
+    s->oom = 1;
+    return 0;
+  }
   uint32_t d = s->nfr++;
   frame *F = &s->fr[d];
   TSNode n = w_node(c);
   F->node = n;
+  F->field = F_OTHER;
+  if (d > 0 && (s->m->prop[s->fr[d - 1].sym] & P_FIELD)) {
+    TSFieldId fid = ag_scope_walker_field(c);
+    c->fsub = c->stk[c->n - 1].subtree;      /* the visitor may ask it too */
+    c->fid = fid;
+    F->field = fid < 256 ? s->m->field[fid] : F_OTHER;
+  }
   if (s->visit && (w_wanted(s, gs) || w_has_kids(c)) && !s->visit(s->vud, n, gs, d, c)) {
     s->oom = 1;
     s->nfr--;
     return 0;
   }
   F->sym = symof_sym(s->m, n, gs);
-  F->field = F_OTHER;
   F->opened = 0;
   F->descend = 1;
   F->named = 0;
@@ -1438,10 +1533,6 @@ static int push_frame (ag_scope *s, const ag_scope_walker *c, TSSymbol gs) {
   }
   else {
     frame *P = &s->fr[d - 1];
-    if (s->m->prop[P->sym] & P_FIELD) {
-      TSFieldId fid = ag_scope_walker_field(c);
-      F->field = fid < 256 ? s->m->field[fid] : F_OTHER;
-    }
     F->scope = F->oscope = P->scope;
     F->decl = P->decl;
     F->stmt = P->stmt;
@@ -1522,6 +1613,11 @@ static int enter (ag_scope *s, ag_scope_walker *c) {
 static void walk (ag_scope *s, TSNode root) {
   ag_scope_walker c;
   if (!w_init(&c, root)) { s->oom = 1; w_free(&c); return; }
+  if (s->skip != NULL) {
+    c.skip = s->skip;
+    c.nskip = s->nskip;
+  }
+  c.smap = s->m->sym;
   int top = push_frame(s, &c, w_symbol(&c));          /* 1: the walker's node has a frame */
   while (!s->oom) {
     if (top) {
@@ -1736,7 +1832,24 @@ int ag_scope_build_visit (TSNode root, const char *src, size_t len, int tsx, ag_
   s->vud = ud;
   s->want = want;
   s->nwant = want != NULL ? nwant : 0;
+  if (visit != NULL && want != NULL && !s->oom) {
+    /* the anonymous leaves enter would pass without a visit: the walker
+    ** passes them itself (ag_scope_walker.skip) */
+    const TSLanguage *lang = root.tree->language;
+    uint32_t n = m->ntok < lang->symbol_count ? m->ntok : lang->symbol_count;
+    s->skip = (uint8_t *)calloc(n > 256 ? n : 256, 1);   /* an inline subtree's symbol: 8 bits */
+    if (s->skip == NULL) s->oom = 1;
+    else {
+      s->nskip = n > 256 ? n : 256;
+      for (uint32_t i = 0; i < n; i++) {
+        TSSymbol g = lang->public_symbol_map[i];
+        if (m->tok[i] && g < s->nwant && !want[g]) s->skip[i] = m->tok[i];
+      }
+    }
+  }
   if (!s->oom) walk(s, root);
+  free(s->skip);
+  s->skip = NULL;
   free(s->fr);
   s->fr = NULL;
   s->capfr = s->nfr = 0;

@@ -59,6 +59,10 @@ local SNIPPETS = {
     'if (a) { let x = ; } else { for (var i = 0; i <',  -- syntax errors
     'const { a, b: [c, d = 1], ...e } = obj; a = 2; ({ a } = o); [c] = arr; e++; a = b; x = y + z;',
     'type T = { a: any } | Array<any>; interface I { f(): any; } declare function d(): any;',
+    -- tokens the walk passes without a frame: `const` as a conditional type's false branch keeps one;
+    -- hidden nodes holding only tokens (elisions, trailing commas, empty braces, empty for clauses)
+    'type C<T> = T extends (infer U)[] ? U : const; let v = [, , a] as const; f(a, b,); import d, {} from "m";',
+    'for (;;) {} type E<T> = T extends const ? [,] : T extends infer V ? V : const; class K { ; ; }',
   },
   tsx = {
     '<div onClick={f} onKeyDown={g} role="button"><img src="a.png" /><a href="#">x</a></div>',
