@@ -287,6 +287,10 @@ struct ag_scope_walker {
   ** second from here).  An entry's address names one node of the tree. */
   const Subtree *fsub;
   TSFieldId fid;
+  /* The least depth of a node with children that the analysis's walk
+  ** entered without a visit (its symbol not wanted, see push_frame) since
+  ** the last visit; UINT32_MAX: none (ag_scope_walker_gap). */
+  uint32_t gap;
 };
 
 static int w_grow (ag_scope_walker *w) {
@@ -302,6 +306,7 @@ static const uint8_t NOSKIP[256];       /* a skip table that passes nothing */
 
 static int w_init (ag_scope_walker *w, TSNode root) {
   memset(w, 0, sizeof *w);
+  w->gap = UINT32_MAX;
   w->skip = NOSKIP;
   w->nskip = 256;
   w->tree = root.tree;
@@ -459,6 +464,10 @@ static inline TSSymbol w_symbol (const ag_scope_walker *w) {
   TSSymbol sym = e->extra ? 0 : e->alias;
   if (sym == 0) sym = sp_symbol(e->subtree);
   return sym == ts_builtin_sym_error ? sym : w->lang->public_symbol_map[sym];
+}
+
+uint32_t ag_scope_walker_gap (const ag_scope_walker *w) {
+  return w->gap;
 }
 
 TSFieldId ag_scope_walker_field (const ag_scope_walker *w) {
@@ -1513,10 +1522,17 @@ static int push_frame (ag_scope *s, ag_scope_walker *c, TSSymbol gs) {
     c->fid = fid;
     F->field = fid < 256 ? s->m->field[fid] : F_OTHER;
   }
-  if (s->visit && (w_wanted(s, gs) || w_has_kids(c)) && !s->visit(s->vud, n, gs, d, c)) {
-    s->oom = 1;
-    s->nfr--;
-    return 0;
+  if (s->visit) {
+    if (w_wanted(s, gs)) {
+      if (!s->visit(s->vud, n, gs, d, c)) {
+        s->oom = 1;
+        s->nfr--;
+        return 0;
+      }
+      c->gap = UINT32_MAX;
+    } else if (w_has_kids(c) && d < c->gap) {
+      c->gap = d;               /* no visit: the next one learns (ag_scope_walker_gap) */
+    }
   }
   F->sym = symof_sym(s->m, n, gs);
   F->opened = 0;
@@ -1577,6 +1593,7 @@ static void visit_below (ag_scope *s, ag_scope_walker *c, uint32_t d) {
   uint32_t depth = d + 1;
   for (;;) {
     if (!s->oom && !s->visit(s->vud, w_node(c), w_symbol(c), depth, c)) s->oom = 1;
+    c->gap = UINT32_MAX;
     if (w_first_child(c)) { depth++; continue; }
     if (c->oom) { s->oom = 1; return; }
     while (!w_next_sibling(c)) {
@@ -1602,7 +1619,10 @@ static int enter (ag_scope *s, ag_scope_walker *c) {
   if (gs < s->m->nsym && !s->m->named[gs] && s->fr[d - 1].sym != S_CONDITIONAL_TYPE) {
     if (s->visit) {
       int kids = w_has_kids(c);
-      if ((kids || w_wanted(s, gs)) && !s->visit(s->vud, w_node(c), gs, d, c)) { s->oom = 1; return 0; }
+      if (kids || w_wanted(s, gs)) {
+        if (!s->visit(s->vud, w_node(c), gs, d, c)) { s->oom = 1; return 0; }
+        c->gap = UINT32_MAX;
+      }
       if (kids) visit_below(s, c, d);
     }
     return 0;

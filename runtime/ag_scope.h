@@ -128,6 +128,13 @@ typedef struct ag_scope_walker ag_scope_walker;
 ** ts_tree_cursor_current_field_id), 0 when none. */
 TSFieldId ag_scope_walker_field(const ag_scope_walker *w);
 
+/* In ag_scope_build_visit's walk with a want table: the least depth of a
+** node the walk entered without a visit since the previous visit (a node
+** with children of a symbol not wanted), UINT32_MAX when none.  A visitor
+** keeping the chain of ancestors marks its entries from there up to the
+** current depth as stale: those ancestors were not visited. */
+uint32_t ag_scope_walker_gap(const ag_scope_walker *w);
+
 /* A visitor of a walk: called at every node of the tree, in document order
 ** (in the analysis's walk, the nodes the analysis itself skips, inside
 ** strings, comments and other leaves, included), with the node, its public
@@ -143,10 +150,12 @@ typedef int (*ag_scope_visit)(void *ud, TSNode n, TSSymbol sym, uint32_t depth, 
 int ag_scope_walk(TSNode root, ag_scope_visit visit, void *ud);
 
 /* ag_scope_build calling visit(ud, ...) at every node (visit may be NULL)
-** but the leaves it does not want: with want non-NULL, a node without
-** children whose public symbol s is below nwant and has want[s] == 0 is not
-** visited (a visitor that matches chains of symbols needs no leaf of a
-** symbol no chain has: nothing is under it).  want is borrowed for the call. */
+** but the ones it does not want: with want non-NULL, a node whose public
+** symbol s is below nwant and has want[s] == 0 is not visited (a visitor
+** that matches chains of symbols needs no node of a symbol no chain has),
+** except an anonymous node with children and the nodes under a node the
+** analysis does not enter; ag_scope_walker_gap tells the next visit where
+** ancestors went unvisited.  want is borrowed for the call. */
 int ag_scope_build_visit(TSNode root, const char *src, size_t len, int tsx, ag_scope_visit visit,
                          void *ud, const uint8_t *want, uint32_t nwant, ag_scope **out,
                          char err[AG_ERRLEN]);

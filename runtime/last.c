@@ -1836,6 +1836,9 @@ static int fast_enter (void *ud, TSNode n, TSSymbol sym, uint32_t depth, const a
   fscratch *S = p->fs;
   if (!grow((void **)&S->stk, &S->capstk, (size_t)depth + 1, sizeof *S->stk)) return 0;
   S->nstk = (size_t)depth + 1;
+  /* ancestors the walk did not visit (symbols no step names): no chain
+  ** goes through them (UINT16_MAX is no symbol of a step) */
+  for (uint32_t g = ag_scope_walker_gap(c); g < depth; g++) S->stk[g].sym = UINT16_MAX;
   fframe *fr = &S->stk[depth];
   fr->node = n;
   fr->sym = sym;

@@ -202,6 +202,25 @@ describe('ast fast path', function()
     assert.is_true(compared > 1000, 'matches: ' .. compared)
   end)
 
+  it('ends a chain at a node its walk passes without a visit', function()
+    -- the walk that builds the scope analysis visits no node of a symbol that no step names: `b`'s
+    -- parenthesized_expression and `d`'s call_expression sit where an array was just before; a chain must
+    -- not go through the array's stale place
+    local src = '[a]; (b); [c]; f(d); [[e]]; ((g)); x = [(h)];'
+    local tree = assert(ast.parse(src, { lang = 'ts' }))
+    local q = assert(ast.query('ts', '(array (identifier) @i) (expression_statement (array (array) @in))'))
+    assert.is_true(q:fast())
+    local slow = key(q:matches(tree, 'cursor'))
+    assert.same(slow, key(q:matches(tree, 'walk', true)))
+    assert.same(slow, key(q:matches(tree, 'walk')))
+    local names = {}
+    for _, m in ipairs(q:matches(tree, 'walk')) do
+      if m.captures.i then names[#names + 1] = m.captures.i:text() end
+    end
+    assert.same({ 'a', 'c', 'e' }, names)
+    tree:close()
+  end)
+
   it('keeps two findings at the same start (x!.y!)', function()
     local f = standards.check_source('const a = x!.y!;\n', {
       path = 'a.ts', rules = { 'typescript-strict/no-non-null-assertion' }, config = {},
