@@ -797,16 +797,45 @@ static void setint (lua_State *L, const char *k, lua_Integer v) {
 }
 
 
-/* The scope's closures (its methods and its __index) share these upvalues:
-** the tree, the variable cache, the variables' metatable, the scope cache
-** and the scopes' metatable (made in tree_scope). */
-#define SC_UPVALUES 5
+/* The scope table's methods and __index are plain C functions (made once,
+** not per file): what they share is in the scope table's metatable, its
+** state, at these keys: the tree, the variable cache, the variables'
+** metatable, the scope cache and the scopes' metatable (the last four
+** made on first use: pushvar, pushscope), and SC_MARK's address at
+** SC_MARK, which tells a state from another table.  The variables' and the
+** scopes' metatables hold the tree at 1. */
+enum { SC_TREE = 1, SC_VCACHE, SC_VMT, SC_SCACHE, SC_SMT, SC_MARK };
+static const char SCMARK = 0;
 
-/* The tree in upvalue 1 of a scope closure, open and analysed. */
-static LTree *uptree (lua_State *L) {
-  LTree *t = (LTree *)lua_touserdata(L, lua_upvalueindex(1));
+/* The tree at `idx` (a tree userdata or nil), open and analysed. */
+static LTree *sctree_at (lua_State *L, int idx) {
+  LTree *t = (LTree *)lua_touserdata(L, idx);
   if (t == NULL || t->t == NULL || t->sc == NULL) luaL_error(L, "attempt to use a closed tree");
   return t;
+}
+
+/* The tree of the scope table at 1 (a method's self; raises as
+** luaL_checktype when it is no table), open and analysed.  Pushes the
+** table's state and the tree: *st is the state's index, the tree's *st + 1. */
+static LTree *sctree (lua_State *L, int *st) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (!lua_getmetatable(L, 1)) lua_pushnil(L);                 /* [.., state] */
+  *st = lua_gettop(L);
+  if (!lua_istable(L, -1) || lua_rawgeti(L, -1, SC_MARK) != LUA_TLIGHTUSERDATA ||
+      lua_touserdata(L, -1) != (void *)&SCMARK)
+    luaL_argerror(L, 1, "not a scope table");
+  lua_pop(L, 1);
+  lua_rawgeti(L, *st, SC_TREE);                                /* [.., state, tree] */
+  return sctree_at(L, -1);
+}
+
+/* The tree of the variable or scope table at 1 (its metatable's 1: the
+** table is made by pushvar or pushscope), open and analysed; pushes it. */
+static LTree *elemtree (lua_State *L) {
+  if (!lua_getmetatable(L, 1)) lua_pushnil(L);
+  if (lua_istable(L, -1)) lua_rawgeti(L, -1, 1);
+  else lua_pushnil(L);                                         /* [.., mt, tree] */
+  return sctree_at(L, -1);
 }
 
 static void setbool (lua_State *L, const char *k, int v) {
@@ -840,9 +869,10 @@ static void pushref (lua_State *L, const ag_scope_ref *r, int treeidx) {
 
 /* The function context of the node argument of sc:context(fn) and
 ** sc:context_types(fn) (NULL: not a function of the analysis); *n gets the node. */
-static const ag_scope_fnctx *checkfnctx (lua_State *L, TSNode *n) {
-  LTree *t = uptree(L), *nt;
-  luaL_checktype(L, 1, LUA_TTABLE);
+static const ag_scope_fnctx *checkfnctx (lua_State *L, TSNode *n, int *treeidx) {
+  int st;
+  LTree *t = sctree(L, &st), *nt;
+  *treeidx = st + 1;
   *n = checknode(L, 2, &nt);
   luaL_argcheck(L, nt == t, 2, "node of another tree");
   return ag_scope_fn_context(t->sc, *n);
@@ -852,9 +882,9 @@ static const ag_scope_fnctx *checkfnctx (lua_State *L, TSNode *n) {
 ** function node, or nothing. */
 static int sc_context (lua_State *L) {
   TSNode n;
-  const ag_scope_fnctx *c = checkfnctx(L, &n);
+  int treeidx;
+  const ag_scope_fnctx *c = checkfnctx(L, &n, &treeidx);
   if (c == NULL) return 0;
-  int treeidx = lua_upvalueindex(1);
   pushnode(L, c->parent, treeidx);
   if (ts_node_eq(c->from, n)) lua_pushvalue(L, 2);   /* no parentheses: fn itself */
   else pushnode(L, c->from, treeidx);
@@ -869,7 +899,8 @@ static int sc_context (lua_State *L) {
 ** (most functions are decided on these alone). */
 static int sc_context_types (lua_State *L) {
   TSNode n;
-  const ag_scope_fnctx *c = checkfnctx(L, &n);
+  int treeidx;
+  const ag_scope_fnctx *c = checkfnctx(L, &n, &treeidx);
   if (c == NULL) return 0;
   if (ts_node_is_null(c->parent)) lua_pushnil(L);
   else lua_pushstring(L, ts_node_type(c->parent));
@@ -891,7 +922,8 @@ static const struct { const char *k; uint32_t f; } VFLAGS[] = {
 ** made on each use and not kept in the table (a file of 100k variables
 ** kept ~25 MB more of them while its rules ran: RELIABILITY.md B2).  [t, k] */
 static int var_index (lua_State *L) {
-  LTree *t = uptree(L);
+  LTree *t = elemtree(L);
+  int treeidx = lua_gettop(L);
   const char *k = luaL_checkstring(L, 2);
   lua_getfield(L, 1, "index");
   lua_Integer i = lua_tointeger(L, -1) - 1;
@@ -900,7 +932,6 @@ static int var_index (lua_State *L) {
   ag_scope_counts(t->sc, NULL, &nv, NULL);
   if (i < 0 || i >= (lua_Integer)nv) return 0;
   const ag_scope_var *v = ag_scope_var_at(t->sc, (uint32_t)i);
-  int treeidx = lua_upvalueindex(1);
   if (strcmp(k, "id") == 0) pushnode(L, v->id, treeidx);
   else if (strcmp(k, "decl") == 0) pushnode(L, v->decl, treeidx);
   else if (strcmp(k, "statement") == 0) pushnode(L, v->stmt, treeidx);
@@ -932,27 +963,49 @@ static int var_index (lua_State *L) {
 
 /* __index of a scope table: its node, made on first use. [t, k] */
 static int scope_index (lua_State *L) {
-  LTree *t = uptree(L);
+  LTree *t = elemtree(L);
+  int treeidx = lua_gettop(L);
   if (strcmp(luaL_checkstring(L, 2), "node") != 0) return 0;
   lua_getfield(L, 1, "index");
   lua_Integer i = lua_tointeger(L, -1) - 1;
   uint32_t ns;
   ag_scope_counts(t->sc, &ns, NULL, NULL);
   if (i < 0 || i >= (lua_Integer)ns) return 0;
-  pushnode(L, ag_scope_scope_at(t->sc, (uint32_t)i)->node, lua_upvalueindex(1));
+  pushnode(L, ag_scope_scope_at(t->sc, (uint32_t)i)->node, treeidx);
   lua_pushvalue(L, -1);
   lua_setfield(L, 1, "node");
   return 1;
 }
 
-/* Pushes variable i's table, made on first use and kept in the cache table
-** at cacheidx (upvalue 2 of the scope's closures; varmt at upvalue 3), so
+/* Pushes the cache at key `cache` of the state at st and leaves the
+** metatable at `mt` at the index after it: both made on first use, the
+** metatable with __index `index` and the tree at 1. */
+static void pushcache (lua_State *L, int st, int cache, int mt, lua_CFunction index) {
+  if (lua_rawgeti(L, st, cache) == LUA_TTABLE) return;        /* [.., cache] */
+  lua_pop(L, 1);
+  lua_newtable(L);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, st, cache);
+  lua_createtable(L, 1, 1);                                   /* [.., cache, mt] */
+  lua_pushcfunction(L, index);
+  lua_setfield(L, -2, "__index");
+  lua_rawgeti(L, st, SC_TREE);
+  lua_rawseti(L, -2, 1);
+  lua_rawseti(L, st, mt);                                     /* [.., cache] */
+}
+
+/* Pushes variable i's table, made on first use and kept in the variable
+** cache of the state at st (its metatable that state's SC_VMT), so
 ** sc.variables, sc:resolve and sc:filter give the same table for it.  Only
 ** the variables rules reach are made: a file has thousands. */
-static void pushvar (lua_State *L, const LTree *t, uint32_t i) {
-  int cacheidx = lua_upvalueindex(2);
-  luaL_checkstack(L, 4, NULL);
-  if (lua_rawgeti(L, cacheidx, (lua_Integer)i + 1) != LUA_TNIL) return;
+static void pushvar (lua_State *L, const LTree *t, uint32_t i, int st) {
+  luaL_checkstack(L, 5, NULL);
+  pushcache(L, st, SC_VCACHE, SC_VMT, var_index);             /* [.., cache] */
+  int cacheidx = lua_gettop(L);
+  if (lua_rawgeti(L, cacheidx, (lua_Integer)i + 1) != LUA_TNIL) {
+    lua_remove(L, cacheidx);
+    return;
+  }
   lua_pop(L, 1);
   const ag_scope_var *v = ag_scope_var_at(t->sc, i);
   lua_createtable(L, 0, 8);                                   /* [.., var] */
@@ -966,19 +1019,24 @@ static void pushvar (lua_State *L, const LTree *t, uint32_t i) {
   ** and the counts (few rules read them): most tables stay at 8 slots */
   for (size_t f = 0; f < sizeof VFLAGS / sizeof *VFLAGS; f++)
     if (v->flags & VFLAGS[f].f) setbool(L, VFLAGS[f].k, 1);
-  lua_pushvalue(L, lua_upvalueindex(3));
+  lua_rawgeti(L, st, SC_VMT);
   lua_setmetatable(L, -2);
   lua_pushvalue(L, -1);
-  lua_rawseti(L, cacheidx, (lua_Integer)i + 1);               /* [.., var] */
+  lua_rawseti(L, cacheidx, (lua_Integer)i + 1);               /* [.., cache, var] */
+  lua_remove(L, cacheidx);                                    /* [.., var] */
 }
 
 /* Pushes scope i's table, made on first use and kept in the scope cache
-** (upvalue 4 of the scope's closures; its metatable at upvalue 5), so
-** sc.scopes and sc:scope give the same table for it. */
-static void pushscope (lua_State *L, const LTree *t, uint32_t i) {
-  int cacheidx = lua_upvalueindex(4);
-  luaL_checkstack(L, 4, NULL);
-  if (lua_rawgeti(L, cacheidx, (lua_Integer)i + 1) != LUA_TNIL) return;
+** of the state at st (its metatable that state's SC_SMT), so sc.scopes and
+** sc:scope give the same table for it. */
+static void pushscope (lua_State *L, const LTree *t, uint32_t i, int st) {
+  luaL_checkstack(L, 5, NULL);
+  pushcache(L, st, SC_SCACHE, SC_SMT, scope_index);           /* [.., cache] */
+  int cacheidx = lua_gettop(L);
+  if (lua_rawgeti(L, cacheidx, (lua_Integer)i + 1) != LUA_TNIL) {
+    lua_remove(L, cacheidx);
+    return;
+  }
   lua_pop(L, 1);
   const ag_scope_scope *s = ag_scope_scope_at(t->sc, i);
   lua_createtable(L, 0, 7);                                   /* [.., scope] */
@@ -989,23 +1047,24 @@ static void pushscope (lua_State *L, const LTree *t, uint32_t i) {
   setint(L, "index", (lua_Integer)i + 1);
   setbool(L, "ambient", (s->flags & AG_SF_AMBIENT) != 0);
   setbool(L, "export_list", (s->flags & AG_SF_EXPORT_LIST) != 0);
-  lua_pushvalue(L, lua_upvalueindex(5));
+  lua_rawgeti(L, st, SC_SMT);
   lua_setmetatable(L, -2);                                    /* node made on first use */
   lua_pushvalue(L, -1);
-  lua_rawseti(L, cacheidx, (lua_Integer)i + 1);               /* [.., scope] */
+  lua_rawseti(L, cacheidx, (lua_Integer)i + 1);               /* [.., cache, scope] */
+  lua_remove(L, cacheidx);                                    /* [.., scope] */
 }
 
 /* sc:scope(i) -> scope i's table (that of sc.scopes[i]), or nil out of
 ** range: a rule that looks at the scopes of a few variables makes only
 ** theirs (sc.scopes makes one for every scope of the file). */
 static int sc_scope (lua_State *L) {
-  LTree *t = uptree(L);
-  luaL_checktype(L, 1, LUA_TTABLE);
+  int st;
+  LTree *t = sctree(L, &st);
   lua_Integer i = luaL_checkinteger(L, 2);
   uint32_t ns;
   ag_scope_counts(t->sc, &ns, NULL, NULL);
   if (i < 1 || i > (lua_Integer)ns) return 0;
-  pushscope(L, t, (uint32_t)i - 1);
+  pushscope(L, t, (uint32_t)i - 1, st);
   return 1;
 }
 
@@ -1013,8 +1072,8 @@ static int sc_scope (lua_State *L) {
 ** the tables of sc.variables) whose kind and flags are as given: the rules
 ** that look at a few kinds of variables do not make a table for each. */
 static int sc_filter (lua_State *L) {
-  LTree *t = uptree(L);
-  luaL_checktype(L, 1, LUA_TTABLE);
+  int st;
+  LTree *t = sctree(L, &st);
   luaL_checktype(L, 2, LUA_TTABLE);
   const char *kind = NULL;
   uint32_t set = 0, clear = 0;
@@ -1044,7 +1103,7 @@ static int sc_filter (lua_State *L) {
     const ag_scope_var *v = ag_scope_var_at(t->sc, i);
     if ((v->flags & set) != set || (v->flags & clear) != 0) continue;
     if (kind != NULL && strcmp(ag_scope_var_kind_name(v->kind), kind) != 0) continue;
-    pushvar(L, t, i);
+    pushvar(L, t, i, st);
     lua_rawseti(L, -2, ++n);
   }
   return 1;
@@ -1053,23 +1112,24 @@ static int sc_filter (lua_State *L) {
 /* __index of the scope table: variables, scopes and unresolved on first
 ** use. [sc, k] */
 static int sc_index (lua_State *L) {
-  LTree *t = uptree(L);
+  int st;
+  LTree *t = sctree(L, &st);
   const char *k = luaL_checkstring(L, 2);
-  int treeidx = lua_upvalueindex(1);
+  int treeidx = st + 1;
   uint32_t ns, nr;
   uint32_t nv;
   ag_scope_counts(t->sc, &ns, &nv, &nr);
   if (strcmp(k, "variables") == 0) {
     lua_createtable(L, (int)(nv < 1000000 ? nv : 0), 0);     /* [sc, k, list] */
     for (uint32_t i = 0; i < nv; i++) {
-      pushvar(L, t, i);
+      pushvar(L, t, i, st);
       lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
   }
   else if (strcmp(k, "scopes") == 0) {
     lua_createtable(L, (int)(ns < 1000000 ? ns : 0), 0);     /* [sc, k, list] */
     for (uint32_t i = 0; i < ns; i++) {
-      pushscope(L, t, i);
+      pushscope(L, t, i, st);
       lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
   }
@@ -1094,14 +1154,14 @@ static int sc_index (lua_State *L) {
 
 /* sc:resolve(node) -> the variable an identifier refers to, or nil. */
 static int sc_resolve (lua_State *L) {
-  LTree *t = uptree(L), *nt;
-  luaL_checktype(L, 1, LUA_TTABLE);
+  int st;
+  LTree *t = sctree(L, &st), *nt;
   TSNode n = checknode(L, 2, &nt);
   luaL_argcheck(L, nt == t, 2, "node of another tree");
   const ag_scope_ref *r = ag_scope_ref_at(t->sc, ts_node_start_byte(n));
   if (r == NULL || r->var == AG_SCOPE_NONE || ts_node_end_byte(r->node) != ts_node_end_byte(n))
     return 0;
-  pushvar(L, t, r->var);
+  pushvar(L, t, r->var, st);
   return 1;
 }
 
@@ -1116,34 +1176,23 @@ static int tree_scope (lua_State *L) {
     int rc = ag_scope_build(ts_tree_root_node(t->t), t->src, t->len, t->tsx, &t->sc, err);
     if (rc != AG_OK) return agL_pushfail(L, rc, "ast: scope: %s", err);
   }
-  uint32_t nv;
-  ag_scope_counts(t->sc, NULL, &nv, NULL);
-  lua_createtable(L, 0, 5);                                   /* [tree, sc] */
-  lua_pushvalue(L, 1);                                        /* upvalues of the closures below: */
-  lua_newtable(L);                                            /* tree, variable cache (sparse: the variables the rules reach), */
-  lua_createtable(L, 0, 1);                                   /* the variables' metatable, */
-  lua_pushvalue(L, 1);
-  lua_pushcclosure(L, var_index, 1);
-  lua_setfield(L, -2, "__index");
-  lua_newtable(L);                                            /* the scope cache (sparse too), */
-  lua_createtable(L, 0, 1);                                   /* the scopes' metatable (node made on first use) */
-  lua_pushvalue(L, 1);
-  lua_pushcclosure(L, scope_index, 1);
-  lua_setfield(L, -2, "__index");                             /* [tree, sc, tree, cache, varmt, scache, scmt] */
   static const struct { const char *k; lua_CFunction f; } FN[] = {
     {"resolve", sc_resolve}, {"context", sc_context}, {"context_types", sc_context_types},
     {"filter", sc_filter}, {"scope", sc_scope},
   };
+  lua_createtable(L, 0, 5);                                   /* [tree, sc] */
   for (size_t i = 0; i < sizeof FN / sizeof *FN; i++) {
-    for (int u = 0; u < SC_UPVALUES; u++) lua_pushvalue(L, -SC_UPVALUES);
-    lua_pushcclosure(L, FN[i].f, SC_UPVALUES);
-    lua_setfield(L, -2 - SC_UPVALUES, FN[i].k);
+    lua_pushcfunction(L, FN[i].f);
+    lua_setfield(L, -2, FN[i].k);
   }
-  lua_pushcclosure(L, sc_index, SC_UPVALUES);                 /* [tree, sc, index] */
-  lua_createtable(L, 0, 1);
-  lua_insert(L, -2);                                          /* [tree, sc, mt, index] */
-  lua_setfield(L, -2, "__index");                             /* [tree, sc, mt] */
-  lua_setmetatable(L, -2);
+  lua_createtable(L, SC_MARK, 1);                             /* [tree, sc, state] */
+  lua_pushcfunction(L, sc_index);
+  lua_setfield(L, -2, "__index");
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, -2, SC_TREE);
+  lua_pushlightuserdata(L, (void *)&SCMARK);
+  lua_rawseti(L, -2, SC_MARK);
+  lua_setmetatable(L, -2);                                    /* [tree, sc] */
   lua_pushvalue(L, -1);
   lua_setiuservalue(L, 1, 2);                                 /* cache */
   return 1;
