@@ -71,6 +71,9 @@ describe('aegis.ast scope', function()
     assert.is_nil(sc:scope(5))
     assert.has_error(function() sc:scope('x') end, "bad argument #1 to 'scope' (number expected, got string)")
     assert.has_error(function() sc.scope(nil, 1) end, "bad argument #1 to 'scope' (table expected, got nil)")
+    assert.has_error(function() sc.scope({}, 1) end, "bad argument #1 to 'scope' (not a scope table)")
+    assert.has_error(function() sc.filter(setmetatable({}, { [6] = true }), {}) end,
+      "bad argument #1 to 'filter' (not a scope table)")
   end)
 
   it('declares var/let/const with their declarator and statement', function()
@@ -456,6 +459,8 @@ describe('aegis.ast scope', function()
     local v = sc.variables[1]
     tree:close()
     assert.error_matches(function() return v.id end, 'attempt to use a closed tree')
+    assert.error_matches(function() return sc:scope(1) end, 'attempt to use a closed tree')
+    assert.error_matches(function() return sc.unresolved end, 'attempt to use a closed tree')
     assert.error_matches(function() tree:scope() end, 'attempt to use a closed tree')
   end)
 
