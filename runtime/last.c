@@ -1989,8 +1989,9 @@ static int match1_index (lua_State *L) {
 }
 
 /* Pushes the table of match m: {pattern=, captures={name=node}, list={{name=, node=}}}
-** (with one capture, list is made on first use). */
-static void pushmatch (lua_State *L, LQuery *p, const TSQueryMatch *m, int treeidx) {
+** (with one capture, list is made on first use: its metatable, the
+** registry's MATCH1, is at m1idx, fetched once per q:matches). */
+static void pushmatch (lua_State *L, LQuery *p, const TSQueryMatch *m, int treeidx, int m1idx) {
   luaL_checkstack(L, 8, NULL);
   lua_createtable(L, 0, 3);                        /* [.., match] */
   lua_pushinteger(L, (lua_Integer)m->pattern_index + 1);
@@ -2001,7 +2002,7 @@ static void pushmatch (lua_State *L, LQuery *p, const TSQueryMatch *m, int treei
     pushnode(L, m->captures[0].node, treeidx);
     lua_rawset(L, -3);
     lua_setfield(L, -2, "captures");
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &MATCH1);
+    lua_pushvalue(L, m1idx);
     lua_setmetatable(L, -2);
     return;
   }
@@ -2085,14 +2086,18 @@ static int query_matches (lua_State *L) {
     if (rc != AG_OK) return luaL_error(L, "ast: query: out of memory");
     if (sc != NULL) t->sc = sc;
     fscratch *S = p->fs;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &MATCH1);
+    int m1idx = lua_gettop(L);
     lua_createtable(L, (int)(S->nm < 1000000 ? S->nm : 1000000), 0);
     for (size_t i = 0; i < S->nm; i++) {
       TSQueryMatch m = {0, (uint16_t)S->m[i].pattern, (uint16_t)S->m[i].ncap, S->c + S->m[i].first};
-      pushmatch(L, p, &m, treeidx);
+      pushmatch(L, p, &m, treeidx, m1idx);
       lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     return 1;
   }
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &MATCH1);
+  int m1idx = lua_gettop(L);
   lua_newtable(L);
   lua_Integer k = 0;
   qbudget b;
@@ -2101,7 +2106,7 @@ static int query_matches (lua_State *L) {
   TSQueryMatch m;
   while (ts_query_cursor_next_match(p->cur, &m)) {
     if (!match_ok(p, t, &m)) continue;
-    pushmatch(L, p, &m, treeidx);
+    pushmatch(L, p, &m, treeidx, m1idx);
     lua_rawseti(L, -2, ++k);
   }
   if (b.halted) return query_timeout(L, t);
