@@ -151,13 +151,29 @@ static LNode *tonode (lua_State *L, int idx) {
 
 /* The node at `idx`; pushes its tree (so the stack grows by one) and sets
 ** *tp.  Raises when the tree was closed. */
-static TSNode checknode (lua_State *L, int idx, LTree **tp) {
-  LNode *p = tonode(L, idx);
+static TSNode checknode_at (lua_State *L, LNode *p, int idx, LTree **tp) {
   lua_getiuservalue(L, idx, 1);
   LTree *t = (LTree *)lua_touserdata(L, -1);
   if (t == NULL || t->t == NULL) luaL_error(L, "attempt to use a closed tree");
   if (tp) *tp = t;
   return p->n;
+}
+
+static TSNode checknode (lua_State *L, int idx, LTree **tp) {
+  return checknode_at(L, tonode(L, idx), idx, tp);
+}
+
+/* checknode where a tree is at treeidx: the metatable is compared with
+** the tree's node metatable (its user value 3), else as tonode. */
+static TSNode checknode_by (lua_State *L, int idx, int treeidx, LTree **tp) {
+  LNode *p = (LNode *)lua_touserdata(L, idx);
+  if (p != NULL && lua_getmetatable(L, idx)) {                /* [mt] */
+    lua_getiuservalue(L, treeidx, 3);                         /* [mt, node mt] */
+    int ok = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (ok) return checknode_at(L, p, idx, tp);
+  }
+  return checknode(L, idx, tp);
 }
 
 static void pushtext (lua_State *L, const LTree *t, TSNode n) {
@@ -873,7 +889,7 @@ static const ag_scope_fnctx *checkfnctx (lua_State *L, TSNode *n, int *treeidx) 
   int st;
   LTree *t = sctree(L, &st), *nt;
   *treeidx = st + 1;
-  *n = checknode(L, 2, &nt);
+  *n = checknode_by(L, 2, st + 1, &nt);
   luaL_argcheck(L, nt == t, 2, "node of another tree");
   return ag_scope_fn_context(t->sc, *n);
 }
@@ -1156,7 +1172,7 @@ static int sc_index (lua_State *L) {
 static int sc_resolve (lua_State *L) {
   int st;
   LTree *t = sctree(L, &st), *nt;
-  TSNode n = checknode(L, 2, &nt);
+  TSNode n = checknode_by(L, 2, st + 1, &nt);
   luaL_argcheck(L, nt == t, 2, "node of another tree");
   const ag_scope_ref *r = ag_scope_ref_at(t->sc, ts_node_start_byte(n));
   if (r == NULL || r->var == AG_SCOPE_NONE || ts_node_end_byte(r->node) != ts_node_end_byte(n))
