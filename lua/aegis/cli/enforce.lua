@@ -112,7 +112,9 @@ local function print_to_stderr(...)
   local n = select('#', ...)
   local t = { ... }
   for i = 1, n do t[i] = tostring(t[i]) end
-  io.stderr:write(table.concat(t, '\t', 1, n), '\n')
+  -- one write per line: standard error is unbuffered, and the forked copies
+  -- print to it too (two writes let another process's line in between)
+  io.stderr:write(table.concat(t, '\t', 1, n) .. '\n')
 end
 
 local function run(args)
