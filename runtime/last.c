@@ -1010,19 +1010,28 @@ static void pushcache (lua_State *L, int st, int cache, int mt, lua_CFunction in
   lua_rawseti(L, st, mt);                                     /* [.., cache] */
 }
 
+/* Entry i of the cache `which` of the state at st (made with pushcache):
+** pushed, and 0 returned, when it is there; else the cache is left on the
+** stack and its index returned, for the caller to make the entry. */
+static int cached (lua_State *L, int st, int which, int mt, lua_CFunction index, uint32_t i) {
+  luaL_checkstack(L, 5, NULL);
+  pushcache(L, st, which, mt, index);                         /* [.., cache] */
+  int cacheidx = lua_gettop(L);
+  if (lua_rawgeti(L, cacheidx, (lua_Integer)i + 1) != LUA_TNIL) {
+    lua_remove(L, cacheidx);                                  /* [.., entry] */
+    return 0;
+  }
+  lua_pop(L, 1);
+  return cacheidx;
+}
+
 /* Pushes variable i's table, made on first use and kept in the variable
 ** cache of the state at st (its metatable that state's SC_VMT), so
 ** sc.variables, sc:resolve and sc:filter give the same table for it.  Only
 ** the variables rules reach are made: a file has thousands. */
 static void pushvar (lua_State *L, const LTree *t, uint32_t i, int st) {
-  luaL_checkstack(L, 5, NULL);
-  pushcache(L, st, SC_VCACHE, SC_VMT, var_index);             /* [.., cache] */
-  int cacheidx = lua_gettop(L);
-  if (lua_rawgeti(L, cacheidx, (lua_Integer)i + 1) != LUA_TNIL) {
-    lua_remove(L, cacheidx);
-    return;
-  }
-  lua_pop(L, 1);
+  int cacheidx = cached(L, st, SC_VCACHE, SC_VMT, var_index, i);
+  if (cacheidx == 0) return;                                  /* [.., var] */
   const ag_scope_var *v = ag_scope_var_at(t->sc, i);
   lua_createtable(L, 0, 8);                                   /* [.., var] */
   lua_pushlstring(L, v->name, v->name_len);
@@ -1046,14 +1055,8 @@ static void pushvar (lua_State *L, const LTree *t, uint32_t i, int st) {
 ** of the state at st (its metatable that state's SC_SMT), so sc.scopes and
 ** sc:scope give the same table for it. */
 static void pushscope (lua_State *L, const LTree *t, uint32_t i, int st) {
-  luaL_checkstack(L, 5, NULL);
-  pushcache(L, st, SC_SCACHE, SC_SMT, scope_index);           /* [.., cache] */
-  int cacheidx = lua_gettop(L);
-  if (lua_rawgeti(L, cacheidx, (lua_Integer)i + 1) != LUA_TNIL) {
-    lua_remove(L, cacheidx);
-    return;
-  }
-  lua_pop(L, 1);
+  int cacheidx = cached(L, st, SC_SCACHE, SC_SMT, scope_index, i);
+  if (cacheidx == 0) return;                                  /* [.., scope] */
   const ag_scope_scope *s = ag_scope_scope_at(t->sc, i);
   lua_createtable(L, 0, 7);                                   /* [.., scope] */
   lua_pushstring(L, ag_scope_kind_name(s->kind));
