@@ -31,12 +31,7 @@ static int choose (void) {
   const char *e = getenv("AEGIS_LMEM");
   if (e != NULL && strcmp(e, "pool") == 0) return 1;
   if (e != NULL && strcmp(e, "malloc") == 0) return 0;
-#ifdef AG_ASAN
-  return 0;
-#else
-  const char *pre = getenv("LD_PRELOAD");
-  return !(pre != NULL && strstr(pre, "vgpreload") != NULL);   /* valgrind: malloc */
-#endif
+  return !ag_leak_checked();
 }
 
 /* The class of a block of n bytes (1 <= n <= SMALL_MAX). */

@@ -350,16 +350,9 @@ static const char *mode;
 void ag_tsmem_install (void) {
   if (mode == NULL) {
     const char *e = getenv("AEGIS_TSMEM");
-    const char *pre = getenv("LD_PRELOAD");
     if (e != NULL && strcmp(e, "pool") == 0) mode = "pool";
     else if (e != NULL && strcmp(e, "malloc") == 0) mode = "malloc";
-#ifdef AG_ASAN
-    else mode = "malloc";
-#else
-    else if (pre != NULL && strstr(pre, "vgpreload") != NULL) mode = "malloc";   /* valgrind */
-    else mode = "pool";
-#endif
-    (void)pre;
+    else mode = ag_leak_checked() ? "malloc" : "pool";
   }
   if (mode[0] == 'p') ts_set_allocator(pool_malloc, pool_calloc, pool_realloc, pool_free);
   else ts_set_allocator(m_malloc, m_calloc, m_realloc, m_free);

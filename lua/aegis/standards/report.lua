@@ -74,21 +74,25 @@ local function lines_of(src)
   return function(_, n) return find(n) end
 end
 
--- The findings part of a report: `res.parts` joined, or `res.findings`
--- rendered by `list` (reading sources from disk).
-local function findings_text(res, list, sep, ctx)
-  if res.parts then return table.concat(res.parts, sep) end
-  return list(res.findings, ctx)
+-- The findings part of a report in a format whose findings `fmt` renders
+-- (`{list = fn(findings, ctx), sep}`): `res.parts` joined by its
+-- separator, or `res.findings` rendered (sources read from disk).
+local function findings_text(res, fmt, ctx)
+  if res.parts then return table.concat(res.parts, fmt.sep) end
+  return fmt.list(res.findings, ctx)
 end
 
--- A renderer of a list of findings from one of a finding: the renderings
+-- A format's findings from its renderer of one finding: the renderings
 -- joined by `sep`.
 local function joined(item, sep)
-  return function(findings, ctx)
-    local out = {}
-    for i, f in ipairs(findings) do out[i] = item(f, ctx) end
-    return table.concat(out, sep)
-  end
+  return {
+    sep = sep,
+    list = function(findings, ctx)
+      local out = {}
+      for i, f in ipairs(findings) do out[i] = item(f, ctx) end
+      return table.concat(out, sep)
+    end,
+  }
 end
 
 -- JSON text of `doc` (indented by 2) whose array at `key`, `depth` levels
@@ -169,6 +173,8 @@ local function text_item(f, ctx)
     .. '\n    ' .. (' '):rep(#lead + before) .. paint(COLOR.caret, '^' .. ('~'):rep(math.max(len - 1, 0)))
 end
 
+local TEXT = joined(text_item, '\n')
+
 --- Text like a compiler's: `file:line:col severity rule message`, the
 --- source line and a caret under the finding; a line per (file, rule) over
 --- the cap of findings; problems after; a summary (whose counts include the
@@ -179,7 +185,7 @@ end
 function M.text(res, opts)
   local out = {}
   local paint = painter(opts)
-  local body = findings_text(res, joined(text_item, '\n'), '\n', { paint = paint, line_of = line_reader() })
+  local body = findings_text(res, TEXT, { paint = paint, line_of = line_reader() })
   if body ~= '' then out[1] = body end
   for _, c in ipairs(res.capped or {}) do
     out[#out + 1] = ('%s: %s'):format(paint(COLOR.path, c.path), M.capped_message(c))
@@ -225,6 +231,8 @@ local function json_list(findings)
   return indented(json.array(findings), 1):sub(7, -5)
 end
 
+local JSON = { list = json_list, sep = ',\n    ' }
+
 -- The JSON report of `res` (see M.json), its findings part `body`.
 local function json_report(res, body)
   local nprob = 0
@@ -250,7 +258,7 @@ end
 ---@param res table
 ---@return string
 function M.json(res)
-  local body = findings_text(res, json_list, ',\n    ')
+  local body = findings_text(res, JSON)
   return require('aegis.standards.run').encode_valid(res, function(clean) return json_report(clean, body) end)
 end
 
@@ -362,6 +370,8 @@ local function sarif_item(f, ctx)
   return indented(r, 4)
 end
 
+local SARIF = joined(sarif_item, ',\n        ')
+
 -- The SARIF report of `res` (strings valid UTF-8, or the encoder refuses
 -- it), naming files by the paths of `raw` (see M.sarif), its results part
 -- `body`.
@@ -440,7 +450,7 @@ end
 ---@param opts {root: string, cwd: string, version: string}
 ---@return string
 function M.sarif(res, opts)
-  local body = findings_text(res, joined(sarif_item, ',\n        '), ',\n        ', { root = opts.root, cwd = opts.cwd,
+  local body = findings_text(res, SARIF, { root = opts.root, cwd = opts.cwd,
     line_of = line_reader(), utf16_col = utf16_columns(), index = rule_index(res.rules) })
   return require('aegis.standards.run').encode_valid(res, function(clean)
     return sarif_report(clean, res, opts, body)
@@ -468,13 +478,15 @@ local function github_item(f)
     esc_data(f.message))
 end
 
+local GITHUB = joined(github_item, '\n')
+
 --- GitHub workflow commands: `::error file=…,line=…,col=…,endLine=…,endColumn=…,title=rule::message`;
 --- a `::warning` per (file, rule) over the cap of findings.
 ---@param res table
 ---@return string
 function M.github(res)
   local out = {}
-  local body = findings_text(res, joined(github_item, '\n'), '\n')
+  local body = findings_text(res, GITHUB)
   if body ~= '' then out[1] = body end
   for _, p in ipairs(res.problems) do
     if p.kind ~= 'syntax' then
@@ -500,28 +512,24 @@ end
 ---@param format string
 ---@param opts table
 ---@param rules table[]
----@return {format: string, file: fun(findings: aegis.standards.Finding[], src: string): string}
+---@return {file: fun(findings: aegis.standards.Finding[], src: string): string}
 function M.renderer(format, opts, rules)
-  local list, sep, base
+  local fmt, base
   if format == 'text' then
-    sep, base = '\n', { paint = painter(opts) }
-    list = joined(text_item, sep)
+    fmt, base = TEXT, { paint = painter(opts) }
   elseif format == 'json' then
-    list, sep, base = json_list, ',\n    ', {}
+    fmt, base = JSON, {}
   elseif format == 'sarif' then
-    sep, base = ',\n        ', { root = opts.root, cwd = opts.cwd, index = rule_index(rules) }
-    list = joined(sarif_item, sep)
+    fmt, base = SARIF, { root = opts.root, cwd = opts.cwd, index = rule_index(rules) }
   elseif format == 'github' then
-    sep, base = '\n', {}
-    list = joined(github_item, sep)
+    fmt, base = GITHUB, {}
   else
     error(("bad argument #1 to 'renderer' (unknown format '%s')"):format(tostring(format)), 2)
   end
+  local mt = { __index = base }
   return {
-    format = format,
-    sep = sep,
     file = function(findings, src)
-      return list(findings, setmetatable({ line_of = lines_of(src), utf16_col = utf16_columns() }, { __index = base }))
+      return fmt.list(findings, setmetatable({ line_of = lines_of(src), utf16_col = utf16_columns() }, mt))
     end,
   }
 end
