@@ -29,6 +29,7 @@
 
 #include "ag_astdiff.h"
 #include "ag_langtab.h"
+#include "ag_tslex.h"
 #include "ag_tsmem.h"
 
 const TSLanguage *tree_sitter_typescript(void);
@@ -1422,6 +1423,7 @@ int ag_astdiff_run (const char *a, size_t la, const char *b, size_t lb,
   d->nsym[d->tsx] = ts_language_symbol_count(lang);
   d->symtype[d->tsx] = (uint32_t *)calloc(d->nsym[d->tsx] + 1, sizeof(uint32_t));
   d->parser = ts_parser_new();
+  ag_tslex_install(d->parser);
   if (d->symtype[d->tsx] == NULL || d->parser == NULL || !ts_parser_set_language(d->parser, ag_langtab_dense(lang)))
     oom(d);
   int rc = parse_side(d, o, 0, a, la, err);

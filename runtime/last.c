@@ -23,6 +23,7 @@
 
 #include "ag_astdiff.h"
 #include "ag_langtab.h"
+#include "ag_tslex.h"
 #include "ag_scope.h"
 #include "ag_tsmem.h"
 #include "lauxag.h"
@@ -203,6 +204,7 @@ static TSParser *get_parser (int tsx) {
     return p;
   }
   p = ts_parser_new();
+  ag_tslex_install(p);
   if (p != NULL && !ts_parser_set_language(p, ag_langtab_dense(language(tsx)))) {
     ts_parser_delete(p);
     p = NULL;
@@ -234,13 +236,13 @@ static int ast_memory (lua_State *L) {
 }
 
 /* tsmem() -> {mode = 'pool'|'malloc', mapped =, used =, idle =, cold =,
-** tables = 'dense'|'compact'}: ag_tsmem's figures in bytes (ag_tsmem.h),
-** and the parse tables the parser uses (ag_langtab.h), for specs and
-** benchmarks */
+** tables = 'dense'|'compact', lexer = 'quick'|'stock'}: ag_tsmem's figures
+** in bytes (ag_tsmem.h), the parse tables the parser uses (ag_langtab.h)
+** and its lexer's step (ag_tslex.h), for specs and benchmarks */
 static int ast_tsmem (lua_State *L) {
   ag_tsmem_stats st;
   ag_tsmem_stats_get(&st);
-  lua_createtable(L, 0, 5);
+  lua_createtable(L, 0, 7);
   lua_pushstring(L, ag_tsmem_mode());
   lua_setfield(L, -2, "mode");
   lua_pushinteger(L, (lua_Integer)st.mapped);
@@ -253,6 +255,8 @@ static int ast_tsmem (lua_State *L) {
   lua_setfield(L, -2, "cold");
   lua_pushstring(L, ag_langtab_dense(language(0)) != language(0) ? "dense" : "compact");
   lua_setfield(L, -2, "tables");
+  lua_pushstring(L, ag_tslex_mode());
+  lua_setfield(L, -2, "lexer");
   return 1;
 }
 
