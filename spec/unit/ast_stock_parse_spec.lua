@@ -121,7 +121,9 @@ describe('our parse', function()
     local parsed = select(2, stock:gsub('\n%(', ''))
     assert.is_true(#stock > 100000 and parsed >= #files, ('dump of %d bytes, %d trees'):format(#stock, parsed))
     for i = 1, #sides - 1 do
-      if dumps[i] ~= stock then error(sides[i].name .. ' differs from stock at ' .. first_difference(dumps[i], stock)) end
+      if dumps[i] ~= stock then
+        error(sides[i].name .. ' differs from stock at ' .. first_difference(dumps[i], stock))
+      end
     end
   end)
 
