@@ -5,15 +5,17 @@
 # file of corpus/files.txt, about 300 files) of
 #   - aegis-run enforce --format json --rulepacks typescript-strict,a11y --jobs 1
 #     (the whole process: start-up and the query compile are in it, about
-#     163M instructions (enforce over one tiny .ts and one .tsx file) that the
+#     166M instructions (enforce over one tiny .ts and one .tsx file) that the
 #     full corpus amortizes 14 times better);
 #   - the parse floor (bench/enforce/parse_spec.lua): ast_parse inclusive, and
 #     tree_close (the floor's loop closes each tree too).
 # Prints the counts and the ratio enforce / (parse + close), with the fixed
-# part left out.  Needs the corpus (bench/enforce/run.sh or corpus.sh) and
+# part left out.  Under valgrind aegis-run gives tree-sitter and Lua plain
+# malloc (so memcheck sees every block: ag_tsmem.h, ag_lmem.h); here both
+# keep their pools (AEGIS_TSMEM=pool AEGIS_LMEM=pool), as in a real run.  Needs the corpus (bench/enforce/run.sh or corpus.sh) and
 # valgrind (the Makefile's DEB_VALGRIND).  Takes about a minute.
 # usage: bench/enforce/callgrind.sh [BINARY]   (default bin/aegis-run)
-# env:   ENFORCE_CG_STEP (default 14), ENFORCE_CG_FIXED (default 163000000)
+# env:   ENFORCE_CG_STEP (default 14), ENFORCE_CG_FIXED (default 166000000)
 set -eu
 cd "$(dirname "$0")/../.."
 top=$(pwd)
@@ -23,8 +25,9 @@ command -v valgrind >/dev/null || { echo "callgrind: valgrind missing (apt-get i
 corpus=build/bench-enforce/corpus
 [ -s "$corpus/files.txt" ] || { echo "callgrind: no corpus (run bench/enforce/corpus.sh $corpus)" >&2; exit 1; }
 step=${ENFORCE_CG_STEP:-14}
-fixed=${ENFORCE_CG_FIXED:-163000000}
+fixed=${ENFORCE_CG_FIXED:-166000000}
 work=build/bench-enforce-cg
+export AEGIS_TSMEM=pool AEGIS_LMEM=pool
 rm -rf "$work/subcorpus"
 mkdir -p "$work/subcorpus"
 awk -v s="$step" 'NR % s == 1' "$corpus/files.txt" > "$work/subcorpus/files.txt"
