@@ -110,4 +110,22 @@ describe('report source lines', function()
     -- line, the empty line after a final newline; none past the end (line 9 of a.ts)
     assert.same({ 'let one;', 'let three;', 'let two;', '', 'y', '' }, shown)
   end)
+
+  it('leave the collector running when the merge raises (it is stopped for the tail)', function()
+    local dir, list = project()
+    local standards = require('aegis.standards')
+    local sort = standards.sort
+    for _, jobs in ipairs({ 1, 2 }) do
+      assert.is_true(collectgarbage('isrunning'))
+      standards.sort = function() error('merge failed', 0) end
+      local ok, err = pcall(run.run, {
+        rules = { dir .. '/pack/mix.lua' }, config = { trusted = { dir } }, config_dir = dir,
+        files = list, jobs = jobs, log = function() end,
+      })
+      standards.sort = sort
+      assert.is_false(ok)
+      assert.equal('merge failed', err)
+      assert.is_true(collectgarbage('isrunning'), jobs .. ' processes')
+    end
+  end)
 end)

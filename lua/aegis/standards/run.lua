@@ -500,14 +500,9 @@ function M.merge_others(render, engine, parts, others)
   return merge_parts(kept, extra)
 end
 
---- Runs the check: trusted rules in this process and `jobs` - 1 forked
---- copies of it, each untrusted rulepack in its own locked-down worker;
---- merges the results in a stable order.
----@param o aegis.standards.RunOpts
----@return {findings: aegis.standards.Finding[], problems: aegis.standards.Problem[], rules: table[], files: integer,
---- capped: aegis.standards.Capped[], counts: {error: integer, warning: integer, info: integer}} `counts`: the
---- findings per severity, those over the cap included
-function M.run(o)
+-- M.run's work; stops the collector for its tail (see share below) and
+-- restarts it on the way out, which M.run also does when it raises
+local function run(o)
   local trusted, untrusted = M.split_trust(o.rules, o.config, o.config_dir)
   local findings, problems, rules, checked = {}, {}, {}, 0
   -- (path, rule) -> its record over the cap; a finding reported on another
@@ -744,6 +739,22 @@ function M.run(o)
   end
   return { findings = findings, parts = texts, problems = problems, rules = rules, files = checked, capped = caps,
     counts = counts, timings = timings }
+end
+
+--- Runs the check: trusted rules in this process and `jobs` - 1 forked
+--- copies of it, each untrusted rulepack in its own locked-down worker;
+--- merges the results in a stable order. Raises what the rules' loading
+--- raises (a bad rulepack); the collector runs on return either way.
+---@param o aegis.standards.RunOpts
+---@return {findings: aegis.standards.Finding[], problems: aegis.standards.Problem[], rules: table[], files: integer,
+--- capped: aegis.standards.Capped[], counts: {error: integer, warning: integer, info: integer}} `counts`: the
+--- findings per severity, those over the cap included
+function M.run(o)
+  local was_running = collectgarbage('isrunning')
+  local ok, res = pcall(run, o)
+  if was_running and not collectgarbage('isrunning') then collectgarbage('restart') end
+  if not ok then error(res, 0) end
+  return res
 end
 
 -- }======================================================
