@@ -42,19 +42,21 @@ void agL_newclass (lua_State *L, const char *tname,
   lua_pop(L, 1);
 }
 
+/* The message is kept whole (luaL_traceback would end it at a NUL byte):
+** message, newline, then the traceback alone, joined. */
 int agL_traceback (lua_State *L) {
-  const char *msg = lua_tostring(L, 1);
-  if (msg == NULL) {  /* not a string: try __tostring, then a msg field */
-    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-      msg = lua_tostring(L, -1);
-    else if (lua_type(L, 1) == LUA_TTABLE &&
-             lua_getfield(L, 1, "msg") == LUA_TSTRING)
-      msg = lua_tostring(L, -1);
-    else
-      msg = lua_pushfstring(L, "(error object is a %s value)",
-                            luaL_typename(L, 1));
+  if (lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER) {
+    lua_pushvalue(L, 1);
+    lua_tostring(L, -1);
   }
-  luaL_traceback(L, L, msg, 1);
+  else if (!(luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+           && !(lua_type(L, 1) == LUA_TTABLE && lua_getfield(L, 1, "msg") == LUA_TSTRING)) {
+    /* not a string: tried __tostring, then a msg field */
+    lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  lua_pushliteral(L, "\n");
+  luaL_traceback(L, L, NULL, 1);
+  lua_concat(L, 3);
   return 1;
 }
 

@@ -177,7 +177,10 @@ static int child_wait (lua_State *L) {
     int status;
     if (waitpid(c->pid, &status, WNOHANG) == c->pid) c->pid = 0;  /* else: reaped by child_gc */
     if (!raised) return 1;
-    return agL_pushfail(L, AG_EIO, "%s", lua_tostring(L, -1));
+    luaL_pushfail(L);                              /* the copy's message whole: it may hold NUL bytes */
+    lua_insert(L, -2);                             /* [child, frame, fail, message] */
+    lua_pushstring(L, ag_errcode(AG_EIO));
+    return 3;
   }
   /* no whole frame: how the copy ended says why */
   int status = reap(c);
