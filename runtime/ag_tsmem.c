@@ -384,7 +384,10 @@ static void ag_tsmem_ceiling (size_t n, jmp_buf *e) {
 
 /* ------------------------------------------------------- budgeted parse */
 
-static TSParser *stopped_parsers[AG_TSMEM_STOPS_MAX];  /* reachable: not leaks */
+/* The parsers stopped inside a step, kept so that what they hold stays
+** reachable (leak checkers do not report it).  Never read: volatile, or the
+** compiler drops the array and its stores, and the parsers are lost. */
+static TSParser *volatile stopped_parsers[AG_TSMEM_STOPS_MAX];
 static int nstopped;
 
 static bool parse_progress (TSParseState *st) {
