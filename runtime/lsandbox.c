@@ -273,7 +273,10 @@ static int msgh (lua_State *L) {
     if (r->tripped) return 1;  /* the budget ran out inside __tostring */
   }
   lua_createtable(L, 0, 4);                              /* [v, msg, t] */
-  luaL_traceback(L, L, lua_tostring(L, 2), 1);
+  lua_pushvalue(L, 2);                                   /* the message whole (NUL bytes too), */
+  lua_pushliteral(L, "\n");
+  luaL_traceback(L, L, NULL, 1);                         /* then the traceback alone */
+  lua_concat(L, 3);
   lua_setfield(L, -2, "traceback");
   lua_pushvalue(L, 2);
   lua_setfield(L, -2, "msg");

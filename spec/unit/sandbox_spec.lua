@@ -263,6 +263,10 @@ describe('aegis.sandbox', function()
       assert.equal('pipeline.lua:2: boom', err.msg)
       assert.matches('^pipeline%.lua:2: boom\nstack traceback:', err.traceback)
       assert.matches('pipeline%.lua:2: in main chunk', err.traceback)
+      -- a message with NUL bytes, whole in both
+      err = fails('error("a\\0b", 0)', { name = 'nul.lua' })
+      assert.equal('a\0b', err.msg)
+      assert.equal('a\0b\nstack traceback:', err.traceback:sub(1, #'a\0b\nstack traceback:'))
     end)
 
     it('keeps the chunk name of inline code', function()
