@@ -12,7 +12,7 @@
 ** next both ASCII, both in the chunk and in the current range, no logger.
 ** Then it makes the same changes tree-sitter's step would (position, row
 ** and column, column data, token start when skipping, lookahead); anything
-** else (a newline, UTF-8, the end of the text or of a range) goes to
+** else (UTF-8, the end of the text or of a range, a logger) goes to
 ** tree-sitter's own step, which it keeps.  `mark_end` gets the same
 ** treatment (its fast case: no included range before the current one).
 **
@@ -20,7 +20,7 @@
 ** since ranges were added; installing checks what it can see of that
 ** layout (the callbacks set, one full range, no chunk yet) and leaves the
 ** parser as it is otherwise.  Trees are the same either way (spec/unit/
-** ast_tslex_spec.lua; docs/ast.md).  AEGIS_TS_LEXER=stock turns it off, to
+** ast_stock_parse_spec.lua; docs/ast.md).  AEGIS_TS_LEXER=stock turns it off, to
 ** compare (bench/enforce).
 */
 #ifndef AG_TSLEX_H

@@ -12,8 +12,9 @@
 # Prints the counts and the ratio enforce / (parse + close), with the fixed
 # part left out.  Under valgrind aegis-run gives tree-sitter and Lua plain
 # malloc (so memcheck sees every block: ag_tsmem.h, ag_lmem.h); here both
-# keep their pools (AEGIS_TSMEM=pool AEGIS_LMEM=pool), as in a real run.  Needs the corpus (bench/enforce/run.sh or corpus.sh) and
-# valgrind (the Makefile's DEB_VALGRIND).  Takes about a minute.
+# keep their pools (AEGIS_TSMEM=pool AEGIS_LMEM=pool), as in a real run.
+# Needs the corpus (bench/enforce/run.sh or corpus.sh) and valgrind (the
+# Makefile's DEB_VALGRIND).  Takes about a minute.
 # usage: bench/enforce/callgrind.sh [BINARY]   (default bin/aegis-run)
 # env:   ENFORCE_CG_STEP (default 14), ENFORCE_CG_FIXED (default 166000000)
 set -eu
