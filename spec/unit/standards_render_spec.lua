@@ -57,6 +57,10 @@ local function reports(dir, list, jobs, fail_fast, rendered)
     })
     assert.equal(rendered, res.parts ~= nil)
     out[format] = report[format](res, opts[format])
+    -- the pieces the CLI writes one by one make the same bytes
+    local pieces = report.pieces(format, res, opts[format])
+    for _, x in ipairs(pieces) do assert.equal('string', type(x)) end
+    assert.equal(out[format], table.concat(pieces), format .. ' pieces')
   end
   return out
 end
@@ -109,6 +113,28 @@ describe('report source lines', function()
     -- a line asked for after a later one, CRLF lines, the last line without its newline, an empty
     -- line, the empty line after a final newline; none past the end (line 9 of a.ts)
     assert.same({ 'let one;', 'let three;', 'let two;', '', 'y', '' }, shown)
+  end)
+
+  it('leave the collector as the caller had it: running, or stopped', function()
+    local dir, list = project()
+    for _, jobs in ipairs({ 1, 2 }) do
+      for _, running in ipairs({ true, false }) do
+        if not running then collectgarbage('stop') end
+        local res = run.run({
+          rules = { dir .. '/pack/mix.lua' }, config = { trusted = { dir } }, config_dir = dir,
+          files = list, jobs = jobs, log = function() end,
+        })
+        local after = collectgarbage('isrunning')
+        collectgarbage('restart')
+        assert.is_true(res.files > 0)
+        assert.equal(running, after, jobs .. ' processes, running before: ' .. tostring(running))
+      end
+    end
+  end)
+
+  it('report.pieces refuses a format it does not know', function()
+    assert.has_error(function() report.pieces('xml', {}) end,
+      "bad argument #1 to 'pieces' (unknown format 'xml')")
   end)
 
   it('leave the collector running when the merge raises (it is stopped for the tail)', function()

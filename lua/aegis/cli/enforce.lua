@@ -180,12 +180,15 @@ local function run(args)
   t0 = os.clock()
   -- the process ends once the report is out (quick_exit): nothing to collect
   collectgarbage('stop')
-  local text = report[format](res, ropts)
+  -- a report is written piece by piece (its findings' parts as the
+  -- processes rendered them), not made one string first
+  local pieces = report.pieces(format, res, ropts)
   if o.output then
-    local ok, reason = fs.write(o.output, text)
+    local ok, reason = fs.write(o.output, table.concat(pieces))
     if not ok then errors.usage("enforce: write '%s': %s", o.output, reason) end
   else
-    io.stdout:write(text)
+    local out = io.stdout
+    for i = 1, #pieces do out:write(pieces[i]) end
   end
   if res.timings then
     local tm = res.timings

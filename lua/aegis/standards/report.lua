@@ -7,6 +7,9 @@
 --- they find them (`M.renderer`) and the report be made from those parts
 --- (`res.parts`, joined in path order) rather than from `res.findings`:
 --- the same bytes, without a serial pass over every finding at the end.
+--- A report is made as a list of pieces (`M.pieces`) and written piece by
+--- piece: joining the parts of a large one into one string, then splicing it
+--- into the document, were copies of megabytes in the serial tail of a run.
 local fs = require('aegis.fs')
 local json = require('aegis.json')
 
@@ -75,11 +78,27 @@ local function lines_of(src)
 end
 
 -- The findings part of a report in a format whose findings `fmt` renders
--- (`{list = fn(findings, ctx), sep}`): `res.parts` joined by its
--- separator, or `res.findings` rendered (sources read from disk).
-local function findings_text(res, fmt, ctx)
-  if res.parts then return table.concat(res.parts, fmt.sep) end
-  return fmt.list(res.findings, ctx)
+-- (`{list = fn(findings, ctx), sep}`), as a list of pieces (none: no
+-- findings): `res.parts` with its separator between them, or `res.findings`
+-- rendered (sources read from disk).
+local function findings_pieces(res, fmt, ctx)
+  local out = {}
+  if res.parts then
+    local sep = fmt.sep
+    for i, x in ipairs(res.parts) do
+      if i > 1 then out[#out + 1] = sep end
+      out[#out + 1] = x
+    end
+  else
+    local s = fmt.list(res.findings, ctx)
+    if s ~= '' then out[1] = s end
+  end
+  return out
+end
+
+-- `list` with the pieces of `more` after its own (returned).
+local function append(list, more)
+  return table.move(more, 1, #more, #list + 1, list)
 end
 
 -- A format's findings from its renderer of one finding: the renderings
@@ -95,22 +114,26 @@ local function joined(item, sep)
   }
 end
 
--- JSON text of `doc` (indented by 2) whose array at `key`, `depth` levels
--- down, holds `body`: elements already encoded at that depth (see
--- `indented`), joined by ',\n' and the depth's indentation. The array is
--- encoded holding one marker, which `body` then replaces.
+-- The pieces of the JSON text of `doc` (indented by 2) whose array at
+-- `key`, `depth` levels down, holds `body`: pieces of elements already
+-- encoded at that depth (see `indented`), joined by ',\n' and the depth's
+-- indentation; a line end after it. The array is encoded holding one marker,
+-- where `body` then goes.
 local MARK = 'aegis:rendered-elsewhere'
 local function splice(doc, set, key, depth, body)
-  if body == '' then
+  if #body == 0 then
     set(json.array({}))
-    return json.encode(doc, { indent = 2 })
+    return { json.encode(doc, { indent = 2 }), '\n' }
   end
   set(json.array({ MARK }))
   local s = json.encode(doc, { indent = 2 })
   local at = ('"%s": [\n%s"%s"'):format(key, ('  '):rep(depth), MARK)
   local i, j = s:find(at, 1, true)
   assert(i, 'report: the marker of the rendered findings is not where it belongs')
-  return s:sub(1, j - #MARK - 2) .. body .. s:sub(j + 1)
+  local out = append({ s:sub(1, j - #MARK - 2) }, body)
+  out[#out + 1] = s:sub(j + 1)
+  out[#out + 1] = '\n'
+  return out
 end
 
 -- A JSON value encoded as an element of an array `depth` levels down in
@@ -175,18 +198,11 @@ end
 
 local TEXT = joined(text_item, '\n')
 
---- Text like a compiler's: `file:line:col severity rule message`, the
---- source line and a caret under the finding; a line per (file, rule) over
---- the cap of findings; problems after; a summary (whose counts include the
---- findings not shown).
----@param res table The result of `standards.run`
----@param opts {color: boolean}
----@return string
-function M.text(res, opts)
+-- The pieces of M.text's report (see there).
+local function text_pieces(res, opts)
   local out = {}
   local paint = painter(opts)
-  local body = findings_text(res, TEXT, { paint = paint, line_of = line_reader() })
-  if body ~= '' then out[1] = body end
+  local body = findings_pieces(res, TEXT, { paint = paint, line_of = line_reader() })
   for _, c in ipairs(res.capped or {}) do
     out[#out + 1] = ('%s: %s'):format(paint(COLOR.path, c.path), M.capped_message(c))
   end
@@ -218,7 +234,9 @@ function M.text(res, opts)
     line = line .. (' (%d syntax error%s: files still checked)'):format(nsyntax, nsyntax == 1 and '' or 's')
   end
   out[#out + 1] = line
-  return table.concat(out, '\n') .. '\n'
+  if #body > 0 then body[#body + 1] = '\n' end
+  body[#body + 1] = table.concat(out, '\n') .. '\n'
+  return body
 end
 
 -- }======================================================
@@ -248,17 +266,12 @@ local function json_report(res, body)
     doc.capped = json.array(res.capped)
     doc.summary.not_shown = hidden
   end
-  return splice(doc, function(v) doc.findings = v end, 'findings', 2, body) .. '\n'
+  return splice(doc, function(v) doc.findings = v end, 'findings', 2, body)
 end
 
---- JSON: `{findings, problems, summary = {files, errors, warnings, infos,
---- problems}, rules}`; when findings were over the cap, also `capped` (a
---- list of `{path, rule, severity, shown, not_shown}`) and `summary.not_shown`
---- (the summary's counts include the findings not shown).
----@param res table
----@return string
-function M.json(res)
-  local body = findings_text(res, JSON)
+-- The pieces of M.json's report (see there).
+local function json_pieces(res)
+  local body = findings_pieces(res, JSON)
   return require('aegis.standards.run').encode_valid(res, function(clean) return json_report(clean, body) end)
 end
 
@@ -437,20 +450,12 @@ local function sarif_report(res, raw_res, opts, body)
     version = '2.1.0',
     runs = json.array({ run }),
   }
-  return splice(doc, function(v) run.results = v end, 'results', 4, body) .. '\n'
+  return splice(doc, function(v) run.results = v end, 'results', 4, body)
 end
 
---- SARIF 2.1.0: one run, `tool.driver.rules` with every rule that ran,
---- results with `ruleId` = the full rule id, locations relative to the
---- repository root (`%SRCROOT%`), columns in UTF-16 code units. Problems,
---- and each (file, rule) over the cap of findings (level `warning`, with
---- `properties.shown` and `properties.notShown`), are notifications of the
---- invocation.
----@param res table
----@param opts {root: string, cwd: string, version: string}
----@return string
-function M.sarif(res, opts)
-  local body = findings_text(res, SARIF, { root = opts.root, cwd = opts.cwd,
+-- The pieces of M.sarif's report (see there).
+local function sarif_pieces(res, opts)
+  local body = findings_pieces(res, SARIF, { root = opts.root, cwd = opts.cwd,
     line_of = line_reader(), utf16_col = utf16_columns(), index = rule_index(res.rules) })
   return require('aegis.standards.run').encode_valid(res, function(clean)
     return sarif_report(clean, res, opts, body)
@@ -480,14 +485,10 @@ end
 
 local GITHUB = joined(github_item, '\n')
 
---- GitHub workflow commands: `::error file=…,line=…,col=…,endLine=…,endColumn=…,title=rule::message`;
---- a `::warning` per (file, rule) over the cap of findings.
----@param res table
----@return string
-function M.github(res)
+-- The pieces of M.github's report (see there).
+local function github_pieces(res)
   local out = {}
-  local body = findings_text(res, GITHUB)
-  if body ~= '' then out[1] = body end
+  local body = findings_pieces(res, GITHUB)
   for _, p in ipairs(res.problems) do
     if p.kind ~= 'syntax' then
       local file = p.path ~= '' and ('file=%s,'):format(esc_prop(p.path)) or ''
@@ -499,7 +500,74 @@ function M.github(res)
     out[#out + 1] = ('::warning file=%s,title=%s::%s'):format(esc_prop(c.path), esc_prop(c.rule),
       esc_data(M.capped_message(c)))
   end
-  return #out > 0 and table.concat(out, '\n') .. '\n' or ''
+  if #out > 0 then
+    if #body > 0 then body[#body + 1] = '\n' end
+    body[#body + 1] = table.concat(out, '\n')
+  end
+  if #body > 0 then body[#body + 1] = '\n' end
+  return body
+end
+
+-- }======================================================
+
+-- {====================================================== reports
+
+--- Text like a compiler's: `file:line:col severity rule message`, the
+--- source line and a caret under the finding; a line per (file, rule) over
+--- the cap of findings; problems after; a summary (whose counts include the
+--- findings not shown).
+---@param res table The result of `standards.run`
+---@param opts {color: boolean}
+---@return string
+function M.text(res, opts)
+  return table.concat(text_pieces(res, opts))
+end
+
+--- JSON: `{findings, problems, summary = {files, errors, warnings, infos,
+--- problems}, rules}`; when findings were over the cap, also `capped` (a
+--- list of `{path, rule, severity, shown, not_shown}`) and `summary.not_shown`
+--- (the summary's counts include the findings not shown).
+---@param res table
+---@return string
+function M.json(res)
+  return table.concat(json_pieces(res))
+end
+
+--- SARIF 2.1.0: one run, `tool.driver.rules` with every rule that ran,
+--- results with `ruleId` = the full rule id, locations relative to the
+--- repository root (`%SRCROOT%`), columns in UTF-16 code units. Problems,
+--- and each (file, rule) over the cap of findings (level `warning`, with
+--- `properties.shown` and `properties.notShown`), are notifications of the
+--- invocation.
+---@param res table
+---@param opts {root: string, cwd: string, version: string}
+---@return string
+function M.sarif(res, opts)
+  return table.concat(sarif_pieces(res, opts))
+end
+
+--- GitHub workflow commands: `::error file=…,line=…,col=…,endLine=…,endColumn=…,title=rule::message`;
+--- a `::warning` per (file, rule) over the cap of findings.
+---@param res table
+---@return string
+function M.github(res)
+  return table.concat(github_pieces(res))
+end
+
+local PIECES = { text = text_pieces, json = json_pieces, sarif = sarif_pieces, github = github_pieces }
+
+--- The report in `format` ('text', 'json', 'sarif' or 'github', with `opts`
+--- as that format's function takes them) as a list of strings whose
+--- concatenation is what the format's function returns: for writing a large
+--- report piece by piece, without making it one string first.
+---@param format string
+---@param res table
+---@param opts table?
+---@return string[]
+function M.pieces(format, res, opts)
+  local f = PIECES[format]
+  if not f then error(("bad argument #1 to 'pieces' (unknown format '%s')"):format(tostring(format)), 2) end
+  return f(res, opts)
 end
 
 -- }======================================================
