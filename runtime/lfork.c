@@ -3,8 +3,10 @@
 **
 **   fork.start(fn) -> child | nil, msg, code
 **     runs fn() in a forked copy of this process and hands back the string
-**     it returns through a pipe; the copy ends with _exit (no finalizers,
-**     no atexit handlers, no stdio flushed twice)
+**     it returns through a pipe, or the strings of the list it returns
+**     joined (written piece by piece: a copy's answer of megabytes in
+**     pieces is not joined into one string first); the copy ends with
+**     _exit (no finalizers, no atexit handlers, no stdio flushed twice)
 **   child:wait() -> string | nil, msg, code
 **     reads what the copy returned; nil with the copy's error (with its
 **     traceback), or "exit N" / "killed by SIGxxx" when it ended without
@@ -47,16 +49,18 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "lauxag.h"
 
 #define CHILD "aegis.fork.Child"
-#define PIPE_CHUNK (1 << 20)   /* the pipe's size, and a read */
+#define PIPE_CHUNK (1 << 20)   /* the pipe's size */
 #define COUNTER "aegis.fork.Counter"
 
 /* {====================================================== children */
@@ -66,13 +70,25 @@ typedef struct Child {
   int fd;     /* read end of the pipe; -1 once closed */
 } Child;
 
-static int write_all (int fd, const char *s, size_t n) {
+/* Writes the n buffers of iov whole (iov is consumed), up to IOV_BATCH
+** at a time. */
+#define IOV_BATCH 1024
+static int writev_all (int fd, struct iovec *iov, size_t n) {
   while (n > 0) {
-    ssize_t w = write(fd, s, n);
+    int k = n < IOV_BATCH ? (int)n : IOV_BATCH;
+    ssize_t w = writev(fd, iov, k);
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) return -1;
-    s += w;
-    n -= (size_t)w;
+    size_t left = (size_t)w;
+    while (n > 0 && left >= iov->iov_len) {   /* the buffers written whole */
+      left -= iov->iov_len;
+      iov++;
+      n--;
+    }
+    if (left > 0) {                          /* one written in part */
+      iov->iov_base = (char *)iov->iov_base + left;
+      iov->iov_len -= left;
+    }
   }
   return 0;
 }
@@ -81,23 +97,63 @@ static int write_all (int fd, const char *s, size_t n) {
 ** 'e' raised; the payload's length, 8 bytes little-endian), the payload. */
 #define FRAME_HEAD 9
 
-/* In the copy: runs the function at index 1, writes its string (or the
-** error) to `fd` in a frame, closes `fd`, and ends.  Never returns. */
+/* In the copy: the pieces of what fn returned at the top of the stack (a
+** string, or a list of strings: its items), in iov (malloc'd; the head's
+** slot first, left for the caller); their count, or 0 (and *why) when it
+** is neither. */
+static size_t answer_pieces (lua_State *L, struct iovec **iov, size_t *total, const char **why) {
+  int t = lua_type(L, -1);
+  size_t k = t == LUA_TSTRING ? 1 : t == LUA_TTABLE ? (size_t)lua_rawlen(L, -1) : 0;
+  *why = "the function did not return a string or a list of strings";
+  if (k == 0 && t != LUA_TTABLE) return 0;
+  struct iovec *v = (struct iovec *)malloc((k + 1) * sizeof *v);
+  if (v == NULL) { *why = "not enough memory"; return 0; }
+  *total = 0;
+  for (size_t i = 0; i < k; i++) {
+    size_t len;
+    if (t == LUA_TTABLE && lua_rawgeti(L, -1, (lua_Integer)i + 1) != LUA_TSTRING) {
+      free(v);
+      return 0;
+    }
+    /* a list's strings stay reachable from it (never popped into garbage:
+    ** nothing runs before they are written) */
+    v[i + 1].iov_base = (void *)lua_tolstring(L, -1, &len);
+    v[i + 1].iov_len = len;
+    *total += len;
+    if (t == LUA_TTABLE) lua_pop(L, 1);
+  }
+  *iov = v;
+  return k + 1;
+}
+
+/* In the copy: runs the function at index 1, writes what it returned (or
+** the error) to `fd` in a frame, closes `fd`, and ends.  Never returns. */
 static void run_copy (lua_State *L, int fd, pid_t parent) {
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(125);
   lua_settop(L, 1);
   int st = agL_pcall(L, 0, 1);
-  size_t n = 0;
-  const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
-  if (s == NULL) {
-    s = st == LUA_OK ? "the function did not return a string" : "error object is not a string";
-    n = strlen(s);
+  struct iovec one[2], *iov = one;
+  size_t n = 0, k = 0;
+  const char *why = "error object is not a string";
+  if (st == LUA_OK) k = answer_pieces(L, &iov, &n, &why);
+  else if (lua_type(L, -1) == LUA_TSTRING) {
+    one[1].iov_base = (void *)lua_tolstring(L, -1, &n);
+    one[1].iov_len = n;
+    k = 2;
+  }
+  if (k == 0) {
+    iov = one;
+    one[1].iov_base = (void *)why;
+    one[1].iov_len = n = strlen(why);
+    k = 2;
     st = LUA_ERRRUN;
   }
   unsigned char head[FRAME_HEAD];
   head[0] = st == LUA_OK ? 'r' : 'e';
   for (int i = 0; i < 8; i++) head[1 + i] = (unsigned char)((uint64_t)n >> (8 * i));
-  int wrote = write_all(fd, (const char *)head, sizeof head) == 0 && write_all(fd, s, n) == 0;
+  iov[0].iov_base = head;
+  iov[0].iov_len = sizeof head;
+  int wrote = writev_all(fd, iov, k) == 0;
   close(fd);
   _exit(!wrote ? 124 : st == LUA_OK ? 0 : 1);
 }
@@ -148,37 +204,54 @@ static int reap (Child *c) {
   return status;
 }
 
+/* Reads up to n bytes into p: what it read (less at the end of the pipe,
+** or on an error: *err). */
+static size_t read_full (int fd, char *p, size_t n, int *err) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, p + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) *err = errno;
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
+  return got;
+}
+
+/* The largest payload wait() takes a frame's head at its word for: the
+** buffer is made at the size the head names before a byte of it is read
+** (a head naming more is no copy's) */
+#define FRAME_MAX ((uint64_t)1 << 40)
+
 static int child_wait (lua_State *L) {
   Child *c = checkchild(L);
   luaL_argcheck(L, c->fd >= 0, 1, "already waited for");
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  int rerr = 0;
-  for (;;) {
-    char *p = luaL_prepbuffsize(&b, PIPE_CHUNK);
-    ssize_t r = read(c->fd, p, PIPE_CHUNK);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) rerr = errno;
-    if (r <= 0) break;
-    luaL_addsize(&b, (size_t)r);
+  /* the head, then the payload read straight into a buffer of its size
+  ** (no growing, no copy of the frame): the payload and the end of the pipe
+  ** right after it make a whole frame */
+  unsigned char head[FRAME_HEAD];
+  int rerr = 0, whole = 0;
+  uint64_t n = 0;
+  if (read_full(c->fd, (char *)head, FRAME_HEAD, &rerr) == FRAME_HEAD && (head[0] == 'r' || head[0] == 'e')) {
+    for (int i = 0; i < 8; i++) n |= (uint64_t)head[1 + i] << (8 * i);
+    if (n <= FRAME_MAX) {
+      luaL_Buffer b;
+      char *p = luaL_buffinitsize(L, &b, (size_t)n);
+      size_t got = read_full(c->fd, p, (size_t)n, &rerr);
+      char extra;
+      whole = rerr == 0 && got == n && read_full(c->fd, &extra, 1, &rerr) == 0 && rerr == 0;
+      luaL_pushresultsize(&b, got);               /* [child, payload] */
+    }
   }
   close(c->fd);
   c->fd = -1;
-  luaL_pushresult(&b);                             /* [child, frame] */
-  size_t len;
-  const unsigned char *f = (const unsigned char *)lua_tolstring(L, -1, &len);
-  uint64_t n = 0;
-  if (rerr == 0 && len >= FRAME_HEAD) {
-    for (int i = 0; i < 8; i++) n |= (uint64_t)f[1 + i] << (8 * i);
-  }
-  if (rerr == 0 && len >= FRAME_HEAD && n == len - FRAME_HEAD && (f[0] == 'r' || f[0] == 'e')) {
-    int raised = f[0] == 'e';
-    lua_pushlstring(L, (const char *)f + FRAME_HEAD, (size_t)n);
+  if (whole) {
+    int raised = head[0] == 'e';
     int status;
     if (waitpid(c->pid, &status, WNOHANG) == c->pid) c->pid = 0;  /* else: reaped by child_gc */
     if (!raised) return 1;
     luaL_pushfail(L);                              /* the copy's message whole: it may hold NUL bytes */
-    lua_insert(L, -2);                             /* [child, frame, fail, message] */
+    lua_insert(L, -2);                             /* [child, fail, message] */
     lua_pushstring(L, ag_errcode(AG_EIO));
     return 3;
   }

@@ -46,6 +46,26 @@ describe('aegis.core.fork', function()
     end
   end)
 
+  it('hands back the strings of a list joined, written piece by piece', function()
+    -- more pieces than one writev takes (1024), pieces larger than the pipe (1 MiB: written in part),
+    -- empty ones and NUL bytes
+    local list, want = {}, {}
+    for i = 1, 3000 do
+      local piece = i % 1000 == 0 and ('z'):rep(1500000 + i) or i % 7 == 0 and '' or ('%d\0'):format(i)
+      list[i], want[i] = piece, piece
+    end
+    local out = assert(fork.start(function() return list end):wait())
+    assert.equal(#table.concat(want), #out)
+    assert.is_true(table.concat(want) == out)
+    assert.equal('', assert(fork.start(function() return {} end):wait()))
+    assert.equal('ab', assert(fork.start(function() return { 'a', 'b', n = 2, x = 'not an item' } end):wait()))
+    for _, bad in ipairs({ { 'a', 2 }, { 'a', {} }, { true } }) do
+      local got, msg = fork.start(function() return bad end):wait()
+      assert.is_nil(got)
+      assert.matches('did not return a string or a list of strings', msg, 1, true)
+    end
+  end)
+
   it("reports the copy's error with its message, and how it ended otherwise", function()
     local out, msg, code = fork.start(function() error('no files for me', 0) end):wait()
     assert.is_nil(out)
@@ -53,7 +73,7 @@ describe('aegis.core.fork', function()
     assert.equal('io', code)
     out, msg = fork.start(function() return 42 end):wait()
     assert.is_nil(out)
-    assert.matches('did not return a string', msg)
+    assert.matches('did not return a string or a list of strings', msg, 1, true)
     out, msg = fork.start(function() os.exit(7) end):wait()
     assert.is_nil(out)
     assert.equal('exit 7', msg)

@@ -237,24 +237,32 @@ function M.render_part(render, path, src, f, parts)
   return others
 end
 
--- What a copy hands back: its result as JSON, then its parts, packed.
+-- What a copy hands back, as pieces its fork writes one after the other:
+-- its result as JSON, then each part's path, the length of its text and its
+-- counts, then the text itself (megabytes in all: not copied into the
+-- pieces, nor joined).
 local function pack_result(res)
   local parts = res.parts or {}
   res.parts = nil
   local out = { string.pack('<s4I4', M.encode_valid(res, json.encode), #parts) }
-  for i, x in ipairs(parts) do out[i + 1] = string.pack('<s4s4I4I4I4', x[1], x[2], x[3], x[4], x[5]) end
-  return table.concat(out)
+  for _, x in ipairs(parts) do
+    out[#out + 1] = string.pack('<s4I4I4I4I4', x[1], #x[2], x[3], x[4], x[5])
+    out[#out + 1] = x[2]
+  end
+  return out
 end
 
--- A copy's result from what it handed back (pack_result), or nil.
+-- A copy's result from what it handed back (pack_result, joined), or nil.
 local function unpack_result(s)
   local ok, head, n, pos = pcall(string.unpack, '<s4I4', s)
   local res = ok and json.decode(head)
   if type(res) ~= 'table' then return nil end
   local parts = {}
   for i = 1, n do
-    local x = {}
-    x[1], x[2], x[3], x[4], x[5], pos = string.unpack('<s4s4I4I4I4', s, pos)
+    local x, len = {}, nil
+    x[1], len, x[3], x[4], x[5], pos = string.unpack('<s4I4I4I4I4', s, pos)
+    x[2] = s:sub(pos, pos + len - 1)
+    pos = pos + len
     parts[i] = x
   end
   res.parts = parts
