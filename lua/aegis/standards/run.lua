@@ -447,30 +447,40 @@ function M.self_exe()
   return '/proc/self/exe'
 end
 
--- The order files are handed out in: largest first, so that the last ones
--- taken are small and the processes end close together; in path order
--- under --fail-fast, so that every file before the first failing one was
--- taken, and so checked, before anyone stopped.
-local function hand_out_order(files, fail_fast, known)
-  local order = table.move(files, 1, #files, 1, {})
+--- The order files are handed out in: largest first, so that the last ones
+--- taken are small and the processes end close together (ties in the order
+--- given); in path order under --fail-fast, so that every file before the
+--- first failing one was taken, and so checked, before anyone stopped.
+--- Sorted as integer keys, (the largest size - size) above the file's
+--- index: the default comparison, where a comparator called for each of the
+--- ~50,000 comparisons of the bench corpus took 6 ms of the run's serial
+--- start. (Sizes past what the bits above the index hold count as that
+--- largest size: 256 GiB with 16 million files.)
+---@param files string[]
+---@param fail_fast boolean?
+---@param known table<string, integer>? sizes by path (the walk's); the others are asked of the file system
+---@return string[] order
+function M.hand_out_order(files, fail_fast, known)
   if fail_fast then
+    local order = table.move(files, 1, #files, 1, {})
     table.sort(order)
     return order
   end
-  local size = {}
-  for _, p in ipairs(order) do
+  local bits = 1
+  while 1 << bits <= #files do bits = bits + 1 end
+  local largest, mask = (1 << (62 - bits)) - 1, (1 << bits) - 1
+  local keys = {}
+  for i, p in ipairs(files) do
     local n = known and known[p]
     if not n then
       local st = fs.stat(p)
       n = st and st.size or 0
     end
-    size[p] = n
+    keys[i] = (largest - math.min(n, largest)) << bits | i
   end
-  table.sort(order, function(a, b)
-    if size[a] ~= size[b] then return size[a] > size[b] end
-    return a < b
-  end)
-  return order
+  table.sort(keys)
+  for k = 1, #keys do keys[k] = files[keys[k] & mask] end
+  return keys
 end
 
 --- The parts (sorted by path) with the findings left over from the
@@ -575,7 +585,7 @@ local function run(o)
     local next_file, stop = each(o.files), nil
     if jobs > 1 then
       local fork = require('aegis.core.fork')
-      local order = hand_out_order(o.files, o.fail_fast, o.sizes)
+      local order = M.hand_out_order(o.files, o.fail_fast, o.sizes)
       local counter = assert(fork.counter(#order))
       next_file = function()
         local i = counter:take()
