@@ -259,7 +259,8 @@ local function unpack_result(s)
   if type(res) ~= 'table' then return nil end
   local parts = {}
   for i = 1, n do
-    local x, len = {}, nil
+    local x = {}
+    local len
     x[1], len, x[3], x[4], x[5], pos = string.unpack('<s4I4I4I4I4', s, pos)
     x[2] = s:sub(pos, pos + len - 1)
     pos = pos + len
