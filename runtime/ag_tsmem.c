@@ -98,6 +98,55 @@ static void *oom (size_t n) {
   abort();
 }
 
+/* ------------------------------------------------------------- detached */
+
+/* A thread of ag_tsmem_detach allocates with plain malloc and counts what it
+** holds in its own total, touching no static of this file (the main thread
+** may be using the pool meanwhile); ag_tsmem_adopt counts that total as
+** held once the thread is joined, so its blocks are then what any malloc'd
+** block is (pool_free and m_free uncount and free them).  A thread frees
+** only blocks it made (last.c compiles a query on it). */
+static __thread int detached;
+static __thread size_t dheld;   /* net: made minus freed (wraps consistently) */
+
+static void *d_malloc (size_t n) {
+  void *p = malloc(n);
+  if (p == NULL && n > 0) return oom(n);
+  if (p) dheld += malloc_usable_size(p);
+  return p;
+}
+
+static void *d_calloc (size_t k, size_t n) {
+  void *p = calloc(k, n);
+  if (p == NULL && k > 0 && n > 0) return oom(n != 0 && k > SIZE_MAX / n ? SIZE_MAX : k * n);
+  if (p) dheld += malloc_usable_size(p);
+  return p;
+}
+
+static void *d_realloc (void *p, size_t n) {
+  size_t old = p ? malloc_usable_size(p) : 0;
+  void *q = realloc(p, n);
+  if (q == NULL && n > 0) return oom(n);
+  dheld -= old;
+  if (q) dheld += malloc_usable_size(q);
+  return q;
+}
+
+static void d_free (void *p) {
+  if (p == NULL) return;
+  dheld -= malloc_usable_size(p);
+  free(p);
+}
+
+void ag_tsmem_detach (void) {
+  detached = 1;
+  dheld = 0;
+}
+
+size_t ag_tsmem_detached_held (void) {
+  return dheld;
+}
+
 /* ----------------------------------------------------------------- pool */
 
 static slab *classes[NCLASS];
@@ -254,6 +303,7 @@ static void *big_malloc (size_t n) {
 }
 
 static void *pool_malloc (size_t n) {
+  if (detached) return d_malloc(n);
   guard(n);
   if (n <= SMALL_MAX) {
     void *b = small_alloc(class_of(n));
@@ -263,6 +313,7 @@ static void *pool_malloc (size_t n) {
 }
 
 static void *pool_calloc (size_t k, size_t n) {
+  if (detached) return d_calloc(k, n);
   if (n != 0 && k > SIZE_MAX / n) return oom(SIZE_MAX);
   size_t t = k * n;
   guard(t);
@@ -277,6 +328,7 @@ static void *pool_calloc (size_t k, size_t n) {
 }
 
 static void pool_free (void *p) {
+  if (detached) { d_free(p); return; }
   if (p == NULL) return;
   if (in_pool(p)) { small_free(p); return; }
   uncount(malloc_usable_size(p));
@@ -284,6 +336,7 @@ static void pool_free (void *p) {
 }
 
 static void *pool_realloc (void *p, size_t n) {
+  if (detached) return d_realloc(p, n);
   if (p == NULL) return pool_malloc(n);
   guard(n);
   if (in_pool(p)) {
@@ -315,11 +368,13 @@ static void *pool_realloc (void *p, size_t n) {
 /* ----------------------------------------------------------- malloc mode */
 
 static void *m_malloc (size_t n) {
+  if (detached) return d_malloc(n);
   guard(n);
   return big_malloc(n);
 }
 
 static void *m_calloc (size_t k, size_t n) {
+  if (detached) return d_calloc(k, n);
   guard(n != 0 && k > SIZE_MAX / n ? SIZE_MAX : k * n);
   void *p = calloc(k, n);
   if (p == NULL && k > 0 && n > 0) return oom(k * n);
@@ -328,6 +383,7 @@ static void *m_calloc (size_t k, size_t n) {
 }
 
 static void *m_realloc (void *p, size_t n) {
+  if (detached) return d_realloc(p, n);
   guard(n);
   size_t old = p ? malloc_usable_size(p) : 0;
   void *q = realloc(p, n);
@@ -338,6 +394,7 @@ static void *m_realloc (void *p, size_t n) {
 }
 
 static void m_free (void *p) {
+  if (detached) { d_free(p); return; }
   if (p == NULL) return;
   uncount(malloc_usable_size(p));
   free(p);
@@ -364,6 +421,21 @@ const char *ag_tsmem_mode (void) {
 
 size_t ag_tsmem_held (void) {
   return held;
+}
+
+static int outstanding;   /* threads made to detach, not yet adopted */
+
+void ag_tsmem_detaching (void) {
+  outstanding++;
+}
+
+void ag_tsmem_adopt (size_t n) {
+  outstanding--;
+  count(n);
+}
+
+int ag_tsmem_outstanding (void) {
+  return outstanding;
 }
 
 size_t ag_tsmem_peak (void) {

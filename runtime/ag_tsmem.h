@@ -3,7 +3,8 @@
 ** of small blocks by size class in 64 KiB slabs of its own mmap'd segments,
 ** apart from the heap Lua and everything else use, and malloc for larger
 ** blocks; both counted, so a parse can be held to a memory budget.  One
-** process runs tree-sitter on one thread (plain statics, no locks).
+** process runs tree-sitter on one thread (plain statics, no locks), but for
+** threads that detach (below).
 **
 ** Why: over thousands of files the parse trees' small blocks (subtrees,
 ** stack nodes, small arrays) landed in a heap the Lua objects of the
@@ -45,6 +46,21 @@ size_t ag_tsmem_held(void);
 
 /* The most held at once since the last call; resets it to what is held now. */
 size_t ag_tsmem_peak(void);
+
+/* A thread beside the main one (last.c compiles queries so) calls
+** ag_tsmem_detach first: tree-sitter's blocks it makes and frees are then
+** plain malloc, counted in its own total (ag_tsmem_detached_held, read on
+** that thread), and it touches nothing the main thread uses.  The main
+** thread calls ag_tsmem_detaching before it makes the thread, and once it
+** has joined it, counts that total with ag_tsmem_adopt (0 for a thread that
+** could not be made); the blocks are then as any malloc'd block of
+** tree-sitter's.  ag_tsmem_outstanding: the threads made but not adopted
+** (a process that forks with one would lose it: lfork.c refuses). */
+void ag_tsmem_detach(void);
+size_t ag_tsmem_detached_held(void);
+void ag_tsmem_detaching(void);
+void ag_tsmem_adopt(size_t n);
+int ag_tsmem_outstanding(void);
 
 /* Why ag_tsmem_parse gave no tree. */
 enum {

@@ -1488,6 +1488,42 @@ static int compile_preds (LQuery *p, char *err, size_t errlen) {
   return 1;
 }
 
+/* Builds query p (zeroed, its language set) from `src`: tree-sitter's
+** query, its predicates, a cursor and its fast form; and the language's
+** dense parse tables (trees of it are to come: made now, so that the
+** copies `enforce --jobs N` forks after its queries share them).  Touches no
+** Lua state: it runs on a thread of its own for query_async.  0 with the
+** message in err and its code in *code (p freed) when the query is bad. */
+#define QBUILD_ERRLEN 320
+static int query_build (LQuery *p, const char *src, size_t len, char *err, int *code) {
+  uint32_t off = 0;
+  TSQueryError qe = TSQueryErrorNone;
+  p->q = ts_query_new(language(p->tsx), src, (uint32_t)len, &off, &qe);
+  if (p->q == NULL) {
+    int e = (int)qe < (int)(sizeof QERR / sizeof *QERR) ? (int)qe : 1;
+    snprintf(err, QBUILD_ERRLEN, "ast: query: %s at offset %d", QERR[e], (int)off);
+    *code = AG_EPARSE;
+    return 0;
+  }
+  char perr[256];
+  if (!compile_preds(p, perr, sizeof perr)) {
+    query_free(p);
+    snprintf(err, QBUILD_ERRLEN, "ast: query: %s", perr);
+    *code = AG_EPARSE;
+    return 0;
+  }
+  p->cur = ts_query_cursor_new();
+  if (p->cur == NULL) {
+    query_free(p);
+    snprintf(err, QBUILD_ERRLEN, "ast: query: out of memory");
+    *code = AG_ENOMEM;
+    return 0;
+  }
+  p->fast = fast_compile(p, src, len);
+  ag_langtab_dense(language(p->tsx));
+  return 1;
+}
+
 /* query(lang, source) -> query | nil, msg, 'parse' */
 static int ast_query (lua_State *L) {
   int tsx = luaL_checkoption(L, 1, NULL, LANGS);
@@ -1497,29 +1533,122 @@ static int ast_query (lua_State *L) {
   memset(p, 0, sizeof *p);
   luaL_setmetatable(L, AST_QUERY);
   p->tsx = tsx;
-  uint32_t off = 0;
-  TSQueryError qe = TSQueryErrorNone;
-  p->q = ts_query_new(language(tsx), src, (uint32_t)len, &off, &qe);
-  if (p->q == NULL) {
-    int e = (int)qe < (int)(sizeof QERR / sizeof *QERR) ? (int)qe : 1;
-    return agL_pushfail(L, AG_EPARSE, "ast: query: %s at offset %d", QERR[e], (int)off);
-  }
-  char err[256];
-  if (!compile_preds(p, err, sizeof err)) {
-    query_free(p);
-    return agL_pushfail(L, AG_EPARSE, "ast: query: %s", err);
-  }
-  p->cur = ts_query_cursor_new();
-  if (p->cur == NULL) {
-    query_free(p);
-    return agL_pushfail(L, AG_ENOMEM, "ast: query: out of memory");
-  }
-  p->fast = fast_compile(p, src, len);
-  /* trees of this language are to come: their parse tables are made now,
-  ** before `enforce --jobs N` forks, so that the copies share one */
-  ag_langtab_dense(language(tsx));
+  char err[QBUILD_ERRLEN];
+  int code;
+  if (!query_build(p, src, len, err, &code)) return agL_pushfail(L, code, "%s", err);
   return 1;
 }
+
+/* {====================================================== a query compiled beside
+
+   query_async(lang, source) -> pending
+     compiles the query on a thread of its own (tree-sitter analyses the
+     grammar for each query: milliseconds that enforce spends while it walks
+     the directories); the thread allocates apart (ag_tsmem_detach)
+   pending:get() -> query | nil, msg, code
+     waits for the thread and answers as query(lang, source) would; again
+     the same answer
+   A pending query is waited for when collected, and fork.start refuses to
+   fork while one is not (the copy would lack the thread). */
+
+#define AST_PENDING "aegis.ast.PendingQuery"
+
+typedef struct Pending {
+  pthread_t th;
+  int state;          /* P_RUNNING: a thread to join; P_DONE: built; P_TAKEN: get() made the query */
+  int ok, code;
+  char *src;          /* a copy of the source, for the thread */
+  size_t len, held;   /* held: the bytes the thread left allocated (ag_tsmem_adopt) */
+  LQuery q;
+  char err[QBUILD_ERRLEN];
+} Pending;
+enum { P_RUNNING = 1, P_DONE, P_TAKEN };
+
+/* The compiles run one at a time: beside a busy main thread on two cores,
+** two of them at once slowed it (enforce's walk of the directories: 19 ->
+** 33 ms) more than they gained. */
+static pthread_mutex_t one_compile = PTHREAD_MUTEX_INITIALIZER;
+
+static void *pending_run (void *ud) {
+  Pending *w = (Pending *)ud;
+  ag_tsmem_detach();
+  pthread_mutex_lock(&one_compile);
+  w->ok = query_build(&w->q, w->src, w->len, w->err, &w->code);
+  pthread_mutex_unlock(&one_compile);
+  w->held = ag_tsmem_detached_held();
+  return NULL;
+}
+
+static void pending_join (Pending *w) {
+  if (w->state == P_RUNNING) {
+    pthread_join(w->th, NULL);
+    ag_tsmem_adopt(w->held);
+    w->state = P_DONE;
+  }
+  free(w->src);
+  w->src = NULL;
+}
+
+static int ast_query_async (lua_State *L) {
+  int tsx = luaL_checkoption(L, 1, NULL, LANGS);
+  size_t len;
+  const char *src = luaL_checklstring(L, 2, &len);
+  Pending *w = (Pending *)lua_newuserdatauv(L, sizeof *w, 1);  /* uservalue: the query, once made */
+  memset(w, 0, sizeof *w);
+  luaL_setmetatable(L, AST_PENDING);
+  w->q.tsx = tsx;
+  w->src = (char *)malloc(len ? len : 1);
+  if (w->src == NULL) return agL_pushfail(L, AG_ENOMEM, "ast: query: out of memory");
+  memcpy(w->src, src, len);
+  w->len = len;
+  ag_tsmem_detaching();
+  if (pthread_create(&w->th, NULL, pending_run, w) == 0) {
+    w->state = P_RUNNING;
+  } else {  /* no thread to be had: built here and now */
+    ag_tsmem_adopt(0);
+    w->ok = query_build(&w->q, w->src, w->len, w->err, &w->code);
+    w->state = P_DONE;
+  }
+  return 1;
+}
+
+static int pending_get (lua_State *L) {
+  Pending *w = (Pending *)luaL_checkudata(L, 1, AST_PENDING);
+  if (w->state != P_TAKEN) {
+    pending_join(w);
+    if (w->ok) {
+      LQuery *p = (LQuery *)lua_newuserdatauv(L, sizeof *p, 0);
+      memcpy(p, &w->q, sizeof *p);
+      memset(&w->q, 0, sizeof w->q);
+      luaL_setmetatable(L, AST_QUERY);
+      lua_setiuservalue(L, 1, 1);
+    }
+    w->state = P_TAKEN;
+  }
+  if (!w->ok) return agL_pushfail(L, w->code, "%s", w->err);
+  lua_getiuservalue(L, 1, 1);
+  return 1;
+}
+
+static int pending_gc (lua_State *L) {
+  Pending *w = (Pending *)luaL_checkudata(L, 1, AST_PENDING);
+  pending_join(w);
+  if (w->state == P_DONE && w->ok) query_free(&w->q);  /* never taken */
+  w->state = P_TAKEN;
+  w->ok = 0;
+  snprintf(w->err, sizeof w->err, "ast: query: pending query collected");
+  w->code = AG_EINVAL;
+  return 0;
+}
+
+static int pending_tostring (lua_State *L) {
+  Pending *w = (Pending *)luaL_checkudata(L, 1, AST_PENDING);
+  lua_pushfstring(L, "aegis.ast.PendingQuery (%s, %s)", w->q.tsx ? "tsx" : "ts",
+                  w->state == P_RUNNING ? "compiling" : "compiled");
+  return 1;
+}
+
+/* }====================================================== */
 
 /* Text of a node as a NUL-terminated string in p->buf (NULL without memory). */
 static const char *cstr (LQuery *p, const LTree *t, TSNode n, uint32_t *len) {
@@ -2358,7 +2487,8 @@ static int box_gc (lua_State *L) {
 /* ----------------------------------------------------------------- open */
 
 static const luaL_Reg funcs[] = {
-  {"parse", ast_parse}, {"query", ast_query}, {"diff", ast_diff}, {"memory", ast_memory},
+  {"parse", ast_parse}, {"query", ast_query}, {"query_async", ast_query_async},
+  {"diff", ast_diff}, {"memory", ast_memory},
   {"tsmem", ast_tsmem},
   {NULL, NULL}
 };
@@ -2395,6 +2525,10 @@ static const luaL_Reg query_meta[] = {
   {"__index", NULL}, {"__gc", query_gc}, {"__close", query_gc},
   {"__tostring", query_tostring}, {NULL, NULL}
 };
+static const luaL_Reg pending_meth[] = {{"get", pending_get}, {NULL, NULL}};
+static const luaL_Reg pending_meta[] = {
+  {"__index", NULL}, {"__gc", pending_gc}, {"__tostring", pending_tostring}, {NULL, NULL}
+};
 static const luaL_Reg box_meth[] = {{NULL, NULL}};
 static const luaL_Reg box_meta[] = {
   {"__index", NULL}, {"__gc", box_gc}, {"__close", box_gc}, {NULL, NULL}
@@ -2414,6 +2548,7 @@ AGLIB_API int luaopen_aegis_core_ast (lua_State *L) {
   luaL_setfuncs(L, node_meth, 2);                  /* the methods again, as closures (see NODE_MT) */
   lua_pop(L, 2);
   agL_newclass(L, AST_QUERY, query_meth, query_meta);
+  agL_newclass(L, AST_PENDING, pending_meth, pending_meta);
   agL_newclass(L, "aegis.ast.DiffBox", box_meth, box_meta);
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, match1_index);

@@ -24,7 +24,8 @@
 **
 ** What a copy inherits is what fork(2) gives: the Lua state as it was, the
 ** compiled queries, open descriptors (the pipes are close-on-exec), no
-** threads and no interval timer (lsandbox.c resets its record of the timer
+** threads (start() refuses while a query compiles on one: ast.query_async)
+** and no interval timer (lsandbox.c resets its record of the timer
 ** in a pthread_atfork handler).  Use it only where no other thread runs.
 ** A copy dies with its parent (PR_SET_PDEATHSIG); a child handle that is
 ** collected or closed without wait() kills and reaps its copy: no zombie,
@@ -57,6 +58,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ag_tsmem.h"
 #include "lauxag.h"
 
 #define CHILD "aegis.fork.Child"
@@ -160,6 +162,8 @@ static void run_copy (lua_State *L, int fd, pid_t parent) {
 
 static int fork_start (lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
+  if (ag_tsmem_outstanding() > 0)   /* the copy would have its result without its thread */
+    return agL_pushfail(L, AG_EINVAL, "fork: a query is still being compiled on a thread (get() it first)");
   Child *c = (Child *)lua_newuserdatauv(L, sizeof(Child), 0);
   c->pid = 0;
   c->fd = -1;

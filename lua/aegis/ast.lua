@@ -118,6 +118,16 @@ function M.parse(src, opts)
 end
 
 local cache = { ts = {}, tsx = {} }
+local pending = { ts = {}, tsx = {} }  -- pattern -> its compile on a thread of its own (M.prepare)
+
+local function check_query_args(fn, lang, pattern)
+  if lang ~= 'ts' and lang ~= 'tsx' then
+    error(("bad argument #1 to '%s' (lang must be 'ts' or 'tsx')"):format(fn), 3)
+  end
+  if type(pattern) ~= 'string' then
+    error(("bad argument #2 to '%s' (string expected, got %s)"):format(fn, type(pattern)), 3)
+  end
+end
 
 --- Compiles a tree-sitter query for a language, once: the same (lang,
 --- pattern) returns the same query object. Predicates: `#eq?`, `#not-eq?`
@@ -132,19 +142,44 @@ local cache = { ts = {}, tsx = {} }
 ---@return string? err `ast: query: <what> at offset <n>` or `ast: query: unknown predicate '#x?' in pattern <i>`
 ---@return string? code 'parse'
 function M.query(lang, pattern)
-  if lang ~= 'ts' and lang ~= 'tsx' then
-    error("bad argument #1 to 'query' (lang must be 'ts' or 'tsx')", 2)
-  end
-  if type(pattern) ~= 'string' then
-    error(("bad argument #2 to 'query' (string expected, got %s)"):format(type(pattern)), 2)
-  end
+  check_query_args('query', lang, pattern)
   local q = cache[lang][pattern]
   if q then return q end
   local err, code
-  q, err, code = core.query(lang, pattern)
+  local p = pending[lang][pattern]
+  if p then
+    pending[lang][pattern] = nil
+    q, err, code = p:get()
+  else
+    q, err, code = core.query(lang, pattern)
+  end
   if not q then return nil, err, code end
   cache[lang][pattern] = q
   return q
+end
+
+--- Starts compiling a query on a thread of its own, for a later
+--- `query(lang, pattern)` to take (waiting for it then) and answer as it
+--- would: tree-sitter analyses the grammar for each query it compiles
+--- (milliseconds), which can go on while this thread does other work.
+--- Nothing to do when that query is compiled or being compiled already.
+--- A process with a compile under way cannot fork (see `settle`).
+---@param lang 'ts'|'tsx'
+---@param pattern string Query source
+function M.prepare(lang, pattern)
+  check_query_args('prepare', lang, pattern)
+  if cache[lang][pattern] or pending[lang][pattern] then return end
+  pending[lang][pattern] = core.query_async(lang, pattern)
+end
+
+--- Waits for every compile `prepare` started: after it, the process may
+--- fork (aegis.core.fork refuses while one is under way). Their queries
+--- go to the cache `query` answers from (a bad one is dropped: `query`
+--- compiles it again and reports it).
+function M.settle()
+  for _, lang in ipairs({ 'ts', 'tsx' }) do
+    for pattern in pairs(pending[lang]) do M.query(lang, pattern) end
+  end
 end
 
 --- Compares two sources semantically (GumTree-style matching, then an edit

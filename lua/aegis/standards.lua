@@ -526,12 +526,11 @@ local function self_contained(src)
   end
 end
 
--- The combined query when every rule's text is self-contained and the whole
--- compiles: each text's patterns are those that start inside it. Compiling
--- a query costs a few ms in tree-sitter 0.20 (it analyses the grammar each
--- time), so the texts are not compiled one by one then. Returns nil when
--- that does not hold (the caller then compiles each text alone).
-local function combine_at_once(rules, lang, directive)
+-- The source of the combined query of `rules` for `lang` when every rule's
+-- text is self-contained (nil otherwise, or when no rule has a query for
+-- it); with its distinct texts in order, the rules of each text, and the
+-- offset where each text (and then the directive's pattern) starts.
+local function combined_source(rules, lang, directive)
   local parts, texts, group, offsets = {}, {}, {}, {}
   local at = 0
   for _, r in ipairs(rules) do
@@ -552,7 +551,18 @@ local function combine_at_once(rules, lang, directive)
     parts[#parts + 1] = DIRECTIVE_QUERY
     offsets[#offsets + 1] = at
   end
-  local combined = ast.query(lang, table.concat(parts, '\n'))
+  return table.concat(parts, '\n'), texts, group, offsets
+end
+
+-- The combined query when every rule's text is self-contained and the whole
+-- compiles: each text's patterns are those that start inside it. Compiling
+-- a query costs a few ms in tree-sitter 0.20 (it analyses the grammar each
+-- time), so the texts are not compiled one by one then. Returns nil when
+-- that does not hold (the caller then compiles each text alone).
+local function combine_at_once(rules, lang, directive)
+  local source, texts, group, offsets = combined_source(rules, lang, directive)
+  if not source then return nil end
+  local combined = ast.query(lang, source)
   if not combined then return nil end
   local owner, base = {}, {}
   local k, first = 0, 0   -- the text pattern p starts in, and its first pattern - 1
@@ -706,6 +716,30 @@ function Engine:_lang(lang)
     self.langs[lang] = l
   end
   return l
+end
+
+--- Starts compiling the engine's queries for `langs` (default both) on
+--- threads of their own (ast.prepare), to be taken when a file of that
+--- language is first checked, or by `ready`: for a caller that has other
+--- work to do meanwhile (enforce lists the files).
+---@param langs? ('ts'|'tsx')[]
+function Engine:prepare(langs)
+  for _, lang in ipairs(langs or { 'ts', 'tsx' }) do
+    if not self.langs[lang] then
+      local source = combined_source(self.rules, lang, true)
+      if source then ast.prepare(lang, source) end
+      self.prepared = self.prepared or {}
+      self.prepared[lang] = true
+    end
+  end
+end
+
+--- Makes the queries `prepare` started ready (waits for them), and waits
+--- for any other query compile under way: before a fork, so that the copies
+--- have them made (and a process with a compile under way cannot fork).
+function Engine:ready()
+  for lang in pairs(self.prepared or {}) do self:_lang(lang) end
+  ast.settle()
 end
 
 -- {------------------------------------------------------ positions

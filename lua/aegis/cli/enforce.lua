@@ -141,11 +141,21 @@ local function run(args)
   local file = config.file()
   local walk = require('aegis.standards.walk')
   local config_dir = file and walk.absolute(file, cwd):match('^(.*)/[^/]*$') or cwd
-  local t0 = os.clock()
-  local sizes = {}
-  local files, err = walk.files(o.paths, { ignore = scfg.ignore, sizes = sizes })
-  if not files then errors.usage('%s', err) end
-  local walked = os.clock() - t0
+  -- a path that is not there is the first thing said (before a broken rulepack)
+  for _, p in ipairs(o.paths) do
+    local st, reason = fs.stat(p)
+    if not st then errors.usage("enforce: '%s': %s", p, reason or 'No such file or directory') end
+  end
+  -- the files are listed by the runner once the rules are loaded, while
+  -- their queries compile on threads of their own
+  local sizes, walked = {}, 0
+  local function list_files()
+    local t0 = os.clock()
+    local files, err = walk.files(o.paths, { ignore = scfg.ignore, sizes = sizes })
+    if not files then errors.usage('%s', err) end
+    walked = os.clock() - t0
+    return files, sizes
+  end
   local runner = require('aegis.standards.run')
   local rules = o.rulepacks
   if not rules and scfg.rulepacks then
@@ -171,13 +181,13 @@ local function run(args)
   local report = require('aegis.standards.report')
   local res = runner.run({
     rules = rules or { 'aegis-constitutional' },
-    config = scfg, config_dir = config_dir, files = files,
-    jobs = o.jobs or runner.cpus(), fail_fast = o.fail_fast, timings = o.timings, sizes = sizes,
+    config = scfg, config_dir = config_dir, files = list_files,
+    jobs = o.jobs or runner.cpus(), fail_fast = o.fail_fast, timings = o.timings,
     log = function(msg) io.stderr:write('aegis-run: enforce: ', msg, '\n') end,
     -- findings are rendered by the processes that find them (report.lua)
     render = function(list) return report.renderer(format, ropts, list) end,
   })
-  t0 = os.clock()
+  local t0 = os.clock()
   -- the process ends once the report is out (quick_exit): nothing to collect
   collectgarbage('stop')
   -- a report is written piece by piece (its findings' parts as the
