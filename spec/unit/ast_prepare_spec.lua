@@ -127,7 +127,8 @@ describe('ast.prepare', function()
     end)
 
   it('rejects bad arguments as ast.query does', function()
-    assert.has_error(function() ast.prepare('js', '(x)') end, "bad argument #1 to 'prepare' (lang must be 'ts' or 'tsx')")
+    assert.has_error(function() ast.prepare('js', '(x)') end,
+      "bad argument #1 to 'prepare' (lang must be 'ts' or 'tsx')")
     assert.has_error(function() ast.prepare('ts', 42) end, "bad argument #2 to 'prepare' (string expected, got number)")
     assert.has_error(function() ast.query('js', '(x)') end, "bad argument #1 to 'query' (lang must be 'ts' or 'tsx')")
   end)
