@@ -1241,6 +1241,9 @@ local function trim(db, sql, extra, budget, out, field, pick)
     if #rows == 0 then return true end
     local n, b = delete_rows(db, rows)
     if not n then return nil, b, code end
+    -- rows selected that no delete finds (a damaged index): the next batch
+    -- would select them again, without end
+    if n == 0 then return true end
     out[field], out.bytes_freed = out[field] + n, out.bytes_freed + b
     budget.left = budget.left - 1
     if pick and #rows < BATCH then return true end
@@ -1994,6 +1997,22 @@ end
 ---@return aegis.cache.VerifyResult? result
 ---@return string? err
 ---@return string? code
+-- A guard for paging through cache_entries by (namespace, key) from
+-- (ns, key): given each page's last row, whether to go on from it. A
+-- damaged index can return rows out of order, and the pages then stop
+-- moving or go round in a circle (a page ending where an earlier one did):
+-- no, then, nor for a row whose namespace or key is not text.
+local function page_guard(ns, key)
+  local seen = { [string.pack('s4s4', ns, key)] = true }
+  return function(last)
+    if type(last.namespace) ~= 'string' or type(last.key) ~= 'string' then return false end
+    local at = string.pack('s4s4', last.namespace, last.key)
+    if seen[at] then return false end
+    seen[at] = true
+    return true
+  end
+end
+
 function Cache:verify(opts)
   checkopen(self, 'verify')
   if opts ~= nil and type(opts) ~= 'table' then argerr('verify', 1, 'table expected, got ' .. type(opts)) end
@@ -2016,6 +2035,7 @@ function Cache:verify(opts)
     if out.integrity ~= 'ok' then out.ok = false end
   end
   local last_ns, last_key = '', ''
+  local moving = page_guard(last_ns, last_key)
   while true do
     local rows, msg, code = db:query([[SELECT namespace, key, response, response_hash, provider, model
   FROM cache_entries WHERE namespace > $1 OR (namespace = $1 AND key > $2) ORDER BY namespace, key LIMIT 200]],
@@ -2041,10 +2061,8 @@ function Cache:verify(opts)
         if opts.quarantine then quarantine(self, r.namespace, r.key, r, reason) end
       end
     end
-    -- a damaged index can return rows out of order: stop where paging stops moving
     local last = rows[#rows]
-    if type(last.namespace) ~= 'string' or type(last.key) ~= 'string'
-      or (last.namespace == last_ns and last.key == last_key) then
+    if not moving(last) then  -- a damaged index
       out.ok = false
       break
     end
@@ -2079,6 +2097,7 @@ function Cache:export(path, opts)
   f:write(json.canonical({ aegis_cache_export = 1, key_version = M.KEY_VERSION }), '\n')
   local out = { exported = 0, skipped = 0 }
   local last_ns, last_key = ns or '', ''
+  local moving = page_guard(last_ns, last_key)
   local sel = 'SELECT ' .. table.concat(EXPORT_FIELDS, ', ') .. [[ FROM cache_entries
   WHERE (namespace > $1 OR (namespace = $1 AND key > $2))]] .. (ns and ' AND namespace = $3' or '')
     .. ' ORDER BY namespace, key LIMIT 200'
@@ -2089,10 +2108,7 @@ function Cache:export(path, opts)
     if not rows then return fail(msg, code) end
     if #rows == 0 then break end
     local last = rows[#rows]
-    if type(last.namespace) ~= 'string' or type(last.key) ~= 'string'
-      or (last.namespace == last_ns and last.key == last_key) then
-      break  -- a damaged index: paging stops moving
-    end
+    if not moving(last) then break end  -- a damaged index
     last_ns, last_key = last.namespace, last.key
     for _, r in ipairs(rows) do
       if verifies(r.namespace, r.key, r.response, r.response_hash)

@@ -217,6 +217,79 @@ for _, backend in ipairs(h.store_backends()) do
       assert.equal('theirs', c:get(k2).response.text)
     end)
 
+    it('stops paging where a damaged index sends the pages round in a circle (verify, export, gc)', function()
+      if not h.needs(backend) then return end
+      local keys = {}
+      for i = 1, 5 do
+        keys[i] = hash.sha256('circle' .. i)
+        c:put(keys[i], { text = 'x' .. i, usage = {} })
+      end
+      table.sort(keys)
+      -- a store whose paging by (namespace, key) a damaged index leads round: from the start the page ends
+      -- at the second key; from there it holds the third key, then the first (out of order); from the first,
+      -- the second again; and whose deletes find nothing
+      local real = raw_db()
+      local pages = 0
+      local function page(rows, last_key)
+        pages = pages + 1
+        assert(pages < 50, 'paging went round without end')
+        local by = {}
+        for _, r in ipairs(rows) do by[r.key] = r end
+        if last_key == '' then return { by[keys[1]], by[keys[2]] } end
+        if last_key == keys[2] then
+          local first = real:first('SELECT * FROM cache_entries WHERE key = $1', keys[1])
+          return { by[keys[3]], first }
+        end
+        return { by[keys[2]] }
+      end
+      -- the store's methods, for this handle only, through its class's __index
+      local mt = getmetatable(real)
+      local index = mt.__index
+      local query, tx = index(real, 'query'), index(real, 'tx')
+      mt.__index = function(self, k)
+        if rawequal(self, real) and k == 'query' then
+          return function(_, sql, ...)
+            local rows, msg, code = query(real, sql, ...)
+            if rows and sql:find('ORDER BY namespace, key LIMIT', 1, true) then rows = page(rows, select(2, ...)) end
+            return rows, msg, code
+          end
+        elseif rawequal(self, real) and k == 'tx' then
+          return function(_, fn)
+            return tx(real, function(t)
+              return fn({ exec = function(_, sql, ...)
+                if sql:find('^DELETE FROM cache_entries') then
+                  pages = pages + 1
+                  assert(pages < 1000, 'deletes that find nothing were tried without end')
+                  return 0
+                end
+                return t:exec(sql, ...)
+              end })
+            end)
+          end
+        end
+        return index(self, k)
+      end
+      local ok, err = pcall(function()
+        local dc = assert(cache.open(nil, { store = real, warn = function() end }))
+        local v = assert(dc:verify())
+        assert.is_false(v.ok)
+        assert.is_true(v.checked <= 5)
+        pages = 0
+        local ex = assert(dc:export(h.tmpdir() .. '/export.jsonl'))
+        assert.is_true(ex.exported <= 5)
+        -- evictions whose deletes find nothing stop rather than select the same rows again
+        pages = 0
+        local g = assert(dc:gc({ ttl = 0 }))
+        assert.equal(0, g.expired)
+        g = assert(dc:gc({ max_entries = 1 }))
+        assert.equal(0, g.evicted)
+        dc:close()
+      end)
+      mt.__index = index
+      real:close()
+      assert(ok, err)
+    end)
+
     it('counts hits in memory and writes them in one batch, not one write per hit', function()
       if not h.needs(backend) then return end
       c:close()
