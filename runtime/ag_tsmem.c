@@ -116,10 +116,19 @@ static void *d_malloc (size_t n) {
   return p;
 }
 
+/* Zeroed by writing, not by calloc: a large calloc is fresh pages that
+** read as the shared zero page until written, and turning such a page into
+** one of its own flushes the TLB of every CPU the process runs on (an
+** interrupt for the main thread each time; tree-sitter's query analysis
+** reads its calloc'd tables before it writes them). */
 static void *d_calloc (size_t k, size_t n) {
-  void *p = calloc(k, n);
-  if (p == NULL && k > 0 && n > 0) return oom(n != 0 && k > SIZE_MAX / n ? SIZE_MAX : k * n);
-  if (p) dheld += malloc_usable_size(p);
+  if (n != 0 && k > SIZE_MAX / n) return oom(SIZE_MAX);
+  void *p = malloc(k * n);
+  if (p == NULL && k > 0 && n > 0) return oom(k * n);
+  if (p) {
+    memset(p, 0, k * n);
+    dheld += malloc_usable_size(p);
+  }
   return p;
 }
 
