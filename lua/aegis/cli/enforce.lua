@@ -142,12 +142,15 @@ local function run(args)
   local walk = require('aegis.standards.walk')
   local config_dir = file and walk.absolute(file, cwd):match('^(.*)/[^/]*$') or cwd
   -- a path that is not there is the first thing said (before a broken rulepack)
+  local dirs = false
   for _, p in ipairs(o.paths) do
     local st, reason = fs.stat(p)
     if not st then errors.usage("enforce: '%s': %s", p, reason or 'No such file or directory') end
+    if st.type == 'directory' then dirs = true end
   end
-  -- the files are listed by the runner once the rules are loaded, while
-  -- their queries compile on threads of their own
+  -- directories are walked by the runner once the rules are loaded, while
+  -- their queries compile on a thread of its own (for both languages: files
+  -- named are listed now, and only their languages' queries compiled)
   local sizes, walked = {}, 0
   local function list_files()
     local t0 = os.clock()
@@ -181,7 +184,7 @@ local function run(args)
   local report = require('aegis.standards.report')
   local res = runner.run({
     rules = rules or { 'aegis-constitutional' },
-    config = scfg, config_dir = config_dir, files = list_files,
+    config = scfg, config_dir = config_dir, files = dirs and list_files or list_files(), sizes = sizes,
     jobs = o.jobs or runner.cpus(), fail_fast = o.fail_fast, timings = o.timings,
     log = function(msg) io.stderr:write('aegis-run: enforce: ', msg, '\n') end,
     -- findings are rendered by the processes that find them (report.lua)
