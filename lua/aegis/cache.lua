@@ -1983,20 +1983,6 @@ function Cache:stats(opts)
   return s
 end
 
----@class aegis.cache.VerifyResult
----@field ok boolean Integrity ok and every entry's hash matches
----@field integrity string 'ok', or what SQLite's integrity_check said (PostgreSQL: 'ok', the server checks pages)
----@field checked integer Entries re-hashed
----@field bad {namespace: string, key: string, reason: string}[]
-
---- Checks the cache: SQLite's `quick_check` (or `integrity_check` with
---- `opts.full`), then re-hashes every entry, page by page (no long read
---- transaction). Bad entries are listed; with `opts.quarantine` they are
---- also moved to quarantine.
----@param opts? {full?: boolean, quarantine?: boolean}
----@return aegis.cache.VerifyResult? result
----@return string? err
----@return string? code
 -- A guard for paging through cache_entries by (namespace, key) from
 -- (ns, key): given each page's last row, whether to go on from it. A
 -- damaged index can return rows out of order, and the pages then stop
@@ -2013,6 +1999,20 @@ local function page_guard(ns, key)
   end
 end
 
+---@class aegis.cache.VerifyResult
+---@field ok boolean Integrity ok and every entry's hash matches
+---@field integrity string 'ok', or what SQLite's integrity_check said (PostgreSQL: 'ok', the server checks pages)
+---@field checked integer Entries re-hashed
+---@field bad {namespace: string, key: string, reason: string}[]
+
+--- Checks the cache: SQLite's `quick_check` (or `integrity_check` with
+--- `opts.full`), then re-hashes every entry, page by page (no long read
+--- transaction). Bad entries are listed; with `opts.quarantine` they are
+--- also moved to quarantine.
+---@param opts? {full?: boolean, quarantine?: boolean}
+---@return aegis.cache.VerifyResult? result
+---@return string? err
+---@return string? code
 function Cache:verify(opts)
   checkopen(self, 'verify')
   if opts ~= nil and type(opts) ~= 'table' then argerr('verify', 1, 'table expected, got ' .. type(opts)) end

@@ -19,6 +19,8 @@ describe('run.hand_out_order', function()
     local files = { 'small', 'huge2', 'mid', 'huge1' }
     local sizes = { small = 1, huge2 = huge, mid = 1 << 40, huge1 = huge + 5 }
     assert.same({ 'huge2', 'huge1', 'mid', 'small' }, run.hand_out_order(files, false, sizes))
+    -- (a size the walk could not tell, -1, counts as none)
+    assert.same({ 'small', 'unknown' }, run.hand_out_order({ 'unknown', 'small' }, false, { unknown = -1, small = 1 }))
   end)
 
   it('orders many files as a comparison of sizes would', function()

@@ -478,7 +478,7 @@ function M.hand_out_order(files, fail_fast, known)
       local st = fs.stat(p)
       n = st and st.size or 0
     end
-    keys[i] = (largest - math.min(n, largest)) << bits | i
+    keys[i] = (largest - math.max(0, math.min(n, largest))) << bits | i
   end
   table.sort(keys)
   for k = 1, #keys do keys[k] = files[keys[k] & mask] end
