@@ -113,7 +113,8 @@ per_round=$(awk '{ printf "%s%.3f", (NR > 1 ? " " : ""), ($6 + $7) / $1 }' round
 set -- $(cat eslint.time); e_wall=$1 e_cpu=$(add $2 $3)
 lines=$(tr '\n' '\0' < corpus/files.txt | (cd corpus && xargs -0 cat) | wc -l)
 tsx=$(grep -c '\.tsx$' corpus/files.txt || true)
-ratio() { awk "BEGIN { if ($2 > 0) printf \"%.2f\", $1 / $2; else print \"inf\" }"; }
+# ratios to three places: a verdict on one rounded to two said 1.505 was within 1.5
+ratio() { awk "BEGIN { if ($2 > 0) printf \"%.3f\", $1 / $2; else print \"inf\" }"; }
 echo
 echo "corpus: $p_files files ($tsx TSX), $lines lines, $(awk "BEGIN { printf \"%.1f\", $p_bytes / 1048576 }") MB; $p_err with syntax errors in tree-sitter's parse"
 echo "ESLint $eslint_version, typescript-eslint $(node -p 'require("./node_modules/typescript-eslint/package.json").version'), eslint-plugin-jsx-a11y $(node -p 'require("./node_modules/eslint-plugin-jsx-a11y/package.json").version'), node $(node --version); aegis --jobs 1 and --jobs $jobs findings: $same"
@@ -129,7 +130,7 @@ echo "aegis and the floor: medians of $rounds rounds (floor, --jobs 1, --jobs $j
 verdict() { awk "BEGIN { print ($1 $2 $3) ? \"met\" : \"NOT met\" }"; }
 r1=$(ratio "$e_cpu" "$a1_cpu"); r2=$(ratio "$e_wall" "$an_wall")
 r3=$(echo "$per_round" | tr ' ' '\n' | sort -g | awk '{ v[NR] = $1 } END {
-  if (NR % 2) printf "%.2f", v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+  if (NR % 2) printf "%.3f", v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
 echo "CPU  ESLint / aegis --jobs 1:        ${r1}x  (goal >= 15x: $(verdict "$r1" '>=' 15))"
 echo "wall ESLint / aegis --jobs $jobs:        ${r2}x  (goal >= 25x: $(verdict "$r2" '>=' 25))"
 echo "CPU  aegis --jobs 1 / parse alone:   ${r3}x  (median of the rounds' ratios; goal <= 1.5x: $(verdict "$r3" '<=' 1.5))"
