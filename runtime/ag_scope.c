@@ -470,6 +470,18 @@ uint32_t ag_scope_walker_gap (const ag_scope_walker *w) {
   return w->gap;
 }
 
+TSSymbol ag_scope_walker_up (const ag_scope_walker *w, uint32_t k) {
+  for (uint32_t i = w->n - 1; i-- > 0;) {
+    const went *e = &w->stk[i];
+    if (i != 0 && !e->visible) continue;
+    if (--k > 0) continue;
+    TSSymbol sym = e->extra ? 0 : e->alias;
+    if (sym == 0) sym = sp_symbol(e->subtree);
+    return sym == ts_builtin_sym_error ? sym : w->lang->public_symbol_map[sym];
+  }
+  return 0;
+}
+
 TSFieldId ag_scope_walker_field (const ag_scope_walker *w) {
   if (w->stk[w->n - 1].subtree == w->fsub) return w->fid;
   for (uint32_t i = w->n - 1; i > 0; i--) {

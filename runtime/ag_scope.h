@@ -135,6 +135,11 @@ TSFieldId ag_scope_walker_field(const ag_scope_walker *w);
 ** current depth as stale: those ancestors were not visited. */
 uint32_t ag_scope_walker_gap(const ag_scope_walker *w);
 
+/* The public symbol of the k-th visible ancestor of the walker's node (k = 1:
+** its parent, as ts_node_parent would give it), ts_builtin_sym_error for an
+** ERROR node, 0 when the node has fewer than k visible ancestors. */
+TSSymbol ag_scope_walker_up(const ag_scope_walker *w, uint32_t k);
+
 /* A visitor of a walk: called at every node of the tree, in document order
 ** (in the analysis's walk, the nodes the analysis itself skips, inside
 ** strings, comments and other leaves, included), with the node, its public

@@ -1223,7 +1223,7 @@ static int tree_scope (lua_State *L) {
 
 /* -------------------------------------------------------------- queries */
 
-enum { P_EQ, P_MATCH, P_ANYOF };
+enum { P_EQ, P_MATCH, P_ANYOF, P_PARENT };
 
 /* One predicate: `cap` compared with a string, another capture, a regex or
 ** a list of strings (steps[0..nsteps) of the query, valid while it lives). */
@@ -1241,6 +1241,7 @@ typedef struct sre_atom {
 } sre_atom;
 typedef struct sre {
   int ok, bol, eol; uint32_t n;
+  int must;                       /* a character every match holds (an atom of one), -1: none */
   uint8_t first[32];              /* the characters a match can start with (n > 0) */
   sre_atom a[SRE_ATOMS];
 } sre;
@@ -1256,6 +1257,9 @@ typedef struct qpred {
   sre sre;                        /* match only: the regex when it has the simple form */
   const TSQueryPredicateStep *steps;
   uint32_t nsteps;
+  uint8_t *parents;               /* has-parent? only: public symbol s is one of the types (parents[s]) */
+  uint32_t nparents;              /* the language's symbol count */
+  int parent_error;               /* has-parent? only: "ERROR" is one of them */
 } qpred;
 
 struct fast;
@@ -1268,7 +1272,7 @@ static struct fast *fast_compile (struct LQuery *p, const char *src, size_t len)
 typedef struct LQuery {
   TSQuery *q;                     /* NULL means closed */
   TSQueryCursor *cur;
-  qpred *preds;
+  qpred *preds; uint32_t npreds;
   uint32_t *pstart;               /* pattern i: preds[pstart[i]..pstart[i+1]) */
   regex_t *res;
   int nre;
@@ -1286,6 +1290,7 @@ static LQuery *toquery (lua_State *L, int idx) {
 
 static void query_free (LQuery *p) {
   for (int i = 0; i < p->nre; i++) regfree(&p->res[i]);
+  for (uint32_t k = 0; p->preds != NULL && k < p->npreds; k++) free(p->preds[k].parents);
   free(p->res);
   free(p->preds);
   free(p->pstart);
@@ -1370,6 +1375,14 @@ static void sre_compile (sre *r, const char *re, uint32_t len) {
     r->n++;
   }
   r->ok = i == len;
+  r->must = -1;
+  for (uint32_t k = 0; k < r->n && r->must < 0; k++) {
+    const sre_atom *a = &r->a[k];
+    int one = -1, count = 0;
+    for (int b = 0; a->alts == NULL && b < 256 && count < 2; b++)
+      if (a->set[b >> 3] >> (b & 7) & 1) { one = b; count++; }
+    if (count == 1) r->must = one;
+  }
   if (r->n > 0 && r->a[0].alts == NULL) memcpy(r->first, r->a[0].set, sizeof r->first);
   else if (r->n > 0) {
     const char *q = r->a[0].alts, *z = q + r->a[0].altslen;
@@ -1400,6 +1413,36 @@ static int sre_at (const sre *r, uint32_t k, const char *s, const char *e) {
   }
 }
 
+/* has-parent?'s node types as a set of the language's symbols (by name:
+** a type name may be several symbols, named and anonymous); a name that is
+** no symbol of the language is an error, as in a pattern. */
+static int parent_set (LQuery *p, qpred *q, const char *pred, uint32_t pattern, char *err, size_t errlen) {
+  const TSLanguage *lang = language(p->tsx);
+  uint32_t nsym = ts_language_symbol_count(lang);
+  q->parents = (uint8_t *)calloc(nsym, 1);
+  if (q->parents == NULL) { snprintf(err, errlen, "out of memory"); return 0; }
+  q->nparents = nsym;
+  for (uint32_t a = 0; a < q->nsteps; a++) {
+    uint32_t len;
+    const char *want = ts_query_string_value_for_id(p->q, q->steps[a].value_id, &len);
+    int found = 0;
+    if (len == 5 && memcmp(want, "ERROR", 5) == 0) q->parent_error = found = 1;
+    for (uint32_t sym = 1; sym < nsym; sym++) {
+      const char *nm = ts_language_symbol_name(lang, (TSSymbol)sym);
+      if (nm != NULL && strlen(nm) == len && memcmp(nm, want, len) == 0) {
+        q->parents[sym] = 1;    /* the public symbol of a name is one of those of that name */
+        found = 1;
+      }
+    }
+    if (!found) {
+      snprintf(err, errlen, "'#%s': no node type '%.*s' in pattern %u", pred, (int)(len < 64 ? len : 64), want,
+               pattern + 1);
+      return 0;
+    }
+  }
+  return 1;
+}
+
 static int compile_preds (LQuery *p, char *err, size_t errlen) {
   uint32_t np = ts_query_pattern_count(p->q), total = 0, nsteps;
   for (uint32_t i = 0; i < np; i++) {
@@ -1408,6 +1451,7 @@ static int compile_preds (LQuery *p, char *err, size_t errlen) {
   }
   p->pstart = (uint32_t *)calloc((size_t)np + 1, sizeof *p->pstart);
   p->preds = (qpred *)calloc(total ? total : 1, sizeof *p->preds);
+  p->npreds = p->preds != NULL ? total : 0;
   p->res = (regex_t *)calloc(total ? total : 1, sizeof *p->res);
   if (!p->pstart || !p->preds || !p->res) { snprintf(err, errlen, "out of memory"); return 0; }
   uint32_t k = 0;
@@ -1430,15 +1474,16 @@ static int compile_preds (LQuery *p, char *err, size_t errlen) {
       if (strcmp(name, "eq?") == 0 || strcmp(name, "not-eq?") == 0) q->kind = P_EQ;
       else if (strcmp(name, "match?") == 0 || strcmp(name, "not-match?") == 0) q->kind = P_MATCH;
       else if (strcmp(name, "any-of?") == 0 || strcmp(name, "not-any-of?") == 0) q->kind = P_ANYOF;
+      else if (strcmp(name, "has-parent?") == 0 || strcmp(name, "not-has-parent?") == 0) q->kind = P_PARENT;
       else {
         snprintf(err, errlen, "unknown predicate '#%s' in pattern %u", name, i + 1);
         return 0;
       }
       q->neg = strncmp(name, "not-", 4) == 0;
       if (n < 3 || s[j + 1].type != TSQueryPredicateStepTypeCapture ||
-          (q->kind != P_ANYOF && n != 3)) {
+          (q->kind != P_ANYOF && q->kind != P_PARENT && n != 3)) {
         snprintf(err, errlen, "'#%s' expects a capture and %s in pattern %u", name,
-                 q->kind == P_ANYOF ? "strings" : "one argument", i + 1);
+                 q->kind == P_ANYOF ? "strings" : q->kind == P_PARENT ? "node types" : "one argument", i + 1);
         return 0;
       }
       q->cap = s[j + 1].value_id;
@@ -1479,6 +1524,7 @@ static int compile_preds (LQuery *p, char *err, size_t errlen) {
         }
         q->steps = s + j + 2;
         q->nsteps = n - 2;
+        if (q->kind == P_PARENT && !parent_set(p, q, name, i, err, errlen)) return 0;
       }
       k++;
       j = e + 1;
@@ -1673,10 +1719,29 @@ static int text_eq (const LTree *t, TSNode n, const char *s, uint32_t len) {
   return b - a == len && b <= t->len && memcmp(t->src + a, s, len) == 0;
 }
 
+/* Where a match was found, for #has-parent?: on the fast path, the walker
+** on the match's deepest node and the ancestor stack entries of the
+** pattern's n steps; NULL for the cursor's matches (ts_node_parent). */
+typedef struct fframe fframe;
+typedef struct mwhere { const ag_scope_walker *c; const fframe *base; uint32_t n; } mwhere;
+static TSSymbol fast_parent (const mwhere *w, TSNode n);
+
+/* The public symbol of n's parent; 0 for the root. */
+static TSSymbol parent_symbol (const mwhere *w, TSNode n) {
+  if (w != NULL) return fast_parent(w, n);
+  TSNode up = ts_node_parent(n);
+  return ts_node_is_null(up) ? 0 : ts_node_symbol(up);
+}
+
 /* One predicate on one node; 1 when it holds (before negation). */
 static int pred_node (LQuery *p, const LTree *t, const qpred *q, TSNode n,
-                      const TSQueryMatch *m) {
+                      const TSQueryMatch *m, const mwhere *w) {
   uint32_t len;
+  if (q->kind == P_PARENT) {
+    TSSymbol ps = parent_symbol(w, n);
+    if (ps == (TSSymbol)-1) return q->parent_error;    /* ERROR (ts_builtin_sym_error) */
+    return ps < q->nparents && q->parents[ps];
+  }
   if (q->kind == P_EQ) {
     if (!q->rhs_cap) {
       const char *s = ts_query_string_value_for_id(p->q, q->rhs, &len);
@@ -1711,6 +1776,7 @@ static int pred_node (LQuery *p, const LTree *t, const qpred *q, TSNode n,
     const char *s = t->src + a, *z = memchr(s, '\0', b - a), *e = z ? z : t->src + b;
     const sre *r = &q->sre;
     if (r->bol || r->n == 0) return r->bol ? sre_at(r, 0, s, e) : 1;   /* unanchored, no atoms: "$" */
+    if (r->must >= 0 && memchr(s, r->must, (size_t)(e - s)) == NULL) return 0;
     for (; s < e; s++) {
       unsigned char c = (unsigned char)*s;
       if ((r->first[c >> 3] >> (c & 7) & 1) && sre_at(r, 0, s, e)) return 1;
@@ -1729,12 +1795,12 @@ static int pred_node (LQuery *p, const LTree *t, const qpred *q, TSNode n,
 }
 
 /* Every predicate of the match's pattern holds for every node of its capture. */
-static int match_ok (LQuery *p, const LTree *t, const TSQueryMatch *m) {
+static int match_ok (LQuery *p, const LTree *t, const TSQueryMatch *m, const mwhere *w) {
   for (uint32_t k = p->pstart[m->pattern_index]; k < p->pstart[m->pattern_index + 1]; k++) {
     const qpred *q = &p->preds[k];
     for (uint16_t i = 0; i < m->capture_count; i++) {
       if (m->captures[i].index != q->cap) continue;
-      if (pred_node(p, t, q, m->captures[i].node, m) == q->neg) return 0;
+      if (pred_node(p, t, q, m->captures[i].node, m, w) == q->neg) return 0;
     }
   }
   return 1;
@@ -1784,7 +1850,16 @@ typedef struct fast {
   uint8_t *want;                  /* symbol s is the symbol of some step */
 } fast;
 
-typedef struct fframe { TSNode node; TSSymbol sym; TSFieldId field; } fframe;
+struct fframe { TSNode node; TSSymbol sym; TSFieldId field; };
+
+/* The parent of the node of one of the match's steps: step i's parent is
+** n - i visible levels above the walker's node (a chain's steps are
+** parent and child). */
+static TSSymbol fast_parent (const mwhere *w, TSNode n) {
+  for (uint32_t i = 0; i < w->n; i++)
+    if (w->base[i].node.id == n.id) return ag_scope_walker_up(w->c, w->n - i);
+  return 0;
+}
 typedef struct fmatch { uint32_t pattern, first, ncap; } fmatch;
 
 /* Scratch of a fast walk, kept on the query between calls (freed with it). */
@@ -2069,7 +2144,8 @@ static int fast_enter (void *ud, TSNode n, TSSymbol sym, uint32_t depth, const a
         k++;
       }
     TSQueryMatch m = {0, (uint16_t)pt->index, (uint16_t)ncap, cap};
-    if (!match_ok(p, w->t, &m)) continue;
+    mwhere at = {c, base, pt->n};
+    if (!match_ok(p, w->t, &m, &at)) continue;
     if (!grow((void **)&S->m, &S->capm, S->nm + 1, sizeof *S->m)) return 0;
     S->m[S->nm].pattern = pt->index;
     S->m[S->nm].first = (uint32_t)S->nc;
@@ -2257,7 +2333,7 @@ static int query_matches (lua_State *L) {
   cursor_exec(p, t, n, &b, &o);
   TSQueryMatch m;
   while (ts_query_cursor_next_match(p->cur, &m)) {
-    if (!match_ok(p, t, &m)) continue;
+    if (!match_ok(p, t, &m, NULL)) continue;
     pushmatch(L, p, &m, treeidx, m1idx);
     lua_rawseti(L, -2, ++k);
   }
@@ -2310,7 +2386,7 @@ static int query_captures (lua_State *L) {
   TSQueryMatch m;
   uint32_t ci;
   while (ts_query_cursor_next_capture(p->cur, &m, &ci)) {
-    if (!match_ok(p, t, &m)) { ts_query_cursor_remove_match(p->cur, m.id); continue; }
+    if (!match_ok(p, t, &m, NULL)) { ts_query_cursor_remove_match(p->cur, m.id); continue; }
     luaL_checkstack(L, 4, NULL);
     lua_createtable(L, 0, 3);
     pushcapname(L, p, m.captures[ci].index);

@@ -133,8 +133,9 @@ end
 --- pattern) returns the same query object. Predicates: `#eq?`, `#not-eq?`
 --- (capture against a string or another capture), `#match?`, `#not-match?`
 --- (POSIX extended regular expression, searched anywhere in the text unless
---- anchored; text after a NUL byte is not seen), `#any-of?`, `#not-any-of?`.
---- Directives (`#set!` and others ending in `!`) are accepted and ignored;
+--- anchored; text after a NUL byte is not seen), `#any-of?`, `#not-any-of?`,
+--- `#has-parent?`, `#not-has-parent?` (the capture's parent is of one of
+--- the node types). Directives (`#set!` and others ending in `!`) are accepted and ignored;
 --- any other predicate is an error.
 ---@param lang 'ts'|'tsx'
 ---@param pattern string Query source (S-expressions)

@@ -184,10 +184,11 @@ local function load_rule(pack, i, r, where)
     return nil, pack_error(where, "rule '%s': lang must be 'ts' or 'tsx'", id)
   end
   local q = field(r, 'query')
-  if not valid_query(q) then
-    return nil, pack_error(where, "rule '%s': query must be a string or {ts = string, tsx = string}", id)
+  if type(q) ~= 'function' and not valid_query(q) then
+    return nil, pack_error(where,
+      "rule '%s': query must be a string, {ts = string, tsx = string} or a function of the options", id)
   end
-  rule.query = copy_plain(q)
+  rule.query = type(q) == 'function' and q or copy_plain(q)
   for _, k in ipairs({ 'check', 'fix' }) do
     local f = field(r, k)
     if f ~= nil and type(f) ~= 'function' then
@@ -457,6 +458,21 @@ local function configure(rule, cfg)
   end
   if sev == 'off' then return nil end
   local r = setmetatable({ severity = sev, options = copy_plain(opts) }, { __index = rule })
+  if type(rule.query) == 'function' then
+    -- a query that depends on the options: its text for these, made under
+    -- the budget of loading a pack (the function is the pack's code)
+    local b = M.budget.load
+    local ok, q, msg = sbcore.call(b.instructions, b.seconds, b.memory, '@' .. rule.source, rule.query,
+      copy_plain(r.options))
+    if not ok then
+      error(pack_error(rule.source, "rule '%s': query(options): %s", rule.id, tostring(msg)), 0)
+    end
+    if not valid_query(q) then
+      error(pack_error(rule.source,
+        "rule '%s': query(options) must return a string or {ts = string, tsx = string}, got %s", rule.id, type(q)), 0)
+    end
+    r.query = copy_plain(q)
+  end
   return r
 end
 

@@ -175,6 +175,11 @@ describe('rulepack typescript-strict', function()
     { 'function fn() { if (x) { return 1; } return () => 2; }', at = { { 1, 1 }, { 1, 48 } } },
     { '(function () {})();', at = { { 1, 2 } } },
     { 'foo(function () {});', at = { { 1, 5 } }, options = { allowTypedFunctionExpressions = false } },
+    -- without it, the query keeps the functions under arguments and JSX expressions (#not-has-parent?)
+    { 'new Promise((resolve) => resolve(1));', at = { { 1, 23 } },
+      options = { allowTypedFunctionExpressions = false } },
+    { 'const a = <b onClick={() => 1} />;', path = 'a.tsx', at = { { 1, 26 } },
+      options = { allowTypedFunctionExpressions = false } },
     { 'x = () => 1;', at = { { 1, 8 } } },
     { 'function* gen() { yield 1; }', at = { { 1, 1 } } },
     -- "set" in the text before the name, not the keyword: `setter()`, `@set()`, `/* set */`

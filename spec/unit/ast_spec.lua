@@ -632,6 +632,70 @@ end)
       assert.equal('add', names('((identifier) @i (#eq? @i "add") (#set! kind "fn"))'))
     end)
 
+    it('match a regex of the simple form as regexec does, with or without its one-character atom', function()
+      -- "(aegis|eslint)-(disable|enable)" is matched here (a match needs its "-": texts without one are
+      -- passed at once); "[-]" is no simple form, so the same regex goes through regexec
+      local src = '// aegis-disable x\n// eslint-enable\n// aegis disable\n// - aegis-\n// ae-disable\n'
+        .. '/* -- eslint-disable-next-line */\n// aegisdisable-\n// x\0 aegis-disable\n'
+      local t = assert(ast.parse(src, { lang = 'ts' }))
+      local function texts(re, neg)
+        local q = assert(ast.query('ts', ('((comment) @c (#%s @c "%s"))'):format(neg and 'not-match?' or 'match?', re)))
+        local out = {}
+        for _, m in ipairs(q:matches(t)) do out[#out + 1] = m.captures.c:text() end
+        return out
+      end
+      local simple, posix = '(aegis|eslint)-(disable|enable)', '(aegis|eslint)[-](disable|enable)'
+      assert.same({ '// aegis-disable x', '// eslint-enable', '/* -- eslint-disable-next-line */' }, texts(simple))
+      assert.same(texts(posix), texts(simple))
+      assert.same(texts(posix, true), texts(simple, true))
+      t:close()
+    end)
+
+    it('evaluate #has-parent? and #not-has-parent? on the node type of the parent, on both paths', function()
+      local src = 'f(() => 1); new G(function () {}); const h = () => 2; x = (a) => a as any;\n'
+        .. 'const y = <div onClick={() => 3} />; g((() => 4));\n'
+      local t = assert(ast.parse(src, { lang = 'tsx' }))
+      local q = assert(ast.query('tsx', [[
+        ((arrow_function) @fn (#has-parent? @fn "arguments" "jsx_expression"))
+        ((arrow_function) @fn (#not-has-parent? @fn "arguments" "jsx_expression"))
+        ((function_expression) @fn (#has-parent? @fn "arguments"))
+        ((call_expression arguments: (arguments) @a) (#has-parent? @a "call_expression"))
+        ((call_expression function: (identifier) @id) (#not-has-parent? @id "call_expression"))
+        ((program (expression_statement) @s) (#has-parent? @s "program"))
+      ]]))
+      assert.is_true(q:fast())
+      local function show(ms)
+        local out = {}
+        for _, m in ipairs(ms) do
+          local _, n = next(m.captures)
+          out[#out + 1] = m.pattern .. ' ' .. n:text()
+        end
+        return out
+      end
+      local walked = show(q:matches(t, 'walk'))
+      assert.same(walked, show(q:matches(t, 'cursor')))
+      assert.same({ '6 f(() => 1);', '4 (() => 1)', '1 () => 1', '6 new G(function () {});', '3 function () {}',
+        '2 () => 2', '6 x = (a) => a as any;', '2 (a) => a as any', '1 () => 3', '6 g((() => 4));',
+        '4 ((() => 4))', '2 () => 4' }, walked)
+      -- the root has no parent: no type holds, every negation does
+      local root = assert(ast.query('tsx', '((program) @p (#not-has-parent? @p "program"))'))
+      assert.equal(1, #root:matches(t, 'walk'))
+      assert.equal(1, #root:matches(t, 'cursor'))
+      t:close()
+      -- an ERROR parent is named "ERROR"
+      local bad = assert(ast.parse('[ (x) => 1 }', { lang = 'ts' }))
+      local e = assert(ast.query('ts', '((arrow_function) @fn (#has-parent? @fn "ERROR"))'))
+      assert.same({ '1 (x) => 1' }, show(e:matches(bad, 'walk')))
+      assert.same(show(e:matches(bad, 'cursor')), show(e:matches(bad, 'walk')))
+      bad:close()
+      local _, err = ast.query('ts', '((identifier) @i (#has-parent? @i "jsx_expression"))')
+      assert.equal("ast: query: '#has-parent?': no node type 'jsx_expression' in pattern 1", err)
+      _, err = ast.query('ts', '((identifier) @i (#not-has-parent? @i))')
+      assert.equal("ast: query: '#not-has-parent?' expects a capture and node types in pattern 1", err)
+      _, err = ast.query('ts', '((identifier) @i (#has-parent? @i @i))')
+      assert.equal("ast: query: '#has-parent?' expects strings in pattern 1", err)
+    end)
+
     it('run on a node of the tree, and refuse another language', function()
       local q = assert(ast.query('ts', '(identifier) @i'))
       local ret = tree:root():named_child(2):child_by_field('declaration'):child_by_field('body')

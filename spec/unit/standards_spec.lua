@@ -103,6 +103,40 @@ return { name = 'shared', rules = {
     assert.equal('Unexpected any (cfg)', f[1].message)
   end)
 
+  it('makes the query of a rule whose query is a function of its options, for the options configured', function()
+    local p = pack([[
+return { name = 'qfn', rules = {
+  { id = 'kw', description = 'd', options = { what = 'debugger_statement' },
+    query = function(o) return '(' .. o.what .. ') @s' end },
+  { id = 'per', description = 'd', options = { ts = 'debugger_statement', tsx = 'throw_statement' },
+    query = function(o) return { ts = '(' .. o.ts .. ') @s', tsx = '(' .. o.tsx .. ') @s' } end },
+} }
+]])
+    local src = 'debugger;\nthrow 1;\n'
+    local function check(path, cfg)
+      return ids(standards.check_source(src, { path = path, rules = { p }, config = cfg }))
+    end
+    assert.same({ '1:1 qfn/kw', '1:1 qfn/per' }, check('a.ts', {}))
+    assert.same({ '1:1 qfn/kw', '2:1 qfn/per' }, check('a.tsx', {}))
+    local cfg = { rules = { ['qfn/kw'] = { options = { what = 'throw_statement' } }, ['qfn/per'] = 'off' } }
+    assert.same({ '2:1 qfn/kw' }, check('a.ts', cfg))
+    -- a function that raises, loops or returns no query is the pack's error, naming the rule
+    for body, msg in pairs({
+      ["error('nope')"] = "rule 'bad/r': query%(options%): .*nope",
+      ['while true do end'] = "rule 'bad/r': query%(options%): .*instruction budget exceeded",
+      ['return 7'] = "rule 'bad/r': query%(options%) must return a string or {ts = string, tsx = string}, got number",
+    }) do
+      standards.reset()
+      local b = pack("return { name = 'bad', rules = { { id = 'r', description = 'd', query = function() "
+        .. body .. " end } } }")
+      local ok, err = pcall(standards.check_source, src, { path = 'a.ts', rules = { b }, config = {} })
+      assert.is_false(ok)
+      assert.is_true(errors.is(err), tostring(err))
+      assert.equal(2, err.exit)
+      assert.matches(msg, err.msg)
+    end
+  end)
+
   it('takes check results: true, string, table with node or bytes; and ctx.report', function()
     local p = pack([[
 return { name = 'res', rules = {
