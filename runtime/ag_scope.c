@@ -570,6 +570,7 @@ struct ag_scope {
   void *vud;
   const uint8_t *want;      /* symbols below nwant: visit their leaves (ag_scope_build_visit) */
   uint32_t nwant;
+  int in_strings;           /* the visitor wants a symbol a string holds (visit_below them) */
   uint8_t *skip;            /* grammar symbol -> the walker passes its leaves (ag_scope_walker.skip) */
   uint32_t nskip;
   /* names */
@@ -1658,7 +1659,9 @@ static void walk (ag_scope *s, TSNode root) {
         continue;
       }
       if (c.oom) { s->oom = 1; break; }
-      if (s->visit && !s->fr[s->nfr - 1].descend && w_has_kids(&c)) visit_below(s, &c, s->nfr - 1);
+      const frame *T = &s->fr[s->nfr - 1];
+      if (s->visit && !T->descend && w_has_kids(&c) && (T->sym != S_STRING || s->in_strings))
+        visit_below(s, &c, s->nfr - 1);
       if (s->oom) break;
       pop_frame(s);
     }
@@ -1864,6 +1867,18 @@ int ag_scope_build_visit (TSNode root, const char *src, size_t len, int tsx, ag_
   s->vud = ud;
   s->want = want;
   s->nwant = want != NULL ? nwant : 0;
+  s->in_strings = 1;
+  if (visit != NULL && want != NULL) {
+    /* what a string holds: with none of it wanted, the walk does not go in */
+    static const char *const inside[] = {"string_fragment", "escape_sequence", "html_character_reference",
+                                         "\"", "'"};
+    const TSLanguage *lang = root.tree->language;
+    s->in_strings = 0;
+    for (size_t i = 0; i < sizeof inside / sizeof *inside; i++) {
+      TSSymbol g = ts_language_symbol_for_name(lang, inside[i], (uint32_t)strlen(inside[i]), i < 3);
+      if (g != 0 && (g >= s->nwant || want[g])) s->in_strings = 1;
+    }
+  }
   if (visit != NULL && want != NULL && !s->oom) {
     /* the anonymous leaves enter would pass without a visit: the walker
     ** passes them itself (ag_scope_walker.skip) */

@@ -151,7 +151,11 @@ local function run(args)
   -- directories are walked by the runner once the rules are loaded, while
   -- their queries compile on a thread of its own (for both languages: files
   -- named are listed now, and only their languages' queries compiled)
-  local sizes, walked = {}, 0
+  local runner = require('aegis.standards.run')
+  local jobs = o.jobs or runner.cpus()
+  -- the sizes order the files among several processes (largest first); one
+  -- process does not ask the file system for them
+  local sizes, walked = jobs > 1 and {} or nil, 0
   local function list_files()
     local t0 = os.clock()
     local files, err = walk.files(o.paths, { ignore = scfg.ignore, sizes = sizes })
@@ -159,7 +163,6 @@ local function run(args)
     walked = os.clock() - t0
     return files, sizes
   end
-  local runner = require('aegis.standards.run')
   local rules = o.rulepacks
   if not rules and scfg.rulepacks then
     -- rulepack files named in the config are relative to its directory
@@ -185,7 +188,7 @@ local function run(args)
   local res = runner.run({
     rules = rules or { 'aegis-constitutional' },
     config = scfg, config_dir = config_dir, files = dirs and list_files or list_files(), sizes = sizes,
-    jobs = o.jobs or runner.cpus(), fail_fast = o.fail_fast, timings = o.timings,
+    jobs = jobs, fail_fast = o.fail_fast, timings = o.timings,
     log = function(msg) io.stderr:write('aegis-run: enforce: ', msg, '\n') end,
     -- findings are rendered by the processes that find them (report.lua)
     render = function(list) return report.renderer(format, ropts, list) end,
