@@ -58,18 +58,6 @@ M.budget = {
 M.BIG_FILE_MATCHES = 20000
 M.BIG_FILE_GC_PAUSE = 130
 
---- The collector's pause (%) while `aegis.standards.run` checks files,
---- instead of Lua's 200 %. What stays live is mostly the findings so far
---- (11.7 MB for the bench corpus's 16,189), marked and swept again by every
---- cycle that the per-file garbage starts; at 400 % half as many cycles run:
---- perf samples in the collector 3.9 % -> 1.5 % of enforce, peak RSS 58 -> 81
---- MB (docs/benchmarks.md). A file over `CHECK_GC_PAUSE_UPTO` bytes is
---- checked at the pause the run started with: its own garbage can be tens of
---- MB (RELIABILITY.md B2's hostile inputs are 300 KB and up; the bench
---- corpus's largest file is 147 KB).
-M.CHECK_GC_PAUSE = 400
-M.CHECK_GC_PAUSE_UPTO = 256 * 1024
-
 --- Severities, most severe first.
 M.SEVERITIES = { 'error', 'warning', 'info' }
 local SEVERITY = { error = 1, warning = 2, info = 3 }

@@ -146,13 +146,11 @@ local function check_files(engine, next_file, fail_fast, stop, render)
   local parts = render and {} or nil
   local tm = engine.timings
   local c0, s0 = tm and os.clock(), tm and sum(tm)
-  local pause = collectgarbage('setpause', standards.CHECK_GC_PAUSE)  -- (Lua has no getpause)
   for p in next_file do
     n = n + 1
     local t0 = tm and os.clock()
     local src, reason = fs.read(p)
     if tm then tm['(read)'] = (tm['(read)'] or 0) + os.clock() - t0 end
-    collectgarbage('setpause', src and #src > standards.CHECK_GC_PAUSE_UPTO and pause or standards.CHECK_GC_PAUSE)
     local failed = false
     if not src then
       problems[#problems + 1] = { kind = 'read', path = p, message = ("enforce: read '%s': %s"):format(p, reason) }
@@ -182,7 +180,6 @@ local function check_files(engine, next_file, fail_fast, stop, render)
       break
     end
   end
-  collectgarbage('setpause', pause)
   -- files in path order make the findings one sorted run (the parent
   -- merges a run per process)
   table.sort(by_file, function(a, b) return a[1] < b[1] end)
