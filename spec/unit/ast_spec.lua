@@ -571,6 +571,14 @@ end)
     local tree
     before_each(function() tree = assert(ast.parse(SRC)) end)
 
+    -- The texts of the comments of tree t that (#match? re) (#not-match? with neg) keeps.
+    local function comment_texts(t, re, neg)
+      local q = assert(ast.query('ts', ('((comment) @c (#%s @c "%s"))'):format(neg and 'not-match?' or 'match?', re)))
+      local out = {}
+      for _, m in ipairs(q:matches(t)) do out[#out + 1] = m.captures.c:text() end
+      return out
+    end
+
     it('return matches with captures, and captures in order', function()
       local q = assert(ast.query('ts',
         '(function_declaration name: (identifier) @name parameters: (formal_parameters) @params)'))
@@ -596,12 +604,7 @@ end)
       -- regexec stops at a NUL byte, so must the literal search
       local src = '// @ts-a\n/* x @ts-b */\n// @t s-\n// x\0 @ts-\n// @ts\n/*@ts-*/\n// @@ts-ts-\n'
       local t = assert(ast.parse(src, { lang = 'ts' }))
-      local function texts(re, neg)
-        local q = assert(ast.query('ts', ('((comment) @c (#%s @c "%s"))'):format(neg and 'not-match?' or 'match?', re)))
-        local out = {}
-        for _, m in ipairs(q:matches(t)) do out[#out + 1] = m.captures.c:text() end
-        return out
-      end
+      local function texts(re, neg) return comment_texts(t, re, neg) end
       assert.same({ '// @ts-a', '/* x @ts-b */', '/*@ts-*/', '// @@ts-ts-' }, texts('@ts-'))
       assert.same(texts('[@]ts-'), texts('@ts-'))
       assert.same(texts('[@]ts-', true), texts('@ts-', true))
@@ -638,12 +641,7 @@ end)
       local src = '// aegis-disable x\n// eslint-enable\n// aegis disable\n// - aegis-\n// ae-disable\n'
         .. '/* -- eslint-disable-next-line */\n// aegisdisable-\n// x\0 aegis-disable\n'
       local t = assert(ast.parse(src, { lang = 'ts' }))
-      local function texts(re, neg)
-        local q = assert(ast.query('ts', ('((comment) @c (#%s @c "%s"))'):format(neg and 'not-match?' or 'match?', re)))
-        local out = {}
-        for _, m in ipairs(q:matches(t)) do out[#out + 1] = m.captures.c:text() end
-        return out
-      end
+      local function texts(re, neg) return comment_texts(t, re, neg) end
       local simple, posix = '(aegis|eslint)-(disable|enable)', '(aegis|eslint)[-](disable|enable)'
       assert.same({ '// aegis-disable x', '// eslint-enable', '/* -- eslint-disable-next-line */' }, texts(simple))
       assert.same(texts(posix), texts(simple))
