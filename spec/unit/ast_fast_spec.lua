@@ -202,6 +202,22 @@ describe('ast fast path', function()
     assert.is_true(compared > 1000, 'matches: ' .. compared)
   end)
 
+  it('goes into strings in the walk with the scope analysis only when the query wants what they hold', function()
+    local src = 'const a = "x\\ny"; f(\'z\', `t${"u"}`); const b = <i title="a &amp; b" />;'
+    local tree = assert(ast.parse(src, { lang = 'tsx' }))
+    for _, text in ipairs({
+      '(string_fragment) @f', '(escape_sequence) @e', '(html_character_reference) @h', "\"'\" @q",
+      '(string (string_fragment) @f) @s', '(string) @s (identifier) @i',
+    }) do
+      local q = assert(ast.query('tsx', text))
+      assert.is_true(q:fast(), text)
+      local slow = key(q:matches(tree, 'cursor'))
+      assert.same(slow, key(q:matches(tree, 'walk', true)), text)
+      assert.is_true(#slow > 0, text)
+    end
+    tree:close()
+  end)
+
   it('ends a chain at a node its walk passes without a visit', function()
     -- the walk that builds the scope analysis visits no node of a symbol that no step names: `b`'s
     -- parenthesized_expression and `d`'s call_expression sit where an array was just before; a chain must
