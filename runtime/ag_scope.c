@@ -134,6 +134,7 @@ typedef struct langmap {
   uint8_t prop[S_COUNT];          /* S_* -> P_* (the switches below, as one load) */
   uint8_t *tok;                   /* grammar symbol (below ntok) -> 1 anonymous, 2 `const`, 0 not */
   uint32_t ntok;
+  TSSymbol in_string[5];          /* what a string holds (0: the grammar has no such symbol) */
   int ok;
 } langmap;
 
@@ -176,6 +177,10 @@ static void build_map (int tsx) {
     if (g < m->nsym && !m->named[g])
       m->tok[i] = strcmp(ts_language_symbol_name(lang, (TSSymbol)i), "const") == 0 ? 2 : 1;
   }
+  static const char *const inside[] = {"string_fragment", "escape_sequence", "html_character_reference",
+                                       "\"", "'"};
+  for (int k = 0; k < 5; k++)
+    m->in_string[k] = ts_language_symbol_for_name(lang, inside[k], (uint32_t)strlen(inside[k]), k < 3);
   for (uint16_t k = 0; k < S_COUNT; k++)
     m->prop[k] = (uint8_t)((is_decl_sym(k) ? P_DECL : 0) | (is_stmt_sym(k) ? P_STMT : 0) |
                            (needs_field(k) ? P_FIELD : 0));
@@ -1870,12 +1875,9 @@ int ag_scope_build_visit (TSNode root, const char *src, size_t len, int tsx, ag_
   s->in_strings = 1;
   if (visit != NULL && want != NULL) {
     /* what a string holds: with none of it wanted, the walk does not go in */
-    static const char *const inside[] = {"string_fragment", "escape_sequence", "html_character_reference",
-                                         "\"", "'"};
-    const TSLanguage *lang = root.tree->language;
     s->in_strings = 0;
-    for (size_t i = 0; i < sizeof inside / sizeof *inside; i++) {
-      TSSymbol g = ts_language_symbol_for_name(lang, inside[i], (uint32_t)strlen(inside[i]), i < 3);
+    for (int k = 0; k < 5; k++) {
+      TSSymbol g = m->in_string[k];
       if (g != 0 && (g >= s->nwant || want[g])) s->in_strings = 1;
     }
   }
