@@ -22,8 +22,9 @@
 # env:   ENFORCE_JOBS (default nproc), ENFORCE_SKIP_ESLINT=1 reuses the last
 #        eslint.json and its times (for rerunning our side while rules change),
 #        ENFORCE_RULEPACKS (default typescript-strict,a11y), ENFORCE_ROUNDS
-#        (default 7: rounds of floor, --jobs 1, --jobs N; medians reported: a round
-#        ratio moves by up to 15 % on a shared machine, a median of seven much less)
+#        (default 7: rounds of floor, --jobs 1, floor again, --jobs N; medians
+#        reported: a round ratio moves by up to 15 % on a shared machine, a
+#        median of seven much less)
 set -eu
 cd "$(dirname "$0")/../.."
 top=$(pwd)
@@ -54,9 +55,13 @@ timed() {
 cd "$work"
 rm -f aegis-1.json aegis-n.json
 # ---- rounds of: tree-sitter parsing alone (the floor), aegis with one job,
-# aegis on all cores (exit 1 = findings at error level); the first round
-# keeps aegis's reports, and the figures below are medians over the rounds
-# (this machine's speed drifts by 10-20 % within a minute)
+# the floor again, aegis on all cores (exit 1 = findings at error level); the
+# first round keeps aegis's reports, and the figures below are medians over
+# the rounds (this machine's speed drifts by 10-20 % within a minute).  Each
+# round's ratio divides the --jobs 1 run by the mean of the floor runs just
+# before and just after it: a drift of the machine's speed across the three
+# runs cancels out, where a floor measured on one side only carried it
+# whole into the ratio.
 rp=${ENFORCE_RULEPACKS:-typescript-strict,a11y}
 rounds=${ENFORCE_ROUNDS:-7}
 : > rounds.txt
@@ -65,17 +70,22 @@ while [ "$r" -le "$rounds" ]; do
   timed parse.time env ENFORCE_ROOT=corpus ENFORCE_FILES=corpus/files.txt ENFORCE_OUT=parse.out \
     "$aegis" test "$top/bench/enforce/parse_spec.lua" > parse.log 2>&1
   grep -q '^1 passed' parse.log || { cat parse.log >&2; echo "enforce bench: parse floor failed" >&2; exit 1; }
+  o1=/dev/null on=/dev/null
+  [ "$r" -eq 1 ] && o1=aegis-1.json on=aegis-n.json
+  timed aegis-1.time "$aegis" enforce --format json --rulepacks "$rp" --jobs 1 corpus > "$o1" 2> aegis-1.err
+  ENFORCE_ROOT=corpus ENFORCE_FILES=corpus/files.txt ENFORCE_OUT=parse-after.out \
+    "$aegis" test "$top/bench/enforce/parse_spec.lua" > parse-after.log 2>&1
+  grep -q '^1 passed' parse-after.log || { cat parse-after.log >&2; echo "enforce bench: parse floor failed" >&2; exit 1; }
   # the same as tree-sitter ships it (aegis parses with dense copies of the grammar's tables and its own
   # lexer step for ASCII: docs/ast.md)
   AEGIS_TS_TABLES=compact AEGIS_TS_LEXER=stock ENFORCE_ROOT=corpus ENFORCE_FILES=corpus/files.txt ENFORCE_OUT=parse-compact.out \
     "$aegis" test "$top/bench/enforce/parse_spec.lua" > parse-compact.log 2>&1
   grep -q '^1 passed' parse-compact.log || { cat parse-compact.log >&2; echo "enforce bench: parse floor (stock) failed" >&2; exit 1; }
-  o1=/dev/null on=/dev/null
-  [ "$r" -eq 1 ] && o1=aegis-1.json on=aegis-n.json
-  timed aegis-1.time "$aegis" enforce --format json --rulepacks "$rp" --jobs 1 corpus > "$o1" 2> aegis-1.err
   timed aegis-n.time "$aegis" enforce --format json --rulepacks "$rp" --jobs "$jobs" corpus > "$on" 2> aegis-n.err
-  # p_cpu p_wall p_user p_sys a1_wall a1_user a1_sys an_wall an_user an_sys pc_cpu
-  echo "$(cut -d' ' -f1 parse.out) $(cat parse.time) $(cat aegis-1.time) $(cat aegis-n.time) $(cut -d' ' -f1 parse-compact.out)" >> rounds.txt
+  # p_cpu p_wall p_user p_sys a1_wall a1_user a1_sys an_wall an_user an_sys pc_cpu p2_cpu
+  # (p_*: the floor before --jobs 1, p2_cpu: after it)
+  echo "$(cut -d' ' -f1 parse.out) $(cat parse.time) $(cat aegis-1.time) $(cat aegis-n.time)" \
+    "$(cut -d' ' -f1 parse-compact.out) $(cut -d' ' -f1 parse-after.out)" >> rounds.txt
   r=$((r + 1))
 done
 for f in aegis-1 aegis-n; do
@@ -107,10 +117,12 @@ med() {
     if (NR % 2) printf "%.3f", v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 read -r _ p_files p_bytes p_err < parse.out
-p_cpu=$(med '$1') p_wall=$(med '$2') p_pcpu=$(med '$3 + $4') pc_cpu=$(med '$11')
+p_cpu=$(med '($1 + $12) / 2') p_wall=$(med '$2') p_pcpu=$(med '$3 + $4') pc_cpu=$(med '$11')
 a1_wall=$(med '$5') a1_cpu=$(med '$6 + $7')
 an_wall=$(med '$8') an_cpu=$(med '$9 + $10')
-per_round=$(awk '{ printf "%s%.3f", (NR > 1 ? " " : ""), ($6 + $7) / $1 }' rounds.txt)
+per_round=$(awk '{ printf "%s%.3f", (NR > 1 ? " " : ""), ($6 + $7) / (($1 + $12) / 2) }' rounds.txt)
+# against the floor before the --jobs 1 run alone (the bench's ratio until the floor after it was added)
+per_round_before=$(awk '{ printf "%s%.3f", (NR > 1 ? " " : ""), ($6 + $7) / $1 }' rounds.txt)
 set -- $(cat eslint.time); e_wall=$1 e_cpu=$(add $2 $3)
 lines=$(tr '\n' '\0' < corpus/files.txt | (cd corpus && xargs -0 cat) | wc -l)
 tsx=$(grep -c '\.tsx$' corpus/files.txt || true)
@@ -126,8 +138,9 @@ printf '%-42s %10s %10s\n' "aegis-run enforce --jobs $jobs" "$an_cpu" "$an_wall"
 printf '%-42s %10s %10s\n' 'tree-sitter parse alone (read + parse loop)' "$p_cpu" '-'
 printf '%-42s %10s %10s\n' '  the same, whole process' "$p_pcpu" "$p_wall"
 printf '%-42s %10s %10s\n' "  as tree-sitter ships it (stock)" "$pc_cpu" '-'
-echo "aegis and the floor: medians of $rounds rounds (floor, --jobs 1, --jobs $jobs alternating; ENFORCE_ROUNDS);" \
-  "--jobs 1 / floor in each round: $per_round"
+echo "aegis and the floor: medians of $rounds rounds (floor, --jobs 1, floor, --jobs $jobs; ENFORCE_ROUNDS);" \
+  "the floor is the mean of the runs before and after --jobs 1;" \
+  "--jobs 1 / floor in each round: $per_round (against the floor before it alone: $per_round_before)"
 verdict() { awk "BEGIN { print ($1 $2 $3) ? \"met\" : \"NOT met\" }"; }
 r1=$(ratio "$e_cpu" "$a1_cpu"); r2=$(ratio "$e_wall" "$an_wall")
 r3=$(echo "$per_round" | tr ' ' '\n' | sort -g | awk '{ v[NR] = $1 } END {
