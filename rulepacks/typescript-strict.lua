@@ -404,10 +404,24 @@ local function ancestor_has_return_type(fn, t, parent, pt, typed_ancestor)
   return false
 end
 
+-- ASCII white space but line ends (a byte): what may sit between an arrow's `=>` and its body on one
+-- line, short of a comment. (Across a line end, a `=>` could be the end of a line comment.)
+local BLANK = { [9] = true, [11] = true, [12] = true, [32] = true }
+
 -- getFunctionHeadLoc: start_byte, end_byte of the function's head, or the one token it is (`=>`).
-local function head(fn, t, parent, pt)
+-- `body` is the function's body node, `source` the file's text.
+local function head(fn, t, parent, pt, body, source)
   if t == 'arrow_function' and pt ~= 'public_field_definition' and pt ~= 'pair' then
-    -- the `=>` token (the second or third child: child(i) makes one node, children() all of them)
+    -- the `=>` token: the last token before the body (no return type here), read off the source when
+    -- only white space on the same line separates them (a block comment ends in `*/`); else the arrow's
+    -- children are asked (a node each)
+    local k = body:byte_range()
+    local b = source:byte(k)
+    while BLANK[b] do
+      k = k - 1
+      b = source:byte(k)
+    end
+    if b == 62 and source:byte(k - 1) == 61 then return k - 2, k end   -- '=>' at bytes k-2, k-1
     for i = 1, fn:child_count() do
       local c = fn:child(i)
       if c:type() == '=>' then return c end
@@ -514,23 +528,21 @@ local function explicit_function_return_type(ctx, match)
     if body and body:type() == 'unary_expression' and body:text():match('^void[%s%(]') then return nil end
   end
   local sc = ctx.scope()
+  -- the type of the parent (parentheses skipped), without making its node
+  local pt = sc:context_types(fn)
   -- most functions are arguments of calls or JSX attribute values: typed contexts (isTypedParent),
   -- told from the types of the parent and grandparent alone (no nodes made); every other path that
   -- returns before the typed-context test returns nil too
   -- (an argument of a new expression is valid too, below; `arguments` has no other parent but ERROR, and
   -- the query's #not-has-parent? leaves out those under one of these parents directly, as this does)
-  if not declaration and o.allowTypedFunctionExpressions and t ~= 'method_definition' then
-    local pt = sc:context_types(fn)
-    if pt == 'jsx_expression' or pt == 'as_expression' or pt == 'type_assertion' or pt == 'arguments' then
-      return nil
-    end
+  if not declaration and o.allowTypedFunctionExpressions and t ~= 'method_definition'
+     and (pt == 'jsx_expression' or pt == 'as_expression' or pt == 'type_assertion' or pt == 'arguments') then
+    return nil
   end
-  -- the parent (parentheses skipped), the node under it, the grandparent and the answer of the
-  -- ancestor walk, recorded by the scope walk: tree-sitter 0.20 finds a parent by walking down from the
-  -- root, O(depth) per step
+  -- the parent, the node under it, the grandparent and the answer of the ancestor walk, recorded by the
+  -- scope walk: tree-sitter 0.20 finds a parent by walking down from the root, O(depth) per step
   local parent, from, grand, typed_ancestor, hof = sc:context(fn)
-  local pt
-  if parent then pt = parent:type() else parent, from, pt = up(fn) end
+  if not parent then parent, from, pt = up(fn) end
   if allowed_function(fn, t, o, parent, pt, from) then return nil end
   -- a declaration has no typed context
   if not declaration and o.allowTypedFunctionExpressions then
@@ -547,8 +559,11 @@ local function explicit_function_return_type(ctx, match)
     if hof == nil then hof = returns_function(fn) end
     if hof then return nil end
   end
-  if body == nil and not fn:child_by_field('body') then return nil end
-  local s, e = head(fn, t, parent, pt)
+  if body == nil then
+    body = fn:child_by_field('body')
+    if not body then return nil end
+  end
+  local s, e = head(fn, t, parent, pt, body, ctx.source)
   if e == nil then return { node = s, message = 'Missing return type on function.' } end
   return { start_byte = s, end_byte = e, message = 'Missing return type on function.' }
 end
