@@ -583,6 +583,7 @@ struct ag_scope {
   ag_scope_visit visit;     /* the visitor of the walk (NULL: none), with its ud */
   void *vud;
   const uint8_t *want;      /* symbols below nwant: visit their leaves (ag_scope_build_visit) */
+  const TSSymbol *parents;  /* for want 2: the parents a visited node has (AG_SCOPE_PARENTS a symbol) */
   uint32_t nwant;
   int in_strings;           /* the visitor wants a symbol a string holds (visit_below them) */
   uint8_t *skip;            /* grammar symbol -> the walker passes its leaves (ag_scope_walker.skip) */
@@ -1504,9 +1505,17 @@ static inline int w_has_kids (const ag_scope_walker *c) {
   return !t->data.is_inline && t->ptr->child_count > 0;
 }
 
-/* 1 when the visitor wants the leaves of public symbol gs. */
-static inline int w_wanted (const ag_scope *s, TSSymbol gs) {
-  return gs >= s->nwant || s->want[gs];
+/* 1 when the visitor wants the node under the walker, of public symbol gs:
+** every node of its symbol, or those under one of the parents listed. */
+static inline int w_wanted (const ag_scope *s, const ag_scope_walker *c, TSSymbol gs) {
+  if (gs >= s->nwant) return 1;
+  uint8_t w = s->want[gs];
+  if (w != 2 || s->parents == NULL) return w;
+  TSSymbol up = ag_scope_walker_up(c, 1);
+  const TSSymbol *ps = &s->parents[(size_t)gs * AG_SCOPE_PARENTS];
+  for (int k = 0; k < AG_SCOPE_PARENTS && ps[k] != 0; k++)
+    if (ps[k] == up) return 1;
+  return 0;
 }
 
 /* Parents whose children's fields matter (child_ctx, add_ref): asking
@@ -1550,7 +1559,7 @@ static int push_frame (ag_scope *s, ag_scope_walker *c, TSSymbol gs) {
     F->field = fid < 256 ? s->m->field[fid] : F_OTHER;
   }
   if (s->visit) {
-    if (w_wanted(s, gs)) {
+    if (w_wanted(s, c, gs)) {
       if (!s->visit(s->vud, n, gs, d, c)) {
         s->oom = 1;
         s->nfr--;
@@ -1651,7 +1660,7 @@ static int enter (ag_scope *s, ag_scope_walker *c) {
   if (!s->m->named[gs]) {
     if (s->visit) {
       int kids = w_has_kids(c);
-      if (kids || w_wanted(s, gs)) {
+      if (kids || w_wanted(s, c, gs)) {
         if (!s->visit(s->vud, w_node(c), gs, d, c)) { s->oom = 1; return 0; }
         c->gap = UINT32_MAX;
       }
@@ -1665,7 +1674,7 @@ static int enter (ag_scope *s, ag_scope_walker *c) {
     ** it counts as one of the parent's named children, as its frame
     ** would, and the visitor sees it */
     P->named++;
-    if (s->visit && w_wanted(s, gs)) {
+    if (s->visit && w_wanted(s, c, gs)) {
       if (!s->visit(s->vud, w_node(c), gs, d, c)) { s->oom = 1; return 0; }
       c->gap = UINT32_MAX;
     }
@@ -1876,12 +1885,12 @@ static int finish (ag_scope *s) {
 
 int ag_scope_build (TSNode root, const char *src, size_t len, int tsx, ag_scope **out,
                     char err[AG_ERRLEN]) {
-  return ag_scope_build_visit(root, src, len, tsx, NULL, NULL, NULL, 0, out, err);
+  return ag_scope_build_visit(root, src, len, tsx, NULL, NULL, NULL, NULL, 0, out, err);
 }
 
 int ag_scope_build_visit (TSNode root, const char *src, size_t len, int tsx, ag_scope_visit visit,
-                          void *ud, const uint8_t *want, uint32_t nwant, ag_scope **out,
-                          char err[AG_ERRLEN]) {
+                          void *ud, const uint8_t *want, const TSSymbol *parents, uint32_t nwant,
+                          ag_scope **out, char err[AG_ERRLEN]) {
   *out = NULL;
   ag_scope *s = (ag_scope *)calloc(1, sizeof *s);
   const langmap *m = getmap(tsx ? 1 : 0);
@@ -1897,6 +1906,7 @@ int ag_scope_build_visit (TSNode root, const char *src, size_t len, int tsx, ag_
   s->visit = visit;
   s->vud = ud;
   s->want = want;
+  s->parents = parents;
   s->nwant = want != NULL ? nwant : 0;
   s->in_strings = 1;
   if (visit != NULL && want != NULL) {

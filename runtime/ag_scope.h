@@ -154,16 +154,24 @@ typedef int (*ag_scope_visit)(void *ud, TSNode n, TSSymbol sym, uint32_t depth, 
 ** for the walker's stack). */
 int ag_scope_walk(TSNode root, ag_scope_visit visit, void *ud);
 
+/* Parents listed per symbol in ag_scope_build_visit's `parents`. */
+#define AG_SCOPE_PARENTS 4
+
 /* ag_scope_build calling visit(ud, ...) at every node (visit may be NULL)
 ** but the ones it does not want: with want non-NULL, a node whose public
 ** symbol s is below nwant and has want[s] == 0 is not visited (a visitor
 ** that matches chains of symbols needs no node of a symbol no chain has),
-** except an anonymous node with children and the nodes under a node the
-** analysis does not enter; ag_scope_walker_gap tells the next visit where
-** ancestors went unvisited.  want is borrowed for the call. */
+** nor one with want[s] == 2 whose parent's public symbol (as
+** ag_scope_walker_up(w, 1) gives it) is not among parents[s *
+** AG_SCOPE_PARENTS ...] (up to AG_SCOPE_PARENTS symbols, 0 ends the list
+** sooner: a symbol only ever the last step of chains, under those), except
+** an anonymous node with children and the nodes under a node the analysis
+** does not enter; ag_scope_walker_gap tells the next visit where ancestors
+** went unvisited.  want and parents (NULL when no want[s] is 2) are
+** borrowed for the call. */
 int ag_scope_build_visit(TSNode root, const char *src, size_t len, int tsx, ag_scope_visit visit,
-                         void *ud, const uint8_t *want, uint32_t nwant, ag_scope **out,
-                         char err[AG_ERRLEN]);
+                         void *ud, const uint8_t *want, const TSSymbol *parents, uint32_t nwant,
+                         ag_scope **out, char err[AG_ERRLEN]);
 
 /* Where a function is written: for every function declaration, function
 ** or generator expression, arrow function and method, its parent with

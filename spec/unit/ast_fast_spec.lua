@@ -237,6 +237,42 @@ describe('ast fast path', function()
     tree:close()
   end)
 
+  it('visits a node that is only ever a chain\'s last step under the parents the chains name', function()
+    -- property_identifier under jsx_attribute, pair, member_expression, ...; member_expression both a parent
+    -- and a last step; a one-step pattern and five parents (more than the walk lists) undo the narrowing
+    local src = table.concat({
+      'const o = { k: 1, m() {}, n: a.b.c }; class C { f = 1; g() { return o.k; } }',
+      'const e = <div onClick={h} title={x.y} {...{ onKey: g }} />; f([z], w.v); function r() { return q.p; }',
+    }, '\n')
+    local tree = assert(ast.parse(src, { lang = 'tsx' }))
+    for _, text in ipairs({
+      '(jsx_attribute (property_identifier) @p)',
+      '(jsx_attribute (property_identifier) @p) (pair key: (property_identifier) @k)',
+      '(member_expression (property_identifier) @m) (call_expression (member_expression) @c)',
+      '(jsx_attribute (property_identifier) @p) (property_identifier) @all',
+      '(jsx_attribute (property_identifier) @p) (pair (property_identifier) @k) '
+        .. '(member_expression (property_identifier) @m) (public_field_definition (property_identifier) @f) '
+        .. '(method_definition (property_identifier) @d)',
+      -- the member expressions of `f([z], w.v)` are not visited (their parent is no return statement):
+      -- `w` must not be taken for a child of the array before them
+      '(return_statement (member_expression) @m) (array (identifier) @i)',
+    }) do
+      local q = assert(ast.query('tsx', text))
+      assert.is_true(q:fast(), text)
+      local slow = key(q:matches(tree, 'cursor'))
+      assert.same(slow, key(q:matches(tree, 'walk', true)), text)
+      assert.same(slow, key(q:matches(tree, 'walk')), text)
+      assert.is_true(#slow > 0, text)
+    end
+    local q = assert(ast.query('tsx', '(return_statement (member_expression) @m) (array (identifier) @i)'))
+    local names = {}
+    for _, m in ipairs(q:matches(tree, 'walk', true)) do
+      names[#names + 1] = (m.captures.i or m.captures.m):text()
+    end
+    assert.same({ 'o.k', 'z', 'q.p' }, names)
+    tree:close()
+  end)
+
   it('keeps two findings at the same start (x!.y!)', function()
     local f = standards.check_source('const a = x!.y!;\n', {
       path = 'a.ts', rules = { 'typescript-strict/no-non-null-assertion' }, config = {},
