@@ -510,13 +510,52 @@ TSFieldId ag_scope_walker_field (const ag_scope_walker *w) {
   return 0;
 }
 
+/* 1 when a visitor with this want table (ag_scope_build_visit) wants the
+** node under the walker, of public symbol gs: every node of its symbol, or
+** those under one of the parents listed. */
+static inline int wants (const uint8_t *want, const TSSymbol *parents, uint32_t nwant,
+                         const ag_scope_walker *c, TSSymbol gs) {
+  if (want == NULL || gs >= nwant) return 1;
+  uint8_t w = want[gs];
+  if (w != 2 || parents == NULL) return w;
+  TSSymbol up = ag_scope_walker_up(c, 1);
+  const TSSymbol *ps = &parents[(size_t)gs * AG_SCOPE_PARENTS];
+  for (int k = 0; k < AG_SCOPE_PARENTS && ps[k] != 0; k++)
+    if (ps[k] == up) return 1;
+  return 0;
+}
+
 int ag_scope_walk (TSNode root, ag_scope_visit visit, void *ud) {
+  return ag_scope_walk_want(root, visit, ud, NULL, NULL, 0);
+}
+
+int ag_scope_walk_want (TSNode root, ag_scope_visit visit, void *ud, const uint8_t *want,
+                        const TSSymbol *parents, uint32_t nwant) {
   ag_scope_walker w;
   if (!w_init(&w, root)) return AG_ENOMEM;
+  uint8_t *skip = NULL;
+  if (want != NULL) {
+    /* the anonymous leaves not wanted: the walker passes them itself */
+    uint32_t n = w.lang->symbol_count, cap = n > 256 ? n : 256;  /* an inline subtree's symbol: 8 bits */
+    skip = (uint8_t *)calloc(cap, 1);
+    if (skip == NULL) { w_free(&w); return AG_ENOMEM; }
+    for (uint32_t i = 0; i < n; i++) {
+      TSSymbol g = w.lang->public_symbol_map[i];
+      if (g < nwant && !want[g] && ts_language_symbol_type(w.lang, g) == TSSymbolTypeAnonymous) skip[i] = 1;
+    }
+    w.skip = skip;
+    w.nskip = cap;
+  }
   uint32_t depth = 0;
   int ok = 1;
   for (;;) {
-    if (!visit(ud, w_node(&w), w_symbol(&w), depth, &w)) { ok = 0; break; }
+    TSSymbol sym = w_symbol(&w);
+    if (wants(want, parents, nwant, &w, sym)) {
+      if (!visit(ud, w_node(&w), sym, depth, &w)) { ok = 0; break; }
+      w.gap = UINT32_MAX;
+    } else if (depth < w.gap) {
+      w.gap = depth;             /* not visited: the next visit learns (ag_scope_walker_gap) */
+    }
     if (w_first_child(&w)) { depth++; continue; }
     if (w.oom) { ok = 0; break; }
     while (!w_next_sibling(&w)) {
@@ -527,6 +566,7 @@ int ag_scope_walk (TSNode root, ag_scope_visit visit, void *ud) {
 done:
   if (w.oom) ok = 0;
   w_free(&w);
+  free(skip);
   return ok ? AG_OK : AG_ENOMEM;
 }
 
@@ -1508,14 +1548,7 @@ static inline int w_has_kids (const ag_scope_walker *c) {
 /* 1 when the visitor wants the node under the walker, of public symbol gs:
 ** every node of its symbol, or those under one of the parents listed. */
 static inline int w_wanted (const ag_scope *s, const ag_scope_walker *c, TSSymbol gs) {
-  if (gs >= s->nwant) return 1;
-  uint8_t w = s->want[gs];
-  if (w != 2 || s->parents == NULL) return w;
-  TSSymbol up = ag_scope_walker_up(c, 1);
-  const TSSymbol *ps = &s->parents[(size_t)gs * AG_SCOPE_PARENTS];
-  for (int k = 0; k < AG_SCOPE_PARENTS && ps[k] != 0; k++)
-    if (ps[k] == up) return 1;
-  return 0;
+  return wants(s->want, s->parents, s->nwant, c, gs);
 }
 
 /* Parents whose children's fields matter (child_ctx, add_ref): asking

@@ -154,6 +154,13 @@ typedef int (*ag_scope_visit)(void *ud, TSNode n, TSSymbol sym, uint32_t depth, 
 ** for the walker's stack). */
 int ag_scope_walk(TSNode root, ag_scope_visit visit, void *ud);
 
+/* ag_scope_walk visiting only the nodes a want table asks for, as
+** ag_scope_build_visit's (want, parents and nwant as there; want NULL:
+** every node): the walker passes the anonymous leaves not wanted, and
+** ag_scope_walker_gap tells a visit where ancestors went unvisited. */
+int ag_scope_walk_want(TSNode root, ag_scope_visit visit, void *ud, const uint8_t *want,
+                       const TSSymbol *parents, uint32_t nwant);
+
 /* Parents listed per symbol in ag_scope_build_visit's `parents`. */
 #define AG_SCOPE_PARENTS 4
 

@@ -2205,7 +2205,8 @@ static int fast_walk (LQuery *p, const LTree *t, ag_scope **sc) {
     return ag_scope_build_visit(ts_tree_root_node(t->t), t->src, t->len, t->tsx, fast_enter, &w,
                                 p->fast->want, p->fast->parents, p->fast->nsym, sc, err);
   }
-  return ag_scope_walk(ts_tree_root_node(t->t), fast_enter, &w);
+  return ag_scope_walk_want(ts_tree_root_node(t->t), fast_enter, &w, p->fast->want, p->fast->parents,
+                            p->fast->nsym);
 }
 
 /* The tree or node at arg 2: pushes the tree userdata, returns the node. */
