@@ -1118,6 +1118,10 @@ static int sc_filter (lua_State *L) {
     }
     lua_pop(L, 1);
   }
+  /* the kind as its number, once (AG_VK_NKINDS: a name no variable has) */
+  uint32_t kid = 0;
+  if (kind != NULL)
+    while (kid < AG_VK_NKINDS && strcmp(ag_scope_var_kind_name(kid), kind) != 0) kid++;
   uint32_t nv;
   ag_scope_counts(t->sc, NULL, &nv, NULL);
   lua_newtable(L);                                            /* [sc, spec, out] */
@@ -1125,7 +1129,7 @@ static int sc_filter (lua_State *L) {
   for (uint32_t i = 0; i < nv; i++) {
     const ag_scope_var *v = ag_scope_var_at(t->sc, i);
     if ((v->flags & set) != set || (v->flags & clear) != 0) continue;
-    if (kind != NULL && strcmp(ag_scope_var_kind_name(v->kind), kind) != 0) continue;
+    if (kind != NULL && v->kind != kid) continue;
     pushvar(L, t, i, st);
     lua_rawseti(L, -2, ++n);
   }

@@ -76,6 +76,25 @@ describe('aegis.ast scope', function()
       "bad argument #1 to 'filter' (not a scope table)")
   end)
 
+  it('filters the variables by kind and flags, in source order, as the same tables', function()
+    local sc = scope_of('let a = 1; const b = 2; let c; var d; function f(p) { let e = p; return e; } a; c = 3;')
+    local function names(list)
+      local out = {}
+      for i, v in ipairs(list) do out[i] = v.name end
+      return out
+    end
+    assert.same({ 'a', 'c', 'e' }, names(sc:filter({ kind = 'let' })))
+    assert.same({ 'b' }, names(sc:filter({ kind = 'const' })))
+    assert.same({ 'p' }, names(sc:filter({ kind = 'param' })))
+    assert.same({}, names(sc:filter({ kind = 'no-such-kind' })))
+    assert.same({ 'a', 'e' }, names(sc:filter({ kind = 'let', has_init = true })))
+    assert.same({ 'c' }, names(sc:filter({ kind = 'let', has_init = false })))
+    assert.same({ 'a', 'b', 'c', 'd', 'f', 'p', 'e' }, names(sc:filter({})))
+    assert.equal(sc:filter({ kind = 'let' })[1], var(sc, 'a'))
+    assert.has_error(function() sc:filter({ kind = 1 }) end, "bad argument #1 to 'filter' (kind must be a string)")
+    assert.has_error(function() sc:filter({ nosuch = true }) end, "bad argument #1 to 'filter' (unknown field 'nosuch')")
+  end)
+
   it('declares var/let/const with their declarator and statement', function()
     local sc = scope_of('var a = 1; let b; const c = 2, d = 3;')
     local a, b, c = var(sc, 'a'), var(sc, 'b'), var(sc, 'c')
