@@ -92,7 +92,8 @@ describe('aegis.ast scope', function()
     assert.same({ 'a', 'b', 'c', 'd', 'f', 'p', 'e' }, names(sc:filter({})))
     assert.equal(sc:filter({ kind = 'let' })[1], var(sc, 'a'))
     assert.has_error(function() sc:filter({ kind = 1 }) end, "bad argument #1 to 'filter' (kind must be a string)")
-    assert.has_error(function() sc:filter({ nosuch = true }) end, "bad argument #1 to 'filter' (unknown field 'nosuch')")
+    assert.has_error(function() sc:filter({ nosuch = true }) end,
+      "bad argument #1 to 'filter' (unknown field 'nosuch')")
   end)
 
   it('declares var/let/const with their declarator and statement', function()
