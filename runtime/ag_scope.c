@@ -526,25 +526,28 @@ static inline int wants (const uint8_t *want, const TSSymbol *parents, uint32_t 
 }
 
 int ag_scope_walk (TSNode root, ag_scope_visit visit, void *ud) {
-  return ag_scope_walk_want(root, visit, ud, NULL, NULL, 0);
+  return ag_scope_walk_want(root, visit, ud, NULL, NULL, 0, NULL, 0);
+}
+
+uint8_t *ag_scope_walk_skip (const TSLanguage *lang, const uint8_t *want, uint32_t nwant, uint32_t *nskip) {
+  uint32_t n = lang->symbol_count, cap = n > 256 ? n : 256;   /* an inline subtree's symbol: 8 bits */
+  uint8_t *skip = (uint8_t *)calloc(cap, 1);
+  if (skip == NULL) return NULL;
+  for (uint32_t i = 0; i < n; i++) {
+    TSSymbol g = lang->public_symbol_map[i];
+    if (g < nwant && !want[g] && ts_language_symbol_type(lang, g) == TSSymbolTypeAnonymous) skip[i] = 1;
+  }
+  *nskip = cap;
+  return skip;
 }
 
 int ag_scope_walk_want (TSNode root, ag_scope_visit visit, void *ud, const uint8_t *want,
-                        const TSSymbol *parents, uint32_t nwant) {
+                        const TSSymbol *parents, uint32_t nwant, const uint8_t *skip, uint32_t nskip) {
   ag_scope_walker w;
   if (!w_init(&w, root)) return AG_ENOMEM;
-  uint8_t *skip = NULL;
-  if (want != NULL) {
-    /* the anonymous leaves not wanted: the walker passes them itself */
-    uint32_t n = w.lang->symbol_count, cap = n > 256 ? n : 256;  /* an inline subtree's symbol: 8 bits */
-    skip = (uint8_t *)calloc(cap, 1);
-    if (skip == NULL) { w_free(&w); return AG_ENOMEM; }
-    for (uint32_t i = 0; i < n; i++) {
-      TSSymbol g = w.lang->public_symbol_map[i];
-      if (g < nwant && !want[g] && ts_language_symbol_type(w.lang, g) == TSSymbolTypeAnonymous) skip[i] = 1;
-    }
+  if (skip != NULL && nskip >= 256) {   /* the anonymous leaves not wanted: the walker passes them itself */
     w.skip = skip;
-    w.nskip = cap;
+    w.nskip = nskip;
   }
   uint32_t depth = 0;
   int ok = 1;
@@ -566,7 +569,6 @@ int ag_scope_walk_want (TSNode root, ag_scope_visit visit, void *ud, const uint8
 done:
   if (w.oom) ok = 0;
   w_free(&w);
-  free(skip);
   return ok ? AG_OK : AG_ENOMEM;
 }
 

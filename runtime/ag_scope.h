@@ -156,10 +156,18 @@ int ag_scope_walk(TSNode root, ag_scope_visit visit, void *ud);
 
 /* ag_scope_walk visiting only the nodes a want table asks for, as
 ** ag_scope_build_visit's (want, parents and nwant as there; want NULL:
-** every node): the walker passes the anonymous leaves not wanted, and
-** ag_scope_walker_gap tells a visit where ancestors went unvisited. */
+** every node); ag_scope_walker_gap tells a visit where ancestors went
+** unvisited.  skip (nskip entries), made by ag_scope_walk_skip for the
+** same want table and the tree's language, lets the walker pass the
+** anonymous leaves not wanted without stopping; NULL: it stops at each.
+** All borrowed for the call. */
 int ag_scope_walk_want(TSNode root, ag_scope_visit visit, void *ud, const uint8_t *want,
-                       const TSSymbol *parents, uint32_t nwant);
+                       const TSSymbol *parents, uint32_t nwant, const uint8_t *skip, uint32_t nskip);
+
+/* The skip table of ag_scope_walk_want for a want table of lang (made once
+** per table: it reads every symbol of the grammar), its size in *nskip;
+** caller frees.  NULL without memory. */
+uint8_t *ag_scope_walk_skip(const TSLanguage *lang, const uint8_t *want, uint32_t nwant, uint32_t *nskip);
 
 /* Parents listed per symbol in ag_scope_build_visit's `parents`. */
 #define AG_SCOPE_PARENTS 4

@@ -1853,6 +1853,7 @@ typedef struct fast {
   uint8_t *needfield;             /* symbol s sits under a field in some step */
   uint8_t *want;                  /* symbol s is the symbol of some step; 2: only ever the */
   TSSymbol *parents;              /* last step of chains, under parents[s * AG_SCOPE_PARENTS ..] */
+  uint8_t *skip; uint32_t nskip;  /* the walk without the scope analysis: ag_scope_walk_skip */
 } fast;
 
 struct fframe { TSNode node; TSSymbol sym; TSFieldId field; };
@@ -1882,6 +1883,7 @@ static void fast_free (fast *f) {
   free(f->needfield);
   free(f->want);
   free(f->parents);
+  free(f->skip);
   free(f);
 }
 
@@ -2105,6 +2107,8 @@ static fast *fast_compile (LQuery *p, const char *src, size_t len) {
   if (!all) { p->simple = simple; fast_free(f); return NULL; }
   free(simple);
   want_parents(f);
+  f->skip = ag_scope_walk_skip(lang, f->want, nsym, &f->nskip);
+  if (f->skip == NULL) { fast_free(f); return NULL; }
   /* counting sort by the last step's symbol; within one, longer chains first */
   for (uint32_t i = 0; i < np; i++) f->head[f->pats[i].s[f->pats[i].n - 1].sym + 1]++;
   for (uint32_t s = 0; s < nsym; s++) f->head[s + 1] += f->head[s];
@@ -2211,7 +2215,7 @@ static int fast_walk (LQuery *p, const LTree *t, ag_scope **sc) {
                                 p->fast->want, p->fast->parents, p->fast->nsym, sc, err);
   }
   return ag_scope_walk_want(ts_tree_root_node(t->t), fast_enter, &w, p->fast->want, p->fast->parents,
-                            p->fast->nsym);
+                            p->fast->nsym, p->fast->skip, p->fast->nskip);
 }
 
 /* The tree or node at arg 2: pushes the tree userdata, returns the node. */
