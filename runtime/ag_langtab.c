@@ -27,7 +27,7 @@
 #define LAYOUT_ABI 14   /* the ABI whose struct TSLanguage this file copies */
 #define MAX_LANGS 4
 
-typedef struct { const TSLanguage *stock, *dense; } entry;
+typedef struct { const TSLanguage *stock, *dense, *names; } entry;
 
 static entry made[MAX_LANGS];
 static int nmade;
@@ -67,16 +67,44 @@ static const TSLanguage *densify (const TSLanguage *o) {
   return c;
 }
 
+/* The entry of `stock`, made (empty) when there is none; NULL when the
+** table is full.  Under the lock. */
+static entry *entry_of (const TSLanguage *stock) {
+  for (int i = 0; i < nmade; i++)
+    if (made[i].stock == stock) return &made[i];
+  if (nmade == MAX_LANGS) return NULL;
+  made[nmade] = (entry){stock, NULL, NULL};
+  return &made[nmade++];
+}
+
 const TSLanguage *ag_langtab_dense (const TSLanguage *stock) {
   const char *e = getenv("AEGIS_TS_TABLES");
   if (stock == NULL || stock->version != LAYOUT_ABI || (e != NULL && strcmp(e, "compact") == 0))
     return stock;
   const TSLanguage *d = NULL;
   pthread_mutex_lock(&lock);
-  for (int i = 0; i < nmade && d == NULL; i++)
-    if (made[i].stock == stock) d = made[i].dense;
-  if (d == NULL && nmade < MAX_LANGS && (d = densify(stock)) != NULL)
-    made[nmade++] = (entry){stock, d};
+  entry *en = entry_of(stock);
+  if (en != NULL && en->dense == NULL) en->dense = densify(stock);
+  if (en != NULL) d = en->dense;
   pthread_mutex_unlock(&lock);
   return d != NULL ? d : stock;
+}
+
+const TSLanguage *ag_langtab_names (const TSLanguage *stock) {
+  if (stock == NULL || stock->version != LAYOUT_ABI) return NULL;
+  const TSLanguage *n = NULL;
+  pthread_mutex_lock(&lock);
+  entry *en = entry_of(stock);
+  if (en != NULL && en->names == NULL) {
+    TSLanguage *c = (TSLanguage *)malloc(sizeof *c);
+    if (c != NULL) {
+      memcpy(c, stock, sizeof *c);
+      c->state_count = 1;        /* state 0 only: the analysis scans states 1.. */
+      c->large_state_count = 1;
+      en->names = c;
+    }
+  }
+  if (en != NULL) n = en->names;
+  pthread_mutex_unlock(&lock);
+  return n;
 }

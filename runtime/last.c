@@ -1272,6 +1272,7 @@ static void fast_free (struct fast *f);
 static void fscratch_free (struct fscratch *s);
 struct LQuery;
 static struct fast *fast_compile (struct LQuery *p, const char *src, size_t len);
+static void flat_build (struct LQuery *p, const char *src, size_t len);
 
 typedef struct LQuery {
   TSQuery *q;                     /* NULL means closed */
@@ -1286,6 +1287,12 @@ typedef struct LQuery {
   struct fast *fast;              /* the fast path (below), NULL: the cursor */
   struct fscratch *fs;            /* its scratch, made on first use */
   uint8_t *simple;                /* when fast is NULL: pattern i is a chain (simple[i]); NULL: none known */
+  /* a query compiled flat (flat_build): q is its flat form, which has the
+  ** patterns' captures and predicates but not their structure */
+  int flat;
+  char *src; uint32_t srclen;     /* its source, for whole */
+  uint32_t *start;                /* where each pattern starts in src */
+  TSQuery *whole;                 /* the query compiled whole, for a cursor (cursor_query) */
 } LQuery;
 
 static LQuery *toquery (lua_State *L, int idx) {
@@ -1302,6 +1309,9 @@ static void query_free (LQuery *p) {
   fast_free(p->fast);
   fscratch_free(p->fs);
   free(p->simple);
+  free(p->src);
+  free(p->start);
+  if (p->whole) ts_query_delete(p->whole);
   p->fast = NULL;
   p->fs = NULL;
   if (p->cur) ts_query_cursor_delete(p->cur);
@@ -1541,14 +1551,17 @@ static int compile_preds (LQuery *p, char *err, size_t errlen) {
 /* Builds query p (zeroed, its language set) from `src`: tree-sitter's
 ** query, its predicates, a cursor and its fast form; and the language's
 ** dense parse tables (trees of it are to come: made now, so that the
-** copies `enforce --jobs N` forks after its queries share them).  Touches no
-** Lua state: it runs on a thread of its own for query_async.  0 with the
-** message in err and its code in *code (p freed) when the query is bad. */
+** copies `enforce --jobs N` forks after its queries share them).  Without
+** `analyze`, a query of chains only is compiled flat (flat_build: without
+** tree-sitter's analysis of its structure).  Touches no Lua state: it runs
+** on a thread of its own for query_async.  0 with the message in err and
+** its code in *code (p freed) when the query is bad. */
 #define QBUILD_ERRLEN 320
-static int query_build (LQuery *p, const char *src, size_t len, char *err, int *code) {
+static int query_build (LQuery *p, const char *src, size_t len, int analyze, char *err, int *code) {
   uint32_t off = 0;
   TSQueryError qe = TSQueryErrorNone;
-  p->q = ts_query_new(language(p->tsx), src, (uint32_t)len, &off, &qe);
+  if (!analyze) flat_build(p, src, len);
+  if (p->q == NULL) p->q = ts_query_new(language(p->tsx), src, (uint32_t)len, &off, &qe);
   if (p->q == NULL) {
     int e = (int)qe < (int)(sizeof QERR / sizeof *QERR) ? (int)qe : 1;
     snprintf(err, QBUILD_ERRLEN, "ast: query: %s at offset %d", QERR[e], (int)off);
@@ -1574,24 +1587,26 @@ static int query_build (LQuery *p, const char *src, size_t len, char *err, int *
   return 1;
 }
 
-/* query(lang, source) -> query | nil, msg, 'parse' */
+/* query(lang, source [, analyze]) -> query | nil, msg, 'parse'
+** analyze false: flat when it can be (query_build) */
 static int ast_query (lua_State *L) {
   int tsx = luaL_checkoption(L, 1, NULL, LANGS);
   size_t len;
   const char *src = luaL_checklstring(L, 2, &len);
+  int analyze = lua_isnoneornil(L, 3) || lua_toboolean(L, 3);
   LQuery *p = (LQuery *)lua_newuserdatauv(L, sizeof *p, 0);
   memset(p, 0, sizeof *p);
   luaL_setmetatable(L, AST_QUERY);
   p->tsx = tsx;
   char err[QBUILD_ERRLEN];
   int code;
-  if (!query_build(p, src, len, err, &code)) return agL_pushfail(L, code, "%s", err);
+  if (!query_build(p, src, len, analyze, err, &code)) return agL_pushfail(L, code, "%s", err);
   return 1;
 }
 
 /* {====================================================== a query compiled beside
 
-   query_async(lang, source) -> pending
+   query_async(lang, source [, analyze]) -> pending
      compiles the query on a thread of its own (tree-sitter analyses the
      grammar for each query: milliseconds that enforce spends while it walks
      the directories); the thread allocates apart (ag_tsmem_detach)
@@ -1606,7 +1621,7 @@ static int ast_query (lua_State *L) {
 typedef struct Pending {
   pthread_t th;
   int state;          /* P_RUNNING: a thread to join; P_DONE: built; P_TAKEN: get() made the query */
-  int ok, code;
+  int ok, code, analyze;
   char *src;          /* a copy of the source, for the thread */
   size_t len, held;   /* held: the bytes the thread left allocated (ag_tsmem_adopt) */
   LQuery q;
@@ -1623,7 +1638,7 @@ static void *pending_run (void *ud) {
   Pending *w = (Pending *)ud;
   ag_tsmem_detach();
   pthread_mutex_lock(&one_compile);
-  w->ok = query_build(&w->q, w->src, w->len, w->err, &w->code);
+  w->ok = query_build(&w->q, w->src, w->len, w->analyze, w->err, &w->code);
   pthread_mutex_unlock(&one_compile);
   w->held = ag_tsmem_detached_held();
   return NULL;
@@ -1647,6 +1662,7 @@ static int ast_query_async (lua_State *L) {
   memset(w, 0, sizeof *w);
   luaL_setmetatable(L, AST_PENDING);
   w->q.tsx = tsx;
+  w->analyze = lua_isnoneornil(L, 3) || lua_toboolean(L, 3);
   w->src = (char *)malloc(len ? len : 1);
   if (w->src == NULL) return agL_pushfail(L, AG_ENOMEM, "ast: query: out of memory");
   memcpy(w->src, src, len);
@@ -1656,7 +1672,7 @@ static int ast_query_async (lua_State *L) {
     w->state = P_RUNNING;
   } else {  /* no thread to be had: built here and now */
     ag_tsmem_adopt(0);
-    w->ok = query_build(&w->q, w->src, w->len, w->err, &w->code);
+    w->ok = query_build(&w->q, w->src, w->len, w->analyze, w->err, &w->code);
     w->state = P_DONE;
   }
   return 1;
@@ -1887,7 +1903,28 @@ static void fast_free (fast *f) {
   free(f);
 }
 
-typedef struct qscan { const char *s, *e; const TSLanguage *lang; TSQuery *q; } qscan;
+/* A growing text (flat_build's); bad once memory ran short. */
+typedef struct fbuf { char *s; size_t n, cap; int bad; } fbuf;
+
+static void fb_add (fbuf *b, const char *s, size_t n) {
+  if (b == NULL || b->bad) return;
+  if (b->n + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->n + n + 1) cap *= 2;
+    char *ns = (char *)realloc(b->s, cap);
+    if (ns == NULL) { b->bad = 1; return; }
+    b->s = ns;
+    b->cap = cap;
+  }
+  memcpy(b->s + b->n, s, n);
+  b->n += n;
+  b->s[b->n] = '\0';
+}
+
+/* The scanner of a query's source: q gives the capture ids (NULL when
+** flat_build scans before any query is made: the pattern's flat form is
+** written to out instead). */
+typedef struct qscan { const char *s, *e; const TSLanguage *lang; TSQuery *q; fbuf *out; } qscan;
 
 static void qs_skip (qscan *x) {
   while (x->s < x->e) {
@@ -1918,20 +1955,30 @@ static int qs_caps (qscan *x, fstep *st) {
     if (x->s >= x->e || *x->s != '@') return 1;
     x->s++;
     size_t k = qs_ident(x);
+    if (k == 0 || st->ncap >= FAST_CAPS) return 0;
+    if (x->q == NULL) {
+      fb_add(x->out, " @", 2);
+      fb_add(x->out, x->s, k);
+      st->ncap++;
+      x->s += k;
+      continue;
+    }
     uint32_t n = ts_query_capture_count(x->q), id = n;
     for (uint32_t i = 0; i < n; i++) {
       uint32_t len;
       const char *nm = ts_query_capture_name_for_id(x->q, i, &len);
       if (len == k && memcmp(nm, x->s, k) == 0) { id = i; break; }
     }
-    if (k == 0 || id == n || st->ncap >= FAST_CAPS) return 0;
+    if (id == n) return 0;
     st->cap[st->ncap++] = id;
     x->s += k;
   }
 }
 
-/* A predicate `(#name args..)`: skipped (compile_preds has read it). */
+/* A predicate `(#name args..)`: skipped (compile_preds has read it), or
+** copied to the flat form. */
 static int qs_pred (qscan *x) {
+  const char *from = x->s;
   int depth = 0;
   do {
     char c = *x->s;
@@ -1944,12 +1991,18 @@ static int qs_pred (qscan *x) {
     else if (c == ')') depth--;
     x->s++;
   } while (depth > 0 && x->s < x->e);
-  return depth == 0;
+  if (depth != 0) return 0;
+  if (x->q == NULL) {
+    fb_add(x->out, " ", 1);
+    fb_add(x->out, from, (size_t)(x->s - from));
+  }
+  return 1;
 }
 
 /* One node pattern (and its single child chain) appended to pat. */
 static int qs_node (qscan *x, fpat *pat, TSFieldId field) {
   if (pat->n >= FAST_STEPS || x->s >= x->e) return 0;
+  int root = pat->n == 0 && x->q == NULL;  /* the flat form's one node */
   fstep *st = &pat->s[pat->n++];
   memset(st, 0, sizeof *st);
   st->field = field;
@@ -1962,6 +2015,10 @@ static int qs_node (qscan *x, fpat *pat, TSFieldId field) {
     TSSymbol sym = ts_language_symbol_for_name(x->lang, b, len, false);
     if (sym == 0 || ts_language_symbol_type(x->lang, sym) != TSSymbolTypeAnonymous) return 0;
     st->sym = sym;
+    if (root) {
+      fb_add(x->out, "(", 1);
+      fb_add(x->out, b - 1, len + 2);
+    }
     return qs_caps(x, st);
   }
   if (*x->s != '(') return 0;
@@ -1972,6 +2029,11 @@ static int qs_node (qscan *x, fpat *pat, TSFieldId field) {
   TSSymbol sym = ts_language_symbol_for_name(x->lang, x->s, (uint32_t)k, true);
   if (sym == 0 || ts_language_symbol_type(x->lang, sym) != TSSymbolTypeRegular) return 0;
   st->sym = sym;
+  if (root) {
+    fb_add(x->out, "((", 2);
+    fb_add(x->out, x->s, k);
+    fb_add(x->out, ")", 1);
+  }
   x->s += k;
   int kids = 0;
   for (;;) {
@@ -2009,8 +2071,8 @@ static int qs_node (qscan *x, fpat *pat, TSFieldId field) {
   return qs_caps(x, st);
 }
 
-/* Pattern i from its source text [s, e), or 0 when outside the subset. */
-static int qs_pattern (qscan *x, fpat *pat) {
+/* The pattern at x's position, or 0 when outside the subset. */
+static int qs_pattern_at (qscan *x, fpat *pat) {
   qs_skip(x);
   if (x->s >= x->e) return 0;
   const char *p = x->s + 1;
@@ -2030,8 +2092,83 @@ static int qs_pattern (qscan *x, fpat *pat) {
     if (x->s < x->e && (*x->s == '@' || *x->s == '*' || *x->s == '+' || *x->s == '?')) return 0;
   }
   else if (!qs_node(x, pat, 0)) return 0;
+  return pat->n > 0;
+}
+
+/* Pattern i from its source text [s, e), or 0 when outside the subset. */
+static int qs_pattern (qscan *x, fpat *pat) {
+  if (!qs_pattern_at(x, pat)) return 0;
   qs_skip(x);
   return x->s == x->e;
+}
+
+/* A query compiled flat.  tree-sitter analyses every pattern with a child
+** against the grammar's parse tables when it compiles a query, to refuse a
+** structure that can never occur (ts_query__analyze_patterns): ~0.5 ms a
+** pattern, 30 ms a language for ui-theme-tokens's chains, most of the CPU
+** of an `enforce` run on a few files.  The fast path reads the chains from
+** the source and never uses that analysis.  So a query of chains only,
+** asked for without the analysis (the built-in rulepacks' queries, whose
+** structure their specs test), is compiled from its flat form: each
+** pattern one node with all the pattern's captures in their order and its
+** predicates, `((call_expression) @fn @call (#eq? @fn "eval"))`, which
+** gives tree-sitter's pattern indexes, capture ids and predicates of the
+** query itself at the cost of a plain pattern (and with the language's
+** copy that has no parse states, ag_langtab_names, without tree-sitter's
+** scan of them).  The names of the other
+** steps and fields are checked by the scan (a name of no symbol or field
+** leaves the query to tree-sitter, which reports it).  The cursor, which
+** needs the real patterns, gets the query compiled whole on first use
+** (cursor_query).  Leaves p->q NULL when the query is not of chains only,
+** its flat form does not compile, or memory is short. */
+static void flat_build (LQuery *p, const char *src, size_t len) {
+  const TSLanguage *lang = language(p->tsx);
+  fbuf out = {NULL, 0, 0, 0};
+  uint32_t *start = NULL, n = 0, cap = 0;
+  qscan x = {src, src + len, lang, NULL, &out};
+  for (;;) {
+    qs_skip(&x);
+    if (x.s >= x.e) break;
+    if (n == cap) {
+      cap = cap ? cap * 2 : 16;
+      uint32_t *ns = (uint32_t *)realloc(start, cap * sizeof *start);
+      if (ns == NULL) goto fail;
+      start = ns;
+    }
+    start[n++] = (uint32_t)(x.s - src);
+    fpat pat;
+    pat.n = 0;
+    if (!qs_pattern_at(&x, &pat)) goto fail;
+    fb_add(&out, ")\n", 2);
+  }
+  if (n == 0 || out.bad || len > UINT32_MAX) goto fail;
+  uint32_t off = 0;
+  TSQueryError qe = TSQueryErrorNone;
+  const TSLanguage *names = ag_langtab_names(lang);  /* no parse states to scan */
+  TSQuery *q = ts_query_new(names != NULL ? names : lang, out.s, (uint32_t)out.n, &off, &qe);
+  if (q == NULL) goto fail;
+  p->src = (char *)malloc(len ? len : 1);
+  if (ts_query_pattern_count(q) != n || p->src == NULL) {
+    ts_query_delete(q);
+    free(p->src);
+    p->src = NULL;
+    goto fail;
+  }
+  memcpy(p->src, src, len);
+  p->srclen = (uint32_t)len;
+  p->start = start;
+  p->q = q;
+  p->flat = 1;
+  free(out.s);
+  return;
+fail:
+  free(out.s);
+  free(start);
+}
+
+/* Where pattern i starts in the query's source. */
+static uint32_t pattern_start (const LQuery *p, uint32_t i) {
+  return p->flat ? p->start[i] : ts_query_start_byte_for_pattern(p->q, i);
 }
 
 /* Narrows f->want (every step's symbol, 1) to 2 for a symbol that is only
@@ -2089,10 +2226,10 @@ static fast *fast_compile (LQuery *p, const char *src, size_t len) {
   uint8_t *simple = (uint8_t *)calloc(np, 1);
   int all = 1;
   for (uint32_t i = 0; i < np; i++) {
-    uint32_t a = ts_query_start_byte_for_pattern(p->q, i);
-    uint32_t b = i + 1 < np ? ts_query_start_byte_for_pattern(p->q, i + 1) : (uint32_t)len;
+    uint32_t a = pattern_start(p, i);
+    uint32_t b = i + 1 < np ? pattern_start(p, i + 1) : (uint32_t)len;
     if (a > b || b > len) { free(simple); fast_free(f); return NULL; }
-    qscan x = {src + a, src + b, lang, p->q};
+    qscan x = {src + a, src + b, lang, p->q, NULL};
     fpat *pat = &f->pats[i];
     pat->index = i;
     int ok = qs_pattern(&x, pat) && pat->n > 0;
@@ -2316,12 +2453,36 @@ static bool query_progress (TSQueryCursorState *st) {
   return b->halted != 0;
 }
 
-static void cursor_exec (LQuery *p, const LTree *t, TSNode n, qbudget *b, TSQueryCursorOptions *o) {
+/* The query a cursor runs: p's own, or for a flat query (flat_build) the
+** query compiled whole, made on first use: tree-sitter's error then (a
+** pattern whose structure cannot occur) is raised here. */
+static TSQuery *cursor_query (lua_State *L, LQuery *p) {
+  if (!p->flat) return p->q;
+  if (p->whole == NULL) {
+    uint32_t off = 0;
+    TSQueryError qe = TSQueryErrorNone;
+    TSQuery *q = ts_query_new(language(p->tsx), p->src, p->srclen, &off, &qe);
+    if (q == NULL) {
+      int e = (int)qe < (int)(sizeof QERR / sizeof *QERR) ? (int)qe : 1;
+      luaL_error(L, "ast: query: %s at offset %d", QERR[e], (int)off);
+    }
+    if (ts_query_capture_count(q) != ts_query_capture_count(p->q) ||
+        ts_query_pattern_count(q) != ts_query_pattern_count(p->q)) {
+      ts_query_delete(q);
+      luaL_error(L, "ast: query: its flat form and the whole query differ");
+    }
+    p->whole = q;
+  }
+  return p->whole;
+}
+
+static void cursor_exec (lua_State *L, LQuery *p, const LTree *t, TSNode n, qbudget *b, TSQueryCursorOptions *o) {
+  TSQuery *q = cursor_query(L, p);
   b->deadline = t->ms > 0 ? agL_monotonic() + (double)t->ms / 1000.0 : 0;
   b->halted = 0;
   o->payload = b;
   o->progress_callback = query_progress;
-  ts_query_cursor_exec_with_options(p->cur, p->q, n, o);
+  ts_query_cursor_exec_with_options(p->cur, q, n, o);
 }
 
 static int query_timeout (lua_State *L, const LTree *t) {
@@ -2376,7 +2537,7 @@ static int query_matches (lua_State *L) {
   lua_Integer k = 0;
   qbudget b;
   TSQueryCursorOptions o;
-  cursor_exec(p, t, n, &b, &o);
+  cursor_exec(L, p, t, n, &b, &o);
   TSQueryMatch m;
   while (ts_query_cursor_next_match(p->cur, &m)) {
     if (!match_ok(p, t, &m, NULL)) continue;
@@ -2407,7 +2568,7 @@ static int query_pattern_start (lua_State *L) {
   LQuery *p = checkquery(L, 1);
   lua_Integer i = luaL_checkinteger(L, 2);
   luaL_argcheck(L, i >= 1 && i <= (lua_Integer)ts_query_pattern_count(p->q), 2, "no such pattern");
-  lua_pushinteger(L, (lua_Integer)ts_query_start_byte_for_pattern(p->q, (uint32_t)(i - 1)));
+  lua_pushinteger(L, (lua_Integer)pattern_start(p, (uint32_t)(i - 1)));
   return 1;
 }
 
@@ -2428,7 +2589,7 @@ static int query_captures (lua_State *L) {
   lua_Integer k = 0;
   qbudget b;
   TSQueryCursorOptions o;
-  cursor_exec(p, t, n, &b, &o);
+  cursor_exec(L, p, t, n, &b, &o);
   TSQueryMatch m;
   uint32_t ci;
   while (ts_query_cursor_next_capture(p->cur, &m, &ci)) {
@@ -2461,8 +2622,8 @@ static int query_names (lua_State *L) {
 static int query_tostring (lua_State *L) {
   LQuery *p = toquery(L, 1);
   if (p->q == NULL) lua_pushliteral(L, "aegis.ast.Query (closed)");
-  else lua_pushfstring(L, "aegis.ast.Query (%s, %d patterns)", LANGS[p->tsx],
-                       (int)ts_query_pattern_count(p->q));
+  else lua_pushfstring(L, "aegis.ast.Query (%s, %d patterns%s)", LANGS[p->tsx],
+                       (int)ts_query_pattern_count(p->q), p->flat ? ", structure not analysed" : "");
   return 1;
 }
 

@@ -117,45 +117,68 @@ function M.parse(src, opts)
   return core.parse(src, lang, ms, bytes, opts.path, memory)
 end
 
-local cache = { ts = {}, tsx = {} }
-local pending = { ts = {}, tsx = {} }  -- pattern -> its compile on a thread of its own (M.prepare)
+-- the compiled queries: [analyzed][lang][pattern] (analyzed: tree-sitter's
+-- analysis of the structure ran, or the query is not of chains only)
+local cache = { [true] = { ts = {}, tsx = {} }, [false] = { ts = {}, tsx = {} } }
+-- [analyze][lang][pattern] -> its compile on a thread of its own (M.prepare)
+local pending = { [true] = { ts = {}, tsx = {} }, [false] = { ts = {}, tsx = {} } }
 
-local function check_query_args(fn, lang, pattern)
+-- Checks the arguments of query and prepare; returns opts.analyze (default true).
+local function check_query_args(fn, lang, pattern, opts)
   if lang ~= 'ts' and lang ~= 'tsx' then
     error(("bad argument #1 to '%s' (lang must be 'ts' or 'tsx')"):format(fn), 3)
   end
   if type(pattern) ~= 'string' then
     error(("bad argument #2 to '%s' (string expected, got %s)"):format(fn, type(pattern)), 3)
   end
+  if opts == nil then return true end
+  if type(opts) ~= 'table' then
+    error(("bad argument #3 to '%s' (table expected, got %s)"):format(fn, type(opts)), 3)
+  end
+  return opts.analyze ~= false
 end
 
 --- Compiles a tree-sitter query for a language, once: the same (lang,
---- pattern) returns the same query object. Predicates: `#eq?`, `#not-eq?`
+--- pattern, opts.analyze) returns the same query object (and an analysed
+--- one serves a caller who skips the analysis too). Predicates: `#eq?`, `#not-eq?`
 --- (capture against a string or another capture), `#match?`, `#not-match?`
 --- (POSIX extended regular expression, searched anywhere in the text unless
 --- anchored; text after a NUL byte is not seen), `#any-of?`, `#not-any-of?`,
 --- `#has-parent?`, `#not-has-parent?` (the capture's parent is of one of
 --- the node types). Directives (`#set!` and others ending in `!`) are accepted and ignored;
 --- any other predicate is an error.
+---
+--- tree-sitter checks, for every pattern with a child, that its structure
+--- can occur in the grammar (a "structure error" otherwise), by an analysis
+--- of the grammar's parse tables that costs ~0.5 ms a pattern.
+--- `opts.analyze = false` skips it for a query whose patterns are all
+--- chains (`q:fast()`; any other query is analysed): names of node types,
+--- fields and captures and the predicates are still checked, but a chain
+--- that cannot occur only never matches. For queries known good, such as
+--- tested rulepacks'. The query cursor (`q:captures`, `q:matches` on a node
+--- or in 'cursor' mode) compiles such a query whole on first use, and
+--- raises the structure error there.
 ---@param lang 'ts'|'tsx'
 ---@param pattern string Query source (S-expressions)
+---@param opts? {analyze?: boolean}
 ---@return aegis.ast.Query? q
 ---@return string? err `ast: query: <what> at offset <n>` or `ast: query: unknown predicate '#x?' in pattern <i>`
 ---@return string? code 'parse'
-function M.query(lang, pattern)
-  check_query_args('query', lang, pattern)
-  local q = cache[lang][pattern]
+function M.query(lang, pattern, opts)
+  local analyze = check_query_args('query', lang, pattern, opts)
+  -- an analysed query serves a caller who skips the analysis too
+  local q = cache[true][lang][pattern] or not analyze and cache[false][lang][pattern]
   if q then return q end
   local err, code
-  local p = pending[lang][pattern]
+  local p = pending[analyze][lang][pattern]
   if p then
-    pending[lang][pattern] = nil
+    pending[analyze][lang][pattern] = nil
     q, err, code = p:get()
   else
-    q, err, code = core.query(lang, pattern)
+    q, err, code = core.query(lang, pattern, analyze)
   end
   if not q then return nil, err, code end
-  cache[lang][pattern] = q
+  cache[analyze][lang][pattern] = q
   return q
 end
 
@@ -167,10 +190,12 @@ end
 --- A process with a compile under way cannot fork (see `settle`).
 ---@param lang 'ts'|'tsx'
 ---@param pattern string Query source
-function M.prepare(lang, pattern)
-  check_query_args('prepare', lang, pattern)
-  if cache[lang][pattern] or pending[lang][pattern] then return end
-  pending[lang][pattern] = core.query_async(lang, pattern)
+---@param opts? {analyze?: boolean} as for `query`
+function M.prepare(lang, pattern, opts)
+  local analyze = check_query_args('prepare', lang, pattern, opts)
+  if cache[true][lang][pattern] or not analyze and cache[false][lang][pattern]
+    or pending[analyze][lang][pattern] then return end
+  pending[analyze][lang][pattern] = core.query_async(lang, pattern, analyze)
 end
 
 --- Waits for every compile `prepare` started: after it, the process may
@@ -178,8 +203,10 @@ end
 --- go to the cache `query` answers from (a bad one is dropped: `query`
 --- compiles it again and reports it).
 function M.settle()
-  for _, lang in ipairs({ 'ts', 'tsx' }) do
-    for pattern in pairs(pending[lang]) do M.query(lang, pattern) end
+  for _, analyze in ipairs({ true, false }) do
+    for _, lang in ipairs({ 'ts', 'tsx' }) do
+      for pattern in pairs(pending[analyze][lang]) do M.query(lang, pattern, { analyze = analyze }) end
+    end
   end
 end
 

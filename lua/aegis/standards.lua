@@ -530,6 +530,30 @@ local function self_contained(src)
   end
 end
 
+-- Whether some rule of `group` (the rules sharing a query text) is built
+-- in: the text's structure is then known good (the rulepack's specs run
+-- it), and tree-sitter's analysis of it can be skipped (ast.query's
+-- `analyze`).
+local function tested(group)
+  for _, r in ipairs(group) do
+    if r.builtin then return true end
+  end
+  return false
+end
+
+-- The texts of `texts` (with their rules in `group`) that no built-in rule
+-- has, as one query source (nil when there is none): what tree-sitter
+-- still analyses when the combined query is compiled without it.
+local function untested_source(texts, group)
+  local own = {}
+  for _, src in ipairs(texts) do
+    if not tested(group[src]) then own[#own + 1] = src end
+  end
+  return #own > 0 and table.concat(own, '\n') or nil
+end
+
+local FLAT = { analyze = false }
+
 -- The source of the combined query of `rules` for `lang` when every rule's
 -- text is self-contained (nil otherwise, or when no rule has a query for
 -- it); with its distinct texts in order, the rules of each text, and the
@@ -560,14 +584,18 @@ end
 
 -- The combined query when every rule's text is self-contained and the whole
 -- compiles: each text's patterns are those that start inside it. Compiling
--- a query costs a few ms in tree-sitter 0.20 (it analyses the grammar each
--- time), so the texts are not compiled one by one then. Returns nil when
--- that does not hold (the caller then compiles each text alone).
+-- a query costs milliseconds a pattern with a child (tree-sitter analyses
+-- the grammar's tables for each), so the texts are not compiled one by one
+-- then, and the combined query skips that analysis: the texts of rules
+-- that are not built in have it on their own. Returns nil when that does
+-- not hold (the caller then compiles each text alone).
 local function combine_at_once(rules, lang, directive)
   local source, texts, group, offsets = combined_source(rules, lang, directive)
   if not source then return nil end
-  local combined = ast.query(lang, source)
+  local combined = ast.query(lang, source, FLAT)
   if not combined then return nil end
+  local own = untested_source(texts, group)
+  if own and not ast.query(lang, own) then return nil end
   local owner, base = {}, {}
   local k, first = 0, 0   -- the text pattern p starts in, and its first pattern - 1
   for p = 1, combined:pattern_count() do
@@ -597,7 +625,7 @@ local function combine_all(rules, lang, directive)
     if src and group[src] then
       table.insert(group[src], r)
     elseif src then
-      local q, err = ast.query(lang, src)
+      local q, err = ast.query(lang, src, r.builtin and FLAT or nil)
       if not q then
         bad[#bad + 1] = { rule = r, message = err }
       else
@@ -620,7 +648,7 @@ local function combine_all(rules, lang, directive)
       owner[n + 1], base[n + 1] = DIRECTIVE, n
     end
     local err
-    combined, err = ast.query(lang, table.concat(parts, '\n'))
+    combined, err = ast.query(lang, table.concat(parts, '\n'), FLAT)  -- (each part is checked above)
     if not combined then error(('standards: combined %s query: %s'):format(lang, err)) end
   end
   return { query = combined, owner = owner, base = base, bad = bad }
@@ -730,8 +758,12 @@ end
 function Engine:prepare(langs)
   for _, lang in ipairs(langs or { 'ts', 'tsx' }) do
     if not self.langs[lang] then
-      local source = combined_source(self.rules, lang, true)
-      if source then ast.prepare(lang, source) end
+      local source, texts, group = combined_source(self.rules, lang, true)
+      if source then
+        ast.prepare(lang, source, FLAT)
+        local own = untested_source(texts, group)
+        if own then ast.prepare(lang, own) end
+      end
       self.prepared = self.prepared or {}
       self.prepared[lang] = true
     end

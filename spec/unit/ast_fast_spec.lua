@@ -164,6 +164,64 @@ describe('ast fast path', function()
     assert.equal(2, assert(ast.query('ts', '(program) @p (comment) @c')):pattern_count())
   end)
 
+  it('compiles a query of chains without the analysis of its structure when asked, as the same query', function()
+    -- a number has no children: tree-sitter's analysis refuses the chain; without it the chain never matches,
+    -- and the cursor, which needs the query whole, raises that error when first used
+    local bad = '(number (identifier) @i)'
+    local q, err, code = ast.query('ts', bad)
+    assert.same({ nil, 'ast: query: structure error at offset 8', 'parse' }, { q, err, code })
+    local flat = assert(ast.query('ts', bad, { analyze = false }))
+    assert.equal('aegis.ast.Query (ts, 1 patterns, structure not analysed)', tostring(flat))
+    assert.is_true(flat:fast())
+    local tree = assert(ast.parse('let x = 1 + y; f(2)', { lang = 'ts' }))
+    assert.same({}, flat:matches(tree))
+    assert.has_error(function() flat:matches(tree, 'cursor') end, 'ast: query: structure error at offset 8')
+    assert.has_error(function() flat:captures(tree) end, 'ast: query: structure error at offset 8')
+    -- names, fields, captures and predicates are checked as ever, with the same messages
+    for _, src in ipairs({ '(number (nope) @i)', '(call_expression nofield: (number) @i)',
+        '((number) @i (#eq? @j "x"))', '((number) @i (#foo? @i "x"))', '((number) @i (#match? @i "("))',
+        '(number) @i )', '[(number (identifier))] @x' }) do
+      local a = { ast.query('ts', src) }
+      assert.is_nil(a[1], src)
+      assert.same(a, { ast.query('ts', src, { analyze = false }) }, src)
+    end
+    -- a query that is not chains only is analysed all the same
+    assert.equal('aegis.ast.Query (ts, 1 patterns)', tostring(assert(ast.query('ts', '(_) @x', { analyze = false }))))
+    -- the same patterns, pattern starts, capture names and matches as the query compiled whole
+    local src = [[
+      ; a comment between patterns
+      (for_in_statement kind: "var" @decl) @stmt
+      ("var" @kw)   ((comment) @c (#not-match? @c "^//"))
+      ((identifier) @a @b (#not-eq? @a "x") (#any-of? @b "y" "f" "z"))
+      (call_expression arguments: (arguments (number) @n)) @call
+      ((number) @n2 (#has-parent? @n2 binary_expression) (#match? @n2 "^[0-9]$"))
+      (arrow_function !return_type) @nort]]
+    flat = assert(ast.query('ts', src, { analyze = false }))
+    assert.matches('structure not analysed', tostring(flat))
+    local whole = assert(ast.query('ts', src))
+    assert.are_not.equal(whole, flat)
+    assert.equal(whole:pattern_count(), flat:pattern_count())
+    for p = 1, whole:pattern_count() do assert.equal(whole:pattern_start(p), flat:pattern_start(p), p) end
+    assert.same(whole:capture_names(), flat:capture_names())
+    tree:close()
+    tree = assert(ast.parse('for (var k in o) {} // c\n/* d */ let y = 1 + 2; f(3); const g = () => 4;',
+      { lang = 'ts' }))
+    local want = key(whole:matches(tree, 'cursor'))
+    assert.is_true(#want >= 8, #want)
+    assert.same(want, key(flat:matches(tree)))
+    assert.same(want, key(flat:matches(tree, 'cursor')))
+    tree:close()
+    -- cached apart: the analysed query serves a caller who skips the analysis, not the other way round
+    assert.equal(whole, ast.query('ts', src, { analyze = false }))
+    local only = '(jsx_element (jsx_opening_element (identifier) @tag))'
+    local f2 = assert(ast.query('tsx', only, { analyze = false }))
+    local w2 = assert(ast.query('tsx', only))
+    assert.are_not.equal(f2, w2)
+    assert.equal(w2, ast.query('tsx', only, { analyze = false }))
+    assert.has_error(function() ast.query('ts', '(number) @n', 1) end,
+      "bad argument #3 to 'query' (table expected, got number)")
+  end)
+
   it("raises for mode 'walk' without a fast path or on a node", function()
     local tree = assert(ast.parse('let x = 1', { lang = 'ts' }))
     local slow = assert(ast.query('ts', '(_) @x'))
