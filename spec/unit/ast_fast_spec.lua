@@ -177,8 +177,9 @@ describe('ast fast path', function()
     assert.same({}, flat:matches(tree))
     assert.has_error(function() flat:matches(tree, 'cursor') end, 'ast: query: structure error at offset 8')
     assert.has_error(function() flat:captures(tree) end, 'ast: query: structure error at offset 8')
-    -- names, fields, captures and predicates are checked as ever, with the same messages
-    for _, src in ipairs({ '(number (nope) @i)', '(call_expression nofield: (number) @i)',
+    -- names, fields, captures and predicates are checked as ever, with the same messages (a capture inside
+    -- the child of an unknown field is left out: tree-sitter 0.25.1 leaks its quantifiers on that error)
+    for _, src in ipairs({ '(number (nope) @i)', '(call_expression nofield: (number)) @c',
         '((number) @i (#eq? @j "x"))', '((number) @i (#foo? @i "x"))', '((number) @i (#match? @i "("))',
         '(number) @i )', '[(number (identifier))] @x' }) do
       local a = { ast.query('ts', src) }
