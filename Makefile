@@ -7,6 +7,7 @@
 #   make bench      every benchmark under bench/
 #   make fuzz       every libFuzzer target for FUZZ_SECONDS (120) each; make fuzz-replay: corpus + regressions
 #   make docs       regenerate docs/api.md from the Lua doc comments
+#   make PGO=0      build tree-sitter and the grammars without profile feedback (below)
 
 CC ?= cc
 CFLAGS ?= -O2 -g
@@ -108,17 +109,62 @@ $(TSRT_STAMP): tools/tsruntime.sh | deps
 # Its internal assertions (every array index is one) are off here, as in a
 # release build: 2.9 % fewer instructions and ~2.5 % less time in the parse
 # (docs/benchmarks.md); the sanitizer build below keeps them.
-$(TSRT_OBJ): $(TSRT_STAMP) Makefile
-	@echo CC tree-sitter lib.c
-	$(Q)$(CC) -O2 -g -DNDEBUG $(TSRT_CFLAGS) -c -o $@ $(TSRT_LIB)/src/lib.c
-
+TSRT_BUILD = -O2 -g -DNDEBUG $(TSRT_CFLAGS)
 # Third-party generated C: compiled without our warning list.
-$(GRAMMAR_DIR)/%_parser.o: $(GRAMMAR_DIR)/package/package.json
+GRAMMAR_BUILD = -O2 -std=c11 -w -I$(GRAMMAR_DIR)/package/$*/src
+
+# Profile feedback (PGO) for the runtime and the grammars, the parse being
+# two thirds of enforce's CPU: they are compiled once instrumented
+# (build/pgo), linked with our objects as they are, the result run over the
+# repository's own TypeScript (tools/pgo_train.sh: the rulepacks' specs,
+# fixtures, fuzz corpora; never the bench corpus), and compiled again laid
+# out by the counts it left (~4 % less CPU for enforce, docs/benchmarks.md).
+# Their sources are pinned, so this happens on the first build and when a
+# pin changes, not when our code does (our objects are order-only here).
+# PGO=0 builds them plainly.
+PGO ?= 1
+PGO_DIR := build/pgo
+PGO_OBJ := $(PGO_DIR)/lib.o $(patsubst $(GRAMMAR_DIR)/%,$(PGO_DIR)/%,$(GRAMMAR_OBJ))
+PGO_GEN := -fprofile-generate -fprofile-update=single
+# An object compiled with the profile reads it as its instrumented twin's
+# (-dumpdir, -dumpbase: the file, and the ids of static functions, which
+# GCC derives from the object's name) wherever it goes.
+ifeq ($(PGO),0)
+pgo_use =
+PGO_TRAINED :=
+else
+pgo_use = -fprofile-use -fprofile-partial-training -Wno-missing-profile -dumpdir $(PGO_DIR)/ -dumpbase $(1)
+PGO_TRAINED := $(PGO_DIR)/trained
+endif
+
+$(PGO_DIR)/lib.o: $(TSRT_STAMP) Makefile
+	@mkdir -p $(@D)
+	@echo CC pgo tree-sitter lib.c
+	$(Q)$(CC) $(TSRT_BUILD) $(PGO_GEN) -c -o $@ $(TSRT_LIB)/src/lib.c
+$(PGO_DIR)/%_parser.o: $(GRAMMAR_DIR)/package/package.json Makefile
+	@mkdir -p $(@D)
+	@echo CC pgo grammar $*/parser.c
+	$(Q)$(CC) $(GRAMMAR_BUILD) $(PGO_GEN) -c -o $@ $(GRAMMAR_DIR)/package/$*/src/parser.c
+$(PGO_DIR)/%_scanner.o: $(GRAMMAR_DIR)/package/package.json Makefile
+	@mkdir -p $(@D)
+	@echo CC pgo grammar $*/scanner.c
+	$(Q)$(CC) $(GRAMMAR_BUILD) $(PGO_GEN) -c -o $@ $(GRAMMAR_DIR)/package/$*/src/scanner.c
+$(PGO_DIR)/aegis-run: $(PGO_OBJ) | $(OBJ) deps
+	@echo LINK $@
+	$(Q)$(CC) $(PGO_GEN) $(LDFLAGS) -o $@ $(OBJ) $(PGO_OBJ) $(PKG_LIBS) -lm
+$(PGO_DIR)/trained: $(PGO_DIR)/aegis-run tools/pgo_train.sh
+	$(Q)tools/pgo_train.sh $(PGO_DIR)/aegis-run $(PGO_DIR)
+	@touch $@
+
+$(TSRT_OBJ): $(TSRT_STAMP) Makefile $(PGO_TRAINED)
+	@echo CC tree-sitter lib.c
+	$(Q)$(CC) $(TSRT_BUILD) $(call pgo_use,lib) -c -o $@ $(TSRT_LIB)/src/lib.c
+$(GRAMMAR_DIR)/%_parser.o: $(GRAMMAR_DIR)/package/package.json $(PGO_TRAINED)
 	@echo CC grammar $*/parser.c
-	$(Q)$(CC) -O2 -std=c11 -w -I$(GRAMMAR_DIR)/package/$*/src -c -o $@ $(GRAMMAR_DIR)/package/$*/src/parser.c
-$(GRAMMAR_DIR)/%_scanner.o: $(GRAMMAR_DIR)/package/package.json
+	$(Q)$(CC) $(GRAMMAR_BUILD) $(call pgo_use,$*_parser) -c -o $@ $(GRAMMAR_DIR)/package/$*/src/parser.c
+$(GRAMMAR_DIR)/%_scanner.o: $(GRAMMAR_DIR)/package/package.json $(PGO_TRAINED)
 	@echo CC grammar $*/scanner.c
-	$(Q)$(CC) -O2 -std=c11 -w -I$(GRAMMAR_DIR)/package/$*/src -c -o $@ $(GRAMMAR_DIR)/package/$*/src/scanner.c
+	$(Q)$(CC) $(GRAMMAR_BUILD) $(call pgo_use,$*_scanner) -c -o $@ $(GRAMMAR_DIR)/package/$*/src/scanner.c
 
 # Sanitizer build: same sources, its own objects, grammar shared; the
 # tree-sitter runtime sanitized too (its heap is what B2 is about).
@@ -168,6 +214,6 @@ lint:
 	$(Q)luacheck lua providers rulepacks pipelines spec examples bench fuzz
 
 clean:
-	rm -rf bin build/obj build/asan build/gen build/fuzz $(TSRT_OBJ)
+	rm -rf bin build/obj build/asan build/gen build/fuzz build/pgo $(TSRT_OBJ) $(GRAMMAR_OBJ)
 
 include fuzz/Makefile.inc
