@@ -2105,22 +2105,22 @@ static int qs_pattern (qscan *x, fpat *pat) {
 /* A query compiled flat.  tree-sitter analyses every pattern with a child
 ** against the grammar's parse tables when it compiles a query, to refuse a
 ** structure that can never occur (ts_query__analyze_patterns): ~0.5 ms a
-** pattern, 30 ms a language for ui-theme-tokens's chains, most of the CPU
-** of an `enforce` run on a few files.  The fast path reads the chains from
-** the source and never uses that analysis.  So a query of chains only,
-** asked for without the analysis (the built-in rulepacks' queries, whose
-** structure their specs test), is compiled from its flat form: each
+** pattern, tens of ms a language for ui-theme-tokens's chains, most of the
+** CPU of an `enforce` run on a few files.  The fast path reads the chains
+** from the source and never uses that analysis.  So a query of chains
+** only, asked for without the analysis (the built-in rulepacks' queries,
+** whose structure their specs test), is compiled from its flat form: each
 ** pattern one node with all the pattern's captures in their order and its
 ** predicates, `((call_expression) @fn @call (#eq? @fn "eval"))`, which
 ** gives tree-sitter's pattern indexes, capture ids and predicates of the
 ** query itself at the cost of a plain pattern (and with the language's
 ** copy that has no parse states, ag_langtab_names, without tree-sitter's
-** scan of them).  The names of the other
-** steps and fields are checked by the scan (a name of no symbol or field
-** leaves the query to tree-sitter, which reports it).  The cursor, which
-** needs the real patterns, gets the query compiled whole on first use
-** (cursor_query).  Leaves p->q NULL when the query is not of chains only,
-** its flat form does not compile, or memory is short. */
+** scan of them).  The names of the other steps and fields are checked by
+** the scan (a name of no symbol or field leaves the query to tree-sitter,
+** which reports it).  The cursor, which needs the real patterns, gets the
+** query compiled whole on first use (cursor_query).  Leaves p->q NULL when
+** the query is not of chains only, its flat form does not compile, or
+** memory is short. */
 static void flat_build (LQuery *p, const char *src, size_t len) {
   const TSLanguage *lang = language(p->tsx);
   fbuf out = {NULL, 0, 0, 0};
